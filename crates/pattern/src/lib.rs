@@ -1,0 +1,1 @@
+//! EventBridge event patterns with AWS's exact semantics (work in progress).

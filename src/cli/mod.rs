@@ -1,0 +1,52 @@
+//! The command line: the `Cli` definition (clap derive) and dispatch to one module per subcommand.
+//!
+//! Every command returns an [`Outcome`]; `main` turns it into the process exit code so that scripts can
+//! rely on 0 = success or match, 1 = no match, 2 = error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod test_pattern;
+
+/// Local EventBridge + SNS for container-image vulnerability scans.
+#[derive(Debug, Parser)]
+#[command(name = "scanbridge", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Test an EventBridge event pattern against events, offline (exit 0 match, 1 no match, 2 error).
+    TestPattern(test_pattern::Args),
+}
+
+/// What a command achieved, as the exit code scripts see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: success, or every event matched.
+    Success,
+    /// Exit 1: the command ran but something did not match.
+    NoMatch,
+    /// Exit 2: bad input (the message was already printed).
+    Invalid,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> ExitCode {
+        match o {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::NoMatch => ExitCode::from(1),
+            Outcome::Invalid => ExitCode::from(2),
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::TestPattern(args) => test_pattern::run(args),
+    }
+}

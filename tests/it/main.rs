@@ -1,0 +1,1 @@
+//! The one integration-test binary: the real `scanbridge` binary over real sockets and files.
