@@ -2,7 +2,32 @@
 //!
 //! The binary is a thin shell over these modules:
 //! - [`cli`]: one file per subcommand; each returns an [`cli::Outcome`] that `main` maps to an exit code.
+//! - [`config`]: layered, typed settings (defaults, file, environment); secrets redacted.
+//! - [`rules`]: rule files to validated rules, every error with file and JSON pointer.
+//! - [`event`]: the EventBridge envelope: validation and normalisation.
+//! - [`router`]: event to deliveries (rule × target, deterministic ids); atomic rule-set swap.
+//! - [`reload`]: hot reload of the rules on file change and SIGHUP.
+//! - [`ingest`]: the doors (HTTP `/events`, AWS PutEvents/TestEventPattern, stdin) into the store.
+//! - [`store`]: the durable store (events, outbox, dead letters) behind a small trait; SQLite.
+//! - [`worker`] and [`retry`]: lease, send, ack, retry with backoff, dead-letter.
+//! - [`target`]: delivery targets (console, webhook) and their contract with the worker.
+//! - [`render`]: what a target receives (input transformation).
+//! - [`metrics`], [`logging`], [`shutdown`]: observability and lifecycle.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
 pub mod cli;
+pub mod config;
+pub mod event;
+pub mod ingest;
+pub mod logging;
+pub mod metrics;
+pub mod reload;
+pub mod render;
+pub mod retry;
+pub mod router;
+pub mod rules;
+pub mod shutdown;
+pub mod store;
+pub mod target;
+pub mod worker;

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
+pub mod dlq;
+pub mod send;
+pub mod serve;
 pub mod test_pattern;
 
 /// Local EventBridge + SNS for container-image vulnerability scans.
@@ -21,6 +25,14 @@ pub struct Cli {
 pub enum Command {
     /// Test an EventBridge event pattern against events, offline (exit 0 match, 1 no match, 2 error).
     TestPattern(test_pattern::Args),
+    /// Run the daemon: ingest events, route them by rules/, deliver to targets durably.
+    Serve(serve::Args),
+    /// Validate config.toml and every rule file; report every error (exit 2 on any).
+    Check(check::Args),
+    /// Post events from files to a running daemon.
+    Send(send::Args),
+    /// Inspect, redrive or purge dead letters.
+    Dlq(dlq::Args),
 }
 
 /// What a command achieved, as the exit code scripts see.
@@ -48,5 +60,9 @@ impl From<Outcome> for ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::TestPattern(args) => test_pattern::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Dlq(args) => dlq::run(args),
     }
 }

@@ -15,7 +15,10 @@ pub struct PatternError {
 
 impl PatternError {
     fn new(reason: impl Into<String>, pointer: &str) -> Self {
-        PatternError { reason: reason.into(), pointer: pointer.to_owned() }
+        PatternError {
+            reason: reason.into(),
+            pointer: pointer.to_owned(),
+        }
     }
     /// AWS's reason text.
     pub fn reason(&self) -> &str {
@@ -59,7 +62,9 @@ impl Pattern {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| PatternError::new(format!("Filter is not valid JSON: {e}"), ""))?;
         match &v {
-            Value::Object(m) => Ok(Pattern { root: parse_obj(m, "")? }),
+            Value::Object(m) => Ok(Pattern {
+                root: parse_obj(m, "")?,
+            }),
             _ => Err(PatternError::new("Filter is not an object", "")),
         }
     }
@@ -90,7 +95,12 @@ fn parse_obj(m: &Map<String, Value>, ptr: &str) -> Result<Node, PatternError> {
         let node = match v {
             Value::Object(inner) => parse_obj(inner, &p)?,
             Value::Array(items) => Node::Leaf(parse_leaf(items, &p)?),
-            _ => return Err(PatternError::new(format!("\"{k}\" must be an object or an array"), &p)),
+            _ => {
+                return Err(PatternError::new(
+                    format!("\"{k}\" must be an object or an array"),
+                    &p,
+                ));
+            }
         };
         out.push((k.clone(), node));
     }
@@ -114,10 +124,16 @@ fn parse_leaf(items: &[Value], ptr: &str) -> Result<Vec<Cond>, PatternError> {
                         let mut j = 0;
                         while j < a.len() {
                             let op = a[j].as_str().ok_or_else(|| {
-                                PatternError::new("Value of numeric must be an array.", &format!("{p}/numeric/{j}"))
+                                PatternError::new(
+                                    "Value of numeric must be an array.",
+                                    &format!("{p}/numeric/{j}"),
+                                )
                             })?;
                             let n = a.get(j + 1).and_then(Value::as_f64).ok_or_else(|| {
-                                PatternError::new("Value of numeric must be a number", &format!("{p}/numeric/{}", j + 1))
+                                PatternError::new(
+                                    "Value of numeric must be a number",
+                                    &format!("{p}/numeric/{}", j + 1),
+                                )
                             })?;
                             if !matches!(op, "<" | "<=" | "=" | ">" | ">=") {
                                 return Err(PatternError::new(
@@ -131,12 +147,25 @@ fn parse_leaf(items: &[Value], ptr: &str) -> Result<Vec<Cond>, PatternError> {
                         Cond::Numeric(cmp)
                     }
                     (op, _) => {
-                        return Err(PatternError::new(format!("Unrecognized match type {op}"), &format!("{p}/{}", esc(op))));
+                        return Err(PatternError::new(
+                            format!("Unrecognized match type {op}"),
+                            &format!("{p}/{}", esc(op)),
+                        ));
                     }
                 }
             }
-            Value::Object(_) => return Err(PatternError::new("Match expression must have exactly one key", &p)),
-            Value::Array(_) => return Err(PatternError::new("Match value must be String, number, true, false, or null", &p)),
+            Value::Object(_) => {
+                return Err(PatternError::new(
+                    "Match expression must have exactly one key",
+                    &p,
+                ));
+            }
+            Value::Array(_) => {
+                return Err(PatternError::new(
+                    "Match value must be String, number, true, false, or null",
+                    &p,
+                ));
+            }
             v => Cond::Exact(v.clone()),
         };
         out.push(c);
@@ -149,7 +178,9 @@ fn eval(node: &Node, v: Option<&Value>) -> bool {
         Node::Fields(fields) => fields.iter().all(|(k, n)| {
             let child = v.and_then(|v| v.get(k));
             match child {
-                Some(Value::Array(items)) if matches!(n, Node::Fields(_)) => items.iter().any(|i| eval(n, Some(i))),
+                Some(Value::Array(items)) if matches!(n, Node::Fields(_)) => {
+                    items.iter().any(|i| eval(n, Some(i)))
+                }
                 other => eval(n, other),
             }
         }),
@@ -170,7 +201,9 @@ fn cond(c: &Cond, v: Option<&Value>) -> bool {
             (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
             _ => x == v,
         }),
-        Cond::Prefix(p) => v.and_then(Value::as_str).is_some_and(|s| s.starts_with(p.as_str())),
+        Cond::Prefix(p) => v
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.starts_with(p.as_str())),
         Cond::AnythingBut(list) => v.is_some_and(|v| !list.contains(v)),
         Cond::Numeric(cmp) => v.and_then(Value::as_f64).is_some_and(|n| {
             cmp.iter().all(|(op, x)| match op.as_str() {

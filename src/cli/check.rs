@@ -1,0 +1,50 @@
+//! `scanbridge check`: validates the configuration and every rule file, reporting every error
+//! (file, JSON pointer, AWS-style message) on stderr. Exit 0 when all is valid, 2 on any error.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::Outcome;
+use crate::config::Settings;
+
+/// Arguments of `scanbridge check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file layered over the built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Rules directory (overrides `rules.dir`).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let settings = match Settings::load(args.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let dir = args.rules.unwrap_or(settings.rules.dir);
+    let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
+    match crate::rules::load_dir(&dir, &known) {
+        Ok(rules) => {
+            let enabled = rules.iter().filter(|r| r.enabled).count();
+            println!(
+                "ok: {} rule(s) ({enabled} enabled) in {}, {} target(s)",
+                rules.len(),
+                dir.display(),
+                known.len()
+            );
+            Ok(Outcome::Success)
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s)", errs.0.len());
+            Ok(Outcome::Invalid)
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `scanbridge serve`: the daemon. Loads settings and rules (refusing to start on any error), opens the
+//! store (recovering leases), starts the worker, the rules reloader, the signal handler and the HTTP
+//! server, and logs `listening on ADDR` once the socket is bound. On SIGTERM/SIGINT it stops accepting,
+//! lets in-flight deliveries finish, and closes the store.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{Notify, mpsc};
+
+use super::Outcome;
+use crate::config::Settings;
+use crate::event::EnvelopeRules;
+use crate::ingest::{Ingestor, http};
+use crate::metrics::Metrics;
+use crate::reload::Reloader;
+use crate::router::{Router, RouterHandle};
+use crate::shutdown::{CancellationToken, TaskTracker, spawn_signal_handler};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::target::Targets;
+use crate::worker::Worker;
+
+/// Arguments of `scanbridge serve`; flags override the configuration.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file layered over the built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Rules directory (overrides `rules.dir`).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Listen address (overrides `server.listen`); port 0 picks a free port.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory of the store (overrides `store.data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Also ingest NDJSON events from standard input.
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let mut settings = Settings::load(args.config.as_deref())?;
+    if let Some(r) = args.rules {
+        settings.rules.dir = r;
+    }
+    if let Some(l) = args.listen {
+        settings.server.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        settings.store.data_dir = d;
+    }
+    crate::logging::init(&settings.log);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(serve(settings, args.stdin));
+    // A pending blocking read of stdin cannot be interrupted; do not wait for it.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result.map(|()| Outcome::Success)
+}
+
+async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
+    let rules = crate::rules::load_dir(&settings.rules.dir, &known).map_err(|e| {
+        for err in &e.0 {
+            tracing::error!(error = %err, "invalid rule");
+        }
+        anyhow::anyhow!(
+            "{} error(s) in rules {}: {e}",
+            e.0.len(),
+            settings.rules.dir.display()
+        )
+    })?;
+    let router = Router::new(rules);
+    metrics
+        .rules_loaded
+        .store(router.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(rules = router.len(), dir = %settings.rules.dir.display(), "rules loaded");
+    let router = Arc::new(RouterHandle::new(router));
+
+    let store = SqliteStore::open(&settings.store.data_dir, true)
+        .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let pending = store.depth().await?;
+    tracing::info!(data_dir = %settings.store.data_dir.display(), pending, "store open");
+    let targets = Arc::new(Targets::build(&settings.targets, &settings.delivery)?);
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let wake = Arc::new(Notify::new());
+    let (hup_tx, hup_rx) = mpsc::channel(1);
+    spawn_signal_handler(&tracker, shutdown.clone(), hup_tx)?;
+
+    let ingestor = Ingestor {
+        router: router.clone(),
+        store: store.clone(),
+        metrics: metrics.clone(),
+        envelope: EnvelopeRules {
+            max_event_bytes: settings.server.max_event_bytes,
+            account: settings.aws.account.clone(),
+            region: settings.aws.region.clone(),
+        },
+        wake: wake.clone(),
+    };
+    let worker = Worker {
+        store: store.clone(),
+        targets,
+        metrics: metrics.clone(),
+        wake,
+        config: settings.delivery.clone(),
+    };
+    tracker.spawn(worker.run(shutdown.clone()));
+    let reloader = Reloader {
+        dir: settings.rules.dir.clone(),
+        targets: known,
+        router,
+        metrics,
+    };
+    tracker.spawn(reloader.run(settings.rules.watch, hup_rx, shutdown.clone()));
+    if stdin {
+        tokio::spawn(crate::ingest::stdin::run(
+            ingestor.clone(),
+            shutdown.clone(),
+        ));
+    }
+
+    let listener = tokio::net::TcpListener::bind(settings.server.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.server.listen))?;
+    let addr = listener.local_addr()?;
+    let state = http::AppState {
+        ingestor,
+        token: settings.server.token.clone().map(Arc::new),
+    };
+    let app = http::app(state, settings.server.max_body_bytes);
+    tracing::info!(
+        auth = settings.server.token.is_some(),
+        "listening on {addr}"
+    );
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    drop(store);
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! Settings: the typed configuration and how it is layered.
+//!
+//! Layers, later wins: the repository's `config.toml` (embedded at build time, so the binary always has
+//! complete defaults), then the `--config FILE` given on the command line, then environment variables
+//! `SCANBRIDGE__SECTION__KEY` (for example `SCANBRIDGE__SERVER__LISTEN=0.0.0.0:8080`,
+//! `SCANBRIDGE__TARGETS__HOOK__URL=...`). Command-line flags of `serve` override all three.
+//!
+//! Promises:
+//! - every struct denies unknown fields, so a typo is an error naming the key, never silently ignored;
+//!   a wrong type is an error naming the key too;
+//! - secrets ([`Secret`]) never print: their `Debug` and `Display` show `***`; a secret may be given
+//!   inline (usually through the environment) or as `*_file` pointing at a file (Docker/Kubernetes
+//!   secrets), whose trimmed content is read at load time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::target::TargetConfig;
+
+/// The reference configuration, which is also the complete set of defaults.
+pub const DEFAULTS: &str = include_str!("../config.toml");
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read or parsed, or a key is unknown or has the wrong type.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A secret file could not be read.
+    #[error("configuration: {key}: cannot read secret file {path}: {source}")]
+    SecretFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Values that are well-typed but do not make sense together.
+    #[error("configuration: {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// A secret string: redacted in `Debug` and `Display`; use [`Secret::expose`] at the point of use only.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret value, for the one place that needs it (an HTTP header, a comparison).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Reads a `*_file` secret if the inline value is absent; both at once is an error.
+pub fn resolve_secret(
+    key: &str,
+    inline: &mut Option<Secret>,
+    file: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    match (inline.as_ref(), file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            message: format!("set either `{key}` or `{key}_file`, not both"),
+        }),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                key: format!("{key}_file"),
+                path: path.clone(),
+                source,
+            })?;
+            *inline = Some(Secret(text.trim().to_owned()));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub rules: RulesConfig,
+    pub log: LogConfig,
+    pub delivery: DeliveryConfig,
+    pub aws: AwsConfig,
+    /// Delivery targets by name; rules refer to these names.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+/// `[server]`: the ingest HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest accepted event, in bytes of JSON (EventBridge: 256 KiB).
+    pub max_event_bytes: usize,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Optional bearer token required on ingest endpoints.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[store]`: where accepted events and deliveries live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+}
+
+/// `[rules]`: the rule files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    pub dir: PathBuf,
+    /// Reload when files in `dir` change (SIGHUP always reloads).
+    pub watch: bool,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// Default filter when RUST_LOG is not set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[delivery]`: the worker pool and the default retry policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    pub workers: usize,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+}
+
+/// `[aws]`: envelope values filled in when an event lacks them (PutEvents never sends them).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    pub account: String,
+    pub region: String,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the environment; resolves `*_file` secrets.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (tests), or the process environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let mut env_source = Environment::with_prefix("SCANBRIDGE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true);
+        if let Some(env) = env {
+            env_source = env_source.source(Some(env));
+        }
+        let mut s: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
+        s.finish()?;
+        Ok(s)
+    }
+
+    fn finish(&mut self) -> Result<(), ConfigError> {
+        resolve_secret(
+            "server.token",
+            &mut self.server.token,
+            &self.server.token_file,
+        )?;
+        if self
+            .server
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().is_empty())
+        {
+            self.server.token = None;
+        }
+        if self.delivery.workers == 0 {
+            return Err(ConfigError::Invalid {
+                key: "delivery.workers".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        for (name, t) in &mut self.targets {
+            t.finish(name)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn no_env() -> Option<HashMap<String, String>> {
+        Some(HashMap::new())
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let s = Settings::load_with_env(None, no_env()).unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.max_event_bytes, 256 * 1024);
+        assert_eq!(s.delivery.max_attempts, 185);
+        assert_eq!(s.delivery.max_age, Duration::from_secs(24 * 3600));
+        assert!(matches!(
+            s.targets.get("console"),
+            Some(TargetConfig::Console(_))
+        ));
+        assert!(s.server.token.is_none());
+    }
+
+    #[test]
+    fn file_then_env_layering() {
+        let f = file("[server]\nlisten = \"127.0.0.1:9999\"\n[delivery]\nmax_attempts = 7\n");
+        let env = HashMap::from([(
+            "SCANBRIDGE__DELIVERY__MAX_ATTEMPTS".to_owned(),
+            "3".to_owned(),
+        )]);
+        let s = Settings::load_with_env(Some(f.path()), Some(env)).unwrap();
+        assert_eq!(s.server.listen.port(), 9999, "file overrides defaults");
+        assert_eq!(s.delivery.max_attempts, 3, "env overrides file");
+        assert_eq!(s.delivery.workers, 4, "untouched keys keep their default");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let f = file("[server]\nlisen = \"127.0.0.1:1\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let f = file("[nonsense]\na = 1\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_naming_the_key() {
+        let f = file("[delivery]\nmax_attempts = \"many\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn target_structs_deny_unknown_fields() {
+        // serde ignores deny_unknown_fields on an internally tagged enum; each struct carries it.
+        let f = file("[targets.h]\ntype = \"webhook\"\nurl = \"http://x/\"\nmethd = \"PUT\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("methd"), "{err}");
+        let f = file("[targets.c]\ntype = \"console\"\ncolour = true\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+        let f = file("[targets.c]\ntype = \"pigeon\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pigeon"), "{err}");
+    }
+
+    #[test]
+    fn secrets_redact_and_come_from_env_or_file() {
+        let secret_file = file("https://hooks.example.org/s3cr3t-from-file\n");
+        let f = file(&format!(
+            "[targets.h]\ntype = \"webhook\"\nurl_file = {:?}\n",
+            secret_file.path().display().to_string()
+        ));
+        let env = HashMap::from([(
+            "SCANBRIDGE__SERVER__TOKEN".to_owned(),
+            "tok-from-env".to_owned(),
+        )]);
+        let s = Settings::load_with_env(Some(f.path()), Some(env)).unwrap();
+        assert_eq!(s.server.token.as_ref().unwrap().expose(), "tok-from-env");
+        let TargetConfig::Webhook(h) = &s.targets["h"] else {
+            panic!("webhook")
+        };
+        assert_eq!(
+            h.url().expose(),
+            "https://hooks.example.org/s3cr3t-from-file"
+        );
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("tok-from-env"), "{debug}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        assert!(debug.contains("***"));
+        assert_eq!(Secret::new("x").to_string(), "***");
+    }
+}

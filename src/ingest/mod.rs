@@ -1,0 +1,157 @@
+//! Ingest: turning request bodies into validated, routed, durably stored events.
+//!
+//! [`Ingestor::ingest`] is the one path every door uses (`POST /events`, AWS PutEvents, `--stdin`):
+//! validate each event, route it with the live rule set, store the valid ones with their deliveries in
+//! one transaction, then wake the worker. It returns only after the store has committed, so a caller
+//! that answers "accepted" after it never acknowledges anything that is not durable. Invalid events
+//! are rejected one by one (index-aligned results); a store failure fails the whole call.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use tokio::sync::Notify;
+
+use crate::event::{self, EnvelopeRules, Rejection};
+use crate::metrics::Metrics;
+use crate::router::RouterHandle;
+use crate::store::{NewDelivery, NewEvent, Store, StoreError};
+
+pub mod http;
+pub mod stdin;
+
+/// Shared by every ingest door.
+#[derive(Clone)]
+pub struct Ingestor {
+    pub router: Arc<RouterHandle>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub envelope: EnvelopeRules,
+    pub wake: Arc<Notify>,
+}
+
+/// One event's fate: its id, or why it was rejected.
+pub type ItemResult = Result<String, Rejection>;
+
+impl Ingestor {
+    /// Validates, routes and durably stores `items` (raw JSON texts, or already-known rejections).
+    pub async fn ingest(
+        &self,
+        items: Vec<Result<String, Rejection>>,
+    ) -> Result<Vec<ItemResult>, StoreError> {
+        let router = self.router.current();
+        let mut results = Vec::with_capacity(items.len());
+        let mut batch = Vec::new();
+        self.metrics.received(items.len() as u64);
+        for item in items {
+            match item.and_then(|raw| event::validate(&raw, &self.envelope)) {
+                Ok(ev) => {
+                    let deliveries = router.route(&ev.id, &ev.value);
+                    for d in &deliveries {
+                        self.metrics.rule_matched(&d.rule);
+                    }
+                    let deliveries = deliveries
+                        .into_iter()
+                        .map(|d| NewDelivery {
+                            id: d.id,
+                            rule: d.rule,
+                            target: d.target,
+                            input: d.input.map(|i| i.to_string()),
+                        })
+                        .collect();
+                    results.push(Ok(ev.id.clone()));
+                    batch.push(NewEvent {
+                        id: ev.id,
+                        body: ev.body,
+                        deliveries,
+                    });
+                }
+                Err(why) => results.push(Err(why)),
+            }
+        }
+        let accepted = batch.len() as u64;
+        let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
+        if !batch.is_empty() {
+            self.store.accept(batch).await?;
+        }
+        self.metrics.accepted(accepted);
+        self.metrics.rejected(results.len() as u64 - accepted);
+        if has_deliveries {
+            self.wake.notify_one();
+        }
+        Ok(results)
+    }
+}
+
+/// How a `POST /events` body was shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One JSON object (or one invalid document).
+    Single,
+    /// A JSON array or NDJSON.
+    Batch,
+}
+
+/// A body that cannot be read as events at all.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BodyError {
+    #[error("body is not UTF-8")]
+    NotUtf8,
+    #[error("body is empty")]
+    Empty,
+    #[error("body is not valid JSON: {0}")]
+    Malformed(String),
+}
+
+/// Splits a body into raw events: one JSON document, a JSON array, or NDJSON (one event per line).
+pub fn split_body(body: &[u8]) -> Result<(Shape, Vec<Result<String, Rejection>>), BodyError> {
+    let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(BodyError::Empty);
+    }
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(trimmed).map_err(|e| BodyError::Malformed(e.to_string()))?;
+        return Ok((
+            Shape::Batch,
+            items.into_iter().map(|r| Ok(r.get().to_owned())).collect(),
+        ));
+    }
+    match serde_json::from_str::<&RawValue>(trimmed) {
+        Ok(one) => Ok((Shape::Single, vec![Ok(one.get().to_owned())])),
+        Err(e) => {
+            let lines: Vec<&str> = trimmed
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            if lines.len() > 1 {
+                Ok((
+                    Shape::Batch,
+                    lines.into_iter().map(|l| Ok(l.to_owned())).collect(),
+                ))
+            } else {
+                Err(BodyError::Malformed(e.to_string()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let (s, items) = split_body(br#" {"a":1} "#).unwrap();
+        assert_eq!((s, items.len()), (Shape::Single, 1));
+        let (s, items) = split_body(br#"[{"a":1}, {"b":2}]"#).unwrap();
+        assert_eq!((s, items.len()), (Shape::Batch, 2));
+        assert_eq!(items[1].as_ref().unwrap(), r#"{"b":2}"#);
+        let (s, items) = split_body(b"{\"a\":1}\n\n{oops\n{\"c\":3}\n").unwrap();
+        assert_eq!((s, items.len()), (Shape::Batch, 3));
+        assert_eq!(split_body(b"  "), Err(BodyError::Empty));
+        assert!(matches!(split_body(b"{oops"), Err(BodyError::Malformed(_))));
+        assert_eq!(split_body(&[0xff, 0xfe]), Err(BodyError::NotUtf8));
+    }
+}

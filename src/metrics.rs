@@ -1,0 +1,208 @@
+//! Process metrics, rendered in the Prometheus text format by `GET /metrics`.
+//!
+//! Counters are monotonic for the life of the process. Labelled series live in small mutex-guarded maps
+//! (label cardinality is bounded by the configured rules and targets); the hot counters are atomics.
+//! Rendering takes each lock briefly and never while doing I/O.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the delivery latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 600.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// All metrics of the daemon.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events_received: AtomicU64,
+    pub events_accepted: AtomicU64,
+    pub events_rejected: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+    pub rules_loaded: AtomicU64,
+    matches: Mutex<BTreeMap<String, u64>>,
+    deliveries: Mutex<BTreeMap<(String, String), u64>>,
+    latency: Mutex<Histogram>,
+}
+
+fn inc(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn received(&self, n: u64) {
+        inc(&self.events_received, n);
+    }
+    pub fn accepted(&self, n: u64) {
+        inc(&self.events_accepted, n);
+    }
+    pub fn rejected(&self, n: u64) {
+        inc(&self.events_rejected, n);
+    }
+    pub fn reload(&self, ok: bool, rules: usize) {
+        if ok {
+            inc(&self.reloads, 1);
+            self.rules_loaded.store(rules as u64, Ordering::Relaxed);
+        } else {
+            inc(&self.reload_failures, 1);
+        }
+    }
+    pub fn rule_matched(&self, rule: &str) {
+        *self
+            .matches
+            .lock()
+            .expect("metrics lock")
+            .entry(rule.to_owned())
+            .or_default() += 1;
+    }
+    /// One attempt's outcome (`delivered`, `retryable`, `permanent`, `dead_letter`).
+    pub fn delivery(&self, target: &str, outcome: &str) {
+        *self
+            .deliveries
+            .lock()
+            .expect("metrics lock")
+            .entry((target.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
+    }
+    /// Time from acceptance to confirmed delivery.
+    pub fn delivered_after(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let mut h = self.latency.lock().expect("metrics lock");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += s;
+    }
+
+    /// The Prometheus text exposition; `queue_depth` is read from the store by the caller.
+    pub fn render(&self, queue_depth: Option<u64>) -> String {
+        let mut o = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let counters = [
+            (
+                "scanbridge_events_received_total",
+                "Events received on any ingest path.",
+                &self.events_received,
+            ),
+            (
+                "scanbridge_events_accepted_total",
+                "Events validated and stored durably.",
+                &self.events_accepted,
+            ),
+            (
+                "scanbridge_events_rejected_total",
+                "Events rejected (invalid or too large).",
+                &self.events_rejected,
+            ),
+            (
+                "scanbridge_rule_reloads_total",
+                "Successful rule set (re)loads.",
+                &self.reloads,
+            ),
+            (
+                "scanbridge_rule_reload_failures_total",
+                "Rule reloads that failed (previous set kept).",
+                &self.reload_failures,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                get(c)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_rules_loaded Enabled rules in the live rule set.\n# TYPE scanbridge_rules_loaded gauge\nscanbridge_rules_loaded {}",
+            get(&self.rules_loaded)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_rule_matches_total Events matched, by rule.\n# TYPE scanbridge_rule_matches_total counter"
+        );
+        for (rule, n) in self.matches.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "scanbridge_rule_matches_total{{rule=\"{}\"}} {n}",
+                escape(rule)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_deliveries_total Delivery attempts and dead letters, by target and outcome.\n# TYPE scanbridge_deliveries_total counter"
+        );
+        for ((target, outcome), n) in self.deliveries.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "scanbridge_deliveries_total{{target=\"{}\",outcome=\"{}\"}} {n}",
+                escape(target),
+                escape(outcome)
+            );
+        }
+        if let Some(depth) = queue_depth {
+            let _ = writeln!(
+                o,
+                "# HELP scanbridge_queue_depth Deliveries waiting in the outbox.\n# TYPE scanbridge_queue_depth gauge\nscanbridge_queue_depth {depth}"
+            );
+        }
+        let h = self.latency.lock().expect("metrics lock");
+        let name = "scanbridge_delivery_latency_seconds";
+        let _ = writeln!(
+            o,
+            "# HELP {name} Time from acceptance to confirmed delivery.\n# TYPE {name} histogram"
+        );
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {}", h.counts[i]);
+        }
+        let _ = writeln!(
+            o,
+            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}",
+            h.count, h.sum, h.count
+        );
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_labels_and_histogram() {
+        let m = Metrics::default();
+        m.received(3);
+        m.rule_matched("crit\"x");
+        m.delivery("hook", "delivered");
+        m.delivered_after(Duration::from_millis(30));
+        let text = m.render(Some(5));
+        assert!(text.contains("scanbridge_events_received_total 3"));
+        assert!(text.contains("scanbridge_rule_matches_total{rule=\"crit\\\"x\"} 1"));
+        assert!(
+            text.contains("scanbridge_deliveries_total{target=\"hook\",outcome=\"delivered\"} 1")
+        );
+        assert!(text.contains("scanbridge_queue_depth 5"));
+        assert!(text.contains("scanbridge_delivery_latency_seconds_bucket{le=\"0.05\"} 1"));
+        assert!(text.contains("scanbridge_delivery_latency_seconds_bucket{le=\"0.025\"} 0"));
+    }
+}

@@ -1,0 +1,94 @@
+//! Hot reload of the rules directory: on a file change (notify) or SIGHUP, re-read every rule file and
+//! swap the router atomically.
+//!
+//! Promise: a reload is all-or-nothing. If any file is broken, the previous rule set keeps running, the
+//! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
+//! file triggers the next reload. File events are debounced (editors write in several steps).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::router::{Router, RouterHandle};
+use crate::rules;
+
+/// What a reload needs.
+pub struct Reloader {
+    pub dir: PathBuf,
+    pub targets: BTreeSet<String>,
+    pub router: Arc<RouterHandle>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    /// Reloads once; returns whether the new set is live.
+    pub fn reload(&self) -> bool {
+        match rules::load_dir(&self.dir, &self.targets) {
+            Ok(rules) => {
+                let router = Router::new(rules);
+                let n = router.len();
+                self.router.swap(router);
+                self.metrics.reload(true, n);
+                tracing::info!(rules = n, dir = %self.dir.display(), "rules reloaded");
+                true
+            }
+            Err(errs) => {
+                self.metrics.reload(false, 0);
+                for e in &errs.0 {
+                    tracing::error!(error = %e, "rule reload failed; keeping the previous rules");
+                }
+                false
+            }
+        }
+    }
+
+    /// Runs until cancelled: reloads on SIGHUP (`hup`) and, if `watch`, on file changes.
+    pub async fn run(self, watch: bool, mut hup: mpsc::Receiver<()>, shutdown: CancellationToken) {
+        let (tx, mut changes) = mpsc::channel::<()>(1);
+        let _watcher = if watch {
+            let w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if let Ok(ev) = res {
+                    if matches!(
+                        ev.kind,
+                        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                    ) || matches!(
+                        ev.kind,
+                        EventKind::Access(notify::event::AccessKind::Close(
+                            notify::event::AccessMode::Write
+                        ))
+                    ) {
+                        let _ = tx.try_send(());
+                    }
+                }
+            })
+            .and_then(|mut w| w.watch(&self.dir, RecursiveMode::NonRecursive).map(|()| w));
+            match w {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %self.dir.display(), "cannot watch rules; SIGHUP still reloads");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        loop {
+            tokio::select! {
+                Some(()) = changes.recv() => {
+                    // Debounce: let the writer finish, then fold the burst into one reload.
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    while changes.try_recv().is_ok() {}
+                }
+                Some(()) = hup.recv() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            self.reload();
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The embedded store: one SQLite database (`scanbridge.db` in the data directory), WAL mode.
+//!
+//! Schema:
+//! - `events(id PRIMARY KEY, body, received_at)`: every accepted event, as normalised JSON.
+//! - `outbox(id PRIMARY KEY, event_id, rule, target, input, attempts, created_at, next_attempt_at,
+//!   leased_until, last_error)`: one row per event × rule × target still to deliver; `id` is the
+//!   deterministic delivery id. Index on `next_attempt_at` for leasing.
+//! - `dead_letters(id PRIMARY KEY, event_id, rule, target, input, attempts, created_at, failed_at,
+//!   reason)`: deliveries that gave up; redrive moves them back to the outbox.
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=FULL`. In WAL mode NORMAL only syncs at checkpoints,
+//! so a power loss can roll back the last commits — acceptable for a cache, not for a 202 that promises
+//! the event is durable. FULL fsyncs the WAL on every commit; ingest batches many events into one
+//! transaction, so the cost is one fsync per request, not per event.
+//!
+//! Recovery: leases are timestamps, so a crashed daemon's leases simply expire. Because one data
+//! directory belongs to one daemon, [`SqliteStore::open`] with `recover = true` (what `serve` does) clears
+//! all leases at start-up so that pending deliveries resume at once. CLI tools (`dlq`) open without
+//! recovery and may run beside the daemon (WAL allows concurrent readers; writes wait on a busy timeout).
+//!
+//! Concurrency: one connection behind a mutex; every call runs on tokio's blocking pool, never on an
+//! async worker thread.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{BoxFuture, DeadLetter, Leased, NewEvent, Store, StoreError, now_ms};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    input TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    leased_until INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    input TEXT,
+    attempts INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    failed_at INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+";
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`; `recover` clears stale leases.
+    pub fn open(data_dir: &Path, recover: bool) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let conn = Connection::open(data_dir.join("scanbridge.db"))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        if recover {
+            conn.execute(
+                "UPDATE outbox SET leased_until = 0 WHERE leased_until <> 0",
+                [],
+            )?;
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn run<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&mut guard)
+            })
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+        })
+    }
+}
+
+fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
+    Ok(DeadLetter {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        rule: r.get(2)?,
+        target: r.get(3)?,
+        attempts: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        failed_at_ms: r.get(6)?,
+        reason: r.get(7)?,
+        event: None,
+    })
+}
+
+impl Store for SqliteStore {
+    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let now = now_ms();
+            let tx = c.transaction()?;
+            {
+                let mut ev = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
+                )?;
+                let mut ob = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
+                     WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
+                )?;
+                for e in &events {
+                    if ev.execute(params![e.id, e.body, now])? == 0 {
+                        continue; // a duplicate event id: already routed when first accepted
+                    }
+                    for d in &e.deliveries {
+                        ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn lease(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
+        self.run(move |c| {
+            let now = now_ms();
+            let until = now + lease.as_millis() as i64;
+            let tx = c.transaction()?;
+            let rows = {
+                let mut st = tx.prepare_cached(
+                    "UPDATE outbox SET leased_until = ?1
+                     WHERE id IN (SELECT id FROM outbox WHERE next_attempt_at <= ?2 AND leased_until <= ?2
+                                  ORDER BY next_attempt_at LIMIT ?3)
+                     RETURNING id, event_id, rule, target, input, attempts, created_at,
+                               (SELECT body FROM events WHERE events.id = outbox.event_id)",
+                )?;
+                let rows = st.query_map(params![until, now, limit as i64], |r| {
+                    Ok(Leased {
+                        id: r.get(0)?,
+                        event_id: r.get(1)?,
+                        rule: r.get(2)?,
+                        target: r.get(3)?,
+                        input: r.get(4)?,
+                        attempts: r.get(5)?,
+                        created_at_ms: r.get(6)?,
+                        body: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| "{}".into()),
+                    })
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            tx.commit()?;
+            Ok(rows)
+        })
+    }
+
+    fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            c.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            Ok(())
+        })
+    }
+
+    fn retry_later(
+        &self,
+        id: String,
+        delay: Duration,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let at = now_ms() + delay.as_millis() as i64;
+            c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
+                 last_error = ?3 WHERE id = ?1",
+                params![id, at, error],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn release(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE outbox SET leased_until = 0 WHERE id = ?1",
+                params![id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn dead_letter(
+        &self,
+        id: String,
+        attempts: u32,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO dead_letters
+                   (id, event_id, rule, target, input, attempts, created_at, failed_at, reason)
+                 SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4 FROM outbox WHERE id = ?1",
+                params![id, attempts, now_ms(), reason],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(|c| {
+            Ok(c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
+        })
+    }
+
+    fn dead_letters(&self, limit: usize) -> BoxFuture<'_, Result<Vec<DeadLetter>, StoreError>> {
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT id, event_id, rule, target, attempts, created_at, failed_at, reason
+                 FROM dead_letters ORDER BY failed_at, id LIMIT ?1",
+            )?;
+            let rows = st.query_map(params![limit as i64], dead_letter_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn dead_letter_get(&self, id: String) -> BoxFuture<'_, Result<DeadLetter, StoreError>> {
+        self.run(move |c| {
+            let dl = c
+                .query_row(
+                    "SELECT id, event_id, rule, target, attempts, created_at, failed_at, reason
+                     FROM dead_letters WHERE id = ?1",
+                    params![id],
+                    dead_letter_row,
+                )
+                .optional()?;
+            let mut dl = dl.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM events WHERE id = ?1",
+                    params![dl.event_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            dl.event = body.and_then(|b| serde_json::from_str(&b).ok());
+            Ok(dl)
+        })
+    }
+
+    fn redrive(&self, id: Option<String>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let now = now_ms();
+            // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
+            // older than max_age would be dead-lettered again at its first failure.
+            let moved = tx.execute(
+                "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, attempts, created_at, next_attempt_at)
+                 SELECT id, event_id, rule, target, input, 0, ?1, ?1 FROM dead_letters
+                 WHERE ?2 IS NULL OR id = ?2",
+                params![now, id],
+            )?;
+            tx.execute("DELETE FROM dead_letters WHERE ?1 IS NULL OR id = ?1", params![id])?;
+            tx.commit()?;
+            if moved == 0 {
+                if let Some(id) = id {
+                    return Err(StoreError::NotFound(id));
+                }
+            }
+            Ok(moved as u64)
+        })
+    }
+
+    fn purge(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(|c| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewDelivery;
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            body: format!("{{\"id\":\"{id}\"}}"),
+            deliveries: vec![NewDelivery {
+                id: format!("d-{id}"),
+                rule: "r".into(),
+                target: "t".into(),
+                input: None,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn lease_ack_retry_deadletter_redrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        s.accept(vec![event("a"), event("b")]).await.unwrap();
+        s.accept(vec![event("a")]).await.unwrap(); // duplicate: no-op
+        assert_eq!(s.depth().await.unwrap(), 2);
+        let leased = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(leased.len(), 2);
+        assert_eq!(leased[0].body, "{\"id\":\"a\"}");
+        assert!(
+            s.lease(10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased rows are reserved"
+        );
+        s.ack("d-a".into()).await.unwrap();
+        s.retry_later("d-b".into(), Duration::from_secs(3600), "HTTP 500".into())
+            .await
+            .unwrap();
+        assert!(
+            s.lease(10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty(),
+            "not due yet"
+        );
+        s.dead_letter("d-b".into(), 1, "gave up".into())
+            .await
+            .unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+        let dls = s.dead_letters(10).await.unwrap();
+        assert_eq!(dls.len(), 1);
+        assert_eq!(dls[0].reason, "gave up");
+        let full = s.dead_letter_get("d-b".into()).await.unwrap();
+        assert_eq!(full.event.unwrap()["id"], "b");
+        assert_eq!(s.redrive(None).await.unwrap(), 1);
+        let again = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 0));
+        assert!(matches!(
+            s.redrive(Some("nope".into())).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn reopening_with_recovery_releases_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SqliteStore::open(dir.path(), true).unwrap();
+            s.accept(vec![event("a")]).await.unwrap();
+            assert_eq!(
+                s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+                1
+            );
+        }
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        assert_eq!(
+            s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+            1
+        );
+    }
+}

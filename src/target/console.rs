@@ -1,0 +1,133 @@
+//! The `console` target: prints a one-screen, human-readable alert to stdout (logs go to stderr, so
+//! stdout carries only alerts). It lets the shipped configuration show something with no setup.
+//!
+//! Each alert is written with one `write_all` on a locked stdout, so concurrent deliveries never
+//! interleave. Printing cannot fail in a way worth retrying, so a write error is permanent.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Message, Outcome};
+use crate::retry::RetryOverrides;
+
+/// The scan severities, in the order people read them.
+pub const SEVERITIES: [&str; 6] = [
+    "CRITICAL",
+    "HIGH",
+    "MEDIUM",
+    "LOW",
+    "INFORMATIONAL",
+    "UNDEFINED",
+];
+
+/// `[targets.NAME] type = "console"`: no settings beyond `retry`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default)]
+    pub retry: RetryOverrides,
+}
+
+#[derive(Debug)]
+pub struct Console;
+
+impl Console {
+    pub fn notify(&self, msg: &Message<'_>) -> Outcome {
+        let text = render(msg);
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => Outcome::Delivered,
+            Err(e) => Outcome::Permanent {
+                reason: format!("cannot write to stdout: {e}"),
+            },
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr).and_then(Value::as_str)
+}
+
+/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest.
+pub fn render(msg: &Message<'_>) -> String {
+    let e = msg.event;
+    let mut t = String::new();
+    let kind = s(e, "/detail-type").unwrap_or("event");
+    let _ = writeln!(t, "=== scanbridge alert: rule {} ({kind}) ===", msg.rule);
+    let repo = s(e, "/detail/repository-name").unwrap_or("-");
+    let tags: Vec<&str> = match e.pointer("/detail/image-tags") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => s(e, "/detail/image-tag").into_iter().collect(),
+    };
+    let image = match tags.first() {
+        Some(tag) => format!("{repo}:{tag}"),
+        None => repo.to_owned(),
+    };
+    let _ = write!(t, "  image:    {image}");
+    if tags.len() > 1 {
+        let _ = write!(t, " (also {})", tags[1..].join(", "));
+    }
+    t.push('\n');
+    if let Some(status) = s(e, "/detail/scan-status") {
+        let _ = writeln!(t, "  scan:     {status}");
+    }
+    if let Some(Value::Object(counts)) = e.pointer("/detail/finding-severity-counts") {
+        let line: Vec<String> = SEVERITIES
+            .iter()
+            .map(|sev| {
+                format!(
+                    "{sev} {}",
+                    counts.get(*sev).and_then(Value::as_u64).unwrap_or(0)
+                )
+            })
+            .collect();
+        let _ = writeln!(t, "  findings: {}", line.join("  "));
+    } else if e.pointer("/detail/scan-status").is_some() {
+        let _ = writeln!(t, "  findings: none reported");
+    }
+    if let Some(digest) = s(e, "/detail/image-digest") {
+        let _ = writeln!(t, "  digest:   {digest}");
+    }
+    let _ = writeln!(
+        t,
+        "  event:    {} from {} in {} at {}",
+        msg.event_id,
+        s(e, "/source").unwrap_or("-"),
+        s(e, "/region").unwrap_or("-"),
+        s(e, "/time").unwrap_or("-"),
+    );
+    let _ = writeln!(t, "  delivery: {}", msg.delivery_id);
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_counts_in_fixed_order_with_zeros() {
+        let e = json!({"id":"e1","source":"aws.ecr","detail-type":"ECR Image Scan","detail":{
+            "repository-name":"payments/api","image-tags":["v2","latest"],
+            "image-digest":"sha256:abc","scan-status":"COMPLETE",
+            "finding-severity-counts":{"HIGH":7,"CRITICAL":2}}});
+        let msg = Message {
+            delivery_id: "d1",
+            rule: "critical",
+            event_id: "e1",
+            event: &e,
+            payload: &e,
+        };
+        let text = render(&msg);
+        assert!(text.contains("rule critical"), "{text}");
+        assert!(text.contains("payments/api:v2 (also latest)"), "{text}");
+        assert!(
+            text.contains("CRITICAL 2  HIGH 7  MEDIUM 0  LOW 0  INFORMATIONAL 0  UNDEFINED 0"),
+            "{text}"
+        );
+        assert!(text.contains("sha256:abc"));
+    }
+}

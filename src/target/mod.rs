@@ -1,0 +1,129 @@
+//! Delivery targets: the `[targets.NAME]` configuration, the [`Target`] enum and the contract every
+//! target keeps with the worker.
+//!
+//! Contract: [`Target::notify`] makes one attempt and classifies it as [`Outcome::Delivered`],
+//! [`Outcome::Retryable`] (with the receiver's Retry-After, if any) or [`Outcome::Permanent`]. Targets
+//! never retry, sleep or dead-letter themselves: the worker and `retry.rs` own that. Reasons never
+//! contain secrets (webhook URLs are redacted). Each target type lives in its own module with its config
+//! struct beside it; every config struct denies unknown fields (serde ignores that attribute on the
+//! internally tagged [`TargetConfig`] itself).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{ConfigError, DeliveryConfig};
+use crate::retry::{RetryOverrides, RetryPolicy};
+
+pub mod console;
+pub mod webhook;
+
+/// `[targets.NAME]`, selected by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TargetConfig {
+    Webhook(webhook::WebhookConfig),
+    Console(console::ConsoleConfig),
+}
+
+impl TargetConfig {
+    /// Resolves secrets and checks values; `name` is used in error messages.
+    pub fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
+        match self {
+            TargetConfig::Webhook(w) => w.finish(name),
+            TargetConfig::Console(_) => Ok(()),
+        }
+    }
+
+    pub fn retry(&self) -> &RetryOverrides {
+        match self {
+            TargetConfig::Webhook(w) => &w.retry,
+            TargetConfig::Console(c) => &c.retry,
+        }
+    }
+}
+
+/// One delivery attempt's input.
+#[derive(Debug)]
+pub struct Message<'a> {
+    /// Deterministic id (event id + rule + target): receivers use it to drop duplicates.
+    pub delivery_id: &'a str,
+    pub rule: &'a str,
+    pub event_id: &'a str,
+    /// The whole event.
+    pub event: &'a Value,
+    /// What the rule says to send: the event, or its transformed input.
+    pub payload: &'a Value,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    Retryable {
+        retry_after: Option<Duration>,
+        reason: String,
+    },
+    Permanent {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retryable { .. } => "retryable",
+            Outcome::Permanent { .. } => "permanent",
+        }
+    }
+}
+
+/// A ready-to-use target.
+#[derive(Debug)]
+pub enum Target {
+    Webhook(webhook::Webhook),
+    Console(console::Console),
+}
+
+impl Target {
+    /// Makes one attempt.
+    pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
+        match self {
+            Target::Webhook(t) => t.notify(msg).await,
+            Target::Console(t) => t.notify(msg),
+        }
+    }
+}
+
+/// All configured targets with their effective retry policies.
+#[derive(Debug)]
+pub struct Targets {
+    by_name: BTreeMap<String, (Target, RetryPolicy)>,
+}
+
+impl Targets {
+    pub fn build(
+        configs: &BTreeMap<String, TargetConfig>,
+        delivery: &DeliveryConfig,
+    ) -> Result<Targets, reqwest::Error> {
+        let mut by_name = BTreeMap::new();
+        for (name, cfg) in configs {
+            let target = match cfg {
+                TargetConfig::Webhook(w) => Target::Webhook(webhook::Webhook::new(name, w)?),
+                TargetConfig::Console(_) => Target::Console(console::Console),
+            };
+            by_name.insert(
+                name.clone(),
+                (target, RetryPolicy::new(delivery, cfg.retry())),
+            );
+        }
+        Ok(Targets { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&(Target, RetryPolicy)> {
+        self.by_name.get(name)
+    }
+}
