@@ -1,1 +1,139 @@
-//! EventBridge event patterns with AWS's exact semantics (work in progress).
+//! EventBridge event patterns with AWS's exact semantics.
+//!
+//! This crate is pure: no I/O, no async, no logging. It answers one question, "does this pattern match
+//! this event?", exactly as Amazon EventBridge does, and says why.
+//!
+//! ```
+//! use scanbridge_pattern::Pattern;
+//!
+//! let pattern = Pattern::parse(r#"{
+//!     "source": ["aws.ecr"],
+//!     "detail-type": ["ECR Image Scan"],
+//!     "detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}
+//! }"#).unwrap();
+//!
+//! let event = serde_json::json!({
+//!     "source": "aws.ecr", "detail-type": "ECR Image Scan",
+//!     "detail": {"repository-name": "payments/api", "finding-severity-counts": {"CRITICAL": 2, "HIGH": 7}}
+//! });
+//! assert!(pattern.matches(&event));
+//!
+//! // Invalid patterns are rejected in AWS's words, with the JSON pointer of the node at fault.
+//! let err = Pattern::parse(r#"{"detail": {"scan-status": []}}"#).unwrap_err();
+//! assert_eq!(err.to_string(), "Event pattern is not valid. Reason: Empty arrays are not allowed");
+//! assert_eq!(err.pointer(), "/detail/scan-status");
+//! ```
+//!
+//! # Semantics (PATTERNS.md states them in full)
+//! - A pattern is a JSON object mirroring the event; every leaf is a non-empty array of values or match
+//!   expressions, any of which may match. Fields are ANDed; `$or` lists alternatives.
+//! - Patterns match leaf values only. Missing fields, objects and empty arrays are not values.
+//! - An array in the event matches if any element matches; a pattern never combines fields drawn from
+//!   different elements of one array of objects.
+//! - Numbers compare as EventBridge compares them: rounded to 6 decimals within ±5e9 (`300` = `300.0`);
+//!   a number never equals a string (`300` ≠ `"300"`).
+//!
+//! # Two doors
+//! [`Pattern::matches`] is the reference interpreter: simple, obviously correct, and the oracle that the
+//! compiled many-rule matcher is tested against.
+
+pub mod ast;
+mod error;
+pub mod eval;
+pub mod flatten;
+pub mod ip;
+pub mod json;
+pub mod number;
+mod parse;
+pub mod wildcard;
+
+pub use ast::{AnythingBut, Branch, Condition, Literal, Matcher, Range};
+pub use error::{EventError, PatternError};
+pub use eval::Explanation;
+pub use flatten::{Field, Leaf};
+pub use parse::Limits;
+
+/// A validated event pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    branches: Vec<Branch>,
+}
+
+impl Pattern {
+    /// Parses and validates pattern text with EventBridge's default limits.
+    pub fn parse(text: &str) -> Result<Pattern, PatternError> {
+        Pattern::parse_with_limits(text, &Limits::default())
+    }
+
+    /// Parses with other limits (for example a 4096-character pattern size quota).
+    pub fn parse_with_limits(text: &str, limits: &Limits) -> Result<Pattern, PatternError> {
+        Ok(Pattern {
+            branches: parse::parse(text, limits)?,
+        })
+    }
+
+    /// The alternatives of the pattern (one per `$or` combination).
+    pub fn branches(&self) -> &[Branch] {
+        &self.branches
+    }
+
+    /// Whether the pattern matches the event. A non-object is never matched.
+    pub fn matches(&self, event: &serde_json::Value) -> bool {
+        event.is_object() && self.matches_event(&Event::from_value(event))
+    }
+
+    /// Whether the pattern matches raw event bytes (which must hold one JSON object).
+    pub fn matches_bytes(&self, event: &[u8]) -> Result<bool, EventError> {
+        Ok(self.matches_event(&Event::from_bytes(event)?))
+    }
+
+    /// Whether the pattern matches an already flattened event (flatten once, test many patterns).
+    pub fn matches_event(&self, event: &Event) -> bool {
+        eval::matches(&self.branches, &event.fields)
+    }
+
+    /// Field-by-field reasons for the verdict.
+    pub fn explain(&self, event: &Event) -> Explanation {
+        eval::explain(&self.branches, &event.fields)
+    }
+}
+
+/// An event reduced to the leaf fields patterns look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    fields: Vec<Field>,
+}
+
+impl Event {
+    /// Reads one JSON object from bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Event, EventError> {
+        let json = json::parse(bytes)?;
+        Event::from_json(&json)
+    }
+
+    /// Flattens a parsed JSON object.
+    pub fn from_json(json: &json::Json) -> Result<Event, EventError> {
+        match json {
+            json::Json::Object(_) => Ok(Event {
+                fields: flatten::flatten(json),
+            }),
+            json::Json::Array(_) => Err(EventError::NotAnObject("an array")),
+            json::Json::String(_) => Err(EventError::NotAnObject("a string")),
+            json::Json::Number(_) => Err(EventError::NotAnObject("a number")),
+            json::Json::Bool(_) => Err(EventError::NotAnObject("a boolean")),
+            json::Json::Null => Err(EventError::NotAnObject("null")),
+        }
+    }
+
+    /// Flattens a serde_json value (any value; a non-object has no fields).
+    pub fn from_value(v: &serde_json::Value) -> Event {
+        Event {
+            fields: flatten::flatten(&json::Json::from_value(v)),
+        }
+    }
+
+    /// The leaves, in document order.
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+}
