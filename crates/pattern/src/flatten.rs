@@ -125,7 +125,9 @@ mod tests {
     use super::*;
     use crate::json::parse;
 
-    fn paths(s: &str) -> Vec<(String, String, Vec<(u32, u32)>)> {
+    type Flat = Vec<(String, String, Vec<(u32, u32)>)>;
+
+    fn paths(s: &str) -> Flat {
         flatten(&parse(s.as_bytes()).unwrap())
             .into_iter()
             .map(|f| (f.path, f.value.to_string(), f.arrays))
