@@ -1,0 +1,55 @@
+//! Shared helpers: where the binary and the shared corpus are, and running the binary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The `scanbridge` binary built for this test run.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scanbridge"))
+}
+
+/// `../shared` beside the repository (or `$SCANBRIDGE_SHARED`). Tests that need it fail loudly when it
+/// is missing rather than passing vacuously.
+pub fn shared() -> PathBuf {
+    let p = match std::env::var_os("SCANBRIDGE_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    assert!(
+        p.join("samples").is_dir(),
+        "the shared kit is required at {}",
+        p.display()
+    );
+    p
+}
+
+pub fn sample(name: &str) -> String {
+    shared().join("samples").join(name).display().to_string()
+}
+
+/// Runs the binary with `args`, feeding `stdin`.
+pub fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn scanbridge");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
