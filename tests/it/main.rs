@@ -1,4 +1,9 @@
 //! The one integration-test binary: the real `scanbridge` binary over real files, pipes and sockets.
 
+mod aws_cli;
+mod daemon;
+mod delivery;
+mod ingest;
+mod reload;
 mod support;
 mod test_pattern;
