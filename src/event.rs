@@ -98,7 +98,8 @@ fn normalise(m: &mut Map<String, Value>, rules: &EnvelopeRules) -> Result<(), Re
             });
         }
     }
-    let defaults: [(&'static str, fn(&EnvelopeRules) -> String); 5] = [
+    type Fill = fn(&EnvelopeRules) -> String;
+    let defaults: [(&'static str, Fill); 5] = [
         ("version", |_| "0".to_owned()),
         ("id", |_| uuid::Uuid::new_v4().to_string()),
         ("time", |_| now_rfc3339()),

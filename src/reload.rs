@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -53,18 +54,19 @@ impl Reloader {
         let (tx, mut changes) = mpsc::channel::<()>(1);
         let _watcher = if watch {
             let w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                if let Ok(ev) = res {
-                    if matches!(
-                        ev.kind,
+                let relevant = |kind: &EventKind| {
+                    matches!(
+                        kind,
                         EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
                     ) || matches!(
-                        ev.kind,
-                        EventKind::Access(notify::event::AccessKind::Close(
-                            notify::event::AccessMode::Write
-                        ))
-                    ) {
-                        let _ = tx.try_send(());
-                    }
+                        kind,
+                        EventKind::Access(AccessKind::Close(AccessMode::Write))
+                    )
+                };
+                if let Ok(ev) = res
+                    && relevant(&ev.kind)
+                {
+                    let _ = tx.try_send(());
                 }
             })
             .and_then(|mut w| w.watch(&self.dir, RecursiveMode::NonRecursive).map(|()| w));

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod dlq;
+pub mod health;
 pub mod send;
 pub mod serve;
 pub mod test_pattern;
@@ -33,6 +34,8 @@ pub enum Command {
     Send(send::Args),
     /// Inspect, redrive or purge dead letters.
     Dlq(dlq::Args),
+    /// Exit 0 if a running daemon is ready (for container health checks).
+    Health(health::Args),
 }
 
 /// What a command achieved, as the exit code scripts see.
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(args) => check::run(args),
         Command::Send(args) => send::run(args),
         Command::Dlq(args) => dlq::run(args),
+        Command::Health(args) => health::run(args),
     }
 }

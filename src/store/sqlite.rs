@@ -294,10 +294,10 @@ impl Store for SqliteStore {
             )?;
             tx.execute("DELETE FROM dead_letters WHERE ?1 IS NULL OR id = ?1", params![id])?;
             tx.commit()?;
-            if moved == 0 {
-                if let Some(id) = id {
-                    return Err(StoreError::NotFound(id));
-                }
+            if moved == 0
+                && let Some(id) = id
+            {
+                return Err(StoreError::NotFound(id));
             }
             Ok(moved as u64)
         })
