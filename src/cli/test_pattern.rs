@@ -78,6 +78,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    for w in pattern.warnings() {
+        eprintln!("scanbridge: pattern {pattern_name}: warning: {w}");
+    }
 
     let events = collect_events(&args.event)?;
     let many = events.len() > 1;

@@ -51,12 +51,13 @@ pub use ast::{AnythingBut, Branch, Condition, Literal, Matcher, Range};
 pub use error::{EventError, PatternError};
 pub use eval::Explanation;
 pub use flatten::{Field, Leaf};
-pub use parse::Limits;
+pub use parse::{Limits, Warning};
 
 /// A validated event pattern.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pattern {
     branches: Vec<Branch>,
+    warnings: Vec<Warning>,
 }
 
 impl Pattern {
@@ -67,9 +68,17 @@ impl Pattern {
 
     /// Parses with other limits (for example a 4096-character pattern size quota).
     pub fn parse_with_limits(text: &str, limits: &Limits) -> Result<Pattern, PatternError> {
+        let parsed = parse::parse(text, limits)?;
         Ok(Pattern {
-            branches: parse::parse(text, limits)?,
+            branches: parsed.branches,
+            warnings: parsed.warnings,
         })
+    }
+
+    /// Valid but suspicious things in the pattern text (a repeated key, which AWS accepts by letting
+    /// the later one win), each with the JSON pointer where it is.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
     }
 
     /// The alternatives of the pattern (one per `$or` combination).

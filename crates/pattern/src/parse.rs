@@ -56,8 +56,28 @@ fn fail<T>(reason: impl Into<String>, pointer: &str) -> Result<T> {
     Err(PatternError::new(reason, pointer))
 }
 
+/// A parsed pattern: its branches, and warnings about text AWS accepts but people rarely mean.
+#[derive(Debug)]
+pub struct Parsed {
+    pub branches: Vec<Branch>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Something valid but suspicious in a pattern, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub message: String,
+    pub pointer: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (at {})", self.message, self.pointer)
+    }
+}
+
 /// Parses and validates pattern text.
-pub fn parse(text: &str, limits: &Limits) -> Result<Vec<Branch>> {
+pub fn parse(text: &str, limits: &Limits) -> Result<Parsed> {
     let chars = text.chars().count();
     if chars > limits.max_len {
         return fail(
@@ -75,18 +95,24 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Vec<Branch>> {
     let mut c = Compiler {
         limits,
         rules: Vec::new(),
+        warnings: Vec::new(),
     };
     c.object(members, "", "", false)?;
-    Ok(c.rules
-        .into_iter()
-        .map(|conditions| Branch { conditions })
-        .collect())
+    Ok(Parsed {
+        branches: c
+            .rules
+            .into_iter()
+            .map(|conditions| Branch { conditions })
+            .collect(),
+        warnings: c.warnings,
+    })
 }
 
 struct Compiler<'l> {
     limits: &'l Limits,
     /// The branches so far; each a list of conditions with unique paths.
     rules: Vec<Vec<Condition>>,
+    warnings: Vec<Warning>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -108,8 +134,14 @@ impl Compiler<'_> {
         if members.is_empty() {
             return fail("Empty objects are not allowed", ptr);
         }
-        for (key, value) in members {
+        for (i, (key, value)) in members.iter().enumerate() {
             let p = pointer_push(ptr, key);
+            if members[..i].iter().any(|(k, _)| k == key) {
+                self.warnings.push(Warning {
+                    message: format!("the key {key:?} appears more than once; as in AWS, the later one replaces the earlier"),
+                    pointer: p.clone(),
+                });
+            }
             if key == OR {
                 self.or(value, path, &p)?;
                 continue;
@@ -603,7 +635,7 @@ mod tests {
             err(r#"{"$or": [{"a": ["b"]}, {"numeric": ["b"]}]}"#).0,
             "numeric is Ruler reserved fieldName which cannot be used inside $or."
         );
-        let b = parse(r#"{"s": ["x"], "$or": [{"a": ["1"]}, {"b": ["2"], "$or": [{"c": ["3"]}, {"d": ["4"]}]}], "z": ["9"]}"#, &Limits::default()).unwrap();
+        let b = parse(r#"{"s": ["x"], "$or": [{"a": ["1"]}, {"b": ["2"], "$or": [{"c": ["3"]}, {"d": ["4"]}]}], "z": ["9"]}"#, &Limits::default()).unwrap().branches;
         let paths: Vec<Vec<&str>> = b
             .iter()
             .map(|br| br.conditions.iter().map(|c| c.path.as_str()).collect())
@@ -649,7 +681,7 @@ mod tests {
             alt("b"),
             alt("c")
         );
-        assert_eq!(parse(&ok, &limits).unwrap().len(), 216);
+        assert_eq!(parse(&ok, &limits).unwrap().branches.len(), 216);
     }
 
     #[test]
@@ -670,7 +702,10 @@ mod tests {
 
     #[test]
     fn duplicate_keys_override_like_aws() {
-        let b = parse(r#"{"a": ["x"], "a": ["y"]}"#, &Limits::default()).unwrap();
+        let parsed = parse(r#"{"d": {"a": ["x"], "a": ["y"]}}"#, &Limits::default()).unwrap();
+        assert_eq!(parsed.warnings.len(), 1);
+        assert_eq!(parsed.warnings[0].pointer, "/d/a");
+        let b = parsed.branches;
         assert_eq!(b[0].conditions.len(), 1);
         assert_eq!(
             b[0].conditions[0].matchers,
