@@ -116,8 +116,6 @@ pub trait Store: Send + Sync + 'static {
         delay: Duration,
         error: String,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Gives the lease back without counting an attempt (shutdown before sending).
-    fn release(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Moves the delivery to the dead letters with `attempts` made and the reason.
     fn dead_letter(
         &self,

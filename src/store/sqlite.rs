@@ -210,16 +210,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
-            c.execute(
-                "UPDATE outbox SET leased_until = 0 WHERE id = ?1",
-                params![id],
-            )?;
-            Ok(())
-        })
-    }
-
     fn dead_letter(
         &self,
         id: String,
