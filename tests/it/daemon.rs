@@ -66,6 +66,11 @@ impl Home {
 impl Daemon {
     /// Starts `scanbridge ARGS` and waits for `listening on ADDR`.
     pub fn spawn(args: &[&str]) -> Daemon {
+        Self::spawn_with(args, Stdio::null())
+    }
+
+    /// Like [`Daemon::spawn`] with the given stdin (`Stdio::piped()` for `--stdin`).
+    pub fn spawn_with(args: &[&str], stdin: Stdio) -> Daemon {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"));
         for (k, _) in std::env::vars() {
             if k.starts_with("SCANBRIDGE__") {
@@ -76,7 +81,7 @@ impl Daemon {
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

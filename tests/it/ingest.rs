@@ -293,3 +293,45 @@ fn check_reports_every_error_and_exits_2() {
         "serve refuses a bad configuration"
     );
 }
+
+#[test]
+fn serve_stdin_ingests_ndjson() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let mut d = Daemon::spawn_with(
+        &[
+            "serve",
+            "--stdin",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+        ],
+        std::process::Stdio::piped(),
+    );
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ecr-image-scan-critical.json"
+    );
+    let critical: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let mut stdin = d.child.stdin.take().unwrap();
+    writeln!(stdin, "{}\nnot json\n{}", event("s-1", "ci"), critical).unwrap();
+    drop(stdin);
+    let start = std::time::Instant::now();
+    while !d.stdout().contains("rule critical-findings") {
+        assert!(
+            start.elapsed() < crate::daemon::PATIENCE,
+            "no alert:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let logs = d.logs();
+    assert!(
+        logs.contains("accepted from stdin") && logs.contains("rejected from stdin"),
+        "{logs}"
+    );
+    assert!(logs.contains("stdin closed"), "{logs}");
+    d.stop();
+}
