@@ -30,8 +30,8 @@ pub struct Reloader {
 impl Reloader {
     /// Reloads once; returns whether the new set is live.
     pub fn reload(&self) -> bool {
-        match rules::load_dir(&self.dir, &self.targets) {
-            Ok(rules) => {
+        match rules::load_dir_or_builtin(&self.dir, &self.targets) {
+            Ok((rules, _builtin)) => {
                 let router = Router::new(rules);
                 let n = router.len();
                 self.router.swap(router);
@@ -52,7 +52,10 @@ impl Reloader {
     /// Runs until cancelled: reloads on SIGHUP (`hup`) and, if `watch`, on file changes.
     pub async fn run(self, watch: bool, mut hup: mpsc::Receiver<()>, shutdown: CancellationToken) {
         let (tx, mut changes) = mpsc::channel::<()>(1);
-        let _watcher = if watch {
+        let _watcher = if watch && !self.dir.exists() {
+            tracing::info!(dir = %self.dir.display(), "no rules directory to watch; SIGHUP still reloads");
+            None
+        } else if watch {
             let w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 let relevant = |kind: &EventKind| {
                     matches!(

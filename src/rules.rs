@@ -47,12 +47,17 @@ pub struct RuleError {
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ptr = if self.pointer.is_empty() {
-            "/"
+        if self.pointer.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            &self.pointer
-        };
-        write!(f, "{}: {}: {}", self.file.display(), ptr, self.message)
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.pointer,
+                self.message
+            )
+        }
     }
 }
 
@@ -132,6 +137,66 @@ pub fn load_dir(dir: &Path, targets: &BTreeSet<String>) -> Result<Vec<Rule>, Rul
 
 /// Loads one rule file; returns all its errors.
 pub fn load_file(file: &Path, targets: &BTreeSet<String>) -> Result<Rule, Vec<RuleError>> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        vec![RuleError {
+            file: file.to_owned(),
+            pointer: String::new(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    load_text(file, &text, targets)
+}
+
+/// The example rules shipped in `rules/`, embedded in the binary so that `serve` run from any
+/// directory (a container, an installed binary) still routes scan events to the console.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "critical-findings.json",
+        include_str!("../rules/critical-findings.json"),
+    ),
+    (
+        "high-findings-production.yaml",
+        include_str!("../rules/high-findings-production.yaml"),
+    ),
+    (
+        "scan-failed.json",
+        include_str!("../rules/scan-failed.json"),
+    ),
+];
+
+/// The rules of `dir`; when `dir` is the default `rules` and does not exist, the [`BUILTIN`] rules
+/// (named `<built-in>/FILE` in messages). Returns whether the built-ins were used.
+pub fn load_dir_or_builtin(
+    dir: &Path,
+    targets: &BTreeSet<String>,
+) -> Result<(Vec<Rule>, bool), RuleErrors> {
+    if dir != Path::new(DEFAULT_DIR) || dir.exists() {
+        return load_dir(dir, targets).map(|r| (r, false));
+    }
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for (name, text) in BUILTIN {
+        match load_text(&Path::new("<built-in>").join(name), text, targets) {
+            Ok(r) => rules.push(r),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok((rules, true))
+    } else {
+        Err(RuleErrors(errors))
+    }
+}
+
+/// The default rules directory (relative to where the daemon runs).
+pub const DEFAULT_DIR: &str = "rules";
+
+/// Parses one rule from its text; `file` names it in errors and decides JSON (`.json`) or YAML.
+pub fn load_text(
+    file: &Path,
+    text: &str,
+    targets: &BTreeSet<String>,
+) -> Result<Rule, Vec<RuleError>> {
     let one = |pointer: &str, message: String| {
         vec![RuleError {
             file: file.to_owned(),
@@ -139,12 +204,11 @@ pub fn load_file(file: &Path, targets: &BTreeSet<String>) -> Result<Rule, Vec<Ru
             message,
         }]
     };
-    let text = std::fs::read_to_string(file).map_err(|e| one("", format!("cannot read: {e}")))?;
     let is_json = file.extension().is_some_and(|e| e == "json");
     let doc: Value = if is_json {
-        serde_json::from_str(&text).map_err(|e| one("", format!("not valid JSON: {e}")))?
+        serde_json::from_str(text).map_err(|e| one("", format!("not valid JSON: {e}")))?
     } else {
-        serde_yaml::from_str(&text).map_err(|e| one("", format!("not valid YAML: {e}")))?
+        serde_norway::from_str(text).map_err(|e| one("", format!("not valid YAML: {e}")))?
     };
     parse_rule(&doc, targets)
         .map(|mut r| {

@@ -28,13 +28,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let dir = args.rules.unwrap_or(settings.rules.dir);
     let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
-    match crate::rules::load_dir(&dir, &known) {
-        Ok(rules) => {
+    match crate::rules::load_dir_or_builtin(&dir, &known) {
+        Ok((rules, builtin)) => {
             let enabled = rules.iter().filter(|r| r.enabled).count();
+            let from = if builtin {
+                format!(
+                    "the built-in examples (no {} directory here)",
+                    dir.display()
+                )
+            } else {
+                dir.display().to_string()
+            };
             println!(
-                "ok: {} rule(s) ({enabled} enabled) in {}, {} target(s)",
+                "ok: {} rule(s) ({enabled} enabled) in {from}, {} target(s)",
                 rules.len(),
-                dir.display(),
                 known.len()
             );
             Ok(Outcome::Success)

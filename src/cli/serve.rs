@@ -69,16 +69,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
-    let rules = crate::rules::load_dir(&settings.rules.dir, &known).map_err(|e| {
-        for err in &e.0 {
-            tracing::error!(error = %err, "invalid rule");
-        }
-        anyhow::anyhow!(
-            "{} error(s) in rules {}: {e}",
-            e.0.len(),
-            settings.rules.dir.display()
-        )
-    })?;
+    let (rules, builtin) =
+        crate::rules::load_dir_or_builtin(&settings.rules.dir, &known).map_err(|e| {
+            for err in &e.0 {
+                tracing::error!(error = %err, "invalid rule");
+            }
+            anyhow::anyhow!("{} error(s) in the rules: {e}", e.0.len())
+        })?;
+    if builtin {
+        tracing::warn!(
+            dir = %settings.rules.dir.display(),
+            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
+        );
+    }
     let router = Router::new(rules);
     metrics
         .rules_loaded

@@ -116,7 +116,9 @@ async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
         .iter()
         .enumerate()
         .map(|(index, r)| match r {
-            Ok(id) => json!({"index": index, "status": "accepted", "id": id}),
+            Ok(a) if a.duplicate => json!({"index": index, "status": "duplicate", "id": a.id,
+                "note": "this event id was accepted before; it is not routed again"}),
+            Ok(a) => json!({"index": index, "status": "accepted", "id": a.id}),
             Err(why) => json!({"index": index, "status": "rejected", "error": why.to_string()}),
         })
         .collect();
@@ -292,7 +294,7 @@ async fn put_events(st: &AppState, req: &Value) -> Response {
         .iter()
         .zip(&built)
         .map(|(r, b)| match (r, b) {
-            (Ok(id), _) => json!({"EventId": id}),
+            (Ok(a), _) => json!({"EventId": a.id}),
             (Err(_), Err((code, msg))) => {
                 failed += 1;
                 json!({"ErrorCode": code, "ErrorMessage": msg})

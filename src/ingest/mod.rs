@@ -29,8 +29,16 @@ pub struct Ingestor {
     pub wake: Arc<Notify>,
 }
 
-/// One event's fate: its id, or why it was rejected.
-pub type ItemResult = Result<String, Rejection>;
+/// One event's fate: accepted (maybe as a duplicate of one accepted before), or why it was rejected.
+pub type ItemResult = Result<Accepted, Rejection>;
+
+/// An event stored durably.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    /// The id was accepted before: this copy was not routed again (client retries stay idempotent).
+    pub duplicate: bool,
+}
 
 impl Ingestor {
     /// Validates, routes and durably stores `items` (raw JSON texts, or already-known rejections).
@@ -58,7 +66,10 @@ impl Ingestor {
                             input: d.input.map(|i| i.to_string()),
                         })
                         .collect();
-                    results.push(Ok(ev.id.clone()));
+                    results.push(Ok(Accepted {
+                        id: ev.id.clone(),
+                        duplicate: false,
+                    }));
                     batch.push(NewEvent {
                         id: ev.id,
                         body: ev.body,
@@ -71,7 +82,14 @@ impl Ingestor {
         let accepted = batch.len() as u64;
         let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
         if !batch.is_empty() {
-            self.store.accept(batch).await?;
+            let fresh = self.store.accept(batch).await?;
+            let mut fresh = fresh.into_iter();
+            for a in results.iter_mut().flatten() {
+                if fresh.next() == Some(false) {
+                    a.duplicate = true;
+                    tracing::info!(event = %a.id, "event id accepted before; not routed again");
+                }
+            }
         }
         self.metrics.accepted(accepted);
         self.metrics.rejected(results.len() as u64 - accepted);

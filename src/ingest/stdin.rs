@@ -32,7 +32,9 @@ pub async fn run(ingestor: Ingestor, shutdown: CancellationToken) {
         n += 1;
         match ingestor.ingest(vec![Ok(line)]).await {
             Ok(results) => match &results[0] {
-                Ok(id) => tracing::info!(line = n, event = %id, "accepted from stdin"),
+                Ok(a) => {
+                    tracing::info!(line = n, event = %a.id, duplicate = a.duplicate, "accepted from stdin")
+                }
                 Err(why) => tracing::warn!(line = n, reason = %why, "rejected from stdin"),
             },
             Err(e) => tracing::error!(line = n, error = %e, "cannot store event from stdin"),

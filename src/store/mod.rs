@@ -100,7 +100,9 @@ pub fn now_ms() -> i64 {
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Returns, per event in order, whether it was new (`false`: its id was accepted before, so it is
+    /// not routed again).
+    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
     /// Leases up to `limit` due deliveries for `lease`.
     fn lease(
         &self,

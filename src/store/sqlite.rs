@@ -123,10 +123,11 @@ fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
         self.run(move |c| {
             let now = now_ms();
             let tx = c.transaction()?;
+            let mut fresh = Vec::with_capacity(events.len());
             {
                 let mut ev = tx.prepare_cached(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
@@ -137,7 +138,9 @@ impl Store for SqliteStore {
                      WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
                 )?;
                 for e in &events {
-                    if ev.execute(params![e.id, e.body, now])? == 0 {
+                    let new = ev.execute(params![e.id, e.body, now])? > 0;
+                    fresh.push(new);
+                    if !new {
                         continue; // a duplicate event id: already routed when first accepted
                     }
                     for d in &e.deliveries {
@@ -146,7 +149,7 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
-            Ok(())
+            Ok(fresh)
         })
     }
 

@@ -71,6 +71,11 @@ impl Daemon {
 
     /// Like [`Daemon::spawn`] with the given stdin (`Stdio::piped()` for `--stdin`).
     pub fn spawn_with(args: &[&str], stdin: Stdio) -> Daemon {
+        Self::spawn_in(Path::new(env!("CARGO_MANIFEST_DIR")), args, stdin)
+    }
+
+    /// Like [`Daemon::spawn_with`], run from `cwd` (where `rules/` and `./data` are looked up).
+    pub fn spawn_in(cwd: &Path, args: &[&str], stdin: Stdio) -> Daemon {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"));
         for (k, _) in std::env::vars() {
             if k.starts_with("SCANBRIDGE__") {
@@ -79,7 +84,7 @@ impl Daemon {
         }
         let mut child = cmd
             .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(cwd)
             .env("RUST_LOG", "info")
             .stdin(stdin)
             .stdout(Stdio::piped())

@@ -335,3 +335,81 @@ fn serve_stdin_ingests_ndjson() {
     assert!(logs.contains("stdin closed"), "{logs}");
     d.stop();
 }
+
+#[test]
+fn serve_outside_the_repository_uses_the_built_in_rules_and_data_dir() {
+    // A fresh directory: no config.toml, no rules/, no data/. The embedded defaults must still alert.
+    let home = tempfile::tempdir().unwrap();
+    let d = Daemon::spawn_in(
+        home.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        std::process::Stdio::null(),
+    );
+    assert!(
+        d.logs().contains("using the built-in example rules"),
+        "{}",
+        d.logs()
+    );
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ecr-image-scan-critical.json"
+    );
+    let out = cli(&["send", "--url", &d.url(""), fixture]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let start = std::time::Instant::now();
+    while !d.stdout().contains("digest:") {
+        assert!(
+            start.elapsed() < crate::daemon::PATIENCE,
+            "no alert:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        d.stdout().contains("rule critical-findings"),
+        "{}",
+        d.stdout()
+    );
+    assert!(
+        home.path().join("data/scanbridge.db").exists(),
+        "the default data directory is ./data"
+    );
+    d.stop();
+}
+
+#[test]
+fn resending_an_accepted_event_id_says_duplicate_and_alerts_once() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let d = Daemon::spawn(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir]);
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ecr-image-scan-critical.json"
+    );
+    let first = cli(&["send", "--url", &d.url(""), fixture]);
+    let second = cli(&["send", "--url", &d.url(""), fixture]);
+    assert!(String::from_utf8_lossy(&first.stdout).contains("\"status\":\"accepted\""));
+    let second = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(second.contains("\"status\":\"duplicate\""), "{second}");
+    let start = std::time::Instant::now();
+    while !d.stdout().contains("digest:") {
+        assert!(
+            start.elapsed() < crate::daemon::PATIENCE,
+            "no alert:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        d.stdout().matches("=== scanbridge alert").count(),
+        1,
+        "{}",
+        d.stdout()
+    );
+    d.stop();
+}
