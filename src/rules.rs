@@ -483,7 +483,7 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].file.ends_with("b.yaml") && errs[0].message.contains("duplicate"));
         assert!(errs[1].file.ends_with("c.json") && errs[1].message.contains("not valid JSON"));
-        assert!(errs[1].to_string().contains("c.json: /: not valid JSON"));
+        assert!(errs[1].to_string().contains("c.json: not valid JSON"));
     }
 
     #[test]
@@ -491,5 +491,20 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let rules = load_dir(&dir, &known()).unwrap();
         assert_eq!(rules.len(), 3);
+    }
+
+    #[test]
+    fn built_in_rules_are_the_shipped_rules_and_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let mut shipped: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        shipped.sort();
+        let builtin: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        assert_eq!(shipped, builtin, "every file of rules/ must be embedded in BUILTIN");
+        for (name, text) in BUILTIN {
+            load_text(&Path::new("<built-in>").join(name), text, &known()).unwrap();
+        }
     }
 }
