@@ -502,7 +502,10 @@ mod tests {
             .collect();
         shipped.sort();
         let builtin: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-        assert_eq!(shipped, builtin, "every file of rules/ must be embedded in BUILTIN");
+        assert_eq!(
+            shipped, builtin,
+            "every file of rules/ must be embedded in BUILTIN"
+        );
         for (name, text) in BUILTIN {
             load_text(&Path::new("<built-in>").join(name), text, &known()).unwrap();
         }

@@ -112,8 +112,8 @@ pub enum Shape {
 /// A body that cannot be read as events at all.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum BodyError {
-    #[error("body is not UTF-8")]
-    NotUtf8,
+    #[error("body is not UTF-8: invalid byte at offset {offset}")]
+    NotUtf8 { offset: usize },
     #[error("body is empty")]
     Empty,
     #[error("body is not valid JSON: {0}")]
@@ -122,7 +122,9 @@ pub enum BodyError {
 
 /// Splits a body into raw events: one JSON document, a JSON array, or NDJSON (one event per line).
 pub fn split_body(body: &[u8]) -> Result<(Shape, Vec<Result<String, Rejection>>), BodyError> {
-    let text = std::str::from_utf8(body).map_err(|_| BodyError::NotUtf8)?;
+    let text = std::str::from_utf8(body).map_err(|e| BodyError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(BodyError::Empty);
@@ -170,6 +172,13 @@ mod tests {
         assert_eq!((s, items.len()), (Shape::Batch, 3));
         assert_eq!(split_body(b"  "), Err(BodyError::Empty));
         assert!(matches!(split_body(b"{oops"), Err(BodyError::Malformed(_))));
-        assert_eq!(split_body(&[0xff, 0xfe]), Err(BodyError::NotUtf8));
+        assert_eq!(
+            split_body(&[0xff, 0xfe]),
+            Err(BodyError::NotUtf8 { offset: 0 })
+        );
+        assert_eq!(
+            split_body(b"{\"a\": \"\xff\"}"),
+            Err(BodyError::NotUtf8 { offset: 7 })
+        );
     }
 }
