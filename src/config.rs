@@ -461,6 +461,41 @@ mod tests {
     }
 
     #[test]
+    fn documented_target_examples_load() {
+        // Uncomment the example tables of config.toml: they must be a valid configuration.
+        let examples: String = DEFAULTS
+            .split("# Delivery targets, by name.")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                let t = l.trim_start();
+                t.starts_with("[targets.")
+                    || t.starts_with('{')
+                    || t.starts_with(']')
+                    || t.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(examples.contains("type = \"topic\""), "{examples}");
+        let secret = file("smtp-pass\n");
+        let examples = examples.replace(
+            "/run/secrets/smtp-password",
+            &secret.path().display().to_string(),
+        );
+        let f = file(&examples);
+        let s = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_or_else(|e| panic!("{e}\n{examples}"));
+        for (name, kind) in [("hook", "webhook"), ("oncall-mail", "email"), ("slack-security", "slack"), ("scan-alerts", "topic")] {
+            assert_eq!(s.targets[name].kind(), kind);
+        }
+        assert_eq!(crate::target::topic::compile(&s.targets).unwrap()["scan-alerts"].len(), 3);
+    }
+
+    #[test]
     fn redact_url_keeps_only_the_host() {
         assert_eq!(
             redact_url("https://hooks.slack.com/services/T0/B0/s3cr3t"),
