@@ -489,10 +489,18 @@ mod tests {
         let f = file(&examples);
         let s = Settings::load_with_env(Some(f.path()), no_env())
             .unwrap_or_else(|e| panic!("{e}\n{examples}"));
-        for (name, kind) in [("hook", "webhook"), ("oncall-mail", "email"), ("slack-security", "slack"), ("scan-alerts", "topic")] {
+        for (name, kind) in [
+            ("hook", "webhook"),
+            ("oncall-mail", "email"),
+            ("slack-security", "slack"),
+            ("scan-alerts", "topic"),
+        ] {
             assert_eq!(s.targets[name].kind(), kind);
         }
-        assert_eq!(crate::target::topic::compile(&s.targets).unwrap()["scan-alerts"].len(), 3);
+        assert_eq!(
+            crate::target::topic::compile(&s.targets).unwrap()["scan-alerts"].len(),
+            3
+        );
     }
 
     #[test]

@@ -66,6 +66,22 @@ impl Router {
         self.rules.is_empty()
     }
 
+    /// The names of the enabled rules that match `event`, in order.
+    pub fn matching_rules(&self, event: &Value) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.pattern.matches(event))
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
+    /// Whether a matching rule targets `target` directly (for a topic: before filter policies).
+    pub fn routes_to(&self, event: &Value, target: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.targets.iter().any(|t| t.target == target) && r.pattern.matches(event))
+    }
+
     /// The deliveries `event` (with its `id`) causes, in rule-file order.
     pub fn route(&self, event_id: &str, event: &Value) -> Vec<Delivery> {
         let mut out = Vec::new();

@@ -210,7 +210,27 @@ impl Email {
         Ok((subject, text, html))
     }
 
-    /// Builds the whole message (also used by `scanbridge route` to show it).
+    /// The message as a person reads it: envelope headers, subject, then both parts.
+    pub fn preview(&self, msg: &Message<'_>) -> Result<String, String> {
+        let (subject, text, html) = self.render(msg)?;
+        let list = |v: &[Mailbox]| {
+            v.iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut t = format!("From: {}\nTo: {}\n", self.from, list(&self.to));
+        if !self.cc.is_empty() {
+            t.push_str(&format!("Cc: {}\n", list(&self.cc)));
+        }
+        t.push_str(&format!(
+            "Subject: {subject}\nMessage-ID: <{}@scanbridge>\n\n--- text/plain ---\n{text}\n\n--- text/html ---\n{html}",
+            msg.delivery_id
+        ));
+        Ok(t)
+    }
+
+    /// Builds the whole message.
     pub fn build(&self, msg: &Message<'_>) -> Result<Mail, String> {
         let (subject, text, html) = self.render(msg)?;
         let mut b = Mail::builder()

@@ -133,6 +133,19 @@ pub enum Target {
 }
 
 impl Target {
+    /// Exactly what an attempt would send, as text for a person (`scanbridge route`); sends nothing.
+    /// Secrets (URLs, header values, passwords) are not shown.
+    pub fn preview(&self, msg: &Message<'_>) -> Result<String, String> {
+        match self {
+            Target::Webhook(t) => Ok(t.preview(msg)),
+            Target::Console(_) => Ok(console::render(msg)),
+            Target::Email(t) => t.preview(msg),
+            Target::Slack(t) => t
+                .payload(msg)
+                .map(|p| serde_json::to_string_pretty(&p).unwrap_or_default()),
+        }
+    }
+
     /// Makes one attempt.
     pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
         match self {

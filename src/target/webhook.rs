@@ -180,6 +180,34 @@ impl Webhook {
         })
     }
 
+    /// The request as text: method, redacted URL, headers (configured values hidden), body.
+    pub fn preview(&self, msg: &Message<'_>) -> String {
+        let (body, content_type) = body(msg.payload);
+        let mut t = format!(
+            "{} {}\ncontent-type: {content_type}\nidempotency-key: {}\n",
+            self.method,
+            crate::config::redact_url(self.url.expose()),
+            msg.delivery_id
+        );
+        for k in self.headers.keys() {
+            t.push_str(&format!("{k}: ***\n"));
+        }
+        if self.key.is_some() {
+            t.push_str(&format!(
+                "webhook-id: {}\nwebhook-timestamp: <send time>\nwebhook-signature: v1,<HMAC-SHA256>\n",
+                msg.delivery_id
+            ));
+        }
+        t.push('\n');
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) if content_type == "application/json" => {
+                t.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default())
+            }
+            _ => t.push_str(&String::from_utf8_lossy(&body)),
+        }
+        t
+    }
+
     pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
         let (body, content_type) = body(msg.payload);
         let mut req = self
