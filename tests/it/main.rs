@@ -3,7 +3,9 @@
 mod aws_cli;
 mod daemon;
 mod delivery;
+mod email;
 mod ingest;
 mod reload;
+mod smtp;
 mod support;
 mod test_pattern;
