@@ -239,12 +239,20 @@ pub async fn send(req: reqwest::RequestBuilder) -> Outcome {
         Err(e) => {
             let timeout = e.is_timeout();
             let e = e.without_url();
+            // The causes (connection refused, DNS...) say what went wrong; none of them holds the URL.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
             Outcome::Retryable {
                 retry_after: None,
                 reason: if timeout {
-                    format!("timeout: {e}")
+                    format!("timeout: {text}")
                 } else {
-                    format!("request failed: {e}")
+                    format!("request failed: {text}")
                 },
             }
         }
