@@ -6,6 +6,7 @@ mod delivery;
 mod email;
 mod ingest;
 mod reload;
+mod route;
 mod secrets;
 mod slack;
 mod smtp;

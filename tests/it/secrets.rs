@@ -59,7 +59,10 @@ async fn no_secret_in_logs_dead_letters_or_cli_output() {
     }
     let logs = d.stop();
     assert!(logs.contains("dead-lettered"), "{logs}");
-    assert!(logs.contains("503"), "the webhook failure is logged: {logs}");
+    assert!(
+        logs.contains("503"),
+        "the webhook failure is logged: {logs}"
+    );
     assert_clean("daemon logs", &logs);
 
     let data = home.path().join("data").display().to_string();
@@ -74,7 +77,9 @@ async fn no_secret_in_logs_dead_letters_or_cli_output() {
     let event = sample("ecr-image-scan-critical.json");
     for args in [
         vec!["check", "--config", &config, "--rules", &rules],
-        vec!["route", "--event", &event, "--config", &config, "--rules", &rules],
+        vec![
+            "route", "--event", &event, "--config", &config, "--rules", &rules,
+        ],
         vec!["notify-test", "hook", "--config", &config],
         vec!["notify-test", "slack", "--config", &config],
         vec!["notify-test", "mail", "--config", &config],

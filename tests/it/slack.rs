@@ -32,7 +32,10 @@ async fn slack_message_reads_at_a_glance() {
     let blocks = m["blocks"].as_array().unwrap();
     assert!(blocks.len() <= 50);
     let types: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["header", "section", "section", "actions", "context"]);
+    assert_eq!(
+        types,
+        ["header", "section", "section", "actions", "context"]
+    );
     assert_eq!(
         blocks[0]["text"]["text"],
         "2 CRITICAL, 7 HIGH, 19 MEDIUM, 4 LOW, 3 INFORMATIONAL in payments/api:v2.14.0"
@@ -54,17 +57,30 @@ async fn slack_message_reads_at_a_glance() {
         ]
     );
     let counts = blocks[2]["text"]["text"].as_str().unwrap();
-    let order: Vec<usize> = ["CRITICAL* *2", "HIGH* *7", "MEDIUM 19", "LOW 4", "INFORMATIONAL 3", "UNDEFINED 0"]
-        .iter()
-        .map(|c| counts.find(c).unwrap_or_else(|| panic!("{c} in {counts}")))
-        .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "fixed order: {counts}");
+    let order: Vec<usize> = [
+        "CRITICAL* *2",
+        "HIGH* *7",
+        "MEDIUM 19",
+        "LOW 4",
+        "INFORMATIONAL 3",
+        "UNDEFINED 0",
+    ]
+    .iter()
+    .map(|c| counts.find(c).unwrap_or_else(|| panic!("{c} in {counts}")))
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "fixed order: {counts}"
+    );
     assert_eq!(
         blocks[3]["elements"][0]["url"],
         "https://us-east-1.console.aws.amazon.com/ecr/repositories/private/123456789012/payments/api/_/image/sha256:9c1d4f3b8e2a7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170615e4/details?region=us-east-1"
     );
     let context = blocks[4]["elements"][0]["text"].as_str().unwrap();
-    assert!(context.contains("rule *scans*") && context.contains("us-east-1"), "{context}");
+    assert!(
+        context.contains("rule *scans*") && context.contains("us-east-1"),
+        "{context}"
+    );
     for b in blocks {
         if let Some(Value::String(t)) = b.pointer("/text/text") {
             assert!(t.chars().count() <= 3000);

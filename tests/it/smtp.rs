@@ -40,7 +40,10 @@ impl Smtp {
             Ok(o) => {
                 println!(
                     "SKIPPED: {test}: aiosmtpd is not importable by python3 (run scripts/test): {}",
-                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
                 );
                 return None;
             }

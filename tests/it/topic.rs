@@ -40,16 +40,32 @@ async fn topic_fans_out_by_filter_policy() {
     let got_all = all.wait_hits(2, &d).await;
     let got_critical = critical.wait_hits(1, &d).await;
     let got_payments = payments.wait_hits(1, &d).await;
-    d.wait_metric("scanbridge_deliveries_total{target=\"all\",outcome=\"delivered\"}", 2.0)
-        .await;
+    d.wait_metric(
+        "scanbridge_deliveries_total{target=\"all\",outcome=\"delivered\"}",
+        2.0,
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(all.hits().len(), 2);
-    assert_eq!(critical.hits().len(), 1, "the HIGH-only scan is filtered out");
+    assert_eq!(
+        critical.hits().len(),
+        1,
+        "the HIGH-only scan is filtered out"
+    );
     assert_eq!(payments.hits().len(), 1, "web/frontend is filtered out");
-    assert_eq!(got_critical[0].body, json!({"repo": "payments/api", "event": "3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01"}));
+    assert_eq!(
+        got_critical[0].body,
+        json!({"repo": "payments/api", "event": "3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01"})
+    );
     assert_eq!(got_payments[0].body["repo"], "payments/api");
-    let repos: Vec<&str> = got_all.iter().map(|h| h.body["repo"].as_str().unwrap()).collect();
-    assert!(repos.contains(&"payments/api") && repos.contains(&"web/frontend"), "{repos:?}");
+    let repos: Vec<&str> = got_all
+        .iter()
+        .map(|h| h.body["repo"].as_str().unwrap())
+        .collect();
+    assert!(
+        repos.contains(&"payments/api") && repos.contains(&"web/frontend"),
+        "{repos:?}"
+    );
 
     let key = |h: &crate::daemon::Hit| h.headers["idempotency-key"].to_str().unwrap().to_owned();
     let ev = "3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01";

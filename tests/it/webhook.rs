@@ -27,7 +27,8 @@ async fn signed_webhook_and_transformed_text() {
     ]});
     let home = Home::new(&config, &[("r.json", &rule.to_string())]);
     let d = home.start();
-    d.post(crate::daemon::event("e-sign", "ci").to_string()).await;
+    d.post(crate::daemon::event("e-sign", "ci").to_string())
+        .await;
     let hits = rx.wait_hits(2, &d).await;
     let signed = hits.iter().find(|h| h.method == "PUT").expect("the PUT");
     let text = hits.iter().find(|h| h.method == "POST").expect("the POST");
@@ -44,7 +45,9 @@ async fn signed_webhook_and_transformed_text() {
         .unwrap()
         .as_secs();
     assert!(now.abs_diff(ts) < 60, "timestamp {ts} vs now {now}");
-    let key = base64::engine::general_purpose::STANDARD.decode(SECRET_B64).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET_B64)
+        .unwrap();
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(&signed.raw);
@@ -57,6 +60,9 @@ async fn signed_webhook_and_transformed_text() {
 
     assert_eq!(hv(text, "content-type"), "text/plain; charset=utf-8");
     assert_eq!(String::from_utf8_lossy(&text.raw), "ci sent n=1 via ci");
-    assert!(!text.headers.contains_key("webhook-signature"), "unsigned target");
+    assert!(
+        !text.headers.contains_key("webhook-signature"),
+        "unsigned target"
+    );
     d.stop();
 }
