@@ -85,6 +85,8 @@ pub struct Facts {
     pub worst: Option<String>,
     pub console_url: Option<String>,
     pub finding: Option<Finding>,
+    /// Non-zero counts, "2 CRITICAL, 7 HIGH" (or "no findings").
+    pub summary: String,
     /// One line saying what happened ("2 CRITICAL, 7 HIGH in payments/api:v2.14.0").
     pub headline: String,
 }
@@ -262,8 +264,10 @@ impl Facts {
             worst,
             console_url,
             finding,
+            summary: String::new(),
             headline: String::new(),
         };
+        facts.summary = facts.summary();
         facts.headline = facts.make_headline();
         facts
     }

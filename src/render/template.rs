@@ -302,6 +302,20 @@ mod tests {
             "{html}"
         );
 
+        // The README's example override.
+        std::fs::write(
+            dir.path().join("email/subject.txt"),
+            "[{{ scan.worst or \"scan\" }}] {{ scan.image }} ({{ scan.summary }}) — {{ rule }}",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let e = sample("ecr-image-scan-high-only.json");
+        let ctx = Context::new(&e, &e, "high-prod", "d", "e");
+        assert_eq!(
+            t.render("email/subject.txt", &ctx).unwrap(),
+            "[HIGH] web/frontend:main-4f2a9c1 (3 HIGH, 14 MEDIUM, 1 LOW, 2 UNDEFINED) — high-prod"
+        );
+
         std::fs::write(dir.path().join("email/subject.txt"), "{% if %}").unwrap();
         let err = Templates::load(Some(dir.path())).unwrap_err().to_string();
         assert!(err.contains("email/subject.txt"), "{err}");
