@@ -104,6 +104,9 @@ pub struct Settings {
     pub log: LogConfig,
     pub delivery: DeliveryConfig,
     pub aws: AwsConfig,
+    /// Message templates (email, Slack).
+    #[serde(default)]
+    pub templates: TemplatesConfig,
     /// Delivery targets by name; rules refer to these names.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
@@ -175,6 +178,16 @@ pub struct DeliveryConfig {
     pub max_backoff: Duration,
 }
 
+/// `[templates]`: where override templates live (default: only the embedded ones).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// Directory whose `email/subject.txt`, `email/body.txt`, `email/body.html`, `slack/text.txt`
+    /// replace the embedded defaults.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
 /// `[aws]`: envelope values filled in when an event lacks them (PutEvents never sends them).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,7 +247,39 @@ impl Settings {
         for (name, t) in &mut self.targets {
             t.finish(name)?;
         }
+        crate::target::topic::compile(&self.targets)?;
+        self.load_templates()?;
         Ok(())
+    }
+
+    /// The message templates: the embedded defaults with `templates.dir` overrides.
+    pub fn load_templates(&self) -> Result<crate::render::template::Templates, ConfigError> {
+        crate::render::template::Templates::load(self.templates.dir.as_deref()).map_err(|e| {
+            ConfigError::Invalid {
+                key: "templates.dir".into(),
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
+/// A URL fit for logs: scheme, host and port only (paths, queries and user info often carry tokens).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path() == "/" && u.query().is_none() {
+                ""
+            } else {
+                "/***"
+            };
+            format!(
+                "{}://{}{port}{rest}",
+                u.scheme(),
+                u.host_str().unwrap_or("?")
+            )
+        }
+        Err(_) => "***".into(),
     }
 }
 
@@ -322,6 +367,154 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pigeon"), "{err}");
+    }
+
+    fn load_err(text: &str) -> String {
+        let f = file(text);
+        Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string()
+    }
+
+    const MAIL: &str = "[targets.mail]\ntype = \"email\"\nhost = \"smtp.example.org\"\nport = 587\ntls = \"starttls\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n";
+
+    #[test]
+    fn new_target_structs_deny_unknown_fields() {
+        let e = load_err(&format!("{MAIL}colour = 1\n"));
+        assert!(e.contains("colour"), "{e}");
+        let e = load_err(
+            "[targets.s]\ntype = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T/B/x\"\nchanel = \"#a\"\n",
+        );
+        assert!(e.contains("chanel"), "{e}");
+        let e = load_err(&format!(
+            "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\", filtr = {{}} }}]\n"
+        ));
+        assert!(e.contains("filtr"), "{e}");
+        let e = load_err(&format!(
+            "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = []\nretry = {{}}\n"
+        ));
+        assert!(e.contains("retry"), "{e}");
+        let e = load_err(&format!("{MAIL}tls = \"ssl\"\n").replace("tls = \"starttls\"\n", ""));
+        assert!(e.contains("ssl"), "{e}");
+        let e =
+            load_err("[targets.h]\ntype = \"webhook\"\nurl = \"http://x/\"\nsecret = \"plain\"\n");
+        assert!(
+            e.contains("targets.h.secret") && !e.contains("plain"),
+            "{e}"
+        );
+        let e =
+            load_err("[targets.h]\ntype = \"webhook\"\nurl = \"http://x/\"\nmethod = \"GET\"\n");
+        assert!(e.contains("targets.h.method"), "{e}");
+    }
+
+    #[test]
+    fn topics_are_checked_at_load_naming_the_key() {
+        let topic =
+            |subs: &str| format!("{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{subs}]\n");
+        let e = load_err(&topic("{ target = \"nope\" }"));
+        assert!(
+            e.contains("targets.t.subscriptions[0].target")
+                && e.contains("nope")
+                && e.contains("mail"),
+            "{e}"
+        );
+        let e = load_err(&format!(
+            "{}[targets.u]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\" }}]\n",
+            topic("{ target = \"u\" }")
+        ));
+        assert!(
+            e.contains("targets.t.subscriptions[0].target") && e.contains("topic"),
+            "{e}"
+        );
+        let e = load_err(&topic("{ target = \"mail\" }, { target = \"mail\" }"));
+        assert!(
+            e.contains("subscriptions[1].target") && e.contains("twice"),
+            "{e}"
+        );
+        let e = load_err(&topic(
+            "{ target = \"mail\", filter_policy = { detail = { n = [{ numeric = [\">>\", 0] }] } } }",
+        ));
+        assert!(
+            e.contains("targets.t.subscriptions[0].filter_policy/detail/n")
+                && e.contains("Event pattern is not valid"),
+            "{e}"
+        );
+        let e = load_err(&topic(""));
+        assert!(e.contains("targets.t.subscriptions"), "{e}");
+    }
+
+    #[test]
+    fn filter_policy_keys_keep_their_case() {
+        // The config crate must not lowercase keys inside a policy: CRITICAL is not critical.
+        let f = file(&format!(
+            "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\", filter_policy = {{ detail = {{ finding-severity-counts = {{ CRITICAL = [{{ numeric = [\">\", 0] }}] }} }} }} }}]\n"
+        ));
+        let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
+        let topics = crate::target::topic::compile(&s.targets).unwrap();
+        let sub = &topics["t"][0];
+        assert!(
+            sub.accepts(&serde_json::json!({"detail":{"finding-severity-counts":{"CRITICAL":1}}}))
+        );
+        assert!(
+            !sub.accepts(&serde_json::json!({"detail":{"finding-severity-counts":{"HIGH":1}}}))
+        );
+    }
+
+    #[test]
+    fn documented_target_examples_load() {
+        // Uncomment the example tables of config.toml: they must be a valid configuration.
+        let examples: String = DEFAULTS
+            .split("# Delivery targets, by name.")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                let t = l.trim_start();
+                t.starts_with("[targets.")
+                    || t.starts_with('{')
+                    || t.starts_with(']')
+                    || t.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(examples.contains("type = \"topic\""), "{examples}");
+        let secret = file("smtp-pass\n");
+        let examples = examples.replace(
+            "/run/secrets/smtp-password",
+            &secret.path().display().to_string(),
+        );
+        let f = file(&examples);
+        let s = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_or_else(|e| panic!("{e}\n{examples}"));
+        for (name, kind) in [
+            ("hook", "webhook"),
+            ("oncall-mail", "email"),
+            ("slack-security", "slack"),
+            ("scan-alerts", "topic"),
+        ] {
+            assert_eq!(s.targets[name].kind(), kind);
+        }
+        assert_eq!(
+            crate::target::topic::compile(&s.targets).unwrap()["scan-alerts"].len(),
+            3
+        );
+    }
+
+    #[test]
+    fn redact_url_keeps_only_the_host() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/s3cr3t"),
+            "https://hooks.slack.com/***"
+        );
+        assert_eq!(
+            redact_url("http://user:pw@127.0.0.1:8080/x?token=t"),
+            "http://127.0.0.1:8080/***"
+        );
+        assert_eq!(redact_url("https://example.org/"), "https://example.org");
+        assert_eq!(redact_url("not a url"), "***");
     }
 
     #[test]

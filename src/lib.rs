@@ -10,8 +10,9 @@
 //! - [`ingest`]: the doors (HTTP `/events`, AWS PutEvents/TestEventPattern, stdin) into the store.
 //! - [`store`]: the durable store (events, outbox, dead letters) behind a small trait; SQLite.
 //! - [`worker`] and [`retry`]: lease, send, ack, retry with backoff, dead-letter.
-//! - [`target`]: delivery targets (console, webhook) and their contract with the worker.
-//! - [`render`]: what a target receives (input transformation).
+//! - [`target`]: delivery targets (console, webhook, email, Slack, topic) and their contract with the
+//!   worker.
+//! - [`render`]: what a target receives: input transformation, scan facts, message templates.
 //! - [`metrics`], [`logging`], [`shutdown`]: observability and lifecycle.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).

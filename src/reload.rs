@@ -25,6 +25,8 @@ pub struct Reloader {
     pub targets: BTreeSet<String>,
     pub router: Arc<RouterHandle>,
     pub metrics: Arc<Metrics>,
+    /// Topics come from the configuration, which a reload does not re-read.
+    pub topics: Arc<crate::target::topic::Topics>,
 }
 
 impl Reloader {
@@ -32,7 +34,7 @@ impl Reloader {
     pub fn reload(&self) -> bool {
         match rules::load_dir_or_builtin(&self.dir, &self.targets) {
             Ok((rules, _builtin)) => {
-                let router = Router::new(rules);
+                let router = Router::new(rules, self.topics.clone());
                 let n = router.len();
                 self.router.swap(router);
                 self.metrics.reload(true, n);

@@ -1,10 +1,13 @@
-//! Routing: one event in, the deliveries it causes out (one per matching rule × target).
+//! Routing: one event in, the deliveries it causes out: one per matching rule × target, and for a
+//! target that is a topic, one per subscription whose filter policy matches (SNS-style fan-out).
 //!
 //! The rule set is swapped atomically on reload ([`RouterHandle`], an `ArcSwap`): a route call sees
 //! either the whole old set or the whole new one, never a mix, and never waits on a reload. Matching is
 //! kept behind [`Router::route`] alone, so the compiled `RuleSet` can replace the per-rule loop later
 //! without touching callers. Delivery ids are deterministic: the same event, rule and target always
-//! give the same id, which makes re-ingesting a duplicate event idempotent and lets receivers dedupe.
+//! give the same id, which makes re-ingesting a duplicate event idempotent and lets receivers dedupe. A
+//! subscription's delivery id is computed from `TOPIC/TARGET` in the target position, so it differs from
+//! a direct delivery of the same rule to the same target.
 
 use std::sync::Arc;
 
@@ -13,13 +16,17 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::rules::Rule;
+use crate::target::topic::Topics;
 
 /// One delivery to make: the rule that matched, the target, and what to send (None = the event).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub id: String,
     pub rule: String,
+    /// The target that sends (for a topic: the subscribed target).
     pub target: String,
+    /// The topic it came through, if any.
+    pub topic: Option<String>,
     pub input: Option<Value>,
 }
 
@@ -36,16 +43,18 @@ pub fn delivery_id(event_id: &str, rule: &str, target: &str) -> String {
         .collect()
 }
 
-/// An immutable set of enabled rules.
+/// An immutable set of enabled rules, with the topics they may target.
 #[derive(Debug, Default)]
 pub struct Router {
     rules: Vec<Rule>,
+    topics: Arc<Topics>,
 }
 
 impl Router {
-    pub fn new(rules: Vec<Rule>) -> Self {
+    pub fn new(rules: Vec<Rule>, topics: Arc<Topics>) -> Self {
         Router {
             rules: rules.into_iter().filter(|r| r.enabled).collect(),
+            topics,
         }
     }
 
@@ -57,17 +66,50 @@ impl Router {
         self.rules.is_empty()
     }
 
+    /// The names of the enabled rules that match `event`, in order.
+    pub fn matching_rules(&self, event: &Value) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.pattern.matches(event))
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
+    /// Whether a matching rule targets `target` directly (for a topic: before filter policies).
+    pub fn routes_to(&self, event: &Value, target: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.targets.iter().any(|t| t.target == target) && r.pattern.matches(event))
+    }
+
     /// The deliveries `event` (with its `id`) causes, in rule-file order.
     pub fn route(&self, event_id: &str, event: &Value) -> Vec<Delivery> {
         let mut out = Vec::new();
         for rule in self.rules.iter().filter(|r| r.pattern.matches(event)) {
             for t in &rule.targets {
-                out.push(Delivery {
-                    id: delivery_id(event_id, &rule.name, &t.target),
-                    rule: rule.name.clone(),
-                    target: t.target.clone(),
-                    input: t.input.clone(),
-                });
+                let Some(subs) = self.topics.get(&t.target) else {
+                    out.push(Delivery {
+                        id: delivery_id(event_id, &rule.name, &t.target),
+                        rule: rule.name.clone(),
+                        target: t.target.clone(),
+                        topic: None,
+                        input: t.input.clone(),
+                    });
+                    continue;
+                };
+                for sub in subs.iter().filter(|s| s.accepts(event)) {
+                    out.push(Delivery {
+                        id: delivery_id(
+                            event_id,
+                            &rule.name,
+                            &format!("{}/{}", t.target, sub.target),
+                        ),
+                        rule: rule.name.clone(),
+                        target: sub.target.clone(),
+                        topic: Some(t.target.clone()),
+                        input: t.input.clone(),
+                    });
+                }
             }
         }
         out
@@ -120,7 +162,7 @@ mod tests {
             &known,
         )
         .unwrap();
-        let router = Router::new(vec![r1, r2]);
+        let router = Router::new(vec![r1, r2], Arc::default());
         let d = router.route("e1", &json!({"source":"x"}));
         let pairs: Vec<(&str, &str)> = d
             .iter()
@@ -128,5 +170,52 @@ mod tests {
             .collect();
         assert_eq!(pairs, vec![("r1", "a"), ("r1", "b")]);
         assert!(router.route("e2", &json!({"source":"y"})).is_empty());
+    }
+
+    #[test]
+    fn topics_fan_out_to_matching_subscriptions() {
+        use crate::target::topic::Subscription;
+        let known = ["alerts".to_owned(), "a".to_owned()].into();
+        let rule = crate::rules::parse_rule(
+            &json!({"name":"r","event_pattern":{"source":["x"]},
+                "targets":[{"target":"alerts","input_path":"$.detail"},"a"]}),
+            &known,
+        )
+        .unwrap();
+        let prod = scanbridge_pattern::Pattern::parse(r#"{"detail":{"env":["prod"]}}"#).unwrap();
+        let topics: Topics = [(
+            "alerts".to_owned(),
+            vec![
+                Subscription {
+                    target: "a".into(),
+                    filter: None,
+                },
+                Subscription {
+                    target: "b".into(),
+                    filter: Some(prod),
+                },
+            ],
+        )]
+        .into();
+        let router = Router::new(vec![rule], Arc::new(topics));
+        let dev = router.route("e1", &json!({"source":"x","detail":{"env":"dev"}}));
+        let got: Vec<(&str, Option<&str>)> = dev
+            .iter()
+            .map(|d| (d.target.as_str(), d.topic.as_deref()))
+            .collect();
+        assert_eq!(got, vec![("a", Some("alerts")), ("a", None)]);
+        assert_ne!(
+            dev[0].id, dev[1].id,
+            "a subscription and a direct target differ"
+        );
+        assert_eq!(
+            dev[0].input,
+            Some(json!({"input_path":"$.detail"})),
+            "the rule's transformation applies"
+        );
+        let prod = router.route("e1", &json!({"source":"x","detail":{"env":"prod"}}));
+        assert_eq!(prod.len(), 3);
+        assert_eq!(prod[1].target, "b");
+        assert_eq!(prod[1].id, delivery_id("e1", "r", "alerts/b"));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A rule file holds `name`, `event_pattern` (EventBridge JSON, as an object or a JSON string),
 //! `targets` (target names from config.toml, each either a string or an object `{target, input,
-//! input_path, input_transformer}` whose transformation the targets issue fills in), and optional
+//! input_path, input_transformer}` with an EventBridge input transformation, see `render::transform`), and optional
 //! `description` and `enabled` (default true). Unknown keys are errors.
 //!
 //! Promise: loading reports every error at once, each with the file, the JSON pointer of the node at
@@ -28,8 +28,9 @@ pub struct Rule {
     pub file: PathBuf,
 }
 
-/// A target of a rule, with the optional input transformation (applied by the targets issue; the
-/// daemon stores it with each delivery so that a later reload never changes what a delivery sends).
+/// A target of a rule, with the optional input transformation (validated at load by
+/// [`crate::render::Input::parse`]; stored with each delivery so that a later reload never changes
+/// what a delivery sends).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleTarget {
     pub target: String,
@@ -364,6 +365,12 @@ fn parse_targets(
                     one.insert((*k).clone(), o[k.as_str()].clone());
                     Value::Object(one)
                 });
+                // Validate the transformation now, so a bad path or placeholder fails the load.
+                if let Some(spec) = &input
+                    && let Err(e) = crate::render::Input::parse(spec)
+                {
+                    errs.extend(e.into_iter().map(|(p, m)| (format!("{at}{p}"), m)));
+                }
                 match o.get("target") {
                     Some(Value::String(s)) => (s.clone(), input, format!("{at}/target")),
                     _ => {
@@ -464,6 +471,26 @@ mod tests {
         assert!(
             unknown.1.contains("\"nope\"") && unknown.1.contains("console"),
             "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn bad_input_transformation_fails_the_load_with_its_pointer() {
+        let errs = parse_rule(
+            &json!({"name":"r","event_pattern":{"source":["x"]},"targets":[{"target":"hook",
+                "input_transformer":{"input_paths_map":{"repo":"detail.repository-name"},
+                "input_template":"\"<repo> <nope>\""}}]}),
+            &known(),
+        )
+        .unwrap_err();
+        let ptrs: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
+        assert!(
+            ptrs.contains(&"/targets/0/input_transformer/input_paths_map/repo"),
+            "{errs:?}"
+        );
+        assert!(
+            ptrs.contains(&"/targets/0/input_transformer/input_template"),
+            "{errs:?}"
         );
     }
 

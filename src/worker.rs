@@ -97,7 +97,15 @@ impl Worker {
             .input
             .as_deref()
             .and_then(|i| serde_json::from_str(i).ok());
-        let payload = crate::render::payload(&event, input.as_ref());
+        let payload = match crate::render::payload(&event, input.as_ref(), &d.rule) {
+            Ok(p) => p,
+            Err(e) => {
+                self.metrics.delivery(&d.target, "permanent");
+                self.dead_letter(&d, d.attempts + 1, format!("permanent failure: {e}"))
+                    .await;
+                return;
+            }
+        };
         let msg = Message {
             delivery_id: &d.id,
             rule: &d.rule,

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod dlq;
 pub mod health;
+pub mod notify_test;
+pub mod route;
 pub mod send;
 pub mod serve;
 pub mod test_pattern;
@@ -36,6 +38,11 @@ pub enum Command {
     Dlq(dlq::Args),
     /// Exit 0 if a running daemon is ready (for container health checks).
     Health(health::Args),
+    /// Show which rules, targets and subscriptions an event reaches and the exact payloads, sending
+    /// nothing (exit 0 if a rule matched, 1 if none, 2 on error).
+    Route(route::Args),
+    /// Send one sample event to a configured target now and report the outcome (exit 0 delivered).
+    NotifyTest(notify_test::Args),
 }
 
 /// What a command achieved, as the exit code scripts see.
@@ -68,5 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Send(args) => send::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Health(args) => health::run(args),
+        Command::Route(args) => route::run(args),
+        Command::NotifyTest(args) => notify_test::run(args),
     }
 }

@@ -82,7 +82,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
         );
     }
-    let router = Router::new(rules);
+    let topics = Arc::new(crate::target::topic::compile(&settings.targets)?);
+    let router = Router::new(rules, topics.clone());
     metrics
         .rules_loaded
         .store(router.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -94,7 +95,12 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(store);
     let pending = store.depth().await?;
     tracing::info!(data_dir = %settings.store.data_dir.display(), pending, "store open");
-    let targets = Arc::new(Targets::build(&settings.targets, &settings.delivery)?);
+    let templates = Arc::new(settings.load_templates()?);
+    let targets = Arc::new(Targets::build(
+        &settings.targets,
+        &settings.delivery,
+        templates,
+    )?);
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -126,6 +132,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         targets: known,
         router,
         metrics,
+        topics,
     };
     tracker.spawn(reloader.run(settings.rules.watch, hup_rx, shutdown.clone()));
     if stdin {

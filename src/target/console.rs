@@ -13,15 +13,7 @@ use serde_json::Value;
 use super::{Message, Outcome};
 use crate::retry::RetryOverrides;
 
-/// The scan severities, in the order people read them.
-pub const SEVERITIES: [&str; 6] = [
-    "CRITICAL",
-    "HIGH",
-    "MEDIUM",
-    "LOW",
-    "INFORMATIONAL",
-    "UNDEFINED",
-];
+pub use crate::render::scan::SEVERITIES;
 
 /// `[targets.NAME] type = "console"`: no settings beyond `retry`.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -14,10 +14,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::config::{ConfigError, DeliveryConfig};
+use crate::render::template::Templates;
 use crate::retry::{RetryOverrides, RetryPolicy};
 
 pub mod console;
+pub mod email;
+pub mod slack;
+pub mod topic;
 pub mod webhook;
 
 /// `[targets.NAME]`, selected by `type`.
@@ -26,23 +32,59 @@ pub mod webhook;
 pub enum TargetConfig {
     Webhook(webhook::WebhookConfig),
     Console(console::ConsoleConfig),
+    Email(email::EmailConfig),
+    Slack(slack::SlackConfig),
+    Topic(topic::TopicConfig),
 }
 
 impl TargetConfig {
-    /// Resolves secrets and checks values; `name` is used in error messages.
+    /// Resolves secrets and checks values; `name` is used in error messages. (Topics are checked
+    /// against the other targets by [`topic::compile`].)
     pub fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
         match self {
             TargetConfig::Webhook(w) => w.finish(name),
-            TargetConfig::Console(_) => Ok(()),
+            TargetConfig::Email(e) => e.finish(name),
+            TargetConfig::Slack(s) => s.finish(name),
+            TargetConfig::Console(_) | TargetConfig::Topic(_) => Ok(()),
         }
     }
 
-    pub fn retry(&self) -> &RetryOverrides {
+    /// The retry overrides (a topic has none: its subscriptions' targets retry).
+    pub fn retry(&self) -> RetryOverrides {
         match self {
-            TargetConfig::Webhook(w) => &w.retry,
-            TargetConfig::Console(c) => &c.retry,
+            TargetConfig::Webhook(w) => w.retry.clone(),
+            TargetConfig::Console(c) => c.retry.clone(),
+            TargetConfig::Email(e) => e.retry.clone(),
+            TargetConfig::Slack(s) => s.retry.clone(),
+            TargetConfig::Topic(_) => RetryOverrides::default(),
         }
     }
+
+    /// The `type` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Webhook(_) => "webhook",
+            TargetConfig::Console(_) => "console",
+            TargetConfig::Email(_) => "email",
+            TargetConfig::Slack(_) => "slack",
+            TargetConfig::Topic(_) => "topic",
+        }
+    }
+}
+
+/// A target could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("target {name}: HTTP client: {source}")]
+    Http {
+        name: String,
+        source: reqwest::Error,
+    },
+    #[error("target {name}: SMTP transport: {source}")]
+    Smtp {
+        name: String,
+        source: lettre::transport::smtp::Error,
+    },
 }
 
 /// One delivery attempt's input.
@@ -86,14 +128,31 @@ impl Outcome {
 pub enum Target {
     Webhook(webhook::Webhook),
     Console(console::Console),
+    Email(email::Email),
+    Slack(slack::Slack),
 }
 
 impl Target {
+    /// Exactly what an attempt would send, as text for a person (`scanbridge route`); sends nothing.
+    /// Secrets (URLs, header values, passwords) are not shown.
+    pub fn preview(&self, msg: &Message<'_>) -> Result<String, String> {
+        match self {
+            Target::Webhook(t) => Ok(t.preview(msg)),
+            Target::Console(_) => Ok(console::render(msg)),
+            Target::Email(t) => t.preview(msg),
+            Target::Slack(t) => t
+                .payload(msg)
+                .map(|p| serde_json::to_string_pretty(&p).unwrap_or_default()),
+        }
+    }
+
     /// Makes one attempt.
     pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
         match self {
             Target::Webhook(t) => t.notify(msg).await,
             Target::Console(t) => t.notify(msg),
+            Target::Email(t) => t.notify(msg).await,
+            Target::Slack(t) => t.notify(msg).await,
         }
     }
 }
@@ -105,19 +164,39 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// Builds every deliverable target (topics are not: the router fans them out).
     pub fn build(
         configs: &BTreeMap<String, TargetConfig>,
         delivery: &DeliveryConfig,
-    ) -> Result<Targets, reqwest::Error> {
+        templates: Arc<Templates>,
+    ) -> Result<Targets, BuildError> {
         let mut by_name = BTreeMap::new();
         for (name, cfg) in configs {
+            let http = |source| BuildError::Http {
+                name: name.clone(),
+                source,
+            };
             let target = match cfg {
-                TargetConfig::Webhook(w) => Target::Webhook(webhook::Webhook::new(name, w)?),
+                TargetConfig::Webhook(w) => {
+                    Target::Webhook(webhook::Webhook::new(name, w).map_err(http)?)
+                }
                 TargetConfig::Console(_) => Target::Console(console::Console),
+                TargetConfig::Email(e) => {
+                    Target::Email(email::Email::new(e, templates.clone()).map_err(|source| {
+                        BuildError::Smtp {
+                            name: name.clone(),
+                            source,
+                        }
+                    })?)
+                }
+                TargetConfig::Slack(s) => {
+                    Target::Slack(slack::Slack::new(s, templates.clone()).map_err(http)?)
+                }
+                TargetConfig::Topic(_) => continue,
             };
             by_name.insert(
                 name.clone(),
-                (target, RetryPolicy::new(delivery, cfg.retry())),
+                (target, RetryPolicy::new(delivery, &cfg.retry())),
             );
         }
         Ok(Targets { by_name })

@@ -1,15 +1,26 @@
-//! The `webhook` target: POSTs the payload as JSON to a URL.
+//! The `webhook` target: sends the payload (the event, or the rule's transformed input) to a URL.
+//!
+//! Request: `method` (default POST) with the configured `headers`; a JSON body, or `text/plain` when
+//! the transformed input is a string; `Idempotency-Key: <delivery id>`; and, when `secret` is set,
+//! Standard Webhooks signing: `webhook-id` (the delivery id), `webhook-timestamp` (Unix seconds) and
+//! `webhook-signature: v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>` where the key is the
+//! base64 part of `whsec_<base64>`.
 //!
 //! Classification (alertmanager's and EventBridge's): 2xx delivered; 408, 429 and 5xx retryable with the
 //! receiver's Retry-After (seconds or HTTP date); timeouts and connection errors retryable; any other
 //! status permanent. The URL is a [`Secret`] (it often carries a token): it never appears in logs or in
-//! reasons (reqwest errors are stripped of it). Every request carries `Idempotency-Key: <delivery id>`.
+//! reasons (reqwest errors are stripped of it); header values and the signing secret are secrets too.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
@@ -23,11 +34,26 @@ pub struct WebhookConfig {
     url: Option<Secret>,
     #[serde(default)]
     url_file: Option<std::path::PathBuf>,
+    /// HTTP method: POST (default), PUT or PATCH.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Extra request headers (values are secrets: they often carry tokens).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// Standard Webhooks signing secret, `whsec_<base64>` (or `secret_file`).
+    #[serde(default)]
+    secret: Option<Secret>,
+    #[serde(default)]
+    secret_file: Option<std::path::PathBuf>,
     /// Per-request timeout (default 5 s).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     #[serde(default)]
     pub retry: RetryOverrides,
+}
+
+fn default_method() -> String {
+    "POST".into()
 }
 
 fn default_timeout() -> Duration {
@@ -45,12 +71,41 @@ impl WebhookConfig {
             });
         };
         match reqwest::Url::parse(url.expose()) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-            _ => Err(ConfigError::Invalid {
-                key,
-                message: "not an http(s) URL".into(),
-            }),
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "not an http(s) URL".into(),
+                });
+            }
         }
+        let invalid = |k: &str, message: String| ConfigError::Invalid {
+            key: format!("targets.{name}.{k}"),
+            message,
+        };
+        self.method = self.method.to_ascii_uppercase();
+        if !matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") {
+            return Err(invalid("method", "must be POST, PUT or PATCH".into()));
+        }
+        for (k, v) in &self.headers {
+            if HeaderName::from_bytes(k.as_bytes()).is_err()
+                || HeaderValue::from_str(v.expose()).is_err()
+            {
+                return Err(invalid(
+                    &format!("headers.{k}"),
+                    "not a valid HTTP header".into(),
+                ));
+            }
+        }
+        resolve_secret(
+            &format!("targets.{name}.secret"),
+            &mut self.secret,
+            &self.secret_file,
+        )?;
+        if let Some(s) = &self.secret {
+            signing_key(s).map_err(|m| invalid("secret", m))?;
+        }
+        Ok(())
     }
 
     /// The URL (present after loading).
@@ -61,9 +116,40 @@ impl WebhookConfig {
     }
 }
 
+/// The HMAC key of a `whsec_<base64>` secret.
+fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
+    let b64 = secret
+        .expose()
+        .strip_prefix("whsec_")
+        .ok_or("must look like whsec_<base64> (Standard Webhooks)")?;
+    match B64.decode(b64) {
+        Ok(k) if !k.is_empty() => Ok(k),
+        _ => Err("the part after whsec_ must be non-empty base64".into()),
+    }
+}
+
+/// `v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>`: the Standard Webhooks signature.
+pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+}
+
+/// The request body and its content type: JSON, or plain text for a string payload.
+pub fn body(payload: &Value) -> (Vec<u8>, &'static str) {
+    match payload {
+        Value::String(s) => (s.clone().into_bytes(), "text/plain; charset=utf-8"),
+        other => (other.to_string().into_bytes(), "application/json"),
+    }
+}
+
 #[derive(Debug)]
 pub struct Webhook {
     url: Secret,
+    method: Method,
+    headers: HeaderMap,
+    key: Option<Vec<u8>>,
     client: reqwest::Client,
 }
 
@@ -74,35 +160,100 @@ impl Webhook {
             .connect_timeout(cfg.timeout)
             .user_agent(concat!("scanbridge/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let (Ok(k), Ok(mut v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v.expose()),
+            ) else {
+                continue; // checked at load
+            };
+            v.set_sensitive(true);
+            headers.insert(k, v);
+        }
         Ok(Webhook {
             url: cfg.url().clone(),
+            method: Method::from_bytes(cfg.method.as_bytes()).unwrap_or(Method::POST),
+            headers,
+            key: cfg.secret.as_ref().and_then(|s| signing_key(s).ok()),
             client,
         })
     }
 
+    /// The request as text: method, redacted URL, headers (configured values hidden), body.
+    pub fn preview(&self, msg: &Message<'_>) -> String {
+        let (body, content_type) = body(msg.payload);
+        let mut t = format!(
+            "{} {}\ncontent-type: {content_type}\nidempotency-key: {}\n",
+            self.method,
+            crate::config::redact_url(self.url.expose()),
+            msg.delivery_id
+        );
+        for k in self.headers.keys() {
+            t.push_str(&format!("{k}: ***\n"));
+        }
+        if self.key.is_some() {
+            t.push_str(&format!(
+                "webhook-id: {}\nwebhook-timestamp: <send time>\nwebhook-signature: v1,<HMAC-SHA256>\n",
+                msg.delivery_id
+            ));
+        }
+        t.push('\n');
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) if content_type == "application/json" => {
+                t.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default())
+            }
+            _ => t.push_str(&String::from_utf8_lossy(&body)),
+        }
+        t
+    }
+
     pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
-        let result = self
+        let (body, content_type) = body(msg.payload);
+        let mut req = self
             .client
-            .post(self.url.expose())
+            .request(self.method.clone(), self.url.expose())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, content_type)
             .header("Idempotency-Key", msg.delivery_id)
             .header("X-Scanbridge-Rule", msg.rule)
-            .header("X-Scanbridge-Event-Id", msg.event_id)
-            .json(msg.payload)
-            .send()
-            .await;
-        match result {
-            Ok(resp) => classify(resp.status(), resp.headers()),
-            Err(e) => {
-                let timeout = e.is_timeout();
-                let e = e.without_url();
-                Outcome::Retryable {
-                    retry_after: None,
-                    reason: if timeout {
-                        format!("timeout: {e}")
-                    } else {
-                        format!("request failed: {e}")
-                    },
-                }
+            .header("X-Scanbridge-Event-Id", msg.event_id);
+        if let Some(key) = &self.key {
+            let ts = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            req = req
+                .header("webhook-id", msg.delivery_id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", sign(key, msg.delivery_id, ts, &body));
+        }
+        send(req.body(body)).await
+    }
+}
+
+/// Sends a request and classifies the answer; errors never carry the URL.
+pub async fn send(req: reqwest::RequestBuilder) -> Outcome {
+    match req.send().await {
+        Ok(resp) => classify(resp.status(), resp.headers()),
+        Err(e) => {
+            let timeout = e.is_timeout();
+            let e = e.without_url();
+            // The causes (connection refused, DNS...) say what went wrong; none of them holds the URL.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            Outcome::Retryable {
+                retry_after: None,
+                reason: if timeout {
+                    format!("timeout: {text}")
+                } else {
+                    format!("request failed: {text}")
+                },
             }
         }
     }
@@ -163,6 +314,31 @@ mod tests {
             let got = classify(StatusCode::from_u16(code).unwrap(), &none);
             assert_eq!(got.label(), want, "HTTP {code}");
         }
+    }
+
+    #[test]
+    fn standard_webhooks_signature_matches_the_reference() {
+        // The example of the Standard Webhooks specification (and its reference libraries).
+        let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let key = signing_key(&secret).unwrap();
+        let sig = sign(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert!(signing_key(&Secret::new("nope")).is_err());
+        assert!(signing_key(&Secret::new("whsec_!!")).is_err());
+    }
+
+    #[test]
+    fn string_payloads_go_as_text() {
+        assert_eq!(
+            body(&serde_json::json!("hi")),
+            (b"hi".to_vec(), "text/plain; charset=utf-8")
+        );
+        assert_eq!(body(&serde_json::json!({"a":1})).1, "application/json");
     }
 
     #[test]

@@ -241,8 +241,13 @@ fn collect(mut r: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
 /// One request the receiver accepted.
 #[derive(Debug, Clone)]
 pub struct Hit {
+    pub method: String,
+    pub path: String,
     pub headers: HeaderMap,
+    /// The body parsed as JSON (Null when it is not JSON).
     pub body: Value,
+    /// The body as sent.
+    pub raw: Vec<u8>,
 }
 
 /// A real HTTP receiver: answers `fail_with` (0 = 200) and records the accepted requests.
@@ -263,9 +268,12 @@ impl Receiver {
             fail_with: Arc::default(),
         };
         let state = r.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+        // Any path and method: `/hook` for webhooks, `/services/T/B/SECRET` for Slack.
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method,
+                  uri: axum::http::Uri,
+                  headers: HeaderMap,
+                  body: axum::body::Bytes| {
                 let st = state.clone();
                 async move {
                     st.attempts.fetch_add(1, Ordering::SeqCst);
@@ -273,11 +281,18 @@ impl Receiver {
                     if fail != 0 {
                         return StatusCode::from_u16(fail).unwrap();
                     }
-                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    st.hits.lock().unwrap().push(Hit { headers, body });
+                    let raw = body.to_vec();
+                    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+                    st.hits.lock().unwrap().push(Hit {
+                        method: method.to_string(),
+                        path: uri.path().to_owned(),
+                        headers,
+                        body,
+                        raw,
+                    });
                     StatusCode::OK
                 }
-            }),
+            },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

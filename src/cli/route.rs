@@ -1,0 +1,188 @@
+//! `scanbridge route --event FILE`: what the daemon would do with one event, sending nothing — which
+//! rules match, which targets and topic subscriptions receive it (with their delivery ids), and the
+//! exact payload each would get, rendered (email headers and both parts, the Slack Block Kit JSON, the
+//! webhook request). Secrets are not shown. Exit 0 if some rule matched, 1 if none, 2 on error.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::Outcome;
+use crate::config::Settings;
+use crate::event::{EnvelopeRules, Event};
+use crate::router::Router;
+use crate::target::{Message, Targets};
+
+/// Arguments of `scanbridge route`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The event (one EventBridge event as JSON; `-` reads standard input).
+    #[arg(long)]
+    pub event: PathBuf,
+    /// Configuration file layered over the built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Rules directory (overrides `rules.dir`).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+/// Settings, router and targets, built as `serve` builds them but without a store or a server.
+pub(crate) struct Offline {
+    pub settings: Settings,
+    pub router: Router,
+    pub targets: Targets,
+    pub topics: Arc<crate::target::topic::Topics>,
+}
+
+impl Offline {
+    /// Loads everything (the rules only if `with_rules`); errors are printed by the caller (exit 2).
+    pub fn load(
+        config: Option<&Path>,
+        rules: Option<PathBuf>,
+        with_rules: bool,
+    ) -> anyhow::Result<Offline> {
+        let mut settings = Settings::load(config)?;
+        if let Some(r) = rules {
+            settings.rules.dir = r;
+        }
+        let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
+        let rules = if with_rules {
+            crate::rules::load_dir_or_builtin(&settings.rules.dir, &known)
+                .map_err(|e| anyhow::anyhow!("{} error(s) in the rules: {e}", e.0.len()))?
+                .0
+        } else {
+            Vec::new()
+        };
+        let topics = Arc::new(crate::target::topic::compile(&settings.targets)?);
+        let templates = Arc::new(settings.load_templates()?);
+        let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
+        Ok(Offline {
+            router: Router::new(rules, topics.clone()),
+            settings,
+            targets,
+            topics,
+        })
+    }
+
+    /// Validates and normalises an event as ingest does.
+    pub fn event(&self, text: &str) -> anyhow::Result<Event> {
+        let rules = EnvelopeRules {
+            max_event_bytes: self.settings.server.max_event_bytes,
+            account: self.settings.aws.account.clone(),
+            region: self.settings.aws.region.clone(),
+        };
+        crate::event::validate(text, &rules).map_err(|e| anyhow::anyhow!("invalid event: {e}"))
+    }
+}
+
+pub(crate) fn read(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let offline = match Offline::load(args.config.as_deref(), args.rules, true) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("scanbridge: error: {e:#}");
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let event = match read(&args.event).and_then(|t| offline.event(&t)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("scanbridge: error: {e:#}");
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let s = |k: &str| event.value.get(k).and_then(Value::as_str).unwrap_or("-");
+    println!(
+        "event {} ({} from {})",
+        event.id,
+        s("detail-type"),
+        s("source")
+    );
+    let deliveries = offline.router.route(&event.id, &event.value);
+    let matching = offline.router.matching_rules(&event.value);
+    for rule in &matching {
+        println!("\nrule {rule}: matches");
+        let mine: Vec<_> = deliveries.iter().filter(|d| d.rule == *rule).collect();
+        if mine.is_empty() {
+            println!("  (no topic subscription accepts this event: nothing is sent)");
+        }
+        for d in mine {
+            show(&offline, &event, d);
+        }
+    }
+    for (name, subs) in offline.topics.iter() {
+        let reached = deliveries.iter().any(|d| d.topic.as_deref() == Some(name));
+        if offline.router.routes_to(&event.value, name) && !reached {
+            let names: Vec<&str> = subs.iter().map(|s| s.target.as_str()).collect();
+            println!(
+                "\ntopic {name}: no subscription's filter policy matches ({})",
+                names.join(", ")
+            );
+        }
+    }
+    println!(
+        "\n{} of {} rule(s) matched; {} delivery(ies) would be made",
+        matching.len(),
+        offline.router.len(),
+        deliveries.len()
+    );
+    Ok(if matching.is_empty() {
+        Outcome::NoMatch
+    } else {
+        Outcome::Success
+    })
+}
+
+fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
+    let kind = offline
+        .settings
+        .targets
+        .get(&d.target)
+        .map(|c| c.kind())
+        .unwrap_or("?");
+    match &d.topic {
+        Some(t) => println!("  -> topic {t} -> {} ({kind})  delivery {}", d.target, d.id),
+        None => println!("  -> {} ({kind})  delivery {}", d.target, d.id),
+    }
+    let payload = match crate::render::payload(&event.value, d.input.as_ref(), &d.rule) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("      would be dead-lettered: {e}");
+            return;
+        }
+    };
+    let msg = Message {
+        delivery_id: &d.id,
+        rule: &d.rule,
+        event_id: &event.id,
+        event: &event.value,
+        payload: &payload,
+    };
+    match offline.targets.get(&d.target) {
+        Some((target, _)) => match target.preview(&msg) {
+            Ok(text) => println!("{}", indent(&text)),
+            Err(e) => println!("      would fail permanently: {e}"),
+        },
+        None => println!("      target {:?} is not configured", d.target),
+    }
+}

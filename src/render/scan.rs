@@ -1,0 +1,425 @@
+//! The facts a person reads in a scan alert, drawn from an event whatever its kind: ECR Image Scan
+//! (basic scanning), Inspector2 Scan (enhanced scanning: `repository-name` is an ARN, zero counts
+//! present, TOTAL), Inspector2 Finding (one CVE in one package of one image), ECR Image Action, or any
+//! other event (generic).
+//!
+//! Promises: severity counts come in the fixed order CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL,
+//! UNDEFINED with absent severities as 0 (basic scanning omits zero counts); the repository is a name
+//! even when the event carries an ARN; the console URL is built only when region, account, repository
+//! and digest are all known. Never fails: missing fields give `None`/empty, never a panic.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The scan severities, in the order people read them.
+pub const SEVERITIES: [&str; 6] = [
+    "CRITICAL",
+    "HIGH",
+    "MEDIUM",
+    "LOW",
+    "INFORMATIONAL",
+    "UNDEFINED",
+];
+
+/// What kind of event this is, for the templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    EcrScan,
+    InspectorScan,
+    InspectorFinding,
+    EcrPush,
+    Generic,
+}
+
+/// One severity and its count.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Count {
+    pub severity: &'static str,
+    pub count: u64,
+}
+
+/// One Inspector2 finding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Finding {
+    pub id: Option<String>,
+    pub title: Option<String>,
+    pub severity: Option<String>,
+    pub status: Option<String>,
+    pub package: Option<String>,
+    pub installed_version: Option<String>,
+    pub fixed_in: Option<String>,
+    pub fix_available: Option<String>,
+    pub score: Option<f64>,
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub recommendation: Option<String>,
+}
+
+/// Everything templates and the Slack blocks show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Facts {
+    pub kind: Kind,
+    pub detail_type: String,
+    pub source: String,
+    pub event_id: String,
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub time: Option<String>,
+    pub repository: Option<String>,
+    pub tags: Vec<String>,
+    /// The first tag, if any.
+    pub tag: Option<String>,
+    /// `repo:tag`, or `repo`, or `-`.
+    pub image: String,
+    pub digest: Option<String>,
+    /// `sha256:` and the first 12 hex digits.
+    pub short_digest: Option<String>,
+    pub status: Option<String>,
+    pub failed: bool,
+    /// Fixed order, zeros filled in (Inspector2 Scan: the severities it reports); empty when the event
+    /// carries no counts and is not a completed scan.
+    pub counts: Vec<Count>,
+    pub total: u64,
+    /// The most severe severity with a non-zero count.
+    pub worst: Option<String>,
+    pub console_url: Option<String>,
+    pub finding: Option<Finding>,
+    /// Non-zero counts, "2 CRITICAL, 7 HIGH" (or "no findings").
+    pub summary: String,
+    /// One line saying what happened ("2 CRITICAL, 7 HIGH in payments/api:v2.14.0").
+    pub headline: String,
+}
+
+fn s(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// `arn:aws:ecr:REGION:ACCOUNT:repository/NAME[/sha256:...]` → (region, account, name).
+pub fn parse_repository_arn(arn: &str) -> Option<(String, String, String)> {
+    let rest = arn.strip_prefix("arn:")?;
+    let parts: Vec<&str> = rest.splitn(5, ':').collect();
+    if parts.len() < 5 || parts[1] != "ecr" {
+        return None;
+    }
+    let mut name = parts[4].strip_prefix("repository/")?;
+    if let Some(at) = name.find("/sha256:") {
+        name = &name[..at];
+    }
+    Some((parts[2].to_owned(), parts[3].to_owned(), name.to_owned()))
+}
+
+/// The repository name whether `name_or_arn` is a name or a repository ARN.
+pub fn repository_name(name_or_arn: &str) -> String {
+    parse_repository_arn(name_or_arn)
+        .map(|(_, _, n)| n)
+        .unwrap_or_else(|| name_or_arn.to_owned())
+}
+
+/// `sha256:9c1d4f3b8e2a7d...` → `sha256:9c1d4f3b8e2a`.
+pub fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algo, hex)) => format!("{algo}:{}", &hex[..hex.len().min(12)]),
+        None => digest[..digest.len().min(12)].to_owned(),
+    }
+}
+
+/// The image's page in the ECR console.
+pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> String {
+    format!(
+        "https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{repository}/_/image/{digest}/details?region={region}"
+    )
+}
+
+impl Facts {
+    /// Reads the facts of `event`.
+    pub fn of(event: &Value) -> Facts {
+        let detail_type = s(event, "/detail-type").unwrap_or_default();
+        let source = s(event, "/source").unwrap_or_default();
+        let kind = match (source.as_str(), detail_type.as_str()) {
+            (_, "ECR Image Scan") => Kind::EcrScan,
+            (_, "Inspector2 Scan") => Kind::InspectorScan,
+            (_, "Inspector2 Finding") => Kind::InspectorFinding,
+            (_, "ECR Image Action") => Kind::EcrPush,
+            _ => Kind::Generic,
+        };
+        let mut region = s(event, "/region");
+        let mut account = s(event, "/account");
+        let mut repository = None;
+        let mut tags: Vec<String> = Vec::new();
+        let mut digest = s(event, "/detail/image-digest");
+        let mut finding = None;
+        if let Some(name) = s(event, "/detail/repository-name") {
+            if let Some((r, a, n)) = parse_repository_arn(&name) {
+                region = Some(r);
+                account = Some(a);
+                repository = Some(n);
+            } else {
+                repository = Some(name);
+            }
+        }
+        match event.pointer("/detail/image-tags") {
+            Some(Value::Array(a)) => {
+                tags = a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }
+            _ => tags.extend(s(event, "/detail/image-tag")),
+        }
+        if kind == Kind::InspectorFinding {
+            let img = "/detail/resources/0/details/awsEcrContainerImage";
+            repository = s(event, &format!("{img}/repositoryName")).or(repository);
+            digest = s(event, &format!("{img}/imageHash")).or(digest);
+            if let Some(Value::Array(a)) = event.pointer(&format!("{img}/imageTags")) {
+                tags = a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect();
+            }
+            region = s(event, "/detail/resources/0/region").or(region);
+            account = s(event, &format!("{img}/registry")).or(account);
+            let pkg = "/detail/packageVulnerabilityDetails/vulnerablePackages/0";
+            finding = Some(Finding {
+                id: s(event, "/detail/packageVulnerabilityDetails/vulnerabilityId"),
+                title: s(event, "/detail/title"),
+                severity: s(event, "/detail/severity"),
+                status: s(event, "/detail/status"),
+                package: s(event, &format!("{pkg}/name")),
+                installed_version: s(event, &format!("{pkg}/version")),
+                fixed_in: s(event, &format!("{pkg}/fixedInVersion")),
+                fix_available: s(event, "/detail/fixAvailable"),
+                score: event
+                    .pointer("/detail/inspectorScore")
+                    .and_then(Value::as_f64),
+                url: s(event, "/detail/packageVulnerabilityDetails/sourceUrl"),
+                description: s(event, "/detail/description"),
+                recommendation: s(event, "/detail/remediation/recommendation/text"),
+            });
+        }
+        let status = s(event, "/detail/scan-status");
+        let failed = status.as_deref() == Some("FAILED");
+        let raw_counts = event.pointer("/detail/finding-severity-counts");
+        let is_scan = matches!(kind, Kind::EcrScan | Kind::InspectorScan);
+        let counts: Vec<Count> = if raw_counts.is_some() || (is_scan && !failed) {
+            SEVERITIES
+                .iter()
+                // Enhanced scanning reports CRITICAL, HIGH, MEDIUM (+ TOTAL) with zeros: show what it
+                // reports rather than inventing LOW 0 when TOTAL says otherwise.
+                .filter(|sev| {
+                    kind != Kind::InspectorScan
+                        || raw_counts.is_some_and(|c| c.get(**sev).is_some())
+                })
+                .map(|sev| Count {
+                    severity: sev,
+                    count: raw_counts
+                        .and_then(|c| c.get(*sev))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let total = raw_counts
+            .and_then(|c| c.get("TOTAL"))
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| counts.iter().map(|c| c.count).sum());
+        let worst = counts
+            .iter()
+            .find(|c| c.count > 0)
+            .map(|c| c.severity.to_owned());
+        let tag = tags.first().cloned();
+        let image = match (&repository, &tag) {
+            (Some(r), Some(t)) => format!("{r}:{t}"),
+            (Some(r), None) => r.clone(),
+            _ => "-".to_owned(),
+        };
+        let console_url = match (&region, &account, &repository, &digest) {
+            (Some(r), Some(a), Some(n), Some(d)) if !r.is_empty() && !a.is_empty() => {
+                Some(console_url(r, a, n, d))
+            }
+            _ => None,
+        };
+        let mut facts = Facts {
+            kind,
+            detail_type,
+            source,
+            event_id: s(event, "/id").unwrap_or_default(),
+            region,
+            account,
+            time: s(event, "/time"),
+            repository,
+            tags,
+            tag,
+            image,
+            short_digest: digest.as_deref().map(short_digest),
+            digest,
+            status,
+            failed,
+            counts,
+            total,
+            worst,
+            console_url,
+            finding,
+            summary: String::new(),
+            headline: String::new(),
+        };
+        facts.summary = facts.summary();
+        facts.headline = facts.make_headline();
+        facts
+    }
+
+    /// Non-zero counts as "2 CRITICAL, 7 HIGH" (or "no findings").
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .filter(|c| c.count > 0)
+            .map(|c| format!("{} {}", c.count, c.severity))
+            .collect();
+        if parts.is_empty() {
+            "no findings".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    fn make_headline(&self) -> String {
+        match self.kind {
+            Kind::EcrScan | Kind::InspectorScan if self.failed => {
+                format!("Scan FAILED for {}", self.image)
+            }
+            Kind::EcrScan | Kind::InspectorScan if self.worst.is_none() => {
+                format!("No vulnerabilities found in {}", self.image)
+            }
+            Kind::EcrScan | Kind::InspectorScan => {
+                format!("{} in {}", self.summary(), self.image)
+            }
+            Kind::InspectorFinding => {
+                let f = self.finding.clone().unwrap_or_default();
+                format!(
+                    "{} {} in {} ({})",
+                    f.severity.as_deref().unwrap_or("UNKNOWN"),
+                    f.id.as_deref().unwrap_or("finding"),
+                    f.package.as_deref().unwrap_or("a package"),
+                    self.image
+                )
+            }
+            Kind::EcrPush => format!("Image pushed: {}", self.image),
+            Kind::Generic => format!(
+                "{} from {}",
+                if self.detail_type.is_empty() {
+                    "event"
+                } else {
+                    &self.detail_type
+                },
+                if self.source.is_empty() {
+                    "unknown source"
+                } else {
+                    &self.source
+                }
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/samples")
+            .join(name);
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn counts(f: &Facts) -> Vec<u64> {
+        f.counts.iter().map(|c| c.count).collect()
+    }
+
+    #[test]
+    fn ecr_basic_scan_fills_zeros_in_fixed_order() {
+        let f = Facts::of(&sample("ecr-image-scan-high-only.json"));
+        assert_eq!(f.kind, Kind::EcrScan);
+        assert_eq!(counts(&f), [0, 3, 14, 1, 0, 2]);
+        assert_eq!(f.worst.as_deref(), Some("HIGH"));
+        assert_eq!(f.image, "web/frontend:main-4f2a9c1");
+        assert_eq!(f.short_digest.as_deref(), Some("sha256:41e2c7a9b8d6"));
+        assert_eq!(
+            f.console_url.as_deref(),
+            Some(
+                "https://eu-west-1.console.aws.amazon.com/ecr/repositories/private/123456789012/web/frontend/_/image/sha256:41e2c7a9b8d6f5e4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a2918071625a3/details?region=eu-west-1"
+            )
+        );
+        assert_eq!(
+            f.headline,
+            "3 HIGH, 14 MEDIUM, 1 LOW, 2 UNDEFINED in web/frontend:main-4f2a9c1"
+        );
+    }
+
+    #[test]
+    fn clean_and_failed_scans() {
+        let clean = Facts::of(&sample("ecr-image-scan-clean.json"));
+        assert_eq!(counts(&clean), [0; 6]);
+        assert_eq!(
+            clean.headline,
+            "No vulnerabilities found in tools/distroless-base"
+        );
+        let failed = Facts::of(&sample("ecr-image-scan-failed.json"));
+        assert!(failed.failed && failed.counts.is_empty());
+        assert_eq!(
+            failed.headline,
+            "Scan FAILED for scratch/static-binary:1.0.3"
+        );
+    }
+
+    #[test]
+    fn inspector_scan_repository_arn_becomes_a_name() {
+        let f = Facts::of(&sample("inspector2-scan.json"));
+        assert_eq!(f.kind, Kind::InspectorScan);
+        assert_eq!(f.repository.as_deref(), Some("payments/worker"));
+        assert_eq!(f.region.as_deref(), Some("us-east-2"));
+        assert_eq!(counts(&f), [1, 0, 6], "only what enhanced scanning reports");
+        assert_eq!(f.total, 10, "TOTAL wins over the sum");
+        assert!(
+            f.console_url
+                .unwrap()
+                .contains("/private/123456789012/payments/worker/_/image/sha256:1a2b")
+        );
+    }
+
+    #[test]
+    fn inspector_finding_has_cve_package_and_fix() {
+        let f = Facts::of(&sample("inspector2-finding.json"));
+        let x = f.finding.clone().unwrap();
+        assert_eq!(x.id.as_deref(), Some("CVE-2026-10001"));
+        assert_eq!(x.package.as_deref(), Some("libssl3"));
+        assert_eq!(x.fixed_in.as_deref(), Some("3.0.15-1~deb12u2"));
+        assert_eq!(f.image, "payments/worker:release-2026.11");
+        assert_eq!(
+            f.headline,
+            "CRITICAL CVE-2026-10001 in libssl3 (payments/worker:release-2026.11)"
+        );
+        assert!(f.console_url.is_some());
+    }
+
+    #[test]
+    fn generic_and_helpers() {
+        let f = Facts::of(&json!({"source":"ci","detail-type":"Build","detail":{}}));
+        assert_eq!(f.kind, Kind::Generic);
+        assert_eq!(f.headline, "Build from ci");
+        assert!(f.counts.is_empty() && f.console_url.is_none());
+        assert_eq!(
+            repository_name("arn:aws:ecr:us-east-1:1:repository/a/b"),
+            "a/b"
+        );
+        assert_eq!(repository_name("a/b"), "a/b");
+        assert_eq!(short_digest("abc"), "abc");
+    }
+}

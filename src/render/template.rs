@@ -1,0 +1,342 @@
+//! Message templates (minijinja): email subject, text body, HTML body and Slack fallback text.
+//!
+//! The defaults ship in `templates/` and are embedded in the binary; `[templates] dir` names a
+//! directory whose files of the same relative names (`email/subject.txt`, `email/body.txt`,
+//! `email/body.html`, `slack/text.txt`, and any file they include) replace the defaults. Every template
+//! is compiled at start-up, so a broken override is a configuration error, not a failed delivery.
+//!
+//! Context of every template: `scan` (the [`Facts`]: kind, headline, image, repository, tags, tag,
+//! digest, short_digest, status, counts (fixed order, zeros filled in), total, worst, console_url,
+//! finding, region, account, time...), `event` (the whole event), `payload` (what the rule sends),
+//! `transformed` (whether the rule target transforms the input), `message` (the payload as text when
+//! transformed), `rule`, `delivery_id`, `event_id`. Helpers: filters `short_digest`,
+//! `repository_name` (name or ARN → name), `mrkdwn` (Slack escaping of `&`, `<`, `>`), and functions
+//! `scan_facts(event)` and `console_url(region, account, repository, digest)`. `.html` templates are
+//! HTML-escaped automatically. Undefined values are chainable (`scan.finding.id` is empty, not an error).
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, UndefinedBehavior, Value as Jv};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::scan::{self, Facts};
+
+/// The template names and their embedded defaults.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    (
+        "email/subject.txt",
+        include_str!("../../templates/email/subject.txt"),
+    ),
+    (
+        "email/body.txt",
+        include_str!("../../templates/email/body.txt"),
+    ),
+    (
+        "email/body.html",
+        include_str!("../../templates/email/body.html"),
+    ),
+    (
+        "slack/text.txt",
+        include_str!("../../templates/slack/text.txt"),
+    ),
+];
+
+/// A template could not be loaded or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template {name}: cannot read {path}: {source}")]
+    Read {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("template {name}: {source:#}")]
+    Syntax {
+        name: String,
+        source: minijinja::Error,
+    },
+    #[error("template {name}: rendering failed: {source:#}")]
+    Render {
+        name: String,
+        source: minijinja::Error,
+    },
+}
+
+/// The compiled templates.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+/// What one delivery's templates see.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context<'a> {
+    pub scan: Facts,
+    pub event: &'a Value,
+    pub payload: &'a Value,
+    pub transformed: bool,
+    pub message: Option<String>,
+    pub rule: &'a str,
+    pub delivery_id: &'a str,
+    pub event_id: &'a str,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        event: &'a Value,
+        payload: &'a Value,
+        rule: &'a str,
+        delivery_id: &'a str,
+        event_id: &'a str,
+    ) -> Self {
+        let transformed = payload != event;
+        let message = transformed.then(|| match payload {
+            Value::String(s) => s.clone(),
+            other => serde_json::to_string_pretty(other).unwrap_or_default(),
+        });
+        Context {
+            scan: Facts::of(event),
+            event,
+            payload,
+            transformed,
+            message,
+            rule,
+            delivery_id,
+            event_id,
+        }
+    }
+}
+
+/// Slack mrkdwn escaping: `&`, `<` and `>` only (Slack's rule).
+pub fn mrkdwn(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl Templates {
+    /// The embedded defaults, with the files of `overrides` (if given) in their place.
+    pub fn load(overrides: Option<&Path>) -> Result<Templates, TemplateError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_keep_trailing_newline(false);
+        env.add_filter("short_digest", |d: String| scan::short_digest(&d));
+        env.add_filter("repository_name", |r: String| scan::repository_name(&r));
+        env.add_filter("mrkdwn", |s: String| mrkdwn(&s));
+        env.add_function("scan_facts", |e: Jv| {
+            let v: Value = serde_json::to_value(&e).unwrap_or(Value::Null);
+            Jv::from_serialize(Facts::of(&v))
+        });
+        env.add_function(
+            "console_url",
+            |region: String, account: String, repo: String, digest: String| {
+                scan::console_url(&region, &account, &repo, &digest)
+            },
+        );
+        for (name, default) in DEFAULTS {
+            let text = match overrides.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => {
+                    std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                        name: (*name).to_owned(),
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+                None => (*default).to_owned(),
+            };
+            env.add_template_owned(*name, text)
+                .map_err(|source| TemplateError::Syntax {
+                    name: (*name).to_owned(),
+                    source,
+                })?;
+        }
+        if let Some(dir) = overrides {
+            // Files the overrides include ({% include "email/_footer.txt" %}), loaded on demand.
+            let dir = dir.to_owned();
+            env.set_loader(move |name| {
+                let p = dir.join(name);
+                if name.split('/').any(|c| c == "..") || !p.is_file() {
+                    return Ok(None);
+                }
+                std::fs::read_to_string(p).map(Some).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+                })
+            });
+        }
+        Ok(Templates { env })
+    }
+
+    /// Renders template `name` (one of [`DEFAULTS`]) with `ctx`, trimmed of surrounding whitespace.
+    pub fn render(&self, name: &str, ctx: &Context<'_>) -> Result<String, TemplateError> {
+        let err = |source| TemplateError::Render {
+            name: name.to_owned(),
+            source,
+        };
+        let t = self.env.get_template(name).map_err(err)?;
+        Ok(t.render(ctx).map_err(err)?.trim().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample(name: &str) -> Value {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/samples")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    fn render_all(event: &Value) -> Vec<String> {
+        let t = Templates::load(None).unwrap();
+        let ctx = Context::new(event, event, "critical-findings", "d-1", "e-1");
+        DEFAULTS
+            .iter()
+            // minijinja escapes `/` in HTML as `&#x2f;`; read it back as a person's mail client does.
+            .map(|(n, _)| t.render(n, &ctx).unwrap().replace("&#x2f;", "/"))
+            .collect()
+    }
+
+    #[test]
+    fn every_sample_renders_readably() {
+        for name in [
+            "ecr-image-scan-critical.json",
+            "ecr-image-scan-high-only.json",
+            "ecr-image-scan-clean.json",
+            "ecr-image-scan-failed.json",
+            "inspector2-scan.json",
+            "inspector2-finding.json",
+            "ecr-image-action-push.json",
+        ] {
+            let e = sample(name);
+            let facts = Facts::of(&e);
+            for (text, (tname, _)) in render_all(&e).iter().zip(DEFAULTS) {
+                assert!(!text.is_empty(), "{name} {tname}");
+                assert!(
+                    !text.contains("none") && !text.contains("undefined"),
+                    "{name} {tname}:\n{text}"
+                );
+                assert!(
+                    text.contains(&facts.image),
+                    "{name} {tname} lacks {}:\n{text}",
+                    facts.image
+                );
+            }
+        }
+        let generic =
+            json!({"id":"g","source":"ci","detail-type":"Build failed","detail":{"job":"x"}});
+        for text in render_all(&generic) {
+            assert!(text.contains("Build failed"), "{text}");
+        }
+    }
+
+    #[test]
+    fn ecr_scan_email_has_every_count_and_the_link() {
+        let e = sample("ecr-image-scan-critical.json");
+        let all = render_all(&e);
+        let (subject, text, html) = (&all[0], &all[1], &all[2]);
+        assert!(
+            subject.contains("2 CRITICAL") && subject.contains("payments/api:v2.14.0"),
+            "{subject}"
+        );
+        assert!(!subject.contains('\n'), "one-line subject: {subject:?}");
+        for needle in [
+            "CRITICAL: 2",
+            "HIGH: 7",
+            "MEDIUM: 19",
+            "LOW: 4",
+            "INFORMATIONAL: 3",
+            "UNDEFINED: 0",
+            "sha256:9c1d4f3b8e2a",
+            "latest",
+        ] {
+            assert!(text.contains(needle), "text lacks {needle}:\n{text}");
+        }
+        let crit = text.find("CRITICAL: 2").unwrap();
+        let undef = text.find("UNDEFINED: 0").unwrap();
+        assert!(crit < undef, "fixed order");
+        assert!(
+            html.contains("<td>UNDEFINED</td>") || html.contains(">UNDEFINED<"),
+            "{html}"
+        );
+        assert!(html.contains("https://us-east-1.console.aws.amazon.com/ecr/repositories/private/123456789012/payments/api/_/image/sha256:9c1d"), "{html}");
+    }
+
+    #[test]
+    fn finding_email_names_cve_package_and_fix() {
+        let all = render_all(&sample("inspector2-finding.json"));
+        for needle in ["CVE-2026-10001", "libssl3", "3.0.15-1~deb12u2", "CRITICAL"] {
+            assert!(all[1].contains(needle), "{needle}:\n{}", all[1]);
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_and_overrides_replace_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("email")).unwrap();
+        std::fs::write(dir.path().join("email/subject.txt"), "ALERT {{ scan.repository }} {{ event.detail['repository-name'] | repository_name }} {{ scan.digest | short_digest }}").unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let e = sample("inspector2-scan.json");
+        let ctx = Context::new(&e, &e, "r", "d", "e");
+        assert_eq!(
+            t.render("email/subject.txt", &ctx).unwrap(),
+            "ALERT payments/worker payments/worker sha256:1a2b3c4d5e6f"
+        );
+        assert!(
+            t.render("email/body.txt", &ctx)
+                .unwrap()
+                .contains("payments/worker"),
+            "other templates keep the defaults"
+        );
+
+        let evil = json!({"source":"x","detail-type":"<script>alert(1)</script>","detail":{}});
+        let ctx = Context::new(&evil, &evil, "r", "d", "e");
+        let html = t.render("email/body.html", &ctx).unwrap();
+        assert!(
+            !html.contains("<script>") && html.contains("&lt;script&gt;"),
+            "{html}"
+        );
+
+        // The README's example override.
+        std::fs::write(
+            dir.path().join("email/subject.txt"),
+            "[{{ scan.worst or \"scan\" }}] {{ scan.image }} ({{ scan.summary }}) — {{ rule }}",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let e = sample("ecr-image-scan-high-only.json");
+        let ctx = Context::new(&e, &e, "high-prod", "d", "e");
+        assert_eq!(
+            t.render("email/subject.txt", &ctx).unwrap(),
+            "[HIGH] web/frontend:main-4f2a9c1 (3 HIGH, 14 MEDIUM, 1 LOW, 2 UNDEFINED) — high-prod"
+        );
+
+        std::fs::write(dir.path().join("email/subject.txt"), "{% if %}").unwrap();
+        let err = Templates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("email/subject.txt"), "{err}");
+    }
+
+    #[test]
+    fn transformed_payload_becomes_the_message() {
+        let e = sample("ecr-image-scan-critical.json");
+        let p = json!("payments/api needs a rebuild");
+        let t = Templates::load(None).unwrap();
+        let ctx = Context::new(&e, &p, "r", "d", "e");
+        assert!(ctx.transformed);
+        assert!(
+            t.render("email/body.txt", &ctx)
+                .unwrap()
+                .starts_with("payments/api needs a rebuild")
+        );
+        assert!(
+            t.render("slack/text.txt", &ctx)
+                .unwrap()
+                .contains("payments/api needs a rebuild")
+        );
+    }
+}
