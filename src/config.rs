@@ -142,6 +142,8 @@ pub struct RulesConfig {
     pub dir: PathBuf,
     /// Reload when files in `dir` change (SIGHUP always reloads).
     pub watch: bool,
+    /// Longest event pattern accepted, in characters (EventBridge: 2048, up to 4096 by quota).
+    pub max_pattern_length: usize,
 }
 
 /// `[log]`.

@@ -5,7 +5,6 @@
 //! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
 //! file triggers the next reload. File events are debounced (editors write in several steps).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +21,7 @@ use crate::rules;
 /// What a reload needs.
 pub struct Reloader {
     pub dir: PathBuf,
-    pub targets: BTreeSet<String>,
+    pub known: rules::Known,
     pub router: Arc<RouterHandle>,
     pub metrics: Arc<Metrics>,
     /// Topics come from the configuration, which a reload does not re-read.
@@ -32,7 +31,7 @@ pub struct Reloader {
 impl Reloader {
     /// Reloads once; returns whether the new set is live.
     pub fn reload(&self) -> bool {
-        match rules::load_dir_or_builtin(&self.dir, &self.targets) {
+        match rules::load_dir_or_builtin(&self.dir, &self.known) {
             Ok((rules, _builtin)) => {
                 let router = Router::new(rules, self.topics.clone());
                 let n = router.len();

@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn routes_matching_enabled_rules_to_each_target() {
-        let known = ["a".to_owned(), "b".to_owned()].into();
+        let known = crate::rules::Known {
+            targets: ["a".to_owned(), "b".to_owned()].into(),
+            ..Default::default()
+        };
         let r1 = crate::rules::parse_rule(
             &json!({"name":"r1","event_pattern":{"source":["x"]},"targets":["a","b"]}),
             &known,
@@ -175,7 +178,10 @@ mod tests {
     #[test]
     fn topics_fan_out_to_matching_subscriptions() {
         use crate::target::topic::Subscription;
-        let known = ["alerts".to_owned(), "a".to_owned()].into();
+        let known = crate::rules::Known {
+            targets: ["alerts".to_owned(), "a".to_owned()].into(),
+            ..Default::default()
+        };
         let rule = crate::rules::parse_rule(
             &json!({"name":"r","event_pattern":{"source":["x"]},
                 "targets":[{"target":"alerts","input_path":"$.detail"},"a"]}),

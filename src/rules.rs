@@ -91,8 +91,28 @@ fn is_rule_file(path: &Path) -> bool {
     )
 }
 
-/// Loads every rule file of `dir`, checking target names against `targets`.
-pub fn load_dir(dir: &Path, targets: &BTreeSet<String>) -> Result<Vec<Rule>, RuleErrors> {
+/// What rule files are checked against: the configured target names and the pattern limits
+/// (`[rules] max_pattern_length`).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub targets: BTreeSet<String>,
+    pub limits: scanbridge_pattern::Limits,
+}
+
+impl Known {
+    pub fn from_settings(settings: &crate::config::Settings) -> Known {
+        Known {
+            targets: settings.targets.keys().cloned().collect(),
+            limits: scanbridge_pattern::Limits {
+                max_len: settings.rules.max_pattern_length,
+                ..scanbridge_pattern::Limits::default()
+            },
+        }
+    }
+}
+
+/// Loads every rule file of `dir`, checking target names and pattern limits against `known`.
+pub fn load_dir(dir: &Path, known: &Known) -> Result<Vec<Rule>, RuleErrors> {
     let err = |message: String| {
         RuleErrors(vec![RuleError {
             file: dir.to_owned(),
@@ -110,7 +130,7 @@ pub fn load_dir(dir: &Path, targets: &BTreeSet<String>) -> Result<Vec<Rule>, Rul
     let mut rules: Vec<Rule> = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match load_file(&file, targets) {
+        match load_file(&file, known) {
             Ok(rule) => {
                 if let Some(other) = rules.iter().find(|r| r.name == rule.name) {
                     errors.push(RuleError {
@@ -137,7 +157,7 @@ pub fn load_dir(dir: &Path, targets: &BTreeSet<String>) -> Result<Vec<Rule>, Rul
 }
 
 /// Loads one rule file; returns all its errors.
-pub fn load_file(file: &Path, targets: &BTreeSet<String>) -> Result<Rule, Vec<RuleError>> {
+pub fn load_file(file: &Path, known: &Known) -> Result<Rule, Vec<RuleError>> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         vec![RuleError {
             file: file.to_owned(),
@@ -145,7 +165,7 @@ pub fn load_file(file: &Path, targets: &BTreeSet<String>) -> Result<Rule, Vec<Ru
             message: format!("cannot read: {e}"),
         }]
     })?;
-    load_text(file, &text, targets)
+    load_text(file, &text, known)
 }
 
 /// The example rules shipped in `rules/`, embedded in the binary so that `serve` run from any
@@ -167,17 +187,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 /// The rules of `dir`; when `dir` is the default `rules` and does not exist, the [`BUILTIN`] rules
 /// (named `<built-in>/FILE` in messages). Returns whether the built-ins were used.
-pub fn load_dir_or_builtin(
-    dir: &Path,
-    targets: &BTreeSet<String>,
-) -> Result<(Vec<Rule>, bool), RuleErrors> {
+pub fn load_dir_or_builtin(dir: &Path, known: &Known) -> Result<(Vec<Rule>, bool), RuleErrors> {
     if dir != Path::new(DEFAULT_DIR) || dir.exists() {
-        return load_dir(dir, targets).map(|r| (r, false));
+        return load_dir(dir, known).map(|r| (r, false));
     }
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     for (name, text) in BUILTIN {
-        match load_text(&Path::new("<built-in>").join(name), text, targets) {
+        match load_text(&Path::new("<built-in>").join(name), text, known) {
             Ok(r) => rules.push(r),
             Err(mut e) => errors.append(&mut e),
         }
@@ -193,11 +210,7 @@ pub fn load_dir_or_builtin(
 pub const DEFAULT_DIR: &str = "rules";
 
 /// Parses one rule from its text; `file` names it in errors and decides JSON (`.json`) or YAML.
-pub fn load_text(
-    file: &Path,
-    text: &str,
-    targets: &BTreeSet<String>,
-) -> Result<Rule, Vec<RuleError>> {
+pub fn load_text(file: &Path, text: &str, known: &Known) -> Result<Rule, Vec<RuleError>> {
     let one = |pointer: &str, message: String| {
         vec![RuleError {
             file: file.to_owned(),
@@ -211,7 +224,7 @@ pub fn load_text(
     } else {
         serde_norway::from_str(text).map_err(|e| one("", format!("not valid YAML: {e}")))?
     };
-    parse_rule(&doc, targets)
+    parse_rule(&doc, known)
         .map(|mut r| {
             r.file = file.to_owned();
             r
@@ -231,7 +244,7 @@ const KEYS: [&str; 5] = ["name", "description", "enabled", "event_pattern", "tar
 const TARGET_KEYS: [&str; 4] = ["target", "input", "input_path", "input_transformer"];
 
 /// Validates a parsed rule document; errors are (pointer, message).
-pub fn parse_rule(doc: &Value, targets: &BTreeSet<String>) -> Result<Rule, Vec<(String, String)>> {
+pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, String)>> {
     let mut errs: Vec<(String, String)> = Vec::new();
     let Value::Object(m) = doc else {
         return Err(vec![(
@@ -292,7 +305,7 @@ pub fn parse_rule(doc: &Value, targets: &BTreeSet<String>) -> Result<Rule, Vec<(
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            match Pattern::parse(&text) {
+            match Pattern::parse_with_limits(&text, &known.limits) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     errs.push((format!("/event_pattern{}", e.pointer()), e.to_string()));
@@ -301,7 +314,7 @@ pub fn parse_rule(doc: &Value, targets: &BTreeSet<String>) -> Result<Rule, Vec<(
             }
         }
     };
-    let rule_targets = parse_targets(m, targets, &mut errs);
+    let rule_targets = parse_targets(m, &known.targets, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -426,8 +439,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn known() -> BTreeSet<String> {
-        ["console".to_owned(), "hook".to_owned()].into()
+    fn known() -> Known {
+        Known {
+            targets: ["console".to_owned(), "hook".to_owned()].into(),
+            ..Known::default()
+        }
+    }
+
+    #[test]
+    fn the_pattern_size_limit_is_configurable() {
+        let long = format!(r#"{{"source": ["{}"]}}"#, "x".repeat(3000));
+        let doc = json!({"name": "r", "event_pattern": long, "targets": ["console"]});
+        let errs = parse_rule(&doc, &known()).unwrap_err();
+        assert!(errs[0].1.contains("the limit is 2048"), "{errs:?}");
+        let roomy = Known {
+            limits: scanbridge_pattern::Limits {
+                max_len: 4096,
+                ..Default::default()
+            },
+            ..known()
+        };
+        assert!(parse_rule(&doc, &roomy).is_ok());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! `scanbridge check`: validates the configuration and every rule file, reporting every error
 //! (file, JSON pointer, AWS-style message) on stderr. Exit 0 when all is valid, 2 on any error.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::Outcome;
@@ -26,8 +25,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    let known = crate::rules::Known::from_settings(&settings);
     let dir = args.rules.unwrap_or(settings.rules.dir);
-    let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
     match crate::rules::load_dir_or_builtin(&dir, &known) {
         Ok((rules, builtin)) => {
             let enabled = rules.iter().filter(|r| r.enabled).count();
@@ -42,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             println!(
                 "ok: {} rule(s) ({enabled} enabled) in {from}, {} target(s)",
                 rules.len(),
-                known.len()
+                known.targets.len()
             );
             Ok(Outcome::Success)
         }

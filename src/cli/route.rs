@@ -3,7 +3,6 @@
 //! exact payload each would get, rendered (email headers and both parts, the Slack Block Kit JSON, the
 //! webhook request). Secrets are not shown. Exit 0 if some rule matched, 1 if none, 2 on error.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -49,7 +48,7 @@ impl Offline {
         if let Some(r) = rules {
             settings.rules.dir = r;
         }
-        let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
+        let known = crate::rules::Known::from_settings(&settings);
         let rules = if with_rules {
             crate::rules::load_dir_or_builtin(&settings.rules.dir, &known)
                 .map_err(|e| anyhow::anyhow!("{} error(s) in the rules: {e}", e.0.len()))?

@@ -3,7 +3,6 @@
 //! server, and logs `listening on ADDR` once the socket is bound. On SIGTERM/SIGINT it stops accepting,
 //! lets in-flight deliveries finish, and closes the store.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
-    let known: BTreeSet<String> = settings.targets.keys().cloned().collect();
+    let known = crate::rules::Known::from_settings(&settings);
     let (rules, builtin) =
         crate::rules::load_dir_or_builtin(&settings.rules.dir, &known).map_err(|e| {
             for err in &e.0 {
@@ -129,7 +128,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     tracker.spawn(worker.run(shutdown.clone()));
     let reloader = Reloader {
         dir: settings.rules.dir.clone(),
-        targets: known,
+        known,
         router,
         metrics,
         topics,
