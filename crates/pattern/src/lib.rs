@@ -38,6 +38,7 @@
 //! compiled many-rule matcher is tested against.
 
 pub mod ast;
+mod automaton;
 mod error;
 pub mod eval;
 pub mod flatten;
@@ -45,6 +46,7 @@ pub mod ip;
 pub mod json;
 pub mod number;
 mod parse;
+mod ruleset;
 pub mod wildcard;
 
 pub use ast::{AnythingBut, Branch, Condition, Literal, Matcher, Range};
@@ -52,6 +54,7 @@ pub use error::{EventError, PatternError};
 pub use eval::Explanation;
 pub use flatten::{Field, Leaf};
 pub use parse::Limits;
+pub use ruleset::{RuleSet, Scratch};
 
 /// A validated event pattern.
 #[derive(Debug, Clone, PartialEq)]

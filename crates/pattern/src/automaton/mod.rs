@@ -1,0 +1,229 @@
+//! The compiled many-rule machine behind [`crate::RuleSet`].
+//!
+//! Owns: [`Machine`], the facts compiled from every rule's branches, and the decision of which rules
+//! an event matches. The pieces, one concept per file:
+//! - `paths`: the field-path trie that tells the scanner which keys to descend into;
+//! - `scan`: the single pass over the raw bytes that finds leaves at rule fields and their hits;
+//! - `values`: per field, which conditions a leaf value satisfies (one index per operator family,
+//!   with `affix` for prefixes/suffixes, `glob` for wildcards, `numbers` for ranges and
+//!   `anything_but` for exclusions);
+//! - `consistency`: choosing array-consistent leaves for a branch, as the reference does.
+//!
+//! How a match is decided: identical conditions (same path, same matchers) are shared across rules. Every
+//! branch is filed under one *key* condition (its most selective condition that needs a leaf); a branch
+//! is only examined when its key condition was hit, and then verified exactly as `eval::branch_matches`
+//! does: each condition must have hits (or, with `exists: false`, an absent path), and the chosen leaves
+//! must be array-consistent. Branches whose every condition may hold by absence are examined always.
+
+mod affix;
+mod anything_but;
+mod consistency;
+mod glob;
+mod numbers;
+mod paths;
+pub mod scan;
+mod values;
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use rustc_hash::FxHasher;
+
+use crate::ast::{Branch, Condition, Matcher};
+use paths::Paths;
+use scan::Scratch;
+use values::FieldIndex;
+
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// One condition shared by every branch that has it.
+#[derive(Debug, Clone)]
+struct Cond {
+    field: u32,
+    /// How unselective the condition is (lower is better as a key).
+    rank: u8,
+    /// Branches filed under this condition as their key.
+    keyed: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledBranch {
+    rule: u32,
+    /// (condition, field, may hold by absence)
+    conds: Box<[(u32, u32, bool)]>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    paths: Paths,
+    fields: Vec<FieldIndex>,
+    conds: Vec<Cond>,
+    cond_ids: FxMap<String, u32>,
+    branches: Vec<CompiledBranch>,
+    always: Vec<u32>,
+    alive: Vec<bool>,
+}
+
+fn rank(m: &Matcher) -> u8 {
+    match m {
+        Matcher::Exact(_) | Matcher::Ip(_) => 0,
+        Matcher::EqualsIgnoreCase(_) => 1,
+        Matcher::Prefix(_)
+        | Matcher::Suffix(_)
+        | Matcher::PrefixIgnoreCase(_)
+        | Matcher::SuffixIgnoreCase(_) => 2,
+        Matcher::Cidr(_) | Matcher::Wildcard(_) => 3,
+        Matcher::Numeric(_) => 4,
+        Matcher::Exists(_) => 6,
+        Matcher::AnythingBut(_) => 7,
+    }
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine::new()
+    }
+}
+
+impl Machine {
+    pub fn new() -> Machine {
+        Machine {
+            paths: Paths::new(),
+            fields: Vec::new(),
+            conds: Vec::new(),
+            cond_ids: FxMap::default(),
+            branches: Vec::new(),
+            always: Vec::new(),
+            alive: Vec::new(),
+        }
+    }
+
+    fn cond(&mut self, c: &Condition) -> u32 {
+        let key = format!("{}\u{0}{:?}", c.path, c.matchers);
+        if let Some(&id) = self.cond_ids.get(&key) {
+            return id;
+        }
+        let field = self.paths.field(&c.path);
+        while self.fields.len() < self.paths.field_count() {
+            self.fields.push(FieldIndex::new());
+        }
+        let id = self.conds.len() as u32;
+        for m in &c.matchers {
+            self.fields[field as usize].insert(m, id);
+        }
+        self.conds.push(Cond {
+            field,
+            rank: c.matchers.iter().map(rank).max().unwrap_or(0),
+            keyed: Vec::new(),
+        });
+        self.cond_ids.insert(key, id);
+        id
+    }
+
+    /// Adds the branches of rule number `rule` (rule numbers are dense, assigned by the caller).
+    pub fn add(&mut self, rule: u32, branches: &[Branch]) {
+        while self.alive.len() <= rule as usize {
+            self.alive.push(false);
+        }
+        self.alive[rule as usize] = true;
+        for b in branches {
+            let conds: Box<[(u32, u32, bool)]> = b
+                .conditions
+                .iter()
+                .map(|c| {
+                    let id = self.cond(c);
+                    (id, self.conds[id as usize].field, c.allows_absence())
+                })
+                .collect();
+            let key = conds
+                .iter()
+                .filter(|c| !c.2)
+                .min_by_key(|c| {
+                    let k = &self.conds[c.0 as usize];
+                    (k.rank, k.keyed.len())
+                })
+                .map(|c| c.0);
+            let id = self.branches.len() as u32;
+            self.branches.push(CompiledBranch { rule, conds });
+            match key {
+                Some(k) => self.conds[k as usize].keyed.push(id),
+                None => self.always.push(id),
+            }
+        }
+    }
+
+    /// Stops reporting a rule (its compiled facts stay until the owner rebuilds).
+    pub fn kill(&mut self, rule: u32) {
+        if let Some(a) = self.alive.get_mut(rule as usize) {
+            *a = false;
+        }
+    }
+
+    /// Matches one event; on success `s.matched` holds the matching rule numbers, ascending, once each.
+    /// `Ok(false)` when the event is JSON but not an object.
+    pub fn run(&self, event: &[u8], s: &mut Scratch) -> Result<bool, scan::Rejected> {
+        s.matched.clear();
+        if !scan::scan(self, event, s)? {
+            return Ok(false);
+        }
+        if s.any_dead {
+            let leaves = &s.leaves;
+            s.hits.retain(|&(_, l)| leaves[l as usize].alive);
+        }
+        s.hits.sort_unstable();
+        s.hits.dedup();
+        s.groups.clear();
+        let mut i = 0;
+        while i < s.hits.len() {
+            let c = s.hits[i].0;
+            let mut j = i + 1;
+            while j < s.hits.len() && s.hits[j].0 == c {
+                j += 1;
+            }
+            s.groups.push((c, i as u32, j as u32));
+            i = j;
+        }
+        s.present.clear();
+        s.present
+            .extend(s.leaves.iter().filter(|l| l.alive).map(|l| l.field));
+        s.present.sort_unstable();
+        s.present.dedup();
+        for g in 0..s.groups.len() {
+            let c = s.groups[g].0;
+            for &b in &self.conds[c as usize].keyed {
+                self.try_branch(b, s);
+            }
+        }
+        for &b in &self.always {
+            self.try_branch(b, s);
+        }
+        s.matched.sort_unstable();
+        s.matched.dedup();
+        Ok(true)
+    }
+
+    fn try_branch(&self, b: u32, s: &mut Scratch) {
+        let br = &self.branches[b as usize];
+        if !self.alive[br.rule as usize] {
+            return;
+        }
+        s.pools.clear();
+        for &(c, field, absent_ok) in br.conds.iter() {
+            match s.groups.binary_search_by_key(&c, |g| g.0) {
+                Ok(g) => {
+                    let (_, a, z) = s.groups[g];
+                    s.pools.push((a, z));
+                }
+                Err(_) => {
+                    if absent_ok && s.present.binary_search(&field).is_err() {
+                        continue;
+                    }
+                    return;
+                }
+            }
+        }
+        if consistency::choose(s) {
+            s.matched.push(br.rule);
+        }
+    }
+}
