@@ -78,7 +78,10 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let mut v = || it.next().unwrap_or_else(|| die(&format!("{k} needs a value")));
+        let mut v = || {
+            it.next()
+                .unwrap_or_else(|| die(&format!("{k} needs a value")))
+        };
         match k.as_str() {
             "--events-file" => a.events_file = v().into(),
             "--count" => a.count = v().parse().unwrap_or_else(|_| die("--count N")),
@@ -110,8 +113,8 @@ fn rules_file(a: &Args, set: &str) -> PathBuf {
 
 /// `NAME<TAB>PATTERN` lines.
 fn load_rules(path: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -205,7 +208,8 @@ fn quamina_for(rules: &[(String, String)]) -> Result<(Quamina, f64), String> {
             s,
         )),
         Err(e) if e.contains("budget") || e.contains("arena") => {
-            let (q, s) = build(Some(1 << 36)).map_err(|e2| format!("{e}; with a raised budget: {e2}"))?;
+            let (q, s) =
+                build(Some(1 << 36)).map_err(|e2| format!("{e}; with a raised budget: {e2}"))?;
             Ok((
                 Quamina {
                     q,
@@ -218,7 +222,12 @@ fn quamina_for(rules: &[(String, String)]) -> Result<(Quamina, f64), String> {
     }
 }
 
-fn scanbridge_pass(rs: &RuleSet<u32>, events: &[&[u8]], s: &mut Scratch, out: &mut Vec<u32>) -> usize {
+fn scanbridge_pass(
+    rs: &RuleSet<u32>,
+    events: &[&[u8]],
+    s: &mut Scratch,
+    out: &mut Vec<u32>,
+) -> usize {
     let mut n = 0;
     for e in events {
         match rs.matches_with(e, s, out) {
@@ -249,7 +258,10 @@ fn reference_check(
     rules: &[(String, String)],
     events: &[&[u8]],
 ) -> Result<(usize, usize), String> {
-    let patterns: Vec<Pattern> = rules.iter().map(|(_, t)| Pattern::parse(t).unwrap()).collect();
+    let patterns: Vec<Pattern> = rules
+        .iter()
+        .map(|(_, t)| Pattern::parse(t).unwrap())
+        .collect();
     let mut total = 0;
     for (k, e) in events.iter().enumerate() {
         let ev = Event::from_bytes(e).map_err(|x| format!("event {k}: {x}"))?;
@@ -272,7 +284,10 @@ fn expected(kit: &Path) -> HashMap<String, (usize, usize)> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            Some((f[0].to_string(), (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?)))
+            Some((
+                f[0].to_string(),
+                (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?),
+            ))
         })
         .collect()
 }
@@ -294,7 +309,10 @@ fn main() {
                 .map(|s| s.to_string())
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            *m = format!("{msg} at {}", info.location().map(|l| l.to_string()).unwrap_or_default());
+            *m = format!(
+                "{msg} at {}",
+                info.location().map(|l| l.to_string()).unwrap_or_default()
+            );
         }
     }));
     let a = args();
@@ -326,7 +344,11 @@ fn main() {
         "bench-match: {} events, {} passes, counts checked against {}",
         events.len(),
         a.passes,
-        if full { "expected-matches.tsv (event-ruler)" } else { "the reference interpreter" }
+        if full {
+            "expected-matches.tsv (event-ruler)"
+        } else {
+            "the reference interpreter"
+        }
     );
     let mut wrong = 0;
     let mut scratch = Scratch::new();
@@ -349,14 +371,20 @@ fn main() {
             // The reference interpreter costs rules × events; cap it for the large sets.
             let limit = (4_000_000 / rules.len().max(1)).clamp(20, events.len());
             match reference_check(&rs, &rules, &events[..limit]) {
-                Ok((n, _)) => eprintln!("  {set}: {n} events agree with the reference event by event"),
+                Ok((n, _)) => {
+                    eprintln!("  {set}: {n} events agree with the reference event by event")
+                }
                 Err(e) => {
                     wrong += 1;
                     note.push(format!("WRONG: {e}"));
                 }
             }
         }
-        let q = quamina_for(&rules);
+        let q = if std::env::var_os("BENCH_NO_QUAMINA").is_some() {
+            Err("skipped (BENCH_NO_QUAMINA)".to_string())
+        } else {
+            quamina_for(&rules)
+        };
         let mut q_secs = 0.0;
         let mut q_ok = match q {
             Ok((q, s)) => {
@@ -403,8 +431,15 @@ fn main() {
                 ("-".to_string(), "-".to_string())
             }
         };
-        let note = if note.is_empty() { String::new() } else { format!(" # {}", note.join("; ")) };
-        println!("{set} {} {count} {sb:.0} {q_col} {ratio}{note}", rules.len());
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(" # {}", note.join("; "))
+        };
+        println!(
+            "{set} {} {count} {sb:.0} {q_col} {ratio}{note}",
+            rules.len()
+        );
         eprintln!(
             "  {set}: scanbridge compiles {} rules in {:.1} ms (peak heap +{:.1} MB); quamina in {:.1} ms",
             rules.len(),

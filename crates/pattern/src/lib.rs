@@ -30,7 +30,7 @@
 //! - Patterns match leaf values only. Missing fields, objects and empty arrays are not values.
 //! - An array in the event matches if any element matches; a pattern never combines fields drawn from
 //!   different elements of one array of objects.
-//! - Numbers compare as EventBridge compares them: rounded to 6 decimals within ±5e9 (`300` = `300.0`);
+//! - Numbers compare as event-ruler 2.0.1 compares them: as doubles within ±5e9 (`300` = `300.0`);
 //!   a number never equals a string (`300` ≠ `"300"`).
 //!
 //! # Two doors

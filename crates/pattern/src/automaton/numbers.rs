@@ -1,6 +1,6 @@
 //! Numeric ranges of one field: which ranges contain a number, in `O(log² n + answers)`.
 //!
-//! Owns: [`RangeIndex`]. Every range becomes a closed interval over doubled comparables (so that
+//! Owns: [`RangeIndex`]. Every range becomes a closed interval over doubled comparables (in i128) (so that
 //! exclusive bounds become inclusive ones: `> b` is `≥ 2b+1`, `< b` is `≤ 2b-1`, a value `v` is `2v`).
 //! Intervals live in static segment trees (each interval stored at `O(log n)` nodes, a query walks one
 //! leaf-to-root path), kept as a binary counter of trees of doubling size (Bentley–Saxe), so adding a
@@ -16,14 +16,14 @@ pub struct RangeIndex {
     trees: Vec<Tree>,
 }
 
-/// A closed interval over doubled comparables, and its entry.
-type Interval = (i64, i64, u32);
+/// A closed interval over doubled comparables (in i128), and its entry.
+type Interval = (i128, i128, u32);
 
 #[derive(Debug, Clone)]
 struct Tree {
     intervals: Vec<Interval>,
     /// Sorted distinct slot starts; slot i is `[xs[i], xs[i+1])`.
-    xs: Vec<i64>,
+    xs: Vec<i128>,
     size: usize,
     /// CSR: entries stored at segment-tree node p are `data[offsets[p]..offsets[p+1]]`.
     offsets: Vec<u32>,
@@ -32,22 +32,26 @@ struct Tree {
 
 impl Tree {
     fn build(intervals: Vec<Interval>) -> Tree {
-        let mut xs: Vec<i64> = Vec::with_capacity(intervals.len() * 2);
+        let mut xs: Vec<i128> = Vec::with_capacity(intervals.len() * 2);
         for &(a, b, _) in &intervals {
             xs.push(a);
-            if b < i64::MAX {
+            if b < i128::MAX {
                 xs.push(b + 1);
             }
         }
         xs.sort_unstable();
         xs.dedup();
         let size = xs.len().max(1).next_power_of_two();
-        let slot = |x: i64| xs.partition_point(|&y| y < x);
+        let slot = |x: i128| xs.partition_point(|&y| y < x);
         // Two passes: count, then fill.
         let mut nodes: Vec<(u32, u32)> = Vec::new(); // (node, entry)
         for &(a, b, e) in &intervals {
             let mut l = slot(a) + size;
-            let mut r = if b == i64::MAX { xs.len() } else { slot(b + 1) } + size;
+            let mut r = if b == i128::MAX {
+                xs.len()
+            } else {
+                slot(b + 1)
+            } + size;
             while l < r {
                 if l & 1 == 1 {
                     nodes.push((l as u32, e));
@@ -79,7 +83,7 @@ impl Tree {
         }
     }
 
-    fn each(&self, q: i64, f: &mut impl FnMut(u32)) {
+    fn each(&self, q: i128, f: &mut impl FnMut(u32)) {
         let s = self.xs.partition_point(|&y| y <= q);
         if s == 0 {
             return;
@@ -98,14 +102,14 @@ impl Tree {
 impl RangeIndex {
     pub fn insert(&mut self, r: &Range, entry: u32) {
         let lo = match r.low {
-            None => i64::MIN,
-            Some((b, true)) => 2 * b,
-            Some((b, false)) => 2 * b + 1,
+            None => i128::MIN,
+            Some((b, true)) => 2 * b as i128,
+            Some((b, false)) => 2 * b as i128 + 1,
         };
         let hi = match r.high {
-            None => i64::MAX,
-            Some((b, true)) => 2 * b,
-            Some((b, false)) => 2 * b - 1,
+            None => i128::MAX,
+            Some((b, true)) => 2 * b as i128,
+            Some((b, false)) => 2 * b as i128 - 1,
         };
         if lo > hi {
             return; // empty range: contains nothing
@@ -125,7 +129,7 @@ impl RangeIndex {
     #[inline]
     pub fn each(&self, v: Comparable, mut f: impl FnMut(u32)) {
         for t in &self.trees {
-            t.each(2 * v, &mut f);
+            t.each(2 * v as i128, &mut f);
         }
     }
 }
@@ -166,5 +170,23 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "at {v}");
         }
+    }
+
+    #[test]
+    fn extreme_bounds_do_not_overflow() {
+        use crate::number::comparable;
+        let lo = comparable("-5e9").unwrap();
+        let hi = comparable("5e9").unwrap();
+        let mut idx = RangeIndex::default();
+        idx.insert(&range(Some((lo, false)), Some((hi, false))), 0);
+        idx.insert(&range(Some((hi, true)), None), 1);
+        let at = |t: &str| {
+            let mut v = Vec::new();
+            idx.each(comparable(t).unwrap(), |e| v.push(e));
+            v
+        };
+        assert_eq!(at("-5e9"), Vec::<u32>::new());
+        assert_eq!(at("0"), vec![0]);
+        assert_eq!(at("5e9"), vec![1]);
     }
 }

@@ -75,6 +75,19 @@ const fn word_end(c: u8) -> bool {
     )
 }
 
+/// Bytes of `w` that may be `"`, `\\`, a control byte or non-ASCII have their high bit set in the
+/// result (the lowest such byte is exact; higher ones may be false alarms, which callers re-check).
+#[inline]
+fn special(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let quote = zero(w ^ (ONES * b'"' as u64));
+    let backslash = zero(w ^ (ONES * b'\\' as u64));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    quote | backslash | control | (w & HIGH)
+}
+
 /// Scans one event. `Ok(true)` when it is an object (the scratch then holds its leaves and hits),
 /// `Ok(false)` when it is valid JSON but not an object.
 pub fn scan(m: &Machine, b: &[u8], s: &mut Scratch) -> R<bool> {
@@ -137,13 +150,22 @@ impl<'a> Scanner<'a, '_, '_> {
     /// raw content range and whether it holds escapes; leaves `i` after the closing quote.
     #[inline]
     fn string_raw(&mut self) -> R<(usize, usize, bool)> {
-        self.i += 1;
-        let start = self.i;
         let b = self.b;
+        let start = self.i + 1;
+        let mut i = start;
         let mut escaped = false;
         let mut high = false;
-        let mut i = self.i;
         loop {
+            // Eight bytes at a time until one may be a quote, a backslash, a control or a non-ASCII byte.
+            while let Some(chunk) = b.get(i..i + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                let m = special(w);
+                if m != 0 {
+                    i += (m.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
             let Some(&c) = b.get(i) else {
                 return Err(Rejected);
             };
@@ -170,7 +192,7 @@ impl<'a> Scanner<'a, '_, '_> {
                     high = true;
                     i += 1;
                 }
-                _ => i += 1,
+                _ => i += 1, // a false alarm of `special`
             }
         }
         if high && std::str::from_utf8(&b[start..i]).is_err() {
@@ -188,13 +210,16 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
+    #[inline]
     fn number(&mut self) -> R<(usize, usize)> {
         let b = self.b;
         let start = self.i;
         let mut i = start;
         let digits = |i: &mut usize| {
             let s = *i;
-            while *i < b.len() && b[*i].is_ascii_digit() {
+            while let Some(c) = b.get(*i)
+                && c.is_ascii_digit()
+            {
                 *i += 1;
             }
             *i - s
@@ -213,9 +238,9 @@ impl<'a> Scanner<'a, '_, '_> {
                 return Err(Rejected);
             }
         }
-        if matches!(b.get(i), Some(b'e' | b'E')) {
+        if let Some(b'e' | b'E') = b.get(i) {
             i += 1;
-            if matches!(b.get(i), Some(b'+' | b'-')) {
+            if let Some(b'+' | b'-') = b.get(i) {
                 i += 1;
             }
             if digits(&mut i) == 0 {
@@ -247,70 +272,90 @@ impl<'a> Scanner<'a, '_, '_> {
         Ok(v)
     }
 
-    /// Skips any value, validating it.
-    fn skip_value(&mut self) -> R<()> {
+    /// After `{` or `,` in an object being skipped: a key and its colon.
+    #[inline]
+    fn skip_key(&mut self) -> R<()> {
         self.ws();
-        match self.peek() {
-            Some(b'{') => {
-                self.enter()?;
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
+        if self.peek() != Some(b'"') {
+            return Err(Rejected);
+        }
+        self.string_raw()?;
+        self.ws();
+        if self.peek() != Some(b':') {
+            return Err(Rejected);
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    /// Skips any value, validating it. Iterative: nesting is a bit stack (1 = object), not recursion.
+    fn skip_value(&mut self) -> R<()> {
+        let mut kinds = [0u64; MAX_DEPTH / 64 + 1];
+        let mut level = 0usize;
+        'value: loop {
+            self.ws();
+            match self.peek() {
+                Some(b'{') => {
+                    self.enter()?;
                     self.i += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                loop {
                     self.ws();
-                    if self.peek() != Some(b'"') {
-                        return Err(Rejected);
+                    if self.peek() == Some(b'}') {
+                        self.i += 1;
+                        self.depth -= 1;
+                    } else {
+                        kinds[level / 64] |= 1 << (level % 64);
+                        level += 1;
+                        self.skip_key()?;
+                        continue 'value;
                     }
+                }
+                Some(b'[') => {
+                    self.enter()?;
+                    self.i += 1;
+                    self.ws();
+                    if self.peek() == Some(b']') {
+                        self.i += 1;
+                        self.depth -= 1;
+                    } else {
+                        kinds[level / 64] &= !(1 << (level % 64));
+                        level += 1;
+                        continue 'value;
+                    }
+                }
+                Some(b'"') => {
                     self.string_raw()?;
-                    self.ws();
-                    if self.peek() != Some(b':') {
-                        return Err(Rejected);
-                    }
-                    self.i += 1;
-                    self.skip_value()?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            self.depth -= 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Rejected),
-                    }
                 }
+                Some(b'-' | b'0'..=b'9') => {
+                    self.number()?;
+                }
+                Some(_) => {
+                    self.keyword()?;
+                }
+                None => return Err(Rejected),
             }
-            Some(b'[') => {
-                self.enter()?;
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    self.depth -= 1;
+            // After a value: close finished containers, or go on to the next member.
+            loop {
+                if level == 0 {
                     return Ok(());
                 }
-                loop {
-                    self.skip_value()?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            self.depth -= 1;
-                            return Ok(());
+                let object = kinds[(level - 1) / 64] & (1 << ((level - 1) % 64)) != 0;
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if object {
+                            self.skip_key()?;
                         }
-                        _ => return Err(Rejected),
+                        continue 'value;
                     }
+                    Some(b'}') if object => {}
+                    Some(b']') if !object => {}
+                    _ => return Err(Rejected),
                 }
+                self.i += 1;
+                self.depth -= 1;
+                level -= 1;
             }
-            Some(b'"') => self.string_raw().map(|_| ()),
-            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
-            Some(_) => self.keyword().map(|_| ()),
-            None => Err(Rejected),
         }
     }
 
