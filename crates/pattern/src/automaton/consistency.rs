@@ -19,6 +19,9 @@ fn consistent(s: &Scratch, a: u32, b: u32) -> bool {
 
 /// Whether consistent leaves can be chosen from `s.pools` (ranges of `s.hits`).
 pub fn choose(s: &mut Scratch) -> bool {
+    if s.trails.is_empty() {
+        return true; // no leaf of this event sits in an array
+    }
     // Settle pools that hold a leaf outside every array; keep the others.
     let mut open = 0;
     for p in 0..s.pools.len() {

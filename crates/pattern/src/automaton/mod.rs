@@ -40,8 +40,11 @@ pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 #[derive(Debug, Clone)]
 struct Cond {
     field: u32,
-    /// How unselective the condition is (lower is better as a key).
+    /// How unselective the condition's operators are (lower is better as a key).
     rank: u8,
+    /// How many branches have this condition: rules are written about the values events carry, so a
+    /// condition many rules share tends to be one many events satisfy.
+    refs: u32,
     /// Branches filed under this condition as their key.
     keyed: Vec<u32>,
 }
@@ -49,8 +52,9 @@ struct Cond {
 #[derive(Debug, Clone)]
 struct CompiledBranch {
     rule: u32,
-    /// (condition, field, may hold by absence)
-    conds: Box<[(u32, u32, bool)]>,
+    /// Its conditions: `Machine::branch_conds[start..start + len]`.
+    start: u32,
+    len: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +64,8 @@ pub struct Machine {
     conds: Vec<Cond>,
     cond_ids: FxMap<String, u32>,
     branches: Vec<CompiledBranch>,
+    /// (condition, field, may hold by absence) of every branch, one flat array.
+    branch_conds: Vec<(u32, u32, bool)>,
     always: Vec<u32>,
     alive: Vec<bool>,
 }
@@ -79,6 +85,17 @@ fn rank(m: &Matcher) -> u8 {
     }
 }
 
+/// How many times less selective an operator family is taken to be than an exact value.
+fn weight(rank: u8) -> u64 {
+    match rank {
+        0 | 1 => 1,
+        2 => 4,
+        3 => 8,
+        4 => 16,
+        _ => 1024,
+    }
+}
+
 impl Default for Machine {
     fn default() -> Self {
         Machine::new()
@@ -93,6 +110,7 @@ impl Machine {
             conds: Vec::new(),
             cond_ids: FxMap::default(),
             branches: Vec::new(),
+            branch_conds: Vec::new(),
             always: Vec::new(),
             alive: Vec::new(),
         }
@@ -114,6 +132,7 @@ impl Machine {
         self.conds.push(Cond {
             field,
             rank: c.matchers.iter().map(rank).max().unwrap_or(0),
+            refs: 0,
             keyed: Vec::new(),
         });
         self.cond_ids.insert(key, id);
@@ -127,24 +146,32 @@ impl Machine {
         }
         self.alive[rule as usize] = true;
         for b in branches {
-            let conds: Box<[(u32, u32, bool)]> = b
+            let conds: Vec<(u32, u32, bool)> = b
                 .conditions
                 .iter()
                 .map(|c| {
                     let id = self.cond(c);
+                    self.conds[id as usize].refs += 1;
                     (id, self.conds[id as usize].field, c.allows_absence())
                 })
                 .collect();
+            // The key: the condition least likely to hold, estimated from its operators and from how
+            // many branches share it.
             let key = conds
                 .iter()
                 .filter(|c| !c.2)
                 .min_by_key(|c| {
                     let k = &self.conds[c.0 as usize];
-                    (k.rank, k.keyed.len())
+                    (u64::from(k.refs) + 1) * weight(k.rank)
                 })
                 .map(|c| c.0);
             let id = self.branches.len() as u32;
-            self.branches.push(CompiledBranch { rule, conds });
+            self.branches.push(CompiledBranch {
+                rule,
+                start: self.branch_conds.len() as u32,
+                len: conds.len() as u32,
+            });
+            self.branch_conds.extend_from_slice(&conds);
             match key {
                 Some(k) => self.conds[k as usize].keyed.push(id),
                 None => self.always.push(id),
@@ -172,6 +199,20 @@ impl Machine {
         }
         s.hits.sort_unstable();
         s.hits.dedup();
+        // Per-event stamps: which conditions were hit (and where their hits are), which fields are present.
+        s.epoch = s.epoch.wrapping_add(1);
+        if s.epoch == 0 {
+            s.cond_slot.iter_mut().for_each(|x| *x = (0, 0, 0));
+            s.field_seen.iter_mut().for_each(|x| *x = 0);
+            s.epoch = 1;
+        }
+        if s.cond_slot.len() < self.conds.len() {
+            s.cond_slot.resize(self.conds.len(), (0, 0, 0));
+        }
+        if s.field_seen.len() < self.fields.len() {
+            s.field_seen.resize(self.fields.len(), 0);
+        }
+        let epoch = s.epoch;
         s.groups.clear();
         let mut i = 0;
         while i < s.hits.len() {
@@ -181,13 +222,14 @@ impl Machine {
                 j += 1;
             }
             s.groups.push((c, i as u32, j as u32));
+            s.cond_slot[c as usize] = (epoch, i as u32, j as u32);
             i = j;
         }
-        s.present.clear();
-        s.present
-            .extend(s.leaves.iter().filter(|l| l.alive).map(|l| l.field));
-        s.present.sort_unstable();
-        s.present.dedup();
+        for l in &s.leaves {
+            if l.alive {
+                s.field_seen[l.field as usize] = epoch;
+            }
+        }
         for g in 0..s.groups.len() {
             let c = s.groups[g].0;
             for &b in &self.conds[c as usize].keyed {
@@ -208,18 +250,14 @@ impl Machine {
             return;
         }
         s.pools.clear();
-        for &(c, field, absent_ok) in br.conds.iter() {
-            match s.groups.binary_search_by_key(&c, |g| g.0) {
-                Ok(g) => {
-                    let (_, a, z) = s.groups[g];
-                    s.pools.push((a, z));
-                }
-                Err(_) => {
-                    if absent_ok && s.present.binary_search(&field).is_err() {
-                        continue;
-                    }
-                    return;
-                }
+        let epoch = s.epoch;
+        let conds = &self.branch_conds[br.start as usize..(br.start + br.len) as usize];
+        for &(c, field, absent_ok) in conds {
+            let (e, a, z) = s.cond_slot[c as usize];
+            if e == epoch {
+                s.pools.push((a, z));
+            } else if !(absent_ok && s.field_seen[field as usize] != epoch) {
+                return;
             }
         }
         if consistency::choose(s) {

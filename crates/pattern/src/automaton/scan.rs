@@ -24,8 +24,9 @@ pub struct LeafRec {
     pub alive: bool,
 }
 
-/// Reusable per-call state of the matcher. Its size follows the events, not the rule set, so it is
-/// cheap to create; reusing one (as `RuleSet::matches` does per thread) avoids even that.
+/// Reusable per-call state of the matcher. Most of it follows the size of the events; two stamp tables
+/// (one word per condition and per field) follow the rule set and are only ever grown, never cleared,
+/// so reusing one scratch (as `RuleSet::matches` does per thread) makes a call allocation-free.
 #[derive(Debug, Default)]
 pub struct Scratch {
     pub(crate) leaves: Vec<LeafRec>,
@@ -39,7 +40,10 @@ pub struct Scratch {
     values: ValueScratch,
     evals: Vec<u32>,
     pub(crate) groups: Vec<(u32, u32, u32)>,
-    pub(crate) present: Vec<u32>,
+    /// Per condition: (epoch when hit, its hits' range); per field: epoch when a leaf was seen.
+    pub(crate) epoch: u32,
+    pub(crate) cond_slot: Vec<(u32, u32, u32)>,
+    pub(crate) field_seen: Vec<u32>,
     pub(crate) pools: Vec<(u32, u32)>,
     pub(crate) chosen: Vec<u32>,
     pub(crate) matched: Vec<u32>,
@@ -86,6 +90,16 @@ fn special(w: u64) -> u64 {
     let backslash = zero(w ^ (ONES * b'\\' as u64));
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
     quote | backslash | control | (w & HIGH)
+}
+
+/// Bytes of `w` that are not ASCII digits have their high bit set in the result (the lowest such byte
+/// is exact; borrows and carries can only disturb the bytes above it).
+#[inline]
+fn non_digit(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = w.wrapping_sub(ONES * b'0' as u64);
+    (x.wrapping_add(ONES * 0x76) | x) & HIGH
 }
 
 /// Scans one event. `Ok(true)` when it is an object (the scratch then holds its leaves and hits),
@@ -217,6 +231,16 @@ impl<'a> Scanner<'a, '_, '_> {
         let mut i = start;
         let digits = |i: &mut usize| {
             let s = *i;
+            // Eight bytes at a time: the lowest byte that is not a digit is exact.
+            while let Some(chunk) = b.get(*i..*i + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                let m = non_digit(w);
+                if m != 0 {
+                    *i += (m.trailing_zeros() / 8) as usize;
+                    return *i - s;
+                }
+                *i += 8;
+            }
             while let Some(c) = b.get(*i)
                 && c.is_ascii_digit()
             {
