@@ -1,4 +1,4 @@
-//! The two doors must agree: `RuleSet::matches` (compiled) against `Pattern::matches_bytes` (the
+//! The two doors must agree: `RuleSet::matches` and `RuleSet::matches_prevalidated` (compiled) against `Pattern::matches_bytes` (the
 //! reference interpreter), on the AWS corpus (../shared/conformance, read at run time), on generated
 //! pattern/event pairs, and on generated rule sets of several rules at once.
 //!
@@ -57,6 +57,18 @@ fn disagreement(rules: &[Pattern], event: &[u8]) -> Option<String> {
         .map(|(i, p)| p.matches_bytes(event).map(|m| m.then_some(i)))
         .collect::<Result<Vec<_>, _>>()
         .map(|v| v.into_iter().flatten().collect());
+    if let Ok(want) = &reference {
+        // On valid JSON the prevalidated door must agree too (it skips unnamed values unvalidated).
+        let fast = set.matches_prevalidated(event);
+        if fast.as_ref() != Ok(want) {
+            return Some(format!(
+                "prevalidated {fast:?} != reference {want:?}\n  event {}",
+                String::from_utf8_lossy(event)
+            ));
+        }
+    } else {
+        let _ = set.matches_prevalidated(event); // must not panic
+    }
     match (&compiled, &reference) {
         (Ok(a), Ok(b)) if a == b => None,
         (Err(a), Err(b)) if a == b => None,

@@ -188,9 +188,15 @@ impl Machine {
 
     /// Matches one event; on success `s.matched` holds the matching rule numbers, ascending, once each.
     /// `Ok(false)` when the event is JSON but not an object.
-    pub fn run(&self, event: &[u8], s: &mut Scratch) -> Result<bool, scan::Rejected> {
+    /// With `trusted`, the bytes are known to be valid JSON and values no rule names are not validated.
+    pub fn run(
+        &self,
+        event: &[u8],
+        trusted: bool,
+        s: &mut Scratch,
+    ) -> Result<bool, scan::Rejected> {
         s.matched.clear();
-        if !scan::scan(self, event, s)? {
+        if !scan::scan(self, event, trusted, s)? {
             return Ok(false);
         }
         if s.any_dead {
