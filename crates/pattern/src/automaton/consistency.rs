@@ -17,7 +17,7 @@ fn consistent(s: &Scratch, a: u32, b: u32) -> bool {
         .all(|(id, ix)| tb.iter().all(|(oid, oix)| oid != id || oix == ix))
 }
 
-/// Whether consistent leaves can be chosen from `s.pools` (ranges of `s.hits`).
+/// Whether consistent leaves can be chosen from `s.pools` (ranges of `s.pooled`).
 pub fn choose(s: &mut Scratch) -> bool {
     if s.trails.is_empty() {
         return true; // no leaf of this event sits in an array
@@ -26,9 +26,9 @@ pub fn choose(s: &mut Scratch) -> bool {
     let mut open = 0;
     for p in 0..s.pools.len() {
         let (a, z) = s.pools[p];
-        let free = s.hits[a as usize..z as usize]
+        let free = s.pooled[a as usize..z as usize]
             .iter()
-            .any(|&(_, l)| s.leaves[l as usize].trail_len == 0);
+            .any(|&l| s.leaves[l as usize].trail_len == 0);
         if !free {
             s.pools[open] = s.pools[p];
             open += 1;
@@ -48,7 +48,7 @@ fn search(s: &mut Scratch, depth: usize) -> bool {
         return true;
     };
     for h in a..z {
-        let leaf = s.hits[h as usize].1;
+        let leaf = s.pooled[h as usize];
         if s.chosen.iter().all(|&c| consistent(s, c, leaf)) {
             s.chosen.push(leaf);
             if search(s, depth + 1) {

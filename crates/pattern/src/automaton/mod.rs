@@ -203,9 +203,8 @@ impl Machine {
             let leaves = &s.leaves;
             s.hits.retain(|&(_, l)| leaves[l as usize].alive);
         }
-        s.hits.sort_unstable();
-        s.hits.dedup();
-        // Per-event stamps: which conditions were hit (and where their hits are), which fields are present.
+        // Per-event stamps: which conditions were hit (and where their leaves are), which fields are
+        // present. Hits are grouped by condition with a counting pass, not a sort.
         s.epoch = s.epoch.wrapping_add(1);
         if s.epoch == 0 {
             s.cond_slot.iter_mut().for_each(|x| *x = (0, 0, 0));
@@ -220,16 +219,30 @@ impl Machine {
         }
         let epoch = s.epoch;
         s.groups.clear();
-        let mut i = 0;
-        while i < s.hits.len() {
-            let c = s.hits[i].0;
-            let mut j = i + 1;
-            while j < s.hits.len() && s.hits[j].0 == c {
-                j += 1;
+        for &(c, _) in &s.hits {
+            let slot = &mut s.cond_slot[c as usize];
+            if slot.0 != epoch {
+                *slot = (epoch, s.groups.len() as u32, 0);
+                s.groups.push((c, 0, 0));
             }
-            s.groups.push((c, i as u32, j as u32));
-            s.cond_slot[c as usize] = (epoch, i as u32, j as u32);
-            i = j;
+            s.groups[slot.1 as usize].2 += 1;
+        }
+        let mut offset = 0;
+        for g in &mut s.groups {
+            let n = g.2;
+            g.1 = offset;
+            g.2 = offset;
+            offset += n;
+        }
+        s.pooled.clear();
+        s.pooled.resize(s.hits.len(), 0);
+        for &(c, l) in &s.hits {
+            let g = &mut s.groups[s.cond_slot[c as usize].1 as usize];
+            s.pooled[g.2 as usize] = l;
+            g.2 += 1;
+        }
+        for &(c, a, z) in &s.groups {
+            s.cond_slot[c as usize] = (epoch, a, z);
         }
         for l in &s.leaves {
             if l.alive {
@@ -239,20 +252,26 @@ impl Machine {
         for g in 0..s.groups.len() {
             let c = s.groups[g].0;
             for &b in &self.conds[c as usize].keyed {
-                self.try_branch(b, s);
+                self.try_branch(b, true, s);
             }
         }
         for &b in &self.always {
-            self.try_branch(b, s);
+            self.try_branch(b, false, s);
         }
         s.matched.sort_unstable();
         s.matched.dedup();
         Ok(true)
     }
 
-    fn try_branch(&self, b: u32, s: &mut Scratch) {
+    /// Verifies one branch; `key_hit` when it is examined because its key condition was hit.
+    fn try_branch(&self, b: u32, key_hit: bool, s: &mut Scratch) {
         let br = &self.branches[b as usize];
         if !self.alive[br.rule as usize] {
+            return;
+        }
+        if key_hit && br.len == 1 {
+            // Its only condition is its key, which was hit.
+            s.matched.push(br.rule);
             return;
         }
         s.pools.clear();

@@ -39,7 +39,9 @@ pub struct Scratch {
     next_array: u32,
     values: ValueScratch,
     evals: Vec<u32>,
+    /// Hit conditions in order of first hit, with the range of their leaves in `pooled`.
     pub(crate) groups: Vec<(u32, u32, u32)>,
+    pub(crate) pooled: Vec<u32>,
     /// Per condition: (epoch when hit, its hits' range); per field: epoch when a leaf was seen.
     pub(crate) epoch: u32,
     pub(crate) cond_slot: Vec<(u32, u32, u32)>,
