@@ -46,10 +46,10 @@ struct Cond {
     /// condition many rules share tends to be one many events satisfy.
     refs: u32,
     /// Branches filed under this condition as their key.
-    keyed: Vec<u32>,
+    keyed: Vec<CompiledBranch>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct CompiledBranch {
     rule: u32,
     /// Its conditions: `Machine::branch_conds[start..start + len]`.
@@ -63,11 +63,12 @@ pub struct Machine {
     fields: Vec<FieldIndex>,
     conds: Vec<Cond>,
     cond_ids: FxMap<String, u32>,
-    branches: Vec<CompiledBranch>,
     /// (condition, field, may hold by absence) of every branch, one flat array.
     branch_conds: Vec<(u32, u32, bool)>,
-    always: Vec<u32>,
+    always: Vec<CompiledBranch>,
     alive: Vec<bool>,
+    /// Whether some rule was killed (only then is `alive` consulted while matching).
+    killed: bool,
 }
 
 fn rank(m: &Matcher) -> u8 {
@@ -109,10 +110,10 @@ impl Machine {
             fields: Vec::new(),
             conds: Vec::new(),
             cond_ids: FxMap::default(),
-            branches: Vec::new(),
             branch_conds: Vec::new(),
             always: Vec::new(),
             alive: Vec::new(),
+            killed: false,
         }
     }
 
@@ -165,16 +166,15 @@ impl Machine {
                     (u64::from(k.refs) + 1) * weight(k.rank)
                 })
                 .map(|c| c.0);
-            let id = self.branches.len() as u32;
-            self.branches.push(CompiledBranch {
+            let branch = CompiledBranch {
                 rule,
                 start: self.branch_conds.len() as u32,
                 len: conds.len() as u32,
-            });
+            };
             self.branch_conds.extend_from_slice(&conds);
             match key {
-                Some(k) => self.conds[k as usize].keyed.push(id),
-                None => self.always.push(id),
+                Some(k) => self.conds[k as usize].keyed.push(branch),
+                None => self.always.push(branch),
             }
         }
     }
@@ -183,6 +183,7 @@ impl Machine {
     pub fn kill(&mut self, rule: u32) {
         if let Some(a) = self.alive.get_mut(rule as usize) {
             *a = false;
+            self.killed = true;
         }
     }
 
@@ -251,22 +252,43 @@ impl Machine {
         }
         for g in 0..s.groups.len() {
             let c = s.groups[g].0;
-            for &b in &self.conds[c as usize].keyed {
+            for b in &self.conds[c as usize].keyed {
                 self.try_branch(b, true, s);
             }
         }
-        for &b in &self.always {
+        for b in &self.always {
             self.try_branch(b, false, s);
         }
-        s.matched.sort_unstable();
-        s.matched.dedup();
+        // Rule order (and no duplicates from several matching `$or` branches): by a bitmap over the
+        // rules when many match, else by sorting.
+        let words = self.alive.len().div_ceil(64);
+        if s.matched.len() * 16 > words {
+            if s.rule_bits.len() < words {
+                s.rule_bits.resize(words, 0);
+            }
+            for &r in &s.matched {
+                s.rule_bits[r as usize / 64] |= 1 << (r % 64);
+            }
+            s.matched.clear();
+            for (w, bits) in s.rule_bits[..words].iter_mut().enumerate() {
+                let mut b = *bits;
+                *bits = 0;
+                while b != 0 {
+                    s.matched.push((w * 64) as u32 + b.trailing_zeros());
+                    b &= b - 1;
+                }
+            }
+        } else {
+            s.matched.sort_unstable();
+            s.matched.dedup();
+        }
         Ok(true)
     }
 
     /// Verifies one branch; `key_hit` when it is examined because its key condition was hit.
-    fn try_branch(&self, b: u32, key_hit: bool, s: &mut Scratch) {
-        let br = &self.branches[b as usize];
-        if !self.alive[br.rule as usize] {
+    #[inline]
+    fn try_branch(&self, br: &CompiledBranch, key_hit: bool, s: &mut Scratch) {
+        if self.killed && !self.alive[br.rule as usize] {
             return;
         }
         if key_hit && br.len == 1 {

@@ -49,6 +49,8 @@ pub struct Scratch {
     pub(crate) pools: Vec<(u32, u32)>,
     pub(crate) chosen: Vec<u32>,
     pub(crate) matched: Vec<u32>,
+    /// One bit per rule, all zero between calls.
+    pub(crate) rule_bits: Vec<u64>,
 }
 
 impl Scratch {
