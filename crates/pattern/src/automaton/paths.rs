@@ -12,10 +12,51 @@ use super::FxMap;
 pub type NodeId = u32;
 pub const ROOT: NodeId = 0;
 
+/// Key bytes (decoded) → child node. Few keys (the common case: a node leads to a handful of
+/// fields) are compared directly, length first; many are hashed.
+#[derive(Debug, Clone, Default)]
+pub struct Children {
+    few: Vec<(Box<[u8]>, NodeId)>,
+    many: FxMap<Box<[u8]>, NodeId>,
+}
+
+const FEW: usize = 8;
+
+impl Children {
+    pub fn is_empty(&self) -> bool {
+        self.few.is_empty() && self.many.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<NodeId> {
+        if self.many.is_empty() {
+            self.few
+                .iter()
+                .find(|(k, _)| k.len() == key.len() && **k == *key)
+                .map(|&(_, n)| n)
+        } else {
+            self.many.get(key).copied()
+        }
+    }
+
+    fn insert_if_absent(&mut self, key: &[u8], node: NodeId) {
+        if self.get(key).is_some() {
+            return;
+        }
+        if self.many.is_empty() && self.few.len() < FEW {
+            self.few.push((key.into(), node));
+            return;
+        }
+        for (k, n) in self.few.drain(..) {
+            self.many.insert(k, n);
+        }
+        self.many.insert(key.into(), node);
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Node {
-    /// Key bytes (decoded) → child node.
-    pub children: FxMap<Box<[u8]>, NodeId>,
+    pub children: Children,
     /// The field whose leaves sit at this path, if some rule names it.
     pub field: Option<u32>,
 }
@@ -33,7 +74,7 @@ impl Paths {
         by_path.insert("".into(), ROOT);
         let mut root = Node::default();
         // `{"": {...}}` keeps the path empty, as the flattener joins it.
-        root.children.insert(Box::from(&b""[..]), ROOT);
+        root.children.insert_if_absent(b"", ROOT);
         Paths {
             nodes: vec![root],
             by_path,
@@ -77,8 +118,7 @@ impl Paths {
                 let (from, to) = (ids[i], ids[j]);
                 self.nodes[from as usize]
                     .children
-                    .entry(key.as_bytes().into())
-                    .or_insert(to);
+                    .insert_if_absent(key.as_bytes(), to);
             }
         }
         let last = *ids.last().expect("chain is never empty") as usize;

@@ -614,9 +614,9 @@ impl<'a> Scanner<'a, '_, '_> {
                 None
             } else if escaped {
                 let k = self.decode(ks, ke)?;
-                children.get(k.as_bytes()).copied()
+                children.get(k.as_bytes())
             } else {
-                children.get(&self.b[ks..ke]).copied()
+                children.get(&self.b[ks..ke])
             };
             match child {
                 Some(c) => {
