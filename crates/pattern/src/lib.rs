@@ -35,7 +35,19 @@
 //!
 //! # Two doors
 //! [`Pattern::matches`] is the reference interpreter: simple, obviously correct, and the oracle that the
-//! compiled many-rule matcher is tested against.
+//! compiled many-rule matcher is tested against. [`RuleSet`] is that matcher: many patterns compiled
+//! together, matched against raw event bytes in one pass that decodes only the values some rule names.
+//!
+//! ```
+//! use scanbridge_pattern::{Pattern, RuleSet};
+//!
+//! let mut rules = RuleSet::new();
+//! rules.add("critical", &Pattern::parse(r#"{"detail": {"severity": ["CRITICAL"]}}"#).unwrap());
+//! rules.add("payments", &Pattern::parse(r#"{"detail": {"repo": [{"prefix": "payments/"}]}}"#).unwrap());
+//! let event = br#"{"detail": {"severity": "CRITICAL", "repo": "payments/api", "big": [1, 2, 3]}}"#;
+//! assert_eq!(rules.matches(event).unwrap(), vec!["critical", "payments"]);
+//! assert!(rules.matches(b"[1, 2]").is_err()); // not an object, as the reference says
+//! ```
 
 pub mod ast;
 mod automaton;
