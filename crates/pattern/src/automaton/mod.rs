@@ -147,7 +147,7 @@ impl Machine {
         }
         self.alive[rule as usize] = true;
         for b in branches {
-            let conds: Vec<(u32, u32, bool)> = b
+            let mut conds: Vec<(u32, u32, bool)> = b
                 .conditions
                 .iter()
                 .map(|c| {
@@ -166,6 +166,12 @@ impl Machine {
                     (u64::from(k.refs) + 1) * weight(k.rank)
                 })
                 .map(|c| c.0);
+            // The key goes first: when it is the reason the branch is examined, it needs no check.
+            if let Some(k) = key
+                && let Some(p) = conds.iter().position(|c| c.0 == k)
+            {
+                conds.swap(0, p);
+            }
             let branch = CompiledBranch {
                 rule,
                 start: self.branch_conds.len() as u32,
@@ -296,9 +302,22 @@ impl Machine {
             s.matched.push(br.rule);
             return;
         }
-        s.pools.clear();
         let epoch = s.epoch;
         let conds = &self.branch_conds[br.start as usize..(br.start + br.len) as usize];
+        if s.trails.is_empty() {
+            // No leaf sits in an array, so any hits are consistent: only presence matters.
+            let rest = if key_hit { &conds[1..] } else { conds };
+            for &(c, field, absent_ok) in rest {
+                if s.cond_slot[c as usize].0 != epoch
+                    && !(absent_ok && s.field_seen[field as usize] != epoch)
+                {
+                    return;
+                }
+            }
+            s.matched.push(br.rule);
+            return;
+        }
+        s.pools.clear();
         for &(c, field, absent_ok) in conds {
             let (e, a, z) = s.cond_slot[c as usize];
             if e == epoch {
