@@ -2,9 +2,11 @@
 //!
 //! Owns: [`RangeIndex`]. Every range becomes a closed interval over doubled comparables (in i128) (so that
 //! exclusive bounds become inclusive ones: `> b` is `≥ 2b+1`, `< b` is `≤ 2b-1`, a value `v` is `2v`).
-//! Intervals live in static segment trees (each interval stored at `O(log n)` nodes, a query walks one
-//! leaf-to-root path), kept as a binary counter of trees of doubling size (Bentley–Saxe), so adding a
-//! rule costs amortised `O(log² n)` and no set of ranges, however nested, makes a query scan them all.
+//! Intervals live in static trees, kept as a binary counter of trees of doubling size (Bentley–Saxe),
+//! so adding a rule costs amortised `O(log² n)`. A tree is a segment tree (each interval stored at
+//! `O(log n)` nodes, a query walks one leaf-to-root path), or, when its intervals overlap little, a flat
+//! table of each slot's covering entries (a query reads one slice). No set of ranges, however nested,
+//! makes a query scan them all.
 //! Promise: reports exactly the entries whose `Range::contains` holds (each once per tree it is in; an
 //! entry is in exactly one tree).
 
@@ -25,9 +27,11 @@ struct Tree {
     /// Sorted distinct slot starts; slot i is `[xs[i], xs[i+1])`.
     xs: Vec<i128>,
     size: usize,
-    /// CSR: entries stored at segment-tree node p are `data[offsets[p]..offsets[p+1]]`.
+    /// CSR: entries stored at segment-tree node p are `data[offsets[p]..offsets[p+1]]`; or, when
+    /// `flat`, entries covering slot i are `data[offsets[i]..offsets[i+1]]` (one slice per query).
     offsets: Vec<u32>,
     data: Vec<u32>,
+    flat: bool,
 }
 
 impl Tree {
@@ -43,15 +47,47 @@ impl Tree {
         xs.dedup();
         let size = xs.len().max(1).next_power_of_two();
         let slot = |x: i128| xs.partition_point(|&y| y < x);
-        // Two passes: count, then fill.
-        let mut nodes: Vec<(u32, u32)> = Vec::new(); // (node, entry)
-        for &(a, b, e) in &intervals {
-            let mut l = slot(a) + size;
-            let mut r = if b == i128::MAX {
+        let end = |b: i128| {
+            if b == i128::MAX {
                 xs.len()
             } else {
                 slot(b + 1)
-            } + size;
+            }
+        };
+        // When ranges overlap little (the usual case), store every slot's covering entries outright.
+        let covered: usize = intervals.iter().map(|&(a, b, _)| end(b) - slot(a)).sum();
+        if covered <= 8 * intervals.len() + 1024 {
+            let mut offsets = vec![0u32; xs.len() + 1];
+            for &(a, b, _) in &intervals {
+                for s in slot(a)..end(b) {
+                    offsets[s + 1] += 1;
+                }
+            }
+            for i in 1..offsets.len() {
+                offsets[i] += offsets[i - 1];
+            }
+            let mut fill = offsets.clone();
+            let mut data = vec![0u32; covered];
+            for &(a, b, e) in &intervals {
+                for s in slot(a)..end(b) {
+                    data[fill[s] as usize] = e;
+                    fill[s] += 1;
+                }
+            }
+            return Tree {
+                intervals,
+                xs,
+                size: 0,
+                offsets,
+                data,
+                flat: true,
+            };
+        }
+        // Otherwise a segment tree. Two passes: count, then fill.
+        let mut nodes: Vec<(u32, u32)> = Vec::new(); // (node, entry)
+        for &(a, b, e) in &intervals {
+            let mut l = slot(a) + size;
+            let mut r = end(b) + size;
             while l < r {
                 if l & 1 == 1 {
                     nodes.push((l as u32, e));
@@ -80,12 +116,20 @@ impl Tree {
             size,
             offsets,
             data,
+            flat: false,
         }
     }
 
     fn each(&self, q: i128, f: &mut impl FnMut(u32)) {
         let s = self.xs.partition_point(|&y| y <= q);
         if s == 0 {
+            return;
+        }
+        if self.flat {
+            let (a, b) = (self.offsets[s - 1] as usize, self.offsets[s] as usize);
+            for &e in &self.data[a..b] {
+                f(e);
+            }
             return;
         }
         let mut p = s - 1 + self.size;
@@ -162,6 +206,27 @@ mod tests {
             idx.insert(r, e as u32);
         }
         for v in -9..9 {
+            let mut got = Vec::new();
+            idx.each(v, |e| got.push(e));
+            got.sort_unstable();
+            let want: Vec<u32> = (0..ranges.len() as u32)
+                .filter(|&e| ranges[e as usize].contains(v))
+                .collect();
+            assert_eq!(got, want, "at {v}");
+        }
+    }
+
+    #[test]
+    fn deeply_nested_ranges_use_the_segment_tree_and_agree() {
+        let ranges: Vec<Range> = (0..3000i64)
+            .map(|i| range(Some((i, i % 3 == 0)), Some((6000 - i, i % 2 == 0))))
+            .collect();
+        let mut idx = RangeIndex::default();
+        for (e, r) in ranges.iter().enumerate() {
+            idx.insert(r, e as u32);
+        }
+        assert!(idx.trees.iter().any(|t| !t.flat));
+        for v in [-1, 0, 1, 17, 2999, 3000, 3001, 5999, 6000, 6001] {
             let mut got = Vec::new();
             idx.each(v, |e| got.push(e));
             got.sort_unstable();
