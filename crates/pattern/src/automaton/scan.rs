@@ -159,7 +159,7 @@ fn chunk_masks(c: &[u8; 16]) -> (u32, u32, u32, u32) {
 /// Set bits of a 16-bit mask (a table: the baseline x86_64 target has no popcount instruction).
 #[inline(always)]
 fn ones16(m: u32) -> usize {
-    const POP: [u8; 256] = {
+    static POP: [u8; 256] = {
         let mut t = [0u8; 256];
         let mut i = 0;
         while i < 256 {
