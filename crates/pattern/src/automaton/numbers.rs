@@ -1,7 +1,8 @@
 //! Numeric ranges of one field: which ranges contain a number, in `O(log² n + answers)`.
 //!
-//! Owns: [`RangeIndex`]. Every range becomes a closed interval over doubled comparables (in i128) (so that
-//! exclusive bounds become inclusive ones: `> b` is `≥ 2b+1`, `< b` is `≤ 2b-1`, a value `v` is `2v`).
+//! Owns: [`RangeIndex`]. Every range becomes a closed interval of comparables. Comparables are integers
+//! (consecutive doubles are consecutive comparables), so exclusive bounds are inclusive ones:
+//! `> b` is `≥ b+1` and `< b` is `≤ b-1`.
 //! Intervals live in static trees, kept as a binary counter of trees of doubling size (Bentley–Saxe),
 //! so adding a rule costs amortised `O(log² n)`. A tree is a segment tree (each interval stored at
 //! `O(log n)` nodes, a query walks one leaf-to-root path), or, when its intervals overlap little, a flat
@@ -18,14 +19,14 @@ pub struct RangeIndex {
     trees: Vec<Tree>,
 }
 
-/// A closed interval over doubled comparables (in i128), and its entry.
-type Interval = (i128, i128, u32);
+/// A closed interval over doubled comparables (in i64), and its entry.
+type Interval = (i64, i64, u32);
 
 #[derive(Debug, Clone)]
 struct Tree {
     intervals: Vec<Interval>,
     /// Sorted distinct slot starts; slot i is `[xs[i], xs[i+1])`.
-    xs: Vec<i128>,
+    xs: Vec<i64>,
     size: usize,
     /// CSR: entries stored at segment-tree node p are `data[offsets[p]..offsets[p+1]]`; or, when
     /// `flat`, entries covering slot i are `data[offsets[i]..offsets[i+1]]` (one slice per query).
@@ -36,19 +37,19 @@ struct Tree {
 
 impl Tree {
     fn build(intervals: Vec<Interval>) -> Tree {
-        let mut xs: Vec<i128> = Vec::with_capacity(intervals.len() * 2);
+        let mut xs: Vec<i64> = Vec::with_capacity(intervals.len() * 2);
         for &(a, b, _) in &intervals {
             xs.push(a);
-            if b < i128::MAX {
+            if b < i64::MAX {
                 xs.push(b + 1);
             }
         }
         xs.sort_unstable();
         xs.dedup();
         let size = xs.len().max(1).next_power_of_two();
-        let slot = |x: i128| xs.partition_point(|&y| y < x);
-        let end = |b: i128| {
-            if b == i128::MAX {
+        let slot = |x: i64| xs.partition_point(|&y| y < x);
+        let end = |b: i64| {
+            if b == i64::MAX {
                 xs.len()
             } else {
                 slot(b + 1)
@@ -120,7 +121,7 @@ impl Tree {
         }
     }
 
-    fn each(&self, q: i128, f: &mut impl FnMut(u32)) {
+    fn each(&self, q: i64, f: &mut impl FnMut(u32)) {
         let s = self.xs.partition_point(|&y| y <= q);
         if s == 0 {
             return;
@@ -146,14 +147,14 @@ impl Tree {
 impl RangeIndex {
     pub fn insert(&mut self, r: &Range, entry: u32) {
         let lo = match r.low {
-            None => i128::MIN,
-            Some((b, true)) => 2 * b as i128,
-            Some((b, false)) => 2 * b as i128 + 1,
+            None => i64::MIN,
+            Some((b, true)) => b,
+            Some((b, false)) => b + 1,
         };
         let hi = match r.high {
-            None => i128::MAX,
-            Some((b, true)) => 2 * b as i128,
-            Some((b, false)) => 2 * b as i128 - 1,
+            None => i64::MAX,
+            Some((b, true)) => b,
+            Some((b, false)) => b - 1,
         };
         if lo > hi {
             return; // empty range: contains nothing
@@ -173,7 +174,7 @@ impl RangeIndex {
     #[inline]
     pub fn each(&self, v: Comparable, mut f: impl FnMut(u32)) {
         for t in &self.trees {
-            t.each(2 * v as i128, &mut f);
+            t.each(v, &mut f);
         }
     }
 }
