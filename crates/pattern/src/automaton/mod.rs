@@ -52,6 +52,9 @@ struct Cond {
 #[derive(Debug, Clone, Copy)]
 struct CompiledBranch {
     rule: u32,
+    /// A second condition that needs a leaf (the most selective after the key), tested first to turn
+    /// most failing candidates away without reading the condition list; `u32::MAX` when none.
+    check: u32,
     /// Its conditions: `Machine::branch_conds[start..start + len]`.
     start: u32,
     len: u32,
@@ -172,8 +175,19 @@ impl Machine {
             {
                 conds.swap(0, p);
             }
+            let score = |c: &(u32, u32, bool)| {
+                let k = &self.conds[c.0 as usize];
+                (u64::from(k.refs) + 1) * weight(k.rank)
+            };
+            let check = conds
+                .iter()
+                .skip(usize::from(key.is_some()))
+                .filter(|c| !c.2)
+                .min_by_key(|c| score(c))
+                .map_or(u32::MAX, |c| c.0);
             let branch = CompiledBranch {
                 rule,
+                check,
                 start: self.branch_conds.len() as u32,
                 len: conds.len() as u32,
             };
@@ -303,6 +317,9 @@ impl Machine {
             return;
         }
         let epoch = s.epoch;
+        if br.check != u32::MAX && s.cond_slot[br.check as usize].0 != epoch {
+            return;
+        }
         let conds = &self.branch_conds[br.start as usize..(br.start + br.len) as usize];
         if s.trails.is_empty() {
             // No leaf sits in an array, so any hits are consistent: only presence matters.

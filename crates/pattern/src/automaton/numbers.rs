@@ -49,11 +49,7 @@ impl Tree {
         let size = xs.len().max(1).next_power_of_two();
         let slot = |x: i64| xs.partition_point(|&y| y < x);
         let end = |b: i64| {
-            if b == i64::MAX {
-                xs.len()
-            } else {
-                slot(b + 1)
-            }
+            if b == i64::MAX { xs.len() } else { slot(b + 1) }
         };
         // When ranges overlap little (the usual case), store every slot's covering entries outright.
         let covered: usize = intervals.iter().map(|&(a, b, _)| end(b) - slot(a)).sum();
