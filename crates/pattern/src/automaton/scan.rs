@@ -517,6 +517,15 @@ impl<'a> Scanner<'a, '_, '_> {
 
     /// Skips any value, validating it. Iterative: nesting is a bit stack (1 = object), not recursion.
     fn skip_validating(&mut self) -> R<()> {
+        // Scalars (most skipped values) need no nesting stack.
+        self.ws();
+        match self.peek() {
+            Some(b'"') => return self.string_raw().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => return self.number().map(|_| ()),
+            Some(b'{' | b'[') => {}
+            Some(_) => return self.keyword().map(|_| ()),
+            None => return Err(Rejected),
+        }
         let mut kinds = [0u64; MAX_DEPTH / 64 + 1];
         let mut level = 0usize;
         'value: loop {
