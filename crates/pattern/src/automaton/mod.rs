@@ -3,7 +3,8 @@
 //! Owns: [`Machine`], the facts compiled from every rule's branches, and the decision of which rules
 //! an event matches. The pieces, one concept per file:
 //! - `paths`: the field-path trie that tells the scanner which keys to descend into;
-//! - `scan`: the single pass over the raw bytes that finds leaves at rule fields and their hits;
+//! - `scan`: the single pass over the raw bytes that finds leaves at rule fields and their hits, with
+//!   `bytes` for its byte-level primitives (SWAR masks, the structural skip of prevalidated events);
 //! - `values`: per field, which conditions a leaf value satisfies (one index per operator family,
 //!   with `affix` for prefixes/suffixes, `glob` for wildcards, `numbers` for ranges and
 //!   `anything_but` for exclusions);
@@ -17,6 +18,7 @@
 
 mod affix;
 mod anything_but;
+mod bytes;
 mod consistency;
 mod glob;
 mod numbers;
