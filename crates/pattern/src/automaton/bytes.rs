@@ -101,6 +101,33 @@ pub(crate) fn skip_container_fast(b: &[u8], mut i: usize) -> Option<usize> {
     let mut depth = 1usize;
     let mut in_string = false;
     loop {
+        // Thirty-two bytes per step while they last (two 16-byte classifications joined).
+        while let Some(chunk) = b.get(i..i + 32) {
+            let (q0, b0, o0, c0) = chunk_masks(chunk[..16].try_into().expect("16 bytes"));
+            let (q1, b1, o1, c1) = chunk_masks(chunk[16..].try_into().expect("16 bytes"));
+            if (b0 | b1) != 0 {
+                break;
+            }
+            let mut p = q0 | (q1 << 16);
+            p ^= p << 1;
+            p ^= p << 2;
+            p ^= p << 4;
+            p ^= p << 8;
+            p ^= p << 16;
+            if in_string {
+                p = !p;
+            }
+            let outside = !p;
+            let closes = (c0 | (c1 << 16)) & outside;
+            let n = ones16(closes & 0xffff) + ones16(closes >> 16);
+            if n >= depth {
+                break;
+            }
+            let opens = (o0 | (o1 << 16)) & outside;
+            depth = depth + ones16(opens & 0xffff) + ones16(opens >> 16) - n;
+            in_string = p & 0x8000_0000 != 0;
+            i += 32;
+        }
         if let Some(chunk) = b.get(i..i + 16) {
             let (quotes, backslashes, opens, closes) =
                 chunk_masks(chunk.try_into().expect("16 bytes"));
