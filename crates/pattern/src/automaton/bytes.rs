@@ -278,4 +278,21 @@ mod tests {
         }
         assert!(checked > 1000);
     }
+
+    #[test]
+    fn skippers_never_panic_on_arbitrary_bytes() {
+        let mut seed = 11;
+        let alphabet = b"{}[]\\\"\",:ax1 \xff";
+        for len in 0..200 {
+            for _ in 0..20 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| alphabet[next(&mut seed) % alphabet.len()])
+                    .collect();
+                for start in 0..len.min(3) {
+                    let _ = skip_container_fast(&bytes, start);
+                    let _ = skip_string_fast(&bytes, start);
+                }
+            }
+        }
+    }
 }
