@@ -1,4 +1,4 @@
-//! Byte-level primitives of the scanner: finding the interesting byte in eight or sixteen bytes at a
+//! Byte-level primitives of the scanner: finding the interesting byte in 8, 16 or 32 bytes at a
 //! time, and skipping a whole value of bytes known to be valid JSON by its structure alone.
 //!
 //! Owns: the SWAR masks the validating scanner uses (`special` for strings, `non_digit` for numbers),
@@ -94,8 +94,8 @@ fn ones16(m: u32) -> usize {
     (POP[(m & 0xff) as usize] + POP[((m >> 8) & 0xff) as usize]) as usize
 }
 
-/// From just after an opening bracket or brace, the index after the matching closer. Sixteen bytes at
-/// a time: quote bits give the in-string mask by a prefix XOR, and brackets outside strings are
+/// From just after an opening bracket or brace, the index after the matching closer. Thirty-two (then
+/// sixteen) bytes at a time: quote bits give the in-string mask by a prefix XOR, and brackets outside strings are
 /// counted; a chunk holding a backslash, or where the depth may reach zero, is walked byte by byte.
 pub(crate) fn skip_container_fast(b: &[u8], mut i: usize) -> Option<usize> {
     let mut depth = 1usize;
