@@ -95,8 +95,9 @@ fn ones16(m: u32) -> usize {
 }
 
 /// From just after an opening bracket or brace, the index after the matching closer. Thirty-two (then
-/// sixteen) bytes at a time: quote bits give the in-string mask by a prefix XOR, and brackets outside strings are
-/// counted; a chunk holding a backslash, or where the depth may reach zero, is walked byte by byte.
+/// sixteen) bytes at a time: quote bits give the in-string mask by a prefix XOR, and brackets outside
+/// strings are counted; a chunk holding a backslash, or where the depth may reach zero, is walked byte
+/// by byte.
 pub(crate) fn skip_container_fast(b: &[u8], mut i: usize) -> Option<usize> {
     let mut depth = 1usize;
     let mut in_string = false;
