@@ -11,6 +11,9 @@
 //!
 //! `--compile-only SET` compiles one set and reports compile time, peak heap (a counting allocator)
 //! and the process's peak resident memory (VmHWM), for the 10k/100k-rule figures.
+//!
+//! For profiling only: `BENCH_NO_QUAMINA=1` skips quamina, `BENCH_ONLY_PREVALIDATED=1` times only the
+//! prevalidated door (counts are still checked).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
