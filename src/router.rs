@@ -2,9 +2,10 @@
 //! target that is a topic, one per subscription whose filter policy matches (SNS-style fan-out).
 //!
 //! The rule set is swapped atomically on reload ([`RouterHandle`], an `ArcSwap`): a route call sees
-//! either the whole old set or the whole new one, never a mix, and never waits on a reload. Matching is
-//! kept behind [`Router::route`] alone, so the compiled `RuleSet` can replace the per-rule loop later
-//! without touching callers. Delivery ids are deterministic: the same event, rule and target always
+//! either the whole old set or the whole new one, never a mix, and never waits on a reload. Matching
+//! runs on the compiled [`RuleSet`] (all rules in one machine over the event's bytes), which is held to
+//! the reference interpreter by the pattern crate's differential tests; rebuilding it is part of
+//! building a `Router`, so a reload of 10,000 rules costs tens of milliseconds off the request path. Delivery ids are deterministic: the same event, rule and target always
 //! give the same id, which makes re-ingesting a duplicate event idempotent and lets receivers dedupe. A
 //! subscription's delivery id is computed from `TOPIC/TARGET` in the target position, so it differs from
 //! a direct delivery of the same rule to the same target.
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use scanbridge_pattern::RuleSet;
 
 use crate::rules::Rule;
 use crate::target::topic::Topics;
@@ -44,18 +47,40 @@ pub fn delivery_id(event_id: &str, rule: &str, target: &str) -> String {
 }
 
 /// An immutable set of enabled rules, with the topics they may target.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Router {
     rules: Vec<Rule>,
+    /// The enabled rules' patterns compiled together; ids index `rules`.
+    set: RuleSet<usize>,
     topics: Arc<Topics>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("rules", &self.rules)
+            .field("topics", &self.topics)
+            .finish()
+    }
 }
 
 impl Router {
     pub fn new(rules: Vec<Rule>, topics: Arc<Topics>) -> Self {
-        Router {
-            rules: rules.into_iter().filter(|r| r.enabled).collect(),
-            topics,
+        let rules: Vec<Rule> = rules.into_iter().filter(|r| r.enabled).collect();
+        let mut set = RuleSet::new();
+        for (i, r) in rules.iter().enumerate() {
+            set.add(i, &r.pattern);
         }
+        Router { rules, set, topics }
+    }
+
+    /// The enabled rules matching `event`, in rule-file order (the order they were added).
+    fn matching(&self, event: &Value) -> impl Iterator<Item = &Rule> {
+        // The event is a serde_json value, so its serialisation is valid JSON: the compiled set may
+        // skip the bytes no rule names without re-validating them.
+        let bytes = serde_json::to_vec(event).unwrap_or_default();
+        let ids = self.set.matches_prevalidated(&bytes).unwrap_or_default();
+        ids.into_iter().map(|i| &self.rules[i])
     }
 
     pub fn len(&self) -> usize {
@@ -68,24 +93,19 @@ impl Router {
 
     /// The names of the enabled rules that match `event`, in order.
     pub fn matching_rules(&self, event: &Value) -> Vec<&str> {
-        self.rules
-            .iter()
-            .filter(|r| r.pattern.matches(event))
-            .map(|r| r.name.as_str())
-            .collect()
+        self.matching(event).map(|r| r.name.as_str()).collect()
     }
 
     /// Whether a matching rule targets `target` directly (for a topic: before filter policies).
     pub fn routes_to(&self, event: &Value, target: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|r| r.targets.iter().any(|t| t.target == target) && r.pattern.matches(event))
+        self.matching(event)
+            .any(|r| r.targets.iter().any(|t| t.target == target))
     }
 
     /// The deliveries `event` (with its `id`) causes, in rule-file order.
     pub fn route(&self, event_id: &str, event: &Value) -> Vec<Delivery> {
         let mut out = Vec::new();
-        for rule in self.rules.iter().filter(|r| r.pattern.matches(event)) {
+        for rule in self.matching(event) {
             for t in &rule.targets {
                 let Some(subs) = self.topics.get(&t.target) else {
                     out.push(Delivery {
@@ -223,5 +243,50 @@ mod tests {
         assert_eq!(prod.len(), 3);
         assert_eq!(prod[1].target, "b");
         assert_eq!(prod[1].id, delivery_id("e1", "r", "alerts/b"));
+    }
+
+    #[test]
+    fn compiled_routing_agrees_with_the_interpreter_on_every_sample() {
+        let known = crate::rules::Known {
+            targets: ["console".to_owned()].into(),
+            ..Default::default()
+        };
+        let mut rules = Vec::new();
+        for (name, text) in crate::rules::BUILTIN {
+            rules.push(crate::rules::load_text(std::path::Path::new(name), text, &known).unwrap());
+        }
+        // A few more shapes: arrays of objects, anything-but, exists false, $or.
+        for (i, pattern) in [
+            r#"{"detail": {"vulnerablePackages": {"name": [{"prefix": "lib"}], "version": [{"exists": true}]}}}"#,
+            r#"{"detail": {"repository-name": [{"anything-but": {"prefix": "payments/"}}]}}"#,
+            r#"{"detail": {"finding-severity-counts": {"CRITICAL": [{"exists": false}]}}}"#,
+            r#"{"$or": [{"source": ["aws.inspector2"]}, {"detail": {"image-tags": ["latest"]}}]}"#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let doc = json!({"name": format!("extra-{i}"), "event_pattern": pattern, "targets": ["console"]});
+            rules.push(crate::rules::parse_rule(&doc, &known).unwrap());
+        }
+        let reference: Vec<Rule> = rules.clone();
+        let router = Router::new(rules, Arc::default());
+        let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&samples).expect("the shared samples are required") {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let event: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let want: Vec<&str> = reference
+                .iter()
+                .filter(|r| r.pattern.matches(&event))
+                .map(|r| r.name.as_str())
+                .collect();
+            assert_eq!(router.matching_rules(&event), want, "{}", path.display());
+            seen += 1;
+        }
+        assert_eq!(seen, 7);
     }
 }

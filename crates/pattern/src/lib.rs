@@ -30,14 +30,27 @@
 //! - Patterns match leaf values only. Missing fields, objects and empty arrays are not values.
 //! - An array in the event matches if any element matches; a pattern never combines fields drawn from
 //!   different elements of one array of objects.
-//! - Numbers compare as EventBridge compares them: rounded to 6 decimals within ±5e9 (`300` = `300.0`);
+//! - Numbers compare as event-ruler 2.0.1 compares them: as doubles within ±5e9 (`300` = `300.0`);
 //!   a number never equals a string (`300` ≠ `"300"`).
 //!
 //! # Two doors
 //! [`Pattern::matches`] is the reference interpreter: simple, obviously correct, and the oracle that the
-//! compiled many-rule matcher is tested against.
+//! compiled many-rule matcher is tested against. [`RuleSet`] is that matcher: many patterns compiled
+//! together, matched against raw event bytes in one pass that decodes only the values some rule names.
+//!
+//! ```
+//! use scanbridge_pattern::{Pattern, RuleSet};
+//!
+//! let mut rules = RuleSet::new();
+//! rules.add("critical", &Pattern::parse(r#"{"detail": {"severity": ["CRITICAL"]}}"#).unwrap());
+//! rules.add("payments", &Pattern::parse(r#"{"detail": {"repo": [{"prefix": "payments/"}]}}"#).unwrap());
+//! let event = br#"{"detail": {"severity": "CRITICAL", "repo": "payments/api", "big": [1, 2, 3]}}"#;
+//! assert_eq!(rules.matches(event).unwrap(), vec!["critical", "payments"]);
+//! assert!(rules.matches(b"[1, 2]").is_err()); // not an object, as the reference says
+//! ```
 
 pub mod ast;
+mod automaton;
 mod error;
 pub mod eval;
 pub mod flatten;
@@ -45,6 +58,7 @@ pub mod ip;
 pub mod json;
 pub mod number;
 mod parse;
+mod ruleset;
 pub mod wildcard;
 
 pub use ast::{AnythingBut, Branch, Condition, Literal, Matcher, Range};
@@ -52,6 +66,7 @@ pub use error::{EventError, PatternError};
 pub use eval::Explanation;
 pub use flatten::{Field, Leaf};
 pub use parse::{Limits, Warning};
+pub use ruleset::{RuleSet, Scratch};
 
 /// A validated event pattern.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,135 @@
+//! The field-path trie: which object keys lead towards a path that some rule names.
+//!
+//! Owns: [`Paths`], one node per path that is a rule's field path or a `.`-boundary prefix of one (the
+//! root is the empty path). From a node, a key leads to the node of the joined path (`path.key`, or just
+//! `key` at the root) when that path is a node; any other key's value is skipped unread. Keys that
+//! contain dots work as in the flattener (`{"a.b": 1}` and `{"a": {"b": 1}}` both reach `a.b`), because
+//! every node keeps an edge for every longer node it can reach in one key.
+//! Promise: descending by keys reaches exactly the nodes whose path equals the flattener's joined path.
+
+use super::FxMap;
+
+pub type NodeId = u32;
+pub const ROOT: NodeId = 0;
+
+/// Key bytes (decoded) → child node. Few keys (the common case: a node leads to a handful of
+/// fields) are compared directly, length first; many are hashed.
+#[derive(Debug, Clone, Default)]
+pub struct Children {
+    few: Vec<(Box<[u8]>, NodeId)>,
+    many: FxMap<Box<[u8]>, NodeId>,
+}
+
+const FEW: usize = 8;
+
+impl Children {
+    pub fn is_empty(&self) -> bool {
+        self.few.is_empty() && self.many.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<NodeId> {
+        if self.many.is_empty() {
+            self.few
+                .iter()
+                .find(|(k, _)| k.len() == key.len() && **k == *key)
+                .map(|&(_, n)| n)
+        } else {
+            self.many.get(key).copied()
+        }
+    }
+
+    fn insert_if_absent(&mut self, key: &[u8], node: NodeId) {
+        if self.get(key).is_some() {
+            return;
+        }
+        if self.many.is_empty() && self.few.len() < FEW {
+            self.few.push((key.into(), node));
+            return;
+        }
+        for (k, n) in self.few.drain(..) {
+            self.many.insert(k, n);
+        }
+        self.many.insert(key.into(), node);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub children: Children,
+    /// The field whose leaves sit at this path, if some rule names it.
+    pub field: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub nodes: Vec<Node>,
+    by_path: FxMap<Box<str>, NodeId>,
+    fields: u32,
+}
+
+impl Paths {
+    pub fn new() -> Self {
+        let mut by_path = FxMap::default();
+        by_path.insert("".into(), ROOT);
+        let mut root = Node::default();
+        // `{"": {...}}` keeps the path empty, as the flattener joins it.
+        root.children.insert_if_absent(b"", ROOT);
+        Paths {
+            nodes: vec![root],
+            by_path,
+            fields: 0,
+        }
+    }
+
+    pub fn field_count(&self) -> usize {
+        self.fields as usize
+    }
+
+    fn node(&mut self, path: &str) -> (NodeId, bool) {
+        if let Some(&n) = self.by_path.get(path) {
+            return (n, false);
+        }
+        let n = self.nodes.len() as NodeId;
+        self.nodes.push(Node::default());
+        self.by_path.insert(path.into(), n);
+        (n, true)
+    }
+
+    /// The field number of a rule path, creating the nodes and edges that lead to it.
+    pub fn field(&mut self, path: &str) -> u32 {
+        // The chain: root, every `.`-boundary prefix, the path itself.
+        let mut chain: Vec<&str> = vec![""];
+        for (i, c) in path.bytes().enumerate() {
+            if c == b'.' {
+                chain.push(&path[..i]);
+            }
+        }
+        chain.push(path);
+        chain.dedup();
+        let ids: Vec<NodeId> = chain.iter().map(|p| self.node(p).0).collect();
+        for j in 1..chain.len() {
+            for i in 0..j {
+                let key = if chain[i].is_empty() {
+                    chain[j]
+                } else {
+                    &chain[j][chain[i].len() + 1..]
+                };
+                let (from, to) = (ids[i], ids[j]);
+                self.nodes[from as usize]
+                    .children
+                    .insert_if_absent(key.as_bytes(), to);
+            }
+        }
+        let last = *ids.last().expect("chain is never empty") as usize;
+        match self.nodes[last].field {
+            Some(f) => f,
+            None => {
+                let f = self.fields;
+                self.fields += 1;
+                self.nodes[last].field = Some(f);
+                f
+            }
+        }
+    }
+}

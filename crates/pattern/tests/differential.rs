@@ -1,0 +1,427 @@
+//! The two doors must agree: `RuleSet::matches` and `RuleSet::matches_prevalidated` (compiled) against `Pattern::matches_bytes` (the
+//! reference interpreter), on the AWS corpus (../shared/conformance, read at run time), on generated
+//! pattern/event pairs, and on generated rule sets of several rules at once.
+//!
+//! A missing corpus fails the test: a green run must mean the corpus was checked.
+
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use scanbridge_pattern::{Pattern, RuleSet};
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    match std::env::var_os("SCANBRIDGE_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
+}
+
+fn raw(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// (name, pattern text, event text) of every corpus case.
+fn corpus() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for file in ["aws-event-patterns.jsonl", "aws-event-patterns-extra.jsonl"] {
+        let path = shared().join("conformance").join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("conformance corpus {} is required: {e}", path.display()));
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let c: Value = serde_json::from_str(line).unwrap();
+            out.push((
+                c["name"].as_str().unwrap().to_string(),
+                raw(&c["pattern"]),
+                raw(&c["event"]),
+            ));
+        }
+    }
+    assert_eq!(out.len(), 176, "the corpus should hold 176 cases");
+    out
+}
+
+/// Compares the doors for rules (index = id) on one event; returns a description of a disagreement.
+fn disagreement(rules: &[Pattern], event: &[u8]) -> Option<String> {
+    let mut set = RuleSet::new();
+    for (i, p) in rules.iter().enumerate() {
+        set.add(i, p);
+    }
+    let compiled = set.matches(event);
+    let reference: Result<Vec<usize>, _> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.matches_bytes(event).map(|m| m.then_some(i)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(|v| v.into_iter().flatten().collect());
+    if let Ok(want) = &reference {
+        // On valid JSON the prevalidated door must agree too (it skips unnamed values unvalidated).
+        let fast = set.matches_prevalidated(event);
+        if fast.as_ref() != Ok(want) {
+            return Some(format!(
+                "prevalidated {fast:?} != reference {want:?}\n  event {}",
+                String::from_utf8_lossy(event)
+            ));
+        }
+    } else {
+        let _ = set.matches_prevalidated(event); // must not panic
+    }
+    match (&compiled, &reference) {
+        (Ok(a), Ok(b)) if a == b => None,
+        (Err(a), Err(b)) if a == b => None,
+        _ => Some(format!(
+            "compiled {compiled:?} != reference {reference:?}\n  event {}",
+            String::from_utf8_lossy(event)
+        )),
+    }
+}
+
+#[test]
+fn every_corpus_case_alone() {
+    let mut failures = Vec::new();
+    for (name, pattern, event) in corpus() {
+        let Ok(p) = Pattern::parse(&pattern) else {
+            continue;
+        };
+        if let Some(d) = disagreement(&[p], event.as_bytes()) {
+            failures.push(format!("{name}: {d}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn all_corpus_patterns_at_once_on_every_corpus_event() {
+    let cases = corpus();
+    let patterns: Vec<Pattern> = cases
+        .iter()
+        .filter_map(|(_, p, _)| Pattern::parse(p).ok())
+        .collect();
+    assert!(patterns.len() > 100);
+    let mut failures = Vec::new();
+    for (name, _, event) in &cases {
+        if let Some(d) = disagreement(&patterns, event.as_bytes()) {
+            failures.push(format!("{name}: {d}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn removed_rules_stop_matching_and_rebuilds_keep_the_rest() {
+    let p = Pattern::parse(r#"{"a": [1]}"#).unwrap();
+    let q = Pattern::parse(r#"{"a": [{"numeric": [">", 0]}]}"#).unwrap();
+    let mut set = RuleSet::new();
+    for i in 0..300 {
+        set.add(i, if i % 2 == 0 { &p } else { &q });
+    }
+    for i in 0..250 {
+        assert!(set.remove(&i));
+    }
+    assert!(!set.remove(&0));
+    let got = set.matches(br#"{"a": 1.0}"#).unwrap();
+    assert_eq!(got, (250..300).collect::<Vec<_>>());
+    set.add(7, &p);
+    set.add(251, &p); // replaces
+    let got = set.matches(br#"{"a": 2}"#).unwrap();
+    assert_eq!(got.len(), 24);
+    assert_eq!(set.len(), 51);
+}
+
+#[test]
+fn malformed_and_non_object_events_are_errors_in_both_doors() {
+    let p = Pattern::parse(r#"{"a": [{"exists": false}]}"#).unwrap();
+    let bad: &[&[u8]] = &[
+        b"",
+        b"[]",
+        b"1",
+        b"\"x\"",
+        b"null",
+        b"{",
+        b"{\"a\":}",
+        b"{\"a\":1,}",
+        b"{\"a\" 1}",
+        b"{\"a\":01}",
+        b"{\"a\":\"\\x\"}",
+        b"{\"a\":\"\xff\"}",
+        b"{\"a\":\"\x01\"}",
+        b"{} x",
+        b"{\"a\":tru}",
+        b"{\"a\":[1,]}",
+        b"{\"b\":[1 2]}",
+        b"{\"b\":\"\\u12\"}",
+        b"{\"b\":-}",
+        b"{\"a\":1}}",
+        b"{\"b\":{\"c\":\"\xc3\"}}",
+        b"{\"b\":1e}",
+        b"{\"b\":.5}",
+    ];
+    for e in bad {
+        assert_eq!(disagreement(std::slice::from_ref(&p), e), None);
+        assert!(
+            p.matches_bytes(e).is_err(),
+            "{}",
+            String::from_utf8_lossy(e)
+        );
+    }
+    let deep = format!("{{\"b\":{}{}}}", "[".repeat(600), "]".repeat(600));
+    assert!(disagreement(std::slice::from_ref(&p), deep.as_bytes()).is_none());
+}
+
+// ---- generated cases ----
+
+/// A JSON tree that can hold duplicate keys and spells strings as raw JSON text (escapes included).
+#[derive(Debug, Clone)]
+enum J {
+    Raw(&'static str),
+    Arr(Vec<J>),
+    Obj(Vec<(&'static str, J)>),
+}
+
+impl J {
+    fn write(&self, out: &mut String) {
+        match self {
+            J::Raw(t) => out.push_str(t),
+            J::Arr(items) => {
+                out.push('[');
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    x.write(out);
+                }
+                out.push(']');
+            }
+            J::Obj(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(k);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+const KEYS: &[&str] = &[
+    r#""a""#,
+    r#""b""#,
+    r#""c""#,
+    r#""\u0062""#,
+    r#""a.b""#,
+    r#""""#,
+];
+const SCALARS: &[&str] = &[
+    r#""x""#,
+    r#""xy""#,
+    r#""XY""#,
+    r#""yx""#,
+    r#""x\u0079""#,
+    r#""""#,
+    r#""10.0.0.7""#,
+    r#""ab*c""#,
+    r#""Éx""#,
+    r#""éx""#,
+    "0",
+    "1",
+    "1.0",
+    "-1",
+    "2.5",
+    "1e2",
+    "100",
+    "123456789012",
+    "0.0000001",
+    "true",
+    "false",
+    "null",
+];
+
+fn scalar() -> impl Strategy<Value = J> {
+    prop::sample::select(SCALARS).prop_map(J::Raw)
+}
+
+fn event_value() -> impl Strategy<Value = J> {
+    scalar().prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(J::Arr),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 1..4).prop_map(J::Obj),
+        ]
+    })
+}
+
+fn event() -> impl Strategy<Value = String> {
+    prop::collection::vec((prop::sample::select(KEYS), event_value()), 0..8).prop_map(|m| {
+        let mut s = String::new();
+        J::Obj(m).write(&mut s);
+        s
+    })
+}
+
+fn strs() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(&["x", "xy", "XY", "y", "", "é", "É", "ab", "10.0.0.7"][..])
+}
+
+fn nums() -> impl Strategy<Value = Value> {
+    prop::sample::select(&["0", "1", "1.0", "-1", "2.5", "100", "123456789012", "1e-7"][..])
+        .prop_map(|t| serde_json::from_str(t).unwrap())
+}
+
+fn globs() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(&["x*", "*y", "*", "x*y", "*x*", "ab\\*c", "1*", "*.7"][..])
+}
+
+fn matcher() -> impl Strategy<Value = Value> {
+    use serde_json::json;
+    prop_oneof![
+        strs().prop_map(|s| json!(s)),
+        nums(),
+        prop::sample::select(&[json!(true), json!(false), json!(null)][..]),
+        strs().prop_map(|s| json!({"prefix": s})),
+        strs().prop_map(|s| json!({"prefix": {"equals-ignore-case": s}})),
+        strs().prop_map(|s| json!({"suffix": s})),
+        strs().prop_map(|s| json!({"suffix": {"equals-ignore-case": s}})),
+        strs().prop_map(|s| json!({"equals-ignore-case": s})),
+        globs().prop_map(|w| json!({"wildcard": w})),
+        strs().prop_map(|s| json!({"anything-but": s})),
+        prop::collection::vec(strs(), 1..3).prop_map(|v| json!({"anything-but": v})),
+        nums().prop_map(|n| json!({"anything-but": n})),
+        prop::collection::vec(nums(), 1..3).prop_map(|v| json!({"anything-but": v})),
+        strs().prop_map(|s| json!({"anything-but": {"prefix": s}})),
+        strs().prop_map(|s| json!({"anything-but": {"suffix": s}})),
+        prop::collection::vec(strs(), 1..3)
+            .prop_map(|v| json!({"anything-but": {"equals-ignore-case": v}})),
+        globs().prop_map(|w| json!({"anything-but": {"wildcard": w}})),
+        (
+            prop::sample::select(&["<", "<=", "=", ">", ">="][..]),
+            nums()
+        )
+            .prop_map(|(o, n)| json!({"numeric": [o, n]})),
+        (nums(), nums()).prop_map(|(a, b)| json!({"numeric": [">", a, "<=", b]})),
+        any::<bool>().prop_map(|b| json!({"exists": b})),
+        prop::sample::select(&["10.0.0.0/24", "10.0.0.7/31", "::1/64"][..])
+            .prop_map(|c| json!({"cidr": c})),
+    ]
+}
+
+fn path() -> impl Strategy<Value = Vec<&'static str>> {
+    prop_oneof![
+        2 => prop::sample::select(&["a", "b", "c"][..]).prop_map(|k| vec![k]),
+        1 => prop::collection::vec(prop::sample::select(&["a", "b", "c", "a.b"][..]), 2..3),
+    ]
+}
+
+fn fields() -> impl Strategy<Value = Value> {
+    prop::collection::vec((path(), prop::collection::vec(matcher(), 1..4)), 1..3).prop_map(|fs| {
+        let mut root = serde_json::Map::new();
+        for (path, ms) in fs {
+            let mut at = &mut root;
+            for k in &path[..path.len() - 1] {
+                let e = at
+                    .entry(k.to_string())
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if !e.is_object() {
+                    *e = Value::Object(Default::default());
+                }
+                at = e.as_object_mut().unwrap();
+            }
+            at.insert(path[path.len() - 1].to_string(), Value::Array(ms));
+        }
+        Value::Object(root)
+    })
+}
+
+fn pattern() -> impl Strategy<Value = Pattern> {
+    prop_oneof![
+        3 => fields(),
+        1 => (fields(), fields()).prop_map(|(a, b)| serde_json::json!({"$or": [a, b]})),
+    ]
+    .prop_filter_map("AWS rejects the pattern", |v| {
+        Pattern::parse(&v.to_string()).ok()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn one_generated_pattern(p in pattern(), e in event()) {
+        let d = disagreement(std::slice::from_ref(&p), e.as_bytes());
+        prop_assert!(d.is_none(), "{}\n  pattern {:?}", d.unwrap_or_default(), p);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_rule_sets(ps in prop::collection::vec(pattern(), 2..8),
+                           es in prop::collection::vec(event(), 1..6)) {
+        for e in &es {
+            let d = disagreement(&ps, e.as_bytes());
+            prop_assert!(d.is_none(), "{}", d.unwrap_or_default());
+        }
+    }
+}
+
+/// Guards the generators: a good share of generated pairs must match, or agreement would be cheap.
+#[test]
+fn generated_cases_are_not_trivial() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut matched, mut errors, n) = (0, 0, 600);
+    for _ in 0..n {
+        let p = pattern().new_tree(&mut runner).unwrap().current();
+        let e = event().new_tree(&mut runner).unwrap().current();
+        match p.matches_bytes(e.as_bytes()) {
+            Ok(true) => matched += 1,
+            Ok(false) => {}
+            Err(_) => errors += 1,
+        }
+    }
+    eprintln!("{matched} of {n} generated pairs match");
+    assert!(
+        matched * 10 > n,
+        "only {matched} of {n} generated pairs match"
+    );
+    assert_eq!(errors, 0);
+}
+
+/// No cliffs: thousands of wildcard and ignore-case rules on one field, against a long value, stay
+/// fast (each wildcard runs in linear time; the value is folded once) and agree with the reference.
+#[test]
+fn many_wildcard_and_ignore_case_rules_have_no_cliff() {
+    let mut patterns = Vec::new();
+    for i in 0..3000 {
+        let text = match i % 4 {
+            0 => format!(r#"{{"a": [{{"wildcard": "*a*{i}*b"}}]}}"#),
+            1 => format!(r#"{{"a": [{{"wildcard": "x{i}*y*"}}]}}"#),
+            2 => format!(r#"{{"a": [{{"equals-ignore-case": "Ab{i}"}}]}}"#),
+            _ => format!(r#"{{"a": [{{"prefix": {{"equals-ignore-case": "AAA{i}"}}}}]}}"#),
+        };
+        patterns.push(Pattern::parse(&text).unwrap());
+    }
+    let mut set = RuleSet::new();
+    for (i, p) in patterns.iter().enumerate() {
+        set.add(i, p);
+    }
+    let long = format!("{}1b", "a".repeat(20_000));
+    let event = format!(r#"{{"a": ["{long}", "AB2", "aaa3xyz"]}}"#);
+    let started = std::time::Instant::now();
+    let got = set.matches(event.as_bytes()).unwrap();
+    let elapsed = started.elapsed();
+    let want: Vec<usize> = (0..patterns.len())
+        .filter(|&i| patterns[i].matches_bytes(event.as_bytes()).unwrap())
+        .collect();
+    assert_eq!(got, want);
+    assert!(!got.is_empty());
+    assert!(elapsed.as_secs() < 10, "took {elapsed:?}");
+}
