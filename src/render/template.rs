@@ -83,6 +83,17 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
+    /// The context of one delivery attempt.
+    pub fn of(msg: &'a crate::target::Message<'a>) -> Self {
+        Context::new(
+            msg.event,
+            msg.payload,
+            msg.rule,
+            msg.delivery_id,
+            msg.event_id,
+        )
+    }
+
     pub fn new(
         event: &'a Value,
         payload: &'a Value,

@@ -181,13 +181,7 @@ impl Email {
 
     /// Renders subject, text and HTML for `msg`.
     pub fn render(&self, msg: &Message<'_>) -> Result<(String, String, String), String> {
-        let ctx = Context::new(
-            msg.event,
-            msg.payload,
-            msg.rule,
-            msg.delivery_id,
-            msg.event_id,
-        );
+        let ctx = Context::of(msg);
         let subject = match &self.subject {
             Some(t) => minijinja::Environment::new()
                 .render_str(t, &ctx)

@@ -93,13 +93,7 @@ impl Slack {
 
     /// The message body for `msg` (also shown by `scanbridge route`).
     pub fn payload(&self, msg: &Message<'_>) -> Result<Value, String> {
-        let ctx = Context::new(
-            msg.event,
-            msg.payload,
-            msg.rule,
-            msg.delivery_id,
-            msg.event_id,
-        );
+        let ctx = Context::of(msg);
         let text = self
             .templates
             .render("slack/text.txt", &ctx)

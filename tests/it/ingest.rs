@@ -216,15 +216,7 @@ fn default_serve_prints_a_console_alert_for_a_critical_scan() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let start = std::time::Instant::now();
-    while !d.stdout().contains("digest:") {
-        assert!(
-            start.elapsed() < crate::daemon::PATIENCE,
-            "no alert:\n{}",
-            d.logs()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_stdout(&d, "digest:");
     let alert = d.stdout();
     assert!(alert.contains("rule critical-findings"), "{alert}");
     assert!(alert.contains("payments/api:v2.14.0"), "{alert}");
@@ -318,15 +310,7 @@ fn serve_stdin_ingests_ndjson() {
     let mut stdin = d.child.stdin.take().unwrap();
     writeln!(stdin, "{}\nnot json\n{}", event("s-1", "ci"), critical).unwrap();
     drop(stdin);
-    let start = std::time::Instant::now();
-    while !d.stdout().contains("rule critical-findings") {
-        assert!(
-            start.elapsed() < crate::daemon::PATIENCE,
-            "no alert:\n{}",
-            d.logs()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_stdout(&d, "rule critical-findings");
     let logs = d.logs();
     assert!(
         logs.contains("accepted from stdin") && logs.contains("rejected from stdin"),
@@ -360,15 +344,7 @@ fn serve_outside_the_repository_uses_the_built_in_rules_and_data_dir() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let start = std::time::Instant::now();
-    while !d.stdout().contains("digest:") {
-        assert!(
-            start.elapsed() < crate::daemon::PATIENCE,
-            "no alert:\n{}",
-            d.logs()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_stdout(&d, "digest:");
     assert!(
         d.stdout().contains("rule critical-findings"),
         "{}",
@@ -395,15 +371,7 @@ fn resending_an_accepted_event_id_says_duplicate_and_alerts_once() {
     assert!(String::from_utf8_lossy(&first.stdout).contains("\"status\":\"accepted\""));
     let second = String::from_utf8_lossy(&second.stdout).into_owned();
     assert!(second.contains("\"status\":\"duplicate\""), "{second}");
-    let start = std::time::Instant::now();
-    while !d.stdout().contains("digest:") {
-        assert!(
-            start.elapsed() < crate::daemon::PATIENCE,
-            "no alert:\n{}",
-            d.logs()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_stdout(&d, "digest:");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
         d.stdout().matches("=== scanbridge alert").count(),
@@ -412,4 +380,17 @@ fn resending_an_accepted_event_id_says_duplicate_and_alerts_once() {
         d.stdout()
     );
     d.stop();
+}
+
+/// Waits until the daemon's stdout (the console target) shows `needle`.
+fn wait_for_stdout(d: &Daemon, needle: &str) {
+    let start = std::time::Instant::now();
+    while !d.stdout().contains(needle) {
+        assert!(
+            start.elapsed() < crate::daemon::PATIENCE,
+            "no alert:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
