@@ -206,16 +206,7 @@ fn default_serve_prints_a_console_alert_for_a_critical_scan() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().display().to_string();
     let d = Daemon::spawn(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir]);
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/ecr-image-scan-critical.json"
-    );
-    let out = cli(&["send", "--url", &d.url(""), fixture]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    send_critical_sample(&d);
     wait_for_stdout(&d, "digest:");
     let alert = d.stdout();
     assert!(alert.contains("rule critical-findings"), "{alert}");
@@ -334,16 +325,7 @@ fn serve_outside_the_repository_uses_the_built_in_rules_and_data_dir() {
         "{}",
         d.logs()
     );
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/ecr-image-scan-critical.json"
-    );
-    let out = cli(&["send", "--url", &d.url(""), fixture]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    send_critical_sample(&d);
     wait_for_stdout(&d, "digest:");
     assert!(
         d.stdout().contains("rule critical-findings"),
@@ -362,14 +344,9 @@ fn resending_an_accepted_event_id_says_duplicate_and_alerts_once() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().display().to_string();
     let d = Daemon::spawn(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &data_dir]);
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/ecr-image-scan-critical.json"
-    );
-    let first = cli(&["send", "--url", &d.url(""), fixture]);
-    let second = cli(&["send", "--url", &d.url(""), fixture]);
-    assert!(String::from_utf8_lossy(&first.stdout).contains("\"status\":\"accepted\""));
-    let second = String::from_utf8_lossy(&second.stdout).into_owned();
+    let first = send_critical_sample(&d);
+    let second = send_critical_sample(&d);
+    assert!(first.contains("\"status\":\"accepted\""), "{first}");
     assert!(second.contains("\"status\":\"duplicate\""), "{second}");
     wait_for_stdout(&d, "digest:");
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -393,4 +370,16 @@ fn wait_for_stdout(d: &Daemon, needle: &str) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Sends the repository's CRITICAL scan fixture to the daemon with `scanbridge send`.
+fn send_critical_sample(d: &Daemon) -> String {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ecr-image-scan-critical.json"
+    );
+    let out = cli(&["send", "--url", &d.url(""), fixture]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    stdout
 }
