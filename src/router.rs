@@ -66,6 +66,11 @@ impl Router {
         self.rules.is_empty()
     }
 
+    /// The enabled rule named `name`.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
     /// The names of the enabled rules that match `event`, in order.
     pub fn matching_rules(&self, event: &Value) -> Vec<&str> {
         self.rules

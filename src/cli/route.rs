@@ -176,6 +176,7 @@ fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
         event_id: &event.id,
         event: &event.value,
         payload: &payload,
+        delta: None,
     };
     match offline.targets.get(&d.target) {
         Some((target, _)) => match target.preview(&msg) {

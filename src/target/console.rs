@@ -19,6 +19,10 @@ pub use crate::render::scan::SEVERITIES;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
+    /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
+    /// outbox, never dropped.
+    #[serde(default)]
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -112,6 +116,7 @@ mod tests {
             event_id: "e1",
             event: &e,
             payload: &e,
+            delta: None,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");
