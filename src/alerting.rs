@@ -204,7 +204,9 @@ impl Alerting {
                 if let Err(why) =
                     history::decide(options.notify_on, observed.as_ref(), previous.as_ref())
                 {
-                    let p = previous.as_ref().expect("decide only refuses with a previous");
+                    let p = previous
+                        .as_ref()
+                        .expect("decide only refuses with a previous");
                     let detail = format!(
                         "{} compared with event {} ({})",
                         options.notify_on.as_str(),
@@ -232,7 +234,9 @@ impl Alerting {
                         let detail = format!("duplicate of delivery {first}");
                         return self.suppress(d, "duplicate", detail).await;
                     }
-                    Err(e) => tracing::error!(delivery = %d.id, error = %e, "dedup check failed; sending"),
+                    Err(e) => {
+                        tracing::error!(delivery = %d.id, error = %e, "dedup check failed; sending")
+                    }
                 }
             }
             if let Some(g) = &options.group {

@@ -50,7 +50,10 @@ impl DedupSpec {
                 )]);
             }
         };
-        for k in obj.keys().filter(|k| !["window", "key"].contains(&k.as_str())) {
+        for k in obj
+            .keys()
+            .filter(|k| !["window", "key"].contains(&k.as_str()))
+        {
             errs.push((
                 format!("{at}/{k}"),
                 format!("unknown key {k:?}; expected one of window, key"),
@@ -174,7 +177,9 @@ mod tests {
     }
 
     fn default_spec() -> DedupSpec {
-        DedupSpec::parse(&Value::Bool(true), "/dedup").unwrap().unwrap()
+        DedupSpec::parse(&Value::Bool(true), "/dedup")
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -185,7 +190,11 @@ mod tests {
         b["id"] = json!("another-id");
         b["time"] = json!("2030-01-01T00:00:00Z");
         b["detail"]["finding-severity-counts"]["UNDEFINED"] = json!(0);
-        assert_eq!(spec.key_of(&a), spec.key_of(&b), "a re-sent scan is a duplicate");
+        assert_eq!(
+            spec.key_of(&a),
+            spec.key_of(&b),
+            "a re-sent scan is a duplicate"
+        );
         let mut c = a.clone();
         c["detail"]["finding-severity-counts"]["CRITICAL"] = json!(3);
         assert_ne!(spec.key_of(&a), spec.key_of(&c), "new counts are news");
@@ -219,14 +228,22 @@ mod tests {
         let a = sample("ecr-image-scan-critical.json");
         let mut b = a.clone();
         b["detail"]["finding-severity-counts"]["CRITICAL"] = json!(9);
-        assert_eq!(spec.key_of(&a), spec.key_of(&b), "only the repository counts");
+        assert_eq!(
+            spec.key_of(&a),
+            spec.key_of(&b),
+            "only the repository counts"
+        );
         let errs = DedupSpec::parse(
             &json!({"window": "soon", "key": ["detail"], "wat": 1}),
             "/dedup",
         )
         .unwrap_err();
         let ptrs: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(ptrs, ["/dedup/wat", "/dedup/window", "/dedup/key/0"], "{errs:?}");
+        assert_eq!(
+            ptrs,
+            ["/dedup/wat", "/dedup/window", "/dedup/key/0"],
+            "{errs:?}"
+        );
         assert!(DedupSpec::parse(&json!(3), "/dedup").is_err());
         assert_eq!(DedupSpec::parse(&json!(false), "/dedup").unwrap(), None);
     }

@@ -38,10 +38,7 @@ pub struct GroupSpec {
 
 impl GroupSpec {
     /// Reads `group_by`, `group_wait`, `group_interval` of a rule document.
-    pub fn parse(
-        m: &Map<String, Value>,
-        errs: &mut Vec<(String, String)>,
-    ) -> Option<GroupSpec> {
+    pub fn parse(m: &Map<String, Value>, errs: &mut Vec<(String, String)>) -> Option<GroupSpec> {
         let by = m.get("group_by");
         if by.is_none() {
             for k in ["group_wait", "group_interval"] {
@@ -67,10 +64,7 @@ impl GroupSpec {
     pub fn labels(&self, event: &Value) -> Value {
         let mut m = Map::new();
         for p in &self.by {
-            m.insert(
-                p.original.clone(),
-                p.select(event).unwrap_or(Value::Null),
-            );
+            m.insert(p.original.clone(), p.select(event).unwrap_or(Value::Null));
         }
         Value::Object(m)
     }
@@ -127,10 +121,7 @@ pub fn digest_event(
     let n = images.len();
     let what = if n == 1 { "image" } else { "images" };
     let headline = match worst {
-        Some(w) => format!(
-            "{n} {what} with {w} findings in the last {}",
-            human(window)
-        ),
+        Some(w) => format!("{n} {what} with {w} findings in the last {}", human(window)),
         None => format!("{n} {what} in the last {}", human(window)),
     };
     let items: Vec<Value> = facts
@@ -181,7 +172,14 @@ mod tests {
             scan("b", "1", json!({"CRITICAL": 2})),
             scan("b", "1", json!({"CRITICAL": 2})),
         ];
-        let e = digest_event("d1", "r", &json!({}), &members, Duration::from_secs(600), "t");
+        let e = digest_event(
+            "d1",
+            "r",
+            &json!({}),
+            &members,
+            Duration::from_secs(600),
+            "t",
+        );
         assert!(is_digest(&e));
         assert_eq!(
             e["detail"]["headline"],
@@ -199,7 +197,10 @@ mod tests {
         let mut errs = Vec::new();
         let g = GroupSpec::parse(doc.as_object().unwrap(), &mut errs).unwrap();
         assert!(errs.is_empty());
-        assert_eq!((g.wait, g.interval), (Duration::from_secs(1), DEFAULT_INTERVAL));
+        assert_eq!(
+            (g.wait, g.interval),
+            (Duration::from_secs(1), DEFAULT_INTERVAL)
+        );
         let l = g.labels(&scan("a", "1", json!({})));
         assert_eq!(l, json!({"$.detail.repository-name": "a"}));
         assert_ne!(group_id("r", "t", &l), group_id("r", "u", &l));

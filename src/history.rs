@@ -163,13 +163,9 @@ pub fn decide(
     match notify_on {
         NotifyOn::Always => Ok(()),
         NotifyOn::NewFindings if is_finding => {
-            let reopened = b.status.as_deref() == Some("ACTIVE")
-                && a.status.as_deref() != Some("ACTIVE");
-            if reopened {
-                Ok(())
-            } else {
-                Err("not_new")
-            }
+            let reopened =
+                b.status.as_deref() == Some("ACTIVE") && a.status.as_deref() != Some("ACTIVE");
+            if reopened { Ok(()) } else { Err("not_new") }
         }
         NotifyOn::NewFindings => {
             if b.counts
@@ -333,12 +329,24 @@ mod tests {
             decide(on, now.as_ref(), Some(&before))
         };
         // Same counts: nothing new, nothing worse.
-        assert_eq!(check(json!({"CRITICAL": 2}), NotifyOn::NewFindings), Err("not_new"));
-        assert_eq!(check(json!({"CRITICAL": 2}), NotifyOn::Worse), Err("not_worse"));
+        assert_eq!(
+            check(json!({"CRITICAL": 2}), NotifyOn::NewFindings),
+            Err("not_new")
+        );
+        assert_eq!(
+            check(json!({"CRITICAL": 2}), NotifyOn::Worse),
+            Err("not_worse")
+        );
         assert_eq!(check(json!({"CRITICAL": 2}), NotifyOn::Always), Ok(()));
         // Fewer CRITICAL but new HIGH: new findings, yet not worse.
-        assert_eq!(check(json!({"CRITICAL": 1, "HIGH": 4}), NotifyOn::NewFindings), Ok(()));
-        assert_eq!(check(json!({"CRITICAL": 1, "HIGH": 4}), NotifyOn::Worse), Err("not_worse"));
+        assert_eq!(
+            check(json!({"CRITICAL": 1, "HIGH": 4}), NotifyOn::NewFindings),
+            Ok(())
+        );
+        assert_eq!(
+            check(json!({"CRITICAL": 1, "HIGH": 4}), NotifyOn::Worse),
+            Err("not_worse")
+        );
         // More CRITICAL: both.
         assert_eq!(check(json!({"CRITICAL": 3}), NotifyOn::Worse), Ok(()));
         // First sighting always notifies.
@@ -354,12 +362,19 @@ mod tests {
         };
         let before = prev(&f("HIGH", "ACTIVE"));
         let on = |e: Value, n| decide(n, observe(&e).as_ref(), Some(&before));
-        assert_eq!(on(f("HIGH", "ACTIVE"), NotifyOn::NewFindings), Err("not_new"));
+        assert_eq!(
+            on(f("HIGH", "ACTIVE"), NotifyOn::NewFindings),
+            Err("not_new")
+        );
         assert_eq!(on(f("CRITICAL", "ACTIVE"), NotifyOn::Worse), Ok(()));
         assert_eq!(on(f("MEDIUM", "ACTIVE"), NotifyOn::Worse), Err("not_worse"));
         let closed = prev(&f("HIGH", "CLOSED"));
         assert_eq!(
-            decide(NotifyOn::NewFindings, observe(&f("HIGH", "ACTIVE")).as_ref(), Some(&closed)),
+            decide(
+                NotifyOn::NewFindings,
+                observe(&f("HIGH", "ACTIVE")).as_ref(),
+                Some(&closed)
+            ),
             Ok(())
         );
         let d = delta(&f("CRITICAL", "ACTIVE"), &before);
@@ -369,7 +384,10 @@ mod tests {
     #[test]
     fn delta_lists_changes_in_fixed_order() {
         let before = prev(&scan("d", "t", json!({"HIGH": 7, "CRITICAL": 0})));
-        let d = delta(&scan("d", "t", json!({"CRITICAL": 2, "HIGH": 5, "LOW": 1})), &before);
+        let d = delta(
+            &scan("d", "t", json!({"CRITICAL": 2, "HIGH": 5, "LOW": 1})),
+            &before,
+        );
         assert_eq!(d.summary, "CRITICAL 0 -> 2, HIGH 7 -> 5, LOW 0 -> 1");
         assert_eq!(d.previous.len(), 6);
         assert_eq!(d.compared_with, "the previous scan of this image");

@@ -86,7 +86,9 @@ impl RateLimiter {
         } else {
             let secs = (1.0 - b.tokens) / limit.per_second;
             // The epsilon keeps float noise (0.0010000001 s) from rounding up a whole millisecond.
-            Err(Duration::from_millis((secs * 1000.0 - 1e-6).ceil().max(1.0) as u64))
+            Err(Duration::from_millis(
+                (secs * 1000.0 - 1e-6).ceil().max(1.0) as u64,
+            ))
         }
     }
 }

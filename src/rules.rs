@@ -522,7 +522,11 @@ mod tests {
         )
         .unwrap_err();
         let ptrs: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(ptrs, ["/dedup/window", "/notify_on", "/group_interval"], "{errs:?}");
+        assert_eq!(
+            ptrs,
+            ["/dedup/window", "/notify_on", "/group_interval"],
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub enum SilenceError {
     Conflict(String, String),
     #[error("pattern: {0}")]
     Pattern(String),
-    #[error("--expires {0:?}: expected a duration (7d, 12h) or a date (2026-12-31, 2026-12-31T18:00:00Z)")]
+    #[error(
+        "--expires {0:?}: expected a duration (7d, 12h) or a date (2026-12-31, 2026-12-31T18:00:00Z)"
+    )]
     Expires(String),
     #[error("--expires {0:?} is in the past")]
     Past(String),
@@ -116,7 +118,9 @@ pub fn merge(a: &mut Value, b: Value) -> Result<(), SilenceError> {
             }
             Ok(())
         }
-        _ => Err(SilenceError::Pattern("a pattern must be a JSON object".into())),
+        _ => Err(SilenceError::Pattern(
+            "a pattern must be a JSON object".into(),
+        )),
     }
 }
 
@@ -275,7 +279,10 @@ mod tests {
         let crit = sample("ecr-image-scan-critical.json");
         assert_eq!(set.find(&crit, 5).map(|s| s.id.as_str()), Some("s1"));
         assert!(set.find(&crit, 10).is_none(), "expired at its expiry time");
-        assert!(set.find(&sample("ecr-image-scan-high-only.json"), 5).is_none());
+        assert!(
+            set.find(&sample("ecr-image-scan-high-only.json"), 5)
+                .is_none()
+        );
     }
 
     #[test]
@@ -309,11 +316,17 @@ mod tests {
         assert!(!hit(Some("CVE-2026-99999"), None, None));
         assert!(!hit(Some("CVE-2026-10001"), None, Some("web/*")));
         assert!(!hit(None, Some("zlib"), None));
-        assert_eq!(allowlist_pattern(None, None, Some("r")), Err(SilenceError::Empty));
+        assert_eq!(
+            allowlist_pattern(None, None, Some("r")),
+            Err(SilenceError::Empty)
+        );
         // An allowlist entry never mutes other event kinds.
         let p = allowlist_pattern(Some("CVE-2026-10001"), None, None).unwrap();
         let set = SilenceSet::new(vec![silence(p, i64::MAX)]);
-        assert!(set.find(&sample("ecr-image-scan-critical.json"), 0).is_none());
+        assert!(
+            set.find(&sample("ecr-image-scan-critical.json"), 0)
+                .is_none()
+        );
     }
 
     #[test]
@@ -325,7 +338,13 @@ mod tests {
         assert_eq!(format_ms(d), "2030-01-01T00:00:00Z");
         let t = parse_expires("2030-01-01T18:30:00Z", now).unwrap();
         assert_eq!(t - d, (18 * 60 + 30) * 60_000);
-        assert!(matches!(parse_expires("2020-01-01", now), Err(SilenceError::Past(_))));
-        assert!(matches!(parse_expires("soon", now), Err(SilenceError::Expires(_))));
+        assert!(matches!(
+            parse_expires("2020-01-01", now),
+            Err(SilenceError::Past(_))
+        ));
+        assert!(matches!(
+            parse_expires("soon", now),
+            Err(SilenceError::Expires(_))
+        ));
     }
 }

@@ -7,7 +7,11 @@
 //!
 //! Context of every template: `scan` (the [`Facts`]: kind, headline, image, repository, tags, tag,
 //! digest, short_digest, status, counts (fixed order, zeros filled in), total, worst, console_url,
-//! finding, region, account, time...), `event` (the whole event), `payload` (what the rule sends),
+//! finding, region, account, time..., and `delta` when the store knew the previous scan of the image:
+//! `delta.summary` "CRITICAL 0 -> 2, HIGH 7 -> 5", `delta.changes` [{severity, before, after}],
+//! `delta.previous` (all counts before), `delta.compared_with`, `delta.previous_time`; for a digest
+//! (`scan.kind == "digest"`) the lines are `event.detail.items` [{image, summary, worst, short_digest,
+//! console_url, ...}]), `event` (the whole event), `payload` (what the rule sends),
 //! `transformed` (whether the rule target transforms the input), `message` (the payload as text when
 //! transformed), `rule`, `delivery_id`, `event_id`. Helpers: filters `short_digest`,
 //! `repository_name` (name or ARN → name), `mrkdwn` (Slack escaping of `&`, `<`, `>`), and functions
@@ -105,6 +109,14 @@ impl<'a> Context<'a> {
             delivery_id,
             event_id,
         }
+    }
+}
+
+impl Context<'_> {
+    /// Adds what changed since the previous scan (`scan.delta`).
+    pub fn with_delta(mut self, delta: Option<&crate::history::Delta>) -> Self {
+        self.scan.delta = delta.cloned();
+        self
     }
 }
 

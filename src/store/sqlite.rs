@@ -137,7 +137,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Records `body` in the scan history; returns the result it replaced (JSON), if any.
-fn observe(tx: &rusqlite::Transaction<'_>, body: &str, now: i64) -> Result<Option<String>, StoreError> {
+fn observe(
+    tx: &rusqlite::Transaction<'_>,
+    body: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
     let Ok(event) = serde_json::from_str::<serde_json::Value>(body) else {
         return Ok(None);
     };
@@ -147,7 +151,8 @@ fn observe(tx: &rusqlite::Transaction<'_>, body: &str, now: i64) -> Result<Optio
     // The digest (or finding) key is the most specific; otherwise the latest of the tag keys.
     let mut previous: Option<(String, Record, i64)> = None;
     {
-        let mut get = tx.prepare_cached("SELECT record, updated_at FROM scan_history WHERE key = ?1")?;
+        let mut get =
+            tx.prepare_cached("SELECT record, updated_at FROM scan_history WHERE key = ?1")?;
         for key in &obs.keys {
             let row: Option<(String, i64)> = get
                 .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -455,7 +460,9 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT OR REPLACE INTO suppressed (id, event_id, rule, target, reason, detail, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![s.id, s.event_id, s.rule, s.target, s.reason, s.detail, s.at_ms],
+                params![
+                    s.id, s.event_id, s.rule, s.target, s.reason, s.detail, s.at_ms
+                ],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![s.id])?;
             tx.commit()?;

@@ -87,6 +87,25 @@ pub fn render(msg: &Message<'_>) -> String {
     if let Some(digest) = s(e, "/detail/image-digest") {
         let _ = writeln!(t, "  digest:   {digest}");
     }
+    if let Some(d) = msg.delta {
+        let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
+    }
+    if crate::digest::is_digest(e) {
+        let _ = writeln!(t, "  {}", s(e, "/detail/headline").unwrap_or("digest"));
+        for item in e
+            .pointer("/detail/items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(
+                t,
+                "    {}  {}",
+                s(item, "/image").unwrap_or("-"),
+                s(item, "/summary").unwrap_or("-")
+            );
+        }
+    }
     let _ = writeln!(
         t,
         "  event:    {} from {} in {} at {}",

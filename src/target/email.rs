@@ -191,7 +191,8 @@ impl Email {
             msg.rule,
             msg.delivery_id,
             msg.event_id,
-        );
+        )
+        .with_delta(msg.delta);
         let subject = match &self.subject {
             Some(t) => minijinja::Environment::new()
                 .render_str(t, &ctx)
