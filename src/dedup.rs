@@ -63,10 +63,9 @@ impl DedupSpec {
             None => DEFAULT_WINDOW,
             Some(w) => parse_duration(w, &format!("{at}/window"), &mut errs).unwrap_or_default(),
         };
-        let key = match obj.get("key") {
-            None => None,
-            Some(k) => Some(parse_paths(k, &format!("{at}/key"), &mut errs)),
-        };
+        let key = obj
+            .get("key")
+            .map(|k| parse_paths(k, &format!("{at}/key"), &mut errs));
         if errs.is_empty() {
             Ok(Some(DedupSpec { window, key }))
         } else {

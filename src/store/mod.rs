@@ -23,6 +23,7 @@
 //!   wins, every other one learns whose duplicate it is. Claims by the same delivery are idempotent
 //!   (a retried delivery is not its own duplicate).
 //! - Silences are stored as given; matching them is the caller's job ([`crate::silence`]).
+//!
 //! Time for these decisions is passed in (`now_ms`), so callers can inject a clock.
 
 use std::future::Future;

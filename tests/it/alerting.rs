@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::daemon::{Daemon, Home, Receiver, cli};
+use crate::daemon::{Home, Receiver, cli};
 use crate::support::sample;
 
 fn scan_event(id: &str, repo: &str, digest: &str, counts: Value) -> Value {
@@ -38,13 +38,6 @@ fn run(home: &Home, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-async fn suppressed(d: &Daemon, reason: &str) -> f64 {
-    d.metric(&format!(
-        "scanbridge_notifications_suppressed_total{{rule=\"scans\",target=\"hook\",reason=\"{reason}\"}}"
-    ))
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
