@@ -346,3 +346,213 @@ impl Alerting {
         made
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock as _, ManualClock};
+    use crate::ratelimit::RateLimit;
+    use crate::router::Router;
+    use crate::store::sqlite::SqliteStore;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    struct Rig {
+        alerting: Alerting,
+        store: Arc<dyn Store>,
+        clock: Arc<ManualClock>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn rig(rule: Value, limits: HashMap<String, RateLimit>) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), true).unwrap());
+        let known = crate::rules::Known {
+            targets: ["hook".to_owned()].into(),
+            ..Default::default()
+        };
+        let rule = crate::rules::parse_rule(&rule, &known).unwrap();
+        let router = Arc::new(RouterHandle::new(Router::new(vec![rule], Arc::default())));
+        let clock = ManualClock::at(crate::store::now_ms());
+        let alerting = Alerting::new(
+            router,
+            store.clone(),
+            Arc::default(),
+            clock.clone(),
+            RateLimiter::new(limits, clock.clone()),
+        );
+        Rig {
+            alerting,
+            store,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    fn scan(id: &str, critical: u64) -> Value {
+        json!({"id": id, "source": "aws.ecr", "detail-type": "ECR Image Scan",
+            "detail": {"repository-name": "payments/api", "image-digest": "sha256:aa",
+                "image-tags": ["v1"], "scan-status": "COMPLETE",
+                "finding-severity-counts": {"CRITICAL": critical}}})
+    }
+
+    impl Rig {
+        /// Accepts `event` for rule `r` → hook, leases it and runs the pipeline.
+        async fn offer(&self, event: Value) -> Verdict {
+            let id = event["id"].as_str().unwrap().to_owned();
+            let d = delivery_id(&id, "r", "hook");
+            self.store
+                .accept(vec![NewEvent {
+                    id,
+                    body: event.to_string(),
+                    deliveries: vec![NewDelivery {
+                        id: d.clone(),
+                        rule: "r".into(),
+                        target: "hook".into(),
+                        input: None,
+                    }],
+                }])
+                .await
+                .unwrap();
+            self.gate_leased().await
+        }
+
+        async fn gate_leased(&self) -> Verdict {
+            let mut leased = self.store.lease(1, Duration::from_secs(60)).await.unwrap();
+            let d = leased.pop().expect("a due delivery");
+            let event: Value = serde_json::from_str(&d.body).unwrap();
+            let v = self.alerting.gate(&d, &event).await;
+            if matches!(v, Verdict::Send(_)) {
+                self.store.ack(d.id).await.unwrap();
+            }
+            v
+        }
+
+        async fn reasons(&self) -> Vec<String> {
+            let mut r: Vec<String> = self
+                .store
+                .suppressed(100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.reason)
+                .collect();
+            r.sort();
+            r
+        }
+    }
+
+    fn base(extra: Value) -> Value {
+        let mut r =
+            json!({"name": "r", "event_pattern": {"source": ["aws.ecr"]}, "targets": ["hook"]});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn dedup_window_follows_the_injected_clock() {
+        let r = rig(base(json!({"dedup": {"window": "1h"}})), HashMap::new());
+        assert!(matches!(r.offer(scan("e1", 2)).await, Verdict::Send(None)));
+        assert_eq!(r.offer(scan("e2", 2)).await, Verdict::Held);
+        r.clock.advance(Duration::from_secs(3599));
+        assert_eq!(r.offer(scan("e3", 2)).await, Verdict::Held);
+        r.clock.advance(Duration::from_secs(1));
+        assert!(matches!(r.offer(scan("e4", 2)).await, Verdict::Send(_)));
+        assert_eq!(r.reasons().await, ["duplicate", "duplicate"]);
+        assert_eq!(
+            r.store.depth().await.unwrap(),
+            0,
+            "suppressed deliveries left the outbox"
+        );
+    }
+
+    #[tokio::test]
+    async fn silences_apply_until_they_expire() {
+        let r = rig(base(json!({})), HashMap::new());
+        let now = r.clock.now_ms();
+        r.store
+            .silence_add(Silence {
+                id: "s1".into(),
+                pattern: r#"{"detail":{"repository-name":[{"wildcard":"payments/*"}]}}"#.into(),
+                matchers: String::new(),
+                comment: "c".into(),
+                created_by: "t".into(),
+                created_at_ms: now,
+                expires_at_ms: now + 10_000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.offer(scan("e1", 1)).await, Verdict::Held);
+        r.clock.advance(Duration::from_secs(10));
+        assert!(matches!(r.offer(scan("e2", 1)).await, Verdict::Send(_)));
+        assert_eq!(r.reasons().await, ["silenced"]);
+        assert_eq!(r.alerting.metrics.render(None).contains(
+            "scanbridge_notifications_suppressed_total{rule=\"r\",target=\"hook\",reason=\"silenced\"} 1"), true);
+    }
+
+    #[tokio::test]
+    async fn notify_on_worse_uses_the_previous_scan_and_gives_the_delta() {
+        let r = rig(base(json!({"notify_on": "worse"})), HashMap::new());
+        assert!(matches!(r.offer(scan("e1", 1)).await, Verdict::Send(None)));
+        assert_eq!(r.offer(scan("e2", 1)).await, Verdict::Held);
+        let Verdict::Send(Some(delta)) = r.offer(scan("e3", 4)).await else {
+            panic!("worse must be sent with a delta")
+        };
+        assert_eq!(delta.summary, "CRITICAL 1 -> 4");
+        assert_eq!(r.reasons().await, ["not_worse"]);
+    }
+
+    #[tokio::test]
+    async fn digest_groups_flush_after_wait_then_per_interval() {
+        let r = rig(
+            base(json!({"group_by": [], "group_wait": "2s", "group_interval": "1m"})),
+            HashMap::new(),
+        );
+        assert_eq!(r.offer(scan("e1", 1)).await, Verdict::Held);
+        assert_eq!(r.offer(scan("e2", 3)).await, Verdict::Held);
+        r.clock.advance(Duration::from_millis(1999));
+        assert_eq!(r.alerting.flush_due().await, 0, "group_wait not over");
+        r.clock.advance(Duration::from_millis(1));
+        assert_eq!(r.alerting.flush_due().await, 1);
+        let d = r.store.lease(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(d.len(), 1, "one digest delivery for two matches");
+        let digest: Value = serde_json::from_str(&d[0].body).unwrap();
+        assert_eq!(digest["detail"]["count"], 2);
+        assert_eq!(
+            digest["detail"]["headline"],
+            "1 image with CRITICAL findings in the last 2 seconds"
+        );
+        assert!(
+            matches!(r.alerting.gate(&d[0], &digest).await, Verdict::Send(None)),
+            "a digest is not grouped again"
+        );
+        r.store.ack(d[0].id.clone()).await.unwrap();
+        // A later match waits for the interval after the previous flush.
+        assert_eq!(r.offer(scan("e3", 5)).await, Verdict::Held);
+        r.clock.advance(Duration::from_secs(30));
+        assert_eq!(r.alerting.flush_due().await, 0);
+        r.clock.advance(Duration::from_secs(30));
+        assert_eq!(r.alerting.flush_due().await, 1);
+    }
+
+    #[tokio::test]
+    async fn rate_limited_deliveries_stay_queued() {
+        let limits = HashMap::from([(
+            "hook".to_owned(),
+            RateLimit {
+                per_second: 1.0,
+                burst: 1,
+            },
+        )]);
+        let r = rig(base(json!({})), limits);
+        assert!(matches!(r.offer(scan("e1", 1)).await, Verdict::Send(_)));
+        assert_eq!(r.offer(scan("e2", 1)).await, Verdict::Held);
+        assert_eq!(r.store.depth().await.unwrap(), 1, "queued, not dropped");
+        assert!(r.reasons().await.is_empty());
+        r.clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(1100)).await; // the outbox due time is wall time
+        assert!(matches!(r.gate_leased().await, Verdict::Send(_)));
+    }
+}

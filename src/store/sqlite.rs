@@ -659,15 +659,17 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction()?;
             if !members.is_empty() {
+                // The outbox runs on the store's wall time; `now_ms` only drives the group schedule.
+                let wall = super::now_ms();
                 tx.execute(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
-                    params![digest.id, digest.body, now_ms],
+                    params![digest.id, digest.body, wall],
                 )?;
                 for d in &digest.deliveries {
                     tx.execute(
                         "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                        params![d.id, digest.id, d.rule, d.target, d.input, now_ms],
+                        params![d.id, digest.id, d.rule, d.target, d.input, wall],
                     )?;
                 }
             }
