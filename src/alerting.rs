@@ -488,8 +488,9 @@ mod tests {
         r.clock.advance(Duration::from_secs(10));
         assert!(matches!(r.offer(scan("e2", 1)).await, Verdict::Send(_)));
         assert_eq!(r.reasons().await, ["silenced"]);
-        assert_eq!(r.alerting.metrics.render(None).contains(
-            "scanbridge_notifications_suppressed_total{rule=\"r\",target=\"hook\",reason=\"silenced\"} 1"), true);
+        assert!(r.alerting.metrics.render(None).contains(
+            "scanbridge_notifications_suppressed_total{rule=\"r\",target=\"hook\",reason=\"silenced\"} 1"
+        ));
     }
 
     #[tokio::test]
