@@ -463,6 +463,33 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_are_checked_and_errors_name_the_key() {
+        let f = file(
+            "[targets.hook]\ntype = \"webhook\"\nurl = \"http://x/\"\nrate_limit = { per_second = 0, burst = 2 }\n",
+        );
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("targets.hook.rate_limit") && err.contains("per_second"),
+            "{err}"
+        );
+        let f = file(
+            "[targets.hook]\ntype = \"webhook\"\nurl = \"http://x/\"\nrate_limit = { per_second = 1, brust = 2 }\n",
+        );
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("brust"), "{err}");
+        let f = file(
+            "[targets.hook]\ntype = \"webhook\"\nurl = \"http://x/\"\nrate_limit = { per_second = 0.5 }\n",
+        );
+        let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
+        let rl = s.targets["hook"].rate_limit().unwrap();
+        assert_eq!((rl.per_second, rl.burst), (0.5, 1));
+    }
+
+    #[test]
     fn documented_target_examples_load() {
         // Uncomment the example tables of config.toml: they must be a valid configuration.
         let examples: String = DEFAULTS

@@ -13,22 +13,32 @@
 //! - [`target`]: delivery targets (console, webhook, email, Slack, topic) and their contract with the
 //!   worker.
 //! - [`render`]: what a target receives: input transformation, scan facts, message templates.
+//! - [`alerting`]: the notification pipeline between the outbox and a target (issue 7): silences
+//!   ([`silence`]), new-findings-only ([`history`]), deduplication ([`dedup`]), digests ([`digest`]) and
+//!   rate limits ([`ratelimit`]), all reading time from a [`clock`].
 //! - [`metrics`], [`logging`], [`shutdown`]: observability and lifecycle.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
+pub mod alerting;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod dedup;
+pub mod digest;
 pub mod event;
+pub mod history;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod ratelimit;
 pub mod reload;
 pub mod render;
 pub mod retry;
 pub mod router;
 pub mod rules;
 pub mod shutdown;
+pub mod silence;
 pub mod store;
 pub mod target;
 pub mod worker;

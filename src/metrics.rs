@@ -34,7 +34,30 @@ pub struct Metrics {
     matches: Mutex<BTreeMap<String, u64>>,
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
     latency: Mutex<Histogram>,
+    /// Alerting counters: (metric, label text) -> count.
+    alerting: Mutex<BTreeMap<(&'static str, String), u64>>,
+    silences_active: AtomicU64,
 }
+
+/// The alerting counters: name and help.
+const ALERTING: [(&str, &str); 4] = [
+    (
+        "scanbridge_notifications_suppressed_total",
+        "Deliveries not sent on purpose, by rule, target and reason (silenced, duplicate, not_new, not_worse).",
+    ),
+    (
+        "scanbridge_notifications_grouped_total",
+        "Deliveries folded into a digest group, by rule and target.",
+    ),
+    (
+        "scanbridge_digests_total",
+        "Digest messages made from groups, by rule and target.",
+    ),
+    (
+        "scanbridge_deliveries_delayed_total",
+        "Deliveries put back in the outbox by a target's rate limit, by target.",
+    ),
+];
 
 fn inc(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
@@ -80,6 +103,48 @@ impl Metrics {
             .expect("metrics lock")
             .entry((target.to_owned(), outcome.to_owned()))
             .or_default() += 1;
+    }
+    fn count(&self, metric: &'static str, labels: String) {
+        *self
+            .alerting
+            .lock()
+            .expect("metrics lock")
+            .entry((metric, labels))
+            .or_default() += 1;
+    }
+    /// A delivery suppressed by the notification pipeline.
+    pub fn suppressed(&self, rule: &str, target: &str, reason: &str) {
+        self.count(
+            ALERTING[0].0,
+            format!(
+                "rule=\"{}\",target=\"{}\",reason=\"{}\"",
+                escape(rule),
+                escape(target),
+                escape(reason)
+            ),
+        );
+    }
+    /// A delivery added to a digest group.
+    pub fn grouped(&self, rule: &str, target: &str) {
+        self.count(
+            ALERTING[1].0,
+            format!("rule=\"{}\",target=\"{}\"", escape(rule), escape(target)),
+        );
+    }
+    /// A digest made.
+    pub fn digest(&self, rule: &str, target: &str) {
+        self.count(
+            ALERTING[2].0,
+            format!("rule=\"{}\",target=\"{}\"", escape(rule), escape(target)),
+        );
+    }
+    /// A delivery postponed by a rate limit.
+    pub fn delayed(&self, target: &str) {
+        self.count(ALERTING[3].0, format!("target=\"{}\"", escape(target)));
+    }
+    /// Silences in force (set whenever the pipeline re-reads them).
+    pub fn silences_active(&self, n: u64) {
+        self.silences_active.store(n, Ordering::Relaxed);
     }
     /// Time from acceptance to confirmed delivery.
     pub fn delivered_after(&self, d: Duration) {
@@ -160,6 +225,20 @@ impl Metrics {
                 escape(outcome)
             );
         }
+        {
+            let alerting = self.alerting.lock().expect("metrics lock");
+            for (name, help) in ALERTING {
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+                for ((_, labels), n) in alerting.iter().filter(|((m, _), _)| *m == name) {
+                    let _ = writeln!(o, "{name}{{{labels}}} {n}");
+                }
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_silences_active Silences in force when last read.\n# TYPE scanbridge_silences_active gauge\nscanbridge_silences_active {}",
+            get(&self.silences_active)
+        );
         if let Some(depth) = queue_depth {
             let _ = writeln!(
                 o,
@@ -202,6 +281,17 @@ mod tests {
             text.contains("scanbridge_deliveries_total{target=\"hook\",outcome=\"delivered\"} 1")
         );
         assert!(text.contains("scanbridge_queue_depth 5"));
+        m.suppressed("r", "hook", "silenced");
+        m.suppressed("r", "hook", "silenced");
+        m.delayed("slack");
+        let text = m.render(None);
+        assert!(
+            text.contains(
+                "scanbridge_notifications_suppressed_total{rule=\"r\",target=\"hook\",reason=\"silenced\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("scanbridge_deliveries_delayed_total{target=\"slack\"} 1"));
         assert!(text.contains("scanbridge_delivery_latency_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("scanbridge_delivery_latency_seconds_bucket{le=\"0.025\"} 0"));
     }

@@ -91,6 +91,11 @@ impl Router {
         self.rules.is_empty()
     }
 
+    /// The enabled rule named `name`.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
     /// The names of the enabled rules that match `event`, in order.
     pub fn matching_rules(&self, event: &Value) -> Vec<&str> {
         self.matching(event).map(|r| r.name.as_str()).collect()

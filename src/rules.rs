@@ -3,7 +3,8 @@
 //! A rule file holds `name`, `event_pattern` (EventBridge JSON, as an object or a JSON string),
 //! `targets` (target names from config.toml, each either a string or an object `{target, input,
 //! input_path, input_transformer}` with an EventBridge input transformation, see `render::transform`), and optional
-//! `description` and `enabled` (default true). Unknown keys are errors.
+//! `description` and `enabled` (default true), and the alerting options of [`crate::alerting`]:
+//! `dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`. Unknown keys are errors.
 //!
 //! Promise: loading reports every error at once, each with the file, the JSON pointer of the node at
 //! fault (pattern errors point inside `/event_pattern`) and an AWS-style message. A directory loads
@@ -26,6 +27,8 @@ pub struct Rule {
     pub pattern: Pattern,
     pub targets: Vec<RuleTarget>,
     pub file: PathBuf,
+    /// Deduplication, notify_on and digest options.
+    pub alert: crate::alerting::AlertOptions,
 }
 
 /// A target of a rule, with the optional input transformation (validated at load by
@@ -240,7 +243,18 @@ pub fn load_text(file: &Path, text: &str, known: &Known) -> Result<Rule, Vec<Rul
         })
 }
 
-const KEYS: [&str; 5] = ["name", "description", "enabled", "event_pattern", "targets"];
+const KEYS: [&str; 10] = [
+    "name",
+    "description",
+    "enabled",
+    "event_pattern",
+    "targets",
+    "dedup",
+    "notify_on",
+    "group_by",
+    "group_wait",
+    "group_interval",
+];
 const TARGET_KEYS: [&str; 4] = ["target", "input", "input_path", "input_transformer"];
 
 /// Validates a parsed rule document; errors are (pointer, message).
@@ -315,6 +329,7 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
         }
     };
     let rule_targets = parse_targets(m, &known.targets, &mut errs);
+    let alert = crate::alerting::AlertOptions::parse(m, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -325,6 +340,7 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
         pattern: pattern.expect("no errors"),
         targets: rule_targets,
         file: PathBuf::new(),
+        alert,
     })
 }
 
@@ -479,6 +495,38 @@ mod tests {
         );
         assert_eq!(r.targets[1].input, Some(json!({"input_path":"$.detail"})));
         assert!(r.pattern.matches(&json!({"source":"aws.ecr"})));
+    }
+
+    #[test]
+    fn alerting_options_parse_and_errors_have_pointers() {
+        let r = parse_rule(
+            &json!({"name":"r","event_pattern":{"source":["x"]},"targets":["console"],
+                "dedup": {"window": "1h"}, "notify_on": "new_findings",
+                "group_by": ["$.detail.repository-name"], "group_wait": "2s"}),
+            &known(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.alert.dedup.unwrap().window,
+            std::time::Duration::from_secs(3600)
+        );
+        assert_eq!(r.alert.notify_on, crate::history::NotifyOn::NewFindings);
+        assert_eq!(
+            r.alert.group.unwrap().wait,
+            std::time::Duration::from_secs(2)
+        );
+        let errs = parse_rule(
+            &json!({"name":"r","event_pattern":{"source":["x"]},"targets":["console"],
+                "dedup": {"window": 5}, "notify_on": "sometimes", "group_interval": "1m"}),
+            &known(),
+        )
+        .unwrap_err();
+        let ptrs: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            ptrs,
+            ["/dedup/window", "/notify_on", "/group_interval"],
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! every `delivery.poll_interval` for due retries. Outcomes: delivered → ack; retryable → the target's
 //! [`RetryPolicy`] picks the delay (or gives up → dead letter with the reason); permanent → dead letter.
 //!
+//! Before an attempt, the notification pipeline ([`crate::alerting::Alerting::gate`]) may hold the
+//! delivery back (silenced, duplicate, not news, grouped into a digest, rate limited); the dispatcher
+//! also flushes due digest groups on every turn.
+//!
 //! Shutdown: on cancellation the dispatcher stops leasing and waits for in-flight attempts (each bounded
 //! by its target's timeout) to finish and record their outcome. Anything not recorded (a crash) is
 //! leased again after restart: at-least-once, never lost.
@@ -33,6 +37,8 @@ pub struct Worker {
     /// Notified by ingest when new deliveries are stored.
     pub wake: Arc<Notify>,
     pub config: DeliveryConfig,
+    /// The notification pipeline (silences, notify_on, dedup, digests, rate limits).
+    pub alerting: Arc<crate::alerting::Alerting>,
 }
 
 impl Worker {
@@ -45,6 +51,7 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
+            self.alerting.flush_due().await;
             let free = slots.available_permits();
             if free == 0 {
                 tokio::select! {
@@ -106,12 +113,17 @@ impl Worker {
                 return;
             }
         };
+        let delta = match self.alerting.gate(&d, &event).await {
+            crate::alerting::Verdict::Send(delta) => delta,
+            crate::alerting::Verdict::Held => return,
+        };
         let msg = Message {
             delivery_id: &d.id,
             rule: &d.rule,
             event_id: &d.event_id,
             event: &event,
             payload: &payload,
+            delta: delta.as_ref(),
         };
         let outcome = target.notify(&msg).await;
         self.metrics.delivery(&d.target, outcome.label());

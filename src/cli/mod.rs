@@ -14,6 +14,8 @@ pub mod notify_test;
 pub mod route;
 pub mod send;
 pub mod serve;
+pub mod silence;
+pub mod suppressed;
 pub mod test_pattern;
 
 /// Local EventBridge + SNS for container-image vulnerability scans.
@@ -43,6 +45,10 @@ pub enum Command {
     Route(route::Args),
     /// Send one sample event to a configured target now and report the outcome (exit 0 delivered).
     NotifyTest(notify_test::Args),
+    /// Add, list or expire silences (and CVE allowlist entries) in the store.
+    Silence(silence::Args),
+    /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
+    Suppressed(suppressed::Args),
 }
 
 /// What a command achieved, as the exit code scripts see.
@@ -77,5 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Health(args) => health::run(args),
         Command::Route(args) => route::run(args),
         Command::NotifyTest(args) => notify_test::run(args),
+        Command::Silence(args) => silence::run(args),
+        Command::Suppressed(args) => suppressed::run(args),
     }
 }

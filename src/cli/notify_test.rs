@@ -98,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             event_id: &event.id,
             event: &event.value,
             payload: &event.value,
+            delta: None,
         };
         let start = Instant::now();
         let outcome = rt.block_on(target.notify(&msg));

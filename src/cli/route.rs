@@ -2,6 +2,10 @@
 //! rules match, which targets and topic subscriptions receive it (with their delivery ids), and the
 //! exact payload each would get, rendered (email headers and both parts, the Slack Block Kit JSON, the
 //! webhook request). Secrets are not shown. Exit 0 if some rule matched, 1 if none, 2 on error.
+//!
+//! It also shows the alerting side: each matching rule's options (notify_on, dedup, digest) and, when
+//! the data directory holds a store, the silences in force that match the event (the daemon would
+//! send nothing for it). The store is only read, never created.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +31,9 @@ pub struct Args {
     /// Rules directory (overrides `rules.dir`).
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Data directory whose silences to apply (overrides `store.data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Settings, router and targets, built as `serve` builds them but without a store or a server.
@@ -119,8 +126,29 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     );
     let deliveries = offline.router.route(&event.id, &event.value);
     let matching = offline.router.matching_rules(&event.value);
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| offline.settings.store.data_dir.clone());
+    match silences(&data_dir) {
+        Ok(set) => {
+            if let Some(s) = set.find(&event.value, crate::store::now_ms()) {
+                println!(
+                    "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
+                    s.id,
+                    crate::silence::format_ms(s.expires_at_ms),
+                    s.comment,
+                    s.created_by
+                );
+            }
+        }
+        Err(e) => eprintln!("scanbridge: warning: cannot read silences: {e:#}"),
+    }
     for rule in &matching {
         println!("\nrule {rule}: matches");
+        if let Some(alerting) = offline.router.rule(rule).and_then(|r| r.alert.describe()) {
+            println!("  alerting: {alerting}");
+        }
         let mine: Vec<_> = deliveries.iter().filter(|d| d.rule == *rule).collect();
         if mine.is_empty() {
             println!("  (no topic subscription accepts this event: nothing is sent)");
@@ -152,6 +180,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The silences stored in `data_dir` (none when it holds no store yet).
+fn silences(data_dir: &Path) -> anyhow::Result<crate::silence::SilenceSet> {
+    use crate::store::Store as _;
+    if !data_dir.join("scanbridge.db").is_file() {
+        return Ok(Default::default());
+    }
+    let store = crate::store::sqlite::SqliteStore::open(data_dir, false)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(crate::silence::SilenceSet::new(
+        rt.block_on(store.silences())?,
+    ))
+}
+
 fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
     let kind = offline
         .settings
@@ -176,6 +219,7 @@ fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
         event_id: &event.id,
         event: &event.value,
         payload: &payload,
+        delta: None,
     };
     match offline.targets.get(&d.target) {
         Some((target, _)) => match target.preview(&msg) {

@@ -118,12 +118,26 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         },
         wake: wake.clone(),
     };
+    let clock = crate::clock::system();
+    let limits = settings
+        .targets
+        .iter()
+        .filter_map(|(name, t)| t.rate_limit().map(|r| (name.clone(), r)))
+        .collect();
+    let alerting = Arc::new(crate::alerting::Alerting::new(
+        router.clone(),
+        store.clone(),
+        metrics.clone(),
+        clock.clone(),
+        crate::ratelimit::RateLimiter::new(limits, clock),
+    ));
     let worker = Worker {
         store: store.clone(),
         targets,
         metrics: metrics.clone(),
         wake,
         config: settings.delivery.clone(),
+        alerting,
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let reloader = Reloader {

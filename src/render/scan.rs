@@ -29,6 +29,8 @@ pub enum Kind {
     InspectorScan,
     InspectorFinding,
     EcrPush,
+    /// A digest made by scanbridge from a group of matches ([`crate::digest`]).
+    Digest,
     Generic,
 }
 
@@ -89,6 +91,9 @@ pub struct Facts {
     pub summary: String,
     /// One line saying what happened ("2 CRITICAL, 7 HIGH in payments/api:v2.14.0").
     pub headline: String,
+    /// What changed since the previous scan of the image, when the store knew one (set by
+    /// [`crate::render::template::Context::with_delta`]).
+    pub delta: Option<crate::history::Delta>,
 }
 
 fn s(v: &Value, ptr: &str) -> Option<String> {
@@ -141,6 +146,7 @@ impl Facts {
             (_, "Inspector2 Scan") => Kind::InspectorScan,
             (_, "Inspector2 Finding") => Kind::InspectorFinding,
             (_, "ECR Image Action") => Kind::EcrPush,
+            (crate::digest::SOURCE, crate::digest::DETAIL_TYPE) => Kind::Digest,
             _ => Kind::Generic,
         };
         let mut region = s(event, "/region");
@@ -266,8 +272,13 @@ impl Facts {
             finding,
             summary: String::new(),
             headline: String::new(),
+            delta: None,
         };
-        facts.summary = facts.summary();
+        facts.summary = if kind == Kind::Digest {
+            s(event, "/detail/headline").unwrap_or_else(|| "scan digest".into())
+        } else {
+            facts.summary()
+        };
         facts.headline = facts.make_headline();
         facts
     }
@@ -309,6 +320,7 @@ impl Facts {
                 )
             }
             Kind::EcrPush => format!("Image pushed: {}", self.image),
+            Kind::Digest => self.summary.clone(),
             Kind::Generic => format!(
                 "{} from {}",
                 if self.detail_type.is_empty() {

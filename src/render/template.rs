@@ -7,7 +7,11 @@
 //!
 //! Context of every template: `scan` (the [`Facts`]: kind, headline, image, repository, tags, tag,
 //! digest, short_digest, status, counts (fixed order, zeros filled in), total, worst, console_url,
-//! finding, region, account, time...), `event` (the whole event), `payload` (what the rule sends),
+//! finding, region, account, time..., and `delta` when the store knew the previous scan of the image:
+//! `delta.summary` "CRITICAL 0 -> 2, HIGH 7 -> 5", `delta.changes` [{severity, before, after}],
+//! `delta.previous` (all counts before), `delta.compared_with`, `delta.previous_time`; for a digest
+//! (`scan.kind == "digest"`) the lines are `event.detail.items` [{image, summary, worst, short_digest,
+//! console_url, ...}]), `event` (the whole event), `payload` (what the rule sends),
 //! `transformed` (whether the rule target transforms the input), `message` (the payload as text when
 //! transformed), `rule`, `delivery_id`, `event_id`. Helpers: filters `short_digest`,
 //! `repository_name` (name or ARN → name), `mrkdwn` (Slack escaping of `&`, `<`, `>`), and functions
@@ -92,6 +96,7 @@ impl<'a> Context<'a> {
             msg.delivery_id,
             msg.event_id,
         )
+        .with_delta(msg.delta)
     }
 
     pub fn new(
@@ -116,6 +121,14 @@ impl<'a> Context<'a> {
             delivery_id,
             event_id,
         }
+    }
+}
+
+impl Context<'_> {
+    /// Adds what changed since the previous scan (`scan.delta`).
+    pub fn with_delta(mut self, delta: Option<&crate::history::Delta>) -> Self {
+        self.scan.delta = delta.cloned();
+        self
     }
 }
 
@@ -330,6 +343,66 @@ mod tests {
         std::fs::write(dir.path().join("email/subject.txt"), "{% if %}").unwrap();
         let err = Templates::load(Some(dir.path())).unwrap_err().to_string();
         assert!(err.contains("email/subject.txt"), "{err}");
+    }
+
+    #[test]
+    fn deltas_and_digests_render_in_every_default_template() {
+        let t = Templates::load(None).unwrap();
+        let e = sample("ecr-image-scan-critical.json");
+        let mut before = e.clone();
+        before["detail"]["finding-severity-counts"] = json!({"HIGH": 9});
+        let o = crate::history::observe(&before).unwrap();
+        let prev = crate::history::Previous {
+            via: o.keys[0].clone(),
+            record: o.record,
+        };
+        let delta = crate::history::delta(&e, &prev);
+        let ctx = Context::new(&e, &e, "r", "d", "e").with_delta(Some(&delta));
+        let subject = t.render("email/subject.txt", &ctx).unwrap();
+        assert!(
+            subject.ends_with(
+                "(CRITICAL 0 -> 2, HIGH 9 -> 7, MEDIUM 0 -> 19, LOW 0 -> 4, INFORMATIONAL 0 -> 3)"
+            ),
+            "{subject}"
+        );
+        let text = t.render("email/body.txt", &ctx).unwrap();
+        assert!(
+            text.contains("Changes since the previous scan of this image"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  CRITICAL 0 -> 2\n  HIGH 9 -> 7\n"),
+            "{text}"
+        );
+        let html = t.render("email/body.html", &ctx).unwrap();
+        assert!(html.contains("CRITICAL 0 -&gt; 2"), "{html}");
+        let plain = Context::new(&e, &e, "r", "d", "e");
+        assert!(
+            !t.render("email/body.txt", &plain)
+                .unwrap()
+                .contains("Changes since")
+        );
+
+        let members = [e.clone(), sample("ecr-image-scan-high-only.json")];
+        let digest = crate::digest::digest_event(
+            "g",
+            "r",
+            &json!({}),
+            &members,
+            std::time::Duration::from_secs(600),
+            "2026-11-20T13:00:00Z",
+        );
+        let ctx = Context::new(&digest, &digest, "r", "d", "g");
+        assert_eq!(
+            t.render("email/subject.txt", &ctx).unwrap(),
+            "[scanbridge] 2 images with CRITICAL findings in the last 10 minutes"
+        );
+        let text = t.render("email/body.txt", &ctx).unwrap();
+        assert!(
+            text.contains("payments/api:v2.14.0  2 CRITICAL, 7 HIGH"),
+            "{text}"
+        );
+        assert!(text.contains("web/frontend:main-4f2a9c1  3 HIGH"), "{text}");
     }
 
     #[test]

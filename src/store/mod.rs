@@ -11,6 +11,20 @@
 //!   reserves them for the lease duration; a delivery whose lease expires (crashed worker) is handed out
 //!   again. A delivery leaves the outbox only through `ack` (delivered) or `dead_letter`.
 //! - Every delivery is therefore attempted at least once; receivers dedupe with the delivery id.
+//!
+//! Alerting state (issue 7), same backend, same durability:
+//! - `accept` also records each new scan event in the scan history ([`crate::history`]) and stamps the
+//!   event with the result it replaced ([`Leased::previous`]), in the same transaction.
+//! - A delivery can leave the outbox a third way, `suppress` (silenced, duplicate, not news): it is
+//!   kept in the suppressed list with the reason, never silently lost. `postpone` delays a delivery
+//!   without counting an attempt (rate limits). `group_add` moves it into a digest group;
+//!   `group_flush` replaces the group's members by one digest event and its delivery, atomically.
+//! - `dedup_claim` is an atomic check-and-set: the first delivery to claim a key within the window
+//!   wins, every other one learns whose duplicate it is. Claims by the same delivery are idempotent
+//!   (a retried delivery is not its own duplicate).
+//! - Silences are stored as given; matching them is the caller's job ([`crate::silence`]).
+//!
+//! Time for these decisions is passed in (`now_ms`), so callers can inject a clock.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -71,6 +85,47 @@ pub struct Leased {
     pub attempts: u32,
     /// When the event was accepted (ms since the Unix epoch).
     pub created_at_ms: i64,
+    /// The scan result this event replaced in the history (JSON of [`crate::history::Previous`]).
+    pub previous: Option<String>,
+}
+
+/// A delivery that was not sent on purpose, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suppressed {
+    pub id: String,
+    pub event_id: String,
+    pub rule: String,
+    pub target: String,
+    /// `silenced`, `duplicate`, `not_new` or `not_worse`.
+    pub reason: String,
+    /// The silence id, the delivery this one duplicates, or the comparison made.
+    pub detail: String,
+    pub at_ms: i64,
+}
+
+/// A delivery joining a digest group.
+#[derive(Debug, Clone)]
+pub struct GroupAdd {
+    pub group_id: String,
+    pub rule: String,
+    pub target: String,
+    /// The group labels (JSON).
+    pub labels: String,
+    pub delivery_id: String,
+    pub now_ms: i64,
+    pub wait_ms: i64,
+    pub interval_ms: i64,
+}
+
+/// A group whose flush time has come, with its members' events (oldest first).
+#[derive(Debug, Clone)]
+pub struct DueGroup {
+    pub id: String,
+    pub rule: String,
+    pub target: String,
+    pub labels: String,
+    /// (delivery id, event JSON, added at ms)
+    pub members: Vec<(String, String, i64)>,
 }
 
 /// A delivery that gave up.
@@ -135,4 +190,43 @@ pub trait Store: Send + Sync + 'static {
     fn redrive(&self, id: Option<String>) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Deletes all dead letters; returns how many.
     fn purge(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Releases a leased delivery due again after `delay`, without counting an attempt.
+    fn postpone(&self, id: String, delay: Duration) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Moves a delivery from the outbox to the suppressed list.
+    fn suppress(&self, s: Suppressed) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Suppressed deliveries, newest first.
+    fn suppressed(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Suppressed>, StoreError>>;
+    /// Claims `key` in `scope` (rule and target) for `delivery_id` for `window_ms`. Returns `None` if
+    /// this delivery holds the claim, or the id of the delivery that claimed it within the window.
+    fn dedup_claim(
+        &self,
+        scope: String,
+        key: String,
+        delivery_id: String,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+    /// Stores a new silence.
+    fn silence_add(
+        &self,
+        silence: crate::silence::Silence,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Every silence, expired ones included, newest first.
+    fn silences(&self) -> BoxFuture<'_, Result<Vec<crate::silence::Silence>, StoreError>>;
+    /// Expires a silence now (`NotFound` if there is none with that id).
+    fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Moves a delivery from the outbox into its digest group (see [`crate::digest`]).
+    fn group_add(&self, add: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Groups due for a flush at `now_ms`.
+    fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>>;
+    /// Replaces the listed members of a group by the digest event (with its deliveries), atomically.
+    fn group_flush(
+        &self,
+        group_id: String,
+        members: Vec<String>,
+        digest: NewEvent,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
 }

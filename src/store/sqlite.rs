@@ -7,6 +7,19 @@
 //!   deterministic delivery id. Index on `next_attempt_at` for leasing.
 //! - `dead_letters(id PRIMARY KEY, event_id, rule, target, input, attempts, created_at, failed_at,
 //!   reason)`: deliveries that gave up; redrive moves them back to the outbox.
+//! - `events.previous`: the scan result the event replaced (JSON), stamped at accept.
+//! - `scan_history(key PRIMARY KEY, record, updated_at)`: the last result per `digest:REPO@DIGEST`,
+//!   `tag:REPO:TAG` and `finding:ARN` ([`crate::history`]).
+//! - `suppressed(id PRIMARY KEY, event_id, rule, target, reason, detail, at)`: deliveries not sent on
+//!   purpose (silenced, duplicate, not news).
+//! - `dedup(scope, key, delivery_id, at, PRIMARY KEY (scope, key))`: the delivery that claimed a dedup
+//!   key for a rule and target, and when.
+//! - `silences(id PRIMARY KEY, pattern, matchers, comment, created_by, created_at, expires_at)`.
+//! - `groups(id PRIMARY KEY, rule, target, labels, first_at, flush_at, last_flush_at)` and
+//!   `group_members(delivery_id PRIMARY KEY, group_id, event_id, added_at)`: pending digests.
+//!
+//! Migrations: tables are created if missing; columns added since the first release are added with
+//! `ALTER TABLE` when absent, so a data directory from an older build opens unchanged.
 //!
 //! Durability: `journal_mode=WAL` with `synchronous=FULL`. In WAL mode NORMAL only syncs at checkpoints,
 //! so a power loss can roll back the last commits — acceptable for a cache, not for a 202 that promises
@@ -27,7 +40,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BoxFuture, DeadLetter, Leased, NewEvent, Store, StoreError, now_ms};
+use super::{
+    BoxFuture, DeadLetter, DueGroup, GroupAdd, Leased, NewEvent, Store, StoreError, Suppressed,
+    now_ms,
+};
+use crate::history::{self, Previous, Record};
+use crate::silence::Silence;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -59,7 +77,123 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at INTEGER NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS scan_history (
+    key TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS suppressed (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS suppressed_at ON suppressed (at);
+CREATE TABLE IF NOT EXISTS dedup (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    pattern TEXT NOT NULL,
+    matchers TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    first_at INTEGER NOT NULL,
+    flush_at INTEGER,
+    last_flush_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    delivery_id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    added_at INTEGER NOT NULL
+);
 ";
+
+/// Adds columns introduced after the first schema when an older database lacks them.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_previous: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'previous'")?
+        .exists([])?;
+    if !has_previous {
+        conn.execute("ALTER TABLE events ADD COLUMN previous TEXT", [])?;
+    }
+    Ok(())
+}
+
+/// Records `body` in the scan history; returns the result it replaced (JSON), if any.
+fn observe(
+    tx: &rusqlite::Transaction<'_>,
+    body: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Ok(None);
+    };
+    let Some(obs) = history::observe(&event) else {
+        return Ok(None);
+    };
+    // The digest (or finding) key is the most specific; otherwise the latest of the tag keys.
+    let mut previous: Option<(String, Record, i64)> = None;
+    {
+        let mut get =
+            tx.prepare_cached("SELECT record, updated_at FROM scan_history WHERE key = ?1")?;
+        for key in &obs.keys {
+            let row: Option<(String, i64)> = get
+                .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((text, at)) = row else { continue };
+            let Ok(record) = serde_json::from_str::<Record>(&text) else {
+                continue;
+            };
+            if !key.starts_with("tag:") {
+                previous = Some((key.clone(), record, at)); // the same image or finding: most specific
+                break;
+            }
+            if previous.as_ref().is_none_or(|(_, _, best)| at > *best) {
+                previous = Some((key.clone(), record, at));
+            }
+        }
+    }
+    let record = serde_json::to_string(&obs.record).unwrap_or_default();
+    let mut put = tx.prepare_cached(
+        "INSERT INTO scan_history (key, record, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
+    )?;
+    for key in &obs.keys {
+        put.execute(params![key, record, now])?;
+    }
+    Ok(previous.map(|(via, record, _)| {
+        serde_json::to_string(&Previous { via, record }).unwrap_or_default()
+    }))
+}
+
+fn silence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
+    Ok(Silence {
+        id: r.get(0)?,
+        pattern: r.get(1)?,
+        matchers: r.get(2)?,
+        comment: r.get(3)?,
+        created_by: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        expires_at_ms: r.get(6)?,
+    })
+}
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
@@ -80,6 +214,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         if recover {
             conn.execute(
                 "UPDATE outbox SET leased_until = 0 WHERE leased_until <> 0",
@@ -143,6 +278,12 @@ impl Store for SqliteStore {
                     if !new {
                         continue; // a duplicate event id: already routed when first accepted
                     }
+                    if let Some(previous) = observe(&tx, &e.body, now)? {
+                        tx.execute(
+                            "UPDATE events SET previous = ?2 WHERE id = ?1",
+                            params![e.id, previous],
+                        )?;
+                    }
                     for d in &e.deliveries {
                         ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
                     }
@@ -168,7 +309,8 @@ impl Store for SqliteStore {
                      WHERE id IN (SELECT id FROM outbox WHERE next_attempt_at <= ?2 AND leased_until <= ?2
                                   ORDER BY next_attempt_at LIMIT ?3)
                      RETURNING id, event_id, rule, target, input, attempts, created_at,
-                               (SELECT body FROM events WHERE events.id = outbox.event_id)",
+                               (SELECT body FROM events WHERE events.id = outbox.event_id),
+                               (SELECT previous FROM events WHERE events.id = outbox.event_id)",
                 )?;
                 let rows = st.query_map(params![until, now, limit as i64], |r| {
                     Ok(Leased {
@@ -180,6 +322,7 @@ impl Store for SqliteStore {
                         attempts: r.get(5)?,
                         created_at_ms: r.get(6)?,
                         body: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| "{}".into()),
+                        previous: r.get(8)?,
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
@@ -298,6 +441,255 @@ impl Store for SqliteStore {
 
     fn purge(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(|c| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
+    }
+
+    fn postpone(&self, id: String, delay: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let at = now_ms() + delay.as_millis() as i64;
+            c.execute(
+                "UPDATE outbox SET next_attempt_at = ?2, leased_until = 0 WHERE id = ?1",
+                params![id, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn suppress(&self, s: Suppressed) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO suppressed (id, event_id, rule, target, reason, detail, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    s.id, s.event_id, s.rule, s.target, s.reason, s.detail, s.at_ms
+                ],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE id = ?1", params![s.id])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn suppressed(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Suppressed>, StoreError>> {
+        self.run(move |c| {
+            let mut st = c.prepare(
+                "SELECT id, event_id, rule, target, reason, detail, at FROM suppressed
+                 ORDER BY at DESC, id LIMIT ?1",
+            )?;
+            let rows = st.query_map(params![limit as i64], |r| {
+                Ok(Suppressed {
+                    id: r.get(0)?,
+                    event_id: r.get(1)?,
+                    rule: r.get(2)?,
+                    target: r.get(3)?,
+                    reason: r.get(4)?,
+                    detail: r.get(5)?,
+                    at_ms: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn dedup_claim(
+        &self,
+        scope: String,
+        key: String,
+        delivery_id: String,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let held: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT delivery_id, at FROM dedup WHERE scope = ?1 AND key = ?2",
+                    params![scope, key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let verdict = match held {
+                Some((holder, _)) if holder == delivery_id => None,
+                Some((holder, at)) if now_ms < at.saturating_add(window_ms) => Some(holder),
+                _ => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO dedup (scope, key, delivery_id, at) VALUES (?1, ?2, ?3, ?4)",
+                        params![scope, key, delivery_id, now_ms],
+                    )?;
+                    None
+                }
+            };
+            tx.commit()?;
+            Ok(verdict)
+        })
+    }
+
+    fn silence_add(&self, s: Silence) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO silences (id, pattern, matchers, comment, created_by, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    s.id,
+                    s.pattern,
+                    s.matchers,
+                    s.comment,
+                    s.created_by,
+                    s.created_at_ms,
+                    s.expires_at_ms
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, StoreError>> {
+        self.run(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, pattern, matchers, comment, created_by, created_at, expires_at
+                 FROM silences ORDER BY created_at DESC, id",
+            )?;
+            let rows = st.query_map([], silence_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let n = c.execute(
+                "UPDATE silences SET expires_at = MIN(expires_at, ?2) WHERE id = ?1",
+                params![id, now_ms],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(id));
+            }
+            Ok(())
+        })
+    }
+
+    fn group_add(&self, g: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let event_id: Option<String> = tx
+                .query_row(
+                    "DELETE FROM outbox WHERE id = ?1 RETURNING event_id",
+                    params![g.delivery_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(event_id) = event_id else {
+                return Ok(()); // not in the outbox (already grouped): nothing to do
+            };
+            let row: Option<(Option<i64>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT flush_at, last_flush_at FROM groups WHERE id = ?1",
+                    params![g.group_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match row {
+                // Pending flush: join it.
+                Some((Some(_), _)) => {}
+                // Flushed recently: the next flush comes one interval after the last.
+                Some((None, Some(last))) if g.now_ms < last + g.interval_ms => {
+                    tx.execute(
+                        "UPDATE groups SET flush_at = ?2 WHERE id = ?1",
+                        params![g.group_id, last + g.interval_ms],
+                    )?;
+                }
+                // New, or idle for a whole interval: start over and wait group_wait.
+                _ => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO groups (id, rule, target, labels, first_at, flush_at, last_flush_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                        params![g.group_id, g.rule, g.target, g.labels, g.now_ms, g.now_ms + g.wait_ms],
+                    )?;
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO group_members (delivery_id, group_id, event_id, added_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![g.delivery_id, g.group_id, event_id, g.now_ms],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>> {
+        self.run(move |c| {
+            let mut groups: Vec<DueGroup> = {
+                let mut st = c.prepare_cached(
+                    "SELECT id, rule, target, labels FROM groups
+                     WHERE flush_at IS NOT NULL AND flush_at <= ?1 ORDER BY flush_at",
+                )?;
+                st.query_map(params![now_ms], |r| {
+                    Ok(DueGroup {
+                        id: r.get(0)?,
+                        rule: r.get(1)?,
+                        target: r.get(2)?,
+                        labels: r.get(3)?,
+                        members: Vec::new(),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?
+            };
+            let mut st = c.prepare_cached(
+                "SELECT m.delivery_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
+                 LEFT JOIN events e ON e.id = m.event_id
+                 WHERE m.group_id = ?1 ORDER BY m.added_at, m.delivery_id",
+            )?;
+            for g in &mut groups {
+                g.members = st
+                    .query_map(params![g.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            Ok(groups)
+        })
+    }
+
+    fn group_flush(
+        &self,
+        group_id: String,
+        members: Vec<String>,
+        digest: NewEvent,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            if !members.is_empty() {
+                // The outbox runs on the store's wall time; `now_ms` only drives the group schedule.
+                let wall = super::now_ms();
+                tx.execute(
+                    "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
+                    params![digest.id, digest.body, wall],
+                )?;
+                for d in &digest.deliveries {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                        params![d.id, digest.id, d.rule, d.target, d.input, wall],
+                    )?;
+                }
+            }
+            for m in &members {
+                tx.execute("DELETE FROM group_members WHERE delivery_id = ?1", params![m])?;
+            }
+            // Members that arrived meanwhile wait for the next interval.
+            let left: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM group_members WHERE group_id = ?1",
+                params![group_id],
+                |r| r.get(0),
+            )?;
+            let next = (left > 0).then_some(now_ms + interval_ms);
+            tx.execute(
+                "UPDATE groups SET flush_at = ?2, last_flush_at = ?3 WHERE id = ?1",
+                params![group_id, next, now_ms],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 

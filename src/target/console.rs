@@ -19,6 +19,10 @@ pub use crate::render::scan::SEVERITIES;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
+    /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
+    /// outbox, never dropped.
+    #[serde(default)]
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -83,6 +87,25 @@ pub fn render(msg: &Message<'_>) -> String {
     if let Some(digest) = s(e, "/detail/image-digest") {
         let _ = writeln!(t, "  digest:   {digest}");
     }
+    if let Some(d) = msg.delta {
+        let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
+    }
+    if crate::digest::is_digest(e) {
+        let _ = writeln!(t, "  {}", s(e, "/detail/headline").unwrap_or("digest"));
+        for item in e
+            .pointer("/detail/items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(
+                t,
+                "    {}  {}",
+                s(item, "/image").unwrap_or("-"),
+                s(item, "/summary").unwrap_or("-")
+            );
+        }
+    }
     let _ = writeln!(
         t,
         "  event:    {} from {} in {} at {}",
@@ -112,6 +135,7 @@ mod tests {
             event_id: "e1",
             event: &e,
             payload: &e,
+            delta: None,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");

@@ -69,6 +69,10 @@ pub struct EmailConfig {
     /// Per-message timeout (connect + send), default 10 s.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
+    /// outbox, never dropped.
+    #[serde(default)]
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -331,6 +335,7 @@ mod tests {
             event_id: "e",
             event: &e,
             payload: &e,
+            delta: None,
         };
         let out = email.notify(&msg).await;
         assert_eq!(out.label(), "retryable", "{out:?}");

@@ -41,6 +41,12 @@ impl TargetConfig {
     /// Resolves secrets and checks values; `name` is used in error messages. (Topics are checked
     /// against the other targets by [`topic::compile`].)
     pub fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
+        if let Some(problem) = self.rate_limit().and_then(|r| r.problem()) {
+            return Err(ConfigError::Invalid {
+                key: format!("targets.{name}.rate_limit"),
+                message: problem,
+            });
+        }
         match self {
             TargetConfig::Webhook(w) => w.finish(name),
             TargetConfig::Email(e) => e.finish(name),
@@ -57,6 +63,17 @@ impl TargetConfig {
             TargetConfig::Email(e) => e.retry.clone(),
             TargetConfig::Slack(s) => s.retry.clone(),
             TargetConfig::Topic(_) => RetryOverrides::default(),
+        }
+    }
+
+    /// The target's `rate_limit`, if any (topics have none: their subscriptions' targets do).
+    pub fn rate_limit(&self) -> Option<crate::ratelimit::RateLimit> {
+        match self {
+            TargetConfig::Webhook(w) => w.rate_limit,
+            TargetConfig::Console(c) => c.rate_limit,
+            TargetConfig::Email(e) => e.rate_limit,
+            TargetConfig::Slack(s) => s.rate_limit,
+            TargetConfig::Topic(_) => None,
         }
     }
 
@@ -98,6 +115,8 @@ pub struct Message<'a> {
     pub event: &'a Value,
     /// What the rule says to send: the event, or its transformed input.
     pub payload: &'a Value,
+    /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
+    pub delta: Option<&'a crate::history::Delta>,
 }
 
 /// The result of one attempt.

@@ -41,6 +41,10 @@ pub struct SlackConfig {
     /// Per-request timeout (default 5 s).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
+    /// outbox, never dropped.
+    #[serde(default)]
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -205,6 +209,46 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
         blocks.push(section(
             "The scan did not complete; no findings are available for this image.",
         ));
+    }
+    if let Some(d) = &f.delta {
+        blocks.push(section(&format!(
+            "*Since {}*  {}",
+            mrkdwn(&d.compared_with),
+            mrkdwn(&d.summary)
+        )));
+    }
+    if f.kind == Kind::Digest {
+        let items = ctx
+            .event
+            .pointer("/detail/items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let lines: Vec<String> = items
+            .iter()
+            .map(|i| {
+                let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-");
+                let image = match i.get("console_url").and_then(Value::as_str) {
+                    Some(u) => format!("<{u}|{}>", mrkdwn(s("image"))),
+                    None => format!("`{}`", mrkdwn(s("image"))),
+                };
+                format!("• {image}  {}", mrkdwn(s("summary")))
+            })
+            .collect();
+        // One section per chunk of lines, within the section text limit and the block limit.
+        let mut chunk = String::new();
+        for line in lines {
+            if chunk.len() + line.len() + 1 > MAX_SECTION_TEXT - 10 {
+                blocks.push(section(&chunk));
+                chunk.clear();
+            }
+            chunk.push_str(&line);
+            chunk.push('\n');
+        }
+        if !chunk.is_empty() {
+            blocks.push(section(chunk.trim_end()));
+        }
+        blocks.truncate(MAX_BLOCKS - 1);
     }
     if f.kind == Kind::Generic {
         let detail = serde_json::to_string_pretty(ctx.event.get("detail").unwrap_or(&Value::Null))

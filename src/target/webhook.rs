@@ -48,6 +48,10 @@ pub struct WebhookConfig {
     /// Per-request timeout (default 5 s).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
+    /// outbox, never dropped.
+    #[serde(default)]
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real `scanbridge` binary over real files, pipes and sockets.
 
+mod alerting;
 mod aws_cli;
 mod daemon;
 mod delivery;

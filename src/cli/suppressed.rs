@@ -1,0 +1,63 @@
+//! `scanbridge suppressed`: deliveries the notification pipeline did not send on purpose (silenced,
+//! duplicate, not new, not worse), newest first, with the reason and what it refers to (the silence,
+//! the delivery it duplicates, the comparison made). Reads the store of the data directory.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::Outcome;
+use crate::config::Settings;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Arguments of `scanbridge suppressed`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file layered over the built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory of the store (overrides `store.data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let dir = args.data_dir.unwrap_or(settings.store.data_dir);
+    let store = SqliteStore::open(&dir, false)
+        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let list = rt.block_on(store.suppressed(args.limit))?;
+    if args.json {
+        for s in &list {
+            println!("{}", serde_json::to_string(s)?);
+        }
+    } else {
+        println!(
+            "{:<20}  {:<24}  {:<12}  {:<10}  DETAIL",
+            "AT", "RULE", "TARGET", "REASON"
+        );
+        for s in &list {
+            println!(
+                "{:<20}  {:<24}  {:<12}  {:<10}  {} (event {})",
+                crate::silence::format_ms(s.at_ms),
+                s.rule,
+                s.target,
+                s.reason,
+                s.detail,
+                s.event_id
+            );
+        }
+    }
+    eprintln!("{} suppressed notification(s)", list.len());
+    Ok(Outcome::Success)
+}
