@@ -33,6 +33,7 @@ pub struct Metrics {
     pub rules_loaded: AtomicU64,
     matches: Mutex<BTreeMap<String, u64>>,
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
     latency: Mutex<Histogram>,
 }
 
@@ -79,6 +80,16 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .entry((target.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
+    }
+    /// An ingest request refused before its events were read (`rate`, `unauthorized`, `body_size`,
+    /// `body_timeout`, `body_broken`).
+    pub fn limited(&self, reason: &'static str) {
+        *self
+            .refused
+            .lock()
+            .expect("metrics lock")
+            .entry(reason)
             .or_default() += 1;
     }
     /// Time from acceptance to confirmed delivery.
@@ -158,6 +169,16 @@ impl Metrics {
                 "scanbridge_deliveries_total{{target=\"{}\",outcome=\"{}\"}} {n}",
                 escape(target),
                 escape(outcome)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_ingest_refused_total Ingest requests refused before reading events, by reason.\n# TYPE scanbridge_ingest_refused_total counter"
+        );
+        for (reason, n) in self.refused.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "scanbridge_ingest_refused_total{{reason=\"{reason}\"}} {n}"
             );
         }
         if let Some(depth) = queue_depth {

@@ -16,8 +16,13 @@ use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError};
 
+pub mod auth;
+pub mod body;
 pub mod http;
+pub mod rate;
+pub mod server;
 pub mod stdin;
+pub mod tls;
 
 /// Shared by every ingest door.
 #[derive(Clone)]

@@ -3,11 +3,14 @@
 mod aws_cli;
 mod daemon;
 mod delivery;
+mod disk;
 mod email;
+mod hostile;
 mod ingest;
 mod reload;
 mod route;
 mod secrets;
+mod security;
 mod slack;
 mod smtp;
 mod support;
