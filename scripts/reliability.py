@@ -429,6 +429,8 @@ def outage(args):
     ok = wait_delivered(rx, {"/hook": accepted}, 60)
     recovered_in = time.time() - outage_end
     m = d.metrics()
+    with open(os.path.join(ROOT, "target", "outage-metrics.txt"), "w") as f:
+        f.write(m)
     d.stop()
     dl = subprocess.run([BIN, "dlq", "list", "--json", "--config", cfg], capture_output=True, text=True)
     dead = [json.loads(line) for line in dl.stdout.splitlines() if line.strip()]

@@ -18,6 +18,11 @@
 //! all leases at start-up so that pending deliveries resume at once. CLI tools (`dlq`) open without
 //! recovery and may run beside the daemon (WAL allows concurrent readers; writes wait on a busy timeout).
 //!
+//! Full or read-only disk: a failed write rolls the transaction back, so `accept` either commits
+//! everything or returns the error (ingest answers 503, nothing acknowledged). `store.max_db_bytes`
+//! caps the database through `max_page_count`, which fails writes with the same SQLITE_FULL a full disk
+//! gives. Delivery goes on while ingest is refused (acks only delete rows).
+//!
 //! Concurrency: one connection behind a mutex; every call runs on tokio's blocking pool, never on an
 //! async worker thread.
 
