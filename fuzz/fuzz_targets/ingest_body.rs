@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(ev) = validate(&item, &rules) {
             assert!(ev.body.len() <= rules.max_event_bytes);
             assert!(ev.value.is_object());
-            let again: serde_json::Value = serde_json::from_str(&ev.body).expect("stored body parses");
+            let again: serde_json::Value =
+                serde_json::from_str(&ev.body).expect("stored body parses");
             assert_eq!(again, ev.value);
         }
     }
