@@ -1,5 +1,5 @@
-//! The pattern parser on arbitrary text: never panics; a pattern it accepts parses again from its own
-//! JSON to an equal pattern's verdicts on an empty event.
+//! The pattern parser on arbitrary text: never panics, and a pattern it accepts can be evaluated (on
+//! an empty event) without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
