@@ -121,11 +121,37 @@ pub struct ServerConfig {
     pub max_event_bytes: usize,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Most events in one request (array or NDJSON); more gets 413 before any is validated.
+    pub max_batch_events: usize,
     /// Optional bearer token required on ingest endpoints.
     #[serde(default)]
     pub token: Option<Secret>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// More accepted tokens (rotation: add the new one, move clients, remove the old one).
+    #[serde(default)]
+    pub tokens: Vec<Secret>,
+    /// A file of accepted tokens, one per line; re-read when it changes (rotation without restart).
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+    /// Open connections at most; further clients wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time allowed for a request's headers to arrive (also closes idle keep-alive connections).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time allowed for a whole request body to arrive; slower bodies get 408.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Ingest requests per second allowed per client IP address (0: no limit); excess gets 429.
+    pub rate_limit: f64,
+    /// Requests a client may send at once above its rate.
+    pub rate_burst: u32,
+    /// Serve ingest over TLS with this PEM certificate chain (with `tls_key_file`).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// `[store]`: where accepted events and deliveries live.
@@ -133,6 +159,8 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub data_dir: PathBuf,
+    /// Largest size of the database in bytes (0: no limit); when reached, ingest answers 503.
+    pub max_db_bytes: u64,
 }
 
 /// `[rules]`: the rule files.
@@ -217,7 +245,9 @@ impl Settings {
         let mut env_source = Environment::with_prefix("SCANBRIDGE")
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true);
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.tokens");
         if let Some(env) = env {
             env_source = env_source.source(Some(env));
         }
@@ -239,6 +269,26 @@ impl Settings {
             .is_some_and(|t| t.expose().is_empty())
         {
             self.server.token = None;
+        }
+        self.server.tokens.retain(|t| !t.expose().is_empty());
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "server.tls_cert_file".into(),
+                message: "set both `server.tls_cert_file` and `server.tls_key_file`, or neither"
+                    .into(),
+            });
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(self.server.rate_limit >= 0.0 && self.server.rate_limit.is_finite()) {
+            return Err(ConfigError::Invalid {
+                key: "server.rate_limit".into(),
+                message: "must be a number >= 0 (0: no limit)".into(),
+            });
         }
         if self.delivery.workers == 0 {
             return Err(ConfigError::Invalid {
@@ -530,6 +580,24 @@ mod tests {
             crate::target::topic::compile(&s.targets).unwrap()["scan-alerts"].len(),
             3
         );
+    }
+
+    #[test]
+    fn several_tokens_from_file_and_env_list() {
+        let env = HashMap::from([(
+            "SCANBRIDGE__SERVER__TOKENS".to_owned(),
+            "tok-a,tok-b".to_owned(),
+        )]);
+        let s = Settings::load_with_env(None, Some(env)).unwrap();
+        let got: Vec<&str> = s.server.tokens.iter().map(Secret::expose).collect();
+        assert_eq!(got, ["tok-a", "tok-b"]);
+        assert!(!format!("{s:?}").contains("tok-a"));
+        let e = load_err("[server]\ntls_cert_file = \"/x.pem\"\n");
+        assert!(e.contains("server.tls_cert_file"), "{e}");
+        let e = load_err("[server]\nrate_limit = -1.0\n");
+        assert!(e.contains("server.rate_limit"), "{e}");
+        let e = load_err("[server]\nmax_conections = 3\n");
+        assert!(e.contains("max_conections"), "{e}");
     }
 
     #[test]

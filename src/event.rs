@@ -3,7 +3,8 @@
 //! Promises: an accepted event is a JSON object no larger than the limit, with string `source` and
 //! `detail-type`, an object `detail`, and — filled in when absent — `version` "0", a fresh `id` (UUID v4),
 //! `time` (now, RFC 3339), `account` and `region` (from `[aws]`) and `resources` ([]). Fields that are
-//! present must have EventBridge's types. Validation is pure; nothing here does I/O.
+//! present must have EventBridge's types. An object with a repeated key is rejected (see
+//! [`crate::strict_json`]). Validation is pure; nothing here does I/O.
 
 use std::time::SystemTime;
 
@@ -57,8 +58,8 @@ pub fn validate(raw: &str, rules: &EnvelopeRules) -> Result<Event, Rejection> {
             limit: rules.max_event_bytes,
         });
     }
-    let value: Value =
-        serde_json::from_str(raw).map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let value =
+        crate::strict_json::from_str(raw).map_err(|e| Rejection::Malformed(e.to_string()))?;
     let Value::Object(mut m) = value else {
         return Err(Rejection::NotObject);
     };

@@ -4,7 +4,8 @@
 //! - [`cli`]: one file per subcommand; each returns an [`cli::Outcome`] that `main` maps to an exit code.
 //! - [`config`]: layered, typed settings (defaults, file, environment); secrets redacted.
 //! - [`rules`]: rule files to validated rules, every error with file and JSON pointer.
-//! - [`event`]: the EventBridge envelope: validation and normalisation.
+//! - [`event`]: the EventBridge envelope: validation and normalisation; [`strict_json`] parses it,
+//!   refusing duplicate keys.
 //! - [`router`]: event to deliveries (rule × target, deterministic ids); atomic rule-set swap.
 //! - [`reload`]: hot reload of the rules on file change and SIGHUP.
 //! - [`ingest`]: the doors (HTTP `/events`, AWS PutEvents/TestEventPattern, stdin) into the store.
@@ -40,5 +41,6 @@ pub mod rules;
 pub mod shutdown;
 pub mod silence;
 pub mod store;
+pub mod strict_json;
 pub mod target;
 pub mod worker;

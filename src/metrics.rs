@@ -33,6 +33,9 @@ pub struct Metrics {
     pub rules_loaded: AtomicU64,
     matches: Mutex<BTreeMap<String, u64>>,
     deliveries: Mutex<BTreeMap<(String, String), u64>>,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// (target, attempt label) -> (retries scheduled, sum of their delays in seconds).
+    retries: Mutex<BTreeMap<(String, String), (u64, f64)>>,
     latency: Mutex<Histogram>,
     /// Alerting counters: (metric, label text) -> count.
     alerting: Mutex<BTreeMap<(&'static str, String), u64>>,
@@ -146,6 +149,29 @@ impl Metrics {
     pub fn silences_active(&self, n: u64) {
         self.silences_active.store(n, Ordering::Relaxed);
     }
+    /// An ingest request refused before its events were read (`rate`, `unauthorized`, `body_size`,
+    /// `body_timeout`, `body_broken`).
+    pub fn limited(&self, reason: &'static str) {
+        *self
+            .refused
+            .lock()
+            .expect("metrics lock")
+            .entry(reason)
+            .or_default() += 1;
+    }
+    /// A retry scheduled after failed attempt number `attempt` (1-based), `delay` later. Attempts past
+    /// 10 share the label `11+`, so the series stay few while the backoff schedule stays visible.
+    pub fn retry_scheduled(&self, target: &str, attempt: u32, delay: Duration) {
+        let label = if attempt > 10 {
+            "11+".to_owned()
+        } else {
+            attempt.to_string()
+        };
+        let mut m = self.retries.lock().expect("metrics lock");
+        let e = m.entry((target.to_owned(), label)).or_default();
+        e.0 += 1;
+        e.1 += delay.as_secs_f64();
+    }
     /// Time from acceptance to confirmed delivery.
     pub fn delivered_after(&self, d: Duration) {
         let s = d.as_secs_f64();
@@ -239,6 +265,40 @@ impl Metrics {
             "# HELP scanbridge_silences_active Silences in force when last read.\n# TYPE scanbridge_silences_active gauge\nscanbridge_silences_active {}",
             get(&self.silences_active)
         );
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_ingest_refused_total Ingest requests refused before reading events, by reason.\n# TYPE scanbridge_ingest_refused_total counter"
+        );
+        for (reason, n) in self.refused.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                o,
+                "scanbridge_ingest_refused_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_retries_scheduled_total Retries scheduled, by target and failed attempt number.\n# TYPE scanbridge_retries_scheduled_total counter"
+        );
+        let retries = self.retries.lock().expect("metrics lock");
+        for ((target, attempt), (n, _)) in retries.iter() {
+            let _ = writeln!(
+                o,
+                "scanbridge_retries_scheduled_total{{target=\"{}\",attempt=\"{attempt}\"}} {n}",
+                escape(target)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_retry_delay_seconds_total Sum of the scheduled retry delays (divide by the count: the backoff schedule).\n# TYPE scanbridge_retry_delay_seconds_total counter"
+        );
+        for ((target, attempt), (_, sum)) in retries.iter() {
+            let _ = writeln!(
+                o,
+                "scanbridge_retry_delay_seconds_total{{target=\"{}\",attempt=\"{attempt}\"}} {sum}",
+                escape(target)
+            );
+        }
+        drop(retries);
         if let Some(depth) = queue_depth {
             let _ = writeln!(
                 o,
@@ -274,7 +334,17 @@ mod tests {
         m.rule_matched("crit\"x");
         m.delivery("hook", "delivered");
         m.delivered_after(Duration::from_millis(30));
+        m.retry_scheduled("hook", 2, Duration::from_millis(1500));
+        m.retry_scheduled("hook", 12, Duration::from_secs(60));
         let text = m.render(Some(5));
+        assert!(
+            text.contains("scanbridge_retries_scheduled_total{target=\"hook\",attempt=\"2\"} 1")
+        );
+        assert!(
+            text.contains(
+                "scanbridge_retry_delay_seconds_total{target=\"hook\",attempt=\"11+\"} 60"
+            )
+        );
         assert!(text.contains("scanbridge_events_received_total 3"));
         assert!(text.contains("scanbridge_rule_matches_total{rule=\"crit\\\"x\"} 1"));
         assert!(

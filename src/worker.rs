@@ -160,6 +160,7 @@ impl Worker {
         let decision = policy.decide(attempts, age(d), retry_after, &mut rand::rng());
         match decision {
             Decision::RetryAfter(delay) => {
+                self.metrics.retry_scheduled(&d.target, attempts, delay);
                 tracing::warn!(delivery = %d.id, target = %d.target, attempts, %reason,
                     retry_in_ms = delay.as_millis() as u64, "delivery failed, will retry");
                 if let Err(e) = self.store.retry_later(d.id.clone(), delay, reason).await {

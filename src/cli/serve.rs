@@ -14,7 +14,9 @@ use tokio::sync::{Notify, mpsc};
 use super::Outcome;
 use crate::config::Settings;
 use crate::event::EnvelopeRules;
-use crate::ingest::{Ingestor, http};
+use crate::ingest::auth as http_auth;
+use crate::ingest::rate::RateLimiter;
+use crate::ingest::{Ingestor, http, server};
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::router::{Router, RouterHandle};
@@ -89,8 +91,21 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     tracing::info!(rules = router.len(), dir = %settings.rules.dir.display(), "rules loaded");
     let router = Arc::new(RouterHandle::new(router));
 
-    let store = SqliteStore::open(&settings.store.data_dir, true)
-        .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
+    // Everything that can refuse the configuration is checked before the store is opened.
+    let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
+    let tls = match (
+        &settings.server.tls_cert_file,
+        &settings.server.tls_key_file,
+    ) {
+        (Some(cert), Some(key)) => Some(crate::ingest::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let store = SqliteStore::open_with_limit(
+        &settings.store.data_dir,
+        true,
+        settings.store.max_db_bytes,
+    )
+    .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let pending = store.depth().await?;
     tracing::info!(data_dir = %settings.store.data_dir.display(), pending, "store open");
@@ -161,21 +176,31 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let state = http::AppState {
         ingestor,
-        token: settings.server.token.clone().map(Arc::new),
+        tokens: tokens.clone(),
+        limiter: Arc::new(RateLimiter::new(
+            settings.server.rate_limit,
+            settings.server.rate_burst,
+        )),
+        max_body_bytes: settings.server.max_body_bytes,
+        body_timeout: settings.server.body_timeout,
+        max_batch_events: settings.server.max_batch_events,
     };
-    let app = http::app(state, settings.server.max_body_bytes);
+    let app = http::app(state);
     tracing::info!(
-        auth = settings.server.token.is_some(),
+        auth = tokens.required(),
+        tls = tls.is_some(),
+        max_connections = settings.server.max_connections,
         "listening on {addr}"
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let limits = server::ConnLimits {
+        max_connections: settings.server.max_connections,
+        header_timeout: settings.server.header_timeout,
+    };
+    server::serve(listener, app, limits, tls, shutdown.clone()).await;
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;
     drop(store);
-    served?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -6,50 +6,112 @@
 //!   results; a bad event in a batch is rejected with its index and reason while the others are
 //!   accepted. A single event over the size limit, or a body over `max_body_bytes`, gets 413. A store
 //!   failure gets 503 and nothing is acknowledged.
-//! - With `server.token` set, both ingest doors need it: `Authorization: Bearer TOKEN`, or (for AWS
-//!   CLIs and SDKs, which sign with SigV4) TOKEN as the access key id of the credential. Comparison is
-//!   constant-time over SHA-256 digests, so neither content nor length leaks. Health and metrics are open.
+//! - With any token configured (`server.token`, `server.tokens`, `server.tokens_file`), both ingest
+//!   doors need one: `Authorization: Bearer TOKEN`, or (for AWS CLIs and SDKs, which sign with SigV4)
+//!   TOKEN as the access key id of the credential. See [`super::auth`]. Health and metrics are open.
+//! - Ingest requests pass, in order: the per-client rate limit (429 + Retry-After), authentication
+//!   (401), then the body is read whole within `server.body_timeout` (408) and `server.max_body_bytes`
+//!   (413) before any handler sees it. Error bodies never echo credentials.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
+use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use super::auth::Tokens;
+use super::body::{self, ReadError};
+use super::rate::RateLimiter;
 use super::{Ingestor, Shape, split_body};
-use crate::config::Secret;
 use crate::event::Rejection;
 
 /// State shared by the handlers.
 #[derive(Clone)]
 pub struct AppState {
     pub ingestor: Ingestor,
-    pub token: Option<Arc<Secret>>,
+    pub tokens: Arc<Tokens>,
+    pub limiter: Arc<RateLimiter>,
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub max_batch_events: usize,
 }
 
 /// The whole HTTP application.
-pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+pub fn app(state: AppState) -> Router {
+    // route_layer: the last one added runs first.
     Router::new()
         .route("/events", post(post_events))
         .route("/", post(aws_json))
+        .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        // read_body has applied server.max_body_bytes; axum's own 2 MB default must not apply again.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
-fn digest(s: &[u8]) -> [u8; 32] {
-    Sha256::digest(s).into()
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({"error": message.to_string()}))).into_response()
+}
+
+async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>()
+        && let Err(wait) = st.limiter.check(peer.ip())
+    {
+        st.ingestor.metrics.limited("rate");
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many requests from this client (server.rate_limit); retry in {secs}s"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return refuse(&st, req, r).await;
+    }
+    next.run(req).await
+}
+
+/// Sends `answer` instead of handling `req`, after draining its body (see [`body::drain`]).
+async fn refuse(st: &AppState, req: Request, answer: Response) -> Response {
+    body::drain(req.into_body(), st.max_body_bytes, st.body_timeout).await;
+    answer
+}
+
+async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, b) = req.into_parts();
+    match body::read(b, st.max_body_bytes, st.body_timeout).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            st.ingestor.metrics.limited(match e {
+                ReadError::TooLarge { .. } => "body_size",
+                ReadError::TimedOut { .. } => "body_timeout",
+                ReadError::Broken => "body_broken",
+            });
+            let status = match e {
+                ReadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                ReadError::TimedOut { .. } => StatusCode::REQUEST_TIMEOUT,
+                ReadError::Broken => StatusCode::BAD_REQUEST,
+            };
+            let mut r = error(status, e);
+            // The rest of the body is not read: the connection cannot be reused.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        }
+    }
 }
 
 /// The credential a request presents: a bearer token or a SigV4 access key id.
@@ -66,32 +128,25 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &st.token {
-        let given = presented(req.headers()).unwrap_or("");
-        let ok: bool = digest(given.as_bytes())
-            .ct_eq(&digest(token.expose().as_bytes()))
-            .into();
-        if !ok {
-            let mut r = (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"error": "missing or invalid token"})),
-            )
-                .into_response();
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
+    if st.tokens.required() && !st.tokens.accepts(presented(req.headers()).unwrap_or("")) {
+        st.ingestor.metrics.limited("unauthorized");
+        let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid token");
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return refuse(&st, req, r).await;
     }
     next.run(req).await
 }
 
-fn store_unavailable(e: impl std::fmt::Display) -> Response {
+fn store_unavailable(e: &crate::store::StoreError) -> Response {
     tracing::error!(error = %e, "store failure: events not accepted");
-    (
+    let mut r = error(
         StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({"error": "store unavailable; nothing was accepted"})),
-    )
-        .into_response()
+        format!("store unavailable ({}); nothing was accepted", e.kind()),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
@@ -107,9 +162,20 @@ async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
                 .into_response();
         }
     };
+    if items.len() > st.max_batch_events {
+        st.ingestor.metrics.limited("batch_size");
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "batch has {} events, over the limit of {} (server.max_batch_events); nothing was accepted",
+                items.len(),
+                st.max_batch_events
+            ),
+        );
+    }
     let results = match st.ingestor.ingest(items).await {
         Ok(r) => r,
-        Err(e) => return store_unavailable(e),
+        Err(e) => return store_unavailable(&e),
     };
     let accepted = results.iter().filter(|r| r.is_ok()).count();
     let listed: Vec<Value> = results
@@ -218,7 +284,7 @@ fn entry_to_event(entry: &Value) -> Result<String, (&'static str, String)> {
     let source = required("Source")?;
     let detail_type = required("DetailType")?;
     let detail_text = required("Detail")?;
-    let detail: Value = match serde_json::from_str(&detail_text) {
+    let detail: Value = match crate::strict_json::from_str(&detail_text) {
         Ok(v @ Value::Object(_)) => v,
         _ => return Err(("MalformedDetail", "Detail is malformed.".into())),
     };

@@ -5,6 +5,9 @@
 //! one transaction, then wake the worker. It returns only after the store has committed, so a caller
 //! that answers "accepted" after it never acknowledges anything that is not durable. Invalid events
 //! are rejected one by one (index-aligned results); a store failure fails the whole call.
+//!
+//! The HTTP door's parts: [`server`] (accept loop: connection limit, header timeout, TLS from [`tls`]),
+//! [`http`] (routes), [`rate`] (per-client limit), [`auth`] (tokens), [`body`] (bounded body reads).
 
 use std::sync::Arc;
 
@@ -16,8 +19,13 @@ use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError};
 
+pub mod auth;
+pub mod body;
 pub mod http;
+pub mod rate;
+pub mod server;
 pub mod stdin;
+pub mod tls;
 
 /// Shared by every ingest door.
 #[derive(Clone)]

@@ -53,6 +53,19 @@ pub enum StoreError {
     NotFound(String),
 }
 
+impl StoreError {
+    /// A short description for clients (503 bodies): the kind of failure, without paths or data.
+    pub fn kind(&self) -> String {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => e.to_string(),
+            StoreError::Sqlite(_) => "database error".into(),
+            StoreError::DataDir { .. } => "data directory unavailable".into(),
+            StoreError::Join(_) => "internal error".into(),
+            StoreError::NotFound(_) => "not found".into(),
+        }
+    }
+}
+
 /// A new delivery to store with its event.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {

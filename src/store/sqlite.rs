@@ -31,6 +31,11 @@
 //! all leases at start-up so that pending deliveries resume at once. CLI tools (`dlq`) open without
 //! recovery and may run beside the daemon (WAL allows concurrent readers; writes wait on a busy timeout).
 //!
+//! Full or read-only disk: a failed write rolls the transaction back, so `accept` either commits
+//! everything or returns the error (ingest answers 503, nothing acknowledged). `store.max_db_bytes`
+//! caps the database through `max_page_count`, which fails writes with the same SQLITE_FULL a full disk
+//! gives. Delivery goes on while ingest is refused (acks only delete rows).
+//!
 //! Concurrency: one connection behind a mutex; every call runs on tokio's blocking pool, never on an
 //! async worker thread.
 
@@ -204,6 +209,18 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`; `recover` clears stale leases.
     pub fn open(data_dir: &Path, recover: bool) -> Result<Self, StoreError> {
+        Self::open_with_limit(data_dir, recover, 0)
+    }
+
+    /// Like [`SqliteStore::open`], with the database capped at about `max_bytes` (0: no cap) from the
+    /// first write on. Writes that would grow it further fail with SQLite's "database or disk is full",
+    /// exactly as on a full disk: at start-up the daemon refuses to start, while running ingest
+    /// answers 503.
+    pub fn open_with_limit(
+        data_dir: &Path,
+        recover: bool,
+        max_bytes: u64,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
@@ -213,6 +230,11 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        if max_bytes > 0 {
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
         if recover {

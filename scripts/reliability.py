@@ -1,0 +1,630 @@
+#!/usr/bin/env python3
+"""The crash, outage and load runs of scripts/{crash,outage,load} (Python 3, standard library only).
+
+Everything runs on loopback: the release binary `scanbridge serve` in a temporary home, a local
+webhook receiver (this file, or examples/bare for load), and a load generator. Each run is bounded in
+time and count, prints a summary table, and exits 1 if an event that got 202 was not delivered.
+
+    scripts/reliability.py crash  [--kills 20] [--rate 150]
+    scripts/reliability.py outage [--phase 4]
+    scripts/reliability.py load   [--step 5] [--max-conns 32]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("SCANBRIDGE_BIN", os.path.join(ROOT, "target", "release", "scanbridge"))
+BARE = os.path.join(ROOT, "target", "release", "examples", "bare")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def table(title, rows):
+    """Prints rows of (name, value) as a two-column table."""
+    width = max(len(str(k)) for k, _ in rows)
+    print(f"\n{title}")
+    print("-" * (width + 24))
+    for k, v in rows:
+        print(f"{str(k):<{width}}  {v}")
+    print("-" * (width + 24))
+
+
+# ---- receiver -------------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A webhook receiver: records (path, event id) of every delivery it answers 200 to.
+
+    mode: "ok" (200), "500", "timeout" (sleeps past the target timeout, then 200 too late), or
+    "refuse" (the listening socket is closed: connection refused)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.got = {}  # (path, event id) -> count
+        self.attempts = 0
+        self.mode = "ok"
+        self.server = None
+        self.start()
+
+    def start(self):
+        me = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(n)
+                with me.lock:
+                    me.attempts += 1
+                    mode = me.mode
+                if mode == "500":
+                    self.send_response(500)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                if mode == "timeout":
+                    time.sleep(2.5)
+                    try:
+                        self.send_response(500)
+                        self.send_header("content-length", "0")
+                        self.end_headers()
+                    except OSError:
+                        pass
+                    return
+                try:
+                    ev = json.loads(body)
+                    key = (self.path, ev.get("id"))
+                except ValueError:
+                    key = (self.path, None)
+                with me.lock:
+                    me.got[key] = me.got.get(key, 0) + 1
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a connection reset by a killed daemon is expected here
+
+        self.server = Server(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def refuse(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def delivered(self, path):
+        with self.lock:
+            return {i: n for (p, i), n in self.got.items() if p == path}
+
+
+# ---- daemon ---------------------------------------------------------------------------------------
+
+
+class Daemon:
+    def __init__(self, config, port):
+        self.config = config
+        self.port = port
+        self.proc = None
+        self.log = open(config + ".log", "ab")
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--config", self.config, "--listen", f"127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "RUST_LOG": "warn,scanbridge::cli::serve=info"},
+        )
+        deadline = time.time() + 20
+        buf = b""
+        while b"listening on" not in buf:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise SystemExit(f"daemon exited before listening:\n{buf.decode()}")
+            buf += line
+            if time.time() > deadline:
+                raise SystemExit("daemon did not listen in 20 s")
+        self.log.write(buf)
+        threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
+
+    def _drain(self, proc):
+        for line in proc.stderr:
+            self.log.write(line)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def rss_kib(self):
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+
+    def metrics(self):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            c.request("GET", "/metrics")
+            return c.getresponse().read().decode()
+        except OSError:
+            return ""
+
+
+def metric(text, series):
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def write_home(home, targets, rules, extra=""):
+    os.makedirs(os.path.join(home, "rules"), exist_ok=True)
+    for name, body in rules.items():
+        with open(os.path.join(home, "rules", name), "w") as f:
+            json.dump(body, f)
+    cfg = os.path.join(home, "config.toml")
+    with open(cfg, "w") as f:
+        f.write(
+            f'[server]\nrate_limit = 0.0\n\n[store]\ndata_dir = "{home}/data"\n\n'
+            f'[rules]\ndir = "{home}/rules"\nwatch = false\n\n'
+            '[delivery]\nworkers = 8\npoll_interval = "50ms"\ninitial_backoff = "100ms"\n'
+            'max_backoff = "1s"\n\n[log]\nlevel = "warn"\n\n'
+        )
+        f.write(extra)
+        f.write(targets)
+    return cfg
+
+
+def post(port, body, timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("POST", "/events", body=body, headers={"content-type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+# ---- load generator used by crash and outage --------------------------------------------------------
+
+
+class Producer:
+    """Threads that post batches of 1-5 events with unique ids at about `rate` events/s in total and
+    record which ids got 202 (accepted or duplicate of an accepted one)."""
+
+    def __init__(self, port, rate, threads=4, make=None):
+        self.port, self.rate, self.threads = port, rate, threads
+        self.accepted = set()
+        self.unanswered = 0
+        self.refused = 0
+        self.sent = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.make = make or (lambda i: {"id": i, "source": "ci", "detail-type": "t", "detail": {}})
+        self.workers = [threading.Thread(target=self.run, args=(t,), daemon=True) for t in range(threads)]
+
+    def start(self):
+        for w in self.workers:
+            w.start()
+
+    def run(self, t):
+        seq = 0
+        per_thread = self.rate / self.threads
+        while not self.stop.is_set():
+            n = random.randint(1, 5)
+            ids = [f"t{t}-{seq + k}" for k in range(n)]
+            seq += n
+            body = "\n".join(json.dumps(self.make(i)) for i in ids)
+            started = time.time()
+            try:
+                status, data = post(self.port, body)
+                with self.lock:
+                    self.sent += n
+                if status == 202:
+                    res = json.loads(data)["results"]
+                    with self.lock:
+                        for i, r in zip(ids, res):
+                            if r["status"] in ("accepted", "duplicate"):
+                                self.accepted.add(i)
+                else:
+                    with self.lock:
+                        self.refused += n
+            except (OSError, http.client.HTTPException):
+                # The daemon died mid-request: the client cannot know; not counted as accepted.
+                with self.lock:
+                    self.sent += n
+                    self.unanswered += n
+                time.sleep(0.05)
+            wait = n / per_thread - (time.time() - started)
+            if wait > 0:
+                time.sleep(wait)
+
+    def finish(self):
+        self.stop.set()
+        for w in self.workers:
+            w.join()
+
+
+def wait_delivered(rx, expected, deadline_s):
+    """Waits until every (path -> ids) expectation is met or the deadline passes."""
+    deadline = time.time() + deadline_s
+    while time.time() < deadline:
+        if all(ids <= set(rx.delivered(p)) for p, ids in expected.items()):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def report(title, rx, expected, extra_rows, accepted):
+    rows = [("events accepted (202)", len(accepted))]
+    lost_total = 0
+    for path, ids in expected.items():
+        got = rx.delivered(path)
+        lost = ids - set(got)
+        dups = sum(n - 1 for i, n in got.items() if i in ids and n > 1)
+        lost_total += len(lost)
+        rows += [
+            (f"{path}: expected", len(ids)),
+            (f"{path}: delivered", len(ids & set(got))),
+            (f"{path}: LOST", len(lost)),
+            (f"{path}: duplicate deliveries", dups),
+        ]
+        if lost:
+            print(f"lost on {path}: {sorted(lost)[:20]}", file=sys.stderr)
+    rows += extra_rows
+    table(title, rows)
+    return lost_total
+
+
+# ---- crash ---------------------------------------------------------------------------------------
+
+
+def crash(args):
+    home = tempfile.mkdtemp(prefix="scanbridge-crash-")
+    rx = Receiver()
+    targets = "".join(
+        f'[targets.{n}]\ntype = "webhook"\nurl = "{rx.url("/" + n)}"\ntimeout = "2s"\n\n'
+        for n in ("a", "b", "crit")
+    )
+    rules = {
+        "all.json": {"name": "all", "event_pattern": {"source": ["ci"]}, "targets": ["a", "b"]},
+        "crit.json": {
+            "name": "crit",
+            "event_pattern": {"detail": {"severity": ["CRITICAL"]}},
+            "targets": ["crit"],
+        },
+    }
+    cfg = write_home(home, targets, rules)
+    port = free_port()
+    d = Daemon(cfg, port)
+    d.start()
+
+    def make(i):
+        sev = "CRITICAL" if hash(i) % 4 == 0 else "LOW"
+        return {"id": i, "source": "ci", "detail-type": "scan", "detail": {"severity": sev}}
+
+    p = Producer(port, args.rate, make=make)
+    p.start()
+    started = time.time()
+    downtime = 0.0
+    for k in range(args.kills):
+        time.sleep(random.uniform(0.2, 1.2))
+        d.kill9()
+        t0 = time.time()
+        d.start()
+        downtime += time.time() - t0
+        print(f"kill -9 #{k + 1}: restarted in {time.time() - t0:.2f}s, {len(p.accepted)} accepted so far", flush=True)
+    p.finish()
+    run_s = time.time() - started
+    accepted = set(p.accepted)
+    crit = {i for i in accepted if make(i)["detail"]["severity"] == "CRITICAL"}
+    expected = {"/a": accepted, "/b": accepted, "/crit": crit}
+    ok = wait_delivered(rx, expected, 60)
+    depth = metric(d.metrics(), "scanbridge_queue_depth")
+    d.stop()
+    delivered_unacked = len(set(rx.delivered("/a")) - accepted)
+    lost = report(
+        f"scripts/crash: {args.kills} x kill -9 under load ({run_s:.0f}s)",
+        rx,
+        expected,
+        [
+            ("kill -9 + restart", args.kills),
+            ("mean restart time (s)", f"{downtime / max(args.kills, 1):.2f}"),
+            ("events sent", p.sent),
+            ("no answer (daemon killed mid-request)", p.unanswered),
+            ("delivered without a 202 (committed, answer lost)", delivered_unacked),
+            ("outbox depth at the end", int(depth)),
+            ("all delivered within 60 s", ok),
+        ],
+        accepted,
+    )
+    shutil.rmtree(home, ignore_errors=True)
+    return 1 if lost else 0
+
+
+# ---- outage --------------------------------------------------------------------------------------
+
+
+def outage(args):
+    home = tempfile.mkdtemp(prefix="scanbridge-outage-")
+    rx = Receiver()
+    targets = (
+        f'[targets.hook]\ntype = "webhook"\nurl = "{rx.url("/hook")}"\ntimeout = "1s"\n'
+        '[targets.hook.retry]\ninitial_backoff = "200ms"\nmax_backoff = "2s"\n\n'
+        f'[targets.short]\ntype = "webhook"\nurl = "{rx.url("/short")}"\ntimeout = "1s"\n'
+        f'[targets.short.retry]\ninitial_backoff = "200ms"\nmax_backoff = "2s"\nmax_age = "{args.max_age}s"\n\n'
+    )
+    rules = {"all.json": {"name": "all", "event_pattern": {"source": ["ci"]}, "targets": ["hook", "short"]}}
+    cfg = write_home(home, targets, rules)
+    port = free_port()
+    d = Daemon(cfg, port)
+    d.start()
+    p = Producer(port, args.rate, threads=2)
+    p.start()
+    phases = [("ok", 1), ("500", args.phase), ("timeout", args.phase), ("refuse", args.phase)]
+    timeline = []
+    for mode, secs in phases:
+        if mode == "refuse":
+            rx.refuse()
+        rx.mode = mode
+        t_end = time.time() + secs
+        while time.time() < t_end:
+            time.sleep(1)
+            m = d.metrics()
+            timeline.append(
+                (mode, int(metric(m, "scanbridge_queue_depth")),
+                 int(metric(m, 'scanbridge_deliveries_total{target="hook",outcome="retryable"}')))
+            )
+    p.finish()
+    accepted_during = set(p.accepted)
+    outage_end = time.time()
+    rx.mode = "ok"
+    rx.start()
+    # After recovery: a few more events, delivered at once.
+    after = Producer(port, args.rate, threads=2)
+    after.start()
+    time.sleep(1)
+    after.finish()
+    accepted = accepted_during | after.accepted
+    ok = wait_delivered(rx, {"/hook": accepted}, 60)
+    recovered_in = time.time() - outage_end
+    m = d.metrics()
+    with open(os.path.join(ROOT, "target", "outage-metrics.txt"), "w") as f:
+        f.write(m)
+    d.stop()
+    dl = subprocess.run([BIN, "dlq", "list", "--json", "--config", cfg], capture_output=True, text=True)
+    dead = [json.loads(line) for line in dl.stdout.splitlines() if line.strip()]
+    dead_short = [x for x in dead if x["target"] == "short"]
+    reasons = {}
+    for x in dead_short:
+        r = re.sub(r"\d+", "N", x["reason"])
+        reasons[r] = reasons.get(r, 0) + 1
+    short_got = set(rx.delivered("/short"))
+    short_dead = {x["event_id"] for x in dead_short}
+    short_unaccounted = accepted - short_got - short_dead
+    print("\nqueue depth and retryable attempts over time (one sample a second):")
+    for mode, depth, retr in timeline:
+        print(f"  receiver {mode:<8} outbox depth {depth:>5}  hook retryable attempts {retr:>6}")
+    print("\nbackoff schedule (target hook: mean scheduled delay by failed attempt number):")
+    for n in [str(i) for i in range(1, 11)] + ["11+"]:
+        cnt = metric(m, f'scanbridge_retries_scheduled_total{{target="hook",attempt="{n}"}}')
+        tot = metric(m, f'scanbridge_retry_delay_seconds_total{{target="hook",attempt="{n}"}}')
+        if cnt:
+            print(f"  after attempt {n:>3}: {int(cnt):>5} retries, mean delay {tot / cnt:6.3f}s")
+    lost = report(
+        f"scripts/outage: 500s, timeouts, refused connections ({args.phase}s each)",
+        rx,
+        {"/hook": accepted},
+        [
+            ("hook: all delivered within 60 s of recovery", ok),
+            ("hook: last delivery after recovery (s)", f"{recovered_in:.1f}"),
+            (f"short (max_age {args.max_age}s): delivered", len(short_got & accepted)),
+            ("short: dead letters", len(short_dead)),
+            ("short: neither delivered nor dead-lettered", len(short_unaccounted)),
+        ],
+        accepted,
+    )
+    print("dead-letter reasons of 'short' (digits shown as N):")
+    for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:>5} x {r}")
+    shutil.rmtree(home, ignore_errors=True)
+    return 1 if lost or short_unaccounted else 0
+
+
+# ---- load ----------------------------------------------------------------------------------------
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.body = '{"source":"ci","detail-type":"scan","detail":{"repository-name":"prod/api","severity":"CRITICAL","n":1}}'
+done = function(summary, latency, requests)
+  local errs = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout
+  io.write(string.format("WRK %d %f %d %d %d\\n", summary.requests, summary.duration / 1e6, errs,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk(port, conns, secs, script):
+    out = subprocess.run(
+        ["wrk", "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{secs}s", "--timeout", "5s",
+         "-s", script, f"http://127.0.0.1:{port}/events"],
+        capture_output=True, text=True,
+    ).stdout
+    line = [l for l in out.splitlines() if l.startswith("WRK ")][0].split()
+    reqs, dur, errs, p50, p99 = int(line[1]), float(line[2]), int(line[3]), int(line[4]), int(line[5])
+    return {"rps": reqs / dur, "errors": errs, "reqs": reqs, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000}
+
+
+def histogram(text):
+    name = "scanbridge_delivery_latency_seconds_bucket"
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            le = line.split('le="')[1].split('"')[0]
+            out.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return out
+
+
+def quantile(before, after, q):
+    """The upper bound of the bucket holding quantile q of the observations between two scrapes."""
+    diff = [(le, a - b) for (le, a), (_, b) in zip(after, before)]
+    total = diff[-1][1] if diff else 0
+    if total == 0:
+        return None
+    for le, n in diff:
+        if n >= q * total:
+            return le
+    return float("inf")
+
+
+DELIVERED = 'scanbridge_deliveries_total{target="hook",outcome="delivered"}'
+
+
+def load(args):
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    home = tempfile.mkdtemp(prefix="scanbridge-load-")
+    script = os.path.join(home, "post.lua")
+    with open(script, "w") as f:
+        f.write(WRK_LUA)
+    bare = subprocess.Popen([BARE, "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    bare_port = int(bare.stdout.readline().rsplit(":", 1)[1])
+    targets = f'[targets.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{bare_port}/hook"\ntimeout = "5s"\n\n'
+    rules = {"crit.json": {"name": "crit", "event_pattern": {"detail": {"severity": ["CRITICAL"]}}, "targets": ["hook"]}}
+    cfg = write_home(home, targets, rules, extra="")
+    port = free_port()
+    d = Daemon(cfg, port)
+    d.start()
+    mem = []
+    stop = threading.Event()
+
+    def sample():
+        t0 = time.time()
+        while not stop.is_set():
+            mem.append((time.time() - t0, d.rss_kib()))
+            time.sleep(1)
+
+    threading.Thread(target=sample, daemon=True).start()
+    rows = []
+    base_p99 = None
+    conns = 1
+    while conns <= args.max_conns:
+        b = wrk(bare_port, conns, args.step, script)
+        m0 = d.metrics()
+        before, delivered0, t0 = histogram(m0), metric(m0, DELIVERED), time.time()
+        s = wrk(port, conns, args.step, script)
+        # Let the outbox drain before reading the delivery latencies of this step.
+        deadline = time.time() + 60
+        while metric(d.metrics(), "scanbridge_queue_depth") > 0 and time.time() < deadline:
+            time.sleep(0.2)
+        m1 = d.metrics()
+        after = histogram(m1)
+        s["delivery_rate"] = (metric(m1, DELIVERED) - delivered0) / (time.time() - t0)
+        s["drain_s"] = time.time() - t0 - args.step
+        p50, p99 = quantile(before, after, 0.5), quantile(before, after, 0.99)
+        rows.append((conns, b, s, p50, p99, d.rss_kib()))
+        print(f"conns {conns:>3}: bare {b['rps']:>8.0f} req/s  scanbridge {s['rps']:>7.0f} ev/s "
+              f"(p99 {s['p99_ms']:.1f} ms, errors {s['errors']}), delivery p50<={p50}s p99<={p99}s", flush=True)
+        base_p99 = base_p99 or s["p99_ms"]
+        if s["errors"] > 0.01 * max(s["reqs"], 1) or s["p99_ms"] > 20 * max(base_p99, 1):
+            print("latency or errors rose: stopping")
+            break
+        conns *= 2
+    # Soak: a constant load for a while; memory must stay flat.
+    soak_conns = 4
+    rss_before = d.rss_kib()
+    soak = wrk(port, soak_conns, args.soak, script)
+    rss_after = d.rss_kib()
+    stop.set()
+    m = d.metrics()
+    accepted = metric(m, "scanbridge_events_accepted_total")
+    d.stop()
+    bare_got = subprocess.run(["curl", "-s", f"http://127.0.0.1:{bare_port}/count"], capture_output=True, text=True).stdout
+    bare.terminate()
+    print(f"\nscripts/load: wrk, {args.step}s per step, closed loop (each connection sends the next request "
+          "when the previous is answered), 1 event per request")
+    print(f"{'conns':>5} | {'bare req/s':>10} {'bare p99':>9} | {'durable ev/s':>12} {'p50':>7} {'p99':>8} {'errors':>6} | "
+          f"{'ratio':>5} | {'deliv/s':>7} {'drain':>6} {'deliv p50':>9} {'deliv p99':>9} | {'RSS MiB':>7}")
+    for c, b, s, p50, p99, rss in rows:
+        print(f"{c:>5} | {b['rps']:>10.0f} {b['p99_ms']:>7.1f}ms | {s['rps']:>12.0f} {s['p50_ms']:>5.1f}ms "
+              f"{s['p99_ms']:>6.1f}ms {s['errors']:>6} | {s['rps'] / b['rps']:>5.2f} | "
+              f"{s['delivery_rate']:>7.0f} {s['drain_s']:>5.1f}s "
+              f"{'<=' + str(p50) + 's':>9} {'<=' + str(p99) + 's':>9} | {(rss or 0) / 1024:>7.1f}")
+    print(f"\nsoak: {soak_conns} connections for {args.soak}s: {soak['rps']:.0f} ev/s, p99 {soak['p99_ms']:.1f} ms, "
+          f"errors {soak['errors']}; RSS {(rss_before or 0) / 1024:.1f} -> {(rss_after or 0) / 1024:.1f} MiB")
+    print("\nmemory (RSS) of the daemon over time:")
+    for t, kib in mem[:: max(1, len(mem) // 12)]:
+        print(f"  t={t:5.0f}s  {(kib or 0) / 1024:6.1f} MiB")
+    deliveries = int(bare_got) if bare_got.strip().isdigit() else -1
+    table("totals", [
+        ("events accepted durably", int(accepted)),
+        ("webhook deliveries received (bare, includes its own load)", deliveries),
+        ("peak sustained durable ev/s", f"{max(s['rps'] for _, _, s, *_ in rows):.0f}"),
+    ])
+    shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("crash")
+    c.add_argument("--kills", type=int, default=20)
+    c.add_argument("--rate", type=float, default=150.0, help="events per second offered")
+    o = sub.add_parser("outage")
+    o.add_argument("--phase", type=int, default=4, help="seconds of each failure mode")
+    o.add_argument("--rate", type=float, default=40.0)
+    o.add_argument("--max-age", type=int, default=6, help="max_age of the 'short' target, seconds")
+    lo = sub.add_parser("load")
+    lo.add_argument("--step", type=int, default=5, help="seconds per concurrency step")
+    lo.add_argument("--max-conns", type=int, default=32)
+    lo.add_argument("--soak", type=int, default=20, help="seconds of constant load at the end")
+    a = ap.parse_args()
+    if not os.path.exists(BIN):
+        raise SystemExit(f"{BIN} is missing: cargo build --release")
+    sys.exit({"crash": crash, "outage": outage, "load": load}[a.cmd](a))
+
+
+if __name__ == "__main__":
+    main()
