@@ -167,13 +167,7 @@ pub(crate) fn parse_paths(v: &Value, at: &str, errs: &mut Vec<(String, String)>)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Value {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/samples")
-            .join(name);
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    }
+    use crate::testing::sample;
 
     fn default_spec() -> DedupSpec {
         DedupSpec::parse(&Value::Bool(true), "/dedup")

@@ -44,3 +44,18 @@ pub mod store;
 pub mod strict_json;
 pub mod target;
 pub mod worker;
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::Value;
+
+    /// A sample event of the shared kit (`../shared/samples/NAME`); a missing kit fails the test.
+    pub fn sample(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/samples")
+            .join(name);
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+}

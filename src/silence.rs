@@ -242,13 +242,7 @@ impl SilenceSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(name: &str) -> Value {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/samples")
-            .join(name);
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    }
+    use crate::testing::sample;
 
     fn silence(pattern: Value, expires_at_ms: i64) -> Silence {
         Silence {

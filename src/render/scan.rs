@@ -341,15 +341,8 @@ impl Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::sample;
     use serde_json::json;
-
-    fn sample(name: &str) -> Value {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/samples")
-            .join(name);
-        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        serde_json::from_str(&text).unwrap()
-    }
 
     fn counts(f: &Facts) -> Vec<u64> {
         f.counts.iter().map(|c| c.count).collect()

@@ -207,14 +207,8 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::sample;
     use serde_json::json;
-
-    fn sample(name: &str) -> Value {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/samples")
-            .join(name);
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-    }
 
     fn render_all(event: &Value) -> Vec<String> {
         let t = Templates::load(None).unwrap();
