@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Message, Outcome};
-use crate::config::{ConfigError, Secret, resolve_secret};
+use crate::config::{ConfigError, Secret};
 use crate::render::scan::{Facts, Kind};
 use crate::render::template::{Context, Templates, mrkdwn};
 use crate::retry::RetryOverrides;
@@ -55,21 +55,12 @@ fn default_timeout() -> Duration {
 
 impl SlackConfig {
     pub(crate) fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
-        let key = format!("targets.{name}.webhook_url");
-        resolve_secret(&key, &mut self.webhook_url, &self.webhook_url_file)?;
-        let Some(url) = &self.webhook_url else {
-            return Err(ConfigError::Invalid {
-                key,
-                message: "a slack target needs `webhook_url`".into(),
-            });
-        };
-        match reqwest::Url::parse(url.expose()) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-            _ => Err(ConfigError::Invalid {
-                key,
-                message: "not an http(s) URL".into(),
-            }),
-        }
+        super::required_http_url(
+            format!("targets.{name}.webhook_url"),
+            &mut self.webhook_url,
+            &self.webhook_url_file,
+            "a slack target needs `webhook_url`",
+        )
     }
 }
 

@@ -66,23 +66,12 @@ fn default_timeout() -> Duration {
 
 impl WebhookConfig {
     pub(crate) fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
-        let key = format!("targets.{name}.url");
-        resolve_secret(&key, &mut self.url, &self.url_file)?;
-        let Some(url) = &self.url else {
-            return Err(ConfigError::Invalid {
-                key,
-                message: "a webhook target needs `url`".into(),
-            });
-        };
-        match reqwest::Url::parse(url.expose()) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(ConfigError::Invalid {
-                    key,
-                    message: "not an http(s) URL".into(),
-                });
-            }
-        }
+        super::required_http_url(
+            format!("targets.{name}.url"),
+            &mut self.url,
+            &self.url_file,
+            "a webhook target needs `url`",
+        )?;
         let invalid = |k: &str, message: String| ConfigError::Invalid {
             key: format!("targets.{name}.{k}"),
             message,
