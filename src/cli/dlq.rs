@@ -2,24 +2,14 @@
 //! data directory. Safe beside a running daemon: the store is opened without lease recovery and
 //! SQLite's WAL lets both work; redriven deliveries are picked up by the daemon's next poll.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-
 use super::Outcome;
-use crate::config::Settings;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 /// Arguments of `scanbridge dlq`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file layered over the built-in defaults.
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    /// Data directory of the store (overrides `store.data_dir`).
-    #[arg(long, global = true)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::store_args::StoreArgs,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -48,10 +38,7 @@ pub enum Action {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let settings = Settings::load(args.config.as_deref())?;
-    let dir = args.data_dir.unwrap_or(settings.store.data_dir);
-    let store = SqliteStore::open(&dir, false)
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    let store = args.store.open()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -15,6 +15,7 @@ pub mod route;
 pub mod send;
 pub mod serve;
 pub mod silence;
+pub mod store_args;
 pub mod suppressed;
 pub mod test_pattern;
 

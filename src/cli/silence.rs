@@ -7,13 +7,10 @@
 //! `--expires` (a duration such as `7d`, or a date `2026-12-31`) and a `--comment`. A bad matcher, pattern
 //! or expiry is an error (exit 2) and nothing is stored.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use serde_json::Value;
 
 use super::Outcome;
-use crate::config::Settings;
 use crate::silence::{self, Silence, SilenceError};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -21,12 +18,8 @@ use crate::store::sqlite::SqliteStore;
 /// Arguments of `scanbridge silence`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file layered over the built-in defaults.
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    /// Data directory of the store (overrides `store.data_dir`).
-    #[arg(long, global = true)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::store_args::StoreArgs,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -128,8 +121,7 @@ impl AddArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let settings = Settings::load(args.config.as_deref())?;
-    let dir = args.data_dir.unwrap_or(settings.store.data_dir);
+    let dir = args.store.data_dir()?;
     let now = crate::store::now_ms();
     // Validate before touching the store, so a typo creates no data directory.
     let new = match &args.action {

@@ -2,24 +2,14 @@
 //! duplicate, not new, not worse), newest first, with the reason and what it refers to (the silence,
 //! the delivery it duplicates, the comparison made). Reads the store of the data directory.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-
 use super::Outcome;
-use crate::config::Settings;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 /// Arguments of `scanbridge suppressed`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Configuration file layered over the built-in defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Data directory of the store (overrides `store.data_dir`).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: super::store_args::StoreArgs,
     /// At most this many, newest first.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
@@ -29,10 +19,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let settings = Settings::load(args.config.as_deref())?;
-    let dir = args.data_dir.unwrap_or(settings.store.data_dir);
-    let store = SqliteStore::open(&dir, false)
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    let store = args.store.open()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
