@@ -198,11 +198,21 @@ mod tests {
             ranges.push(range(Some((i, true)), Some((i, true)))); // a point
         }
         ranges.push(range(None, None));
+        let idx = index_of(&ranges);
+        agrees(&idx, &ranges, -9..9);
+    }
+
+    fn index_of(ranges: &[Range]) -> RangeIndex {
         let mut idx = RangeIndex::default();
         for (e, r) in ranges.iter().enumerate() {
             idx.insert(r, e as u32);
         }
-        for v in -9..9 {
+        idx
+    }
+
+    /// The index finds exactly the ranges that contain each value.
+    fn agrees(idx: &RangeIndex, ranges: &[Range], values: impl IntoIterator<Item = i64>) {
+        for v in values {
             let mut got = Vec::new();
             idx.each(v, |e| got.push(e));
             got.sort_unstable();
@@ -218,20 +228,13 @@ mod tests {
         let ranges: Vec<Range> = (0..3000i64)
             .map(|i| range(Some((i, i % 3 == 0)), Some((6000 - i, i % 2 == 0))))
             .collect();
-        let mut idx = RangeIndex::default();
-        for (e, r) in ranges.iter().enumerate() {
-            idx.insert(r, e as u32);
-        }
+        let idx = index_of(&ranges);
         assert!(idx.trees.iter().any(|t| !t.flat));
-        for v in [-1, 0, 1, 17, 2999, 3000, 3001, 5999, 6000, 6001] {
-            let mut got = Vec::new();
-            idx.each(v, |e| got.push(e));
-            got.sort_unstable();
-            let want: Vec<u32> = (0..ranges.len() as u32)
-                .filter(|&e| ranges[e as usize].contains(v))
-                .collect();
-            assert_eq!(got, want, "at {v}");
-        }
+        agrees(
+            &idx,
+            &ranges,
+            [-1, 0, 1, 17, 2999, 3000, 3001, 5999, 6000, 6001],
+        );
     }
 
     #[test]
