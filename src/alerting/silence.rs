@@ -12,12 +12,14 @@
 //! notification pipeline ([`crate::alerting`]) before every attempt, so a silence added while a delivery
 //! waits for a retry stops it too.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scanbridge_pattern::Pattern;
 use serde_json::{Map, Value, json};
 
-use crate::store::Silence;
+use super::stage::{Flow, Ledger, Notice, Stage};
+use crate::store::{BoxFuture, Silence};
 
 /// Why a silence could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -209,6 +211,58 @@ impl SilenceSet {
             .iter()
             .find(|(s, p)| s.active_at(now_ms) && p.matches(event))
             .map(|(s, _)| s)
+    }
+}
+
+/// Stage 1: an active silence matching the event suppresses the delivery (`silenced`).
+pub struct SilenceStage {
+    pub ledger: Ledger,
+    /// The stored silences and their compiled set (recompiled only when the stored list changed).
+    cache: Mutex<(Vec<Silence>, Arc<SilenceSet>)>,
+}
+
+impl SilenceStage {
+    pub fn new(ledger: Ledger) -> SilenceStage {
+        SilenceStage {
+            ledger,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The stored silences, compiled; none (with an error logged) if the store cannot be read.
+    async fn set(&self, now_ms: i64) -> Arc<SilenceSet> {
+        let stored = match self.ledger.store.silences().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read silences; sending unsilenced");
+                return Arc::default();
+            }
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != stored {
+            let active = stored.iter().filter(|s| s.active_at(now_ms)).count();
+            self.ledger.metrics.silences_active(active as u64);
+            cache.1 = Arc::new(SilenceSet::new(stored.clone()));
+            cache.0 = stored;
+        }
+        cache.1.clone()
+    }
+}
+
+impl Stage for SilenceStage {
+    fn name(&self) -> &'static str {
+        "silence"
+    }
+
+    fn exec<'a>(&'a self, n: &'a Notice<'a>) -> BoxFuture<'a, Flow> {
+        Box::pin(async move {
+            let set = self.set(n.now_ms).await;
+            let Some(s) = set.find(n.event, n.now_ms) else {
+                return Flow::Next;
+            };
+            let detail = format!("silence {} ({})", s.id, s.comment);
+            self.ledger.suppress(n, "silenced", detail).await
+        })
     }
 }
 
