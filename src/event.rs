@@ -6,7 +6,7 @@
 //! present must have EventBridge's types. An object with a repeated key is rejected (see
 //! [`crate::strict_json`]). Validation is pure; nothing here does I/O.
 
-use std::time::SystemTime;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -45,13 +45,15 @@ pub struct Event {
     pub body: String,
 }
 
-/// The current time in EventBridge's format (RFC 3339, seconds, UTC).
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+/// A time in EventBridge's format (RFC 3339, seconds, UTC): `2026-12-31T00:00:00Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// Validates and normalises one event given as JSON text.
-pub fn validate(raw: &str, rules: &EnvelopeRules) -> Result<Event, Rejection> {
+/// Validates and normalises one event given as JSON text, accepted at `now_ms` (its `time` when it
+/// has none).
+pub fn validate(raw: &str, rules: &EnvelopeRules, now_ms: i64) -> Result<Event, Rejection> {
     if raw.len() > rules.max_event_bytes {
         return Err(Rejection::TooLarge {
             size: raw.len(),
@@ -63,7 +65,7 @@ pub fn validate(raw: &str, rules: &EnvelopeRules) -> Result<Event, Rejection> {
     let Value::Object(mut m) = value else {
         return Err(Rejection::NotObject);
     };
-    normalise(&mut m, rules)?;
+    normalise(&mut m, rules, now_ms)?;
     let id = m["id"].as_str().expect("normalised").to_owned();
     let value = Value::Object(m);
     let body = value.to_string();
@@ -76,7 +78,11 @@ pub fn validate(raw: &str, rules: &EnvelopeRules) -> Result<Event, Rejection> {
     Ok(Event { id, value, body })
 }
 
-fn normalise(m: &mut Map<String, Value>, rules: &EnvelopeRules) -> Result<(), Rejection> {
+fn normalise(
+    m: &mut Map<String, Value>,
+    rules: &EnvelopeRules,
+    now_ms: i64,
+) -> Result<(), Rejection> {
     for field in ["source", "detail-type"] {
         match m.get(field) {
             None | Some(Value::Null) => return Err(Rejection::Missing(field)),
@@ -99,18 +105,18 @@ fn normalise(m: &mut Map<String, Value>, rules: &EnvelopeRules) -> Result<(), Re
             });
         }
     }
-    type Fill = fn(&EnvelopeRules) -> String;
+    type Fill = fn(&EnvelopeRules, i64) -> String;
     let defaults: [(&'static str, Fill); 5] = [
-        ("version", |_| "0".to_owned()),
-        ("id", |_| uuid::Uuid::new_v4().to_string()),
-        ("time", |_| now_rfc3339()),
-        ("account", |r| r.account.clone()),
-        ("region", |r| r.region.clone()),
+        ("version", |_, _| "0".to_owned()),
+        ("id", |_, _| uuid::Uuid::new_v4().to_string()),
+        ("time", |_, now| rfc3339(now)),
+        ("account", |r, _| r.account.clone()),
+        ("region", |r, _| r.region.clone()),
     ];
     for (field, make) in defaults {
         match m.get(field) {
             None | Some(Value::Null) => {
-                m.insert(field.to_owned(), Value::String(make(rules)));
+                m.insert(field.to_owned(), Value::String(make(rules, now_ms)));
             }
             Some(Value::String(s)) if !(field == "id" && s.is_empty()) => {}
             Some(_) => {
@@ -140,6 +146,8 @@ fn normalise(m: &mut Map<String, Value>, rules: &EnvelopeRules) -> Result<(), Re
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_700_000_000_000;
+
     fn rules() -> EnvelopeRules {
         EnvelopeRules {
             max_event_bytes: 1024,
@@ -150,12 +158,20 @@ mod tests {
 
     #[test]
     fn fills_missing_envelope_fields() {
-        let e = validate(r#"{"source":"ci","detail-type":"t","detail":{}}"#, &rules()).unwrap();
+        let e = validate(
+            r#"{"source":"ci","detail-type":"t","detail":{}}"#,
+            &rules(),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(e.id.len(), 36);
         assert_eq!(e.value["account"], "111");
         assert_eq!(e.value["region"], "eu-west-1");
         assert_eq!(e.value["resources"], serde_json::json!([]));
-        assert!(e.value["time"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(
+            e.value["time"], "2023-11-14T22:13:20Z",
+            "the acceptance time"
+        );
         let again: Value = serde_json::from_str(&e.body).unwrap();
         assert_eq!(again, e.value);
     }
@@ -165,6 +181,7 @@ mod tests {
         let e = validate(
             r#"{"id":"x1","source":"s","detail-type":"t","detail":{}}"#,
             &rules(),
+            NOW,
         )
         .unwrap();
         assert_eq!(e.id, "x1");
@@ -173,17 +190,17 @@ mod tests {
     #[test]
     fn rejections() {
         let r = rules();
-        assert_eq!(validate("[1]", &r).unwrap_err(), Rejection::NotObject);
+        assert_eq!(validate("[1]", &r, NOW).unwrap_err(), Rejection::NotObject);
         assert!(matches!(
-            validate("{", &r).unwrap_err(),
+            validate("{", &r, NOW).unwrap_err(),
             Rejection::Malformed(_)
         ));
         assert_eq!(
-            validate(r#"{"detail-type":"t","detail":{}}"#, &r).unwrap_err(),
+            validate(r#"{"detail-type":"t","detail":{}}"#, &r, NOW).unwrap_err(),
             Rejection::Missing("source")
         );
         assert_eq!(
-            validate(r#"{"source":"s","detail-type":"t","detail":"x"}"#, &r).unwrap_err(),
+            validate(r#"{"source":"s","detail-type":"t","detail":"x"}"#, &r, NOW).unwrap_err(),
             Rejection::WrongType {
                 field: "detail",
                 expected: "a JSON object"
@@ -194,7 +211,7 @@ mod tests {
             "a".repeat(2000)
         );
         assert!(matches!(
-            validate(&big, &r).unwrap_err(),
+            validate(&big, &r, NOW).unwrap_err(),
             Rejection::TooLarge { .. }
         ));
     }

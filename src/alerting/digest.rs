@@ -192,7 +192,7 @@ impl DigestStage {
                 &labels,
                 &members,
                 window,
-                &crate::alerting::silence::format_ms(now),
+                &crate::event::rfc3339(now),
             );
             let digest_event = NewEvent {
                 id: id.clone(),

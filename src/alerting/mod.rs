@@ -45,9 +45,10 @@ pub(crate) use options::NotifyOn;
 pub use options::{AlertOptions, RuleOptions};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use stage::MultiStage;
-/// For other rooms' unit tests: the real shapes of deltas and digests.
+/// For other rooms' unit tests: the real shapes of deltas and digests, a clock that stands still.
 #[cfg(test)]
 pub(crate) use {
+    clock::ManualClock,
     digest::digest_event,
     history::{Previous as HistoryPrevious, delta, observe},
 };
@@ -152,7 +153,6 @@ impl Alerting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::clock::ManualClock;
     use crate::router::{Router, RouterHandle};
     use crate::store::Silence;
     use crate::store::sqlite::SqliteStore;
@@ -178,7 +178,7 @@ mod tests {
         };
         let rule = crate::rules::parse_rule(&rule, &known).unwrap();
         let router = Arc::new(RouterHandle::new(Router::new(vec![rule], Arc::default())));
-        let clock = ManualClock::at(crate::store::now_ms());
+        let clock = ManualClock::at(1_700_000_000_000);
         let metrics = Arc::new(Metrics::default());
         let alerting = Alerting::new(
             router,
@@ -209,24 +209,31 @@ mod tests {
             let id = event["id"].as_str().unwrap().to_owned();
             let d = delivery_id(&id, "r", "hook");
             self.store
-                .accept(vec![NewEvent {
-                    id,
-                    body: event.to_string(),
-                    deliveries: vec![NewDelivery {
-                        id: d.clone(),
-                        rule: "r".into(),
-                        target: "hook".into(),
-                        input: None,
+                .accept(
+                    vec![NewEvent {
+                        id,
+                        body: event.to_string(),
+                        deliveries: vec![NewDelivery {
+                            id: d.clone(),
+                            rule: "r".into(),
+                            target: "hook".into(),
+                            input: None,
+                        }],
+                        history: crate::alerting::history_update(&event),
                     }],
-                    history: crate::alerting::history_update(&event),
-                }])
+                    self.clock.now_ms(),
+                )
                 .await
                 .unwrap();
             self.gate_leased().await
         }
 
         async fn gate_leased(&self) -> Verdict {
-            let mut leased = self.store.lease(1, Duration::from_secs(60)).await.unwrap();
+            let mut leased = self
+                .store
+                .lease(1, Duration::from_secs(60), self.clock.now_ms())
+                .await
+                .unwrap();
             let d = leased.pop().expect("a due delivery");
             let event: Value = serde_json::from_str(&d.body).unwrap();
             let v = self.alerting.gate(&d, &event).await;
@@ -325,7 +332,11 @@ mod tests {
         assert_eq!(r.alerting.flush_due().await, 0, "group_wait not over");
         r.clock.advance(Duration::from_millis(1));
         assert_eq!(r.alerting.flush_due().await, 1);
-        let d = r.store.lease(10, Duration::from_secs(60)).await.unwrap();
+        let d = r
+            .store
+            .lease(10, Duration::from_secs(60), r.clock.now_ms())
+            .await
+            .unwrap();
         assert_eq!(d.len(), 1, "one digest delivery for two matches");
         let digest: Value = serde_json::from_str(&d[0].body).unwrap();
         assert_eq!(digest["detail"]["count"], 2);
@@ -360,8 +371,15 @@ mod tests {
         assert_eq!(r.offer(scan("e2", 1)).await, Verdict::Held);
         assert_eq!(r.store.depth().await.unwrap(), 1, "queued, not dropped");
         assert!(r.reasons().await.is_empty());
+        assert!(
+            r.store
+                .lease(1, Duration::from_secs(60), r.clock.now_ms())
+                .await
+                .unwrap()
+                .is_empty(),
+            "postponed: not due before the bucket has a token"
+        );
         r.clock.advance(Duration::from_secs(1));
-        tokio::time::sleep(Duration::from_millis(1100)).await; // the outbox due time is wall time
         assert!(matches!(r.gate_leased().await, Verdict::Send(_)));
     }
 }

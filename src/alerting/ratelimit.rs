@@ -116,7 +116,12 @@ impl Stage for RateLimitStage {
             tracing::debug!(delivery = %d.id, target = %d.target, wait_ms = wait.as_millis() as u64,
                 "rate limited; queued");
             self.ledger.metrics.delayed(&d.target);
-            if let Err(e) = self.ledger.store.postpone(d.id.clone(), wait).await {
+            if let Err(e) = self
+                .ledger
+                .store
+                .postpone(d.id.clone(), wait, n.now_ms)
+                .await
+            {
                 tracing::error!(delivery = %d.id, error = %e, "cannot postpone (lease will expire)");
             }
             Flow::Held

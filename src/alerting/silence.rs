@@ -172,12 +172,6 @@ pub fn parse_expires(text: &str, now_ms: i64) -> Result<i64, SilenceError> {
     Ok(at)
 }
 
-/// Milliseconds since the epoch as `2026-12-31T00:00:00Z`.
-pub fn format_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// A new silence id: 12 hex digits.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
@@ -356,7 +350,7 @@ mod tests {
         assert_eq!(parse_expires("7d", now).unwrap(), now + 7 * 86_400_000);
         assert_eq!(parse_expires("90m", now).unwrap(), now + 90 * 60_000);
         let d = parse_expires("2030-01-01", now).unwrap();
-        assert_eq!(format_ms(d), "2030-01-01T00:00:00Z");
+        assert_eq!(crate::event::rfc3339(d), "2030-01-01T00:00:00Z");
         let t = parse_expires("2030-01-01T18:30:00Z", now).unwrap();
         assert_eq!(t - d, (18 * 60 + 30) * 60_000);
         assert!(matches!(

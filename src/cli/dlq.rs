@@ -69,7 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             }
             Action::Redrive { id, all: _ } => {
-                let n = store.redrive(id).await?;
+                let n = store
+                    .redrive(id, crate::alerting::system_clock().now_ms())
+                    .await?;
                 println!("redriven: {n}");
             }
             Action::Purge => {

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use super::Outcome;
+use crate::alerting::SharedClock;
 use crate::event::{EnvelopeRules, Event};
 use crate::notify::{Message, Targets};
 use crate::router::Router;
@@ -39,6 +40,8 @@ pub struct Args {
 /// Settings, router and targets, built as `serve` builds them but without a store or a server.
 pub(crate) struct Offline {
     pub settings: Settings,
+    /// Wall time, read as the daemon reads its clock.
+    pub clock: SharedClock,
     pub router: Router,
     pub targets: Targets,
     pub topics: Arc<crate::notify::topic::Topics>,
@@ -67,6 +70,7 @@ impl Offline {
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
         Ok(Offline {
+            clock: crate::alerting::system_clock(),
             router: Router::new(rules, topics.clone()),
             settings,
             targets,
@@ -81,7 +85,8 @@ impl Offline {
             account: self.settings.aws.account.clone(),
             region: self.settings.aws.region.clone(),
         };
-        crate::event::validate(text, &rules).map_err(|e| anyhow::anyhow!("invalid event: {e}"))
+        crate::event::validate(text, &rules, self.clock.now_ms())
+            .map_err(|e| anyhow::anyhow!("invalid event: {e}"))
     }
 }
 
@@ -132,11 +137,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| offline.settings.store.data_dir.clone());
     match silences(&data_dir) {
         Ok(set) => {
-            if let Some(s) = set.find(&event.value, crate::store::now_ms()) {
+            if let Some(s) = set.find(&event.value, offline.clock.now_ms()) {
                 println!(
                     "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
                     s.id,
-                    crate::alerting::silence::format_ms(s.expires_at_ms),
+                    crate::event::rfc3339(s.expires_at_ms),
                     s.comment,
                     s.created_by
                 );
@@ -220,6 +225,7 @@ fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
         event: &event.value,
         payload: &payload,
         delta: None,
+        now_ms: offline.clock.now_ms(),
     };
     match offline.targets.get(&d.target) {
         Some((target, _)) => match target.preview(&msg) {

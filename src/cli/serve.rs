@@ -116,6 +116,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         templates,
     )?);
 
+    // The one clock every room reads "now" from.
+    let clock = crate::alerting::system_clock();
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
@@ -132,8 +134,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             region: settings.aws.region.clone(),
         },
         wake: wake.clone(),
+        clock: clock.clone(),
     };
-    let clock = crate::alerting::system_clock();
     let limits = settings
         .targets
         .iter()
@@ -144,7 +146,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
         clock.clone(),
-        crate::alerting::RateLimiter::new(limits, clock),
+        crate::alerting::RateLimiter::new(limits, clock.clone()),
     ));
     let worker = Worker {
         store: store.clone(),
@@ -153,6 +155,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         wake,
         config: settings.delivery.clone(),
         alerting,
+        clock: clock.clone(),
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let reloader = Reloader {
@@ -180,6 +183,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         limiter: Arc::new(RateLimiter::new(
             settings.server.rate_limit,
             settings.server.rate_burst,
+            clock,
         )),
         max_body_bytes: settings.server.max_body_bytes,
         body_timeout: settings.server.body_timeout,

@@ -136,6 +136,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            now_ms: 0,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");

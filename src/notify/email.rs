@@ -336,6 +336,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            now_ms: 0,
         };
         let out = email.notify(&msg).await;
         assert_eq!(out.label(), "retryable", "{out:?}");

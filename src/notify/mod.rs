@@ -117,6 +117,8 @@ pub struct Message<'a> {
     pub payload: &'a Value,
     /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
     pub delta: Option<&'a crate::scan::Delta>,
+    /// When the attempt is made (the daemon's clock): signature timestamps, Retry-After dates.
+    pub now_ms: i64,
 }
 
 impl<'a> Message<'a> {

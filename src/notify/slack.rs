@@ -101,7 +101,7 @@ impl Slack {
             Ok(b) => b,
             Err(reason) => return Outcome::Permanent { reason },
         };
-        super::webhook::send(self.client.post(self.url.expose()).json(&body)).await
+        super::webhook::send(self.client.post(self.url.expose()).json(&body), msg.now_ms).await
     }
 }
 
@@ -284,11 +284,11 @@ mod tests {
             (410, "permanent"), // channel_is_archived
         ];
         for (code, want) in cases {
-            let got = super::super::webhook::classify(StatusCode::from_u16(code).unwrap(), &ra);
+            let got = super::super::webhook::classify(StatusCode::from_u16(code).unwrap(), &ra, 0);
             assert_eq!(got.label(), want, "HTTP {code}");
         }
         let Outcome::Retryable { retry_after, .. } =
-            super::super::webhook::classify(StatusCode::TOO_MANY_REQUESTS, &ra)
+            super::super::webhook::classify(StatusCode::TOO_MANY_REQUESTS, &ra, 0)
         else {
             panic!()
         };
