@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerting::SharedClock;
 use crate::config::DeliveryConfig;
+use crate::event::Handoff;
 use crate::metrics::Metrics;
 use crate::notify::{Message, Outcome, Targets};
 use crate::retry::{Decision, RetryPolicy};
@@ -42,6 +43,8 @@ pub struct Worker {
     pub alerting: Arc<crate::alerting::Alerting>,
     /// The daemon's clock: leases, retry times and ages.
     pub clock: SharedClock,
+    /// Parsed views of the events, handed over by ingest (an attempt parses only without one).
+    pub handoff: Arc<Handoff>,
 }
 
 impl Worker {
@@ -106,7 +109,8 @@ impl Worker {
             self.dead_letter(&d, d.attempts, reason).await;
             return;
         };
-        let event: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+        // At most one parse per attempt, none when ingest (or an earlier attempt) handed the view over.
+        let event = self.handoff.view(&d.event_id, &d.body);
         let input: Option<Value> = d
             .input
             .as_deref()

@@ -17,10 +17,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use super::options::{DEFAULT_INTERVAL, GroupSpec, RuleOptions};
 use super::stage::{Flow, Ledger, Notice, Stage};
+use crate::event::Handoff;
 use crate::scan::{DIGEST_DETAIL_TYPE, DIGEST_SOURCE, Facts, SEVERITIES};
 use crate::store::{BoxFuture, GroupAdd, NewDelivery, NewEvent, delivery_id};
 
@@ -66,11 +68,11 @@ pub fn digest_event(
     id: &str,
     rule: &str,
     labels: &Value,
-    members: &[Value],
+    members: &[impl Borrow<Value>],
     window: Duration,
     time: &str,
 ) -> Value {
-    let facts: Vec<Facts> = members.iter().map(Facts::of).collect();
+    let facts: Vec<Facts> = members.iter().map(|m| Facts::of(m.borrow())).collect();
     let worst = SEVERITIES
         .iter()
         .find(|s| facts.iter().any(|f| f.worst.as_deref() == Some(**s)));
@@ -120,6 +122,8 @@ pub struct DigestStage {
     pub ledger: Ledger,
     /// The live rules' options (a group's interval is read when it is flushed).
     pub rules: Arc<dyn RuleOptions>,
+    /// Where a digest event, made here as a value, is handed to the worker.
+    pub handoff: Arc<Handoff>,
 }
 
 impl Stage for DigestStage {
@@ -177,12 +181,15 @@ impl DigestStage {
                 .alert_options(&g.rule)
                 .and_then(|o| o.group.map(|s| s.interval))
                 .unwrap_or(DEFAULT_INTERVAL);
-            let members: Vec<Value> = g
+            let members: Vec<Arc<Value>> = g
                 .members
                 .iter()
-                .filter_map(|(_, body, _)| serde_json::from_str(body).ok())
+                .filter_map(|m| {
+                    let handed = self.handoff.get(&m.event_id);
+                    handed.or_else(|| crate::event::parse_stored(&m.body).map(Arc::new))
+                })
                 .collect();
-            let first = g.members.iter().map(|m| m.2).min().unwrap_or(now);
+            let first = g.members.iter().map(|m| m.added_at_ms).min().unwrap_or(now);
             let window = Duration::from_millis((now - first).max(0) as u64);
             let labels: Value = serde_json::from_str(&g.labels).unwrap_or(Value::Null);
             let id = format!("digest-{}-{now}", g.id);
@@ -194,9 +201,11 @@ impl DigestStage {
                 window,
                 &crate::event::rfc3339(now),
             );
+            let body = event.to_string();
+            let len = body.len();
             let digest_event = NewEvent {
                 id: id.clone(),
-                body: event.to_string(),
+                body,
                 deliveries: vec![NewDelivery {
                     id: delivery_id(&id, &g.rule, &g.target),
                     rule: g.rule.clone(),
@@ -205,7 +214,7 @@ impl DigestStage {
                 }],
                 history: None,
             };
-            let ids: Vec<String> = g.members.iter().map(|m| m.0.clone()).collect();
+            let ids: Vec<String> = g.members.iter().map(|m| m.delivery_id.clone()).collect();
             let n = ids.len();
             match self
                 .ledger
@@ -220,6 +229,7 @@ impl DigestStage {
                 .await
             {
                 Ok(()) if n > 0 => {
+                    self.handoff.put(&id, Arc::new(event), len);
                     tracing::info!(rule = %g.rule, target = %g.target, members = n, digest = %id, "digest ready");
                     self.ledger.metrics.digest(&g.rule, &g.target);
                     made += 1;

@@ -53,6 +53,7 @@ pub(crate) use {
     history::{Previous as HistoryPrevious, delta, observe},
 };
 
+use crate::event::Handoff;
 use crate::metrics::Metrics;
 use crate::scan::Delta;
 use crate::store::{Leased, Store};
@@ -92,11 +93,13 @@ impl Alerting {
         metrics: Arc<Metrics>,
         clock: SharedClock,
         limits: RateLimiter,
+        handoff: Arc<Handoff>,
     ) -> Alerting {
         let ledger = Ledger { store, metrics };
         let digest = Arc::new(DigestStage {
             ledger: ledger.clone(),
             rules: rules.clone(),
+            handoff,
         });
         let rate_limit = Arc::new(RateLimitStage {
             ledger: ledger.clone(),
@@ -186,6 +189,7 @@ mod tests {
             metrics.clone(),
             clock.clone(),
             RateLimiter::new(limits, clock.clone()),
+            Arc::default(),
         );
         Rig {
             alerting,

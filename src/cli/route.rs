@@ -129,8 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         s("detail-type"),
         s("source")
     );
-    let deliveries = offline.router.route(&event.id, &event.value);
-    let matching = offline.router.matching_rules(&event.value);
+    let deliveries = offline.router.route(&event);
+    let matching = offline.router.matching_rules(&event);
     let data_dir = args
         .data_dir
         .clone()
@@ -164,7 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     for (name, subs) in offline.topics.iter() {
         let reached = deliveries.iter().any(|d| d.topic.as_deref() == Some(name));
-        if offline.router.routes_to(&event.value, name) && !reached {
+        if offline.router.routes_to(&event, name) && !reached {
             let names: Vec<&str> = subs.iter().map(|s| s.target.as_str()).collect();
             println!(
                 "\ntopic {name}: no subscription's filter policy matches ({})",

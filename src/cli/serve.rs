@@ -118,6 +118,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
 
     // The one clock every room reads "now" from.
     let clock = crate::alerting::system_clock();
+    // Parsed events, from ingest (and digests) to the worker.
+    let handoff = Arc::new(crate::event::Handoff::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
@@ -135,6 +137,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         },
         wake: wake.clone(),
         clock: clock.clone(),
+        handoff: handoff.clone(),
     };
     let limits = settings
         .targets
@@ -147,6 +150,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         metrics.clone(),
         clock.clone(),
         crate::alerting::RateLimiter::new(limits, clock.clone()),
+        handoff.clone(),
     ));
     let worker = Worker {
         store: store.clone(),
@@ -156,6 +160,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         config: settings.delivery.clone(),
         alerting,
         clock: clock.clone(),
+        handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let reloader = Reloader {

@@ -13,11 +13,12 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::alerting::SharedClock;
-use crate::event::{self, EnvelopeRules, Rejection};
+use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError};
@@ -41,6 +42,8 @@ pub struct Ingestor {
     pub wake: Arc<Notify>,
     /// The daemon's clock: an event's acceptance time (and its `time` when it has none).
     pub clock: SharedClock,
+    /// Where the parsed views of stored events go for the worker.
+    pub handoff: Arc<Handoff>,
 }
 
 /// One event's fate: accepted (maybe as a duplicate of one accepted before), or why it was rejected.
@@ -55,24 +58,28 @@ pub struct Accepted {
 }
 
 impl Ingestor {
-    /// Validates, routes and durably stores `items` (raw JSON texts, or already-known rejections).
+    /// Validates, routes and durably stores `items` (raw JSON texts or events a door built, or
+    /// already-known rejections). Each event is parsed once; its canonical bytes are routed and
+    /// stored, and its parsed view is handed to the worker after the store committed it.
     pub async fn ingest(
         &self,
-        items: Vec<Result<String, Rejection>>,
+        items: Vec<Result<Incoming, Rejection>>,
     ) -> Result<Vec<ItemResult>, StoreError> {
         let router = self.router.current();
         let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(items.len());
         let mut batch = Vec::new();
+        // Per stored event: its parsed view, for the worker, when it has deliveries.
+        let mut views: Vec<Option<(Arc<Value>, usize)>> = Vec::new();
         self.metrics.received(items.len() as u64);
         for item in items {
-            match item.and_then(|raw| event::validate(&raw, &self.envelope, now)) {
+            match item.and_then(|it| event::accept(it, &self.envelope, now)) {
                 Ok(ev) => {
-                    let deliveries = router.route(&ev.id, &ev.value);
+                    let deliveries = router.route(&ev);
                     for d in &deliveries {
                         self.metrics.rule_matched(&d.rule);
                     }
-                    let deliveries = deliveries
+                    let deliveries: Vec<NewDelivery> = deliveries
                         .into_iter()
                         .map(|d| NewDelivery {
                             id: d.id,
@@ -85,11 +92,15 @@ impl Ingestor {
                         id: ev.id.clone(),
                         duplicate: false,
                     }));
+                    let history = crate::alerting::history_update(&ev.value);
+                    views.push(
+                        (!deliveries.is_empty()).then(|| (Arc::new(ev.value), ev.body.len())),
+                    );
                     batch.push(NewEvent {
-                        history: crate::alerting::history_update(&ev.value),
                         id: ev.id,
                         body: ev.body,
                         deliveries,
+                        history,
                     });
                 }
                 Err(why) => results.push(Err(why)),
@@ -98,7 +109,13 @@ impl Ingestor {
         let accepted = batch.len() as u64;
         let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
         if !batch.is_empty() {
+            let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
             let fresh = self.store.accept(batch, now).await?;
+            for ((id, view), new) in ids.iter().zip(views).zip(&fresh) {
+                if let (true, Some((value, len))) = (*new, view) {
+                    self.handoff.put(id, value, len);
+                }
+            }
             let mut fresh = fresh.into_iter();
             for a in results.iter_mut().flatten() {
                 if fresh.next() == Some(false) {
@@ -206,9 +223,13 @@ mod tests {
             },
             wake: Arc::default(),
             clock: ManualClock::at(now),
+            handoff: Arc::default(),
         };
         let raw = r#"{"id": "e1", "source": "ci", "detail-type": "t", "detail": {}}"#;
-        let results = ingestor.ingest(vec![Ok(raw.to_owned())]).await.unwrap();
+        let results = ingestor
+            .ingest(vec![Ok(Incoming::Text(raw.to_owned()))])
+            .await
+            .unwrap();
         assert!(results[0].is_ok());
         let lease = Duration::from_secs(60);
         assert!(

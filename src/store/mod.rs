@@ -174,8 +174,17 @@ pub struct DueGroup {
     pub rule: String,
     pub target: String,
     pub labels: String,
-    /// (delivery id, event JSON, added at ms)
-    pub members: Vec<(String, String, i64)>,
+    pub members: Vec<Member>,
+}
+
+/// One delivery waiting in a digest group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub delivery_id: String,
+    pub event_id: String,
+    /// The event JSON (`{}` if the event is gone).
+    pub body: String,
+    pub added_at_ms: i64,
 }
 
 /// One silence as stored.

@@ -47,8 +47,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
 use super::{
-    BoxFuture, DeadLetter, DueGroup, GroupAdd, HistoryUpdate, Leased, NewEvent, Silence, Store,
-    StoreError, Suppressed,
+    BoxFuture, DeadLetter, DueGroup, GroupAdd, HistoryUpdate, Leased, Member, NewEvent, Silence,
+    Store, StoreError, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -674,13 +674,20 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?
             };
             let mut st = c.prepare_cached(
-                "SELECT m.delivery_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
+                "SELECT m.delivery_id, m.event_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
                  LEFT JOIN events e ON e.id = m.event_id
                  WHERE m.group_id = ?1 ORDER BY m.added_at, m.delivery_id",
             )?;
             for g in &mut groups {
                 g.members = st
-                    .query_map(params![g.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map(params![g.id], |r| {
+                        Ok(Member {
+                            delivery_id: r.get(0)?,
+                            event_id: r.get(1)?,
+                            body: r.get(2)?,
+                            added_at_ms: r.get(3)?,
+                        })
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
             }
             Ok(groups)
