@@ -47,7 +47,7 @@ pub enum Rejection {
 
 /// A validated, normalised event: its canonical bytes and the one parsed view of them. Both travel
 /// from ingest to the router (which matches on `body`), the store (which keeps `body`) and, through
-/// the [`Handoff`], the worker (which reads `value`).
+/// the `Handoff`, the worker (which reads `value`).
 #[derive(Debug, Clone)]
 pub struct Event {
     pub id: String,
@@ -93,7 +93,7 @@ pub fn accept(item: Incoming, rules: &EnvelopeRules, now_ms: i64) -> Result<Even
 }
 
 /// Validates and normalises one event given as JSON text, accepted at `now_ms` (its `time` when it
-/// has none). The text is parsed once, strictly ([`parse_strict`]).
+/// has none). The text is parsed once, strictly (`parse_strict`).
 pub fn validate(raw: &str, rules: &EnvelopeRules, now_ms: i64) -> Result<Event, Rejection> {
     within(raw.len(), rules)?;
     let value = parse_strict(raw).map_err(|e| Rejection::Malformed(e.to_string()))?;

@@ -297,7 +297,7 @@ pub trait Store: Send + Sync + 'static {
     fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, StoreError>>;
     /// Expires a silence now (`NotFound` if there is none with that id).
     fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Moves a delivery from the outbox into its digest group (see [`crate::alerting::digest`]).
+    /// Moves a delivery from the outbox into its digest group (the alerting digest stage).
     fn group_add(&self, add: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Groups due for a flush at `now_ms`.
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>>;
