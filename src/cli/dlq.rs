@@ -2,7 +2,7 @@
 //! data directory. Safe beside a running daemon: the store is opened without lease recovery and
 //! SQLite's WAL lets both work; redriven deliveries are picked up by the daemon's next poll.
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::store::Store;
 
 /// Arguments of `scanbridge dlq`.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use super::route::{Offline, read};
 use crate::notify::{Message, Outcome as Sent};
 use crate::store::delivery_id;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::alerting::SharedClock;
 use crate::event::{EnvelopeRules, Event};
 use crate::notify::{Message, Targets};
@@ -66,7 +66,7 @@ impl Offline {
         } else {
             Vec::new()
         };
-        let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
+        let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
         Ok(Offline {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::event::EnvelopeRules;
 use crate::ingest::auth as http_auth;
 use crate::ingest::rate::RateLimiter;
@@ -83,7 +83,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
         );
     }
-    let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
+    let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
     let router = Router::new(rules, topics.clone());
     metrics
         .rules_loaded

@@ -10,7 +10,7 @@
 use anyhow::Context;
 use serde_json::Value;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::alerting::silence::{self, SilenceError};
 use crate::store::Silence;
 use crate::store::Store;

@@ -2,7 +2,7 @@
 //! duplicate, not new, not worse), newest first, with the reason and what it refers to (the silence,
 //! the delivery it duplicates, the comparison made). Reads the store of the data directory.
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::store::Store;
 
 /// Arguments of `scanbridge suppressed`.

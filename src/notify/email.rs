@@ -20,7 +20,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncTransport, Message as Mail, Tokio1Executor};
 use serde::Deserialize;
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::render::template::Templates;
 use crate::retry::RetryOverrides;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret};
 use crate::render::template::{Context, Templates, mrkdwn};
 use crate::retry::RetryOverrides;
@@ -55,7 +55,7 @@ fn default_timeout() -> Duration {
 
 impl SlackConfig {
     pub(crate) fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
-        super::required_http_url(
+        crate::config::required_http_url(
             format!("targets.{name}.webhook_url"),
             &mut self.webhook_url,
             &self.webhook_url_file,

@@ -8,6 +8,7 @@ mod disk;
 mod email;
 mod hostile;
 mod ingest;
+mod layout;
 mod parse_once;
 mod reload;
 mod route;
