@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 use super::options::DedupSpec;
 use super::stage::{Flow, Ledger, Notice, Stage};
 use crate::scan::{Facts, Kind};
-use crate::store::BoxFuture;
 
 impl DedupSpec {
     /// The key of `event` under this spec.
@@ -83,40 +82,36 @@ pub struct DedupStage {
 }
 
 impl Stage for DedupStage {
-    fn name(&self) -> &'static str {
-        "dedup"
-    }
+    const NAME: &'static str = "dedup";
 
-    fn exec<'a>(&'a self, n: &'a Notice<'a>) -> BoxFuture<'a, Flow> {
-        Box::pin(async move {
-            let Some(spec) = &n.options.dedup else {
-                return Flow::Next;
-            };
-            let d = n.delivery;
-            let scope = format!("{}\u{0}{}", d.rule, d.target);
-            let claim = self
-                .ledger
-                .store
-                .dedup_claim(
-                    scope,
-                    spec.key_of(n.event),
-                    d.id.clone(),
-                    spec.window.as_millis() as i64,
-                    n.now_ms,
-                )
-                .await;
-            match claim {
-                Ok(None) => Flow::Next,
-                Ok(Some(first)) => {
-                    let detail = format!("duplicate of delivery {first}");
-                    self.ledger.suppress(n, "duplicate", detail).await
-                }
-                Err(e) => {
-                    tracing::error!(delivery = %d.id, error = %e, "dedup check failed; sending");
-                    Flow::Next
-                }
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let Some(spec) = &n.options.dedup else {
+            return Flow::Next;
+        };
+        let d = n.delivery;
+        let scope = format!("{}\u{0}{}", d.rule, d.target);
+        let claim = self
+            .ledger
+            .store
+            .dedup_claim(
+                scope,
+                spec.key_of(n.event),
+                d.id.clone(),
+                spec.window.as_millis() as i64,
+                n.now_ms,
+            )
+            .await;
+        match claim {
+            Ok(None) => Flow::Next,
+            Ok(Some(first)) => {
+                let detail = format!("duplicate of delivery {first}");
+                self.ledger.suppress(n, "duplicate", detail).await
             }
-        })
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "dedup check failed; sending");
+                Flow::Next
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use super::options::{DEFAULT_INTERVAL, GroupSpec, RuleOptions};
 use super::stage::{Flow, Ledger, Notice, Stage};
 use crate::event::Handoff;
 use crate::scan::{DIGEST_DETAIL_TYPE, DIGEST_SOURCE, Facts, SEVERITIES};
-use crate::store::{BoxFuture, GroupAdd, NewDelivery, NewEvent, delivery_id};
+use crate::store::{GroupAdd, NewDelivery, NewEvent, delivery_id};
 
 impl GroupSpec {
     /// The group labels of `event`: path as written -> value.
@@ -127,39 +127,35 @@ pub struct DigestStage {
 }
 
 impl Stage for DigestStage {
-    fn name(&self) -> &'static str {
-        "digest"
-    }
+    const NAME: &'static str = "digest";
 
-    fn exec<'a>(&'a self, n: &'a Notice<'a>) -> BoxFuture<'a, Flow> {
-        Box::pin(async move {
-            let Some(g) = &n.options.group else {
-                return Flow::Next;
-            };
-            let d = n.delivery;
-            let labels = g.labels(n.event);
-            let add = GroupAdd {
-                group_id: group_id(&d.rule, &d.target, &labels),
-                rule: d.rule.clone(),
-                target: d.target.clone(),
-                labels: labels.to_string(),
-                delivery_id: d.id.clone(),
-                now_ms: n.now_ms,
-                wait_ms: g.wait.as_millis() as i64,
-                interval_ms: g.interval.as_millis() as i64,
-            };
-            match self.ledger.store.group_add(add).await {
-                Ok(()) => {
-                    tracing::debug!(delivery = %d.id, rule = %d.rule, target = %d.target, "added to digest group");
-                    self.ledger.metrics.grouped(&d.rule, &d.target);
-                    Flow::Held
-                }
-                Err(e) => {
-                    tracing::error!(delivery = %d.id, error = %e, "cannot group; sending alone");
-                    Flow::Next
-                }
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let Some(g) = &n.options.group else {
+            return Flow::Next;
+        };
+        let d = n.delivery;
+        let labels = g.labels(n.event);
+        let add = GroupAdd {
+            group_id: group_id(&d.rule, &d.target, &labels),
+            rule: d.rule.clone(),
+            target: d.target.clone(),
+            labels: labels.to_string(),
+            delivery_id: d.id.clone(),
+            now_ms: n.now_ms,
+            wait_ms: g.wait.as_millis() as i64,
+            interval_ms: g.interval.as_millis() as i64,
+        };
+        match self.ledger.store.group_add(add).await {
+            Ok(()) => {
+                tracing::debug!(delivery = %d.id, rule = %d.rule, target = %d.target, "added to digest group");
+                self.ledger.metrics.grouped(&d.rule, &d.target);
+                Flow::Held
             }
-        })
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "cannot group; sending alone");
+                Flow::Next
+            }
+        }
     }
 }
 

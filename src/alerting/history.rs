@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::options::NotifyOn;
 use super::stage::{Flow, Ledger, Notice, Stage};
 use crate::scan::{Change, Delta, Facts, Kind, SEVERITIES};
-use crate::store::{BoxFuture, HistoryUpdate};
+use crate::store::HistoryUpdate;
 
 /// One remembered result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,38 +261,34 @@ pub struct HistoryStage {
 }
 
 impl Stage for HistoryStage {
-    fn name(&self) -> &'static str {
-        "history"
-    }
+    const NAME: &'static str = "history";
 
-    fn exec<'a>(&'a self, n: &'a Notice<'a>) -> BoxFuture<'a, Flow> {
-        Box::pin(async move {
-            let previous: Option<Previous> = n
-                .delivery
-                .previous
-                .as_deref()
-                .and_then(|p| serde_json::from_str(p).ok());
-            let Some(previous) = previous else {
-                return Flow::Next; // the first sighting (or not a scan): news either way
-            };
-            let delta = n.delta.get_or_init(|| delta(n.event, &previous));
-            let on = n.options.notify_on;
-            if on == NotifyOn::Always {
-                return Flow::Next;
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let previous: Option<Previous> = n
+            .delivery
+            .previous
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
+        let Some(previous) = previous else {
+            return Flow::Next; // the first sighting (or not a scan): news either way
+        };
+        let delta = n.delta.get_or_init(|| delta(n.event, &previous));
+        let on = n.options.notify_on;
+        if on == NotifyOn::Always {
+            return Flow::Next;
+        }
+        match decide(on, observe(n.event).as_ref(), Some(&previous)) {
+            Ok(()) => Flow::Next,
+            Err(why) => {
+                let detail = format!(
+                    "{} compared with event {} ({})",
+                    on.as_str(),
+                    previous.record.event_id,
+                    delta.summary
+                );
+                self.ledger.suppress(n, why, detail).await
             }
-            match decide(on, observe(n.event).as_ref(), Some(&previous)) {
-                Ok(()) => Flow::Next,
-                Err(why) => {
-                    let detail = format!(
-                        "{} compared with event {} ({})",
-                        on.as_str(),
-                        previous.record.event_id,
-                        delta.summary
-                    );
-                    self.ledger.suppress(n, why, detail).await
-                }
-            }
-        })
+        }
     }
 }
 

@@ -14,7 +14,6 @@ use serde::Deserialize;
 
 use super::clock::SharedClock;
 use super::stage::{Flow, Ledger, Notice, Stage};
-use crate::store::BoxFuture;
 
 /// `rate_limit = { per_second = 1.0, burst = 5 }` on a target.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -103,29 +102,25 @@ pub struct RateLimitStage {
 }
 
 impl Stage for RateLimitStage {
-    fn name(&self) -> &'static str {
-        "rate_limit"
-    }
+    const NAME: &'static str = "rate_limit";
 
-    fn exec<'a>(&'a self, n: &'a Notice<'a>) -> BoxFuture<'a, Flow> {
-        Box::pin(async move {
-            let d = n.delivery;
-            let Err(wait) = self.limiter.try_take(&d.target) else {
-                return Flow::Next;
-            };
-            tracing::debug!(delivery = %d.id, target = %d.target, wait_ms = wait.as_millis() as u64,
-                "rate limited; queued");
-            self.ledger.metrics.delayed(&d.target);
-            if let Err(e) = self
-                .ledger
-                .store
-                .postpone(d.id.clone(), wait, n.now_ms)
-                .await
-            {
-                tracing::error!(delivery = %d.id, error = %e, "cannot postpone (lease will expire)");
-            }
-            Flow::Held
-        })
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let d = n.delivery;
+        let Err(wait) = self.limiter.try_take(&d.target) else {
+            return Flow::Next;
+        };
+        tracing::debug!(delivery = %d.id, target = %d.target, wait_ms = wait.as_millis() as u64,
+            "rate limited; queued");
+        self.ledger.metrics.delayed(&d.target);
+        if let Err(e) = self
+            .ledger
+            .store
+            .postpone(d.id.clone(), wait, n.now_ms)
+            .await
+        {
+            tracing::error!(delivery = %d.id, error = %e, "cannot postpone (lease will expire)");
+        }
+        Flow::Held
     }
 }
 

@@ -19,7 +19,7 @@ use scanbridge_pattern::Pattern;
 use serde_json::{Map, Value, json};
 
 use super::stage::{Flow, Ledger, Notice, Stage};
-use crate::store::{BoxFuture, Silence};
+use crate::store::Silence;
 
 /// Why a silence could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -244,19 +244,15 @@ impl SilenceStage {
 }
 
 impl Stage for SilenceStage {
-    fn name(&self) -> &'static str {
-        "silence"
-    }
+    const NAME: &'static str = "silence";
 
-    fn exec<'a>(&'a self, n: &'a Notice<'a>) -> BoxFuture<'a, Flow> {
-        Box::pin(async move {
-            let set = self.set(n.now_ms).await;
-            let Some(s) = set.find(n.event, n.now_ms) else {
-                return Flow::Next;
-            };
-            let detail = format!("silence {} ({})", s.id, s.comment);
-            self.ledger.suppress(n, "silenced", detail).await
-        })
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let set = self.set(n.now_ms).await;
+        let Some(s) = set.find(n.event, n.now_ms) else {
+            return Flow::Next;
+        };
+        let detail = format!("silence {} ({})", s.id, s.comment);
+        self.ledger.suppress(n, "silenced", detail).await
     }
 }
 

@@ -11,6 +11,7 @@
 //! delivery (a retried delivery runs the stages again and is not its own duplicate); a store error lets
 //! the delivery go on (at-least-once wins over silence).
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
@@ -45,14 +46,29 @@ pub enum Flow {
 /// One step of the pipeline.
 pub trait Stage: Send + Sync {
     /// The stage's name, for logs.
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
     /// Looks at `notice`; records the delivery elsewhere before answering [`Flow::Held`].
+    fn exec(&self, notice: &Notice<'_>) -> impl Future<Output = Flow> + Send;
+}
+
+/// A [`Stage`] behind a pointer, so that a chain can hold stages of different types.
+pub trait DynStage: Send + Sync {
+    fn name(&self) -> &'static str;
     fn exec<'a>(&'a self, notice: &'a Notice<'a>) -> BoxFuture<'a, Flow>;
+}
+
+impl<S: Stage> DynStage for S {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+    fn exec<'a>(&'a self, notice: &'a Notice<'a>) -> BoxFuture<'a, Flow> {
+        Box::pin(Stage::exec(self, notice))
+    }
 }
 
 /// Stages run in order; the first that holds the delivery ends the run.
 #[derive(Clone, Default)]
-pub struct MultiStage(pub Vec<Arc<dyn Stage>>);
+pub struct MultiStage(pub Vec<Arc<dyn DynStage>>);
 
 impl MultiStage {
     pub async fn exec(&self, notice: &Notice<'_>) -> Flow {

@@ -16,12 +16,7 @@ async fn an_event_is_parsed_once_from_ingest_to_delivery() {
     let both = rule("both", json!({"source": ["ci"]}), &["hook", "console"]);
     let home = Home::new(&rx.target(), &[("r.json", &both)]);
     let d = home.start();
-    let text = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = d.metrics().await;
     assert!(text.contains(&format!("\n{PARSES} 0\n")), "{text}");
 
     let (status, _) = d.post(event("e-once", "ci").to_string()).await;
