@@ -23,6 +23,7 @@ pub mod auth;
 pub mod body;
 pub mod http;
 pub mod rate;
+pub mod reports;
 pub mod server;
 pub mod stdin;
 pub mod tls;
