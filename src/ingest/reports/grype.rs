@@ -11,7 +11,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, text};
+use super::{Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, strings, text};
 
 pub(super) fn recognise(v: &Value) -> Result<(), String> {
     let Some(o) = v.as_object() else {
@@ -24,12 +24,6 @@ pub(super) fn recognise(v: &Value) -> Result<(), String> {
         return Err("no `descriptor` object".into());
     }
     Ok(())
-}
-
-fn strings<'a>(v: Option<&'a Value>) -> Vec<&'a str> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
 }
 
 pub(super) fn read(v: &Value) -> Result<Scan, ReportError> {

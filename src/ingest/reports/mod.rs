@@ -85,8 +85,8 @@ impl Format {
 
     fn read(self, report: &Value) -> Result<Parsed, ReportError> {
         match self {
-            Format::Trivy => trivy::read(report).map(Parsed::Scan),
-            Format::Grype => grype::read(report).map(Parsed::Scan),
+            Format::Trivy => trivy::read(report).map(|s| Parsed::Scan(Box::new(s))),
+            Format::Grype => grype::read(report).map(|s| Parsed::Scan(Box::new(s))),
             Format::TrivyOperator => trivy_operator::read(report),
         }
     }
@@ -163,7 +163,7 @@ pub struct Scan {
 /// vulnerabilities (trivy-operator sends every report kind to one URL), skipped with the reason.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
-    Scan(Scan),
+    Scan(Box<Scan>),
     Ignored(String),
 }
 
@@ -296,6 +296,13 @@ pub(crate) fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
+}
+
+/// The strings of an optional array field.
+pub(crate) fn strings(v: Option<&Value>) -> Vec<&str> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// A string field of `v`, if present and not empty.
@@ -474,7 +481,7 @@ mod tests {
 
     fn scan_of(name: &str) -> Scan {
         match parse(&fixture(name), None).unwrap() {
-            Parsed::Scan(s) => s,
+            Parsed::Scan(s) => *s,
             other => panic!("{name}: {other:?}"),
         }
     }

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, text};
+use super::{Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, strings, text};
 
 pub(super) fn recognise(v: &Value) -> Result<(), String> {
     let Some(o) = v.as_object() else {
@@ -36,13 +36,6 @@ fn invalid(field: &str, why: &str) -> ReportError {
         field: field.to_owned(),
         why: why.to_owned(),
     }
-}
-
-/// The strings of an optional array field.
-fn strings<'a>(v: Option<&'a Value>) -> Vec<&'a str> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
 }
 
 pub(super) fn read(v: &Value) -> Result<Scan, ReportError> {
@@ -126,7 +119,7 @@ mod tests {
 
     fn scan(name: &str) -> Scan {
         match parse(&fixture(name), None).unwrap() {
-            Parsed::Scan(s) => s,
+            Parsed::Scan(s) => *s,
             other => panic!("{other:?}"),
         }
     }

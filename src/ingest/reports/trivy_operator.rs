@@ -157,7 +157,7 @@ pub(super) fn read(v: &Value) -> Result<Parsed, ReportError> {
     scanner.insert("via".into(), json!("trivy-operator"));
     let time = super::report_time(report.get("updateTimestamp").and_then(Value::as_str))
         .or_else(|| super::report_time(meta.get("creationTimestamp").and_then(Value::as_str)));
-    Ok(Parsed::Scan(Scan {
+    Ok(Parsed::Scan(Box::new(Scan {
         format: Format::TrivyOperator,
         id: String::new(),
         image,
@@ -165,7 +165,7 @@ pub(super) fn read(v: &Value) -> Result<Parsed, ReportError> {
         scanner,
         findings,
         extra,
-    }))
+    })))
 }
 
 fn finding(x: &Value) -> Option<Finding> {
