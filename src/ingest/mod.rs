@@ -25,6 +25,7 @@ pub mod http;
 pub mod rate;
 pub mod reports;
 pub mod server;
+pub mod sns;
 pub mod stdin;
 pub mod tls;
 
