@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::Outcome;
-use crate::config::Settings;
+use crate::settings::Settings;
 use crate::event::EnvelopeRules;
 use crate::ingest::reports::{self, Converted, Format};
 

@@ -265,9 +265,9 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// Severity ranks, most severe first (the order of [`crate::render::scan::SEVERITIES`]).
+/// Severity ranks, most severe first (the order of [`crate::scan::SEVERITIES`]).
 fn rank(severity: &str) -> usize {
-    crate::render::scan::SEVERITIES
+    crate::scan::SEVERITIES
         .iter()
         .position(|s| *s == severity)
         .unwrap_or(usize::MAX)
@@ -354,7 +354,7 @@ pub fn event(scan: &Scan, rules: &EnvelopeRules) -> Value {
             ))
     });
     let mut counts = Map::new();
-    for sev in crate::render::scan::SEVERITIES {
+    for sev in crate::scan::SEVERITIES {
         let n = findings.iter().filter(|f| f.severity == sev).count();
         if n > 0 {
             counts.insert(sev.into(), json!(n));
