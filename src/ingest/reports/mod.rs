@@ -15,6 +15,7 @@
 //!   keys sorted and insignificant whitespace dropped, so the same report posted twice (or re-indented)
 //!   is one event, and any change to it (a rescan's new timestamp) is a new one.
 
+pub mod door;
 pub mod grype;
 pub mod reference;
 pub mod trivy;

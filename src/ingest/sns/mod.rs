@@ -16,6 +16,7 @@
 //! - the configuration ([`SnsConfig`]) names the topic ARNs whose subscriptions are confirmed and whose
 //!   messages are accepted; with none, every SNS message is refused.
 
+pub mod door;
 pub mod verify;
 
 use std::path::PathBuf;
