@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::Outcome;
-use crate::settings::Settings;
 use crate::event::EnvelopeRules;
 use crate::ingest::reports::{self, Converted, Format};
+use crate::settings::Settings;
 
 /// Arguments of `scanbridge report-event`.
 #[derive(Debug, clap::Args)]

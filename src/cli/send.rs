@@ -63,8 +63,10 @@ async fn send(args: Args) -> anyhow::Result<Outcome> {
         let text = resp.text().await.unwrap_or_default();
         println!("{}: HTTP {status} {text}", file.display());
         let answer = serde_json::from_str::<serde_json::Value>(&text).ok();
-        let all_accepted =
-            answer.as_ref().and_then(|v| v.get("rejected").and_then(|r| r.as_u64())) == Some(0);
+        let all_accepted = answer
+            .as_ref()
+            .and_then(|v| v.get("rejected").and_then(|r| r.as_u64()))
+            == Some(0);
         let skipped = args.report
             && status.as_u16() == 200
             && answer.as_ref().is_some_and(|v| v.get("ignored").is_some());

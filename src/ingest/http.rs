@@ -145,7 +145,10 @@ fn presented(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
 
 /// Whether the request may ingest: no token is required, or it presents an accepted one.
 fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
-    !st.tokens.required() || st.tokens.accepts(presented(headers).as_deref().unwrap_or(""))
+    !st.tokens.required()
+        || st
+            .tokens
+            .accepts(presented(headers).as_deref().unwrap_or(""))
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {

@@ -9,6 +9,7 @@ mod email;
 mod hostile;
 mod ingest;
 mod reload;
+mod reports;
 mod route;
 mod secrets;
 mod security;

@@ -82,8 +82,10 @@ pub async fn handle(ingestor: &Ingestor, query: Option<&str>, body: &[u8]) -> Re
             };
             (
                 status,
-                axum::Json(json!({"accepted": 0, "rejected": 1, "format": format.name(),
-                    "results": [{"index": 0, "status": "rejected", "error": why.to_string()}]})),
+                axum::Json(
+                    json!({"accepted": 0, "rejected": 1, "format": format.name(),
+                    "results": [{"index": 0, "status": "rejected", "error": why.to_string()}]}),
+                ),
             )
                 .into_response()
         }
@@ -97,7 +99,10 @@ mod tests {
     #[test]
     fn the_format_parameter() {
         assert_eq!(format_param(Some("format=grype")), Some("grype"));
-        assert_eq!(format_param(Some("x=1&format=trivy-operator")), Some("trivy-operator"));
+        assert_eq!(
+            format_param(Some("x=1&format=trivy-operator")),
+            Some("trivy-operator")
+        );
         assert_eq!(format_param(Some("x=1")), None);
         assert_eq!(format_param(None), None);
     }

@@ -93,7 +93,10 @@ async fn ingest(ingestor: &Ingestor, event: Result<String, String>, topic: &str)
         Err(why) => {
             ingestor.metrics.received(1);
             ingestor.metrics.rejected(1);
-            return answer(StatusCode::BAD_REQUEST, json!({"error": why, "topic": topic}));
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({"error": why, "topic": topic}),
+            );
         }
     };
     let results = match ingestor.ingest(vec![Ok(event)]).await {
@@ -125,11 +128,15 @@ pub async fn handle(
     authorized: bool,
     body: &[u8],
 ) -> Response {
-    let raw = header_str(headers, "x-amz-sns-rawdelivery").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let raw = header_str(headers, "x-amz-sns-rawdelivery")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if raw {
         let topic = header_str(headers, "x-amz-sns-topic-arn").unwrap_or_default();
         if !sns.config.allows(topic) {
-            return refuse(ingestor, &SnsError::TopicNotAllowed(topic.chars().take(256).collect()));
+            return refuse(
+                ingestor,
+                &SnsError::TopicNotAllowed(topic.chars().take(256).collect()),
+            );
         }
         if !authorized {
             ingestor.metrics.limited("unauthorized");
@@ -144,7 +151,11 @@ pub async fn handle(
             return r;
         }
         let text = String::from_utf8_lossy(body);
-        let event = event_of(&text, header_str(headers, "x-amz-sns-message-id"), &ingestor.envelope);
+        let event = event_of(
+            &text,
+            header_str(headers, "x-amz-sns-message-id"),
+            &ingestor.envelope,
+        );
         return ingest(ingestor, event, topic).await;
     }
     let m = match Message::parse(body) {
@@ -152,7 +163,10 @@ pub async fn handle(
         Err(e) => return refuse(ingestor, &e),
     };
     if !sns.config.allows(&m.topic_arn) {
-        return refuse(ingestor, &SnsError::TopicNotAllowed(m.topic_arn.chars().take(256).collect()));
+        return refuse(
+            ingestor,
+            &SnsError::TopicNotAllowed(m.topic_arn.chars().take(256).collect()),
+        );
     }
     if let Err(e) = sns.verifier.verify(&m).await {
         return refuse(ingestor, &e);
@@ -163,14 +177,20 @@ pub async fn handle(
             match sns.verifier.confirm(url).await {
                 Ok(()) => {
                     tracing::info!(topic = %m.topic_arn, "SNS subscription confirmed");
-                    answer(StatusCode::OK, json!({"status": "confirmed", "topic": m.topic_arn}))
+                    answer(
+                        StatusCode::OK,
+                        json!({"status": "confirmed", "topic": m.topic_arn}),
+                    )
                 }
                 Err(e) => refuse(ingestor, &e),
             }
         }
         Kind::UnsubscribeConfirmation => {
             tracing::info!(topic = %m.topic_arn, "SNS subscription ended (UnsubscribeConfirmation)");
-            answer(StatusCode::OK, json!({"status": "unsubscribed", "topic": m.topic_arn}))
+            answer(
+                StatusCode::OK,
+                json!({"status": "unsubscribed", "topic": m.topic_arn}),
+            )
         }
         Kind::Notification => {
             let event = event_of(&m.message, Some(&m.message_id), &ingestor.envelope);
@@ -194,16 +214,27 @@ mod tests {
     #[test]
     fn messages_become_events() {
         let ev = crate::testing::sample("ecr-image-scan-critical.json").to_string();
-        assert_eq!(event_of(&ev, Some("m-1"), &rules()).unwrap(), ev, "its own id is kept");
+        assert_eq!(
+            event_of(&ev, Some("m-1"), &rules()).unwrap(),
+            ev,
+            "its own id is kept"
+        );
         let no_id = r#"{"source":"aws.ecr","detail-type":"ECR Image Scan","detail":{}}"#;
-        let got: Value = serde_json::from_str(&event_of(no_id, Some("m-1"), &rules()).unwrap()).unwrap();
+        let got: Value =
+            serde_json::from_str(&event_of(no_id, Some("m-1"), &rules()).unwrap()).unwrap();
         assert_eq!(got["id"], "m-1", "SNS retries stay one event");
         let report = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reports/grype-image.json"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/reports/grype-image.json"),
         )
         .unwrap();
-        let got: Value = serde_json::from_str(&event_of(&report, Some("m-2"), &rules()).unwrap()).unwrap();
+        let got: Value =
+            serde_json::from_str(&event_of(&report, Some("m-2"), &rules()).unwrap()).unwrap();
         assert_eq!(got["source"], "scanbridge.grype");
-        assert!(event_of("Hello world!", Some("m"), &rules()).unwrap_err().contains("neither"));
+        assert!(
+            event_of("Hello world!", Some("m"), &rules())
+                .unwrap_err()
+                .contains("neither")
+        );
     }
 }
