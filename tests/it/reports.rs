@@ -68,6 +68,31 @@ async fn post(url: &str, body: Vec<u8>, token: Option<&str>) -> (u16, Value) {
     )
 }
 
+/// One report and what its event must say.
+struct Case {
+    name: &'static str,
+    body: Vec<u8>,
+    source: &'static str,
+    counts: Value,
+    repository: Option<&'static str>,
+}
+
+fn case(
+    name: &'static str,
+    body: Vec<u8>,
+    source: &'static str,
+    counts: Value,
+    repository: Option<&'static str>,
+) -> Case {
+    Case {
+        name,
+        body,
+        source,
+        counts,
+        repository,
+    }
+}
+
 fn reports_home(rx: &Receiver, extra: &str) -> Home {
     let r = rule(
         "reports",
@@ -95,29 +120,29 @@ async fn every_real_report_reaches_the_webhook_as_its_event() {
                 .map(|m| m["vulnerability"]["severity"].as_str().unwrap().to_owned()),
         )
     };
-    let cases: Vec<(&str, Vec<u8>, &str, Value, Option<&str>)> = vec![
-        (
+    let cases = vec![
+        case(
             "trivy 3.9",
             trivy39.clone(),
             "scanbridge.trivy",
             trivy_counts(&trivy39),
             None,
         ),
-        (
+        case(
             "trivy 3.10",
             trivy310.clone(),
             "scanbridge.trivy",
             trivy_counts(&trivy310),
             Some("alpine"),
         ),
-        (
+        case(
             "grype",
             grype,
             "scanbridge.grype",
             grype_counts,
             Some("user-input"),
         ),
-        (
+        case(
             "trivy-operator",
             operator_json(),
             "scanbridge.trivy-operator",
@@ -126,27 +151,26 @@ async fn every_real_report_reaches_the_webhook_as_its_event() {
         ),
     ];
     let mut ids = Vec::new();
-    for (name, body, _, _, _) in &cases {
-        let (status, answer) = post(&d.url("/reports"), body.clone(), None).await;
-        assert_eq!(status, 202, "{name}: {answer}");
-        assert_eq!(answer["accepted"], 1, "{name}: {answer}");
+    for c in &cases {
+        let (status, answer) = post(&d.url("/reports"), c.body.clone(), None).await;
+        assert_eq!(status, 202, "{}: {answer}", c.name);
+        assert_eq!(answer["accepted"], 1, "{}: {answer}", c.name);
         ids.push(answer["results"][0]["id"].as_str().unwrap().to_owned());
     }
     let hits = rx.wait_hits(cases.len(), &d).await;
-    for ((name, _, source, want_counts, repo), id) in cases.iter().zip(&ids) {
+    for (c, id) in cases.iter().zip(&ids) {
+        let name = c.name;
         let hit = hits
             .iter()
             .find(|h| h.body["id"] == id.as_str())
             .unwrap_or_else(|| panic!("{name}: no delivery of {id}"));
         let ev = &hit.body;
-        assert_eq!(ev["source"], *source, "{name}");
+        assert_eq!(ev["source"], c.source, "{name}");
         assert_eq!(ev["detail-type"], "Image Scan", "{name}");
         assert_eq!(ev["detail"]["scan-status"], "COMPLETE", "{name}");
-        assert_eq!(
-            ev["detail"]["finding-severity-counts"], *want_counts,
-            "{name}"
-        );
-        let n: u64 = want_counts
+        assert_eq!(ev["detail"]["finding-severity-counts"], c.counts, "{name}");
+        let n: u64 = c
+            .counts
             .as_object()
             .unwrap()
             .values()
@@ -157,8 +181,8 @@ async fn every_real_report_reaches_the_webhook_as_its_event() {
             n,
             "{name}"
         );
-        if let Some(r) = repo {
-            assert_eq!(ev["detail"]["repository-name"], *r, "{name}");
+        if let Some(r) = c.repository {
+            assert_eq!(ev["detail"]["repository-name"], r, "{name}");
         }
         assert_eq!(ev["account"], "000000000000", "{name}: [aws] account");
     }
