@@ -15,6 +15,7 @@ mod secrets;
 mod security;
 mod slack;
 mod smtp;
+mod sns;
 mod support;
 mod test_pattern;
 mod topic;
