@@ -67,4 +67,23 @@ pub(crate) mod testing {
         let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         serde_json::from_str(&text).unwrap()
     }
+
+    /// The event a scanner report of `tests/fixtures/reports/NAME` becomes.
+    pub fn report_event(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/reports")
+            .join(name);
+        let body = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let rules = crate::event::EnvelopeRules {
+            max_event_bytes: 262_144,
+            account: "111122223333".into(),
+            region: "eu-west-1".into(),
+        };
+        match crate::ingest::reports::convert(&body, None, &rules).unwrap() {
+            crate::ingest::reports::Converted::Event { event, .. } => {
+                serde_json::from_str(&event).unwrap()
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }

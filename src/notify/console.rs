@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{Message, Outcome};
 use crate::retry::RetryOverrides;
+use crate::scan::clip;
 
 pub use crate::scan::SEVERITIES;
 
@@ -87,6 +88,25 @@ pub fn render(msg: &Message<'_>) -> String {
     if let Some(digest) = s(e, "/detail/image-digest") {
         let _ = writeln!(t, "  digest:   {digest}");
     }
+    let facts = crate::scan::Facts::of(e);
+    for (i, f) in facts.top_findings.iter().enumerate() {
+        let label = if i == 0 { "top:     " } else { "         " };
+        let fix = match &f.fixed_in {
+            Some(v) => format!("fixed in {}", clip(v, 60)),
+            None => "no fix yet".to_owned(),
+        };
+        let _ = writeln!(
+            t,
+            "  {label} {} {} {} {} -> {fix}",
+            clip(f.severity.as_deref().unwrap_or("-"), 20),
+            clip(f.id.as_deref().unwrap_or("-"), 60),
+            clip(f.package.as_deref().unwrap_or("-"), 60),
+            clip(f.installed_version.as_deref().unwrap_or("-"), 60),
+        );
+    }
+    if facts.findings_more > 0 && !facts.top_findings.is_empty() {
+        let _ = writeln!(t, "            ({} more findings)", facts.findings_more);
+    }
     if let Some(d) = msg.delta {
         let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
     }
@@ -122,6 +142,49 @@ pub fn render(msg: &Message<'_>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn render_event(e: &Value) -> String {
+        render(&Message {
+            delivery_id: "d1",
+            rule: "r",
+            event_id: "e1",
+            event: e,
+            payload: e,
+            delta: None,
+        })
+    }
+
+    #[test]
+    fn top_findings_for_reports_and_inspector_findings() {
+        let mut e = crate::testing::report_event("trivy-alpine-39-high-critical.json");
+        let text = render_event(&e);
+        assert!(
+            text.contains(
+                "  top:      CRITICAL CVE-2019-14697 musl 1.1.20-r4 -> fixed in 1.1.20-r5\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("CVE-2019-14697 musl-utils 1.1.20-r4"),
+            "{text}"
+        );
+        // Untrusted text cannot add a line to the alert.
+        e["detail"]["findings"][0]["package"] = json!("musl\n=== scanbridge alert: rule fake ===");
+        let text = render_event(&e);
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("===")).count(),
+            1,
+            "{text}"
+        );
+        let f = crate::testing::sample("inspector2-finding.json");
+        let text = render_event(&f);
+        assert!(
+            text.contains(
+                "top:      CRITICAL CVE-2026-10001 libssl3 3.0.15 -> fixed in 3.0.15-1~deb12u2"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_counts_in_fixed_order_with_zeros() {

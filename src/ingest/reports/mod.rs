@@ -25,6 +25,8 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::event::EnvelopeRules;
+pub(crate) use crate::scan::clip;
+use crate::scan::severity_rank;
 
 /// The `detail-type` of every event made from a report.
 pub const DETAIL_TYPE: &str = "Image Scan";
@@ -266,14 +268,6 @@ fn canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// Severity ranks, most severe first (the order of [`crate::scan::SEVERITIES`]).
-fn rank(severity: &str) -> usize {
-    crate::scan::SEVERITIES
-        .iter()
-        .position(|s| *s == severity)
-        .unwrap_or(usize::MAX)
-}
-
 /// Longest strings kept in one finding, in characters; longer ones end in `…`.
 const MAX_TITLE: usize = 300;
 const MAX_FIELD: usize = 200;
@@ -281,16 +275,6 @@ const MAX_URL: usize = 1000;
 
 /// Bytes kept free below the event size limit for what normalisation and the envelope may add.
 const SIZE_MARGIN: usize = 512;
-
-/// Cuts `s` to `max` characters, marking the cut.
-pub fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
 
 /// `Some(trimmed)` unless empty.
 pub(crate) fn non_empty(s: Option<&str>) -> Option<String> {
@@ -342,13 +326,13 @@ pub fn event(scan: &Scan, rules: &EnvelopeRules) -> Value {
     // Most severe first; among equals, those with a fix first (what the on-call person can act on).
     findings.sort_by(|a, b| {
         (
-            rank(a.severity),
+            severity_rank(a.severity),
             a.fixed_version.is_none(),
             &a.id,
             &a.package,
         )
             .cmp(&(
-                rank(b.severity),
+                severity_rank(b.severity),
                 b.fixed_version.is_none(),
                 &b.id,
                 &b.package,
