@@ -13,7 +13,9 @@
 //!   repository from ARN).
 //! - `router`: event bytes to deliveries (rule × target, deterministic ids); atomic rule-set swap.
 //! - `ingest`: the doors (`http`: `POST /events`, health, metrics; `aws`: PutEvents and
-//!   TestEventPattern over AWS JSON 1.1; `stdin`) into the store.
+//!   TestEventPattern over AWS JSON 1.1; `reports`: scanner reports (Trivy, Grype, trivy-operator) to
+//!   Image Scan events, pure, with `POST /reports` in `reports/door.rs`; `sns`: SNS subscriptions,
+//!   signature verification, `POST /sns`; `stdin`) into the store.
 //! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
 //!   SQLite.
 //! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
