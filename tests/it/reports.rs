@@ -377,6 +377,49 @@ fn report_event_pipes_into_test_pattern() {
     );
 }
 
+/// The house rule for reports: the shipped defaults alone print a readable alert, naming the CVEs.
+#[test]
+fn default_serve_prints_the_top_findings_of_a_critical_report() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let d = crate::daemon::Daemon::spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+    ]);
+    let report = fixture("trivy-alpine-39-high-critical.json");
+    let out = cli(&[
+        "send",
+        "--report",
+        "--url",
+        &d.url(""),
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", support::stdout(&out));
+    let start = std::time::Instant::now();
+    while !d.stdout().contains("delivery:") {
+        assert!(
+            start.elapsed() < crate::daemon::PATIENCE,
+            "no alert:\n{}",
+            d.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let alert = d.stdout();
+    assert!(
+        alert.contains("rule report-critical-findings (Image Scan)"),
+        "{alert}"
+    );
+    assert!(alert.contains("CRITICAL 2  HIGH 0"), "{alert}");
+    assert!(
+        alert.contains("top:      CRITICAL CVE-2019-14697 musl 1.1.20-r4 -> fixed in 1.1.20-r5"),
+        "{alert}"
+    );
+    d.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_report_posts_reports() {
     let rx = Receiver::start().await;
