@@ -44,24 +44,30 @@ impl Console {
     }
 }
 
-fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
+/// A string of the event, on one line and at most 300 characters: event text cannot add lines to an
+/// alert or push the rest off the screen.
+fn s(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr).and_then(Value::as_str).map(|x| clip(x, 300))
 }
 
 /// The alert text: rule, image, severity counts in fixed order (absent = 0), digest.
 pub fn render(msg: &Message<'_>) -> String {
     let e = msg.event;
     let mut t = String::new();
-    let kind = s(e, "/detail-type").unwrap_or("event");
+    let kind = s(e, "/detail-type").unwrap_or_else(|| "event".into());
     let _ = writeln!(t, "=== scanbridge alert: rule {} ({kind}) ===", msg.rule);
-    let repo = s(e, "/detail/repository-name").unwrap_or("-");
-    let tags: Vec<&str> = match e.pointer("/detail/image-tags") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+    let repo = s(e, "/detail/repository-name").unwrap_or_else(|| "-".into());
+    let tags: Vec<String> = match e.pointer("/detail/image-tags") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|t| clip(t, 128))
+            .collect(),
         _ => s(e, "/detail/image-tag").into_iter().collect(),
     };
     let image = match tags.first() {
         Some(tag) => format!("{repo}:{tag}"),
-        None => repo.to_owned(),
+        None => repo.clone(),
     };
     let _ = write!(t, "  image:    {image}");
     if tags.len() > 1 {
@@ -111,7 +117,11 @@ pub fn render(msg: &Message<'_>) -> String {
         let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
     }
     if crate::scan::is_digest(e) {
-        let _ = writeln!(t, "  {}", s(e, "/detail/headline").unwrap_or("digest"));
+        let _ = writeln!(
+            t,
+            "  {}",
+            s(e, "/detail/headline").unwrap_or_else(|| "digest".into())
+        );
         for item in e
             .pointer("/detail/items")
             .and_then(Value::as_array)
@@ -121,8 +131,8 @@ pub fn render(msg: &Message<'_>) -> String {
             let _ = writeln!(
                 t,
                 "    {}  {}",
-                s(item, "/image").unwrap_or("-"),
-                s(item, "/summary").unwrap_or("-")
+                s(item, "/image").unwrap_or_else(|| "-".into()),
+                s(item, "/summary").unwrap_or_else(|| "-".into())
             );
         }
     }
@@ -130,9 +140,9 @@ pub fn render(msg: &Message<'_>) -> String {
         t,
         "  event:    {} from {} in {} at {}",
         msg.event_id,
-        s(e, "/source").unwrap_or("-"),
-        s(e, "/region").unwrap_or("-"),
-        s(e, "/time").unwrap_or("-"),
+        s(e, "/source").unwrap_or_else(|| "-".into()),
+        s(e, "/region").unwrap_or_else(|| "-".into()),
+        s(e, "/time").unwrap_or_else(|| "-".into()),
     );
     let _ = writeln!(t, "  delivery: {}", msg.delivery_id);
     t
@@ -173,6 +183,15 @@ mod tests {
         let text = render_event(&e);
         assert_eq!(
             text.lines().filter(|l| l.starts_with("===")).count(),
+            1,
+            "{text}"
+        );
+        e["detail"]["repository-name"] = json!("evil\n  findings: CRITICAL 0");
+        let text = render_event(&e);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("  findings:"))
+                .count(),
             1,
             "{text}"
         );
