@@ -18,6 +18,8 @@
 //!   ([`silence`]), new-findings-only ([`history`]), deduplication ([`dedup`]), digests ([`digest`]) and
 //!   rate limits ([`ratelimit`]), all reading time from a [`clock`].
 //! - [`metrics`], [`logging`], [`shutdown`]: observability and lifecycle.
+//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, for
+//!   `check-patterns` (issue 20).
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
@@ -29,6 +31,7 @@ pub mod dedup;
 pub mod digest;
 pub mod event;
 pub mod history;
+mod infra;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
