@@ -73,7 +73,7 @@ impl Checked {
 pub fn check(body: &Body, limits: &Limits) -> Checked {
     match body {
         Body::Opaque { shown, why } => Checked {
-            message: Some(format!("not checkable statically: {why}: {shown}")),
+            message: Some(format!("not checkable statically: {why}")),
             unresolved: vec![Unresolved {
                 pointer: String::new(),
                 shown: shown.clone(),

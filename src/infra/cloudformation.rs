@@ -140,10 +140,13 @@ pub fn body_of(pattern: &Value, opts: CfnOptions) -> Body {
         Value::Object(m) => match holes::intrinsic(m) {
             Some((name, arg)) => match text_pieces(name, arg) {
                 Some(pieces) => Body::Holed(holes::render(pieces)),
-                None => Body::Opaque {
-                    shown: holes::shown_intrinsic(name, arg),
-                    why: "the whole pattern is computed at deploy time".into(),
-                },
+                None => {
+                    let shown = holes::shown_intrinsic(name, arg);
+                    Body::Opaque {
+                        why: format!("the pattern is {shown}, computed at deploy time"),
+                        shown,
+                    }
+                }
             },
             None => {
                 let mut set = HoleSet::default();

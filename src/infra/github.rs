@@ -14,7 +14,6 @@ use std::path::Path;
 pub enum Level {
     Error,
     Warning,
-    Notice,
 }
 
 /// One annotation.
@@ -42,7 +41,6 @@ pub fn command(a: &Annotation) -> String {
     let name = match a.level {
         Level::Error => "error",
         Level::Warning => "warning",
-        Level::Notice => "notice",
     };
     let mut props = Vec::new();
     if let Some(f) = &a.file {
@@ -97,12 +95,12 @@ mod tests {
             "::error file=infra/a%2Cb%3Ac.yaml,line=12,title=Rule%3A 100%25::first%0Asecond%0D 100%25 ::warning::x"
         );
         let bare = Annotation {
-            level: Level::Notice,
+            level: Level::Warning,
             file: None,
             line: None,
             title: None,
             message: "m".into(),
         };
-        assert_eq!(command(&bare), "::notice::m");
+        assert_eq!(command(&bare), "::warning::m");
     }
 }

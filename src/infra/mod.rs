@@ -76,7 +76,8 @@ pub enum Body {
     Opaque {
         /// The expression as written (or what is unknown).
         shown: String,
-        /// Why it cannot be checked, for people.
+        /// Why it cannot be checked, for people, naming the expression
+        /// (`the pattern is var.pattern, which Terraform evaluates`).
         why: String,
     },
 }

@@ -212,9 +212,10 @@ impl Cx<'_> {
     }
 
     fn opaque(&self, e: &Expression) -> Body {
+        let shown = self.source(e);
         Body::Opaque {
-            shown: self.source(e),
-            why: "the pattern is an expression Terraform evaluates".into(),
+            why: format!("the pattern is {shown}, which Terraform evaluates"),
+            shown,
         }
     }
 
@@ -239,7 +240,7 @@ impl Cx<'_> {
                 Ok(text) => Body::Holed(Holed::verbatim(text)),
                 Err(e) => Body::Opaque {
                     shown: self.source(call),
-                    why: format!("cannot read {}: {e}", path.display()),
+                    why: format!("the pattern is {}, and {} cannot be read: {e}", self.source(call), path.display()),
                 },
             },
             None => self.opaque(call),
@@ -447,7 +448,7 @@ PATTERN
         let c = check(&f[2].body, &Limits::default());
         assert_eq!(
             c.message.as_deref(),
-            Some("not checkable statically: the pattern is an expression Terraform evaluates: var.pattern")
+            Some("not checkable statically: the pattern is var.pattern, which Terraform evaluates")
         );
     }
 

@@ -171,7 +171,7 @@ impl Walk<'_> {
     fn after_apply() -> Body {
         Body::Opaque {
             shown: "(known after apply)".into(),
-            why: "the plan does not know the pattern until apply".into(),
+            why: "the plan knows the pattern only after apply".into(),
         }
     }
 
