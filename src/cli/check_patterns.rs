@@ -25,7 +25,7 @@ use super::Outcome;
 use crate::infra::check::{Checked, Verdict, check};
 use crate::infra::github::{self, Annotation, Level};
 use crate::infra::pattern_tests::{self, Expect, TestFile};
-use crate::infra::{Found, InfraError, discover, junit};
+use crate::infra::{Found, InfraError, discover, junit, one_line};
 
 /// When to print GitHub Actions annotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,9 +152,8 @@ impl Run {
     }
 }
 
-/// A path for comparisons: `./a/b` and `a/b` are one file.
 fn normal(p: &Path) -> PathBuf {
-    p.components().collect()
+    crate::infra::same_file(p)
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -201,13 +200,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
         }
         for o in &run.orphans {
-            writeln!(
-                stdout,
+            let line = format!(
                 "{}: {}: error: {}",
                 o.test_file.display(),
                 o.resource,
                 o.message
-            )?;
+            );
+            writeln!(stdout, "{}", one_line(&line))?;
         }
     }
     stdout.flush()?;
@@ -216,21 +215,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut stderr = std::io::stderr().lock();
     for e in &run.entries {
         for w in &e.checked.warnings {
-            writeln!(
-                stderr,
+            let line = format!(
                 "{}: {}: warning: {}: {}",
                 e.found.file.display(),
                 e.found.resource,
                 w.pointer,
                 w.message
-            )?;
+            );
+            writeln!(stderr, "{}", one_line(&line))?;
         }
     }
     for e in &run.errors {
-        match e.line {
-            Some(l) => writeln!(stderr, "scanbridge: {}:{l}: {}", e.file.display(), e.message)?,
-            None => writeln!(stderr, "scanbridge: {e}")?,
-        }
+        let line = match e.line {
+            Some(l) => format!("scanbridge: {}:{l}: {}", e.file.display(), e.message),
+            None => format!("scanbridge: {e}"),
+        };
+        writeln!(stderr, "{}", one_line(&line))?;
     }
     let annotate = match args.annotations {
         Annotations::Auto => github::running_in_actions(),
@@ -269,6 +269,10 @@ fn passed(t: &TestResult) -> bool {
 
 /// The contract line of a pattern.
 fn entry_line(e: &Entry) -> String {
+    one_line(&entry_text(e))
+}
+
+fn entry_text(e: &Entry) -> String {
     let head = format!("{}: {}", e.found.file.display(), e.found.resource);
     let c = &e.checked;
     let msg = c.message.as_deref().unwrap_or("");
@@ -294,18 +298,18 @@ fn test_label(found: &Found, t: &TestResult) -> String {
 }
 
 fn write_test_line(out: &mut impl Write, found: &Found, t: &TestResult) -> std::io::Result<()> {
-    let label = test_label(found, t);
+    let label = one_line(&test_label(found, t));
     match &t.outcome {
         pattern_tests::Outcome::Passed => writeln!(out, "{label}: ok"),
         pattern_tests::Outcome::Failed(why) => {
             writeln!(out, "{label}: FAILED ({})", failed_because(why))?;
             // `--explain`'s lines, under the case.
             for line in why.to_string().lines().skip(1) {
-                writeln!(out, "  {line}")?;
+                writeln!(out, "  {}", one_line(line))?;
             }
             Ok(())
         }
-        pattern_tests::Outcome::Error(m) => writeln!(out, "{label}: error: {m}"),
+        pattern_tests::Outcome::Error(m) => writeln!(out, "{label}: error: {}", one_line(m)),
     }
 }
 

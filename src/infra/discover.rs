@@ -4,7 +4,9 @@
 //! `.serverless`, `.aws-sam`), `node_modules`, cache directories (those holding a `CACHEDIR.TAG`, such
 //! as Cargo's `target/`), and in a CDK cloud assembly everything but the templates. Read: `*.json`,
 //! `*.yaml`, `*.yml`, `*.template`, `*.tf`, `*.tfstate`; `*.pattern-tests.{yaml,yml,json}` are pattern
-//! test files ([`super::pattern_tests`]), not templates.
+//! test files ([`super::pattern_tests`]), not templates. A file named on the command line (as
+//! pre-commit passes them) brings the test file named after it: `NAME.pattern-tests.yaml` beside
+//! `NAME.yaml`.
 //!
 //! A file's format is decided by its content, not its name: Terraform's JSON (`format_version`),
 //! a CloudFormation template (`Resources` with `Type`s; SAM when it uses SAM resources, CDK when it
@@ -44,6 +46,18 @@ pub fn is_test_file(path: &Path) -> bool {
         .any(|s| name.ends_with(s))
 }
 
+/// The test files named after a template: `NAME.pattern-tests.{yaml,yml,json}` beside `NAME.EXT`.
+fn sibling_tests(template: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    let stem = template
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ["yaml", "yml", "json"]
+        .into_iter()
+        .map(move |ext| template.with_file_name(format!("{stem}.pattern-tests.{ext}")))
+        .filter(|t| t.is_file())
+}
+
 /// Walks the paths.
 pub fn walk(paths: &[PathBuf]) -> Walked {
     let mut w = Walked::default();
@@ -55,6 +69,12 @@ pub fn walk(paths: &[PathBuf]) -> Walked {
                 w.tests.push(p.clone());
             } else {
                 w.files.push((p.clone(), true));
+                // `template.yaml` is tested by `template.pattern-tests.yaml` beside it.
+                for t in sibling_tests(p) {
+                    if !w.tests.contains(&t) {
+                        w.tests.push(t);
+                    }
+                }
             }
         } else {
             w.errors.push(InfraError::new(p, "no such file or directory"));

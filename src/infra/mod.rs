@@ -135,6 +135,33 @@ impl InfraError {
     }
 }
 
+/// A path to compare files by: canonical when the file exists, else without `.` components, so
+/// that `./a/t.yaml`, `a/t.yaml` and `/abs/a/t.yaml` are one file.
+pub fn same_file(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        p.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    })
+}
+
+/// Text from files made safe for one output line: control characters (a newline in a pattern's
+/// key, say) are written as escapes, so no content can start a line of its own.
+pub fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Appends one RFC 6901 reference token to a JSON pointer.
 pub fn pointer_push(base: &str, token: &str) -> String {
     format!("{base}/{}", token.replace('~', "~0").replace('/', "~1"))
@@ -155,6 +182,12 @@ pub fn pointer_tokens(pointer: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_escapes_control_characters_only() {
+        assert_eq!(one_line("a\nb\r\u{1b}[2J é"), "a\\nb\\r\\u{1b}[2J é");
+        assert_eq!(one_line("plain"), "plain");
+    }
 
     #[test]
     fn pointers_escape_and_split_as_rfc_6901_says() {

@@ -51,7 +51,7 @@ impl Expect {
 #[derive(Debug, Clone)]
 pub struct Case {
     pub expect: Expect,
-    /// The file as written, or `inline event N`.
+    /// The file as written, or an inline event's JSON (shortened).
     pub event_name: String,
     pub event: Event,
 }
@@ -104,7 +104,10 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
         }
         docs.remove(0)
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let fail = |pointer: &str, message: String| {
         InfraError::new(path, if pointer.is_empty() { message } else { format!("{pointer}: {message}") })
     };
@@ -243,9 +246,15 @@ fn events(
                 .collect()
         }
         Value::Object(_) => {
-            let ev = Event::from_bytes(e.to_string().as_bytes()).map_err(|e| bad(e.to_string()))?;
-            let n = at.rsplit('/').next().unwrap_or("0");
-            Ok(vec![(format!("inline event {n}"), ev)])
+            let text = e.to_string();
+            let ev = Event::from_bytes(text.as_bytes()).map_err(|e| bad(e.to_string()))?;
+            // Named by its content, shortened.
+            let name = if text.chars().count() > 60 {
+                text.chars().take(57).collect::<String>() + "..."
+            } else {
+                text
+            };
+            Ok(vec![(name, ev)])
         }
         _ => Err(bad("an event is a file path or an object".into())),
     }
@@ -258,9 +267,8 @@ pub fn select<'a>(
     file: &TestFile,
     found: impl Iterator<Item = &'a Found>,
 ) -> Result<&'a Found, String> {
-    let under = |f: &Found| {
-        f.file == file.template || f.file.starts_with(&file.template)
-    };
+    let template = super::same_file(&file.template);
+    let under = |f: &Found| super::same_file(&f.file).starts_with(&template);
     let candidates: Vec<&Found> = found.filter(|f| under(f)).collect();
     let named: Vec<&Found> = candidates
         .iter()
