@@ -245,8 +245,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     writeln!(stderr, "{}", summary(&run, &paths))?;
 
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit::render("scanbridge check-patterns", &junit_suites(&run)))
-            .with_context(|| format!("writing the JUnit report {}", path.display()))?;
+        std::fs::write(
+            path,
+            junit::render("scanbridge check-patterns", &junit_suites(&run)),
+        )
+        .with_context(|| format!("writing the JUnit report {}", path.display()))?;
     }
 
     let failed = run
@@ -287,7 +290,11 @@ fn entry_text(e: &Entry) -> String {
 }
 
 fn test_label(found: &Found, t: &TestResult) -> String {
-    let name = t.name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+    let name = t
+        .name
+        .as_ref()
+        .map(|n| format!("{n}: "))
+        .unwrap_or_default();
     format!(
         "{}: {}: {name}{} {}",
         t.test_file.display(),
@@ -314,7 +321,11 @@ fn write_test_line(out: &mut impl Write, found: &Found, t: &TestResult) -> std::
 }
 
 fn failed_because(why: &Explanation) -> &'static str {
-    if why.matched { "it matched" } else { "no match" }
+    if why.matched {
+        "it matched"
+    } else {
+        "no match"
+    }
 }
 
 fn entry_json(e: &Entry) -> Value {
@@ -368,7 +379,12 @@ fn entry_json(e: &Entry) -> Value {
 }
 
 fn summary(run: &Run, paths: &[PathBuf]) -> String {
-    let count = |v: Verdict| run.entries.iter().filter(|e| e.checked.verdict == v).count();
+    let count = |v: Verdict| {
+        run.entries
+            .iter()
+            .filter(|e| e.checked.verdict == v)
+            .count()
+    };
     let mut s = if run.entries.is_empty() {
         format!(
             "check-patterns: no event patterns found in {} ({} file(s) read)",
@@ -398,11 +414,17 @@ fn summary(run: &Run, paths: &[PathBuf]) -> String {
             cases.len() - ok
         ));
         if !run.orphans.is_empty() {
-            s.push_str(&format!(", {} test(s) without a pattern", run.orphans.len()));
+            s.push_str(&format!(
+                ", {} test(s) without a pattern",
+                run.orphans.len()
+            ));
         }
     }
     if !run.errors.is_empty() {
-        s.push_str(&format!("; {} input(s) could not be read", run.errors.len()));
+        s.push_str(&format!(
+            "; {} input(s) could not be read",
+            run.errors.len()
+        ));
     }
     s
 }
@@ -496,7 +518,11 @@ fn junit_suites(run: &Run) -> Vec<junit::Suite> {
             Verdict::Invalid => {
                 let p = c.pointer.clone().unwrap_or_default();
                 let m = c.message.clone().unwrap_or_default();
-                let message = if p.is_empty() { m.clone() } else { format!("{p}: {m}") };
+                let message = if p.is_empty() {
+                    m.clone()
+                } else {
+                    format!("{p}: {m}")
+                };
                 junit::Outcome::Failed {
                     kind: "invalid".into(),
                     detail: message.clone(),

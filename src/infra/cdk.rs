@@ -36,8 +36,10 @@ pub fn is_cdk_template(doc: &Value) -> bool {
     doc.get("Resources")
         .and_then(Value::as_object)
         .is_some_and(|r| {
-            r.values()
-                .any(|res| construct_path(res).is_some() || res.get("Type").and_then(Value::as_str) == Some("AWS::CDK::Metadata"))
+            r.values().any(|res| {
+                construct_path(res).is_some()
+                    || res.get("Type").and_then(Value::as_str) == Some("AWS::CDK::Metadata")
+            })
         })
 }
 

@@ -319,3 +319,106 @@ fn substitute(v: &Value, pointer: &str, uses: &[Use], choice: &[usize]) -> Value
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infra::holes::{CfnOptions, HoleSet, cfn_value};
+
+    fn holed(v: Value) -> Body {
+        let mut set = HoleSet::default();
+        let v = cfn_value(&v, &mut set, CfnOptions::default());
+        Body::Holed(set.with_value(&v))
+    }
+
+    fn verdict(v: Value) -> Checked {
+        check(&holed(v), &Limits::default())
+    }
+
+    #[test]
+    fn placeholders_fit_where_the_hole_stands() {
+        let cases = [
+            json!({"detail": {"x": [{"exists": {"Ref": "P"}}]}}),
+            json!({"detail": {"n": [{"numeric": [">", {"Ref": "Min"}, "<", 100]}]}}),
+            json!({"detail": {"ip": [{"cidr": {"Ref": "Net"}}]}}),
+            json!({"detail": {"repo": [{"prefix": {"Fn::Sub": "${Env}/"}}]}}),
+            json!({"source": {"Ref": "Sources"}}),
+            json!({"detail": {"state": [{"anything-but": {"Ref": "States"}}]}}),
+            json!({"detail": {"name": [{"wildcard": {"Fn::Sub": "${Env}-*"}}]}}),
+        ];
+        for c in cases {
+            let v = verdict(c.clone());
+            assert_eq!(v.verdict, Verdict::Unchecked, "{c}: {v:?}");
+            assert_eq!(v.unresolved.len(), 1, "{c}");
+            assert!(
+                v.message
+                    .as_deref()
+                    .unwrap()
+                    .ends_with("the rest of the pattern is valid"),
+                "{c}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_patterns_own_errors_are_reported_despite_holes() {
+        let v =
+            verdict(json!({"account": [{"Ref": "AWS::AccountId"}], "detail": {"scan-status": []}}));
+        assert_eq!(v.verdict, Verdict::Invalid);
+        assert_eq!(v.pointer.as_deref(), Some("/detail/scan-status"));
+        assert_eq!(v.unresolved[0].pointer, "/account/0");
+        // A fault in the literal part of a string with a hole is still found.
+        let v = verdict(json!({"detail": {"ip": [{"cidr": {"Fn::Sub": "10.0.${Octet}.0/99"}}]}}));
+        assert_eq!(
+            v.verdict,
+            Verdict::Unchecked,
+            "the hole may be the culprit: {v:?}"
+        );
+        // A fault beside a hole (not at, in or above it) is the pattern's own.
+        let v = verdict(json!({"detail": {"n": [{"numeric": [">>", {"Ref": "Min"}]}]}}));
+        assert_eq!(v.verdict, Verdict::Invalid, "{v:?}");
+        assert_eq!(v.pointer.as_deref(), Some("/detail/n/0/numeric/0"));
+        // When no placeholder fits (the operator itself is the hole), the part is unchecked.
+        let v = verdict(json!({"detail": {"n": [{"numeric": [{"Ref": "Op"}, 5]}]}}));
+        assert_eq!(v.verdict, Verdict::Unchecked, "{v:?}");
+        assert!(
+            v.message
+                .unwrap()
+                .contains("cannot be checked without its value")
+        );
+    }
+
+    #[test]
+    fn a_whole_pattern_hole_and_nearness() {
+        let v = verdict(json!({"Ref": "Pattern"}));
+        assert_eq!(v.verdict, Verdict::Unchecked);
+        assert_eq!(
+            v.message.as_deref(),
+            Some("not checkable statically: the pattern is !Ref Pattern")
+        );
+        assert!(near("/a/b", "/a/b/0"));
+        assert!(near("/a/b/0/c", "/a/b/0"));
+        assert!(near("/a", "/a/b/0"));
+        assert!(!near("/a", "/a/b/c/d"));
+        assert!(!near("/x", "/a"));
+    }
+
+    #[test]
+    fn verbatim_text_keeps_aws_warnings_and_syntax_positions() {
+        let v = check(
+            &Body::Holed(Holed::verbatim(r#"{"source": ["a"], "source": ["b"]}"#)),
+            &Limits::default(),
+        );
+        assert_eq!(v.verdict, Verdict::Ok);
+        assert_eq!(v.warnings.len(), 1, "{v:?}");
+        let v = check(
+            &Body::Holed(Holed::verbatim("{\"source\": [\"a\"")),
+            &Limits::default(),
+        );
+        assert_eq!(v.verdict, Verdict::Invalid);
+        assert!(
+            v.message.unwrap().contains("(at line 1, column"),
+            "syntax errors say where"
+        );
+    }
+}

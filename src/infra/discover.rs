@@ -41,9 +41,13 @@ const EXTENSIONS: [&str; 6] = ["json", "yaml", "yml", "template", "tf", "tfstate
 /// Whether a file name is a pattern test file.
 pub fn is_test_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    [".pattern-tests.yaml", ".pattern-tests.yml", ".pattern-tests.json"]
-        .iter()
-        .any(|s| name.ends_with(s))
+    [
+        ".pattern-tests.yaml",
+        ".pattern-tests.yml",
+        ".pattern-tests.json",
+    ]
+    .iter()
+    .any(|s| name.ends_with(s))
 }
 
 /// The test files named after a template: `NAME.pattern-tests.{yaml,yml,json}` beside `NAME.EXT`.
@@ -77,7 +81,8 @@ pub fn walk(paths: &[PathBuf]) -> Walked {
                 }
             }
         } else {
-            w.errors.push(InfraError::new(p, "no such file or directory"));
+            w.errors
+                .push(InfraError::new(p, "no such file or directory"));
         }
     }
     w
@@ -87,8 +92,10 @@ fn walk_dir(dir: &Path, assembly: bool, w: &mut Walked) {
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(e) => e.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(e) => {
-            w.errors
-                .push(InfraError::new(dir, format!("cannot list the directory: {e}")));
+            w.errors.push(InfraError::new(
+                dir,
+                format!("cannot list the directory: {e}"),
+            ));
             return;
         }
     };
@@ -234,7 +241,10 @@ mod tests {
             .iter()
             .map(|(f, _)| f.strip_prefix(p).unwrap().display().to_string())
             .collect();
-        assert_eq!(rel, ["a.tf", "b.yaml", "cdk.out/S.template.json", "sub/c.json"]);
+        assert_eq!(
+            rel,
+            ["a.tf", "b.yaml", "cdk.out/S.template.json", "sub/c.json"]
+        );
         assert_eq!(w.tests, [p.join("x.pattern-tests.yaml")]);
         assert_eq!(w.errors.len(), 1);
     }
@@ -242,7 +252,11 @@ mod tests {
     #[test]
     fn unparsable_files_are_errors_only_when_named_or_ours() {
         let helm = "metadata:\n  name: {{ .Values.name }}-x\n";
-        assert!(extract_text(Path::new("t.yaml"), helm, false).unwrap().is_empty());
+        assert!(
+            extract_text(Path::new("t.yaml"), helm, false)
+                .unwrap()
+                .is_empty()
+        );
         assert!(extract_text(Path::new("t.yaml"), helm, true).is_err());
         let broken = "Resources:\n  R:\n    Type: AWS::Events::Rule\n   bad: [\n";
         assert!(extract_text(Path::new("t.yaml"), broken, false).is_err());
@@ -255,8 +269,15 @@ mod tests {
         assert_eq!(f[0].format, Format::CloudFormation);
         let rule = r#"{"name": "r", "event_pattern": {"source": ["a"]}, "targets": ["console"]}"#;
         let f = extract_text(Path::new("rules/r.json"), rule, false).unwrap();
-        assert_eq!((f[0].format, f[0].resource.as_str()), (Format::ScanbridgeRule, "r"));
+        assert_eq!(
+            (f[0].format, f[0].resource.as_str()),
+            (Format::ScanbridgeRule, "r")
+        );
         let k8s = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: Service\n";
-        assert!(extract_text(Path::new("k.yaml"), k8s, false).unwrap().is_empty());
+        assert!(
+            extract_text(Path::new("k.yaml"), k8s, false)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

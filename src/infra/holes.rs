@@ -280,7 +280,9 @@ pub fn cfn_value(v: &Value, set: &mut HoleSet, opts: CfnOptions) -> Value {
                     .collect(),
             )
         }
-        Value::Array(items) => Value::Array(items.iter().map(|i| cfn_value(i, set, opts)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| cfn_value(i, set, opts)).collect())
+        }
         Value::String(s) if opts.serverless_variables => Value::String(serverless_string(s, set)),
         other => other.clone(),
     }
@@ -288,7 +290,12 @@ pub fn cfn_value(v: &Value, set: &mut HoleSet, opts: CfnOptions) -> Value {
 
 /// `Fn::Sub` and `Fn::Join` as a string with markers for their substituted parts; `None` for any
 /// other function (or an unexpected shape).
-fn intrinsic_string(name: &str, arg: &Value, set: &mut HoleSet, opts: CfnOptions) -> Option<String> {
+fn intrinsic_string(
+    name: &str,
+    arg: &Value,
+    set: &mut HoleSet,
+    opts: CfnOptions,
+) -> Option<String> {
     match name {
         "Fn::Sub" => {
             let (template, vars) = match arg {
@@ -499,7 +506,12 @@ mod tests {
         let shown: Vec<&str> = h.holes.iter().map(|h| h.shown.as_str()).collect();
         assert_eq!(
             shown,
-            ["${AWS::AccountId}", "!Ref Sources", "${Env}", "!Ref AWS::Partition"]
+            [
+                "${AWS::AccountId}",
+                "!Ref Sources",
+                "${Env}",
+                "!Ref AWS::Partition"
+            ]
         );
         assert!(h.holes[1].any && !h.holes[0].any);
     }

@@ -33,9 +33,13 @@ pub enum Outcome {
         detail: String,
     },
     /// The input could not be read.
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// Not checked.
-    Skipped { message: String },
+    Skipped {
+        message: String,
+    },
 }
 
 /// One suite: the cases of one file.
@@ -72,7 +76,8 @@ fn counts<'a>(cases: impl Iterator<Item = &'a Case>) -> Counts {
 fn xml_text(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}') {
+            if (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+            {
                 '\u{FFFD}'
             } else {
                 c
@@ -213,14 +218,28 @@ mod tests {
             ],
         }];
         let xml = render("scanbridge", &suites);
-        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"), "{xml}");
         assert!(
-            xml.contains(r#"<testsuites name="scanbridge" tests="3" failures="1" errors="0" skipped="1">"#),
+            xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
             "{xml}"
         );
-        assert!(xml.contains(r#"name="Bad&lt;&amp;&quot;&apos;&gt;""#), "{xml}");
+        assert!(
+            xml.contains(
+                r#"<testsuites name="scanbridge" tests="3" failures="1" errors="0" skipped="1">"#
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"name="Bad&lt;&amp;&quot;&apos;&gt;""#),
+            "{xml}"
+        );
         assert!(xml.contains(r#"message="line one line two �""#), "{xml}");
-        assert!(xml.contains("a &lt; b &amp; &quot;c&quot;\n]]&gt; �"), "{xml}");
-        assert!(xml.contains(r#"<testcase name="Ok" classname="t.yaml" file="t.yaml" line="3"/>"#), "{xml}");
+        assert!(
+            xml.contains("a &lt; b &amp; &quot;c&quot;\n]]&gt; �"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testcase name="Ok" classname="t.yaml" file="t.yaml" line="3"/>"#),
+            "{xml}"
+        );
     }
 }

@@ -82,7 +82,9 @@ impl DocLines {
     pub fn pattern(&self, path: &[String]) -> Lines {
         match self {
             DocLines::Json(all) => {
-                let prefix: String = path.iter().fold(String::new(), |p, t| super::pointer_push(&p, t));
+                let prefix: String = path
+                    .iter()
+                    .fold(String::new(), |p, t| super::pointer_push(&p, t));
                 let rel: HashMap<String, usize> = all
                     .iter()
                     .filter_map(|(p, l)| {
@@ -90,7 +92,11 @@ impl DocLines {
                         (rest.is_empty() || rest.starts_with('/')).then(|| (rest.to_owned(), *l))
                     })
                     .collect();
-                if rel.is_empty() { Lines::Unknown } else { Lines::Map(rel) }
+                if rel.is_empty() {
+                    Lines::Unknown
+                } else {
+                    Lines::Map(rel)
+                }
             }
             DocLines::Yaml(text) => Lines::Yaml {
                 text: text.clone(),
@@ -273,12 +279,11 @@ pub fn yaml_line(text: &str, path: &[String]) -> Option<usize> {
                 }
             }
         }
-        if found.is_none() {
-            if let Some((c, rest)) = &inline
-                && key_of(rest).as_deref() == Some(token.as_str())
-            {
-                found = Some((at.expect("an item has a line"), *c, None));
-            }
+        if found.is_none()
+            && let Some((c, rest)) = &inline
+            && key_of(rest).as_deref() == Some(token.as_str())
+        {
+            found = Some((at.expect("an item has a line"), *c, None));
         }
         if found.is_none() {
             let children = lines
@@ -342,7 +347,9 @@ fn key_of(s: &str) -> Option<String> {
             .starts_with(':')
             .then(|| rest[..end].to_owned());
     }
-    let end = s.find(": ").or_else(|| s.strip_suffix(':').map(|k| k.len()))?;
+    let end = s
+        .find(": ")
+        .or_else(|| s.strip_suffix(':').map(|k| k.len()))?;
     let key = s[..end].trim_end();
     (!key.is_empty() && !key.starts_with(['{', '[', '-'])).then(|| key.to_owned())
 }
@@ -394,21 +401,23 @@ Resources:
 
     #[test]
     fn yaml_keys_and_items_are_followed_by_indentation() {
-        let l = |p: &[&str]| yaml_line(TEMPLATE, &path(p));
-        assert_eq!(l(&["Resources", "Rule", "Properties", "EventPattern"]), Some(6));
-        assert_eq!(
-            l(&["Resources", "Rule", "Properties", "EventPattern", "source", "0"]),
-            Some(8)
-        );
-        assert_eq!(
-            l(&["Resources", "Rule", "Properties", "EventPattern", "detail", "state"]),
-            Some(10)
-        );
-        assert_eq!(
-            l(&["Resources", "Pipe", "Properties", "FilterCriteria", "Filters", "1", "Pattern"]),
-            Some(16)
-        );
-        assert_eq!(l(&["Resources", "Rule", "Properties", "Nope"]), None);
+        let cases = [
+            ("Resources/Rule/Properties/EventPattern", Some(6)),
+            ("Resources/Rule/Properties/EventPattern/source/0", Some(8)),
+            (
+                "Resources/Rule/Properties/EventPattern/detail/state",
+                Some(10),
+            ),
+            (
+                "Resources/Pipe/Properties/FilterCriteria/Filters/1/Pattern",
+                Some(16),
+            ),
+            ("Resources/Rule/Properties/Nope", None),
+        ];
+        for (p, want) in cases {
+            let tokens: Vec<&str> = p.split('/').collect();
+            assert_eq!(yaml_line(TEMPLATE, &path(&tokens)), want, "{p}");
+        }
     }
 
     #[test]

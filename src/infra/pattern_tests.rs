@@ -94,13 +94,16 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| InfraError::new(path, format!("cannot read: {e}")))?;
     let doc = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| {
-            InfraError::at(path, Some(e.line()), format!("not valid JSON: {e}"))
-        })?
+        serde_json::from_str(&text)
+            .map_err(|e| InfraError::at(path, Some(e.line()), format!("not valid JSON: {e}")))?
     } else {
-        let mut docs = yaml::documents(&text).map_err(|e| InfraError::at(path, e.line, e.to_string()))?;
+        let mut docs =
+            yaml::documents(&text).map_err(|e| InfraError::at(path, e.line, e.to_string()))?;
         if docs.len() != 1 {
-            return Err(InfraError::new(path, "a pattern test file holds one document"));
+            return Err(InfraError::new(
+                path,
+                "a pattern test file holds one document",
+            ));
         }
         docs.remove(0)
     };
@@ -109,15 +112,28 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
         _ => Path::new("."),
     };
     let fail = |pointer: &str, message: String| {
-        InfraError::new(path, if pointer.is_empty() { message } else { format!("{pointer}: {message}") })
+        InfraError::new(
+            path,
+            if pointer.is_empty() {
+                message
+            } else {
+                format!("{pointer}: {message}")
+            },
+        )
     };
     let Value::Object(m) = &doc else {
-        return Err(fail("", "a pattern test file holds an object with \"tests\"".into()));
+        return Err(fail(
+            "",
+            "a pattern test file holds an object with \"tests\"".into(),
+        ));
     };
-    for k in m.keys().filter(|k| !FILE_KEYS.contains(&k.as_str())) {
+    if let Some(k) = m.keys().find(|k| !FILE_KEYS.contains(&k.as_str())) {
         return Err(fail(
             &super::pointer_push("", k),
-            format!("unknown key {k:?}; expected one of {}", FILE_KEYS.join(", ")),
+            format!(
+                "unknown key {k:?}; expected one of {}",
+                FILE_KEYS.join(", ")
+            ),
         ));
     }
     let template = match m.get("template") {
@@ -133,16 +149,25 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
     for (i, item) in items.iter().enumerate() {
         let at = format!("/tests/{i}");
         let Value::Object(t) = item else {
-            return Err(fail(&at, "a test is an object with resource, match and no_match".into()));
+            return Err(fail(
+                &at,
+                "a test is an object with resource, match and no_match".into(),
+            ));
         };
-        for k in t.keys().filter(|k| !TEST_KEYS.contains(&k.as_str())) {
+        if let Some(k) = t.keys().find(|k| !TEST_KEYS.contains(&k.as_str())) {
             return Err(fail(
                 &super::pointer_push(&at, k),
-                format!("unknown key {k:?}; expected one of {}", TEST_KEYS.join(", ")),
+                format!(
+                    "unknown key {k:?}; expected one of {}",
+                    TEST_KEYS.join(", ")
+                ),
             ));
         }
         let Some(Value::String(resource)) = t.get("resource") else {
-            return Err(fail(&format!("{at}/resource"), "a test needs \"resource\": NAME".into()));
+            return Err(fail(
+                &format!("{at}/resource"),
+                "a test needs \"resource\": NAME".into(),
+            ));
         };
         let name = match t.get("name") {
             None => None,
@@ -150,7 +175,11 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
             Some(_) => return Err(fail(&format!("{at}/name"), "name must be a string".into())),
         };
         let mut params = file_params.clone();
-        params.extend(parameters(t.get("parameters"), &format!("{at}/parameters"), &fail)?);
+        params.extend(parameters(
+            t.get("parameters"),
+            &format!("{at}/parameters"),
+            &fail,
+        )?);
         let mut cases = Vec::new();
         for (key, expect) in [("match", Expect::Match), ("no_match", Expect::NoMatch)] {
             let list = match t.get(key) {
@@ -175,7 +204,10 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
             }
         }
         if cases.is_empty() {
-            return Err(fail(&at, "a test needs at least one event under match or no_match".into()));
+            return Err(fail(
+                &at,
+                "a test needs at least one event under match or no_match".into(),
+            ));
         }
         tests.push(Test {
             resource: resource.clone(),
@@ -316,19 +348,37 @@ pub fn run(test: &Test, found: &Found, limits: &Limits) -> Vec<Outcome> {
                 "the pattern is invalid: {}",
                 checked.message.unwrap_or_default()
             );
-            return test.cases.iter().map(|_| Outcome::Error(msg.clone())).collect();
+            return test
+                .cases
+                .iter()
+                .map(|_| Outcome::Error(msg.clone()))
+                .collect();
         }
         _ => {
             let parts: Vec<String> = checked
                 .unresolved
                 .iter()
-                .map(|u| format!("{} ({})", u.shown, if u.pointer.is_empty() { "the pattern" } else { &u.pointer }))
+                .map(|u| {
+                    format!(
+                        "{} ({})",
+                        u.shown,
+                        if u.pointer.is_empty() {
+                            "the pattern"
+                        } else {
+                            &u.pointer
+                        }
+                    )
+                })
                 .collect();
             let msg = format!(
                 "the pattern depends on values known only at deploy time: {}; give them under parameters",
                 parts.join(", ")
             );
-            return test.cases.iter().map(|_| Outcome::Error(msg.clone())).collect();
+            return test
+                .cases
+                .iter()
+                .map(|_| Outcome::Error(msg.clone()))
+                .collect();
         }
     };
     test.cases
@@ -412,11 +462,23 @@ mod tests {
     fn faults_name_the_file_and_pointer() {
         let d = tempfile::tempdir().unwrap();
         let cases = [
-            ("tests: [{resource: R, match: [nope.json]}]", "/tests/0/match/0: cannot read event"),
-            ("tests: [{resource: R, matches: []}]", "/tests/0/matches: unknown key"),
-            ("tests: [{resource: R}]", "/tests/0: a test needs at least one event"),
+            (
+                "tests: [{resource: R, match: [nope.json]}]",
+                "/tests/0/match/0: cannot read event",
+            ),
+            (
+                "tests: [{resource: R, matches: []}]",
+                "/tests/0/matches: unknown key",
+            ),
+            (
+                "tests: [{resource: R}]",
+                "/tests/0: a test needs at least one event",
+            ),
             ("test: []", "/test: unknown key"),
-            ("tests: [{resource: R, match: [{not: json, x: [}]}]", "not valid YAML"),
+            (
+                "tests: [{resource: R, match: [{not: json, x: [}]}]",
+                "not valid YAML",
+            ),
         ];
         for (text, want) in cases {
             let p = write(d.path(), "x.pattern-tests.yaml", text);
@@ -430,7 +492,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let t = write(d.path(), "template.yaml", TEMPLATE);
         let found = extract_text(&t, TEMPLATE, true).unwrap();
-        let tf = write(d.path(), "a.pattern-tests.yaml", "tests: [{resource: Nope, match: [{a: 1}]}]");
+        let tf = write(
+            d.path(),
+            "a.pattern-tests.yaml",
+            "tests: [{resource: Nope, match: [{a: 1}]}]",
+        );
         let file = load(&tf).unwrap();
         let e = select(&file.tests[0], &file, found.iter()).unwrap_err();
         assert!(e.contains("its patterns: Scans"), "{e}");

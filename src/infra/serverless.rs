@@ -17,7 +17,8 @@ use super::{Format, Found};
 
 /// Whether a document is a Serverless Framework service: `service` and `provider` or `functions`.
 pub fn is_service(doc: &Value) -> bool {
-    doc.get("service").is_some() && (doc.get("provider").is_some() || doc.get("functions").is_some())
+    doc.get("service").is_some()
+        && (doc.get("provider").is_some() || doc.get("functions").is_some())
 }
 
 const OPTIONS: CfnOptions = CfnOptions {
@@ -65,7 +66,11 @@ pub fn extract(doc: &Value, file: &Path, lines: &DocLines) -> Vec<Found> {
         let filters = p.get("filter").and_then(Value::as_array);
         for (i, f) in filters.into_iter().flatten().enumerate() {
             if let Some(pattern) = f.get("Pattern").or_else(|| f.get("pattern")) {
-                let key = if f.get("Pattern").is_some() { "Pattern" } else { "pattern" };
+                let key = if f.get("Pattern").is_some() {
+                    "Pattern"
+                } else {
+                    "pattern"
+                };
                 let n = i.to_string();
                 out.push(found(
                     format!("pipes.{pname}.filter[{i}]"),
@@ -131,6 +136,9 @@ resources:
         assert_eq!(c.unresolved[0].shown, "${self:service}");
         assert_eq!(c.unresolved[0].pointer, "/source/0");
         assert_eq!(check(&f[1].body, &Limits::default()).verdict, Verdict::Ok);
-        assert_eq!(check(&f[2].body, &Limits::default()).verdict, Verdict::Unchecked);
+        assert_eq!(
+            check(&f[2].body, &Limits::default()).verdict,
+            Verdict::Unchecked
+        );
     }
 }

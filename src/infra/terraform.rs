@@ -171,7 +171,9 @@ impl Cx<'_> {
                 Some(p) => {
                     let holed = holes::render(p);
                     // The heredoc's text starts on the line after `<<EOF`.
-                    let first = self.line(&h.template).or_else(|| self.line(e).map(|l| l + 1));
+                    let first = self
+                        .line(&h.template)
+                        .or_else(|| self.line(e).map(|l| l + 1));
                     let lines = match first {
                         Some(first) => {
                             let mut m: HashMap<String, usize> = json_lines(&holed.text)
@@ -240,7 +242,11 @@ impl Cx<'_> {
                 Ok(text) => Body::Holed(Holed::verbatim(text)),
                 Err(e) => Body::Opaque {
                     shown: self.source(call),
-                    why: format!("the pattern is {}, and {} cannot be read: {e}", self.source(call), path.display()),
+                    why: format!(
+                        "the pattern is {}, and {} cannot be read: {e}",
+                        self.source(call),
+                        path.display()
+                    ),
                 },
             },
             None => self.opaque(call),
@@ -290,9 +296,8 @@ impl Cx<'_> {
             Expression::Object(o) => {
                 let mut m = Map::new();
                 for (k, v) in o.iter() {
-                    let key = object_key(k).unwrap_or_else(|| {
-                        set.add(self.source(k), Some(self.source(k)), false)
-                    });
+                    let key = object_key(k)
+                        .unwrap_or_else(|| set.add(self.source(k), Some(self.source(k)), false));
                     let p = pointer_push(pointer, &key);
                     let value = self.json(v.expr(), &p, set, lines);
                     m.insert(key, value);
@@ -424,7 +429,10 @@ PATTERN
         let limits = Limits::default();
         let verdicts: Vec<Verdict> = f.iter().map(|f| check(&f.body, &limits).verdict).collect();
         use Verdict::*;
-        assert_eq!(verdicts, [Unchecked, Invalid, Unchecked, Ok, Ok, Ok, Ok, Ok]);
+        assert_eq!(
+            verdicts,
+            [Unchecked, Invalid, Unchecked, Ok, Ok, Ok, Ok, Ok]
+        );
     }
 
     #[test]

@@ -24,11 +24,10 @@ pub fn format_of(doc: &Value) -> Option<Format> {
     let shown = doc.get("format_version").is_some();
     if shown && (doc.get("planned_values").is_some() || doc.get("resource_changes").is_some()) {
         Some(Format::TerraformPlan)
-    } else if shown && doc.get("values").is_some() {
-        Some(Format::TerraformState)
-    } else if doc.get("version").is_some_and(Value::is_u64)
-        && doc.get("terraform_version").is_some()
-        && doc.get("resources").is_some_and(Value::is_array)
+    } else if (shown && doc.get("values").is_some())
+        || (doc.get("version").is_some_and(Value::is_u64)
+            && doc.get("terraform_version").is_some()
+            && doc.get("resources").is_some_and(Value::is_array))
     {
         Some(Format::TerraformState)
     } else {
@@ -144,7 +143,12 @@ impl Walk<'_> {
         if RULE_TYPES.contains(&typ) {
             match values.and_then(|v| v.get("event_pattern")) {
                 Some(Value::String(p)) => {
-                    self.push(address.to_owned(), typ, Body::Holed(Holed::verbatim(p.clone())), &format!("{at}/event_pattern"));
+                    self.push(
+                        address.to_owned(),
+                        typ,
+                        Body::Holed(Holed::verbatim(p.clone())),
+                        &format!("{at}/event_pattern"),
+                    );
                 }
                 _ if self.unknown(address, "/event_pattern") => {
                     self.push(address.to_owned(), typ, Self::after_apply(), at);
@@ -226,7 +230,11 @@ mod tests {
         let names: Vec<&str> = f.iter().map(|f| f.resource.as_str()).collect();
         assert_eq!(
             names,
-            ["aws_cloudwatch_event_rule.a", "aws_cloudwatch_event_rule.later", "module.m.aws_pipes_pipe.p.filter[0]"]
+            [
+                "aws_cloudwatch_event_rule.a",
+                "aws_cloudwatch_event_rule.later",
+                "module.m.aws_pipes_pipe.p.filter[0]"
+            ]
         );
         assert!(matches!(f[1].body, Body::Opaque { .. }));
         assert!(f[0].line().is_some_and(|l| l > 1));
@@ -234,8 +242,15 @@ mod tests {
         let state = json!({"version": 4, "terraform_version": "1.9.0", "resources": [
             {"module": "module.bus", "mode": "managed", "type": "aws_cloudwatch_event_rule", "name": "r",
              "instances": [{"index_key": "orders", "attributes": {"event_pattern": "{\"source\":[\"o\"]}"}}]}]});
-        let f = extract(&state, Path::new("terraform.tfstate"), &DocLines::json("{}"));
-        assert_eq!(f[0].resource, "module.bus.aws_cloudwatch_event_rule.r[\"orders\"]");
+        let f = extract(
+            &state,
+            Path::new("terraform.tfstate"),
+            &DocLines::json("{}"),
+        );
+        assert_eq!(
+            f[0].resource,
+            "module.bus.aws_cloudwatch_event_rule.r[\"orders\"]"
+        );
         assert_eq!(f[0].format, Format::TerraformState);
     }
 }

@@ -53,9 +53,8 @@ fn published_templates_give_the_expected_verdicts_lines_and_exit_codes() {
         );
         let got = json_lines(&o);
         let want = case["patterns"].as_array().unwrap();
-        let names = |v: &[Value]| -> Vec<String> {
-            v.iter().map(|p| p["resource"].to_string()).collect()
-        };
+        let names =
+            |v: &[Value]| -> Vec<String> { v.iter().map(|p| p["resource"].to_string()).collect() };
         assert_eq!(names(&got), names(want), "{path}");
         for (g, w) in got.iter().zip(want) {
             let file = g["file"]
@@ -128,7 +127,10 @@ fn contract_one_line_per_pattern_with_aws_messages_exit_1() {
     let objs = json_lines(&o);
     assert_eq!(objs.len(), 5);
     let results: Vec<&str> = objs.iter().map(|o| o["result"].as_str().unwrap()).collect();
-    assert_eq!(results, ["ok", "invalid", "invalid", "unchecked", "unchecked"]);
+    assert_eq!(
+        results,
+        ["ok", "invalid", "invalid", "unchecked", "unchecked"]
+    );
     for (obj, line) in objs.iter().zip(&want) {
         assert_eq!(obj["file"], file);
         assert!(line.contains(obj["resource"].as_str().unwrap()));
@@ -147,7 +149,11 @@ fn pattern_tests_pass_fail_and_explain_as_test_pattern_does() {
     let o = check(&["tests/fixtures/infra/checks/tested"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.lines().filter(|l| l.ends_with(": ok")).count(), 8, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(": ok")).count(),
+        8,
+        "{out}"
+    );
     assert!(out.contains("scan-alerts.pattern-tests.yaml: CriticalScans: critical scans page: must match ../../../ecr-image-scan-critical.json: ok"), "{out}");
 
     let o = check(&["tests/fixtures/infra/checks/failing"]);
@@ -237,7 +243,11 @@ fn a_tests_flag_reads_the_template_it_names() {
     std::fs::create_dir(&empty).unwrap();
     let o = check(&["--tests", t.to_str().unwrap(), empty.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("ProdRepositories: must match"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("ProdRepositories: must match"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("scan-alerts.yaml: CriticalScans: ok"));
 }
 
@@ -246,33 +256,55 @@ fn unreadable_input_exits_2_naming_the_file_and_line() {
     let o = check(&["tests/fixtures/infra/unreadable/python-hcl2-cloudwatch.tf"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("scanbridge: tests/fixtures/infra/unreadable/python-hcl2-cloudwatch.tf:8: not valid HCL"),
+        stderr(&o).contains(
+            "scanbridge: tests/fixtures/infra/unreadable/python-hcl2-cloudwatch.tf:8: not valid HCL"
+        ),
         "{}",
         stderr(&o)
     );
     let o = check(&["tests/fixtures/infra/checks/contract", "no/such/dir"]);
-    assert_eq!(o.status.code(), Some(2), "an invalid pattern does not hide the error");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an invalid pattern does not hide the error"
+    );
     assert!(stderr(&o).contains("no/such/dir: no such file or directory"));
-    assert_eq!(stdout(&o).lines().count(), 5, "readable files are still reported");
+    assert_eq!(
+        stdout(&o).lines().count(),
+        5,
+        "readable files are still reported"
+    );
 
     let d = tempfile::tempdir().unwrap();
     let bad = d.path().join("x.pattern-tests.yaml");
     std::fs::write(&bad, "tests: [{resource: R, match: [missing.json]}]").unwrap();
     let o = check(&[d.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("/tests/0/match/0: cannot read event"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/tests/0/match/0: cannot read event"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn files_that_are_not_infrastructure_code_pass_untouched() {
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("k8s.yaml"), "apiVersion: v1\nkind: Service\n---\nkind: Pod\n").unwrap();
+    std::fs::write(
+        d.path().join("k8s.yaml"),
+        "apiVersion: v1\nkind: Service\n---\nkind: Pod\n",
+    )
+    .unwrap();
     std::fs::write(d.path().join("package.json"), r#"{"name": "x"}"#).unwrap();
     std::fs::write(d.path().join("chart.yaml"), "name: {{ .Values.name }}-x\n").unwrap();
     let o = check(&[d.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
-    assert!(stderr(&o).contains("no event patterns found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no event patterns found"),
+        "{}",
+        stderr(&o)
+    );
     // Named explicitly, a file that does not parse is an error.
     let o = check(&[d.path().join("chart.yaml").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -351,7 +383,9 @@ fn junit_report_as_ci_systems_read_it() {
     assert_eq!(els[bad + 1].0, "failure");
     assert_eq!(
         attr(&els[bad + 1], "message").as_deref(),
-        Some("/detail/finding-severity-counts/HIGH/0/numeric/0: Event pattern is not valid. Reason: Unrecognized numeric range operator: >>")
+        Some(
+            "/detail/finding-severity-counts/HIGH/0/numeric/0: Event pattern is not valid. Reason: Unrecognized numeric range operator: >>"
+        )
     );
     assert_eq!(
         els.iter().filter(|e| e.0 == "testcase").count(),
@@ -431,7 +465,9 @@ fn tool(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        eprintln!("SKIPPED: `{name}` is not on PATH; run the suite through scripts/test, which installs it");
+        eprintln!(
+            "SKIPPED: `{name}` is not on PATH; run the suite through scripts/test, which installs it"
+        );
     }
     found
 }
@@ -445,12 +481,14 @@ fn bin_dir() -> PathBuf {
 
 fn path_with_binary() -> std::ffi::OsString {
     let mut paths = vec![bin_dir()];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(paths).unwrap()
 }
 
 fn git(dir: &Path, home: &Path, args: &[&str]) -> Output {
-    let o = Command::new("git")
+    Command::new("git")
         .args(args)
         .current_dir(dir)
         .env("HOME", home)
@@ -462,8 +500,7 @@ fn git(dir: &Path, home: &Path, args: &[&str]) -> Output {
         .env("PATH", path_with_binary())
         .env("PRE_COMMIT_HOME", home.join("pre-commit-cache"))
         .output()
-        .expect("git");
-    o
+        .expect("git")
 }
 
 #[test]
@@ -477,11 +514,21 @@ fn the_pre_commit_hook_stops_a_commit_with_an_invalid_pattern() {
     // The hook repository: this repository's .pre-commit-hooks.yaml, committed.
     let hooks = tmp.path().join("hooks");
     std::fs::create_dir(&hooks).unwrap();
-    std::fs::copy(root().join(".pre-commit-hooks.yaml"), hooks.join(".pre-commit-hooks.yaml")).unwrap();
-    for args in [&["init", "-q"][..], &["add", "."], &["commit", "-qm", "hooks"]] {
+    std::fs::copy(
+        root().join(".pre-commit-hooks.yaml"),
+        hooks.join(".pre-commit-hooks.yaml"),
+    )
+    .unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &["commit", "-qm", "hooks"],
+    ] {
         assert!(git(&hooks, &home, args).status.success());
     }
-    let rev = stdout(&git(&hooks, &home, &["rev-parse", "HEAD"])).trim().to_owned();
+    let rev = stdout(&git(&hooks, &home, &["rev-parse", "HEAD"]))
+        .trim()
+        .to_owned();
     // A user's repository using the hook.
     let repo = tmp.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
@@ -510,7 +557,11 @@ fn the_pre_commit_hook_stops_a_commit_with_an_invalid_pattern() {
 
     // A good template with its tests, and a file that is not infrastructure code: committed.
     let tested = fixtures().join("checks/tested");
-    std::fs::copy(tested.join("scan-alerts.yaml"), repo.join("scan-alerts.yaml")).unwrap();
+    std::fs::copy(
+        tested.join("scan-alerts.yaml"),
+        repo.join("scan-alerts.yaml"),
+    )
+    .unwrap();
     std::fs::write(
         repo.join("scan-alerts.pattern-tests.yaml"),
         "tests:\n  - resource: CriticalScans\n    match: [{source: aws.ecr, detail-type: ECR Image Scan, detail: {finding-severity-counts: {CRITICAL: 1}}}]\n",
@@ -521,10 +572,17 @@ fn the_pre_commit_hook_stops_a_commit_with_an_invalid_pattern() {
     let o = git(&repo, &home, &["commit", "-m", "good"]);
     let out = format!("{}{}", stdout(&o), stderr(&o));
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("scanbridge check-patterns") && out.contains("Passed"), "{out}");
+    assert!(
+        out.contains("scanbridge check-patterns") && out.contains("Passed"),
+        "{out}"
+    );
 
     // An invalid pattern: the commit is refused, with AWS's message.
-    std::fs::copy(fixtures().join("checks/contract/template.yaml"), repo.join("alerts.yaml")).unwrap();
+    std::fs::copy(
+        fixtures().join("checks/contract/template.yaml"),
+        repo.join("alerts.yaml"),
+    )
+    .unwrap();
     assert!(git(&repo, &home, &["add", "alerts.yaml"]).status.success());
     let o = git(&repo, &home, &["commit", "-m", "bad"]);
     assert!(!o.status.success(), "the hook lets an invalid pattern in");
@@ -539,7 +597,11 @@ fn the_pre_commit_hook_stops_a_commit_with_an_invalid_pattern() {
 
     // A failing test beside a template fails the hook even when only the template changed.
     std::fs::remove_file(repo.join("alerts.yaml")).unwrap();
-    assert!(git(&repo, &home, &["rm", "-q", "--cached", "alerts.yaml"]).status.success());
+    assert!(
+        git(&repo, &home, &["rm", "-q", "--cached", "alerts.yaml"])
+            .status
+            .success()
+    );
     std::fs::write(
         repo.join("scan-alerts.pattern-tests.yaml"),
         "tests:\n  - resource: CriticalScans\n    no_match: [{source: aws.ecr, detail-type: ECR Image Scan, detail: {finding-severity-counts: {CRITICAL: 1}}}]\n",
@@ -547,14 +609,21 @@ fn the_pre_commit_hook_stops_a_commit_with_an_invalid_pattern() {
     .unwrap();
     let o = run_pc(&["run", "--files", "scan-alerts.yaml"]);
     assert!(!o.status.success());
-    assert!(stdout(&o).contains("must not match") && stdout(&o).contains("FAILED (it matched)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("must not match") && stdout(&o).contains("FAILED (it matched)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// Replaces `${{ inputs.X }}` and `${{ github.action_path }}` as the runner does.
 fn expand(s: &str, inputs: &serde_json::Map<String, Value>, action_path: &Path) -> String {
     let mut out = s.to_owned();
     while let Some(i) = out.find("${{") {
-        let end = out[i..].find("}}").map(|e| i + e + 2).expect("closed expression");
+        let end = out[i..]
+            .find("}}")
+            .map(|e| i + e + 2)
+            .expect("closed expression");
         let expr = out[i + 3..end - 2].trim();
         let value = if let Some(name) = expr.strip_prefix("inputs.") {
             inputs[name].as_str().expect("input").to_owned()
@@ -573,11 +642,18 @@ fn the_github_action_is_well_formed_and_its_steps_run() {
     let text = std::fs::read_to_string(root().join("action.yml")).unwrap();
     let action: Value = serde_norway::from_str(&text).unwrap();
     assert!(action["name"].as_str().is_some_and(|s| !s.is_empty()));
-    assert!(action["description"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        action["description"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
     assert_eq!(action["runs"]["using"], "composite");
     let inputs = action["inputs"].as_object().unwrap();
     for (name, i) in inputs {
-        assert!(i["description"].is_string(), "input {name} needs a description");
+        assert!(
+            i["description"].is_string(),
+            "input {name} needs a description"
+        );
         assert!(i["default"].is_string(), "input {name} needs a default");
     }
     let steps = action["runs"]["steps"].as_array().unwrap();
@@ -587,7 +663,12 @@ fn the_github_action_is_well_formed_and_its_steps_run() {
         let run = s["run"].as_str().unwrap();
         // Inputs reach scripts through the environment only (no expression injection).
         assert!(!run.contains("${{"), "{run}");
-        for v in s["env"].as_object().into_iter().flatten().map(|(_, v)| v.as_str().unwrap()) {
+        for v in s["env"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, v)| v.as_str().unwrap())
+        {
             for name in v.split("inputs.").skip(1) {
                 let name = name.split([' ', '}']).next().unwrap();
                 assert!(inputs.contains_key(name), "undefined input {name}");
@@ -614,12 +695,20 @@ fn the_github_action_is_well_formed_and_its_steps_run() {
         let script = tmp.path().join(format!("step{n}.sh"));
         std::fs::write(&script, s["run"].as_str().unwrap()).unwrap();
         if let Some(sc) = std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p).map(|d| d.join("shellcheck")).find(|p| p.is_file())
+            std::env::split_paths(&p)
+                .map(|d| d.join("shellcheck"))
+                .find(|p| p.is_file())
         }) {
-            let o = Command::new(sc).args(["-s", "bash"]).arg(&script).output().unwrap();
+            let o = Command::new(sc)
+                .args(["-s", "bash"])
+                .arg(&script)
+                .output()
+                .unwrap();
             assert!(o.status.success(), "shellcheck step {n}: {}", stdout(&o));
         } else {
-            eprintln!("SKIPPED shellcheck of the action's steps: not on PATH (scripts/test installs it)");
+            eprintln!(
+                "SKIPPED shellcheck of the action's steps: not on PATH (scripts/test installs it)"
+            );
         }
         let mut cmd = Command::new("bash");
         cmd.args(["--noprofile", "--norc", "-eo", "pipefail"])
@@ -637,15 +726,30 @@ fn the_github_action_is_well_formed_and_its_steps_run() {
     }
     // The binary is on PATH, so the install step keeps it (building it would take minutes).
     assert!(outputs[0].status.success());
-    assert!(stdout(&outputs[0]).contains("scanbridge: using "), "{}", stdout(&outputs[0]));
+    assert!(
+        stdout(&outputs[0]).contains("scanbridge: using "),
+        "{}",
+        stdout(&outputs[0])
+    );
     let o = &outputs[1];
-    assert_eq!(o.status.code(), Some(1), "invalid patterns fail the step: {}", stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "invalid patterns fail the step: {}",
+        stderr(o)
+    );
     assert!(stdout(o).contains("tests/fixtures/infra/checks/contract/template.yaml: EmptyList: /detail/scan-status: Event pattern is not valid."));
-    assert!(stdout(o).contains("scan-alerts.pattern-tests.yaml: CriticalScans: critical scans page: must match"));
+    assert!(stdout(o).contains(
+        "scan-alerts.pattern-tests.yaml: CriticalScans: critical scans page: must match"
+    ));
     assert!(
         stderr(o).contains("::error file=tests/fixtures/infra/checks/contract/template.yaml,line=28,title=Invalid event pattern%3A EmptyList::"),
         "{}",
         stderr(o)
     );
-    assert!(std::fs::read_to_string(&report).unwrap().contains("<testsuites"));
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("<testsuites")
+    );
 }
