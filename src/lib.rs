@@ -24,6 +24,8 @@
 //! - `notify`: one module per receiver (console, webhook, email, Slack, topic) and their contract with
 //!   the worker; `render`: what a receiver sends (input transformation, message templates).
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
+//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
+//!   tested by `check-patterns` (issue 20), one module per source format.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
@@ -33,6 +35,7 @@ mod alerting;
 mod cli;
 mod config;
 mod event;
+mod infra;
 mod ingest;
 mod logging;
 mod metrics;
