@@ -21,7 +21,7 @@ use anyhow::Context;
 use scanbridge_pattern::{Explanation, Limits};
 use serde_json::{Value, json};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::infra::check::{Checked, Verdict, check};
 use crate::infra::github::{self, Annotation, Level};
 use crate::infra::pattern_tests::{self, Expect, TestFile};

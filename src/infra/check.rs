@@ -12,8 +12,9 @@
 use scanbridge_pattern::{Limits, Pattern, Warning};
 use serde_json::{Map, Value, json};
 
+use super::found::Body;
 use super::holes::{Holed, markers_in, replace_markers};
-use super::{Body, pointer_push};
+use super::pointer::pointer_push;
 
 /// The outcome for one pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +262,7 @@ fn find_uses(v: &Value, pointer: &str, h: &Holed, out: &mut Vec<Use>) {
 /// The placeholders to try for a whole-value hole, by where it stands: the key above it and whether
 /// it is a list element.
 fn placeholders(root: &Value, pointer: &str) -> Vec<Value> {
-    let tokens = super::pointer_tokens(pointer);
+    let tokens = super::pointer::pointer_tokens(pointer);
     let Some((last, parents)) = tokens.split_last() else {
         return vec![json!(["x"])];
     };

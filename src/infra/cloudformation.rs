@@ -13,9 +13,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::found::{Body, Format, Found};
 use super::holes::{self, CfnOptions, HoleSet, Holed, Piece};
 use super::locate::DocLines;
-use super::{Body, Format, Found, cdk, sam};
+use super::{cdk, sam};
 
 /// Whether a document is a CloudFormation template: `Resources` holding resources with a `Type`.
 pub fn is_template(doc: &Value) -> bool {

@@ -19,11 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::found::{Format, Found, InfraError};
 use super::locate::DocLines;
-use super::{
-    Format, Found, InfraError, cdk, cloudformation, rule_file, serverless, terraform,
-    terraform_plan, yaml,
-};
+use super::{cdk, cloudformation, rule_file, serverless, terraform, terraform_plan, yaml};
 
 /// What the paths hold.
 #[derive(Debug, Default)]

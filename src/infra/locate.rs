@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::pointer_tokens;
+use super::pointer::pointer_tokens;
 
 /// How to find the line of a JSON pointer inside one pattern.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +84,7 @@ impl DocLines {
             DocLines::Json(all) => {
                 let prefix: String = path
                     .iter()
-                    .fold(String::new(), |p, t| super::pointer_push(&p, t));
+                    .fold(String::new(), |p, t| super::pointer::pointer_push(&p, t));
                 let rel: HashMap<String, usize> = all
                     .iter()
                     .filter_map(|(p, l)| {
@@ -167,7 +167,7 @@ impl Scanner<'_> {
                         return None;
                     }
                     self.i += 1;
-                    self.value(super::pointer_push(&pointer, &key))?;
+                    self.value(super::pointer::pointer_push(&pointer, &key))?;
                     self.ws();
                     match *self.b.get(self.i)? {
                         b',' => self.i += 1,

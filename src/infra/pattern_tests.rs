@@ -29,7 +29,8 @@ use scanbridge_pattern::{Event, Explanation, Limits};
 use serde_json::{Map, Value};
 
 use super::check::{Verdict, check};
-use super::{Body, Found, InfraError, yaml};
+use super::found::{Body, Found, InfraError};
+use super::yaml;
 
 /// What a case expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +130,7 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
     };
     if let Some(k) = m.keys().find(|k| !FILE_KEYS.contains(&k.as_str())) {
         return Err(fail(
-            &super::pointer_push("", k),
+            &super::pointer::pointer_push("", k),
             format!(
                 "unknown key {k:?}; expected one of {}",
                 FILE_KEYS.join(", ")
@@ -156,7 +157,7 @@ pub fn load(path: &Path) -> Result<TestFile, InfraError> {
         };
         if let Some(k) = t.keys().find(|k| !TEST_KEYS.contains(&k.as_str())) {
             return Err(fail(
-                &super::pointer_push(&at, k),
+                &super::pointer::pointer_push(&at, k),
                 format!(
                     "unknown key {k:?}; expected one of {}",
                     TEST_KEYS.join(", ")
@@ -299,8 +300,8 @@ pub fn select<'a>(
     file: &TestFile,
     found: impl Iterator<Item = &'a Found>,
 ) -> Result<&'a Found, String> {
-    let template = super::same_file(&file.template);
-    let under = |f: &Found| super::same_file(&f.file).starts_with(&template);
+    let template = super::found::same_file(&file.template);
+    let under = |f: &Found| super::found::same_file(&f.file).starts_with(&template);
     let candidates: Vec<&Found> = found.filter(|f| under(f)).collect();
     let named: Vec<&Found> = candidates
         .iter()

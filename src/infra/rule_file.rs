@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::found::{Body, Format, Found};
 use super::holes::Holed;
 use super::locate::DocLines;
-use super::{Body, Format, Found};
 
 /// Whether a document is a rule file: an object with a string `name` and an `event_pattern`.
 pub fn is_rule(doc: &Value) -> bool {

@@ -11,9 +11,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::cloudformation::{self, Context};
+use super::found::{Format, Found};
 use super::holes::CfnOptions;
 use super::locate::DocLines;
-use super::{Format, Found};
 
 /// Whether a document is a Serverless Framework service: `service` and `provider` or `functions`.
 pub fn is_service(doc: &Value) -> bool {

@@ -22,9 +22,10 @@ use hcl_edit::structure::{Block, Body as HclBody, Structure};
 use hcl_edit::template::{Element, Template};
 use serde_json::{Map, Value};
 
+use super::found::{Body, Format, Found, InfraError};
 use super::holes::{self, HoleSet, Holed, Piece};
 use super::locate::{Lines, json_lines, line_at};
-use super::{Body, Format, Found, InfraError, pointer_push};
+use super::pointer::pointer_push;
 
 const RULE_TYPES: [&str; 2] = ["aws_cloudwatch_event_rule", "aws_cloudwatch_event_archive"];
 

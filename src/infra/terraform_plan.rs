@@ -11,9 +11,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::found::{Body, Format, Found};
 use super::holes::Holed;
 use super::locate::DocLines;
-use super::{Body, Format, Found};
 
 /// The resource types whose patterns are read, and where the patterns are in their values.
 const RULE_TYPES: [&str; 2] = ["aws_cloudwatch_event_rule", "aws_cloudwatch_event_archive"];
@@ -67,7 +67,7 @@ struct Walk<'a> {
 }
 
 fn tokens(pointer: &str) -> Vec<String> {
-    super::pointer_tokens(pointer)
+    super::pointer::pointer_tokens(pointer)
 }
 
 impl Walk<'_> {
