@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub mod lock;
 pub mod sqlite;
 
 /// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
@@ -67,6 +68,22 @@ pub enum StoreError {
     Join(String),
     #[error("store: no dead letter with id {0}")]
     NotFound(String),
+    /// Another daemon holds the data directory ([`lock::DataDirLock`]).
+    #[error(
+        "store: data directory {path} is in use by another `scanbridge serve` ({}); stop it first, or give this one its own --data-dir",
+        match holder { Some(pid) => format!("pid {pid}"), None => "pid unknown".to_owned() }
+    )]
+    InUse { path: String, holder: Option<u32> },
+    #[error("store: cannot lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The database file exists but is not a scanbridge store (empty, not SQLite, or another schema).
+    #[error(
+        "store: {path} {why}; refusing to start rather than treat it as an empty store (move it away to start afresh, or restore it from a backup)"
+    )]
+    NotAStore { path: String, why: String },
 }
 
 impl StoreError {
@@ -78,6 +95,8 @@ impl StoreError {
             StoreError::DataDir { .. } => "data directory unavailable".into(),
             StoreError::Join(_) => "internal error".into(),
             StoreError::NotFound(_) => "not found".into(),
+            StoreError::InUse { .. } | StoreError::Lock { .. } => "data directory in use".into(),
+            StoreError::NotAStore { .. } => "not a scanbridge store".into(),
         }
     }
 }

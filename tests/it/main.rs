@@ -3,6 +3,7 @@
 mod alerting;
 mod aws_cli;
 mod daemon;
+mod data_dir;
 mod delivery;
 mod disk;
 mod email;
