@@ -21,6 +21,8 @@
 //!   history), deduplication, digests and rate limits, all reading time from one clock.
 //! - `notify`: one module per receiver (console, webhook, email, Slack, topic) and their contract with
 //!   the worker; `render`: what a receiver sends (input transformation, message templates).
+//! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
+//!   async runtime.
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
@@ -29,6 +31,7 @@
 
 mod alerting;
 mod cli;
+mod compute;
 mod config;
 mod event;
 mod ingest;

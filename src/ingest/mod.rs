@@ -53,44 +53,24 @@ pub struct Accepted {
 
 impl Ingestor {
     /// Validates, routes and durably stores `items` (raw JSON texts, or already-known rejections).
+    ///
+    /// Validation, matching and the history update are CPU work (seconds for thousands of wildcard
+    /// rules against a large event): they run on the bounded compute pool ([`crate::compute`]), never
+    /// on an async worker thread; only the store call is awaited here.
     pub async fn ingest(
         &self,
         items: Vec<Result<String, Rejection>>,
     ) -> Result<Vec<ItemResult>, StoreError> {
-        let router = self.router.current();
-        let mut results = Vec::with_capacity(items.len());
-        let mut batch = Vec::new();
         self.metrics.received(items.len() as u64);
-        for item in items {
-            match item.and_then(|raw| event::validate(&raw, &self.envelope)) {
-                Ok(ev) => {
-                    let deliveries = router.route(&ev.id, &ev.value);
-                    for d in &deliveries {
-                        self.metrics.rule_matched(&d.rule);
-                    }
-                    let deliveries = deliveries
-                        .into_iter()
-                        .map(|d| NewDelivery {
-                            id: d.id,
-                            rule: d.rule,
-                            target: d.target,
-                            input: d.input.map(|i| i.to_string()),
-                        })
-                        .collect();
-                    results.push(Ok(Accepted {
-                        id: ev.id.clone(),
-                        duplicate: false,
-                    }));
-                    batch.push(NewEvent {
-                        history: crate::alerting::history_update(&ev.value),
-                        id: ev.id,
-                        body: ev.body,
-                        deliveries,
-                    });
-                }
-                Err(why) => results.push(Err(why)),
-            }
-        }
+        let (router, envelope, metrics) = (
+            self.router.current(),
+            self.envelope.clone(),
+            self.metrics.clone(),
+        );
+        let (mut results, batch) =
+            crate::compute::run(move || prepare(items, &router, &envelope, &metrics))
+                .await
+                .map_err(|p| StoreError::Join(p.to_string()))?;
         let accepted = batch.len() as u64;
         let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
         if !batch.is_empty() {
@@ -110,6 +90,48 @@ impl Ingestor {
         }
         Ok(results)
     }
+}
+
+/// Validates and routes every item: index-aligned results, and the events to store.
+fn prepare(
+    items: Vec<Result<String, Rejection>>,
+    router: &crate::router::Router,
+    envelope: &EnvelopeRules,
+    metrics: &Metrics,
+) -> (Vec<ItemResult>, Vec<NewEvent>) {
+    let mut results = Vec::with_capacity(items.len());
+    let mut batch = Vec::new();
+    for item in items {
+        match item.and_then(|raw| event::validate(&raw, envelope)) {
+            Ok(ev) => {
+                let deliveries = router.route(&ev.id, &ev.value);
+                for d in &deliveries {
+                    metrics.rule_matched(&d.rule);
+                }
+                let deliveries = deliveries
+                    .into_iter()
+                    .map(|d| NewDelivery {
+                        id: d.id,
+                        rule: d.rule,
+                        target: d.target,
+                        input: d.input.map(|i| i.to_string()),
+                    })
+                    .collect();
+                results.push(Ok(Accepted {
+                    id: ev.id.clone(),
+                    duplicate: false,
+                }));
+                batch.push(NewEvent {
+                    history: crate::alerting::history_update(&ev.value),
+                    id: ev.id,
+                    body: ev.body,
+                    deliveries,
+                });
+            }
+            Err(why) => results.push(Err(why)),
+        }
+    }
+    (results, batch)
 }
 
 /// How a `POST /events` body was shaped.

@@ -302,3 +302,63 @@ async fn per_client_rate_limit_answers_429_with_retry_after() {
         "the bucket refills"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_at_once_while_heavy_matching_runs() {
+    // 1,000 wildcard rules that every value must be checked against ("*q1*z*": no literal anchor),
+    // and events with a 50 KB string: seconds of matching per event in a debug build.
+    let rules: Vec<(String, String)> = (0..1000)
+        .map(|i| {
+            let pattern = json!({"detail": {"blob": [{"wildcard": format!("*q{i}*z*")}]}});
+            (
+                format!("w{i}.json"),
+                rule(&format!("w{i}"), pattern, &["console"]),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let home = Home::new("", &refs);
+    let d = home.start();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut heavy = Vec::new();
+    // As many heavy requests as the daemon has async worker threads on this machine (at least 2).
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    for i in 0..n {
+        let mut ev = event(&format!("heavy-{i}"), "ci");
+        ev["detail"]["blob"] = json!("ab".repeat(25_000));
+        let (url, done) = (d.url("/events"), done.clone());
+        heavy.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(ev.to_string())
+                .send()
+                .await
+                .unwrap();
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r.status().as_u16()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for path in ["/healthz", "/readyz"] {
+        let start = Instant::now();
+        let r = reqwest::get(d.url(path)).await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            finished < n,
+            "the heavy requests were done before {path} answered: the load is too light to show anything"
+        );
+        // Matching on the async threads made health checks wait for the matching (seconds here).
+        assert!(
+            took < Duration::from_secs(1),
+            "{path} took {took:?} while matching ran"
+        );
+    }
+    for h in heavy {
+        assert_eq!(h.await.unwrap(), 202);
+    }
+}
