@@ -24,6 +24,7 @@
 //! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
 //!   async runtime.
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
+//! - `exercise`: one event through every room in process, for the property test and the fuzz target.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
@@ -34,6 +35,8 @@ mod cli;
 mod compute;
 mod config;
 mod event;
+#[doc(hidden)]
+pub mod exercise;
 mod ingest;
 mod logging;
 mod metrics;

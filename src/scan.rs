@@ -158,11 +158,13 @@ pub fn repository_name(name_or_arn: &str) -> String {
         .unwrap_or_else(|| name_or_arn.to_owned())
 }
 
-/// `sha256:9c1d4f3b8e2a7d...` → `sha256:9c1d4f3b8e2a`.
+/// `sha256:9c1d4f3b8e2a7d...` → `sha256:9c1d4f3b8e2a`: 12 characters after the algorithm (counted in
+/// characters, not bytes: a digest field may hold any text, and cutting inside a multi-byte
+/// character would panic).
 pub fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {
-        Some((algo, hex)) => format!("{algo}:{}", &hex[..hex.len().min(12)]),
-        None => digest[..digest.len().min(12)].to_owned(),
+        Some((algo, hex)) => format!("{algo}:{}", hex.chars().take(12).collect::<String>()),
+        None => digest.chars().take(12).collect(),
     }
 }
 
@@ -269,7 +271,7 @@ impl Facts {
         let total = raw_counts
             .and_then(|c| c.get("TOTAL"))
             .and_then(Value::as_u64)
-            .unwrap_or_else(|| counts.iter().map(|c| c.count).sum());
+            .unwrap_or_else(|| counts.iter().fold(0u64, |t, c| t.saturating_add(c.count)));
         let worst = counts
             .iter()
             .find(|c| c.count > 0)
@@ -463,5 +465,8 @@ mod tests {
         );
         assert_eq!(repository_name("a/b"), "a/b");
         assert_eq!(short_digest("abc"), "abc");
+        // Multi-byte characters where the cut falls (the poisoned-batch panic of issue 11).
+        assert_eq!(short_digest("sha256:ééééééééééééé"), "sha256:éééééééééééé");
+        assert_eq!(short_digest("🀥K𝂃¥𑴂&{🩬?ኞ\"xyz"), "🀥K𝂃¥𑴂&{🩬?ኞ\"x");
     }
 }

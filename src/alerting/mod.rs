@@ -33,15 +33,16 @@ mod options;
 mod ratelimit;
 pub(crate) mod silence;
 
+#[cfg(test)]
+pub(crate) use clock::ManualClock;
 pub use clock::{Clock, SharedClock, system as system_clock};
 pub use history::{NotifyOn, history_update};
 pub use options::{AlertOptions, RuleOptions};
 pub use ratelimit::{RateLimit, RateLimiter};
-/// For other rooms' unit tests: the real shapes of deltas and digests.
-#[cfg(test)]
+/// For the exercise harness and other rooms' unit tests: the real shapes of deltas and digests.
 pub(crate) use {
-    digest::digest_event,
-    history::{delta, observe},
+    digest::{digest_event, group_id},
+    history::{Previous as HistoryPrevious, decide, delta, observe},
 };
 
 use crate::metrics::Metrics;
@@ -49,8 +50,6 @@ use crate::scan::Delta;
 use crate::store::Silence;
 use crate::store::{GroupAdd, Leased, NewDelivery, NewEvent, Store, Suppressed, delivery_id};
 use history::Previous;
-#[cfg(test)]
-pub(crate) use history::Previous as HistoryPrevious;
 use silence::SilenceSet;
 
 /// What the pipeline decided for one leased delivery.

@@ -180,7 +180,11 @@ async fn put_events(ingestor: &Ingestor, req: &Value) -> Response {
             }
             (Err(why), Ok(_)) => {
                 failed += 1;
-                json!({"ErrorCode": "InvalidArgument", "ErrorMessage": why.to_string()})
+                let code = match why {
+                    Rejection::Internal(_) => "InternalFailure",
+                    _ => "InvalidArgument",
+                };
+                json!({"ErrorCode": code, "ErrorMessage": why.to_string()})
             }
         })
         .collect();

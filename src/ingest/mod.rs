@@ -4,7 +4,9 @@
 //! validate each event, route it with the live rule set, store the valid ones with their deliveries in
 //! one transaction, then wake the worker. It returns only after the store has committed, so a caller
 //! that answers "accepted" after it never acknowledges anything that is not durable. Invalid events
-//! are rejected one by one (index-aligned results); a store failure fails the whole call.
+//! are rejected one by one (index-aligned results); a store failure fails the whole call. One event
+//! whose processing fails inside scanbridge (a panic while routing it, a value the store refuses) is
+//! rejected alone with the reason ([`Rejection::Internal`]); it never fails the events beside it.
 //!
 //! The doors: [`http`] (the plain door: `POST /events`, health, metrics), [`aws`] (the AWS JSON 1.1
 //! door: PutEvents, TestEventPattern, SigV4 credentials), [`stdin`] (NDJSON on standard input). The HTTP
@@ -19,7 +21,7 @@ use tokio::sync::Notify;
 use crate::event::{self, EnvelopeRules, Rejection};
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
-use crate::store::{NewDelivery, NewEvent, Store, StoreError};
+use crate::store::{NewDelivery, NewEvent, Store, StoreError, Stored};
 
 pub mod auth;
 pub mod aws;
@@ -71,18 +73,24 @@ impl Ingestor {
             crate::compute::run(move || prepare(items, &router, &envelope, &metrics))
                 .await
                 .map_err(|p| StoreError::Join(p.to_string()))?;
-        let accepted = batch.len() as u64;
         let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
         if !batch.is_empty() {
-            let fresh = self.store.accept(batch).await?;
-            let mut fresh = fresh.into_iter();
-            for a in results.iter_mut().flatten() {
-                if fresh.next() == Some(false) {
-                    a.duplicate = true;
-                    tracing::info!(event = %a.id, "event id accepted before; not routed again");
+            let stored = self.store.accept(batch).await?;
+            let mut stored = stored.into_iter();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                match stored.next() {
+                    Some(Stored::Duplicate) => {
+                        if let Ok(a) = r {
+                            a.duplicate = true;
+                            tracing::info!(event = %a.id, "event id accepted before; not routed again");
+                        }
+                    }
+                    Some(Stored::Refused(why)) => *r = Err(Rejection::Internal(why)),
+                    Some(Stored::New) | None => {}
                 }
             }
         }
+        let accepted = results.iter().filter(|r| r.is_ok()).count() as u64;
         self.metrics.accepted(accepted);
         self.metrics.rejected(results.len() as u64 - accepted);
         if has_deliveries {
@@ -99,39 +107,71 @@ fn prepare(
     envelope: &EnvelopeRules,
     metrics: &Metrics,
 ) -> (Vec<ItemResult>, Vec<NewEvent>) {
+    let (results, batch) = isolate(items, |raw| one(raw, router, envelope));
+    for e in &batch {
+        for d in &e.deliveries {
+            metrics.rule_matched(&d.rule);
+        }
+    }
+    (results, batch)
+}
+
+/// Runs `each` on every item, one at a time: an item whose processing panics is rejected alone
+/// ([`Rejection::Internal`], with the panic's message), never the batch. This is the last line of
+/// defence; the property test in `exercise.rs` looks for the panics themselves.
+fn isolate(
+    items: Vec<Result<String, Rejection>>,
+    each: impl Fn(String) -> Result<NewEvent, Rejection>,
+) -> (Vec<ItemResult>, Vec<NewEvent>) {
     let mut results = Vec::with_capacity(items.len());
     let mut batch = Vec::new();
-    for item in items {
-        match item.and_then(|raw| event::validate(&raw, envelope)) {
-            Ok(ev) => {
-                let deliveries = router.route(&ev.id, &ev.value);
-                for d in &deliveries {
-                    metrics.rule_matched(&d.rule);
-                }
-                let deliveries = deliveries
-                    .into_iter()
-                    .map(|d| NewDelivery {
-                        id: d.id,
-                        rule: d.rule,
-                        target: d.target,
-                        input: d.input.map(|i| i.to_string()),
-                    })
-                    .collect();
+    for (index, item) in items.into_iter().enumerate() {
+        let outcome = item.and_then(|raw| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| each(raw))).unwrap_or_else(
+                |panic| {
+                    let why = crate::compute::panic_message(&*panic);
+                    tracing::error!(index, error = %why, "processing an event panicked; that event alone is rejected");
+                    Err(Rejection::Internal(why))
+                },
+            )
+        });
+        match outcome {
+            Ok(e) => {
                 results.push(Ok(Accepted {
-                    id: ev.id.clone(),
+                    id: e.id.clone(),
                     duplicate: false,
                 }));
-                batch.push(NewEvent {
-                    history: crate::alerting::history_update(&ev.value),
-                    id: ev.id,
-                    body: ev.body,
-                    deliveries,
-                });
+                batch.push(e);
             }
             Err(why) => results.push(Err(why)),
         }
     }
     (results, batch)
+}
+
+/// One event: validated, routed, its history update computed.
+fn one(
+    raw: String,
+    router: &crate::router::Router,
+    envelope: &EnvelopeRules,
+) -> Result<NewEvent, Rejection> {
+    let ev = event::validate(&raw, envelope)?;
+    let deliveries = router
+        .route(&ev.id, &ev.value)
+        .into_iter()
+        .map(|d| NewDelivery {
+            id: d.id,
+            rule: d.rule,
+            target: d.target,
+            input: d.input.map(|i| i.to_string()),
+        })
+        .collect();
+    Ok(NewEvent {
+        history: crate::alerting::history_update(&ev.value),
+        id: ev.id,
+        body: ev.body,
+        deliveries,
+    })
 }
 
 /// How a `POST /events` body was shaped.
@@ -194,6 +234,40 @@ pub fn split_body(body: &[u8]) -> Result<(Shape, Vec<Result<String, Rejection>>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_while_processing_one_event_rejects_that_event_only() {
+        let items = vec![
+            Ok("good-1".to_owned()),
+            Ok("poison".to_owned()),
+            Err(Rejection::NotObject),
+            Ok("good-2".to_owned()),
+        ];
+        let (results, batch) = isolate(items, |raw| {
+            assert!(raw != "poison", "a bug reached by {raw}");
+            Ok(NewEvent {
+                id: raw,
+                body: "{}".into(),
+                deliveries: Vec::new(),
+                history: None,
+            })
+        });
+        let ids: Vec<&str> = batch.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["good-1", "good-2"]);
+        assert!(results[0].is_ok() && results[3].is_ok());
+        assert_eq!(results[2], Err(Rejection::NotObject));
+        let Err(Rejection::Internal(why)) = &results[1] else {
+            panic!("{:?}", results[1])
+        };
+        assert!(why.contains("a bug reached by poison"), "{why}");
+        assert!(
+            results[1]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("other events of the request are not affected")
+        );
+    }
 
     #[test]
     fn shapes() {

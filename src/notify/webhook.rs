@@ -201,7 +201,8 @@ impl Webhook {
         t
     }
 
-    pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
+    /// The request of one attempt (not sent).
+    pub fn request(&self, msg: &Message<'_>) -> reqwest::RequestBuilder {
         let (body, content_type) = body(msg.payload);
         let mut req = self
             .client
@@ -221,7 +222,11 @@ impl Webhook {
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", sign(key, msg.delivery_id, ts, &body));
         }
-        send(req.body(body)).await
+        req.body(body)
+    }
+
+    pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
+        send(self.request(msg)).await
     }
 }
 

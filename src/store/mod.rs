@@ -5,7 +5,8 @@
 //! (boxed futures keep it object-safe); the SQLite backend runs each call on the blocking pool.
 //!
 //! Contract, whatever the backend:
-//! - `accept` is atomic and durable when it returns `Ok`: the events and all their deliveries, or none.
+//! - `accept` is atomic and durable when it returns `Ok`: the events and all their deliveries, or none
+//!   (an event that fails on its own is refused alone: [`Stored::Refused`]; the others are stored).
 //!   Re-accepting an event id is a no-op (ids are deterministic), so client retries do not duplicate.
 //! - `lease` hands out due deliveries (next attempt time reached, not leased by anyone else) and
 //!   reserves them for the lease duration; a delivery whose lease expires (crashed worker) is handed out
@@ -99,6 +100,18 @@ impl StoreError {
             StoreError::NotAStore { .. } => "not a scanbridge store".into(),
         }
     }
+}
+
+/// What [`Store::accept`] did with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored with its deliveries and history.
+    New,
+    /// Its id was accepted before: nothing stored, not routed again.
+    Duplicate,
+    /// Storing this event failed in a way particular to it (a value the database refuses, or a bug
+    /// caught while recording it): it alone was rolled back; the others of the call are stored.
+    Refused(String),
 }
 
 /// A new delivery to store with its event.
@@ -241,9 +254,9 @@ pub fn now_ms() -> i64 {
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
-    /// Returns, per event in order, whether it was new (`false`: its id was accepted before, so it is
-    /// not routed again).
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
+    /// Returns, per event in order, what became of it ([`Stored`]). A failure of the store itself fails
+    /// the whole call (nothing stored); a failure particular to one event refuses that event alone.
+    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>>;
     /// Leases up to `limit` due deliveries for `lease`.
     fn lease(
         &self,

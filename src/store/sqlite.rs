@@ -56,7 +56,7 @@ use serde_json::value::RawValue;
 use super::lock::DataDirLock;
 use super::{
     BoxFuture, DeadLetter, DueGroup, GroupAdd, HistoryUpdate, Leased, NewEvent, Silence, Store,
-    StoreError, Suppressed, now_ms,
+    StoreError, Stored, Suppressed, now_ms,
 };
 
 const SCHEMA: &str = "
@@ -174,6 +174,21 @@ fn create(dir: &Path, path: &Path, max_bytes: u64) -> Result<(), StoreError> {
             path: dir.display().to_string(),
             source,
         }),
+    }
+}
+
+/// Whether `err` is about the event being stored rather than the store (which fails the batch): a
+/// value SQLite refuses (too big, a constraint, a type).
+fn particular_to_the_event(err: &StoreError) -> bool {
+    match err {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            rusqlite::ErrorCode::TooBig
+                | rusqlite::ErrorCode::ConstraintViolation
+                | rusqlite::ErrorCode::TypeMismatch
+        ),
+        StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(_)) => true,
+        _ => false,
     }
 }
 
@@ -405,11 +420,11 @@ fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
         self.run(move |c| {
             let now = now_ms();
             let tx = c.transaction()?;
-            let mut fresh = Vec::with_capacity(events.len());
+            let mut outcomes = Vec::with_capacity(events.len());
             {
                 let mut ev = tx.prepare_cached(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
@@ -420,26 +435,52 @@ impl Store for SqliteStore {
                      WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
                 )?;
                 for e in &events {
-                    let new = ev.execute(params![e.id, e.body, now])? > 0;
-                    fresh.push(new);
-                    if !new {
-                        continue; // a duplicate event id: already routed when first accepted
-                    }
-                    if let Some(h) = &e.history
-                        && let Some(previous) = record_history(&tx, h, now)?
-                    {
-                        tx.execute(
-                            "UPDATE events SET previous = ?2 WHERE id = ?1",
-                            params![e.id, previous],
-                        )?;
-                    }
-                    for d in &e.deliveries {
-                        ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
+                    // Each event in its own savepoint: one that fails on its own is rolled back
+                    // alone; a failure of the store itself still fails the whole transaction.
+                    tx.execute_batch("SAVEPOINT one_event")?;
+                    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                        || -> Result<Stored, StoreError> {
+                            if ev.execute(params![e.id, e.body, now])? == 0 {
+                                return Ok(Stored::Duplicate); // already routed when first accepted
+                            }
+                            if let Some(h) = &e.history
+                                && let Some(previous) = record_history(&tx, h, now)?
+                            {
+                                tx.execute(
+                                    "UPDATE events SET previous = ?2 WHERE id = ?1",
+                                    params![e.id, previous],
+                                )?;
+                            }
+                            for d in &e.deliveries {
+                                ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
+                            }
+                            Ok(Stored::New)
+                        },
+                    ));
+                    let refused = match stored {
+                        Ok(Ok(s)) => {
+                            outcomes.push(s);
+                            None
+                        }
+                        Ok(Err(err)) if particular_to_the_event(&err) => Some(err.to_string()),
+                        Ok(Err(err)) => return Err(err),
+                        Err(panic) => Some(format!(
+                            "internal error while storing it: {}",
+                            crate::compute::panic_message(&*panic)
+                        )),
+                    };
+                    match refused {
+                        None => tx.execute_batch("RELEASE one_event")?,
+                        Some(why) => {
+                            tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
+                            tx.execute_batch("ROLLBACK TO one_event; RELEASE one_event")?;
+                            outcomes.push(Stored::Refused(why));
+                        }
                     }
                 }
             }
             tx.commit()?;
-            Ok(fresh)
+            Ok(outcomes)
         })
     }
 
@@ -905,6 +946,39 @@ mod tests {
             s.redrive(Some("nope".into())).await,
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn an_event_the_database_refuses_is_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        // A trigger stands in for a value SQLite refuses (RAISE(ABORT) is a constraint failure).
+        s.conn
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .unwrap();
+        let got = s
+            .accept(vec![event("a"), event("poison"), event("b"), event("a")])
+            .await
+            .unwrap();
+        assert_eq!(got[0], Stored::New);
+        assert!(
+            matches!(&got[1], Stored::Refused(why) if why.contains("refused by the test")),
+            "{got:?}"
+        );
+        assert_eq!(got[2..], [Stored::New, Stored::Duplicate]);
+        let leased: Vec<String> = s
+            .lease(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.event_id)
+            .collect();
+        assert_eq!(leased, ["a", "b"], "the refused event left nothing behind");
     }
 
     #[tokio::test]

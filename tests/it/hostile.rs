@@ -362,3 +362,73 @@ async fn health_answers_at_once_while_heavy_matching_runs() {
         assert_eq!(h.await.unwrap(), 202);
     }
 }
+
+/// Events that once panicked between acceptance and rendering (a multi-byte character where the digest
+/// is cut, counts whose sum overflows), beside good ones, in one batch.
+fn poisoned_batch() -> Vec<Value> {
+    vec![
+        event("good-1", "ci"),
+        json!({"id": "multibyte-digest", "source": "aws.ecr", "detail-type": "ECR Image Scan",
+            "detail": {"repository-name": "payments/api", "image-digest": "sha256:ééééééééééééééé",
+                "image-tags": ["v1"], "scan-status": "COMPLETE",
+                "finding-severity-counts": {"CRITICAL": u64::MAX, "HIGH": u64::MAX}}}),
+        json!({"id": "emoji-digest", "source": "aws.inspector2", "detail-type": "Inspector2 Finding",
+            "detail": {"findingArn": "arn:💥", "severity": "CRITICAL",
+                "resources": [{"details": {"awsEcrContainerImage": {"imageHash": "🀥K𝂃¥𑴂&{🩬?ኞ", "repositoryName": "r"}}}]}}),
+        event("good-2", "ci"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_batch_is_accepted_whole_and_every_event_delivered() {
+    let rx = Receiver::start().await;
+    let r = rule(
+        "everything",
+        json!({"detail-type": [{"exists": true}]}),
+        &["hook", "console", "slack"],
+    );
+    let config = format!(
+        "{}[targets.slack]\ntype = \"slack\"\nwebhook_url = \"http://{}/services/T/B/x\"\n",
+        rx.target(),
+        rx.addr
+    );
+    let home = Home::new(&config, &[("everything.json", &r)]);
+    let d = home.start();
+    let batch = poisoned_batch();
+    let ndjson: String = batch.iter().map(|e| format!("{e}\n")).collect();
+    let (status, body) = d.post(ndjson).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 4, "{body}");
+    // Every event reaches the webhook and Slack (2 hits each), and the console prints each one.
+    let hits = rx.wait_hits(8, &d).await;
+    for e in &batch {
+        let id = e["id"].as_str().unwrap();
+        assert!(
+            hits.iter().any(|h| h.body["id"] == id),
+            "{id} not delivered to the webhook:\n{}",
+            d.logs()
+        );
+    }
+    let slack: Vec<&crate::daemon::Hit> = hits
+        .iter()
+        .filter(|h| h.path.starts_with("/services/"))
+        .collect();
+    assert_eq!(slack.len(), 4);
+    assert!(
+        slack
+            .iter()
+            .any(|h| h.body.to_string().contains("sha256:éééééééééééé")),
+        "the short digest is cut at 12 characters"
+    );
+    let start = Instant::now();
+    while d.stdout().matches("=== scanbridge alert").count() < 4 {
+        assert!(start.elapsed() < PATIENCE, "console:\n{}", d.stdout());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!d.logs().contains("panicked"), "{}", d.logs());
+    assert_eq!(
+        d.metric("scanbridge_deliveries_total{target=\"hook\",outcome=\"delivered\"}")
+            .await,
+        4.0
+    );
+}
