@@ -25,10 +25,13 @@ use crate::router::Router;
 pub struct Rendering {
     /// The target's name in the rig.
     pub target: String,
-    /// `console`, `slack`, `email` or `webhook`.
+    /// Whether this renders the digest the rig made from the event (with a sample), not the event.
+    pub digest: bool,
+    /// `console`, `slack`, `email` (and its parts `email-subject`, `email-text`, `email-html`) or
+    /// `webhook`.
     pub kind: &'static str,
     /// What goes out: the console text, the Slack JSON body, the email as sent over SMTP (headers
-    /// and body), the webhook request (preview form).
+    /// and body) and its rendered parts, the webhook request (preview form and built headers).
     pub text: String,
 }
 
@@ -197,10 +200,23 @@ impl Rig {
             }
         }
         // The digest, as each target sends it.
+        let direct = out.len();
         for target in ["console", "hook", "mail", "slack"] {
             self.render(target, "digest-d", "all", &digest, &digest, None, &mut out);
         }
+        for r in &mut out[direct..] {
+            r.digest = true;
+        }
         Ok(out)
+    }
+
+    /// What in `out` (the renderings of `event`) breaks a promise of [`crate::escape`]: a Slack
+    /// mention, ping or link from content, a link that is neither the ECR console nor the event's
+    /// `https:` advisory URL, a hidden character or a line that content added, a console alert with
+    /// another shape, an email header that content made, a request that could not be built, a format
+    /// limit passed. Empty when all is well.
+    pub fn violations(event: &Value, out: &[Rendering]) -> Vec<String> {
+        crate::exercise::check(event, out)
     }
 
     /// What `target` sends for one delivery of `event` (with `payload`), appended to `out`.
@@ -233,12 +249,28 @@ impl Rig {
                 "slack",
                 s.payload(&msg).map(|p| p.to_string()).unwrap_or_default(),
             ),
-            Target::Email(e) => (
-                "email",
-                e.build(&msg)
-                    .map(|m| String::from_utf8_lossy(&m.formatted()).into_owned())
-                    .unwrap_or_default(),
-            ),
+            Target::Email(e) => {
+                if let Ok((subject, text, html)) = e.render(&msg) {
+                    for (kind, t) in [
+                        ("email-subject", subject),
+                        ("email-text", text),
+                        ("email-html", html),
+                    ] {
+                        out.push(Rendering {
+                            target: target.to_owned(),
+                            digest: false,
+                            kind,
+                            text: t,
+                        });
+                    }
+                }
+                (
+                    "email",
+                    e.build(&msg)
+                        .map(|m| String::from_utf8_lossy(&m.formatted()).into_owned())
+                        .unwrap_or_default(),
+                )
+            }
             Target::Webhook(w) => {
                 let mut text = w.preview(&msg);
                 // The request as reqwest would send it (a header it cannot build is an error here).
@@ -258,10 +290,209 @@ impl Rig {
         };
         out.push(Rendering {
             target: target.to_owned(),
+            digest: false,
             kind,
             text,
         });
     }
+}
+
+/// The links a rendering may hold: the ECR console (built from validated parts) or the event's own
+/// advisory URL when it is a valid `https:` URL.
+fn allowed_link(url: &str, advisory: Option<&str>) -> bool {
+    crate::escape::console_link(url).as_deref() == Some(url) || Some(url) == advisory
+}
+
+fn hidden_in(text: &str, keep_newlines: bool) -> Option<char> {
+    text.chars()
+        .find(|&c| crate::escape::hidden(c) && !(keep_newlines && c == '\n'))
+}
+
+fn strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+        _ => {}
+    }
+}
+
+/// The `text` of every mrkdwn text object in a Block Kit message.
+fn mrkdwn_texts<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::Object(o) => {
+            if o.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                out.extend(o.get("text").and_then(Value::as_str));
+            }
+            o.values().for_each(|x| mrkdwn_texts(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| mrkdwn_texts(x, out)),
+        _ => {}
+    }
+}
+
+fn check(event: &Value, out: &[Rendering]) -> Vec<String> {
+    let advisory = event
+        .pointer("/detail/packageVulnerabilityDetails/sourceUrl")
+        .and_then(Value::as_str)
+        .and_then(crate::escape::https_url);
+    let advisory = advisory.as_deref();
+    let mut bad = Vec::new();
+    for r in out {
+        let mut fail = |why: String| bad.push(format!("{} ({}): {why}", r.kind, r.target));
+        match r.kind {
+            "console" => {
+                if let Some(c) = hidden_in(&r.text, true) {
+                    fail(format!("hidden character {c:?}"));
+                }
+                let lines: Vec<&str> = r.text.lines().collect();
+                if lines.iter().filter(|l| l.starts_with("===")).count() != 1
+                    || !lines
+                        .first()
+                        .is_some_and(|l| l.starts_with("=== scanbridge alert: "))
+                    || !lines[1..].iter().all(|l| l.starts_with("  "))
+                {
+                    fail(format!("not one alert of the expected shape:\n{}", r.text));
+                }
+                if let Some(l) = lines.iter().find(|l| l.chars().count() > 1000) {
+                    fail(format!("a line of {} characters", l.chars().count()));
+                }
+            }
+            "slack" => {
+                let Ok(v) = serde_json::from_str::<Value>(&r.text) else {
+                    fail("not JSON".into());
+                    continue;
+                };
+                let blocks = v["blocks"].as_array().map_or(0, Vec::len);
+                if blocks > crate::notify::slack::MAX_BLOCKS {
+                    fail(format!("{blocks} blocks"));
+                }
+                if v["text"]
+                    .as_str()
+                    .is_some_and(|t| t.chars().count() > crate::notify::slack::MAX_SECTION_TEXT)
+                {
+                    fail("fallback text over the limit".into());
+                }
+                for b in v["blocks"].as_array().into_iter().flatten() {
+                    let limit = match b["type"].as_str() {
+                        Some("header") => crate::notify::slack::MAX_HEADER,
+                        _ => crate::notify::slack::MAX_SECTION_TEXT,
+                    };
+                    if b["text"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.chars().count() > limit)
+                    {
+                        fail(format!("{} text over {limit}", b["type"]));
+                    }
+                    for f in b["fields"].as_array().into_iter().flatten() {
+                        if f["text"]
+                            .as_str()
+                            .is_some_and(|t| t.chars().count() > crate::notify::slack::MAX_FIELD)
+                        {
+                            fail("field over the limit".into());
+                        }
+                    }
+                    if let Some(u) = b["elements"][0]["url"].as_str()
+                        && !allowed_link(u, advisory)
+                    {
+                        fail(format!("button to {u}"));
+                    }
+                }
+                let mut all = Vec::new();
+                strings(&v, &mut all);
+                if let Some(c) = all.iter().find_map(|t| hidden_in(t, true)) {
+                    fail(format!("hidden character {c:?}"));
+                }
+                // Mentions and links are parsed in mrkdwn text (plain_text shows `<` as it is).
+                let mut md = Vec::new();
+                mrkdwn_texts(&v, &mut md);
+                md.extend(v["text"].as_str());
+                for text in md {
+                    // Every `<` opens a link we made: `<https://URL|text>` to an allowed URL.
+                    let mut rest = text;
+                    while let Some(at) = rest.find('<') {
+                        rest = &rest[at + 1..];
+                        let raw = rest.split(['|', '>']).next().unwrap_or("");
+                        let ok = raw.starts_with("https://")
+                            && rest.contains('|')
+                            && (advisory.map(crate::escape::slack_url).as_deref() == Some(raw)
+                                || allowed_link(&raw.replace("&amp;", "&"), None));
+                        if !ok {
+                            fail(format!(
+                                "a mention, ping or link from content: <{}",
+                                escape_for_report(rest)
+                            ));
+                            break;
+                        }
+                    }
+                }
+            }
+            "email-subject" => {
+                if let Some(c) = hidden_in(&r.text, false) {
+                    fail(format!("hidden character {c:?}"));
+                }
+                if r.text.chars().count() > crate::notify::email::MAX_SUBJECT {
+                    fail("subject over the limit".into());
+                }
+            }
+            "email-text" => {
+                if let Some(c) = hidden_in(&r.text, true) {
+                    fail(format!("hidden character {c:?}"));
+                }
+            }
+            "email-html" => {
+                if let Some(c) = hidden_in(&r.text, true) {
+                    fail(format!("hidden character {c:?}"));
+                }
+                if r.text.to_ascii_lowercase().contains("<script") {
+                    fail("a script element".into());
+                }
+                for part in r.text.split("href=\"").skip(1) {
+                    let url = part
+                        .split('"')
+                        .next()
+                        .unwrap_or("")
+                        .replace("&#x2f;", "/")
+                        .replace("&amp;", "&")
+                        .replace("&#x27;", "'")
+                        .replace("&quot;", "\"");
+                    if !allowed_link(&url, advisory) {
+                        fail(format!("a link to {}", escape_for_report(&url)));
+                    }
+                }
+            }
+            "email" => {
+                let head = r.text.split("\r\n\r\n").next().unwrap_or("");
+                const NAMES: [&str; 8] = [
+                    "From:",
+                    "To:",
+                    "Cc:",
+                    "Subject:",
+                    "Message-ID:",
+                    "MIME-Version:",
+                    "Date:",
+                    "Content-Type:",
+                ];
+                for l in head.split("\r\n") {
+                    if !(l.starts_with([' ', '\t']) || NAMES.iter().any(|n| l.starts_with(n))) {
+                        fail(format!(
+                            "a header line content made: {}",
+                            escape_for_report(l)
+                        ));
+                    }
+                }
+            }
+            "webhook" if r.text.contains("\nnot built: ") => {
+                fail(format!("request not built: {}", escape_for_report(&r.text)));
+            }
+            _ => {}
+        }
+    }
+    bad
+}
+
+fn escape_for_report(s: &str) -> String {
+    crate::escape::line(s, 300)
 }
 
 #[cfg(test)]
@@ -502,6 +733,8 @@ mod tests {
                 for kind in ["console", "slack", "email", "webhook"] {
                     assert!(out.iter().any(|r| r.kind == kind && !r.text.is_empty()), "{kind} rendered nothing for {raw}");
                 }
+                let bad = Rig::violations(&event, &out);
+                assert!(bad.is_empty(), "{bad:#?}\nfor {}", escape_for_report(&raw));
             }
         }
     }
@@ -606,5 +839,103 @@ mod tests {
             }
         }
         assert!(sent > 0, "the good event was rendered");
+    }
+
+    /// The base event of a data-driven case.
+    fn base(name: &str) -> Value {
+        match name {
+            "generic" => {
+                json!({"id": "g1", "source": "ci", "detail-type": "Build", "detail": {"job": "x"}})
+            }
+            "digest" => crate::alerting::digest_event(
+                "digest-forged",
+                "all",
+                &json!({}),
+                &[
+                    crate::testing::sample("ecr-image-scan-critical.json"),
+                    crate::testing::sample("ecr-image-scan-high-only.json"),
+                ],
+                Duration::from_secs(60),
+                "2026-11-20T13:00:00Z",
+            ),
+            sample => crate::testing::sample(sample),
+        }
+    }
+
+    /// `@repeat:TEXT:N` is TEXT N times (long values without a long fixture).
+    fn value_of(v: &Value) -> Value {
+        match v.as_str().and_then(|s| s.strip_prefix("@repeat:")) {
+            Some(spec) => {
+                let (text, n) = spec.rsplit_once(':').expect("@repeat:TEXT:N");
+                json!(text.repeat(n.parse().expect("a count")))
+            }
+            None => v.clone(),
+        }
+    }
+
+    #[test]
+    fn hostile_values_are_escaped_in_every_format() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/hostile-values.json");
+        let cases: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut checked = 0;
+        for case in cases["cases"].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let mut event = base(case["base"].as_str().unwrap());
+            for (ptr, v) in case["set"].as_object().unwrap() {
+                let (parent, key) = ptr.rsplit_once('/').unwrap();
+                let target = event
+                    .pointer_mut(parent)
+                    .unwrap_or_else(|| panic!("{name}: no {parent}"));
+                match target {
+                    Value::Array(a) => a[key.parse::<usize>().unwrap()] = value_of(v),
+                    Value::Object(o) => {
+                        o.insert(key.to_owned(), value_of(v));
+                    }
+                    _ => panic!("{name}: {parent} is not a container"),
+                }
+            }
+            let out = rig()
+                .run(&event.to_string())
+                .unwrap_or_else(|e| panic!("{name}: rejected: {e}"));
+            let bad = Rig::violations(&event, &out);
+            assert!(bad.is_empty(), "{name}: {bad:#?}");
+            for (kind, want) in case["expect"].as_object().unwrap() {
+                // The event's own renderings (the rig's digest also holds a sample scan).
+                let texts: Vec<&str> = out
+                    .iter()
+                    .filter(|r| r.kind == kind && !r.digest)
+                    .map(|r| r.text.as_str())
+                    .collect();
+                assert!(!texts.is_empty(), "{name}: nothing rendered as {kind}");
+                for needle in want["absent"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    assert!(
+                        !texts.iter().any(|t| t.contains(needle)),
+                        "{name}: {kind} contains {needle:?}:\n{}",
+                        texts.join("\n----\n")
+                    );
+                    checked += 1;
+                }
+                for needle in want["present"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    assert!(
+                        texts.iter().any(|t| t.contains(needle)),
+                        "{name}: {kind} lacks {needle:?}:\n{}",
+                        texts.join("\n----\n")
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "{checked} expectations");
     }
 }

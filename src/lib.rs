@@ -24,6 +24,8 @@
 //! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
 //!   async runtime.
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
+//! - `escape`: every value from an event made safe for the format it lands in (Slack mrkdwn, HTML,
+//!   headers, console, logs), and links only from validated parts; it knows no other room.
 //! - `exercise`: one event through every room in process, for the property test and the fuzz target.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
@@ -34,6 +36,7 @@ mod alerting;
 mod cli;
 mod compute;
 mod config;
+mod escape;
 mod event;
 #[doc(hidden)]
 pub mod exercise;

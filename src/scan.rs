@@ -6,7 +6,9 @@
 //! Promises: severity counts come in the fixed order CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL,
 //! UNDEFINED with absent severities as 0 (basic scanning omits zero counts); the repository is a name
 //! even when the event carries an ARN; the console URL is built only when region, account, repository
-//! and digest are all known. Never fails: missing fields give `None`/empty, never a panic.
+//! and digest are all known and pass their syntax checks, and a finding's advisory URL is a `link` only
+//! when it is `https:`. Never fails: missing fields give `None`/empty, never a panic, for any content.
+//! The facts are raw text: escaping for each format is the renderers' job ([`crate::escape`]).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -64,7 +66,10 @@ pub struct Finding {
     pub fixed_in: Option<String>,
     pub fix_available: Option<String>,
     pub score: Option<f64>,
+    /// The advisory URL as the event gives it (text: it may be anything).
     pub url: Option<String>,
+    /// `url` when it is a valid `https:` URL: the only form that becomes a link.
+    pub link: Option<String>,
     pub description: Option<String>,
     pub recommendation: Option<String>,
 }
@@ -168,11 +173,10 @@ pub fn short_digest(digest: &str) -> String {
     }
 }
 
-/// The image's page in the ECR console.
-pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> String {
-    format!(
-        "https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{repository}/_/image/{digest}/details?region={region}"
-    )
+/// The image's page in the ECR console, or `None` unless region, account, repository and digest all
+/// pass their syntax checks (see [`crate::escape::console_url`]: no link is built from content).
+pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> Option<String> {
+    crate::escape::console_url(region, account, repository, digest)
 }
 
 impl Facts {
@@ -240,6 +244,8 @@ impl Facts {
                     .pointer("/detail/inspectorScore")
                     .and_then(Value::as_f64),
                 url: s(event, "/detail/packageVulnerabilityDetails/sourceUrl"),
+                link: s(event, "/detail/packageVulnerabilityDetails/sourceUrl")
+                    .and_then(|u| crate::escape::https_url(&u)),
                 description: s(event, "/detail/description"),
                 recommendation: s(event, "/detail/remediation/recommendation/text"),
             });
@@ -283,9 +289,7 @@ impl Facts {
             _ => "-".to_owned(),
         };
         let console_url = match (&region, &account, &repository, &digest) {
-            (Some(r), Some(a), Some(n), Some(d)) if !r.is_empty() && !a.is_empty() => {
-                Some(console_url(r, a, n, d))
-            }
+            (Some(r), Some(a), Some(n), Some(d)) => console_url(r, a, n, d),
             _ => None,
         };
         let mut facts = Facts {

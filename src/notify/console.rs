@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Message, Outcome};
+use crate::escape;
 use crate::retry::RetryOverrides;
 
 pub use crate::scan::SEVERITIES;
@@ -43,28 +44,49 @@ impl Console {
     }
 }
 
-fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
+/// The widest value printed on one line, in characters (longer ones end with `…`).
+pub const MAX_VALUE: usize = 200;
+
+/// A string of the event at `ptr`, made one visible line of at most [`MAX_VALUE`] characters.
+fn s(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .map(|x| escape::line(x, MAX_VALUE))
 }
 
-/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest.
+/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest. Every value from
+/// the event is shown escaped and capped ([`escape::line`]): whatever it holds, the alert has exactly
+/// the lines written here, each starting with `===` or two spaces.
 pub fn render(msg: &Message<'_>) -> String {
     let e = msg.event;
     let mut t = String::new();
-    let kind = s(e, "/detail-type").unwrap_or("event");
-    let _ = writeln!(t, "=== scanbridge alert: rule {} ({kind}) ===", msg.rule);
-    let repo = s(e, "/detail/repository-name").unwrap_or("-");
-    let tags: Vec<&str> = match e.pointer("/detail/image-tags") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+    let kind = s(e, "/detail-type").unwrap_or_else(|| "event".into());
+    let _ = writeln!(
+        t,
+        "=== scanbridge alert: rule {} ({kind}) ===",
+        escape::line(msg.rule, MAX_VALUE)
+    );
+    let repo = s(e, "/detail/repository-name").unwrap_or_else(|| "-".into());
+    let tags: Vec<String> = match e.pointer("/detail/image-tags") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .take(20)
+            .map(|x| escape::line(x, MAX_VALUE))
+            .collect(),
         _ => s(e, "/detail/image-tag").into_iter().collect(),
     };
     let image = match tags.first() {
         Some(tag) => format!("{repo}:{tag}"),
-        None => repo.to_owned(),
+        None => repo,
     };
     let _ = write!(t, "  image:    {image}");
     if tags.len() > 1 {
-        let _ = write!(t, " (also {})", tags[1..].join(", "));
+        let _ = write!(
+            t,
+            " (also {})",
+            escape::cap(&tags[1..].join(", "), MAX_VALUE)
+        );
     }
     t.push('\n');
     if let Some(status) = s(e, "/detail/scan-status") {
@@ -88,10 +110,19 @@ pub fn render(msg: &Message<'_>) -> String {
         let _ = writeln!(t, "  digest:   {digest}");
     }
     if let Some(d) = msg.delta {
-        let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
+        let _ = writeln!(
+            t,
+            "  changes:  {} (since {})",
+            escape::line(&d.summary, MAX_VALUE),
+            escape::line(&d.compared_with, MAX_VALUE)
+        );
     }
     if crate::scan::is_digest(e) {
-        let _ = writeln!(t, "  {}", s(e, "/detail/headline").unwrap_or("digest"));
+        let _ = writeln!(
+            t,
+            "  {}",
+            s(e, "/detail/headline").unwrap_or_else(|| "digest".into())
+        );
         for item in e
             .pointer("/detail/items")
             .and_then(Value::as_array)
@@ -101,18 +132,18 @@ pub fn render(msg: &Message<'_>) -> String {
             let _ = writeln!(
                 t,
                 "    {}  {}",
-                s(item, "/image").unwrap_or("-"),
-                s(item, "/summary").unwrap_or("-")
+                s(item, "/image").unwrap_or_else(|| "-".into()),
+                s(item, "/summary").unwrap_or_else(|| "-".into())
             );
         }
     }
     let _ = writeln!(
         t,
         "  event:    {} from {} in {} at {}",
-        msg.event_id,
-        s(e, "/source").unwrap_or("-"),
-        s(e, "/region").unwrap_or("-"),
-        s(e, "/time").unwrap_or("-"),
+        escape::line(msg.event_id, MAX_VALUE),
+        s(e, "/source").unwrap_or_else(|| "-".into()),
+        s(e, "/region").unwrap_or_else(|| "-".into()),
+        s(e, "/time").unwrap_or_else(|| "-".into()),
     );
     let _ = writeln!(t, "  delivery: {}", msg.delivery_id);
     t

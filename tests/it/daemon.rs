@@ -124,7 +124,11 @@ impl Daemon {
         let addr = loop {
             let text = stderr.lock().unwrap().clone();
             if let Some(rest) = text.split("listening on ").nth(1) {
-                let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                // Human logs end the address with a space, JSON logs with a quote.
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
                 break addr
                     .parse()
                     .unwrap_or_else(|e| panic!("bad address {addr:?}: {e}"));

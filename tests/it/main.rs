@@ -7,6 +7,7 @@ mod data_dir;
 mod delivery;
 mod disk;
 mod email;
+mod escaping;
 mod hostile;
 mod ingest;
 mod reload;
