@@ -224,6 +224,30 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Resolves a secret URL (inline, environment or `*_file`), requires it, and checks that it is
+/// http(s); errors name `key` and never show the URL.
+pub fn required_http_url(
+    key: String,
+    url: &mut Option<Secret>,
+    file: &Option<std::path::PathBuf>,
+    missing: &str,
+) -> Result<(), ConfigError> {
+    resolve_secret(&key, url, file)?;
+    let Some(u) = url.as_ref() else {
+        return Err(ConfigError::Invalid {
+            key,
+            message: missing.into(),
+        });
+    };
+    match reqwest::Url::parse(u.expose()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            key,
+            message: "not an http(s) URL".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,9 @@ use crate::event::{EnvelopeRules, Rejection};
 use crate::notify::{Message, Target, TargetConfig, Targets};
 use crate::router::Router;
 
+/// The rig's clock: 2026-11-20T12:00:00Z.
+const NOW_MS: i64 = 1_795_176_000_000;
+
 /// What one target would send for one delivery.
 #[derive(Debug, Clone)]
 pub struct Rendering {
@@ -105,7 +108,7 @@ fn router(configs: &std::collections::BTreeMap<String, TargetConfig>) -> Router 
         .iter()
         .map(|d| crate::rules::parse_rule(d, &known).expect("the rig's rules are valid"))
         .collect();
-    let topics = crate::notify::topic::compile(configs).expect("the rig's topics are valid");
+    let topics = crate::notify::compile_topics(configs).expect("the rig's topics are valid");
     Router::new(rules, Arc::new(topics))
 }
 
@@ -140,7 +143,7 @@ impl Rig {
 
     /// Runs `raw` through every room (see the module doc); `Err` when validation rejects it.
     pub fn run(&self, raw: &str) -> Result<Vec<Rendering>, Rejection> {
-        let ev = crate::event::validate(raw, &self.envelope)?;
+        let ev = crate::event::validate(raw, &self.envelope, NOW_MS)?;
         let event = &ev.value;
         let mut out = Vec::new();
 
@@ -189,7 +192,7 @@ impl Rig {
         );
 
         // Every delivery the event causes, rendered by its target, with and without a delta.
-        let deliveries = self.router.route(&ev.id, event);
+        let deliveries = self.router.route(&ev);
         for d in &deliveries {
             let payload = match crate::render::payload(event, d.input.as_ref(), &d.rule) {
                 Ok(p) => p,
@@ -242,6 +245,7 @@ impl Rig {
             event,
             payload,
             delta,
+            now_ms: NOW_MS,
         };
         let (kind, text) = match t {
             Target::Console(_) => ("console", crate::notify::console::render(&msg)),
@@ -759,7 +763,7 @@ mod tests {
     /// (history recorded, deliveries queued), then every delivery leased through the alerting
     /// stages (silences, notify_on, dedup, digests, rate limits) and rendered; then the digests.
     async fn stored(events: Vec<Value>) {
-        use crate::alerting::{Alerting, ManualClock, RateLimiter, Verdict};
+        use crate::alerting::{Alerting, Clock, ManualClock, RateLimiter, Verdict};
         use crate::ingest::Ingestor;
         use crate::router::RouterHandle;
         use crate::store::{Store, sqlite::SqliteStore};
@@ -769,24 +773,32 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), true).unwrap());
         let router = Arc::new(RouterHandle::new(router(&configs())));
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        let clock = ManualClock::at(crate::store::now_ms());
+        let clock = ManualClock::at(NOW_MS);
+        let handoff: Arc<crate::event::Handoff> = Arc::default();
         let ingestor = Ingestor {
             router: router.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
             envelope: rig.envelope().clone(),
             wake: Arc::default(),
+            clock: clock.clone(),
+            handoff: handoff.clone(),
         };
         let mut good = crate::testing::sample("ecr-image-scan-critical.json");
         good["id"] = json!("the-good-one");
         let mut raw: Vec<String> = events.iter().map(Value::to_string).collect();
         raw.push(good.to_string());
         let results = ingestor
-            .ingest(raw.iter().cloned().map(Ok).collect())
+            .ingest(
+                raw.iter()
+                    .cloned()
+                    .map(|r| Ok(crate::event::Incoming::Text(r)))
+                    .collect(),
+            )
             .await
             .expect("a store that works accepts the batch");
         for (text, r) in raw.iter().zip(&results) {
-            let valid = crate::event::validate(text, rig.envelope()).is_ok();
+            let valid = crate::event::validate(text, rig.envelope(), NOW_MS).is_ok();
             assert_eq!(r.is_ok(), valid, "{r:?} for {text}");
         }
         assert!(
@@ -800,6 +812,7 @@ mod tests {
             metrics,
             clock.clone(),
             RateLimiter::new(Default::default(), clock.clone()),
+            handoff,
         );
         let mut sent = 0;
         for round in 0..2 {
@@ -808,7 +821,10 @@ mod tests {
                 alerting.flush_due().await;
             }
             loop {
-                let leased = store.lease(100, Duration::from_secs(60)).await.unwrap();
+                let leased = store
+                    .lease(100, Duration::from_secs(60), clock.now_ms())
+                    .await
+                    .unwrap();
                 if leased.is_empty() {
                     break;
                 }

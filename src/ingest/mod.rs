@@ -15,10 +15,12 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use crate::event::{self, EnvelopeRules, Rejection};
+use crate::alerting::SharedClock;
+use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError, Stored};
@@ -28,7 +30,9 @@ pub mod aws;
 pub mod body;
 pub mod http;
 pub mod rate;
+pub mod reports;
 pub mod server;
+pub mod sns;
 pub mod stdin;
 pub mod tls;
 
@@ -40,6 +44,10 @@ pub struct Ingestor {
     pub metrics: Arc<Metrics>,
     pub envelope: EnvelopeRules,
     pub wake: Arc<Notify>,
+    /// The daemon's clock: an event's acceptance time (and its `time` when it has none).
+    pub clock: SharedClock,
+    /// Where the parsed views of stored events go for the worker.
+    pub handoff: Arc<Handoff>,
 }
 
 /// One event's fate: accepted (maybe as a duplicate of one accepted before), or why it was rejected.
@@ -54,28 +62,38 @@ pub struct Accepted {
 }
 
 impl Ingestor {
-    /// Validates, routes and durably stores `items` (raw JSON texts, or already-known rejections).
+    /// Validates, routes and durably stores `items` (raw JSON texts or events a door built, or
+    /// already-known rejections). Each event is parsed once; its canonical bytes are routed and
+    /// stored, and its parsed view is handed to the worker after the store committed it.
     ///
     /// Validation, matching and the history update are CPU work (seconds for thousands of wildcard
     /// rules against a large event): they run on the bounded compute pool ([`crate::compute`]), never
     /// on an async worker thread; only the store call is awaited here.
     pub async fn ingest(
         &self,
-        items: Vec<Result<String, Rejection>>,
+        items: Vec<Result<Incoming, Rejection>>,
     ) -> Result<Vec<ItemResult>, StoreError> {
+        let now = self.clock.now_ms();
         self.metrics.received(items.len() as u64);
         let (router, envelope, metrics) = (
             self.router.current(),
             self.envelope.clone(),
             self.metrics.clone(),
         );
-        let (mut results, batch) =
-            crate::compute::run(move || prepare(items, &router, &envelope, &metrics))
+        let (mut results, prepared) =
+            crate::compute::run(move || prepare(items, &router, &envelope, &metrics, now))
                 .await
                 .map_err(|p| StoreError::Join(p.to_string()))?;
-        let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
-        if !batch.is_empty() {
-            let stored = self.store.accept(batch).await?;
+        let has_deliveries = prepared.iter().any(|(e, _)| !e.deliveries.is_empty());
+        if !prepared.is_empty() {
+            let (batch, views): (Vec<NewEvent>, Vec<_>) = prepared.into_iter().unzip();
+            let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+            let stored = self.store.accept(batch, now).await?;
+            for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
+                if let (Stored::New, Some((value, len))) = (s, view) {
+                    self.handoff.put(id, value, len);
+                }
+            }
             let mut stored = stored.into_iter();
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 match stored.next() {
@@ -100,17 +118,32 @@ impl Ingestor {
     }
 }
 
+/// An event ready to store, and its parsed view for the worker (when it has deliveries).
+type Prepared = (NewEvent, Option<(Arc<Value>, usize)>);
+
 /// Validates and routes every item: index-aligned results, and the events to store.
 fn prepare(
-    items: Vec<Result<String, Rejection>>,
+    items: Vec<Result<Incoming, Rejection>>,
     router: &crate::router::Router,
     envelope: &EnvelopeRules,
     metrics: &Metrics,
-) -> (Vec<ItemResult>, Vec<NewEvent>) {
-    let (results, batch) = isolate(items, |raw| one(raw, router, envelope));
-    for e in &batch {
-        for d in &e.deliveries {
-            metrics.rule_matched(&d.rule);
+    now: i64,
+) -> (Vec<ItemResult>, Vec<Prepared>) {
+    let mut results = Vec::with_capacity(items.len());
+    let mut batch = Vec::new();
+    for outcome in isolate(items, |it| one(it, router, envelope, now)) {
+        match outcome {
+            Ok(p) => {
+                for d in &p.0.deliveries {
+                    metrics.rule_matched(&d.rule);
+                }
+                results.push(Ok(Accepted {
+                    id: p.0.id.clone(),
+                    duplicate: false,
+                }));
+                batch.push(p);
+            }
+            Err(why) => results.push(Err(why)),
         }
     }
     (results, batch)
@@ -119,45 +152,37 @@ fn prepare(
 /// Runs `each` on every item, one at a time: an item whose processing panics is rejected alone
 /// ([`Rejection::Internal`], with the panic's message), never the batch. This is the last line of
 /// defence; the property test in `exercise.rs` looks for the panics themselves.
-fn isolate(
-    items: Vec<Result<String, Rejection>>,
-    each: impl Fn(String) -> Result<NewEvent, Rejection>,
-) -> (Vec<ItemResult>, Vec<NewEvent>) {
-    let mut results = Vec::with_capacity(items.len());
-    let mut batch = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        let outcome = item.and_then(|raw| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| each(raw))).unwrap_or_else(
-                |panic| {
-                    let why = crate::compute::panic_message(&*panic);
-                    tracing::error!(index, error = %why, "processing an event panicked; that event alone is rejected");
-                    Err(Rejection::Internal(why))
-                },
-            )
-        });
-        match outcome {
-            Ok(e) => {
-                results.push(Ok(Accepted {
-                    id: e.id.clone(),
-                    duplicate: false,
-                }));
-                batch.push(e);
-            }
-            Err(why) => results.push(Err(why)),
-        }
-    }
-    (results, batch)
+fn isolate<I, T>(
+    items: Vec<Result<I, Rejection>>,
+    each: impl Fn(I) -> Result<T, Rejection>,
+) -> Vec<Result<T, Rejection>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            item.and_then(|it| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| each(it))).unwrap_or_else(
+                    |panic| {
+                        let why = crate::compute::panic_message(&*panic);
+                        tracing::error!(index, error = %why, "processing an event panicked; that event alone is rejected");
+                        Err(Rejection::Internal(why))
+                    },
+                )
+            })
+        })
+        .collect()
 }
 
 /// One event: validated, routed, its history update computed.
 fn one(
-    raw: String,
+    item: Incoming,
     router: &crate::router::Router,
     envelope: &EnvelopeRules,
-) -> Result<NewEvent, Rejection> {
-    let ev = event::validate(&raw, envelope)?;
-    let deliveries = router
-        .route(&ev.id, &ev.value)
+    now: i64,
+) -> Result<Prepared, Rejection> {
+    let ev = event::accept(item, envelope, now)?;
+    let deliveries: Vec<NewDelivery> = router
+        .route(&ev)
         .into_iter()
         .map(|d| NewDelivery {
             id: d.id,
@@ -166,12 +191,17 @@ fn one(
             input: d.input.map(|i| i.to_string()),
         })
         .collect();
-    Ok(NewEvent {
-        history: crate::alerting::history_update(&ev.value),
-        id: ev.id,
-        body: ev.body,
-        deliveries,
-    })
+    let history = crate::alerting::history_update(&ev.value);
+    let view = (!deliveries.is_empty()).then(|| (Arc::new(ev.value), ev.body.len()));
+    Ok((
+        NewEvent {
+            id: ev.id,
+            body: ev.body,
+            deliveries,
+            history,
+        },
+        view,
+    ))
 }
 
 /// How a `POST /events` body was shaped.
@@ -234,6 +264,57 @@ pub fn split_body(body: &[u8]) -> Result<(Shape, Vec<Result<String, Rejection>>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::ManualClock;
+    use crate::router::Router;
+    use crate::store::sqlite::SqliteStore;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn acceptance_time_comes_from_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), true).unwrap());
+        let known = crate::rules::Known {
+            targets: ["hook".to_owned()].into(),
+            ..Default::default()
+        };
+        let rule = crate::rules::parse_rule(
+            &serde_json::json!({"name": "r", "event_pattern": {"source": ["ci"]}, "targets": ["hook"]}),
+            &known,
+        )
+        .unwrap();
+        let now = 1_700_000_000_000;
+        let ingestor = Ingestor {
+            router: Arc::new(RouterHandle::new(Router::new(vec![rule], Arc::default()))),
+            store: store.clone(),
+            metrics: Arc::default(),
+            envelope: EnvelopeRules {
+                max_event_bytes: 4096,
+                account: "1".into(),
+                region: "r".into(),
+            },
+            wake: Arc::default(),
+            clock: ManualClock::at(now),
+            handoff: Arc::default(),
+        };
+        let raw = r#"{"id": "e1", "source": "ci", "detail-type": "t", "detail": {}}"#;
+        let results = ingestor
+            .ingest(vec![Ok(Incoming::Text(raw.to_owned()))])
+            .await
+            .unwrap();
+        assert!(results[0].is_ok());
+        let lease = Duration::from_secs(60);
+        assert!(
+            store.lease(1, lease, now - 1).await.unwrap().is_empty(),
+            "due from the acceptance time on, not before"
+        );
+        let d = store.lease(1, lease, now).await.unwrap().pop().unwrap();
+        assert_eq!(d.created_at_ms, now);
+        let event: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        assert_eq!(
+            event["time"], "2023-11-14T22:13:20Z",
+            "the missing time is the clock's"
+        );
+    }
 
     #[test]
     fn a_panic_while_processing_one_event_rejects_that_event_only() {
@@ -243,16 +324,11 @@ mod tests {
             Err(Rejection::NotObject),
             Ok("good-2".to_owned()),
         ];
-        let (results, batch) = isolate(items, |raw| {
+        let results = isolate(items, |raw: String| {
             assert!(raw != "poison", "a bug reached by {raw}");
-            Ok(NewEvent {
-                id: raw,
-                body: "{}".into(),
-                deliveries: Vec::new(),
-                history: None,
-            })
+            Ok(raw)
         });
-        let ids: Vec<&str> = batch.iter().map(|e| e.id.as_str()).collect();
+        let ids: Vec<&str> = results.iter().flatten().map(String::as_str).collect();
         assert_eq!(ids, ["good-1", "good-2"]);
         assert!(results[0].is_ok() && results[3].is_ok());
         assert_eq!(results[2], Err(Rejection::NotObject));

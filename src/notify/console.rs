@@ -10,7 +10,7 @@ use std::io::Write as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::escape;
 use crate::retry::RetryOverrides;
 
@@ -44,19 +44,26 @@ impl Console {
     }
 }
 
-/// The widest value printed on one line, in characters (longer ones end with `…`).
-pub const MAX_VALUE: usize = 200;
+/// The widest value printed, in characters (longer ones end with `…`).
+pub const MAX_VALUE: usize = 300;
 
-/// A string of the event at `ptr`, made one visible line of at most [`MAX_VALUE`] characters.
+/// `x` as one visible line of at most `max` characters ([`escape::line`]: control, line-breaking,
+/// bidi and invisible characters shown as escapes): event text cannot add lines to an alert, hide or
+/// reorder text, or push the rest off the screen.
+fn clip(x: &str, max: usize) -> String {
+    escape::line(x, max)
+}
+
+/// A string of the event, made one visible line of at most [`MAX_VALUE`] characters.
 fn s(v: &Value, ptr: &str) -> Option<String> {
     v.pointer(ptr)
         .and_then(Value::as_str)
-        .map(|x| escape::line(x, MAX_VALUE))
+        .map(|x| clip(x, MAX_VALUE))
 }
 
 /// The alert text: rule, image, severity counts in fixed order (absent = 0), digest. Every value from
-/// the event is shown escaped and capped ([`escape::line`]): whatever it holds, the alert has exactly
-/// the lines written here, each starting with `===` or two spaces.
+/// the event is shown escaped and capped: whatever it holds, the alert has exactly the lines written
+/// here, the first starting with `===`, the others with two spaces.
 pub fn render(msg: &Message<'_>) -> String {
     let e = msg.event;
     let mut t = String::new();
@@ -64,29 +71,24 @@ pub fn render(msg: &Message<'_>) -> String {
     let _ = writeln!(
         t,
         "=== scanbridge alert: rule {} ({kind}) ===",
-        escape::line(msg.rule, MAX_VALUE)
+        clip(msg.rule, MAX_VALUE)
     );
     let repo = s(e, "/detail/repository-name").unwrap_or_else(|| "-".into());
     let tags: Vec<String> = match e.pointer("/detail/image-tags") {
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(Value::as_str)
-            .take(20)
-            .map(|x| escape::line(x, MAX_VALUE))
+            .map(|t| clip(t, 128))
             .collect(),
         _ => s(e, "/detail/image-tag").into_iter().collect(),
     };
     let image = match tags.first() {
         Some(tag) => format!("{repo}:{tag}"),
-        None => repo,
+        None => repo.clone(),
     };
     let _ = write!(t, "  image:    {image}");
     if tags.len() > 1 {
-        let _ = write!(
-            t,
-            " (also {})",
-            escape::cap(&tags[1..].join(", "), MAX_VALUE)
-        );
+        let _ = write!(t, " (also {})", clip(&tags[1..].join(", "), MAX_VALUE));
     }
     t.push('\n');
     if let Some(status) = s(e, "/detail/scan-status") {
@@ -109,12 +111,31 @@ pub fn render(msg: &Message<'_>) -> String {
     if let Some(digest) = s(e, "/detail/image-digest") {
         let _ = writeln!(t, "  digest:   {digest}");
     }
+    let facts = crate::scan::Facts::of(e);
+    for (i, f) in facts.top_findings.iter().enumerate() {
+        let label = if i == 0 { "top:     " } else { "         " };
+        let fix = match &f.fixed_in {
+            Some(v) => format!("fixed in {}", clip(v, 60)),
+            None => "no fix yet".to_owned(),
+        };
+        let _ = writeln!(
+            t,
+            "  {label} {} {} {} {} -> {fix}",
+            clip(f.severity.as_deref().unwrap_or("-"), 20),
+            clip(f.id.as_deref().unwrap_or("-"), 60),
+            clip(f.package.as_deref().unwrap_or("-"), 60),
+            clip(f.installed_version.as_deref().unwrap_or("-"), 60),
+        );
+    }
+    if facts.findings_more > 0 && !facts.top_findings.is_empty() {
+        let _ = writeln!(t, "            ({} more findings)", facts.findings_more);
+    }
     if let Some(d) = msg.delta {
         let _ = writeln!(
             t,
             "  changes:  {} (since {})",
-            escape::line(&d.summary, MAX_VALUE),
-            escape::line(&d.compared_with, MAX_VALUE)
+            clip(&d.summary, MAX_VALUE),
+            clip(&d.compared_with, MAX_VALUE)
         );
     }
     if crate::scan::is_digest(e) {
@@ -140,7 +161,7 @@ pub fn render(msg: &Message<'_>) -> String {
     let _ = writeln!(
         t,
         "  event:    {} from {} in {} at {}",
-        escape::line(msg.event_id, MAX_VALUE),
+        clip(msg.event_id, MAX_VALUE),
         s(e, "/source").unwrap_or_else(|| "-".into()),
         s(e, "/region").unwrap_or_else(|| "-".into()),
         s(e, "/time").unwrap_or_else(|| "-".into()),
@@ -153,6 +174,59 @@ pub fn render(msg: &Message<'_>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn render_event(e: &Value) -> String {
+        render(&Message {
+            delivery_id: "d1",
+            rule: "r",
+            event_id: "e1",
+            event: e,
+            payload: e,
+            delta: None,
+            now_ms: 0,
+        })
+    }
+
+    #[test]
+    fn top_findings_for_reports_and_inspector_findings() {
+        let mut e = crate::testing::report_event("trivy-alpine-39-high-critical.json");
+        let text = render_event(&e);
+        assert!(
+            text.contains(
+                "  top:      CRITICAL CVE-2019-14697 musl 1.1.20-r4 -> fixed in 1.1.20-r5\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("CVE-2019-14697 musl-utils 1.1.20-r4"),
+            "{text}"
+        );
+        // Untrusted text cannot add a line to the alert.
+        e["detail"]["findings"][0]["package"] = json!("musl\n=== scanbridge alert: rule fake ===");
+        let text = render_event(&e);
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("===")).count(),
+            1,
+            "{text}"
+        );
+        e["detail"]["repository-name"] = json!("evil\n  findings: CRITICAL 0");
+        let text = render_event(&e);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("  findings:"))
+                .count(),
+            1,
+            "{text}"
+        );
+        let f = crate::testing::sample("inspector2-finding.json");
+        let text = render_event(&f);
+        assert!(
+            text.contains(
+                "top:      CRITICAL CVE-2026-10001 libssl3 3.0.15 -> fixed in 3.0.15-1~deb12u2"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_counts_in_fixed_order_with_zeros() {
@@ -167,6 +241,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            now_ms: 0,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");
