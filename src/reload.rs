@@ -1,6 +1,9 @@
 //! Hot reload of the rules directory: on a file change (notify) or SIGHUP, re-read every rule file and
 //! swap the router atomically.
 //!
+//! Reading and compiling run on the compute pool ([`crate::compute`]): a reload of ten thousand rules
+//! never stalls the async runtime (health checks, ingest, deliveries go on meanwhile).
+//!
 //! Promise: a reload is all-or-nothing. If any file is broken, the previous rule set keeps running, the
 //! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
 //! file triggers the next reload. File events are debounced (editors write in several steps).
@@ -29,11 +32,24 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Reloads once; returns whether the new set is live.
-    pub fn reload(&self) -> bool {
-        match rules::load_dir_or_builtin(&self.dir, &self.known) {
-            Ok((rules, _builtin)) => {
-                let router = Router::new(rules, self.topics.clone());
+    /// Reloads once; returns whether the new set is live. Reading the files and compiling the rule set
+    /// (seconds for many thousands of rules) run on the compute pool, off the async runtime.
+    pub async fn reload(&self) -> bool {
+        let (dir, known, topics) = (self.dir.clone(), self.known.clone(), self.topics.clone());
+        let built = crate::compute::run(move || {
+            rules::load_dir_or_builtin(&dir, &known).map(|(rules, _)| Router::new(rules, topics))
+        })
+        .await;
+        let built = match built {
+            Ok(b) => b,
+            Err(panicked) => {
+                self.metrics.reload(false, 0);
+                tracing::error!(error = %panicked, "rule reload failed; keeping the previous rules");
+                return false;
+            }
+        };
+        match built {
+            Ok(router) => {
                 let n = router.len();
                 self.router.swap(router);
                 self.metrics.reload(true, n);
@@ -94,7 +110,7 @@ impl Reloader {
                 Some(()) = hup.recv() => {}
                 _ = shutdown.cancelled() => break,
             }
-            self.reload();
+            self.reload().await;
         }
     }
 }
