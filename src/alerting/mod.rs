@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod alert_key;
 mod clock;
 mod dedup;
 mod digest;
@@ -33,6 +34,7 @@ mod options;
 mod ratelimit;
 pub(crate) mod silence;
 
+pub use alert_key::{alert_keys, aws_shaped, image_reference};
 pub use clock::{Clock, SharedClock, system as system_clock};
 pub use history::{NotifyOn, history_update};
 pub use options::{AlertOptions, RuleOptions};

@@ -22,7 +22,11 @@ use crate::retry::{RetryOverrides, RetryPolicy};
 
 pub mod console;
 pub mod email;
+pub mod incident;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod slack;
+pub mod teams;
 pub mod topic;
 pub mod webhook;
 
@@ -35,6 +39,9 @@ pub enum TargetConfig {
     Email(email::EmailConfig),
     Slack(slack::SlackConfig),
     Topic(topic::TopicConfig),
+    PagerDuty(pagerduty::PagerDutyConfig),
+    Opsgenie(opsgenie::OpsgenieConfig),
+    Teams(teams::TeamsConfig),
 }
 
 impl TargetConfig {
@@ -51,6 +58,9 @@ impl TargetConfig {
             TargetConfig::Webhook(w) => w.finish(name),
             TargetConfig::Email(e) => e.finish(name),
             TargetConfig::Slack(s) => s.finish(name),
+            TargetConfig::PagerDuty(p) => p.finish(name),
+            TargetConfig::Opsgenie(o) => o.finish(name),
+            TargetConfig::Teams(t) => t.finish(name),
             TargetConfig::Console(_) | TargetConfig::Topic(_) => Ok(()),
         }
     }
@@ -62,6 +72,9 @@ impl TargetConfig {
             TargetConfig::Console(c) => c.retry.clone(),
             TargetConfig::Email(e) => e.retry.clone(),
             TargetConfig::Slack(s) => s.retry.clone(),
+            TargetConfig::PagerDuty(p) => p.retry.clone(),
+            TargetConfig::Opsgenie(o) => o.retry.clone(),
+            TargetConfig::Teams(t) => t.retry.clone(),
             TargetConfig::Topic(_) => RetryOverrides::default(),
         }
     }
@@ -73,6 +86,9 @@ impl TargetConfig {
             TargetConfig::Console(c) => c.rate_limit,
             TargetConfig::Email(e) => e.rate_limit,
             TargetConfig::Slack(s) => s.rate_limit,
+            TargetConfig::PagerDuty(p) => p.rate_limit,
+            TargetConfig::Opsgenie(o) => o.rate_limit,
+            TargetConfig::Teams(t) => t.rate_limit,
             TargetConfig::Topic(_) => None,
         }
     }
@@ -85,6 +101,9 @@ impl TargetConfig {
             TargetConfig::Email(_) => "email",
             TargetConfig::Slack(_) => "slack",
             TargetConfig::Topic(_) => "topic",
+            TargetConfig::PagerDuty(_) => "pagerduty",
+            TargetConfig::Opsgenie(_) => "opsgenie",
+            TargetConfig::Teams(_) => "teams",
         }
     }
 }
@@ -163,6 +182,9 @@ pub enum Target {
     Console(console::Console),
     Email(email::Email),
     Slack(slack::Slack),
+    PagerDuty(pagerduty::PagerDuty),
+    Opsgenie(opsgenie::Opsgenie),
+    Teams(teams::Teams),
 }
 
 impl Target {
@@ -176,6 +198,9 @@ impl Target {
             Target::Slack(t) => t
                 .payload(msg)
                 .map(|p| serde_json::to_string_pretty(&p).unwrap_or_default()),
+            Target::PagerDuty(t) => Ok(t.preview(msg)),
+            Target::Opsgenie(t) => Ok(t.preview(msg)),
+            Target::Teams(t) => Ok(t.preview(msg)),
         }
     }
 
@@ -186,6 +211,9 @@ impl Target {
             Target::Console(t) => t.notify(msg),
             Target::Email(t) => t.notify(msg).await,
             Target::Slack(t) => t.notify(msg).await,
+            Target::PagerDuty(t) => t.notify(msg).await,
+            Target::Opsgenie(t) => t.notify(msg).await,
+            Target::Teams(t) => t.notify(msg).await,
         }
     }
 }
@@ -225,6 +253,13 @@ impl Targets {
                 TargetConfig::Slack(s) => {
                     Target::Slack(slack::Slack::new(s, templates.clone()).map_err(http)?)
                 }
+                TargetConfig::PagerDuty(p) => {
+                    Target::PagerDuty(pagerduty::PagerDuty::new(p).map_err(http)?)
+                }
+                TargetConfig::Opsgenie(o) => {
+                    Target::Opsgenie(opsgenie::Opsgenie::new(o).map_err(http)?)
+                }
+                TargetConfig::Teams(t) => Target::Teams(teams::Teams::new(t).map_err(http)?),
                 TargetConfig::Topic(_) => continue,
             };
             by_name.insert(
@@ -255,10 +290,15 @@ pub(crate) fn required_http_url(
             message: missing.into(),
         });
     };
-    match reqwest::Url::parse(u.expose()) {
+    check_http_url(&key, u.expose())
+}
+
+/// Checks that `url` is an http(s) URL; the error names `key` and never shows the URL.
+pub(crate) fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
         _ => Err(ConfigError::Invalid {
-            key,
+            key: key.to_owned(),
             message: "not an http(s) URL".into(),
         }),
     }
