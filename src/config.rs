@@ -191,7 +191,7 @@ pub struct DeliveryConfig {
 #[serde(deny_unknown_fields)]
 pub struct TemplatesConfig {
     /// Directory whose `email/subject.txt`, `email/body.txt`, `email/body.html`, `slack/text.txt`
-    /// replace the embedded defaults.
+    /// (and the `email/resolved_*` templates of resolves) replace the embedded defaults.
     #[serde(default)]
     pub dir: Option<PathBuf>,
 }

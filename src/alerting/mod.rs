@@ -1,6 +1,9 @@
 //! The notification pipeline: what happens to a leased delivery before its target sees it.
 //!
 //! Order (Alertmanager's, adapted to scan events), each step able to stop the delivery:
+//! 0. **Resolve** ([`crate::alerting::resolve`]), for triggers and resolves of rules with
+//!    `notify_resolved`: wait for an earlier delivery of the same alert; a stale delivery or a
+//!    resolve of an alert that is not open → suppressed `stale` / `not_open`.
 //! 1. **Silences** ([`crate::alerting::silence`]): an active silence matching the event → suppressed `silenced`.
 //! 2. **notify_on** ([`crate::alerting::history`]): not news compared with the previous scan → `not_new` /
 //!    `not_worse`.
@@ -32,6 +35,7 @@ mod digest;
 mod history;
 mod options;
 mod ratelimit;
+mod resolve;
 pub(crate) mod silence;
 
 pub use alert_key::{alert_keys, aws_shaped, image_reference};
@@ -39,6 +43,9 @@ pub use clock::{Clock, SharedClock, system as system_clock};
 pub use history::{NotifyOn, history_update};
 pub use options::{AlertOptions, RuleOptions};
 pub use ratelimit::{RateLimit, RateLimiter};
+pub use resolve::{
+    Fate, Tracking, plan as resolve_plan, resolve_delta, resolved_headline, resolves,
+};
 /// For other rooms' unit tests: the real shapes of deltas and digests.
 #[cfg(test)]
 pub(crate) use {
@@ -49,7 +56,9 @@ pub(crate) use {
 use crate::metrics::Metrics;
 use crate::scan::Delta;
 use crate::store::Silence;
-use crate::store::{GroupAdd, Leased, NewDelivery, NewEvent, Store, Suppressed, delivery_id};
+use crate::store::{
+    AlertKind, GroupAdd, Leased, NewDelivery, NewEvent, Store, Suppressed, delivery_id,
+};
 use history::Previous;
 #[cfg(test)]
 pub(crate) use history::Previous as HistoryPrevious;
@@ -138,6 +147,14 @@ impl Alerting {
             .previous
             .as_deref()
             .and_then(|p| serde_json::from_str(p).ok());
+        let alert = match &d.alert {
+            Some(mark) => match resolve::check(self, d, mark, event).await {
+                Ok(go) => Some((mark.kind, go)),
+                Err(verdict) => return verdict,
+            },
+            None => None,
+        };
+        let resolving = matches!(alert, Some((AlertKind::Resolve, _)));
         if !crate::scan::is_digest(event) {
             let now = self.clock.now_ms();
             if let Some(s) = self.silence_set().await.find(event, now) {
@@ -145,7 +162,7 @@ impl Alerting {
                 return self.suppress(d, "silenced", detail).await;
             }
             let options = self.rules.alert_options(&d.rule).unwrap_or_default();
-            if options.notify_on != NotifyOn::Always {
+            if !resolving && options.notify_on != NotifyOn::Always {
                 let observed = history::observe(event);
                 if let Err(why) =
                     history::decide(options.notify_on, observed.as_ref(), previous.as_ref())
@@ -163,7 +180,8 @@ impl Alerting {
                 }
             }
             if let Some(spec) = &options.dedup {
-                let scope = format!("{}\u{0}{}", d.rule, d.target);
+                let episode = alert.as_ref().map(|(_, go)| go.scope.as_str());
+                let scope = format!("{}\u{0}{}{}", d.rule, d.target, episode.unwrap_or(""));
                 let claim = self
                     .store
                     .dedup_claim(
@@ -185,7 +203,7 @@ impl Alerting {
                     }
                 }
             }
-            if let Some(g) = &options.group {
+            if let Some(g) = options.group.as_ref().filter(|_| !resolving) {
                 let labels = g.labels(event);
                 let add = GroupAdd {
                     group_id: digest::group_id(&d.rule, &d.target, &labels),
@@ -217,6 +235,9 @@ impl Alerting {
                 tracing::error!(delivery = %d.id, error = %e, "cannot postpone (lease will expire)");
             }
             return Verdict::Held;
+        }
+        if let Some((AlertKind::Resolve, go)) = alert {
+            return Verdict::Send(go.delta);
         }
         Verdict::Send(previous.map(|p| history::delta(event, &p)))
     }
@@ -264,8 +285,10 @@ impl Alerting {
                     rule: g.rule.clone(),
                     target: g.target.clone(),
                     input: None,
+                    alert: None,
                 }],
                 history: None,
+                resolve: None,
             };
             let ids: Vec<String> = g.members.iter().map(|m| m.0.clone()).collect();
             let n = ids.len();
@@ -307,6 +330,7 @@ mod tests {
         alerting: Alerting,
         store: Arc<dyn Store>,
         clock: Arc<ManualClock>,
+        router: Arc<RouterHandle>,
         _dir: tempfile::TempDir,
     }
 
@@ -321,7 +345,7 @@ mod tests {
         let router = Arc::new(RouterHandle::new(Router::new(vec![rule], Arc::default())));
         let clock = ManualClock::at(crate::store::now_ms());
         let alerting = Alerting::new(
-            router,
+            router.clone(),
             store.clone(),
             Arc::default(),
             clock.clone(),
@@ -331,7 +355,21 @@ mod tests {
             alerting,
             store,
             clock,
+            router,
             _dir: dir,
+        }
+    }
+
+    /// A silence of `pattern` for ten seconds from `now`.
+    fn silence(pattern: &str, now: i64) -> Silence {
+        Silence {
+            id: "s1".into(),
+            pattern: pattern.into(),
+            matchers: String::new(),
+            comment: "c".into(),
+            created_by: "t".into(),
+            created_at_ms: now,
+            expires_at_ms: now + 10_000,
         }
     }
 
@@ -356,8 +394,10 @@ mod tests {
                         rule: "r".into(),
                         target: "hook".into(),
                         input: None,
+                        alert: None,
                     }],
                     history: crate::alerting::history_update(&event),
+                    resolve: None,
                 }])
                 .await
                 .unwrap();
@@ -420,15 +460,10 @@ mod tests {
         let r = rig(base(json!({})), HashMap::new());
         let now = r.clock.now_ms();
         r.store
-            .silence_add(Silence {
-                id: "s1".into(),
-                pattern: r#"{"detail":{"repository-name":[{"wildcard":"payments/*"}]}}"#.into(),
-                matchers: String::new(),
-                comment: "c".into(),
-                created_by: "t".into(),
-                created_at_ms: now,
-                expires_at_ms: now + 10_000,
-            })
+            .silence_add(silence(
+                r#"{"detail":{"repository-name":[{"wildcard":"payments/*"}]}}"#,
+                now,
+            ))
             .await
             .unwrap();
         assert_eq!(r.offer(scan("e1", 1)).await, Verdict::Held);
@@ -502,5 +537,138 @@ mod tests {
         r.clock.advance(Duration::from_secs(1));
         tokio::time::sleep(Duration::from_millis(1100)).await; // the outbox due time is wall time
         assert!(matches!(r.gate_leased().await, Verdict::Send(_)));
+    }
+
+    fn timed_scan(id: &str, critical: u64, time: &str) -> Value {
+        let mut e = scan(id, critical);
+        e["time"] = json!(time);
+        e
+    }
+
+    impl Rig {
+        /// Accepts `event` through the real ingest path, without running the pipeline.
+        async fn ingest(&self, event: Value) {
+            let ingest = crate::ingest::Ingestor {
+                router: self.router.clone(),
+                store: self.store.clone(),
+                metrics: Arc::default(),
+                envelope: crate::event::EnvelopeRules {
+                    max_event_bytes: 1 << 20,
+                    account: "123456789012".into(),
+                    region: "us-east-1".into(),
+                },
+                wake: Arc::default(),
+            };
+            let results = ingest.ingest(vec![Ok(event.to_string())]).await.unwrap();
+            assert!(results[0].is_ok(), "{results:?}");
+        }
+
+        /// Leases every due delivery and runs the pipeline on each, acking what is sent.
+        async fn gate_all(&self) -> Vec<(String, Option<AlertKind>, Verdict)> {
+            let mut out = Vec::new();
+            for d in self.store.lease(10, Duration::from_secs(60)).await.unwrap() {
+                let event: Value = serde_json::from_str(&d.body).unwrap();
+                let v = self.alerting.gate(&d, &event).await;
+                if matches!(v, Verdict::Send(_)) {
+                    self.store.ack(d.id.clone()).await.unwrap();
+                }
+                out.push((d.event_id.clone(), d.alert.as_ref().map(|a| a.kind), v));
+            }
+            out
+        }
+    }
+
+    fn paged(extra: Value) -> Value {
+        let mut r = json!({"name": "r", "notify_resolved": true, "targets": ["hook"],
+            "event_pattern": {"detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}}});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn a_resolve_waits_for_its_trigger_and_says_what_changed() {
+        let r = rig(paged(json!({"dedup": {"window": "1h"}})), HashMap::new());
+        r.ingest(scan("e1", 2)).await;
+        r.ingest(scan("e2", 0)).await;
+        // Both leased at once; the resolve is looked at first: it waits for the trigger.
+        let leased = r.store.lease(10, Duration::from_secs(60)).await.unwrap();
+        let kind = |d: &Leased| d.alert.as_ref().map(|a| a.kind);
+        let trigger = leased
+            .iter()
+            .find(|d| kind(d) == Some(AlertKind::Trigger))
+            .unwrap();
+        let resolve = leased
+            .iter()
+            .find(|d| kind(d) == Some(AlertKind::Resolve))
+            .unwrap();
+        let body = |d: &Leased| serde_json::from_str::<Value>(&d.body).unwrap();
+        assert_eq!(
+            r.alerting.gate(resolve, &body(resolve)).await,
+            Verdict::Held
+        );
+        assert_eq!(
+            r.alerting.gate(trigger, &body(trigger)).await,
+            Verdict::Send(None)
+        );
+        r.store.ack(trigger.id.clone()).await.unwrap();
+        assert!(
+            r.gate_all().await.is_empty(),
+            "the resolve waits at least 500 ms"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let v = r.gate_all().await;
+        assert_eq!(v.len(), 1);
+        let Verdict::Send(Some(delta)) = &v[0].2 else {
+            panic!("{v:?}")
+        };
+        assert_eq!(delta.summary, "CRITICAL 2 -> 0");
+        assert_eq!(delta.compared_with, "the scan that opened the alert");
+        // The same result again, inside the dedup window, after a resolve: a new episode, sent.
+        r.ingest(scan("e3", 2)).await;
+        let v = r.gate_all().await;
+        assert!(matches!(v[0].2, Verdict::Send(_)), "{v:?}");
+        assert!(r.reasons().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn resolves_of_alerts_nobody_was_told_about_and_stale_scans_are_suppressed() {
+        let r = rig(paged(json!({})), HashMap::new());
+        let now = r.clock.now_ms();
+        r.store
+            .silence_add(silence(
+                r#"{"detail":{"finding-severity-counts":{"CRITICAL":[{"numeric":[">",0]}]}}}"#,
+                now,
+            ))
+            .await
+            .unwrap();
+        r.ingest(timed_scan("e1", 2, "2026-11-20T10:00:00Z")).await;
+        assert_eq!(
+            r.gate_all().await[0].2,
+            Verdict::Held,
+            "silenced: nobody was paged"
+        );
+        r.ingest(timed_scan("e2", 0, "2026-11-20T10:05:00Z")).await;
+        assert_eq!(
+            r.store.depth().await.unwrap(),
+            0,
+            "nothing open, nothing to resolve"
+        );
+
+        r.clock.advance(Duration::from_secs(11));
+        r.ingest(timed_scan("e3", 2, "2026-11-20T11:00:00Z")).await;
+        assert!(matches!(r.gate_all().await[0].2, Verdict::Send(_)));
+        // A clean scan taken before the one that opened the alert arrives late: it is stale.
+        r.ingest(timed_scan("e0", 0, "2026-11-20T09:00:00Z")).await;
+        assert_eq!(r.gate_all().await[0].2, Verdict::Held);
+        assert_eq!(r.reasons().await, ["silenced", "stale"]);
+        // A newer clean scan resolves it; a second resolve finds nothing open.
+        r.ingest(timed_scan("e4", 0, "2026-11-20T12:00:00Z")).await;
+        r.ingest(timed_scan("e5", 0, "2026-11-20T12:01:00Z")).await;
+        let v = r.gate_all().await;
+        let sent = v.iter().filter(|x| matches!(x.2, Verdict::Send(_))).count();
+        assert_eq!(sent, 1, "{v:?}");
+        assert_eq!(r.reasons().await, ["not_open", "silenced", "stale"]);
     }
 }

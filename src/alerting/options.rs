@@ -1,4 +1,5 @@
-//! A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`): what
+//! A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`,
+//! `notify_resolved`): what
 //! a rule file says about how its matches notify, parsed with the rule and kept on it.
 //!
 //! Promise: this file knows the rule document and the option types of the stages, never the router or
@@ -10,12 +11,15 @@ use super::dedup::DedupSpec;
 use super::digest::GroupSpec;
 use super::history::NotifyOn;
 
-/// A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`).
+/// A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`,
+/// `notify_resolved`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertOptions {
     pub dedup: Option<DedupSpec>,
     pub notify_on: NotifyOn,
     pub group: Option<GroupSpec>,
+    /// Tell the notified targets when a later scan no longer matches ([`super::resolve`]).
+    pub notify_resolved: bool,
 }
 
 impl AlertOptions {
@@ -39,10 +43,30 @@ impl AlertOptions {
             }),
         };
         let group = GroupSpec::parse(m, errs);
+        let notify_resolved = match m.get("notify_resolved") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(_) => {
+                errs.push((
+                    "/notify_resolved".into(),
+                    "notify_resolved must be true or false".into(),
+                ));
+                false
+            }
+        };
+        if notify_resolved && group.is_some() {
+            errs.push((
+                "/notify_resolved".into(),
+                "notify_resolved cannot be combined with group_by: a digest has no single alert \
+                 to resolve"
+                    .into(),
+            ));
+        }
         AlertOptions {
             dedup,
             notify_on,
             group,
+            notify_resolved,
         }
     }
 
@@ -57,6 +81,9 @@ impl AlertOptions {
                 "dedup within {}",
                 humantime::format_duration(d.window)
             ));
+        }
+        if self.notify_resolved {
+            parts.push("notify_resolved".into());
         }
         if let Some(g) = &self.group {
             let by: Vec<&str> = g.by.iter().map(|p| p.original.as_str()).collect();

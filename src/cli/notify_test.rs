@@ -99,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             event: &event.value,
             payload: &event.value,
             delta: None,
+            alert: None,
         };
         let start = Instant::now();
         let outcome = rt.block_on(target.notify(&msg));

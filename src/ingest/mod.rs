@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
+use crate::alerting::Fate;
 use crate::event::{self, EnvelopeRules, Rejection};
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
@@ -64,17 +65,34 @@ impl Ingestor {
         for item in items {
             match item.and_then(|raw| event::validate(&raw, &self.envelope)) {
                 Ok(ev) => {
-                    let deliveries = router.route(&ev.id, &ev.value);
+                    let (deliveries, matched) = router.route_matching(&ev.id, &ev.value);
                     for d in &deliveries {
                         self.metrics.rule_matched(&d.rule);
                     }
+                    let history = crate::alerting::history_update(&ev.value);
+                    // Rules with notify_resolved: triggers carry their alert; the check says
+                    // which open alerts this event may resolve.
+                    let plan = crate::alerting::resolve_plan(
+                        router.tracking(),
+                        &ev.value,
+                        history.as_ref(),
+                        &matched,
+                    );
                     let deliveries = deliveries
                         .into_iter()
-                        .map(|d| NewDelivery {
-                            id: d.id,
-                            rule: d.rule,
-                            target: d.target,
-                            input: d.input.map(|i| i.to_string()),
+                        .filter_map(|d| {
+                            let alert = match plan.fate(&d.rule) {
+                                Fate::Plain => None,
+                                Fate::Trigger(mark) => Some(mark),
+                                Fate::Drop => return None,
+                            };
+                            Some(NewDelivery {
+                                id: d.id,
+                                rule: d.rule,
+                                target: d.target,
+                                input: d.input.map(|i| i.to_string()),
+                                alert,
+                            })
                         })
                         .collect();
                     results.push(Ok(Accepted {
@@ -82,7 +100,8 @@ impl Ingestor {
                         duplicate: false,
                     }));
                     batch.push(NewEvent {
-                        history: crate::alerting::history_update(&ev.value),
+                        history,
+                        resolve: plan.check,
                         id: ev.id,
                         body: ev.body,
                         deliveries,
@@ -92,7 +111,10 @@ impl Ingestor {
             }
         }
         let accepted = batch.len() as u64;
-        let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
+        // A resolve check may add deliveries in the store: wake the worker for it too.
+        let has_deliveries = batch
+            .iter()
+            .any(|e| !e.deliveries.is_empty() || e.resolve.is_some());
         if !batch.is_empty() {
             let fresh = self.store.accept(batch).await?;
             let mut fresh = fresh.into_iter();

@@ -47,10 +47,25 @@ fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.pointer(ptr).and_then(Value::as_str)
 }
 
-/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest.
+/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest; a resolve says
+/// what was fixed and what changed.
 pub fn render(msg: &Message<'_>) -> String {
     let e = msg.event;
     let mut t = String::new();
+    if msg.is_resolve() {
+        let ctx = msg.context();
+        let _ = writeln!(t, "=== scanbridge RESOLVED: rule {} ===", msg.rule);
+        if let Some(r) = &ctx.resolved {
+            let _ = writeln!(t, "  {}", r.headline);
+            let _ = writeln!(t, "  alert:    {}", r.key);
+        }
+        if !ctx.scan.counts.is_empty() {
+            let _ = writeln!(t, "  now:      {}", ctx.scan.summary);
+        }
+        let _ = writeln!(t, "  event:    {}", msg.event_id);
+        let _ = writeln!(t, "  delivery: {}", msg.delivery_id);
+        return t;
+    }
     let kind = s(e, "/detail-type").unwrap_or("event");
     let _ = writeln!(t, "=== scanbridge alert: rule {} ({kind}) ===", msg.rule);
     let repo = s(e, "/detail/repository-name").unwrap_or("-");
@@ -136,6 +151,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            alert: None,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");

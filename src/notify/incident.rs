@@ -114,9 +114,13 @@ pub fn vendor_key(rule: &str, alert_key: &str) -> String {
     short.chars().take(MAX_KEY).collect()
 }
 
-/// The alert key of a message: the event's primary key ([`crate::alerting::alert_keys`]), else
-/// `event:ID` (an event of no known kind is its own incident).
+/// The alert key of a message: the key it triggers or resolves, else the event's primary key
+/// ([`crate::alerting::alert_keys`]), else `event:ID` (an event of no known kind is its own
+/// incident).
 pub fn alert_key(msg: &Message<'_>) -> String {
+    if let Some(a) = msg.alert {
+        return a.key.clone();
+    }
     crate::alerting::alert_keys(msg.event)
         .map(|k| k.primary)
         .unwrap_or_else(|| format!("event:{}", msg.event_id))
@@ -443,6 +447,7 @@ mod tests {
             event,
             payload: event,
             delta: None,
+            alert: None,
         }
     }
 

@@ -134,8 +134,11 @@ pub struct Message<'a> {
     pub event: &'a Value,
     /// What the rule says to send: the event, or its transformed input.
     pub payload: &'a Value,
-    /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
+    /// What changed since the previous scan of the image, when known (templates: `scan.delta`); for
+    /// a resolve, since the scan that opened the alert.
     pub delta: Option<&'a crate::scan::Delta>,
+    /// The alert this delivery triggers or resolves (rules with `notify_resolved`).
+    pub alert: Option<&'a crate::store::AlertMark>,
 }
 
 impl<'a> Message<'a> {
@@ -149,6 +152,13 @@ impl<'a> Message<'a> {
             self.event_id,
         )
         .with_delta(self.delta)
+        .with_alert(self.alert)
+    }
+
+    /// Whether this delivery says that an alert is resolved.
+    pub fn is_resolve(&self) -> bool {
+        self.alert
+            .is_some_and(|a| a.kind == crate::store::AlertKind::Resolve)
     }
 }
 
@@ -301,5 +311,158 @@ pub(crate) fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
             key: key.to_owned(),
             message: "not an http(s) URL".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AlertKind, AlertMark};
+    use crate::testing::sample;
+    use serde_json::json;
+
+    /// A resolve of the critical sample's alert by a clean rescan of the same image.
+    fn resolve() -> (Value, AlertMark, crate::scan::Delta) {
+        let critical = sample("ecr-image-scan-critical.json");
+        let mut clean = critical.clone();
+        clean["id"] = json!("e-clean");
+        clean["detail"]["finding-severity-counts"] = json!({"LOW": 1});
+        let key = crate::alerting::alert_keys(&critical).unwrap().primary;
+        let record = crate::alerting::history_update(&critical).unwrap().record;
+        let delta = crate::alerting::resolve_delta(&clean, &key, &record).unwrap();
+        let mark = AlertMark {
+            kind: AlertKind::Resolve,
+            key,
+            time_ms: None,
+            record: None,
+        };
+        (clean, mark, delta)
+    }
+
+    fn message<'a>(
+        e: &'a Value,
+        mark: &'a AlertMark,
+        delta: &'a crate::scan::Delta,
+    ) -> Message<'a> {
+        Message {
+            delivery_id: "d-resolve",
+            rule: "critical-findings",
+            event_id: "e-clean",
+            event: e,
+            payload: e,
+            delta: Some(delta),
+            alert: Some(mark),
+        }
+    }
+
+    const HEADLINE: &str = "Resolved: payments/api:v2.14.0 — CRITICAL 2 -> 0, HIGH 7 -> 0, MEDIUM 19 -> 0, LOW 4 -> 1, INFORMATIONAL 3 -> 0";
+
+    #[test]
+    fn a_resolve_speaks_each_receivers_language() {
+        let (e, mark, delta) = resolve();
+        let msg = message(&e, &mark, &delta);
+        assert!(msg.is_resolve());
+        assert_eq!(msg.context().resolved.unwrap().headline, HEADLINE);
+
+        let pd = pagerduty::event(&msg, "k");
+        assert_eq!(
+            pd,
+            json!({"routing_key": "k", "event_action": "resolve",
+                "dedup_key": format!("scanbridge/critical-findings/{}", mark.key)})
+        );
+
+        let og: opsgenie::OpsgenieConfig =
+            serde_json::from_value(json!({"api_key": "k", "url": "https://api.eu.opsgenie.com"}))
+                .unwrap();
+        let (url, body) = opsgenie::Opsgenie::new(&og).unwrap().request(&msg);
+        assert_eq!(
+            url.as_str(),
+            "https://api.eu.opsgenie.com/v2/alerts/scanbridge%2Fcritical-findings%2F123456789012.dkr.ecr.us-east-1.amazonaws.com%2Fpayments%2Fapi:v2.14.0/close?identifierType=alias"
+        );
+        assert_eq!(body["source"], "scanbridge");
+        assert!(
+            body["note"].as_str().unwrap().starts_with(HEADLINE),
+            "{body}"
+        );
+
+        let slack = slack::resolved(&msg.context());
+        assert_eq!(slack["blocks"][0]["text"]["text"], HEADLINE);
+        let text = slack["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(
+            text.contains("*Changes since the scan that opened the alert*  CRITICAL 2 -&gt; 0")
+                && text.contains("*Findings now*  1 LOW"),
+            "{text}"
+        );
+
+        let teams = teams::payload(&msg);
+        let card = &teams["attachments"][0]["content"];
+        assert_eq!(card["body"][0]["color"], "good");
+        assert!(
+            card["body"][0]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Resolved: payments/api:v2.14.0")
+        );
+
+        let hook = webhook::resolved_body(&msg);
+        assert_eq!(hook["status"], "resolved");
+        assert_eq!(hook["alert_key"], json!(mark.key));
+        assert_eq!(
+            hook["changes"][0],
+            json!({"severity": "CRITICAL", "before": 2, "after": 0})
+        );
+        assert_eq!(
+            hook["opened_by"]["event_id"],
+            "3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01"
+        );
+        assert_eq!(hook["event"]["id"], "e-clean");
+
+        let console = console::render(&msg);
+        assert!(
+            console.starts_with(
+                "=== scanbridge RESOLVED: rule critical-findings ===\n  Resolved: payments/api"
+            ),
+            "{console}"
+        );
+    }
+
+    #[test]
+    fn resolved_email_says_what_changed() {
+        let (e, mark, delta) = resolve();
+        let msg = message(&e, &mark, &delta);
+        let cfg: email::EmailConfig = serde_json::from_value(json!({
+            "host": "127.0.0.1", "port": 25, "tls": "none", "from": "a@example.org", "to": ["b@example.org"],
+            "subject": "custom {{ rule }}"}))
+        .unwrap();
+        let templates = Arc::new(Templates::load(None).unwrap());
+        let mail = email::Email::new(&cfg, templates).unwrap();
+        let (subject, text, html) = mail.render(&msg).unwrap();
+        assert_eq!(
+            subject,
+            format!("[scanbridge] {HEADLINE}"),
+            "the custom subject is for alerts"
+        );
+        assert!(
+            text.contains("  CRITICAL 2 -> 0\n  HIGH 7 -> 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("Findings now: 1 LOW"), "{text}");
+        assert!(
+            text.contains("rule critical-findings no longer matches"),
+            "{text}"
+        );
+        assert!(html.contains("CRITICAL 2 -&gt; 0"), "{html}");
+    }
+
+    #[test]
+    fn resolved_cards_are_valid_adaptive_cards() {
+        let (e, mark, delta) = resolve();
+        let card = teams::payload(&message(&e, &mark, &delta));
+        let v = teams::tests::validator();
+        let errors: Vec<String> = v
+            .iter_errors(&card["attachments"][0]["content"])
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
     }
 }

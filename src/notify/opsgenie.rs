@@ -9,8 +9,9 @@
 //! of ≤ 50 characters: scanbridge, the rule, the worst severity, the kind, the repository),
 //! `details` (string values, ≤ 8,000 characters in all), `entity` (the image reference, ≤ 512) and
 //! `source` (`scanbridge`). A resolve closes it: `POST {url}/v2/alerts/{alias}/close?
-//! identifierType=alias` with a note saying what changed. The message and description are
-//! HTML-escaped (Opsgenie renders HTML in messages), so event content cannot add markup.
+//! identifierType=alias` with a note saying what changed. The message is HTML-escaped (Opsgenie
+//! renders HTML in messages), so event content cannot add markup there; the description and the
+//! note are plain text.
 //!
 //! Classification: Opsgenie processes requests asynchronously and answers 202 Accepted (any 2xx is
 //! delivered); 429 and 5xx retryable (Retry-After honoured); other 4xx (a bad key, an invalid
@@ -34,6 +35,7 @@ pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG: usize = 50;
 pub const MAX_DETAILS: usize = 8_000;
 pub const MAX_ENTITY: usize = 512;
+pub const MAX_NOTE: usize = 25_000;
 /// The US instance; `https://api.eu.opsgenie.com` is the EU one.
 pub const DEFAULT_URL: &str = "https://api.opsgenie.com";
 
@@ -113,10 +115,18 @@ impl Opsgenie {
         })
     }
 
-    /// The request for `msg`: its URL and JSON body.
+    /// The request for `msg`: its URL and JSON body (a resolve closes the alert by alias).
     pub fn request(&self, msg: &Message<'_>) -> (reqwest::Url, Value) {
         let i = Incident::of(msg);
         let mut url = self.base.clone();
+        if msg.is_resolve() {
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.pop_if_empty()
+                    .extend(["v2", "alerts", i.key.as_str(), "close"]);
+            }
+            url.set_query(Some("identifierType=alias"));
+            return (url, close(msg));
+        }
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(["v2", "alerts"]);
         }
@@ -253,6 +263,21 @@ fn details(d: &Map<String, Value>) -> Map<String, Value> {
     out
 }
 
+/// The close-alert body for a resolve: who closed it and a note saying what changed.
+pub fn close(msg: &Message<'_>) -> Value {
+    let ctx = msg.context();
+    let headline = ctx
+        .resolved
+        .as_ref()
+        .map(|r| r.headline.clone())
+        .unwrap_or_else(|| format!("Resolved: {}", ctx.scan.image));
+    let note = format!(
+        "{headline}\n\nRule {} no longer matches (event {}, delivery {}).",
+        msg.rule, msg.event_id, msg.delivery_id
+    );
+    json!({"user": "scanbridge", "source": "scanbridge", "note": cap(&note, MAX_NOTE)})
+}
+
 /// The create-alert body for `msg`.
 pub fn create(msg: &Message<'_>, i: &Incident) -> Value {
     let f = Facts::of(msg.event);
@@ -269,7 +294,7 @@ pub fn create(msg: &Message<'_>, i: &Incident) -> Value {
     json!({
         "message": escape_cap(&i.summary, MAX_MESSAGE),
         "alias": i.key,
-        "description": escape_cap(&description(msg, i), MAX_DESCRIPTION),
+        "description": cap(&description(msg, i), MAX_DESCRIPTION),
         "priority": i.level.opsgenie(),
         "tags": tags,
         "details": details(&i.details),
@@ -291,6 +316,7 @@ mod tests {
             event,
             payload: event,
             delta: None,
+            alert: None,
         }
     }
 

@@ -124,6 +124,9 @@ impl PagerDuty {
 /// The Events API v2 event for `msg` (see the module doc), sent with `routing_key`.
 pub fn event(msg: &Message<'_>, routing_key: &str) -> Value {
     let i = Incident::of(msg);
+    if msg.is_resolve() {
+        return json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": i.key});
+    }
     let mut payload = json!({
         "summary": cap(&i.summary, MAX_SUMMARY),
         "source": cap(&i.source, MAX_SUMMARY),
@@ -165,6 +168,7 @@ mod tests {
             event,
             payload,
             delta: None,
+            alert: None,
         }
     }
 

@@ -113,8 +113,8 @@ impl Teams {
 
 /// Escapes event content for Adaptive Card markdown (see the module doc): a backslash before each
 /// character the Adaptive Cards subset of CommonMark (with GitHub's autolinks) reads as markup:
-/// `\\ * _ ~ ` [ ] < > { @` everywhere, a list marker (`-`, `+`, `1.`, `1)`) at the start, `:` in
-/// `://` and `.` in `www.`; line breaks and control characters become spaces; bidirectional
+/// `\\ * _ ~ ` [ ] < { @` everywhere, a list, quote or heading marker (`-`, `+`, `>`, `#`, `1.`,
+/// `1)`) at the start, `:` in `://` and `.` in `www.`; line breaks and control characters become spaces; bidirectional
 /// controls are dropped.
 pub fn md(s: &str) -> String {
     let chars: Vec<char> = s
@@ -138,8 +138,8 @@ pub fn md(s: &str) -> String {
                 .collect::<String>()
                 .eq_ignore_ascii_case("www");
         let escape = match c {
-            '\\' | '*' | '_' | '~' | '`' | '[' | ']' | '<' | '>' | '{' | '@' => true,
-            '-' | '+' => i == 0,
+            '\\' | '*' | '_' | '~' | '`' | '[' | ']' | '<' | '{' | '@' => true,
+            '-' | '+' | '>' | '#' => i == 0,
             '.' | ')' => (digits > 0 && i == digits) || (c == '.' && www),
             ':' => next2('/', '/'),
             _ => false,
@@ -163,7 +163,49 @@ fn fact(title: &str, value: &str) -> Value {
 /// The message for `msg`: the card in its attachment envelope, within [`BUDGET`].
 pub fn payload(msg: &Message<'_>) -> Value {
     let ctx = msg.context();
+    if msg.is_resolve() {
+        return envelope(resolved(&ctx));
+    }
     envelope(card(&ctx))
+}
+
+/// The "resolved" card: what was fixed (in green), what changed since the scan that opened the
+/// alert, what the image has now, and the context line.
+pub fn resolved(ctx: &Context<'_>) -> Value {
+    let f = &ctx.scan;
+    let headline = ctx
+        .resolved
+        .as_ref()
+        .map(|r| r.headline.clone())
+        .unwrap_or_else(|| format!("Resolved: {}", f.image));
+    let mut body = vec![
+        json!({"type": "TextBlock", "text": md(&cap(&headline, 400)),
+        "size": "large", "weight": "bolder", "color": "good", "wrap": true}),
+    ];
+    body.push(text(&format!(
+        "**{}** no longer matches rule **{}**.",
+        md(&cap(&f.image, 300)),
+        md(ctx.rule)
+    )));
+    if let Some(d) = f
+        .delta
+        .as_ref()
+        .filter(|d| !d.changes.is_empty() || d.finding.is_some())
+    {
+        body.push(text(&format!(
+            "**Changes since {}**  {}",
+            md(&d.compared_with),
+            md(&d.summary)
+        )));
+    }
+    if !f.counts.is_empty() {
+        body.push(text(&format!("**Findings now**  {}", md(&f.summary))));
+    }
+    body.push(
+        json!({"type": "TextBlock", "text": format!("rule **{}**", md(ctx.rule)),
+        "isSubtle": true, "size": "small", "wrap": true}),
+    );
+    assemble(&body, &[], &md(&cap(&headline, 400)))
 }
 
 /// `{"type": "message", "attachments": [card]}`.
@@ -386,7 +428,7 @@ fn fit(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::sample;
 
@@ -419,6 +461,7 @@ mod tests {
             event,
             payload,
             delta: None,
+            alert: None,
         }
     }
 
@@ -492,8 +535,9 @@ mod tests {
             ("[a](https://e.example)", "\\[a\\](https\\://e.example)"),
             (
                 "<https://e.example> www.e.example a@b.example",
-                "\\<https\\://e.example\\> www\\.e.example a\\@b.example",
+                "\\<https\\://e.example> www\\.e.example a\\@b.example",
             ),
+            ("> quote -> arrow", "\\> quote -> arrow"),
             ("- item", "\\- item"),
             ("12. item", "12\\. item"),
             ("a\r\n- b\u{202E}c{{DATE(x)}}", "a  - bc\\{\\{DATE(x)}}"),

@@ -10,6 +10,7 @@ mod hostile;
 mod ingest;
 mod pagers;
 mod reload;
+mod resolve;
 mod route;
 mod secrets;
 mod security;
