@@ -224,6 +224,35 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Resolves a secret URL (inline, environment or `*_file`), requires it, and checks that it is
+/// http(s); errors name `key` and never show the URL.
+pub fn required_http_url(
+    key: String,
+    url: &mut Option<Secret>,
+    file: &Option<std::path::PathBuf>,
+    missing: &str,
+) -> Result<(), ConfigError> {
+    resolve_secret(&key, url, file)?;
+    let Some(u) = url.as_ref() else {
+        return Err(ConfigError::Invalid {
+            key,
+            message: missing.into(),
+        });
+    };
+    check_http_url(&key, u.expose())
+}
+
+/// Checks that `url` is an http(s) URL; the error names `key` and never shows the URL.
+pub fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            message: "not an http(s) URL".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,7 +114,7 @@ impl Settings {
         for (name, t) in &mut self.targets {
             t.finish(name)?;
         }
-        crate::notify::topic::compile(&self.targets)?;
+        crate::notify::compile_topics(&self.targets)?;
         self.load_templates()?;
         Ok(())
     }
@@ -315,7 +315,7 @@ mod tests {
             "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\", filter_policy = {{ detail = {{ finding-severity-counts = {{ CRITICAL = [{{ numeric = [\">\", 0] }}] }} }} }} }}]\n"
         ));
         let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
-        let topics = crate::notify::topic::compile(&s.targets).unwrap();
+        let topics = crate::notify::compile_topics(&s.targets).unwrap();
         let sub = &topics["t"][0];
         assert!(
             sub.accepts(&serde_json::json!({"detail":{"finding-severity-counts":{"CRITICAL":1}}}))
@@ -393,7 +393,7 @@ mod tests {
             assert_eq!(s.targets[name].kind(), kind);
         }
         assert_eq!(
-            crate::notify::topic::compile(&s.targets).unwrap()["scan-alerts"].len(),
+            crate::notify::compile_topics(&s.targets).unwrap()["scan-alerts"].len(),
             3
         );
     }

@@ -29,7 +29,7 @@
 //!   combined), rate limits do.
 //!
 //! Hooks: ingest calls [`plan`] per event (pure), the store records the state
-//! ([`crate::store::Store`]'s alert methods), the pipeline calls [`check`] before the other stages.
+//! ([`crate::store::Store`]'s alert methods), and [`ResolveStage`] runs before the other stages.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,10 +37,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::alert_key::alert_keys;
 use super::history::{Previous, Record};
-use super::{Alerting, Verdict};
+use super::stage::{Flow, Ledger, Notice, Stage};
 use crate::scan::{Delta, Facts, Kind};
-use crate::store::{AlertKind, AlertMark, HistoryUpdate, Leased, ResolveCheck};
+use crate::store::{AlertKind, AlertMark, HistoryUpdate, ResolveCheck};
 
 /// How long a delivery waits, at least and at most, before looking again at an earlier delivery
 /// of the opposite kind (it looks again when that one is next attempted, within these bounds).
@@ -136,7 +137,7 @@ pub fn plan(
     if history.is_none() && !tracks_a_match {
         return Plan::default();
     }
-    let Some(keys) = super::alert_keys(event) else {
+    let Some(keys) = alert_keys(event) else {
         return Plan::default();
     };
     let time = time_ms(event);
@@ -168,82 +169,80 @@ pub fn plan(
     }
 }
 
-/// What the pipeline goes on with for a marked delivery.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Go {
-    /// For a resolve: what changed since the trigger that opened the alert.
-    pub delta: Option<Delta>,
-    /// Appended to the dedup scope: claims do not reach across a resolve.
-    pub scope: String,
+/// The resolve stage, first for a match of a rule: for a delivery that triggers or resolves an
+/// alert, waits for an earlier delivery of the opposite kind, suppresses stale deliveries and
+/// resolves of alerts that are not open, and otherwise lets it go on (a resolve with its delta, and
+/// the alert's episode in the dedup scope). Other deliveries pass untouched. A store error lets
+/// the delivery through.
+pub struct ResolveStage {
+    pub ledger: Ledger,
 }
 
-/// The resolve stage for a leased marked delivery: waits for an earlier delivery of the opposite
-/// kind, suppresses stale deliveries and resolves of alerts that are not open, and otherwise lets
-/// the delivery go on (with the resolve's delta). A store error lets it through.
-pub async fn check(
-    alerting: &Alerting,
-    d: &Leased,
-    mark: &AlertMark,
-    event: &Value,
-) -> Result<Go, Verdict> {
-    let check = match alerting.store.alert_check(d.id.clone()).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(delivery = %d.id, error = %e, "cannot read the alert state; sending");
-            return Ok(Go {
-                delta: None,
-                scope: String::new(),
-            });
-        }
-    };
-    if let Some(first) = &check.waiting_for {
-        tracing::debug!(delivery = %d.id, waiting_for = %first, key = %mark.key,
-            "waiting for the earlier delivery of this alert");
-        let until = check.waiting_until_ms.unwrap_or(0) - crate::store::now_ms();
-        let wait = Duration::from_millis(until.max(0) as u64).clamp(WAIT_MIN, WAIT_MAX);
-        if let Err(e) = alerting.store.postpone(d.id.clone(), wait).await {
-            tracing::error!(delivery = %d.id, error = %e, "cannot postpone (lease will expire)");
-        }
-        return Err(Verdict::Held);
-    }
-    let state = check.state.unwrap_or_default();
-    let scope = format!("\u{0}episode {}", state.episode);
-    let older = |than: Option<i64>| matches!((mark.time_ms, than), (Some(a), Some(b)) if a < b);
-    match mark.kind {
-        AlertKind::Trigger => {
-            if older(state.resolve_time_ms) {
-                let detail = format!(
-                    "alert {} was resolved by a newer scan; this trigger's event is older",
-                    mark.key
-                );
-                return Err(alerting.suppress(d, "stale", detail).await);
+impl Stage for ResolveStage {
+    const NAME: &'static str = "resolve";
+
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let (d, store) = (n.delivery, &self.ledger.store);
+        let Some(mark) = &d.alert else {
+            return Flow::Next;
+        };
+        let check = match store.alert_check(d.id.clone(), n.now_ms).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "cannot read the alert state; sending");
+                return Flow::Next;
             }
-            Ok(Go { delta: None, scope })
-        }
-        AlertKind::Resolve => {
-            if !state.open {
-                let detail = format!(
-                    "alert {} is not open for {} (never notified, or already resolved)",
-                    mark.key, d.target
-                );
-                return Err(alerting.suppress(d, "not_open", detail).await);
+        };
+        if let Some(first) = &check.waiting_for {
+            let until = check.waiting_until_ms.unwrap_or(0) - n.now_ms;
+            let wait = Duration::from_millis(until.max(0) as u64).clamp(WAIT_MIN, WAIT_MAX);
+            tracing::debug!(delivery = %d.id, waiting_for = %first, key = %mark.key,
+                wait_ms = wait.as_millis() as u64, "waiting for the earlier delivery of this alert");
+            if let Err(e) = store.postpone(d.id.clone(), wait, n.now_ms).await {
+                tracing::error!(delivery = %d.id, error = %e, "cannot postpone (lease will expire)");
             }
-            if older(state.trigger_time_ms) {
-                let detail = format!(
-                    "alert {} was opened by a newer scan; this scan is older",
-                    mark.key
-                );
-                return Err(alerting.suppress(d, "stale", detail).await);
-            }
-            let delta = state
-                .record
-                .as_deref()
-                .and_then(|r| resolve_delta(event, &mark.key, r));
-            Ok(Go {
-                delta,
-                scope: format!("{scope}\u{0}resolve"),
-            })
+            return Flow::Held;
         }
+        let state = check.state.unwrap_or_default();
+        let older = |than: Option<i64>| matches!((mark.time_ms, than), (Some(a), Some(b)) if a < b);
+        let episode = format!("\u{0}episode {}", state.episode);
+        match mark.kind {
+            AlertKind::Trigger => {
+                if older(state.resolve_time_ms) {
+                    let detail = format!(
+                        "alert {} was resolved by a newer scan; this trigger's event is older",
+                        mark.key
+                    );
+                    return self.ledger.suppress(n, "stale", detail).await;
+                }
+                let _ = n.dedup_scope.set(episode);
+            }
+            AlertKind::Resolve => {
+                if !state.open {
+                    let detail = format!(
+                        "alert {} is not open for {} (never notified, or already resolved)",
+                        mark.key, d.target
+                    );
+                    return self.ledger.suppress(n, "not_open", detail).await;
+                }
+                if older(state.trigger_time_ms) {
+                    let detail = format!(
+                        "alert {} was opened by a newer scan; this scan is older",
+                        mark.key
+                    );
+                    return self.ledger.suppress(n, "stale", detail).await;
+                }
+                if let Some(delta) = state
+                    .record
+                    .as_deref()
+                    .and_then(|r| resolve_delta(n.event, &mark.key, r))
+                {
+                    let _ = n.delta.set(delta);
+                }
+                let _ = n.dedup_scope.set(format!("{episode}\u{0}resolve"));
+            }
+        }
+        Flow::Next
     }
 }
 
@@ -265,24 +264,6 @@ pub fn resolves(check: &ResolveCheck, rule: &str) -> bool {
     check.clear.iter().any(|r| r == rule) || !check.live.contains(rule)
 }
 
-/// One line saying what was fixed: `Resolved: payments/api:v2.14.0 — CRITICAL 2 -> 0, HIGH 7 -> 0`
-/// (a finding: its CVE, package and image; no change in counts: "no longer matches rule R").
-pub fn resolved_headline(facts: &Facts, delta: Option<&Delta>, rule: &str) -> String {
-    let what = match (&facts.kind, &facts.finding) {
-        (Kind::InspectorFinding, Some(f)) => format!(
-            "{} in {} ({})",
-            f.id.as_deref().unwrap_or("finding"),
-            f.package.as_deref().unwrap_or("a package"),
-            facts.image
-        ),
-        _ => facts.image.clone(),
-    };
-    match delta.map(|d| d.summary.as_str()) {
-        Some(s) if s != "no change" => format!("Resolved: {what} — {s}"),
-        _ => format!("Resolved: {what} no longer matches rule {rule}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,7 +277,7 @@ mod tests {
     #[test]
     fn triggers_and_checks() {
         let e = sample("ecr-image-scan-critical.json");
-        let h = super::super::history_update(&e);
+        let h = crate::alerting::history_update(&e);
         let p = plan(&tracking(), &e, h.as_ref(), &["paged", "plain"]);
         let Fate::Trigger(m) = p.fate("paged") else {
             panic!("{:?}", p.fate("paged"))
@@ -311,7 +292,7 @@ mod tests {
         assert!(c.live.contains("plain"));
 
         let clean = sample("ecr-image-scan-clean.json");
-        let h = super::super::history_update(&clean);
+        let h = crate::alerting::history_update(&clean);
         let c = plan(&tracking(), &clean, h.as_ref(), &["plain"])
             .check
             .unwrap();
@@ -321,7 +302,7 @@ mod tests {
     #[test]
     fn inconclusive_events_resolve_nothing_and_closed_findings_never_trigger() {
         let failed = sample("ecr-image-scan-failed.json");
-        let h = super::super::history_update(&failed);
+        let h = crate::alerting::history_update(&failed);
         assert!(h.is_none());
         let p = plan(&tracking(), &failed, None, &["paged"]);
         assert!(p.check.is_none(), "a failed scan resolves nothing");
@@ -334,7 +315,7 @@ mod tests {
 
         let mut closed = sample("inspector2-finding.json");
         closed["detail"]["status"] = json!("CLOSED");
-        let h = super::super::history_update(&closed);
+        let h = crate::alerting::history_update(&closed);
         let p = plan(&tracking(), &closed, h.as_ref(), &["paged", "plain"]);
         assert_eq!(p.fate("paged"), Fate::Drop);
         assert_eq!(
@@ -343,30 +324,6 @@ mod tests {
             "rules without the option are untouched"
         );
         assert_eq!(p.check.unwrap().clear, ["paged"]);
-    }
-
-    #[test]
-    fn headlines_say_what_changed() {
-        let e = sample("ecr-image-scan-clean.json");
-        let f = Facts::of(&e);
-        assert_eq!(
-            resolved_headline(&f, None, "r"),
-            "Resolved: tools/distroless-base no longer matches rule r"
-        );
-        let before = sample("ecr-image-scan-critical.json");
-        let o = super::super::observe(&before).unwrap();
-        let d = super::super::history::delta(
-            &sample("ecr-image-scan-high-only.json"),
-            &Previous {
-                via: "x".into(),
-                record: o.record,
-            },
-        );
-        let f = Facts::of(&sample("ecr-image-scan-high-only.json"));
-        assert_eq!(
-            resolved_headline(&f, Some(&d), "r"),
-            "Resolved: web/frontend:main-4f2a9c1 — CRITICAL 2 -> 0, HIGH 7 -> 3, MEDIUM 19 -> 14, LOW 4 -> 1, INFORMATIONAL 3 -> 0, UNDEFINED 0 -> 2"
-        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::settings::Settings;
 
 /// Arguments of `scanbridge check`.

@@ -3,14 +3,13 @@
 //! Every command returns an [`Outcome`]; `main` turns it into the process exit code so that scripts can
 //! rely on 0 = success or match, 1 = no match, 2 = error.
 
-use std::process::ExitCode;
-
 use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod dlq;
 pub mod health;
 pub mod notify_test;
+mod outcome;
 pub mod route;
 pub mod send;
 pub mod serve;
@@ -18,6 +17,8 @@ pub mod silence;
 pub mod store_args;
 pub mod suppressed;
 pub mod test_pattern;
+
+pub use outcome::Outcome;
 
 /// Local EventBridge + SNS for container-image vulnerability scans.
 #[derive(Debug, Parser)]
@@ -50,27 +51,6 @@ pub enum Command {
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
-}
-
-/// What a command achieved, as the exit code scripts see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0: success, or every event matched.
-    Success,
-    /// Exit 1: the command ran but something did not match.
-    NoMatch,
-    /// Exit 2: bad input (the message was already printed).
-    Invalid,
-}
-
-impl From<Outcome> for ExitCode {
-    fn from(o: Outcome) -> ExitCode {
-        match o {
-            Outcome::Success => ExitCode::SUCCESS,
-            Outcome::NoMatch => ExitCode::from(1),
-            Outcome::Invalid => ExitCode::from(2),
-        }
-    }
 }
 
 /// Runs the parsed command line.

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::Outcome;
-use crate::alerting::Fate;
+use super::outcome::Outcome;
+use crate::alerting::{Fate, SharedClock};
 use crate::event::{EnvelopeRules, Event};
 use crate::notify::{Message, Targets};
 use crate::router::Router;
@@ -43,6 +43,8 @@ pub struct Args {
 /// Settings, router and targets, built as `serve` builds them but without a store or a server.
 pub(crate) struct Offline {
     pub settings: Settings,
+    /// Wall time, read as the daemon reads its clock.
+    pub clock: SharedClock,
     pub router: Router,
     pub targets: Targets,
     pub topics: Arc<crate::notify::topic::Topics>,
@@ -67,10 +69,11 @@ impl Offline {
         } else {
             Vec::new()
         };
-        let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
+        let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
         Ok(Offline {
+            clock: crate::alerting::system_clock(),
             router: Router::new(rules, topics.clone()),
             settings,
             targets,
@@ -85,7 +88,8 @@ impl Offline {
             account: self.settings.aws.account.clone(),
             region: self.settings.aws.region.clone(),
         };
-        crate::event::validate(text, &rules).map_err(|e| anyhow::anyhow!("invalid event: {e}"))
+        crate::event::validate(text, &rules, self.clock.now_ms())
+            .map_err(|e| anyhow::anyhow!("invalid event: {e}"))
     }
 }
 
@@ -128,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         s("detail-type"),
         s("source")
     );
-    let (deliveries, matching) = offline.router.route_matching(&event.id, &event.value);
+    let (deliveries, matching) = offline.router.route_matching(&event);
     let data_dir = args
         .data_dir
         .clone()
@@ -156,11 +160,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }),
         None => Default::default(),
     };
-    if let Some(s) = silences.find(&event.value, crate::store::now_ms()) {
+    if let Some(s) = silences.find(&event.value, offline.clock.now_ms()) {
         println!(
             "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
             s.id,
-            crate::alerting::silence::format_ms(s.expires_at_ms),
+            crate::event::rfc3339(s.expires_at_ms),
             s.comment,
             s.created_by
         );
@@ -253,7 +257,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     for (name, subs) in offline.topics.iter() {
         let reached = deliveries.iter().any(|d| d.topic.as_deref() == Some(name));
-        if offline.router.routes_to(&event.value, name) && !reached {
+        if offline.router.routes_to(&event, name) && !reached {
             let names: Vec<&str> = subs.iter().map(|s| s.target.as_str()).collect();
             println!(
                 "\ntopic {name}: no subscription's filter policy matches ({})",
@@ -289,9 +293,9 @@ fn open_store(data_dir: &Path) -> anyhow::Result<Option<crate::store::sqlite::Sq
     )?))
 }
 
-/// "open since ..., opened by event E" / "resolved at ..." / "not open".
+/// "open since ..., by event E" / "resolved at ..." / "not open".
 fn describe_state(state: Option<&crate::store::AlertState>) -> String {
-    let at = crate::alerting::silence::format_ms;
+    let at = crate::event::rfc3339;
     match state {
         Some(s) if s.open => format!(
             "open since {}, by event {}",
@@ -337,6 +341,7 @@ fn show(
         event: &event.value,
         payload: &payload,
         delta,
+        now_ms: offline.clock.now_ms(),
         alert,
     };
     match offline.targets.get(&d.target) {

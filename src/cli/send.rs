@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// Arguments of `scanbridge send`.
 #[derive(Debug, clap::Args)]

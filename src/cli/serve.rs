@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::event::EnvelopeRules;
 use crate::ingest::auth as http_auth;
 use crate::ingest::rate::RateLimiter;
@@ -83,7 +83,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
         );
     }
-    let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
+    let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
     let router = Router::new(rules, topics.clone());
     metrics
         .rules_loaded
@@ -116,6 +116,10 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         templates,
     )?);
 
+    // The one clock every room reads "now" from.
+    let clock = crate::alerting::system_clock();
+    // Parsed events, from ingest (and digests) to the worker.
+    let handoff = Arc::new(crate::event::Handoff::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
@@ -132,8 +136,9 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             region: settings.aws.region.clone(),
         },
         wake: wake.clone(),
+        clock: clock.clone(),
+        handoff: handoff.clone(),
     };
-    let clock = crate::alerting::system_clock();
     let limits = settings
         .targets
         .iter()
@@ -144,7 +149,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
         clock.clone(),
-        crate::alerting::RateLimiter::new(limits, clock),
+        crate::alerting::RateLimiter::new(limits, clock.clone()),
+        handoff.clone(),
     ));
     let worker = Worker {
         store: store.clone(),
@@ -153,6 +159,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         wake,
         config: settings.delivery.clone(),
         alerting,
+        clock: clock.clone(),
+        handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let reloader = Reloader {
@@ -180,6 +188,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         limiter: Arc::new(RateLimiter::new(
             settings.server.rate_limit,
             settings.server.rate_burst,
+            clock,
         )),
         max_body_bytes: settings.server.max_body_bytes,
         body_timeout: settings.server.body_timeout,

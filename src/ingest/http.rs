@@ -31,7 +31,7 @@ use super::auth::Tokens;
 use super::body::{self, ReadError};
 use super::rate::RateLimiter;
 use super::{Ingestor, Shape, split_body};
-use crate::event::Rejection;
+use crate::event::{Incoming, Rejection};
 
 /// State shared by the handlers.
 #[derive(Clone)]
@@ -170,6 +170,7 @@ async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
             ),
         );
     }
+    let items = items.into_iter().map(|i| i.map(Incoming::Text)).collect();
     let results = match st.ingestor.ingest(items).await {
         Ok(r) => r,
         Err(e) => return store_unavailable(&e),

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::retry::RetryOverrides;
 
 pub use crate::scan::SEVERITIES;
@@ -151,6 +151,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            now_ms: 0,
             alert: None,
         };
         let text = render(&msg);

@@ -20,7 +20,7 @@ use reqwest::header::LOCATION;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::scan::{Facts, Kind, SEVERITIES};
 
 /// PagerDuty's `dedup_key` limit (characters); the vendor key never exceeds it.
@@ -339,9 +339,9 @@ fn details(msg: &Message<'_>, f: &Facts) -> Map<String, Value> {
     d
 }
 
-/// Sends a request to a vendor and classifies the answer (see the module doc); `secret` (the
+/// Sends a request to a vendor at `now_ms` and classifies the answer (see the module doc); `secret` (the
 /// routing key, API key or webhook URL) is scrubbed from every reason.
-pub async fn send(req: reqwest::RequestBuilder, secret: &str) -> Outcome {
+pub async fn send(req: reqwest::RequestBuilder, secret: &str, now_ms: i64) -> Outcome {
     let scrub = |s: String| {
         if secret.is_empty() {
             s
@@ -392,7 +392,7 @@ pub async fn send(req: reqwest::RequestBuilder, secret: &str) -> Outcome {
             reason: format!("HTTP {status}: redirect to {to} refused (redirects are not followed)"),
         };
     }
-    let outcome = super::webhook::classify(status, resp.headers());
+    let outcome = super::webhook::classify(status, resp.headers(), now_ms);
     if outcome == Outcome::Delivered {
         return outcome;
     }
@@ -447,6 +447,7 @@ mod tests {
             event,
             payload: event,
             delta: None,
+            now_ms: 0,
             alert: None,
         }
     }

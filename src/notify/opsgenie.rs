@@ -22,8 +22,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::attempt::{Message, Outcome};
 use super::incident::{Incident, cap, counts_line};
-use super::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::retry::RetryOverrides;
 use crate::scan::Facts;
@@ -94,7 +94,7 @@ impl OpsgenieConfig {
                 message: "not a valid HTTP header value".into(),
             });
         }
-        super::check_http_url(&format!("targets.{name}.url"), &self.url)
+        crate::config::check_http_url(&format!("targets.{name}.url"), &self.url)
     }
 }
 
@@ -151,7 +151,7 @@ impl Opsgenie {
                 format!("GenieKey {}", self.api_key.expose()),
             )
             .json(&body);
-        super::incident::send(req, self.api_key.expose()).await
+        super::incident::send(req, self.api_key.expose(), msg.now_ms).await
     }
 }
 
@@ -316,6 +316,7 @@ mod tests {
             event,
             payload: event,
             delta: None,
+            now_ms: 0,
             alert: None,
         }
     }

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::attempt::{Message, Outcome};
 use super::incident::{Incident, cap};
-use super::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::retry::RetryOverrides;
 
@@ -75,7 +75,7 @@ impl PagerDutyConfig {
                     .into(),
             });
         }
-        super::check_http_url(&format!("targets.{name}.url"), &self.url)
+        crate::config::check_http_url(&format!("targets.{name}.url"), &self.url)
     }
 }
 
@@ -117,7 +117,7 @@ impl PagerDuty {
 
     pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
         let req = self.client.post(&self.url).json(&self.body(msg, true));
-        super::incident::send(req, self.routing_key.expose()).await
+        super::incident::send(req, self.routing_key.expose(), msg.now_ms).await
     }
 }
 
@@ -168,6 +168,7 @@ mod tests {
             event,
             payload,
             delta: None,
+            now_ms: 0,
             alert: None,
         }
     }

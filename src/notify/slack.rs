@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret};
 use crate::render::template::{Context, Templates, mrkdwn};
 use crate::retry::RetryOverrides;
@@ -55,7 +55,7 @@ fn default_timeout() -> Duration {
 
 impl SlackConfig {
     pub(crate) fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
-        super::required_http_url(
+        crate::config::required_http_url(
             format!("targets.{name}.webhook_url"),
             &mut self.webhook_url,
             &self.webhook_url_file,
@@ -104,7 +104,7 @@ impl Slack {
             Ok(b) => b,
             Err(reason) => return Outcome::Permanent { reason },
         };
-        super::webhook::send(self.client.post(self.url.expose()).json(&body)).await
+        super::webhook::send(self.client.post(self.url.expose()).json(&body), msg.now_ms).await
     }
 }
 
@@ -328,11 +328,11 @@ mod tests {
             (410, "permanent"), // channel_is_archived
         ];
         for (code, want) in cases {
-            let got = super::super::webhook::classify(StatusCode::from_u16(code).unwrap(), &ra);
+            let got = super::super::webhook::classify(StatusCode::from_u16(code).unwrap(), &ra, 0);
             assert_eq!(got.label(), want, "HTTP {code}");
         }
         let Outcome::Retryable { retry_after, .. } =
-            super::super::webhook::classify(StatusCode::TOO_MANY_REQUESTS, &ra)
+            super::super::webhook::classify(StatusCode::TOO_MANY_REQUESTS, &ra, 0)
         else {
             panic!()
         };

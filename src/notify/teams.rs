@@ -26,8 +26,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::attempt::{Message, Outcome};
 use super::incident::{cap, https_link};
-use super::{Message, Outcome};
 use crate::config::{ConfigError, Secret};
 use crate::render::template::Context;
 use crate::retry::RetryOverrides;
@@ -65,7 +65,7 @@ fn default_timeout() -> Duration {
 
 impl TeamsConfig {
     pub(crate) fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
-        super::required_http_url(
+        crate::config::required_http_url(
             format!("targets.{name}.webhook_url"),
             &mut self.webhook_url,
             &self.webhook_url_file,
@@ -107,7 +107,7 @@ impl Teams {
                 "application/json; charset=utf-8",
             )
             .body(body);
-        super::incident::send(req, self.url.expose()).await
+        super::incident::send(req, self.url.expose(), msg.now_ms).await
     }
 }
 
@@ -461,6 +461,7 @@ pub(crate) mod tests {
             event,
             payload,
             delta: None,
+            now_ms: 0,
             alert: None,
         }
     }

@@ -152,7 +152,7 @@ impl Context<'_> {
         if let Some(a) = alert.filter(|a| a.kind == crate::store::AlertKind::Resolve) {
             let delta = self.scan.delta.as_ref();
             self.resolved = Some(Resolved {
-                headline: crate::alerting::resolved_headline(&self.scan, delta, self.rule),
+                headline: crate::scan::resolved_headline(&self.scan, delta, self.rule),
                 key: a.key.clone(),
                 changes: delta
                     .map(|d| d.summary.clone())

@@ -54,7 +54,7 @@ use serde_json::value::RawValue;
 
 use super::{
     AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, DeadLetter, DueGroup, GroupAdd,
-    HistoryUpdate, Leased, NewEvent, ResolveCheck, Silence, Store, StoreError, Suppressed, now_ms,
+    HistoryUpdate, Leased, Member, NewEvent, ResolveCheck, Silence, Store, StoreError, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -413,9 +413,12 @@ fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+    fn accept(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
         self.run(move |c| {
-            let now = now_ms();
             let tx = c.transaction()?;
             let mut fresh = Vec::with_capacity(events.len());
             {
@@ -471,9 +474,9 @@ impl Store for SqliteStore {
         &self,
         limit: usize,
         lease: Duration,
+        now: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
         self.run(move |c| {
-            let now = now_ms();
             let until = now + lease.as_millis() as i64;
             let tx = c.transaction()?;
             let rows = {
@@ -507,7 +510,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
             type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
@@ -522,7 +525,6 @@ impl Store for SqliteStore {
             if let Some((rule, target, event_id, kind, key, time, record)) = row
                 && let Some(m) = mark(kind, key, time, record)
             {
-                let now = now_ms();
                 match m.kind {
                     AlertKind::Trigger => tx.execute(
                         "INSERT INTO alert_state (rule, key, target, open, opened_at, trigger_event_id, record,
@@ -555,9 +557,10 @@ impl Store for SqliteStore {
         id: String,
         delay: Duration,
         error: String,
+        now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            let at = now_ms() + delay.as_millis() as i64;
+            let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
                  last_error = ?3 WHERE id = ?1",
@@ -572,6 +575,7 @@ impl Store for SqliteStore {
         id: String,
         attempts: u32,
         reason: String,
+        now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
@@ -581,7 +585,7 @@ impl Store for SqliteStore {
                     alert_kind, alert_key, alert_time, alert_record)
                  SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4,
                         alert_kind, alert_key, alert_time, alert_record FROM outbox WHERE id = ?1",
-                params![id, attempts, now_ms(), reason],
+                params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
             tx.commit()?;
@@ -629,10 +633,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn redrive(&self, id: Option<String>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn redrive(&self, id: Option<String>, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            let now = now_ms();
             // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
@@ -658,9 +661,14 @@ impl Store for SqliteStore {
         self.run(|c| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
     }
 
-    fn postpone(&self, id: String, delay: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn postpone(
+        &self,
+        id: String,
+        delay: Duration,
+        now: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            let at = now_ms() + delay.as_millis() as i64;
+            let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET next_attempt_at = ?2, leased_until = 0 WHERE id = ?1",
                 params![id, at],
@@ -850,20 +858,31 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?
             };
             let mut st = c.prepare_cached(
-                "SELECT m.delivery_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
+                "SELECT m.delivery_id, m.event_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
                  LEFT JOIN events e ON e.id = m.event_id
                  WHERE m.group_id = ?1 ORDER BY m.added_at, m.delivery_id",
             )?;
             for g in &mut groups {
                 g.members = st
-                    .query_map(params![g.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map(params![g.id], |r| {
+                        Ok(Member {
+                            delivery_id: r.get(0)?,
+                            event_id: r.get(1)?,
+                            body: r.get(2)?,
+                            added_at_ms: r.get(3)?,
+                        })
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
             }
             Ok(groups)
         })
     }
 
-    fn alert_check(&self, delivery_id: String) -> BoxFuture<'_, Result<AlertCheck, StoreError>> {
+    fn alert_check(
+        &self,
+        delivery_id: String,
+        now: i64,
+    ) -> BoxFuture<'_, Result<AlertCheck, StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
             type Row = (i64, String, String, Option<String>, Option<String>);
@@ -887,7 +906,7 @@ impl Store for SqliteStore {
                     "SELECT id, CASE WHEN leased_until > ?6 THEN 0 ELSE next_attempt_at END FROM outbox
                      WHERE alert_key = ?1 AND rule = ?2 AND target = ?3
                        AND alert_kind = ?4 AND rowid < ?5 ORDER BY rowid LIMIT 1",
-                    params![key, rule, target, opposite.as_str(), rowid, now_ms()],
+                    params![key, rule, target, opposite.as_str(), rowid, now],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
@@ -940,17 +959,15 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction()?;
             if !members.is_empty() {
-                // The outbox runs on the store's wall time; `now_ms` only drives the group schedule.
-                let wall = super::now_ms();
                 tx.execute(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
-                    params![digest.id, digest.body, wall],
+                    params![digest.id, digest.body, now_ms],
                 )?;
                 for d in &digest.deliveries {
                     tx.execute(
                         "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                        params![d.id, digest.id, d.rule, d.target, d.input, wall],
+                        params![d.id, digest.id, d.rule, d.target, d.input, now_ms],
                     )?;
                 }
             }
@@ -980,6 +997,9 @@ mod tests {
     use crate::store::NewDelivery;
     use std::sync::Arc;
 
+    /// The tests' "now": the store reads no clock, so any fixed time does.
+    const NOW: i64 = 1_700_000_000_000;
+
     fn event(id: &str) -> NewEvent {
         NewEvent {
             id: id.into(),
@@ -1000,31 +1020,36 @@ mod tests {
     async fn lease_ack_retry_deadletter_redrive() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
-        s.accept(vec![event("a"), event("b")]).await.unwrap();
-        s.accept(vec![event("a")]).await.unwrap(); // duplicate: no-op
+        s.accept(vec![event("a"), event("b")], NOW).await.unwrap();
+        s.accept(vec![event("a")], NOW).await.unwrap(); // duplicate: no-op
         assert_eq!(s.depth().await.unwrap(), 2);
-        let leased = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        let leased = s.lease(10, Duration::from_secs(60), NOW).await.unwrap();
         assert_eq!(leased.len(), 2);
         assert_eq!(leased[0].body, "{\"id\":\"a\"}");
         assert!(
-            s.lease(10, Duration::from_secs(60))
+            s.lease(10, Duration::from_secs(60), NOW)
                 .await
                 .unwrap()
                 .is_empty(),
             "leased rows are reserved"
         );
-        s.ack("d-a".into()).await.unwrap();
-        s.retry_later("d-b".into(), Duration::from_secs(3600), "HTTP 500".into())
-            .await
-            .unwrap();
+        s.ack("d-a".into(), NOW).await.unwrap();
+        s.retry_later(
+            "d-b".into(),
+            Duration::from_secs(3600),
+            "HTTP 500".into(),
+            NOW,
+        )
+        .await
+        .unwrap();
         assert!(
-            s.lease(10, Duration::from_secs(60))
+            s.lease(10, Duration::from_secs(60), NOW)
                 .await
                 .unwrap()
                 .is_empty(),
             "not due yet"
         );
-        s.dead_letter("d-b".into(), 1, "gave up".into())
+        s.dead_letter("d-b".into(), 1, "gave up".into(), NOW)
             .await
             .unwrap();
         assert_eq!(s.depth().await.unwrap(), 0);
@@ -1033,11 +1058,11 @@ mod tests {
         assert_eq!(dls[0].reason, "gave up");
         let full = s.dead_letter_get("d-b".into()).await.unwrap();
         assert_eq!(full.event.unwrap()["id"], "b");
-        assert_eq!(s.redrive(None).await.unwrap(), 1);
-        let again = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.redrive(None, NOW).await.unwrap(), 1);
+        let again = s.lease(10, Duration::from_secs(60), NOW).await.unwrap();
         assert_eq!((again.len(), again[0].attempts), (1, 0));
         assert!(matches!(
-            s.redrive(Some("nope".into())).await,
+            s.redrive(Some("nope".into()), NOW).await,
             Err(StoreError::NotFound(_))
         ));
     }
@@ -1047,15 +1072,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SqliteStore::open(dir.path(), true).unwrap();
-            s.accept(vec![event("a")]).await.unwrap();
+            s.accept(vec![event("a")], NOW).await.unwrap();
             assert_eq!(
-                s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+                s.lease(10, Duration::from_secs(600), NOW)
+                    .await
+                    .unwrap()
+                    .len(),
                 1
             );
         }
         let s = SqliteStore::open(dir.path(), true).unwrap();
         assert_eq!(
-            s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+            s.lease(10, Duration::from_secs(600), NOW)
+                .await
+                .unwrap()
+                .len(),
             1
         );
     }
@@ -1091,7 +1122,7 @@ mod tests {
     }
 
     async fn lease_all(s: &SqliteStore) -> Vec<Leased> {
-        s.lease(100, Duration::from_secs(60)).await.unwrap()
+        s.lease(100, Duration::from_secs(60), NOW).await.unwrap()
     }
 
     #[tokio::test]
@@ -1099,20 +1130,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
         // A clean scan before anything was open resolves nothing.
-        s.accept(vec![clean("c0", &["img:v1"], &["paged"], &["paged"], 1)])
-            .await
-            .unwrap();
+        s.accept(
+            vec![clean("c0", &["img:v1"], &["paged"], &["paged"], 1)],
+            NOW,
+        )
+        .await
+        .unwrap();
         assert_eq!(s.depth().await.unwrap(), 0);
 
-        s.accept(vec![trigger("t1", "img:v1", 10)]).await.unwrap();
+        s.accept(vec![trigger("t1", "img:v1", 10)], NOW)
+            .await
+            .unwrap();
         // While the trigger is pending, a clean scan already queues a resolve (it will wait).
-        s.accept(vec![clean(
-            "c1",
-            &["img:v1", "img@sha256:aa"],
-            &["paged"],
-            &["paged"],
-            20,
-        )])
+        s.accept(
+            vec![clean(
+                "c1",
+                &["img:v1", "img@sha256:aa"],
+                &["paged"],
+                &["paged"],
+                20,
+            )],
+            NOW,
+        )
         .await
         .unwrap();
         let leased = lease_all(&s).await;
@@ -1131,18 +1170,18 @@ mod tests {
             ("paged", "t", None)
         );
 
-        let c = s.alert_check(r.id.clone()).await.unwrap();
+        let c = s.alert_check(r.id.clone(), NOW).await.unwrap();
         assert_eq!(
             c.waiting_for.as_deref(),
             Some("d-t1"),
             "the resolve waits for the trigger"
         );
         assert_eq!(c.state, None);
-        let c = s.alert_check(t.id.clone()).await.unwrap();
+        let c = s.alert_check(t.id.clone(), NOW).await.unwrap();
         assert_eq!(c.waiting_for, None, "the trigger was first");
 
-        s.ack("d-t1".into()).await.unwrap();
-        let c = s.alert_check(r.id.clone()).await.unwrap();
+        s.ack("d-t1".into(), NOW).await.unwrap();
+        let c = s.alert_check(r.id.clone(), NOW).await.unwrap();
         assert_eq!(c.waiting_for, None);
         let st = c.state.unwrap();
         assert!(st.open && st.opened_at_ms.is_some());
@@ -1150,7 +1189,7 @@ mod tests {
         assert_eq!(st.trigger_event_id.as_deref(), Some("t1"));
         assert!(st.record.unwrap().contains("\"event_id\":\"t1\""));
 
-        s.ack(r.id.clone()).await.unwrap();
+        s.ack(r.id.clone(), NOW).await.unwrap();
         let states = s.alert_states(vec!["img:v1".into()]).await.unwrap();
         assert_eq!(states.len(), 1);
         assert!(!states[0].open && states[0].resolved_at_ms.is_some());
@@ -1160,9 +1199,12 @@ mod tests {
         );
 
         // Resolved: another clean scan queues nothing.
-        s.accept(vec![clean("c2", &["img:v1"], &["paged"], &["paged"], 30)])
-            .await
-            .unwrap();
+        s.accept(
+            vec![clean("c2", &["img:v1"], &["paged"], &["paged"], 30)],
+            NOW,
+        )
+        .await
+        .unwrap();
         assert_eq!(s.depth().await.unwrap(), 0);
     }
 
@@ -1170,21 +1212,25 @@ mod tests {
     async fn only_clear_or_removed_rules_resolve_and_marks_survive_dead_letters() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
-        s.accept(vec![trigger("t1", "img:v1", 10)]).await.unwrap();
-        s.ack("d-t1".into()).await.unwrap();
+        s.accept(vec![trigger("t1", "img:v1", 10)], NOW)
+            .await
+            .unwrap();
+        s.ack("d-t1".into(), NOW).await.unwrap();
         // The rule is live and still matches (not clear): nothing.
-        s.accept(vec![clean("c1", &["img:v1"], &[], &["paged"], 20)])
+        s.accept(vec![clean("c1", &["img:v1"], &[], &["paged"], 20)], NOW)
             .await
             .unwrap();
         assert_eq!(s.depth().await.unwrap(), 0);
         // The rule was removed: any conclusive event resolves its open alerts.
-        s.accept(vec![clean("c2", &["img:v1"], &[], &["other"], 30)])
+        s.accept(vec![clean("c2", &["img:v1"], &[], &["other"], 30)], NOW)
             .await
             .unwrap();
         let r = lease_all(&s).await.remove(0);
         assert_eq!(r.alert.as_ref().unwrap().kind, AlertKind::Resolve);
-        s.dead_letter(r.id.clone(), 1, "down".into()).await.unwrap();
-        s.redrive(None).await.unwrap();
+        s.dead_letter(r.id.clone(), 1, "down".into(), NOW)
+            .await
+            .unwrap();
+        s.redrive(None, NOW).await.unwrap();
         let again = lease_all(&s).await.remove(0);
         assert_eq!(
             again.alert, r.alert,
