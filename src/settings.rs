@@ -36,6 +36,9 @@ pub struct Settings {
     /// Message templates (email, Slack).
     #[serde(default)]
     pub templates: TemplatesConfig,
+    /// The SNS subscription endpoint (`POST /sns`).
+    #[serde(default)]
+    pub sns: crate::ingest::sns::SnsConfig,
     /// Delivery targets by name; rules refer to these names.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
@@ -62,7 +65,8 @@ impl Settings {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("server.tokens");
+            .with_list_parse_key("server.tokens")
+            .with_list_parse_key("sns.topic_arns");
         if let Some(env) = env {
             env_source = env_source.source(Some(env));
         }

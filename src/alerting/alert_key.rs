@@ -1,7 +1,8 @@
 //! The alert key: the stable name of one problem over time, so that a pager groups repeated alerts
 //! about it into one incident and a later scan can say it is fixed.
 //!
-//! - A scan (ECR Image Scan, Inspector2 Scan) or an ECR image action names an image: its key is the
+//! - A scan (ECR Image Scan, Inspector2 Scan, a scanner report's Image Scan) or an ECR image action
+//!   names an image: its key is the
 //!   image reference `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG` with the event's first tag,
 //!   or `...REPOSITORY@DIGEST` when the image is untagged (account and region are left out when the
 //!   event lacks them or they are not AWS-shaped: `REPOSITORY:TAG`).
@@ -81,7 +82,7 @@ pub fn alert_keys(event: &Value) -> Option<AlertKeys> {
                 all: vec![arn.to_owned()],
             })
         }
-        Kind::EcrScan | Kind::InspectorScan | Kind::EcrPush => {
+        Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan | Kind::EcrPush => {
             let all = image_refs(&facts);
             let primary = all.first()?.clone();
             Some(AlertKeys { primary, all })

@@ -41,7 +41,7 @@ impl DedupSpec {
 pub fn default_parts(event: &Value) -> Vec<Value> {
     let facts = Facts::of(event);
     match facts.kind {
-        Kind::EcrScan | Kind::InspectorScan => {
+        Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan => {
             let counts: Vec<Value> = facts
                 .counts
                 .iter()

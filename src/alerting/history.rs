@@ -63,7 +63,7 @@ pub fn observe(event: &Value) -> Option<Observation> {
     let facts = Facts::of(event);
     let event_id = facts.event_id.clone();
     match facts.kind {
-        Kind::EcrScan | Kind::InspectorScan if !facts.failed => {
+        Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan if !facts.failed => {
             let repo = facts.repository.as_deref()?;
             let raw = event.pointer("/detail/finding-severity-counts");
             let complete = facts

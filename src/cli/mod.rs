@@ -10,6 +10,7 @@ pub mod dlq;
 pub mod health;
 pub mod notify_test;
 mod outcome;
+pub mod report_event;
 pub mod route;
 pub mod send;
 pub mod serve;
@@ -36,8 +37,10 @@ pub enum Command {
     Serve(serve::Args),
     /// Validate config.toml and every rule file; report every error (exit 2 on any).
     Check(check::Args),
-    /// Post events from files to a running daemon.
+    /// Post events (or, with --report, scanner reports) from files to a running daemon.
     Send(send::Args),
+    /// Print the event a Trivy, Grype or trivy-operator report becomes (one JSON line), offline.
+    ReportEvent(report_event::Args),
     /// Inspect, redrive or purge dead letters.
     Dlq(dlq::Args),
     /// Exit 0 if a running daemon is ready (for container health checks).
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
         Command::Send(args) => send::run(args),
+        Command::ReportEvent(args) => report_event::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Health(args) => health::run(args),
         Command::Route(args) => route::run(args),

@@ -80,7 +80,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     if builtin {
         tracing::warn!(
             dir = %settings.rules.dir.display(),
-            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
+            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans, critical findings in scanner reports); create the directory or pass --rules to use your own"
         );
     }
     let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
@@ -93,6 +93,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
 
     // Everything that can refuse the configuration is checked before the store is opened.
     let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
+    let sns = Arc::new(crate::ingest::sns::door::Sns::new(&settings.sns)?);
     let tls = match (
         &settings.server.tls_cert_file,
         &settings.server.tls_key_file,
@@ -193,6 +194,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         max_body_bytes: settings.server.max_body_bytes,
         body_timeout: settings.server.body_timeout,
         max_batch_events: settings.server.max_batch_events,
+        sns,
     };
     let app = http::app(state);
     tracing::info!(

@@ -28,7 +28,9 @@ pub mod aws;
 pub mod body;
 pub mod http;
 pub mod rate;
+pub mod reports;
 pub mod server;
+pub mod sns;
 pub mod stdin;
 pub mod tls;
 

@@ -64,8 +64,10 @@ impl Level {
     /// scan or a push is `Info`.
     pub fn of(facts: &Facts, event: &Value) -> Level {
         match facts.kind {
-            Kind::EcrScan | Kind::InspectorScan if facts.failed => Level::Medium,
-            Kind::EcrScan | Kind::InspectorScan => Level::of_severity(facts.worst.as_deref()),
+            Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan if facts.failed => Level::Medium,
+            Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan => {
+                Level::of_severity(facts.worst.as_deref())
+            }
             Kind::InspectorFinding => {
                 Level::of_severity(facts.finding.as_ref().and_then(|f| f.severity.as_deref()))
             }
@@ -219,16 +221,18 @@ impl Incident {
         if let Some(u) = console_link(f) {
             links.push((u, "Open the image in the ECR console".to_owned()));
         }
-        if let Some(x) = &f.finding {
+        let refs: Vec<&str> = msg
+            .event
+            .pointer("/detail/packageVulnerabilityDetails/referenceUrls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for (i, x) in f.top_findings.iter().enumerate() {
             let id = x.id.clone().unwrap_or_else(|| "the advisory".into());
-            let refs = msg
-                .event
-                .pointer("/detail/packageVulnerabilityDetails/referenceUrls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str);
-            for u in x.url.as_deref().into_iter().chain(refs) {
+            let more = if i == 0 { refs.as_slice() } else { &[] };
+            for u in x.url.as_deref().into_iter().chain(more.iter().copied()) {
                 if let Some(u) = https_link(u, None)
                     && !links.iter().any(|(h, _)| *h == u)
                     && links.len() < 5
@@ -278,7 +282,7 @@ fn details(msg: &Message<'_>, f: &Facts) -> Map<String, Value> {
             .collect();
         put("finding_counts", Value::Object(counts));
         put("total_findings", json!(f.total));
-        // Scan events carry counts, not the findings: the top findings are the worst severities.
+        // An ECR scan event carries counts, not findings: its top findings are the worst severities.
         let top: Vec<String> = f
             .counts
             .iter()
@@ -287,15 +291,24 @@ fn details(msg: &Message<'_>, f: &Facts) -> Map<String, Value> {
             .collect();
         put("top_findings", json!(top));
     }
-    if let Some(x) = &f.finding {
-        put(
-            "top_findings",
-            json!([{
-                "id": x.id, "title": x.title, "severity": x.severity, "score": x.score,
-                "status": x.status, "package": x.package, "installed_version": x.installed_version,
-                "fixed_in": x.fixed_in, "advisory": x.url, "recommendation": x.recommendation,
-            }]),
-        );
+    if !f.top_findings.is_empty() {
+        // A finding, or a scanner report's worst findings (CRITICAL first, fixed first).
+        let top: Vec<Value> = f
+            .top_findings
+            .iter()
+            .map(|x| {
+                json!({
+                    "id": x.id, "title": x.title, "severity": x.severity, "score": x.score,
+                    "status": x.status, "package": x.package,
+                    "installed_version": x.installed_version, "fixed_in": x.fixed_in,
+                    "advisory": x.url, "recommendation": x.recommendation,
+                })
+            })
+            .collect();
+        put("top_findings", json!(top));
+        if f.findings_more > 0 {
+            put("findings_not_listed", json!(f.findings_more));
+        }
     }
     if f.kind == Kind::Digest {
         let items: Vec<Value> = msg

@@ -396,3 +396,39 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
     }
 }
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn a_scanner_report_pages_like_an_ecr_scan() {
+        let e = crate::testing::report_event("trivy-alpine-39-high-critical.json");
+        let msg = Message {
+            delivery_id: "d",
+            rule: "r",
+            event_id: "e",
+            event: &e,
+            payload: &e,
+            delta: None,
+            now_ms: 0,
+            alert: None,
+        };
+        let keys = crate::alerting::alert_keys(&e).expect("an image scan has an alert key");
+        let pd = pagerduty::event(&msg, "k");
+        assert_eq!(pd["dedup_key"], format!("scanbridge/r/{}", keys.primary));
+        assert_eq!(pd["payload"]["severity"], "critical");
+        let top = pd["payload"]["custom_details"]["top_findings"]
+            .as_array()
+            .unwrap();
+        assert_eq!(top[0]["severity"], "CRITICAL", "{top:?}");
+        assert!(top[0]["id"].as_str().unwrap().starts_with("CVE-"));
+        let card = teams::payload(&msg);
+        let content = &card["attachments"][0]["content"];
+        assert!(teams::tests::validator().is_valid(content), "{content:#}");
+        assert!(
+            content.to_string().contains("**Top findings**"),
+            "{content:#}"
+        );
+    }
+}

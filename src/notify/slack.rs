@@ -126,6 +126,39 @@ fn field(label: &str, value: &str) -> Value {
     json!({"type": "mrkdwn", "text": truncate(&format!("*{label}*\n{value}"), MAX_FIELD)})
 }
 
+/// "*Top findings*" and one line per finding: severity, CVE (linked), package and version, the fix.
+fn top_findings_text(f: &Facts) -> String {
+    let mut text = String::from("*Top findings*");
+    if f.findings_more > 0 {
+        text.push_str(&format!(" ({} more not listed)", f.findings_more));
+    }
+    for x in &f.top_findings {
+        let sev = x.severity.as_deref().unwrap_or("-");
+        let sev = if matches!(sev, "CRITICAL" | "HIGH") {
+            format!("*{sev}*")
+        } else {
+            mrkdwn(sev)
+        };
+        let id = mrkdwn(x.id.as_deref().unwrap_or("-"));
+        let id = match &x.url {
+            // `|` and `>` end a Slack link: a URL holding them is shown as text.
+            Some(u) if !u.contains(['|', '>', '<', ' ']) => format!("<{u}|{id}>"),
+            _ => id,
+        };
+        let pkg = match (&x.package, &x.installed_version) {
+            (Some(p), Some(v)) => format!("`{}` {}", mrkdwn(p), mrkdwn(v)),
+            (Some(p), None) => format!("`{}`", mrkdwn(p)),
+            _ => String::new(),
+        };
+        let fix = match &x.fixed_in {
+            Some(v) => format!("fixed in {}", mrkdwn(v)),
+            None => "no fix yet".to_owned(),
+        };
+        text.push_str(&format!("\n• {sev} {id} {pkg} → {fix}"));
+    }
+    text
+}
+
 /// The Block Kit message: `{"text": fallback, "blocks": [...]}`.
 pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
     let f: &Facts = &ctx.scan;
@@ -203,6 +236,9 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
         blocks.push(section(
             "The scan did not complete; no findings are available for this image.",
         ));
+    }
+    if !f.top_findings.is_empty() && f.kind != Kind::InspectorFinding {
+        blocks.push(section(&top_findings_text(f)));
     }
     if let Some(d) = &f.delta {
         blocks.push(section(&format!(
@@ -312,6 +348,24 @@ mod tests {
     use super::*;
     use reqwest::StatusCode;
     use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+    #[test]
+    fn report_messages_list_the_top_findings() {
+        let e = crate::testing::report_event("grype-image.json");
+        let ctx = Context::new(&e, &e, "r", "d", "e");
+        let m = message(&ctx, "fallback");
+        let text = m.to_string();
+        assert!(text.contains("*Top findings*"), "{text}");
+        assert!(
+            text.contains("• *CRITICAL* CVE-1999-0002 `package-2` 2.2.2 → no fix yet"),
+            "{text}"
+        );
+        assert!(
+            text.contains("• LOW CVE-1999-0001 `package-1` 1.1.1 → fixed in 1.2.1, 2.1.3, 3.4.0"),
+            "{text}"
+        );
+        assert!(!text.contains("Open in ECR console"));
+    }
 
     #[test]
     fn classification_table() {

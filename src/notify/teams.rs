@@ -298,6 +298,30 @@ pub fn card(ctx: &Context<'_>) -> Value {
             "The scan did not complete; no findings are available for this image.",
         ));
     }
+    if !f.top_findings.is_empty() && f.kind != Kind::InspectorFinding {
+        let mut head = String::from("**Top findings**");
+        if f.findings_more > 0 {
+            head.push_str(&format!(" ({} more not listed)", f.findings_more));
+        }
+        body.push(text(&head));
+        for x in &f.top_findings {
+            let sev = md(x.severity.as_deref().unwrap_or("-"));
+            let pkg = match (&x.package, &x.installed_version) {
+                (Some(p), Some(v)) => format!("{} {}", md(p), md(v)),
+                (Some(p), None) => md(p),
+                _ => String::new(),
+            };
+            let fix = match &x.fixed_in {
+                Some(v) => format!("fixed in {}", md(v)),
+                None => "no fix yet".to_owned(),
+            };
+            let line = format!("{sev} {} {pkg} → {fix}", md(x.id.as_deref().unwrap_or("-")));
+            body.push(
+                json!({"type": "TextBlock", "text": cap(&line, 500), "wrap": true,
+                "spacing": "none"}),
+            );
+        }
+    }
     if let Some(d) = &f.delta {
         body.push(text(&format!(
             "**Since {}**  {}",
