@@ -26,6 +26,8 @@
 //!   topic; `incident` what pagers share) and their contract with the worker; `render`: what a
 //!   receiver sends (input transformation, message templates).
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
+//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
+//!   tested by `check-patterns` (issue 20), one module per source format.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
@@ -35,6 +37,7 @@ mod alerting;
 mod cli;
 mod config;
 mod event;
+mod infra;
 mod ingest;
 mod logging;
 mod metrics;

@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError};
 
+mod answer;
 pub mod auth;
 pub mod aws;
 pub mod body;
