@@ -17,10 +17,13 @@
 //! - [`alerting`]: the notification pipeline between the outbox and a target (issue 7): silences
 //!   ([`silence`]), new-findings-only ([`history`]), deduplication ([`dedup`]), digests ([`digest`]) and
 //!   rate limits ([`ratelimit`]), all reading time from a [`clock`].
+//! - [`admin`]: the admin API (`/api/v1`: events and deliveries, dead letters, silences, rules, the
+//!   pattern sandbox) that the UI and programs use; [`ui`]: the browser sandbox and console (`/ui`).
 //! - [`metrics`], [`logging`], [`shutdown`]: observability and lifecycle.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
+pub mod admin;
 pub mod alerting;
 pub mod cli;
 pub mod clock;
@@ -43,6 +46,7 @@ pub mod silence;
 pub mod store;
 pub mod strict_json;
 pub mod target;
+pub mod ui;
 pub mod worker;
 
 /// Helpers shared by the unit tests.

@@ -12,6 +12,7 @@ pub mod dlq;
 pub mod health;
 pub mod notify_test;
 pub mod route;
+pub mod sandbox;
 pub mod send;
 pub mod serve;
 pub mod silence;
@@ -50,6 +51,8 @@ pub enum Command {
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
+    /// Serve the browser pattern sandbox alone (no store, nothing sent): http://ADDR/ui/sandbox.
+    Sandbox(sandbox::Args),
 }
 
 /// What a command achieved, as the exit code scripts see.
@@ -86,5 +89,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::NotifyTest(args) => notify_test::run(args),
         Command::Silence(args) => silence::run(args),
         Command::Suppressed(args) => suppressed::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }

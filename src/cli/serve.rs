@@ -67,6 +67,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     result.map(|()| Outcome::Success)
 }
 
+/// The TLS acceptor of `[server]`, when a certificate and key are configured.
+pub(crate) fn tls_acceptor(
+    server: &crate::config::ServerConfig,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, crate::config::ConfigError> {
+    match (&server.tls_cert_file, &server.tls_key_file) {
+        (Some(cert), Some(key)) => Ok(Some(crate::ingest::tls::acceptor(cert, key)?)),
+        _ => Ok(None),
+    }
+}
+
 async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let known = crate::rules::Known::from_settings(&settings);
@@ -93,13 +103,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
 
     // Everything that can refuse the configuration is checked before the store is opened.
     let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
-    let tls = match (
-        &settings.server.tls_cert_file,
-        &settings.server.tls_key_file,
-    ) {
-        (Some(cert), Some(key)) => Some(crate::ingest::tls::acceptor(cert, key)?),
-        _ => None,
-    };
+    let tls = tls_acceptor(&settings.server)?;
     let store = SqliteStore::open_with_limit(
         &settings.store.data_dir,
         true,
@@ -185,7 +189,22 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         body_timeout: settings.server.body_timeout,
         max_batch_events: settings.server.max_batch_events,
     };
-    let app = http::app(state);
+    let access = Arc::new(crate::admin::access::Access::new(
+        tokens.clone(),
+        tls.is_some(),
+    ));
+    let app = http::app(state.clone())
+        .merge(crate::admin::router(crate::admin::AdminState {
+            access: access.clone(),
+            limiter: state.limiter.clone(),
+            body_timeout: settings.server.body_timeout,
+            limits: crate::rules::Known::from_settings(&settings).limits,
+        }))
+        .merge(crate::ui::router(crate::ui::UiState {
+            mode: crate::ui::Mode::Daemon,
+            access,
+            limiter: state.limiter.clone(),
+        }));
     tracing::info!(
         auth = tokens.required(),
         tls = tls.is_some(),

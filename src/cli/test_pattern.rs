@@ -214,7 +214,7 @@ fn parse_event(text: &str, envelope: bool) -> Result<Event, String> {
     Ok(event)
 }
 
-fn explanation_json(e: &Explanation) -> Value {
+pub(crate) fn explanation_json(e: &Explanation) -> Value {
     Value::Array(
         e.branches
             .iter()

@@ -1,0 +1,1 @@
+// console: written below
