@@ -1,53 +1,63 @@
 //! scanbridge: EventBridge + SNS for container-image vulnerability scans, on one machine.
 //!
-//! The binary is a thin shell over these modules:
-//! - [`cli`]: one file per subcommand; each returns an [`cli::Outcome`] that `main` maps to an exit code.
-//! - [`config`]: layered, typed settings (defaults, file, environment); secrets redacted.
-//! - [`rules`]: rule files to validated rules, every error with file and JSON pointer.
-//! - [`event`]: the EventBridge envelope: validation and normalisation; [`strict_json`] parses it,
-//!   refusing duplicate keys.
-//! - [`router`]: event to deliveries (rule × target, deterministic ids); atomic rule-set swap.
-//! - [`reload`]: hot reload of the rules on file change and SIGHUP.
-//! - [`ingest`]: the doors (HTTP `/events`, AWS PutEvents/TestEventPattern, stdin) into the store.
-//! - [`store`]: the durable store (events, outbox, dead letters) behind a small trait; SQLite.
-//! - [`worker`] and [`retry`]: lease, send, ack, retry with backoff, dead-letter.
-//! - [`target`]: delivery targets (console, webhook, email, Slack, topic) and their contract with the
-//!   worker.
-//! - [`render`]: what a target receives: input transformation, scan facts, message templates.
-//! - [`alerting`]: the notification pipeline between the outbox and a target (issue 7): silences
-//!   ([`silence`]), new-findings-only ([`history`]), deduplication ([`dedup`]), digests ([`digest`]) and
-//!   rate limits ([`ratelimit`]), all reading time from a [`clock`].
-//! - [`admin`]: the admin API (`/api/v1`: events and deliveries, dead letters, silences, rules, the
-//!   pattern sandbox) that the UI and programs use; [`ui`]: the browser sandbox and console (`/ui`).
-//! - [`metrics`], [`logging`], [`shutdown`]: observability and lifecycle.
+//! The binary is a thin shell over [`run`]; the library exports only what the binary, the
+//! integration tests, the fuzz targets and the examples use. Inside, one room per module (the map,
+//! with what each room owns and must not touch, is `ARCHITECTURE.md` at the project root):
+//! - `cli`: one file per subcommand; each returns an [`Outcome`] that `main` maps to an exit code.
+//! - `settings` (the whole configuration, layered: defaults, file, environment) over `config` (the
+//!   typed sections, secrets redacted, the error every room reports).
+//! - `rules`: rule files to validated rules, every error with file and JSON pointer; `reload`: hot
+//!   reload on file change and SIGHUP.
+//! - `event`: the EventBridge envelope: validation and normalisation; `strict_json` parses it,
+//!   refusing duplicate keys. `scan`: the scan facts every room reads (kinds, severities, digests,
+//!   repository from ARN).
+//! - `router`: event bytes to deliveries (rule × target, deterministic ids); atomic rule-set swap.
+//! - `ingest`: the doors (`http`: `POST /events`, health, metrics; `aws`: PutEvents and
+//!   TestEventPattern over AWS JSON 1.1; `stdin`) into the store.
+//! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
+//!   SQLite.
+//! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
+//! - `alerting`: the stages between the outbox and a receiver: silences, new-findings-only (scan
+//!   history), deduplication, digests and rate limits, all reading time from one clock.
+//! - `notify`: one module per receiver (console, webhook, email, Slack, topic) and their contract with
+//!   the worker; `render`: what a receiver sends (input transformation, message templates).
+//! - `admin`: the admin API (`/api/v1`: events and what became of their deliveries, dead letters,
+//!   silences, rules, the pattern sandbox) that the UI and programs use; `ui`: the browser sandbox
+//!   and console under `/ui` (embedded pages, sign-in sessions, CSRF, security headers).
+//! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
-pub mod admin;
-pub mod alerting;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod dedup;
-pub mod digest;
-pub mod event;
-pub mod history;
-pub mod ingest;
-pub mod logging;
-pub mod metrics;
-pub mod ratelimit;
-pub mod reload;
-pub mod render;
-pub mod retry;
-pub mod router;
-pub mod rules;
-pub mod shutdown;
-pub mod silence;
-pub mod store;
-pub mod strict_json;
-pub mod target;
-pub mod ui;
-pub mod worker;
+#![forbid(unsafe_code)]
+
+mod admin;
+mod alerting;
+mod cli;
+mod config;
+mod event;
+mod ingest;
+mod logging;
+mod metrics;
+mod notify;
+mod reload;
+mod render;
+mod retry;
+mod router;
+mod rules;
+mod scan;
+mod settings;
+mod shutdown;
+mod store;
+mod strict_json;
+mod ui;
+mod worker;
+
+pub use cli::{Cli, Command, Outcome, run};
+pub use event::{EnvelopeRules, Event, Rejection, validate};
+pub use ingest::server::{ConnLimits, serve as serve_http};
+pub use ingest::{BodyError, Shape, split_body};
+pub use store::delivery_id;
+pub use strict_json::from_str as parse_json_strict;
 
 /// Helpers shared by the unit tests.
 #[cfg(test)]

@@ -14,12 +14,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use scanbridge_pattern::RuleSet;
 
+use crate::alerting::{AlertOptions, RuleOptions};
+use crate::notify::topic::Topics;
 use crate::rules::Rule;
-use crate::target::topic::Topics;
+use crate::store::delivery_id;
 
 /// One delivery to make: the rule that matched, the target, and what to send (None = the event).
 #[derive(Debug, Clone, PartialEq)]
@@ -31,19 +32,6 @@ pub struct Delivery {
     /// The topic it came through, if any.
     pub topic: Option<String>,
     pub input: Option<Value>,
-}
-
-/// The deterministic delivery id: SHA-256 of event id, rule and target (NUL-separated), 32 hex digits.
-pub fn delivery_id(event_id: &str, rule: &str, target: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [event_id, rule, target] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// An immutable set of enabled rules, with the topics they may target.
@@ -85,10 +73,6 @@ impl Router {
 
     pub fn len(&self) -> usize {
         self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
     }
 
     /// The enabled rule named `name`.
@@ -157,6 +141,13 @@ impl RouterHandle {
     }
 }
 
+/// The alerting pipeline reads a rule's options from the live rule set when a delivery is sent.
+impl RuleOptions for RouterHandle {
+    fn alert_options(&self, rule: &str) -> Option<AlertOptions> {
+        self.current().rule(rule).map(|r| r.alert.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +193,7 @@ mod tests {
 
     #[test]
     fn topics_fan_out_to_matching_subscriptions() {
-        use crate::target::topic::Subscription;
+        use crate::notify::topic::Subscription;
         let known = crate::rules::Known {
             targets: ["alerts".to_owned(), "a".to_owned()].into(),
             ..Default::default()

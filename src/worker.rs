@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliveryConfig;
 use crate::metrics::Metrics;
+use crate::notify::{Message, Outcome, Targets};
 use crate::retry::{Decision, RetryPolicy};
 use crate::store::{Leased, Store, now_ms};
-use crate::target::{Message, Outcome, Targets};
 
 /// Everything an attempt needs; cheap to clone.
 #[derive(Clone)]

@@ -4,8 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scanbridge::event::{EnvelopeRules, validate};
-use scanbridge::ingest::split_body;
+use scanbridge::{EnvelopeRules, split_body, validate};
 
 fuzz_target!(|data: &[u8]| {
     let rules = EnvelopeRules {

@@ -1,7 +1,7 @@
 //! The admin API, `/api/v1/...`: JSON over HTTP for the UI's pages and for programs (the CLI, as
 //! `amtool` talks to Alertmanager). README's endpoint table lists every route.
 //!
-//! Each request passes, in order: the per-client rate limit of ingest (429), [`access`] (401/403:
+//! Each request passes, in order: the per-client rate limit of ingest (429), [`crate::ui::access`] (401/403:
 //! bearer token or browser session, CSRF token on changes, no cross-site changes), then its body is
 //! read whole within [`MAX_BODY`] bytes (413) and `server.body_timeout` (408). Answers are JSON;
 //! errors are `{"error": "..."}` with the status that fits (400 bad input, 404 unknown id, 503 store
@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 
 use crate::ingest::rate::RateLimiter;
 
-pub mod access;
 pub mod sandbox;
 
 /// Largest admin request body (an event is at most 256 KiB; a pattern a few KiB).
@@ -34,7 +33,7 @@ pub const MAX_BODY: usize = 1 << 20;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AdminState {
-    pub access: Arc<access::Access>,
+    pub access: Arc<crate::ui::access::Access>,
     pub limiter: Arc<RateLimiter>,
     pub body_timeout: Duration,
     /// Pattern limits (`rules.max_pattern_length`).

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::Outcome;
-use crate::config::Settings;
+use crate::settings::Settings;
 
 /// Arguments of `scanbridge check`.
 #[derive(Debug, clap::Args)]

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::Outcome;
 use super::route::{Offline, read};
-use crate::router::delivery_id;
-use crate::target::{Message, Outcome as Sent};
+use crate::notify::{Message, Outcome as Sent};
+use crate::store::delivery_id;
 
 /// The sample sent when no `--event` is given: an ECR basic scan with CRITICAL findings.
 pub const SAMPLE: &str = include_str!("../../tests/fixtures/ecr-image-scan-critical.json");

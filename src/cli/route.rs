@@ -14,10 +14,10 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use super::Outcome;
-use crate::config::Settings;
 use crate::event::{EnvelopeRules, Event};
+use crate::notify::{Message, Targets};
 use crate::router::Router;
-use crate::target::{Message, Targets};
+use crate::settings::Settings;
 
 /// Arguments of `scanbridge route`.
 #[derive(Debug, clap::Args)]
@@ -41,7 +41,7 @@ pub(crate) struct Offline {
     pub settings: Settings,
     pub router: Router,
     pub targets: Targets,
-    pub topics: Arc<crate::target::topic::Topics>,
+    pub topics: Arc<crate::notify::topic::Topics>,
 }
 
 impl Offline {
@@ -63,7 +63,7 @@ impl Offline {
         } else {
             Vec::new()
         };
-        let topics = Arc::new(crate::target::topic::compile(&settings.targets)?);
+        let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
         Ok(Offline {
@@ -136,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 println!(
                     "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
                     s.id,
-                    crate::silence::format_ms(s.expires_at_ms),
+                    crate::alerting::silence::format_ms(s.expires_at_ms),
                     s.comment,
                     s.created_by
                 );
@@ -181,7 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 }
 
 /// The silences stored in `data_dir` (none when it holds no store yet).
-fn silences(data_dir: &Path) -> anyhow::Result<crate::silence::SilenceSet> {
+fn silences(data_dir: &Path) -> anyhow::Result<crate::alerting::silence::SilenceSet> {
     use crate::store::Store as _;
     if !data_dir.join("scanbridge.db").is_file() {
         return Ok(Default::default());
@@ -190,7 +190,7 @@ fn silences(data_dir: &Path) -> anyhow::Result<crate::silence::SilenceSet> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(crate::silence::SilenceSet::new(
+    Ok(crate::alerting::silence::SilenceSet::new(
         rt.block_on(store.silences())?,
     ))
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::Outcome;
-use crate::admin::access::Access;
+use crate::ui::access::Access;
 use crate::ingest::rate::RateLimiter;
 use crate::shutdown::{CancellationToken, TaskTracker, spawn_signal_handler};
 use crate::ui::Mode;

@@ -12,18 +12,18 @@ use anyhow::Context;
 use tokio::sync::{Notify, mpsc};
 
 use super::Outcome;
-use crate::config::Settings;
 use crate::event::EnvelopeRules;
 use crate::ingest::auth as http_auth;
 use crate::ingest::rate::RateLimiter;
 use crate::ingest::{Ingestor, http, server};
 use crate::metrics::Metrics;
+use crate::notify::Targets;
 use crate::reload::Reloader;
 use crate::router::{Router, RouterHandle};
+use crate::settings::Settings;
 use crate::shutdown::{CancellationToken, TaskTracker, spawn_signal_handler};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
-use crate::target::Targets;
 use crate::worker::Worker;
 
 /// Arguments of `scanbridge serve`; flags override the configuration.
@@ -93,7 +93,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
         );
     }
-    let topics = Arc::new(crate::target::topic::compile(&settings.targets)?);
+    let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
     let router = Router::new(rules, topics.clone());
     metrics
         .rules_loaded
@@ -137,7 +137,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         },
         wake: wake.clone(),
     };
-    let clock = crate::clock::system();
+    let clock = crate::alerting::system_clock();
     let limits = settings
         .targets
         .iter()
@@ -148,7 +148,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
         clock.clone(),
-        crate::ratelimit::RateLimiter::new(limits, clock),
+        crate::alerting::RateLimiter::new(limits, clock),
     ));
     let worker = Worker {
         store: store.clone(),
@@ -189,7 +189,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         body_timeout: settings.server.body_timeout,
         max_batch_events: settings.server.max_batch_events,
     };
-    let access = Arc::new(crate::admin::access::Access::new(
+    let access = Arc::new(crate::ui::access::Access::new(
         tokens.clone(),
         tls.is_some(),
     ));

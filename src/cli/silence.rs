@@ -11,7 +11,8 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::Outcome;
-use crate::silence::{self, Silence, SilenceError};
+use crate::alerting::silence::{self, SilenceError};
+use crate::store::Silence;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 

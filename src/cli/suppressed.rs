@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         for s in &list {
             println!(
                 "{:<20}  {:<24}  {:<12}  {:<10}  {} (event {})",
-                crate::silence::format_ms(s.at_ms),
+                crate::alerting::silence::format_ms(s.at_ms),
                 s.rule,
                 s.target,
                 s.reason,

@@ -1,5 +1,6 @@
-//! The HTTP doors (axum): `POST /events`, the AWS JSON 1.1 endpoint `POST /` (`AWSEvents.PutEvents`,
-//! `AWSEvents.TestEventPattern`), `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! The plain HTTP door (axum): `POST /events`, `GET /healthz`, `GET /readyz`, `GET /metrics`, and the
+//! route `POST /` to the AWS JSON 1.1 door ([`super::aws`]: `AWSEvents.PutEvents`,
+//! `AWSEvents.TestEventPattern`), both behind the same rate limit, authentication and body limits.
 //!
 //! Promises:
 //! - `POST /events` answers 202 only after every accepted event is durable; the body lists index-aligned
@@ -14,7 +15,7 @@
 //!   (413) before any handler sees it. Error bodies never echo credentials.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -24,7 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::auth::Tokens;
 use super::body::{self, ReadError};
@@ -120,11 +121,7 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(token) = auth.strip_prefix("Bearer ") {
         return Some(token.trim());
     }
-    let cred = auth
-        .strip_prefix("AWS4-HMAC-SHA256 ")?
-        .split(',')
-        .find_map(|p| p.trim().strip_prefix("Credential="))?;
-    cred.split('/').next()
+    super::aws::access_key_id(auth)
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -227,184 +224,9 @@ async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-// ---- AWS JSON 1.1 -------------------------------------------------------------------------------
-
-const AMZ_JSON: &str = "application/x-amz-json-1.1";
-
-fn aws_ok(body: Value) -> Response {
-    ([(header::CONTENT_TYPE, AMZ_JSON)], body.to_string()).into_response()
-}
-
-fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let body = json!({"__type": kind, "message": message});
-    let mut r = (status, [(header::CONTENT_TYPE, AMZ_JSON)], body.to_string()).into_response();
-    if let Ok(v) = HeaderValue::from_str(kind) {
-        r.headers_mut().insert("x-amzn-errortype", v);
-    }
-    r
-}
-
+/// `POST /`: the AWS JSON 1.1 door ([`super::aws`]).
 async fn aws_json(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let op = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let req: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "SerializationException",
-                "request body is not a JSON object",
-            );
-        }
-    };
-    match op {
-        "AWSEvents.PutEvents" => put_events(&st, &req).await,
-        "AWSEvents.TestEventPattern" => test_event_pattern(&req),
-        other => aws_error(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            &format!("operation {other:?} is not supported (PutEvents, TestEventPattern)"),
-        ),
-    }
-}
-
-/// Builds an EventBridge event from one PutEvents entry, or the entry's (ErrorCode, ErrorMessage).
-fn entry_to_event(entry: &Value) -> Result<String, (&'static str, String)> {
-    let required = |key: &str| -> Result<String, (&'static str, String)> {
-        match entry.get(key) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            _ => Err((
-                "InvalidArgument",
-                format!("Parameter {key} is not valid. Reason: {key} is a required argument."),
-            )),
-        }
-    };
-    let source = required("Source")?;
-    let detail_type = required("DetailType")?;
-    let detail_text = required("Detail")?;
-    let detail: Value = match crate::strict_json::from_str(&detail_text) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return Err(("MalformedDetail", "Detail is malformed.".into())),
-    };
-    let mut ev = Map::new();
-    ev.insert("version".into(), json!("0"));
-    ev.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-    ev.insert("detail-type".into(), json!(detail_type));
-    ev.insert("source".into(), json!(source));
-    match entry.get("Time") {
-        Some(Value::Number(n)) => {
-            let secs = n.as_f64().unwrap_or(0.0).max(0.0);
-            let t = UNIX_EPOCH + Duration::from_secs_f64(secs);
-            ev.insert(
-                "time".into(),
-                json!(humantime::format_rfc3339_seconds(t).to_string()),
-            );
-        }
-        Some(Value::String(s)) => {
-            ev.insert("time".into(), json!(s));
-        }
-        _ => {}
-    }
-    match entry.get("Resources") {
-        Some(Value::Array(r)) if r.iter().all(Value::is_string) => {
-            ev.insert("resources".into(), Value::Array(r.clone()));
-        }
-        None | Some(Value::Null) => {}
-        Some(_) => {
-            return Err((
-                "InvalidArgument",
-                "Parameter Resources is not valid.".into(),
-            ));
-        }
-    }
-    ev.insert("detail".into(), detail);
-    Ok(Value::Object(ev).to_string())
-}
-
-async fn put_events(st: &AppState, req: &Value) -> Response {
-    let Some(Value::Array(entries)) = req.get("Entries") else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "Entries is required",
-        );
-    };
-    if entries.is_empty() || entries.len() > 10 {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and 10",
-        );
-    }
-    let built: Vec<Result<String, (&'static str, String)>> =
-        entries.iter().map(entry_to_event).collect();
-    let items = built
-        .iter()
-        .map(|b| b.clone().map_err(|(_, m)| Rejection::Malformed(m)))
-        .collect();
-    let results = match st.ingestor.ingest(items).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "store failure: PutEvents not accepted");
-            return aws_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalException",
-                "store unavailable",
-            );
-        }
-    };
-    let mut failed = 0;
-    let out: Vec<Value> = results
-        .iter()
-        .zip(&built)
-        .map(|(r, b)| match (r, b) {
-            (Ok(a), _) => json!({"EventId": a.id}),
-            (Err(_), Err((code, msg))) => {
-                failed += 1;
-                json!({"ErrorCode": code, "ErrorMessage": msg})
-            }
-            (Err(why), Ok(_)) => {
-                failed += 1;
-                json!({"ErrorCode": "InvalidArgument", "ErrorMessage": why.to_string()})
-            }
-        })
-        .collect();
-    aws_ok(json!({"FailedEntryCount": failed, "Entries": out}))
-}
-
-fn test_event_pattern(req: &Value) -> Response {
-    let (Some(Value::String(pattern)), Some(Value::String(event))) =
-        (req.get("EventPattern"), req.get("Event"))
-    else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "EventPattern and Event are required strings",
-        );
-    };
-    let pattern = match scanbridge_pattern::Pattern::parse(pattern) {
-        Ok(p) => p,
-        Err(e) => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidEventPatternException",
-                &e.to_string(),
-            );
-        }
-    };
-    let event: Value = match serde_json::from_str(event) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidArgument",
-                "Event is not valid JSON.",
-            );
-        }
-    };
-    aws_ok(json!({"Result": pattern.matches(&event)}))
+    super::aws::handle(&st.ingestor, &headers, &body).await
 }
 
 #[cfg(test)]
@@ -425,28 +247,5 @@ mod tests {
         assert_eq!(presented(&h), Some("KEY123"));
         h.insert(header::AUTHORIZATION, "Basic Zm9v".parse().unwrap());
         assert_eq!(presented(&h), None);
-    }
-
-    #[test]
-    fn put_events_entries() {
-        let ok = entry_to_event(
-            &json!({"Source":"s","DetailType":"t","Detail":"{\"a\":1}","Time":1700000000}),
-        )
-        .unwrap();
-        let v: Value = serde_json::from_str(&ok).unwrap();
-        assert_eq!(v["time"], "2023-11-14T22:13:20Z");
-        assert_eq!(v["detail"]["a"], 1);
-        assert_eq!(
-            entry_to_event(&json!({"DetailType":"t","Detail":"{}"}))
-                .unwrap_err()
-                .0,
-            "InvalidArgument"
-        );
-        assert_eq!(
-            entry_to_event(&json!({"Source":"s","DetailType":"t","Detail":"[1]"}))
-                .unwrap_err()
-                .0,
-            "MalformedDetail"
-        );
     }
 }

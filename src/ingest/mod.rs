@@ -6,8 +6,10 @@
 //! that answers "accepted" after it never acknowledges anything that is not durable. Invalid events
 //! are rejected one by one (index-aligned results); a store failure fails the whole call.
 //!
-//! The HTTP door's parts: [`server`] (accept loop: connection limit, header timeout, TLS from [`tls`]),
-//! [`http`] (routes), [`rate`] (per-client limit), [`auth`] (tokens), [`body`] (bounded body reads).
+//! The doors: [`http`] (the plain door: `POST /events`, health, metrics), [`aws`] (the AWS JSON 1.1
+//! door: PutEvents, TestEventPattern, SigV4 credentials), [`stdin`] (NDJSON on standard input). The HTTP
+//! doors' parts: [`server`] (accept loop: connection limit, header timeout, TLS from [`tls`]),
+//! [`rate`] (per-client limit), [`auth`] (tokens), [`body`] (bounded body reads).
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError};
 
 pub mod auth;
+pub mod aws;
 pub mod body;
 pub mod http;
 pub mod rate;
@@ -79,6 +82,7 @@ impl Ingestor {
                         duplicate: false,
                     }));
                     batch.push(NewEvent {
+                        history: crate::alerting::history_update(&ev.value),
                         id: ev.id,
                         body: ev.body,
                         deliveries,

@@ -4,7 +4,6 @@
 //! minijinja. Pure apart from reading template override files at start-up.
 
 pub mod jsonpath;
-pub mod scan;
 pub mod template;
 pub mod transform;
 

@@ -24,7 +24,7 @@ use minijinja::{Environment, UndefinedBehavior, Value as Jv};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::scan::{self, Facts};
+use crate::scan::{self, Facts};
 
 /// The template names and their embedded defaults.
 pub const DEFAULTS: &[(&str, &str)] = &[
@@ -87,18 +87,6 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// The context of one delivery attempt.
-    pub fn of(msg: &'a crate::target::Message<'a>) -> Self {
-        Context::new(
-            msg.event,
-            msg.payload,
-            msg.rule,
-            msg.delivery_id,
-            msg.event_id,
-        )
-        .with_delta(msg.delta)
-    }
-
     pub fn new(
         event: &'a Value,
         payload: &'a Value,
@@ -126,7 +114,7 @@ impl<'a> Context<'a> {
 
 impl Context<'_> {
     /// Adds what changed since the previous scan (`scan.delta`).
-    pub fn with_delta(mut self, delta: Option<&crate::history::Delta>) -> Self {
+    pub fn with_delta(mut self, delta: Option<&crate::scan::Delta>) -> Self {
         self.scan.delta = delta.cloned();
         self
     }
@@ -345,12 +333,12 @@ mod tests {
         let e = sample("ecr-image-scan-critical.json");
         let mut before = e.clone();
         before["detail"]["finding-severity-counts"] = json!({"HIGH": 9});
-        let o = crate::history::observe(&before).unwrap();
-        let prev = crate::history::Previous {
+        let o = crate::alerting::observe(&before).unwrap();
+        let prev = crate::alerting::HistoryPrevious {
             via: o.keys[0].clone(),
             record: o.record,
         };
-        let delta = crate::history::delta(&e, &prev);
+        let delta = crate::alerting::delta(&e, &prev);
         let ctx = Context::new(&e, &e, "r", "d", "e").with_delta(Some(&delta));
         let subject = t.render("email/subject.txt", &ctx).unwrap();
         assert!(
@@ -378,7 +366,7 @@ mod tests {
         );
 
         let members = [e.clone(), sample("ecr-image-scan-high-only.json")];
-        let digest = crate::digest::digest_event(
+        let digest = crate::alerting::digest_event(
             "g",
             "r",
             &json!({}),

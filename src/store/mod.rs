@@ -13,8 +13,9 @@
 //! - Every delivery is therefore attempted at least once; receivers dedupe with the delivery id.
 //!
 //! Alerting state (issue 7), same backend, same durability:
-//! - `accept` also records each new scan event in the scan history ([`crate::history`]) and stamps the
-//!   event with the result it replaced ([`Leased::previous`]), in the same transaction.
+//! - `accept` also records each new event's [`HistoryUpdate`] (computed by the caller) in the scan
+//!   history and stamps the event with the result it replaced ([`Leased::previous`]), in the same
+//!   transaction.
 //! - A delivery can leave the outbox a third way, `suppress` (silenced, duplicate, not news): it is
 //!   kept in the suppressed list with the reason, never silently lost. `postpone` delays a delivery
 //!   without counting an attempt (rate limits). `group_add` moves it into a digest group;
@@ -22,7 +23,7 @@
 //! - `dedup_claim` is an atomic check-and-set: the first delivery to claim a key within the window
 //!   wins, every other one learns whose duplicate it is. Claims by the same delivery are idempotent
 //!   (a retried delivery is not its own duplicate).
-//! - Silences are stored as given; matching them is the caller's job ([`crate::silence`]).
+//! - Silences are stored as given; matching them is the caller's job ([`crate::alerting::silence`]).
 //!
 //! Time for these decisions is passed in (`now_ms`), so callers can inject a clock.
 
@@ -31,8 +32,23 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 pub mod sqlite;
+
+/// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
+/// once; receivers drop duplicates with it): SHA-256 of event id, rule and target (NUL-separated), 32 hex digits.
+pub fn delivery_id(event_id: &str, rule: &str, target: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [event_id, rule, target] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A boxed, sendable future: keeps [`Store`] usable as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -82,6 +98,24 @@ pub struct NewEvent {
     pub id: String,
     pub body: String,
     pub deliveries: Vec<NewDelivery>,
+    /// What the event teaches the scan history, if anything (computed by the caller).
+    pub history: Option<HistoryUpdate>,
+}
+
+/// One event's entry in the scan history, computed by the caller from the parsed event
+/// ([`crate::alerting`]'s history) so that the store parses nothing: in the accept transaction it
+/// finds the result this one replaces, stamps it on the event ([`Leased::previous`]) and records
+/// `record` under every key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryUpdate {
+    /// Keys naming this very image or finding, most specific first: the first that holds a result
+    /// gives the previous result.
+    pub exact: Vec<String>,
+    /// Keys naming a predecessor (`repository:tag`): without an exact result, the one updated last
+    /// gives the previous result.
+    pub related: Vec<String>,
+    /// The result to record (JSON).
+    pub record: String,
 }
 
 /// A delivery leased for one attempt.
@@ -98,7 +132,7 @@ pub struct Leased {
     pub attempts: u32,
     /// When the event was accepted (ms since the Unix epoch).
     pub created_at_ms: i64,
-    /// The scan result this event replaced in the history (JSON of [`crate::history::Previous`]).
+    /// The scan result this event replaced in the history (JSON: `{"via": KEY, "record": RECORD}`).
     pub previous: Option<String>,
 }
 
@@ -139,6 +173,26 @@ pub struct DueGroup {
     pub labels: String,
     /// (delivery id, event JSON, added at ms)
     pub members: Vec<(String, String, i64)>,
+}
+
+/// One silence as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Silence {
+    pub id: String,
+    /// The event pattern (JSON text).
+    pub pattern: String,
+    /// The matchers as the person wrote them (for listings).
+    pub matchers: String,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+impl Silence {
+    pub fn active_at(&self, now_ms: i64) -> bool {
+        now_ms < self.expires_at_ms
+    }
 }
 
 /// A delivery that gave up.
@@ -221,15 +275,12 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
     /// Stores a new silence.
-    fn silence_add(
-        &self,
-        silence: crate::silence::Silence,
-    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn silence_add(&self, silence: Silence) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Every silence, expired ones included, newest first.
-    fn silences(&self) -> BoxFuture<'_, Result<Vec<crate::silence::Silence>, StoreError>>;
+    fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, StoreError>>;
     /// Expires a silence now (`NotFound` if there is none with that id).
     fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Moves a delivery from the outbox into its digest group (see [`crate::digest`]).
+    /// Moves a delivery from the outbox into its digest group (see [`crate::alerting::digest`]).
     fn group_add(&self, add: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Groups due for a flush at `now_ms`.
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>>;

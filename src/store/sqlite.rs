@@ -8,8 +8,8 @@
 //! - `dead_letters(id PRIMARY KEY, event_id, rule, target, input, attempts, created_at, failed_at,
 //!   reason)`: deliveries that gave up; redrive moves them back to the outbox.
 //! - `events.previous`: the scan result the event replaced (JSON), stamped at accept.
-//! - `scan_history(key PRIMARY KEY, record, updated_at)`: the last result per `digest:REPO@DIGEST`,
-//!   `tag:REPO:TAG` and `finding:ARN` ([`crate::history`]).
+//! - `scan_history(key PRIMARY KEY, record, updated_at)`: the last result per key (the alerting
+//!   history's `digest:REPO@DIGEST`, `tag:REPO:TAG` and `finding:ARN`), written as handed in.
 //! - `suppressed(id PRIMARY KEY, event_id, rule, target, reason, detail, at)`: deliveries not sent on
 //!   purpose (silenced, duplicate, not news).
 //! - `dedup(scope, key, delivery_id, at, PRIMARY KEY (scope, key))`: the delivery that claimed a dedup
@@ -44,13 +44,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::value::RawValue;
 
 use super::{
-    BoxFuture, DeadLetter, DueGroup, GroupAdd, Leased, NewEvent, Store, StoreError, Suppressed,
-    now_ms,
+    BoxFuture, DeadLetter, DueGroup, GroupAdd, HistoryUpdate, Leased, NewEvent, Silence, Store,
+    StoreError, Suppressed, now_ms,
 };
-use crate::history::{self, Previous, Record};
-use crate::silence::Silence;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -141,50 +140,57 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Records `body` in the scan history; returns the result it replaced (JSON), if any.
-fn observe(
+/// Records `h` in the scan history; returns the result it replaced (JSON `{"via", "record"}`), if any.
+/// Records are the caller's JSON, copied as they are; one that is not JSON (a damaged row) is passed
+/// over.
+fn record_history(
     tx: &rusqlite::Transaction<'_>,
-    body: &str,
+    h: &HistoryUpdate,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
-    let Ok(event) = serde_json::from_str::<serde_json::Value>(body) else {
-        return Ok(None);
-    };
-    let Some(obs) = history::observe(&event) else {
-        return Ok(None);
-    };
-    // The digest (or finding) key is the most specific; otherwise the latest of the tag keys.
-    let mut previous: Option<(String, Record, i64)> = None;
+    let mut previous: Option<(&str, String)> = None;
     {
         let mut get =
             tx.prepare_cached("SELECT record, updated_at FROM scan_history WHERE key = ?1")?;
-        for key in &obs.keys {
+        let mut read = |key: &str| -> Result<Option<(String, i64)>, StoreError> {
             let row: Option<(String, i64)> = get
                 .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let Some((text, at)) = row else { continue };
-            let Ok(record) = serde_json::from_str::<Record>(&text) else {
-                continue;
-            };
-            if !key.starts_with("tag:") {
-                previous = Some((key.clone(), record, at)); // the same image or finding: most specific
+            Ok(row.filter(|(text, _)| serde_json::from_str::<&RawValue>(text).is_ok()))
+        };
+        for key in &h.exact {
+            if let Some((text, _)) = read(key)? {
+                previous = Some((key, text));
                 break;
             }
-            if previous.as_ref().is_none_or(|(_, _, best)| at > *best) {
-                previous = Some((key.clone(), record, at));
+        }
+        if previous.is_none() {
+            let mut latest: Option<i64> = None;
+            for key in &h.related {
+                if let Some((text, at)) = read(key)?
+                    && latest.is_none_or(|best| at > best)
+                {
+                    latest = Some(at);
+                    previous = Some((key, text));
+                }
             }
         }
     }
-    let record = serde_json::to_string(&obs.record).unwrap_or_default();
     let mut put = tx.prepare_cached(
         "INSERT INTO scan_history (key, record, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
     )?;
-    for key in &obs.keys {
-        put.execute(params![key, record, now])?;
+    for key in h.exact.iter().chain(&h.related) {
+        put.execute(params![key, h.record, now])?;
     }
-    Ok(previous.map(|(via, record, _)| {
-        serde_json::to_string(&Previous { via, record }).unwrap_or_default()
+    #[derive(serde::Serialize)]
+    struct Previous<'a> {
+        via: &'a str,
+        record: &'a RawValue,
+    }
+    Ok(previous.and_then(|(via, text)| {
+        let record = serde_json::from_str::<&RawValue>(&text).ok()?;
+        serde_json::to_string(&Previous { via, record }).ok()
     }))
 }
 
@@ -300,7 +306,9 @@ impl Store for SqliteStore {
                     if !new {
                         continue; // a duplicate event id: already routed when first accepted
                     }
-                    if let Some(previous) = observe(&tx, &e.body, now)? {
+                    if let Some(h) = &e.history
+                        && let Some(previous) = record_history(&tx, h, now)?
+                    {
                         tx.execute(
                             "UPDATE events SET previous = ?2 WHERE id = ?1",
                             params![e.id, previous],
@@ -730,6 +738,7 @@ mod tests {
                 target: "t".into(),
                 input: None,
             }],
+            history: None,
         }
     }
 

@@ -26,9 +26,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::access::{Access, refuse_cross_site};
+use crate::ui::access::{Access, refuse_cross_site};
 use crate::ingest::rate::RateLimiter;
 
+pub mod access;
 pub mod assets;
 pub mod headers;
 pub mod session;

@@ -1,14 +1,14 @@
 //! The notification pipeline: what happens to a leased delivery before its target sees it.
 //!
 //! Order (Alertmanager's, adapted to scan events), each step able to stop the delivery:
-//! 1. **Silences** ([`crate::silence`]): an active silence matching the event → suppressed `silenced`.
-//! 2. **notify_on** ([`crate::history`]): not news compared with the previous scan → `not_new` /
+//! 1. **Silences** ([`crate::alerting::silence`]): an active silence matching the event → suppressed `silenced`.
+//! 2. **notify_on** ([`crate::alerting::history`]): not news compared with the previous scan → `not_new` /
 //!    `not_worse`.
-//! 3. **dedup** ([`crate::dedup`]): the rule and target already notified this key within the window →
+//! 3. **dedup** ([`crate::alerting::dedup`]): the rule and target already notified this key within the window →
 //!    `duplicate`.
-//! 4. **Digest** ([`crate::digest`]): a rule with `group_by` moves the delivery into its group; the
+//! 4. **Digest** ([`crate::alerting::digest`]): a rule with `group_by` moves the delivery into its group; the
 //!    group is flushed later as one digest delivery ([`Alerting::flush_due`]).
-//! 5. **Rate limit** ([`crate::ratelimit`]): no token for the target → back in the outbox, due when a
+//! 5. **Rate limit** ([`crate::alerting::ratelimit`]): no token for the target → back in the outbox, due when a
 //!    token will be there (no attempt counted).
 //!
 //! Promises: nothing is dropped silently — a suppressed delivery is moved to the store's suppressed
@@ -23,87 +23,35 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::clock::SharedClock;
-use crate::dedup::DedupSpec;
-use crate::digest::{self, GroupSpec};
-use crate::history::{self, Delta, NotifyOn, Previous};
+mod clock;
+mod dedup;
+mod digest;
+mod history;
+mod options;
+mod ratelimit;
+pub(crate) mod silence;
+
+pub use clock::{Clock, SharedClock, system as system_clock};
+pub use history::{NotifyOn, history_update};
+pub use options::{AlertOptions, RuleOptions};
+pub use ratelimit::{RateLimit, RateLimiter};
+/// For other rooms' unit tests: the real shapes of deltas and digests.
+#[cfg(test)]
+pub(crate) use {
+    digest::digest_event,
+    history::{delta, observe},
+};
+
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
-use crate::router::{RouterHandle, delivery_id};
-use crate::silence::{Silence, SilenceSet};
-use crate::store::{GroupAdd, Leased, NewDelivery, NewEvent, Store, Suppressed};
-
-/// A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AlertOptions {
-    pub dedup: Option<DedupSpec>,
-    pub notify_on: NotifyOn,
-    pub group: Option<GroupSpec>,
-}
-
-/// The rule-file keys [`AlertOptions::parse`] reads.
-pub const KEYS: [&str; 5] = [
-    "dedup",
-    "notify_on",
-    "group_by",
-    "group_wait",
-    "group_interval",
-];
-
-impl AlertOptions {
-    /// Reads the options of a rule document; errors are (pointer, message).
-    pub fn parse(m: &Map<String, Value>, errs: &mut Vec<(String, String)>) -> AlertOptions {
-        let dedup = match m.get("dedup") {
-            None => None,
-            Some(v) => DedupSpec::parse(v, "/dedup").unwrap_or_else(|mut e| {
-                errs.append(&mut e);
-                None
-            }),
-        };
-        let notify_on = match m.get("notify_on") {
-            None => NotifyOn::Always,
-            Some(v) => NotifyOn::parse(v).unwrap_or_else(|| {
-                errs.push((
-                    "/notify_on".into(),
-                    "notify_on must be \"always\", \"new_findings\" or \"worse\"".into(),
-                ));
-                NotifyOn::Always
-            }),
-        };
-        let group = GroupSpec::parse(m, errs);
-        AlertOptions {
-            dedup,
-            notify_on,
-            group,
-        }
-    }
-
-    /// One line for `scanbridge route`, or None when every option is the default.
-    pub fn describe(&self) -> Option<String> {
-        let mut parts = Vec::new();
-        if self.notify_on != NotifyOn::Always {
-            parts.push(format!("notify_on {}", self.notify_on.as_str()));
-        }
-        if let Some(d) = &self.dedup {
-            parts.push(format!(
-                "dedup within {}",
-                humantime::format_duration(d.window)
-            ));
-        }
-        if let Some(g) = &self.group {
-            let by: Vec<&str> = g.by.iter().map(|p| p.original.as_str()).collect();
-            parts.push(format!(
-                "digest by [{}] (wait {}, interval {})",
-                by.join(", "),
-                humantime::format_duration(g.wait),
-                humantime::format_duration(g.interval)
-            ));
-        }
-        (!parts.is_empty()).then(|| parts.join("; "))
-    }
-}
+use crate::scan::Delta;
+use crate::store::Silence;
+use crate::store::{GroupAdd, Leased, NewDelivery, NewEvent, Store, Suppressed, delivery_id};
+use history::Previous;
+#[cfg(test)]
+pub(crate) use history::Previous as HistoryPrevious;
+use silence::SilenceSet;
 
 /// What the pipeline decided for one leased delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +64,8 @@ pub enum Verdict {
 
 /// The pipeline and everything it needs.
 pub struct Alerting {
-    pub router: Arc<RouterHandle>,
+    /// The live rules' options (the router).
+    pub rules: Arc<dyn RuleOptions>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
@@ -126,14 +75,14 @@ pub struct Alerting {
 
 impl Alerting {
     pub fn new(
-        router: Arc<RouterHandle>,
+        rules: Arc<dyn RuleOptions>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         clock: SharedClock,
         limits: RateLimiter,
     ) -> Alerting {
         Alerting {
-            router,
+            rules,
             store,
             metrics,
             clock,
@@ -187,18 +136,13 @@ impl Alerting {
             .previous
             .as_deref()
             .and_then(|p| serde_json::from_str(p).ok());
-        if !digest::is_digest(event) {
+        if !crate::scan::is_digest(event) {
             let now = self.clock.now_ms();
             if let Some(s) = self.silence_set().await.find(event, now) {
                 let detail = format!("silence {} ({})", s.id, s.comment);
                 return self.suppress(d, "silenced", detail).await;
             }
-            let options = self
-                .router
-                .current()
-                .rule(&d.rule)
-                .map(|r| r.alert.clone())
-                .unwrap_or_default();
+            let options = self.rules.alert_options(&d.rule).unwrap_or_default();
             if options.notify_on != NotifyOn::Always {
                 let observed = history::observe(event);
                 if let Err(why) =
@@ -289,10 +233,9 @@ impl Alerting {
         let mut made = 0;
         for g in due {
             let interval = self
-                .router
-                .current()
-                .rule(&g.rule)
-                .and_then(|r| r.alert.group.as_ref().map(|s| s.interval))
+                .rules
+                .alert_options(&g.rule)
+                .and_then(|o| o.group.map(|s| s.interval))
                 .unwrap_or(digest::DEFAULT_INTERVAL);
             let members: Vec<Value> = g
                 .members
@@ -309,7 +252,7 @@ impl Alerting {
                 &labels,
                 &members,
                 window,
-                &crate::silence::format_ms(now),
+                &crate::alerting::silence::format_ms(now),
             );
             let digest_event = NewEvent {
                 id: id.clone(),
@@ -320,6 +263,7 @@ impl Alerting {
                     target: g.target.clone(),
                     input: None,
                 }],
+                history: None,
             };
             let ids: Vec<String> = g.members.iter().map(|m| m.0.clone()).collect();
             let n = ids.len();
@@ -350,9 +294,9 @@ impl Alerting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock as _, ManualClock};
-    use crate::ratelimit::RateLimit;
-    use crate::router::Router;
+    use crate::alerting::clock::ManualClock;
+    use crate::alerting::ratelimit::RateLimit;
+    use crate::router::{Router, RouterHandle};
     use crate::store::sqlite::SqliteStore;
     use serde_json::json;
     use std::collections::HashMap;
@@ -411,6 +355,7 @@ mod tests {
                         target: "hook".into(),
                         input: None,
                     }],
+                    history: crate::alerting::history_update(&event),
                 }])
                 .await
                 .unwrap();

@@ -21,6 +21,17 @@ pub const SEVERITIES: [&str; 6] = [
     "UNDEFINED",
 ];
 
+/// The `source` of the digest events scanbridge makes from a group of matches (alerting's digests).
+pub const DIGEST_SOURCE: &str = "scanbridge";
+/// The `detail-type` of digest events.
+pub const DIGEST_DETAIL_TYPE: &str = "Scan Digest";
+
+/// Whether `event` is a digest made by scanbridge (it is not grouped, deduplicated or silenced again).
+pub fn is_digest(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some(DIGEST_SOURCE)
+        && event.get("detail-type").and_then(Value::as_str) == Some(DIGEST_DETAIL_TYPE)
+}
+
 /// What kind of event this is, for the templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,7 +40,7 @@ pub enum Kind {
     InspectorScan,
     InspectorFinding,
     EcrPush,
-    /// A digest made by scanbridge from a group of matches ([`crate::digest`]).
+    /// A digest made by scanbridge from a group of matches (see [`is_digest`]).
     Digest,
     Generic,
 }
@@ -93,7 +104,33 @@ pub struct Facts {
     pub headline: String,
     /// What changed since the previous scan of the image, when the store knew one (set by
     /// [`crate::render::template::Context::with_delta`]).
-    pub delta: Option<crate::history::Delta>,
+    pub delta: Option<Delta>,
+}
+
+/// One severity's change, for templates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub severity: &'static str,
+    pub before: u64,
+    pub after: u64,
+}
+
+/// What changed since the previous result of the same image or finding (computed by the alerting
+/// history): templates show it as `scan.delta`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delta {
+    /// `same image` (a rescan of the digest) or `previous image of repo:tag`.
+    pub compared_with: String,
+    pub previous_event_id: String,
+    pub previous_time: Option<String>,
+    /// Every severity whose count changed, in fixed order.
+    pub changes: Vec<Change>,
+    /// Previous counts, fixed order, zeros included.
+    pub previous: Vec<Change>,
+    /// "CRITICAL 0 -> 2, HIGH 7 -> 5", or "no change".
+    pub summary: String,
+    /// For a finding: "HIGH -> CRITICAL" / "CLOSED -> ACTIVE", when it changed.
+    pub finding: Option<String>,
 }
 
 fn s(v: &Value, ptr: &str) -> Option<String> {
@@ -146,7 +183,7 @@ impl Facts {
             (_, "Inspector2 Scan") => Kind::InspectorScan,
             (_, "Inspector2 Finding") => Kind::InspectorFinding,
             (_, "ECR Image Action") => Kind::EcrPush,
-            (crate::digest::SOURCE, crate::digest::DETAIL_TYPE) => Kind::Digest,
+            (DIGEST_SOURCE, DIGEST_DETAIL_TYPE) => Kind::Digest,
             _ => Kind::Generic,
         };
         let mut region = s(event, "/region");

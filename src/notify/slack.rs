@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 
 use super::{Message, Outcome};
 use crate::config::{ConfigError, Secret};
-use crate::render::scan::{Facts, Kind};
 use crate::render::template::{Context, Templates, mrkdwn};
 use crate::retry::RetryOverrides;
+use crate::scan::{Facts, Kind};
 
 /// Slack's limits.
 pub const MAX_BLOCKS: usize = 50;
@@ -44,7 +44,7 @@ pub struct SlackConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
     /// outbox, never dropped.
     #[serde(default)]
-    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    pub rate_limit: Option<crate::alerting::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -88,7 +88,7 @@ impl Slack {
 
     /// The message body for `msg` (also shown by `scanbridge route`).
     pub fn payload(&self, msg: &Message<'_>) -> Result<Value, String> {
-        let ctx = Context::of(msg);
+        let ctx = msg.context();
         let text = self
             .templates
             .render("slack/text.txt", &ctx)

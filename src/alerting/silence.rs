@@ -15,28 +15,9 @@
 use std::time::Duration;
 
 use scanbridge_pattern::Pattern;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-/// One silence as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Silence {
-    pub id: String,
-    /// The event pattern (JSON text).
-    pub pattern: String,
-    /// The matchers as the person wrote them (for listings).
-    pub matchers: String,
-    pub comment: String,
-    pub created_by: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
-}
-
-impl Silence {
-    pub fn active_at(&self, now_ms: i64) -> bool {
-        now_ms < self.expires_at_ms
-    }
-}
+use crate::store::Silence;
 
 /// Why a silence could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -228,14 +209,6 @@ impl SilenceSet {
             .iter()
             .find(|(s, p)| s.active_at(now_ms) && p.matches(event))
             .map(|(s, _)| s)
-    }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 }
 

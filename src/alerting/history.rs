@@ -2,8 +2,9 @@
 //! of each Inspector2 finding), so that a rule can notify only on news (`notify_on`) and templates can
 //! show what changed ("CRITICAL 0 -> 2").
 //!
-//! The store records an [`Observation`] for every newly accepted scan event, in the same transaction as
-//! the event, and stamps the event with the [`Previous`] result it replaced (before updating). So the
+//! Ingest computes a [`HistoryUpdate`] ([`history_update`]) for every scan event it accepts; the store
+//! records it in the same transaction as the event, and stamps the event with the [`Previous`] result
+//! it replaced (before updating). So the
 //! comparison is made in ingest order, once per event, whatever order deliveries are later sent in,
 //! and two rules matching the same event compare against the same previous result.
 //!
@@ -22,7 +23,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::render::scan::{Facts, Kind, SEVERITIES};
+use crate::scan::{Change, Delta, Facts, Kind, SEVERITIES};
+use crate::store::HistoryUpdate;
 
 /// A rule's `notify_on` option.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,6 +143,19 @@ pub fn observe(event: &Value) -> Option<Observation> {
     }
 }
 
+/// What the store records for `event` in the scan history ([`HistoryUpdate`]), if anything: computed
+/// here, from the parsed event, before the store's transaction.
+pub fn history_update(event: &Value) -> Option<HistoryUpdate> {
+    let obs = observe(event)?;
+    let (related, exact): (Vec<String>, Vec<String>) =
+        obs.keys.into_iter().partition(|k| k.starts_with("tag:"));
+    Some(HistoryUpdate {
+        exact,
+        related,
+        record: serde_json::to_string(&obs.record).ok()?,
+    })
+}
+
 fn rank(severity: Option<&str>) -> usize {
     // CRITICAL is the worst: higher rank = worse.
     severity
@@ -193,31 +208,6 @@ pub fn decide(
             }
         }
     }
-}
-
-/// One severity's change, for templates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Change {
-    pub severity: &'static str,
-    pub before: u64,
-    pub after: u64,
-}
-
-/// What changed since the previous result: templates show it as `scan.delta`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Delta {
-    /// `same image` (a rescan of the digest) or `previous image of repo:tag`.
-    pub compared_with: String,
-    pub previous_event_id: String,
-    pub previous_time: Option<String>,
-    /// Every severity whose count changed, in fixed order.
-    pub changes: Vec<Change>,
-    /// Previous counts, fixed order, zeros included.
-    pub previous: Vec<Change>,
-    /// "CRITICAL 0 -> 2, HIGH 7 -> 5", or "no change".
-    pub summary: String,
-    /// For a finding: "HIGH -> CRITICAL" / "CLOSED -> ACTIVE", when it changed.
-    pub finding: Option<String>,
 }
 
 /// The delta between `previous` and the counts of `event`.

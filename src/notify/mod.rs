@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, DeliveryConfig};
-use crate::render::template::Templates;
+use crate::render::template::{Context, Templates};
 use crate::retry::{RetryOverrides, RetryPolicy};
 
 pub mod console;
@@ -67,7 +67,7 @@ impl TargetConfig {
     }
 
     /// The target's `rate_limit`, if any (topics have none: their subscriptions' targets do).
-    pub fn rate_limit(&self) -> Option<crate::ratelimit::RateLimit> {
+    pub fn rate_limit(&self) -> Option<crate::alerting::RateLimit> {
         match self {
             TargetConfig::Webhook(w) => w.rate_limit,
             TargetConfig::Console(c) => c.rate_limit,
@@ -116,7 +116,21 @@ pub struct Message<'a> {
     /// What the rule says to send: the event, or its transformed input.
     pub payload: &'a Value,
     /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
-    pub delta: Option<&'a crate::history::Delta>,
+    pub delta: Option<&'a crate::scan::Delta>,
+}
+
+impl<'a> Message<'a> {
+    /// What the templates of this attempt see.
+    pub fn context(&self) -> Context<'a> {
+        Context::new(
+            self.event,
+            self.payload,
+            self.rule,
+            self.delivery_id,
+            self.event_id,
+        )
+        .with_delta(self.delta)
+    }
 }
 
 /// The result of one attempt.

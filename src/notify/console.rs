@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Message, Outcome};
 use crate::retry::RetryOverrides;
 
-pub use crate::render::scan::SEVERITIES;
+pub use crate::scan::SEVERITIES;
 
 /// `[targets.NAME] type = "console"`: no settings beyond `retry`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -22,7 +22,7 @@ pub struct ConsoleConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
     /// outbox, never dropped.
     #[serde(default)]
-    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    pub rate_limit: Option<crate::alerting::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -90,7 +90,7 @@ pub fn render(msg: &Message<'_>) -> String {
     if let Some(d) = msg.delta {
         let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
     }
-    if crate::digest::is_digest(e) {
+    if crate::scan::is_digest(e) {
         let _ = writeln!(t, "  {}", s(e, "/detail/headline").unwrap_or("digest"));
         for item in e
             .pointer("/detail/items")

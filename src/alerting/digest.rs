@@ -17,16 +17,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::dedup::{parse_duration, parse_paths};
+use super::dedup::{parse_duration, parse_paths};
 use crate::render::jsonpath::Path;
-use crate::render::scan::{Facts, SEVERITIES};
+use crate::scan::{DIGEST_DETAIL_TYPE, DIGEST_SOURCE, Facts, SEVERITIES};
 
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
-/// The `detail-type` of digest events.
-pub const DETAIL_TYPE: &str = "Scan Digest";
-/// The `source` of digest events.
-pub const SOURCE: &str = "scanbridge";
 
 /// A rule's grouping.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,12 +79,6 @@ pub fn group_id(rule: &str, target: &str, labels: &Value) -> String {
         .collect()
 }
 
-/// Whether `event` is a digest made by scanbridge (it is not grouped, deduplicated or silenced again).
-pub fn is_digest(event: &Value) -> bool {
-    event.get("source").and_then(Value::as_str) == Some(SOURCE)
-        && event.get("detail-type").and_then(Value::as_str) == Some(DETAIL_TYPE)
-}
-
 /// "45 seconds", "10 minutes", "3 hours".
 pub fn human(d: Duration) -> String {
     let s = d.as_secs().max(1);
@@ -138,8 +128,8 @@ pub fn digest_event(
     json!({
         "version": "0",
         "id": id,
-        "source": SOURCE,
-        "detail-type": DETAIL_TYPE,
+        "source": DIGEST_SOURCE,
+        "detail-type": DIGEST_DETAIL_TYPE,
         "time": time,
         "resources": [],
         "detail": {
@@ -158,6 +148,7 @@ pub fn digest_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::is_digest;
 
     fn scan(repo: &str, tag: &str, counts: Value) -> Value {
         json!({"id": format!("{repo}-{tag}"), "source": "aws.ecr", "detail-type": "ECR Image Scan",

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::clock::SharedClock;
+use crate::alerting::clock::SharedClock;
 
 /// `rate_limit = { per_second = 1.0, burst = 5 }` on a target.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -96,7 +96,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::alerting::clock::ManualClock;
     use std::sync::Arc;
 
     #[test]

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::render::jsonpath::Path;
-use crate::render::scan::{Facts, Kind};
+use crate::scan::{Facts, Kind};
 
 /// The default window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
