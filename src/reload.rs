@@ -4,9 +4,11 @@
 //! Promise: a reload is all-or-nothing. If any file is broken, the previous rule set keeps running, the
 //! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
 //! file triggers the next reload. File events are debounced (editors write in several steps).
+//! [`Status`] keeps the outcome of the last load (time, errors) for the console and `GET
+//! /api/v1/rules`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
@@ -18,6 +20,51 @@ use crate::metrics::Metrics;
 use crate::router::{Router, RouterHandle};
 use crate::rules;
 
+/// The outcome of the last load of the rules.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LastLoad {
+    /// When it was tried (ms since the epoch).
+    pub at_ms: i64,
+    /// Whether it is the set in force.
+    pub ok: bool,
+    /// Every error, with file and JSON pointer, when it failed.
+    pub errors: Vec<String>,
+    /// When the set in force was loaded.
+    pub loaded_at_ms: i64,
+    /// The set in force is the built-in example rules (no rules directory).
+    pub builtin: bool,
+}
+
+/// Shared record of the last load (see [`LastLoad`]).
+#[derive(Debug, Default)]
+pub struct Status(Mutex<LastLoad>);
+
+impl Status {
+    /// Records a load that is now in force.
+    pub fn loaded(&self, builtin: bool) {
+        let now = crate::store::now_ms();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = LastLoad {
+            at_ms: now,
+            ok: true,
+            errors: Vec::new(),
+            loaded_at_ms: now,
+            builtin,
+        };
+    }
+
+    /// Records a failed reload; the previous set stays in force.
+    pub fn failed(&self, errors: &rules::RuleErrors) {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.at_ms = crate::store::now_ms();
+        last.ok = false;
+        last.errors = errors.0.iter().map(ToString::to_string).collect();
+    }
+
+    pub fn last(&self) -> LastLoad {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// What a reload needs.
 pub struct Reloader {
     pub dir: PathBuf,
@@ -26,22 +73,25 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Topics come from the configuration, which a reload does not re-read.
     pub topics: Arc<crate::notify::topic::Topics>,
+    pub status: Arc<Status>,
 }
 
 impl Reloader {
     /// Reloads once; returns whether the new set is live.
     pub fn reload(&self) -> bool {
         match rules::load_dir_or_builtin(&self.dir, &self.known) {
-            Ok((rules, _builtin)) => {
+            Ok((rules, builtin)) => {
                 let router = Router::new(rules, self.topics.clone());
                 let n = router.len();
                 self.router.swap(router);
+                self.status.loaded(builtin);
                 self.metrics.reload(true, n);
                 tracing::info!(rules = n, dir = %self.dir.display(), "rules reloaded");
                 true
             }
             Err(errs) => {
                 self.metrics.reload(false, 0);
+                self.status.failed(&errs);
                 for e in &errs.0 {
                     tracing::error!(error = %e, "rule reload failed; keeping the previous rules");
                 }

@@ -8,8 +8,10 @@
 //! failure). Nothing returned contains a secret: targets are shown by name and type, never by URL.
 //!
 //! One file per concept: [`sandbox`] (test a pattern, samples), [`routing`] (which rules and targets an
-//! event reaches, rendered), [`events`] (recent events and what became of each delivery; suppressed),
-//! [`deadletters`], [`silences`], [`rules`] (the loaded rules and the last reload).
+//! event reaches, rendered; the loaded rules), [`events`] (recent events and what became of each
+//! delivery; suppressed), [`deadletters`], [`silences`]. This file: the guard, errors, and the small
+//! handlers (rules with the last reload, the dashboard's status). [`browser_app`] joins this API and
+//! the UI pages of [`crate::ui`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +26,13 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::ingest::rate::RateLimiter;
+use crate::store::{Store, StoreError};
 
+pub mod deadletters;
+pub mod events;
+pub mod routing;
 pub mod sandbox;
+pub mod silences;
 
 /// Largest admin request body (an event is at most 256 KiB; a pattern a few KiB).
 pub const MAX_BODY: usize = 1 << 20;
@@ -38,6 +45,26 @@ pub struct AdminState {
     pub body_timeout: Duration,
     /// Pattern limits (`rules.max_pattern_length`).
     pub limits: scanbridge_pattern::Limits,
+    pub routing: Arc<routing::Routing>,
+    /// The last load of the rules.
+    pub reload: Arc<crate::reload::Status>,
+    /// The rules directory (shown with the rules).
+    pub rules_dir: String,
+    /// The store; `None` for `scanbridge sandbox` (the store routes are then absent).
+    pub store: Option<Arc<dyn Store>>,
+    /// Wakes the worker (a redriven delivery is due now).
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl AdminState {
+    fn store(&self) -> Result<&Arc<dyn Store>, ApiError> {
+        self.store.as_ref().ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "this server has no store (scanbridge sandbox)".into(),
+            )
+        })
+    }
 }
 
 /// An error answer: a status and a message for people.
@@ -47,6 +74,21 @@ pub struct ApiError(pub StatusCode, pub String);
 impl ApiError {
     pub fn bad_request(m: impl std::fmt::Display) -> ApiError {
         ApiError(StatusCode::BAD_REQUEST, m.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound { .. } => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+            other => {
+                tracing::error!(error = %other, "store failure (admin API)");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("store unavailable ({})", other.kind()),
+                )
+            }
+        }
     }
 }
 
@@ -61,12 +103,44 @@ pub type ApiResult = Result<axum::Json<Value>, ApiError>;
 
 /// The `/api/v1` routes, with their guards and the security headers.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/api/v1/test-pattern", post(test_pattern))
         .route("/api/v1/samples", get(samples))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+        .route("/api/v1/route", post(route))
+        .route("/api/v1/rules", get(rules));
+    if state.store.is_some() {
+        r = r
+            .route("/api/v1/status", get(status))
+            .route("/api/v1/events", get(events::list))
+            .route("/api/v1/events/{id}", get(events::one))
+            .route("/api/v1/suppressed", get(events::suppressed))
+            .route("/api/v1/deadletters", get(deadletters::list))
+            .route(
+                "/api/v1/deadletters/redrive",
+                post(deadletters::redrive_all),
+            )
+            .route("/api/v1/deadletters/purge", post(deadletters::purge))
+            .route("/api/v1/deadletters/{id}", get(deadletters::one))
+            .route(
+                "/api/v1/deadletters/{id}/redrive",
+                post(deadletters::redrive),
+            )
+            .route("/api/v1/silences", get(silences::list).post(silences::add))
+            .route("/api/v1/silences/{id}/expire", post(silences::expire));
+    }
+    r.route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::map_response(crate::ui::headers::secure))
         .with_state(state)
+}
+
+/// The admin API and the UI pages together, as `serve` (`mode` daemon) and `sandbox` serve them.
+pub fn browser_app(state: AdminState, mode: crate::ui::Mode) -> Router {
+    let ui = crate::ui::UiState {
+        mode,
+        access: state.access.clone(),
+        limiter: state.limiter.clone(),
+    };
+    router(state).merge(crate::ui::router(ui))
 }
 
 /// Rate limit, access, and the whole body read within limits (see the module doc).
@@ -84,17 +158,24 @@ async fn guard(State(st): State<AdminState>, req: Request, next: Next) -> Respon
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return r;
     }
-    if let Err(why) = st.access.check(req.method(), req.headers()) {
-        let mut r = ApiError(why.status(), why.to_string()).into_response();
-        if why.status() == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    let caller = match st.access.check(req.method(), req.headers()) {
+        Ok(c) => c,
+        Err(why) => {
+            let mut r = ApiError(why.status(), why.to_string()).into_response();
+            if why.status() == StatusCode::UNAUTHORIZED {
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            return r;
         }
-        return r;
-    }
-    let (parts, body) = req.into_parts();
+    };
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(caller);
     match crate::ingest::body::read(body, MAX_BODY, st.body_timeout).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Err(e) => {
             let (status, message) = match e {
                 crate::ingest::body::ReadError::TooLarge { .. } => (
@@ -130,4 +211,52 @@ async fn test_pattern(State(st): State<AdminState>, bytes: axum::body::Bytes) ->
 
 async fn samples() -> ApiResult {
     Ok(axum::Json(json!({"samples": sandbox::samples()})))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteRequest {
+    event: sandbox::Text,
+}
+
+async fn route(State(st): State<AdminState>, bytes: axum::body::Bytes) -> ApiResult {
+    let req: RouteRequest = body(&bytes)?;
+    let silences = match &st.store {
+        Some(store) => store.silences().await?,
+        None => Vec::new(),
+    };
+    let set = crate::alerting::silence::SilenceSet::new(silences);
+    st.routing
+        .plan(&req.event.into_text(), &set, crate::store::now_ms())
+        .map(axum::Json)
+        .map_err(ApiError::bad_request)
+}
+
+/// `{"rules": [...], "dir", "reload": {at_ms, ok, errors, loaded_at_ms, builtin}}`.
+async fn rules(State(st): State<AdminState>) -> ApiResult {
+    Ok(axum::Json(json!({
+        "rules": st.routing.rules(),
+        "dir": st.rules_dir,
+        "reload": st.reload.last(),
+    })))
+}
+
+/// `{"counts": {outbox, retrying, dead_letters, suppressed, grouped}, "silences_active", "rules",
+/// "reload_ok"}`: the console's dashboard.
+async fn status(State(st): State<AdminState>) -> ApiResult {
+    let store = st.store()?;
+    let counts = store.counts().await?;
+    let now = crate::store::now_ms();
+    let active = store
+        .silences()
+        .await?
+        .iter()
+        .filter(|s| s.active_at(now))
+        .count();
+    Ok(axum::Json(json!({
+        "counts": counts,
+        "silences_active": active,
+        "rules": st.routing.router.current().len(),
+        "reload_ok": st.reload.last().ok,
+    })))
 }

@@ -76,7 +76,8 @@ pub fn evaluate(pattern_text: &str, event_text: &str, limits: &Limits) -> Value 
     let pattern = match Pattern::parse_with_limits(pattern_text, limits) {
         Ok(p) => p,
         Err(e) => {
-            let mut err = json!({"in": "pattern", "message": e.to_string(), "pointer": e.pointer()});
+            let mut err =
+                json!({"in": "pattern", "message": e.to_string(), "pointer": e.pointer()});
             if let Some((line, column)) = e.position() {
                 err["line"] = json!(line);
                 err["column"] = json!(column);

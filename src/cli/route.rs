@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::Outcome;
 use crate::event::{EnvelopeRules, Event};
-use crate::notify::{Message, Targets};
+use crate::notify::Targets;
 use crate::router::Router;
 use crate::settings::Settings;
 
@@ -40,6 +40,8 @@ pub struct Args {
 pub(crate) struct Offline {
     pub settings: Settings,
     pub router: Router,
+    /// No rules directory: the built-in example rules are loaded.
+    pub builtin: bool,
     pub targets: Targets,
     pub topics: Arc<crate::notify::topic::Topics>,
 }
@@ -56,18 +58,18 @@ impl Offline {
             settings.rules.dir = r;
         }
         let known = crate::rules::Known::from_settings(&settings);
-        let rules = if with_rules {
+        let (rules, builtin) = if with_rules {
             crate::rules::load_dir_or_builtin(&settings.rules.dir, &known)
                 .map_err(|e| anyhow::anyhow!("{} error(s) in the rules: {e}", e.0.len()))?
-                .0
         } else {
-            Vec::new()
+            (Vec::new(), false)
         };
         let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
         Ok(Offline {
             router: Router::new(rules, topics.clone()),
+            builtin,
             settings,
             targets,
             topics,
@@ -206,26 +208,21 @@ fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
         Some(t) => println!("  -> topic {t} -> {} ({kind})  delivery {}", d.target, d.id),
         None => println!("  -> {} ({kind})  delivery {}", d.target, d.id),
     }
-    let payload = match crate::render::payload(&event.value, d.input.as_ref(), &d.rule) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("      would be dead-lettered: {e}");
-            return;
-        }
+    let Some((target, _)) = offline.targets.get(&d.target) else {
+        println!("      target {:?} is not configured", d.target);
+        return;
     };
-    let msg = Message {
-        delivery_id: &d.id,
-        rule: &d.rule,
-        event_id: &event.id,
-        event: &event.value,
-        payload: &payload,
-        delta: None,
-    };
-    match offline.targets.get(&d.target) {
-        Some((target, _)) => match target.preview(&msg) {
-            Ok(text) => println!("{}", indent(&text)),
-            Err(e) => println!("      would fail permanently: {e}"),
-        },
-        None => println!("      target {:?} is not configured", d.target),
+    let preview = crate::notify::with_message(
+        &event.id,
+        &event.value,
+        &d.id,
+        &d.rule,
+        d.input.as_ref(),
+        |msg| target.preview(msg),
+    );
+    match preview {
+        Ok(Ok(text)) => println!("{}", indent(&text)),
+        Ok(Err(e)) => println!("      would fail permanently: {e}"),
+        Err(e) => println!("      would be dead-lettered: {e}"),
     }
 }

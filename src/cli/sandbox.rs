@@ -11,10 +11,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::Outcome;
-use crate::ui::access::Access;
 use crate::ingest::rate::RateLimiter;
 use crate::shutdown::{CancellationToken, TaskTracker, spawn_signal_handler};
 use crate::ui::Mode;
+use crate::ui::access::Access;
 
 /// The sandbox's default address: beside a daemon on the default 8080.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8081";
@@ -59,22 +59,32 @@ async fn serve(offline: super::route::Offline, listen: SocketAddr) -> anyhow::Re
         settings.server.rate_limit,
         settings.server.rate_burst,
     ));
-    let app = crate::admin::router(crate::admin::AdminState {
-        access: access.clone(),
-        limiter: limiter.clone(),
-        body_timeout: settings.server.body_timeout,
-        limits: crate::rules::Known::from_settings(&settings).limits,
-    })
-    .merge(crate::ui::router(crate::ui::UiState {
-        mode: Mode::Sandbox,
+    let rules = offline.router.len();
+    let reload = Arc::new(crate::reload::Status::default());
+    reload.loaded(offline.builtin);
+    let routing = Arc::new(crate::admin::routing::Routing::new(
+        Arc::new(crate::router::RouterHandle::new(offline.router)),
+        Arc::new(offline.targets),
+        offline.topics,
+        &settings,
+    ));
+    let admin = crate::admin::AdminState {
         access,
         limiter,
-    }))
-    .route(
-        "/",
-        axum::routing::get(|| async { axum::response::Redirect::to("/ui/sandbox") }),
-    )
-    .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        body_timeout: settings.server.body_timeout,
+        limits: crate::rules::Known::from_settings(&settings).limits,
+        routing,
+        reload,
+        rules_dir: settings.rules.dir.display().to_string(),
+        store: None,
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let app = crate::admin::browser_app(admin, Mode::Sandbox)
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/ui/sandbox") }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -86,7 +96,7 @@ async fn serve(offline: super::route::Offline, listen: SocketAddr) -> anyhow::Re
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        rules = offline.router.len(),
+        rules,
         auth = tokens.required(),
         "sandbox: open {scheme}://{addr}/ui/sandbox"
     );

@@ -152,19 +152,28 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     ));
     let worker = Worker {
         store: store.clone(),
-        targets,
+        targets: targets.clone(),
         metrics: metrics.clone(),
-        wake,
+        wake: wake.clone(),
         config: settings.delivery.clone(),
         alerting,
     };
     tracker.spawn(worker.run(shutdown.clone()));
+    let reload_status = Arc::new(crate::reload::Status::default());
+    reload_status.loaded(builtin);
+    let routing = Arc::new(crate::admin::routing::Routing::new(
+        router.clone(),
+        targets,
+        topics.clone(),
+        &settings,
+    ));
     let reloader = Reloader {
         dir: settings.rules.dir.clone(),
         known,
         router,
         metrics,
         topics,
+        status: reload_status.clone(),
     };
     tracker.spawn(reloader.run(settings.rules.watch, hup_rx, shutdown.clone()));
     if stdin {
@@ -193,18 +202,19 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         tokens.clone(),
         tls.is_some(),
     ));
-    let app = http::app(state.clone())
-        .merge(crate::admin::router(crate::admin::AdminState {
-            access: access.clone(),
-            limiter: state.limiter.clone(),
-            body_timeout: settings.server.body_timeout,
-            limits: crate::rules::Known::from_settings(&settings).limits,
-        }))
-        .merge(crate::ui::router(crate::ui::UiState {
-            mode: crate::ui::Mode::Daemon,
-            access,
-            limiter: state.limiter.clone(),
-        }));
+    let admin = crate::admin::AdminState {
+        access,
+        limiter: state.limiter.clone(),
+        body_timeout: settings.server.body_timeout,
+        limits: crate::rules::Known::from_settings(&settings).limits,
+        routing,
+        reload: reload_status,
+        rules_dir: settings.rules.dir.display().to_string(),
+        store: Some(store.clone()),
+        wake,
+    };
+    let app =
+        http::app(state.clone()).merge(crate::admin::browser_app(admin, crate::ui::Mode::Daemon));
     tracing::info!(
         auth = tokens.required(),
         tls = tls.is_some(),

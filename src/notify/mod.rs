@@ -133,6 +133,28 @@ impl<'a> Message<'a> {
     }
 }
 
+/// Hands `f` the message of one delivery of `event` as an attempt would build it (the rule target's
+/// input transformation applied), for previews that send nothing (`scanbridge route`, the UI). Err
+/// with the reason when the transformation fails: the daemon would dead-letter that delivery.
+pub fn with_message<T>(
+    event_id: &str,
+    event: &Value,
+    delivery_id: &str,
+    rule: &str,
+    input: Option<&Value>,
+    f: impl FnOnce(&Message<'_>) -> T,
+) -> Result<T, String> {
+    let payload = crate::render::payload(event, input, rule).map_err(|e| e.to_string())?;
+    Ok(f(&Message {
+        delivery_id,
+        rule,
+        event_id,
+        event,
+        payload: &payload,
+        delta: None,
+    }))
+}
+
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -177,6 +199,20 @@ impl Target {
                 .payload(msg)
                 .map(|p| serde_json::to_string_pretty(&p).unwrap_or_default()),
         }
+    }
+
+    /// What an attempt would send, as data for the UI (`POST /api/v1/route`): `{"kind", ...}` with,
+    /// per kind, the webhook request (method, content type, header names, body), the email (from, to,
+    /// subject, both parts), the Slack message (`payload`) or the console text. No secret is in it.
+    pub fn preview_data(&self, msg: &Message<'_>) -> Result<Value, String> {
+        let (kind, mut data) = match self {
+            Target::Webhook(t) => ("webhook", t.preview_data(msg)),
+            Target::Console(_) => ("console", serde_json::json!({"text": console::render(msg)})),
+            Target::Email(t) => ("email", t.preview_data(msg)?),
+            Target::Slack(t) => ("slack", serde_json::json!({"payload": t.payload(msg)?})),
+        };
+        data["kind"] = kind.into();
+        Ok(data)
     }
 
     /// Makes one attempt.

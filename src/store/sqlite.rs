@@ -17,6 +17,11 @@
 //! - `silences(id PRIMARY KEY, pattern, matchers, comment, created_by, created_at, expires_at)`.
 //! - `groups(id PRIMARY KEY, rule, target, labels, first_at, flush_at, last_flush_at)` and
 //!   `group_members(delivery_id PRIMARY KEY, group_id, event_id, added_at)`: pending digests.
+//! - `delivered(id PRIMARY KEY, event_id, rule, target, attempts, at, digest_event_id)`: deliveries
+//!   that left the outbox through `ack`, or (with `digest_event_id`) as members of a flushed digest.
+//!   Like `events`, it is kept; the console reads what became of each delivery from here, the outbox,
+//!   the dead letters, the suppressed list and the groups, all indexed by `event_id`
+//!   (`events` by `received_at` for the newest-first listing).
 //!
 //! Migrations: tables are created if missing; columns added since the first release are added with
 //! `ALTER TABLE` when absent, so a data directory from an older build opens unchanged.
@@ -47,8 +52,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
 use super::{
-    BoxFuture, DeadLetter, DueGroup, GroupAdd, HistoryUpdate, Leased, NewEvent, Silence, Store,
-    StoreError, Suppressed, now_ms,
+    BoxFuture, Counts, DeadLetter, DeliveryRecord, DeliveryState, DueGroup, EventRecord, GroupAdd,
+    HistoryUpdate, Leased, NewEvent, Silence, Store, StoreError, Suppressed, now_ms,
 };
 
 const SCHEMA: &str = "
@@ -96,6 +101,20 @@ CREATE TABLE IF NOT EXISTS suppressed (
     at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS suppressed_at ON suppressed (at);
+CREATE INDEX IF NOT EXISTS suppressed_event ON suppressed (event_id);
+CREATE TABLE IF NOT EXISTS delivered (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    digest_event_id TEXT
+);
+CREATE INDEX IF NOT EXISTS delivered_event ON delivered (event_id);
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at, id);
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (event_id);
+CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
 CREATE TABLE IF NOT EXISTS dedup (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -127,6 +146,7 @@ CREATE TABLE IF NOT EXISTS group_members (
     event_id TEXT NOT NULL,
     added_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS group_members_event ON group_members (event_id);
 ";
 
 /// Adds columns introduced after the first schema when an older database lacks them.
@@ -271,6 +291,88 @@ impl SqliteStore {
     }
 }
 
+/// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
+fn deliveries_of(c: &Connection, event_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+    type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
+    let sources: [(&str, Make); 5] = [
+        (
+            "SELECT id, rule, target, attempts, next_attempt_at, last_error FROM outbox
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Pending {
+                    attempts: r.get(3)?,
+                    next_attempt_at_ms: r.get(4)?,
+                    last_error: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, at, digest_event_id FROM delivered
+             WHERE event_id = ?1",
+            |r| {
+                Ok(match r.get::<_, Option<String>>(5)? {
+                    Some(digest_event_id) => DeliveryState::InDigest {
+                        digest_event_id,
+                        at_ms: r.get(4)?,
+                    },
+                    None => DeliveryState::Delivered {
+                        attempts: r.get(3)?,
+                        at_ms: r.get(4)?,
+                    },
+                })
+            },
+        ),
+        (
+            "SELECT m.delivery_id, g.rule, g.target, m.group_id, m.added_at
+             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Grouped {
+                    group_id: r.get(3)?,
+                    at_ms: r.get(4)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, failed_at, reason FROM dead_letters
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::DeadLettered {
+                    attempts: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, reason, detail, at FROM suppressed WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Suppressed {
+                    reason: r.get(3)?,
+                    detail: r.get(4)?,
+                    at_ms: r.get(5)?,
+                })
+            },
+        ),
+    ];
+    let mut out = Vec::new();
+    for (sql, make) in sources {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(params![event_id], |r| {
+            Ok(DeliveryRecord {
+                id: r.get(0)?,
+                rule: r.get(1)?,
+                target: r.get(2)?,
+                state: make(r)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by(|a, b| (&a.rule, &a.target, &a.id).cmp(&(&b.rule, &b.target, &b.id)));
+    Ok(out)
+}
+
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
     Ok(DeadLetter {
         id: r.get(0)?,
@@ -364,7 +466,14 @@ impl Store for SqliteStore {
 
     fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            c.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO delivered (id, event_id, rule, target, attempts, at)
+                 SELECT id, event_id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
+                params![id, now_ms()],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            tx.commit()?;
             Ok(())
         })
     }
@@ -433,7 +542,10 @@ impl Store for SqliteStore {
                     dead_letter_row,
                 )
                 .optional()?;
-            let mut dl = dl.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let mut dl = dl.ok_or_else(|| StoreError::NotFound {
+                what: "dead letter",
+                id: id.clone(),
+            })?;
             let body: Option<String> = c
                 .query_row(
                     "SELECT body FROM events WHERE id = ?1",
@@ -463,7 +575,10 @@ impl Store for SqliteStore {
             if moved == 0
                 && let Some(id) = id
             {
-                return Err(StoreError::NotFound(id));
+                return Err(StoreError::NotFound {
+                    what: "dead letter",
+                    id,
+                });
             }
             Ok(moved as u64)
         })
@@ -591,7 +706,10 @@ impl Store for SqliteStore {
                 params![id, now_ms],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(id));
+                return Err(StoreError::NotFound {
+                    what: "silence",
+                    id,
+                });
             }
             Ok(())
         })
@@ -704,6 +822,12 @@ impl Store for SqliteStore {
                 }
             }
             for m in &members {
+                tx.execute(
+                    "INSERT OR REPLACE INTO delivered (id, event_id, rule, target, attempts, at, digest_event_id)
+                     SELECT m.delivery_id, m.event_id, g.rule, g.target, 0, ?2, ?3
+                     FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.delivery_id = ?1",
+                    params![m, super::now_ms(), digest.id],
+                )?;
                 tx.execute("DELETE FROM group_members WHERE delivery_id = ?1", params![m])?;
             }
             // Members that arrived meanwhile wait for the next interval.
@@ -719,6 +843,86 @@ impl Store for SqliteStore {
             )?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn recent_events(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<EventRecord>, StoreError>> {
+        self.run(move |c| {
+            if let Some(b) = &before {
+                let known = c
+                    .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+                    .exists(params![b])?;
+                if !known {
+                    return Err(StoreError::NotFound {
+                        what: "event",
+                        id: b.clone(),
+                    });
+                }
+            }
+            let events: Vec<(String, i64, String)> = {
+                let mut st = c.prepare_cached(
+                    "SELECT id, received_at, body FROM events
+                     WHERE ?2 IS NULL OR (received_at, id) < (SELECT received_at, id FROM events WHERE id = ?2)
+                     ORDER BY received_at DESC, id DESC LIMIT ?1",
+                )?;
+                st.query_map(params![limit as i64, before], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?
+            };
+            events
+                .into_iter()
+                .map(|(id, received_at_ms, body)| {
+                    Ok(EventRecord {
+                        deliveries: deliveries_of(c, &id)?,
+                        id,
+                        received_at_ms,
+                        body,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>> {
+        self.run(move |c| {
+            let row: Option<(i64, String)> = c
+                .prepare_cached("SELECT received_at, body FROM events WHERE id = ?1")?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((received_at_ms, body)) = row else {
+                return Err(StoreError::NotFound { what: "event", id });
+            };
+            Ok(EventRecord {
+                deliveries: deliveries_of(c, &id)?,
+                id,
+                received_at_ms,
+                body,
+            })
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
+        self.run(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox WHERE attempts > 0),
+                        (SELECT COUNT(*) FROM dead_letters), (SELECT COUNT(*) FROM suppressed),
+                        (SELECT COUNT(*) FROM group_members)",
+                [],
+                |r| {
+                    Ok(Counts {
+                        outbox: r.get::<_, i64>(0)? as u64,
+                        retrying: r.get::<_, i64>(1)? as u64,
+                        dead_letters: r.get::<_, i64>(2)? as u64,
+                        suppressed: r.get::<_, i64>(3)? as u64,
+                        grouped: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )?)
         })
     }
 }
@@ -784,7 +988,7 @@ mod tests {
         assert_eq!((again.len(), again[0].attempts), (1, 0));
         assert!(matches!(
             s.redrive(Some("nope".into())).await,
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound { .. })
         ));
     }
 
@@ -803,6 +1007,113 @@ mod tests {
         assert_eq!(
             s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn every_delivery_has_one_state_and_events_list_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        s.accept(ids.iter().map(|i| event(i)).collect())
+            .await
+            .unwrap();
+        s.retry_later("d-a".into(), Duration::ZERO, "HTTP 500".into())
+            .await
+            .unwrap();
+        s.ack("d-a".into()).await.unwrap();
+        s.retry_later("d-b".into(), Duration::from_secs(60), "timeout".into())
+            .await
+            .unwrap();
+        s.dead_letter("d-c".into(), 3, "HTTP 400".into())
+            .await
+            .unwrap();
+        s.suppress(Suppressed {
+            id: "d-d".into(),
+            event_id: "d".into(),
+            rule: "r".into(),
+            target: "t".into(),
+            reason: "silenced".into(),
+            detail: "silence s1 (c)".into(),
+            at_ms: 5,
+        })
+        .await
+        .unwrap();
+        for d in ["d-e", "d-f"] {
+            s.group_add(GroupAdd {
+                group_id: "g".into(),
+                rule: "r".into(),
+                target: "t".into(),
+                labels: "{}".into(),
+                delivery_id: d.into(),
+                now_ms: 7,
+                wait_ms: 0,
+                interval_ms: 1000,
+            })
+            .await
+            .unwrap();
+        }
+        let digest = event("digest-1");
+        // The digest is received later than the members (the listing is by time received).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        s.group_flush("g".into(), vec!["d-f".into()], digest, 8, 1000)
+            .await
+            .unwrap();
+
+        let state = |r: &EventRecord| {
+            assert_eq!(r.deliveries.len(), 1, "{r:?}");
+            r.deliveries[0].state.clone()
+        };
+        let all = s.recent_events(10, None).await.unwrap();
+        let got: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(got[1..], ["f", "e", "d", "c", "b", "a"], "{got:?}");
+        assert_eq!(got[0], "digest-1", "the digest came last");
+        let by = |id: &str| all.iter().find(|e| e.id == id).unwrap();
+        assert!(matches!(
+            state(by("a")),
+            DeliveryState::Delivered { attempts: 2, .. }
+        ));
+        assert!(
+            matches!(state(by("b")), DeliveryState::Pending { attempts: 1, ref last_error, .. }
+            if last_error.as_deref() == Some("timeout"))
+        );
+        assert!(
+            matches!(state(by("c")), DeliveryState::DeadLettered { attempts: 3, ref reason, .. } if reason == "HTTP 400")
+        );
+        assert!(
+            matches!(state(by("d")), DeliveryState::Suppressed { ref reason, .. } if reason == "silenced")
+        );
+        assert!(
+            matches!(state(by("e")), DeliveryState::Grouped { ref group_id, at_ms: 7 } if group_id == "g")
+        );
+        assert!(
+            matches!(state(by("f")), DeliveryState::InDigest { ref digest_event_id, .. } if digest_event_id == "digest-1")
+        );
+        assert!(matches!(
+            state(by("digest-1")),
+            DeliveryState::Pending { attempts: 0, .. }
+        ));
+        assert_eq!(by("a").body, "{\"id\":\"a\"}");
+
+        let page = s.recent_events(2, Some("e".into())).await.unwrap();
+        let got: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(got, ["d", "c"]);
+        assert!(matches!(
+            s.recent_events(2, Some("nope".into())).await,
+            Err(StoreError::NotFound { what: "event", .. })
+        ));
+        assert_eq!(s.event_record("c".into()).await.unwrap().id, "c");
+        assert!(s.event_record("zz".into()).await.is_err());
+        let c = s.counts().await.unwrap();
+        assert_eq!(
+            (
+                c.outbox,
+                c.retrying,
+                c.dead_letters,
+                c.suppressed,
+                c.grouped
+            ),
+            (2, 1, 1, 1, 1)
         );
     }
 }

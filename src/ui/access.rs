@@ -174,9 +174,15 @@ mod tests {
         let a = Access::new(Arc::new(Tokens::new(&[], None).unwrap()), false);
         assert_eq!(a.check(&Method::GET, &headers(&[])), Ok(Caller::Open));
         assert_eq!(a.check(&Method::POST, &headers(&[])), Ok(Caller::Open));
-        let same = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]);
+        let same = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
         assert_eq!(a.check(&Method::POST, &same), Ok(Caller::Open));
-        let evil = headers(&[("host", "127.0.0.1:8080"), ("origin", "https://evil.example")]);
+        let evil = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "https://evil.example"),
+        ]);
         assert_eq!(a.check(&Method::POST, &evil), Err(Refusal::CrossSite));
         let marked = headers(&[("sec-fetch-site", "cross-site")]);
         assert_eq!(a.check(&Method::POST, &marked), Err(Refusal::CrossSite));
@@ -198,10 +204,7 @@ mod tests {
         let bearer = headers(&[("authorization", "Bearer s3cret-token")]);
         assert_eq!(a.check(&Method::POST, &bearer), Ok(Caller::Bearer));
         let bad = headers(&[("authorization", "Bearer nope")]);
-        assert_eq!(
-            a.check(&Method::GET, &bad),
-            Err(Refusal::Unauthenticated)
-        );
+        assert_eq!(a.check(&Method::GET, &bad), Err(Refusal::Unauthenticated));
         let id = a.sessions.sign_in(&a.tokens, "s3cret-token").unwrap();
         let cookie = format!("{}={id}", session::COOKIE);
         let browser = headers(&[("cookie", &cookie)]);

@@ -132,7 +132,10 @@ mod tests {
                 assert!(find(&name).is_some(), "{name} is not embedded");
             }
             assert!(!page.contains("<script>"), "no inline scripts");
-            assert!(!page.contains("http://") && !page.contains("https://"), "no CDN");
+            assert!(
+                !page.contains("http://") && !page.contains("https://"),
+                "no CDN"
+            );
         }
     }
 

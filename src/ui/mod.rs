@@ -26,8 +26,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::ui::access::{Access, refuse_cross_site};
 use crate::ingest::rate::RateLimiter;
+use crate::ui::access::{Access, refuse_cross_site};
 
 pub mod access;
 pub mod assets;

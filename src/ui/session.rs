@@ -189,7 +189,10 @@ mod tests {
     #[test]
     fn cookies() {
         let mut h = axum::http::HeaderMap::new();
-        h.append("cookie", "a=1; scanbridge_session=abc ; b=2".parse().unwrap());
+        h.append(
+            "cookie",
+            "a=1; scanbridge_session=abc ; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie_value(&h), Some("abc"));
         let set = set_cookie(Some("abc"), true);
         for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {

@@ -138,7 +138,11 @@ mod tests {
         assert!(e.position().is_some());
         assert_eq!(&text[e.span(text).unwrap()], "o");
         let e = crate::Pattern::parse("{\"a\": [\"x\"]").unwrap_err();
-        assert_eq!(e.span("{\"a\": [\"x\"]"), Some(11..11), "end of input: an empty span at the end");
+        assert_eq!(
+            e.span("{\"a\": [\"x\"]"),
+            Some(11..11),
+            "end of input: an empty span at the end"
+        );
     }
 
     #[test]

@@ -177,7 +177,17 @@ mod tests {
 
     #[test]
     fn never_panics_on_broken_text() {
-        for t in ["", "{", "[1,", "{\"a\":", "\"", "{\"a\" 1}", "}", "[[[", "{\"a\":[1,]}"] {
+        for t in [
+            "",
+            "{",
+            "[1,",
+            "{\"a\":",
+            "\"",
+            "{\"a\" 1}",
+            "}",
+            "[[[",
+            "{\"a\":[1,]}",
+        ] {
             let _ = locate(t, "/a/0/b");
         }
         assert_eq!(locate("   ", ""), None);

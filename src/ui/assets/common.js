@@ -23,7 +23,7 @@ export function el(tag, props, ...children) {
 }
 
 /** Appends children (nodes, strings, arrays; null and false skipped) as nodes or text. */
-export function append(parent, children) {
+export function append(parent, ...children) {
   for (const c of [children].flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     parent.append(c instanceof Node ? c : document.createTextNode(String(c)));
@@ -133,6 +133,7 @@ export function ago(ms) {
   if (ms === null || ms === undefined) return '';
   const d = Math.round((ms - Date.now()) / 1000);
   const a = Math.abs(d);
+  if (a < 1) return 'now';
   const t = a < 60 ? `${a} s` : a < 3600 ? `${Math.round(a / 60)} min` : a < 86400 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} d`;
   return d > 0 ? `in ${t}` : `${t} ago`;
 }

@@ -189,7 +189,7 @@ function drawRoutes(r) {
         el('span', { class: 'arrow' }, '→'),
         d.topic ? [el('span', { class: 'muted' }, `topic ${d.topic}`), el('span', { class: 'arrow' }, '→')] : null,
         el('span', { class: 'target' }, d.target),
-        el('span', { class: 'kind ' + d.kind }, d.kind),
+        el('span', { class: 'kind k-' + d.kind }, d.kind),
         el('span', { class: 'faint mono small' }, `delivery ${d.id}`)),
       preview(d)));
     box.append(el('article', { class: 'rule-match', testid: 'rule-match', dataset: { rule: rule.name } },
