@@ -166,6 +166,23 @@ pub fn short_digest(digest: &str) -> String {
     }
 }
 
+/// Whether every part of an ECR console URL is what AWS allows there (region `us-east-1`, a 12-digit
+/// account, a repository name of `a-z 0-9 . _ / -`, a `sha256:` digest): a hostile event must not
+/// steer where the alert's link goes (`region: "evil.example/#"`) or break the Slack link syntax.
+fn console_url_parts_ok(region: &str, account: &str, repository: &str, digest: &str) -> bool {
+    let all = |s: &str, ok: fn(char) -> bool| !s.is_empty() && s.chars().all(ok);
+    all(region, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+    }) && account.len() == 12
+        && all(account, |c| c.is_ascii_digit())
+        && all(repository, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '/' | '-')
+        })
+        && digest
+            .strip_prefix("sha256:")
+            .is_some_and(|h| all(h, |c| c.is_ascii_hexdigit()))
+}
+
 /// The image's page in the ECR console.
 pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> String {
     format!(
@@ -281,7 +298,7 @@ impl Facts {
             _ => "-".to_owned(),
         };
         let console_url = match (&region, &account, &repository, &digest) {
-            (Some(r), Some(a), Some(n), Some(d)) if !r.is_empty() && !a.is_empty() => {
+            (Some(r), Some(a), Some(n), Some(d)) if console_url_parts_ok(r, a, n, d) => {
                 Some(console_url(r, a, n, d))
             }
             _ => None,
@@ -449,6 +466,29 @@ mod tests {
             "CRITICAL CVE-2026-10001 in libssl3 (payments/worker:release-2026.11)"
         );
         assert!(f.console_url.is_some());
+    }
+
+    #[test]
+    fn a_hostile_event_cannot_steer_the_console_link() {
+        let mut e = sample("ecr-image-scan-critical.json");
+        assert!(Facts::of(&e).console_url.is_some());
+        for (ptr, bad) in [
+            ("/region", "evil.example/#"),
+            ("/account", "1234|<x>"),
+            ("/detail/repository-name", "a/<https://evil.example|click>"),
+            ("/detail/image-digest", "sha256:ab>cd"),
+        ] {
+            let mut v = e.clone();
+            *v.pointer_mut(ptr).unwrap() = json!(bad);
+            assert_eq!(Facts::of(&v).console_url, None, "{ptr} = {bad}");
+        }
+        *e.pointer_mut("/region").unwrap() = json!("eu-west-3");
+        assert!(
+            Facts::of(&e)
+                .console_url
+                .unwrap()
+                .starts_with("https://eu-west-3.console.")
+        );
     }
 
     #[test]

@@ -132,7 +132,10 @@ mod tests {
             }],
         };
         let v = event(&r, true);
-        assert_eq!(v["headline"], "2 CRITICAL, 7 HIGH in payments/api:v2.14.0");
+        assert_eq!(
+            v["headline"],
+            "2 CRITICAL, 7 HIGH, 19 MEDIUM, 4 LOW, 3 INFORMATIONAL in payments/api:v2.14.0"
+        );
         assert_eq!(v["deliveries"][0]["status"], "retrying");
         assert_eq!(v["deliveries"][0]["state"], "pending");
         assert_eq!(v["deliveries"][0]["last_error"], "HTTP 503");

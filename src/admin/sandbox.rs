@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(String::from_utf16(&units[s..t]).unwrap(), "[]");
 
         let v = evaluate("{\"source\": [\"x\"] oops}", CRITICAL, &l);
-        assert_eq!(v["error"]["range"], json!({"start": 16, "end": 17}));
+        assert_eq!(v["error"]["range"], json!({"start": 17, "end": 18}));
         assert!(v["error"]["line"].is_number());
 
         let v = evaluate(r#"{"source": ["x"]}"#, "{\"id\": }", &l);

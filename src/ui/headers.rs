@@ -7,7 +7,9 @@
 //!   scripts, no same-origin access) that inherits this policy; images are limited to this server and
 //!   `data:` URLs, so an event cannot make the page load anything from elsewhere.
 //! - `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` (older browsers), `Referrer-Policy:
-//!   no-referrer`, and `Cache-Control: no-store` unless the handler chose a caching policy (assets).
+//!   same-origin` (no address of ours reaches another site, e.g. through a link to the ECR console;
+//!   `no-referrer` would also blank the `Origin` of our own form posts, which the cross-site check
+//!   reads), and `Cache-Control: no-store` unless the handler chose a caching policy (assets).
 
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
@@ -31,7 +33,7 @@ pub async fn secure(mut r: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));

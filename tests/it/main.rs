@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real `scanbridge` binary over real files, pipes and sockets.
 
+mod admin;
 mod alerting;
 mod aws_cli;
 mod daemon;
@@ -17,4 +18,5 @@ mod smtp;
 mod support;
 mod test_pattern;
 mod topic;
+mod ui;
 mod webhook;

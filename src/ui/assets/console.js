@@ -23,7 +23,7 @@ const LABEL = {
 
 function pill(d, withTarget = true) {
   const label = d.status === 'suppressed' ? `suppressed: ${d.reason}` : LABEL[d.status] || d.status;
-  return el('span', { class: 'pill ' + d.status, testid: 'delivery-status', dataset: { status: d.status, target: d.target }, title: describe(d) },
+  return el('span', { class: 'pill ' + d.status, testid: 'delivery-status', dataset: { status: d.status, target: d.target }, title: `${d.rule} → ${d.target}: ${describe(d)}` },
     withTarget ? `${d.target} · ${label}` : label);
 }
 
@@ -101,7 +101,7 @@ function eventRow(ev, tbody) {
   const tr = el('tr', { class: 'row' + (expanded.has(ev.id) ? ' open' : ''), testid: 'event-row', dataset: { id: ev.id } },
     el('td', {}, timeCell(ev.received_at_ms)),
     el('td', {}, el('div', { class: 'headline' }, ev.headline), el('div', { class: 'sub' }, `${ev.detail_type} from ${ev.source}`)),
-    el('td', {}, ev.deliveries.length ? el('div', { class: 'pills' }, ev.deliveries.map(pill)) : el('span', { class: 'faint' }, 'no rule matched')));
+    el('td', {}, ev.deliveries.length ? el('div', { class: 'pills' }, ev.deliveries.map((d) => pill(d))) : el('span', { class: 'faint' }, 'no rule matched')));
   tr.addEventListener('click', async () => {
     const next = tr.nextElementSibling;
     if (expanded.has(ev.id)) {
