@@ -370,8 +370,9 @@ pub trait Store: Send + Sync + 'static {
         interval_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Up to `limit` events, newest first, with their deliveries' states; `before` (an event id)
-    /// continues a listing after that event. An unknown `before` gives `NotFound`.
+    /// Up to `limit` events, newest first (in the order they were stored), with their deliveries'
+    /// states; `before` (an event id) continues a listing after that event. An unknown `before` gives
+    /// `NotFound`.
     fn recent_events(
         &self,
         limit: usize,
