@@ -13,7 +13,9 @@
 //!   repository from ARN).
 //! - `router`: event bytes to deliveries (rule × target, deterministic ids); atomic rule-set swap.
 //! - `ingest`: the doors (`http`: `POST /events`, health, metrics; `aws`: PutEvents and
-//!   TestEventPattern over AWS JSON 1.1; `stdin`) into the store.
+//!   TestEventPattern over AWS JSON 1.1; `reports`: scanner reports (Trivy, Grype, trivy-operator) to
+//!   Image Scan events, pure, with `POST /reports` in `reports/door.rs`; `sns`: SNS subscriptions,
+//!   signature verification, `POST /sns`; `stdin`) into the store.
 //! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
 //!   SQLite.
 //! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
@@ -71,5 +73,22 @@ pub(crate) mod testing {
             .join(name);
         let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         serde_json::from_str(&text).unwrap()
+    }
+
+    /// The event a scanner report of `tests/fixtures/reports/NAME` becomes.
+    pub fn report_event(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/reports")
+            .join(name);
+        let body = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let rules = crate::event::EnvelopeRules {
+            max_event_bytes: 262_144,
+            account: "111122223333".into(),
+            region: "eu-west-1".into(),
+        };
+        match crate::ingest::reports::convert(&body, None, &rules).unwrap() {
+            crate::ingest::reports::Converted::Event { event, .. } => event,
+            other => panic!("{name}: {other:?}"),
+        }
     }
 }

@@ -40,9 +40,8 @@ pub struct LastLoad {
 pub struct Status(Mutex<LastLoad>);
 
 impl Status {
-    /// Records a load that is now in force.
-    pub fn loaded(&self, builtin: bool) {
-        let now = crate::store::now_ms();
+    /// Records a load, at `now`, that is now in force.
+    pub fn loaded(&self, builtin: bool, now: i64) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = LastLoad {
             at_ms: now,
             ok: true,
@@ -52,10 +51,10 @@ impl Status {
         };
     }
 
-    /// Records a failed reload; the previous set stays in force.
-    pub fn failed(&self, errors: &rules::RuleErrors) {
+    /// Records a failed reload at `now`; the previous set stays in force.
+    pub fn failed(&self, errors: &rules::RuleErrors, now: i64) {
         let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        last.at_ms = crate::store::now_ms();
+        last.at_ms = now;
         last.ok = false;
         last.errors = errors.0.iter().map(ToString::to_string).collect();
     }
@@ -74,6 +73,8 @@ pub struct Reloader {
     /// Topics come from the configuration, which a reload does not re-read.
     pub topics: Arc<crate::notify::topic::Topics>,
     pub status: Arc<Status>,
+    /// When a reload happened (for [`Status`]).
+    pub clock: crate::alerting::SharedClock,
 }
 
 impl Reloader {
@@ -84,14 +85,14 @@ impl Reloader {
                 let router = Router::new(rules, self.topics.clone());
                 let n = router.len();
                 self.router.swap(router);
-                self.status.loaded(builtin);
+                self.status.loaded(builtin, self.clock.now_ms());
                 self.metrics.reload(true, n);
                 tracing::info!(rules = n, dir = %self.dir.display(), "rules reloaded");
                 true
             }
             Err(errs) => {
                 self.metrics.reload(false, 0);
-                self.status.failed(&errs);
+                self.status.failed(&errs, self.clock.now_ms());
                 for e in &errs.0 {
                     tracing::error!(error = %e, "rule reload failed; keeping the previous rules");
                 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 use scanbridge_pattern::RuleSet;
 
 use crate::alerting::{AlertOptions, RuleOptions};
+use crate::event::Event;
 use crate::notify::topic::Topics;
 use crate::rules::Rule;
 use crate::store::delivery_id;
@@ -63,11 +64,13 @@ impl Router {
     }
 
     /// The enabled rules matching `event`, in rule-file order (the order they were added).
-    fn matching(&self, event: &Value) -> impl Iterator<Item = &Rule> {
-        // The event is a serde_json value, so its serialisation is valid JSON: the compiled set may
-        // skip the bytes no rule names without re-validating them.
-        let bytes = serde_json::to_vec(event).unwrap_or_default();
-        let ids = self.set.matches_prevalidated(&bytes).unwrap_or_default();
+    fn matching(&self, event: &Event) -> impl Iterator<Item = &Rule> {
+        // The canonical bytes are serde_json's own output, valid JSON by construction: the compiled
+        // set reads them as given and may skip the values no rule names without validating them.
+        let ids = self
+            .set
+            .matches_prevalidated(event.body.as_bytes())
+            .unwrap_or_default();
         ids.into_iter().map(|i| &self.rules[i])
     }
 
@@ -86,18 +89,20 @@ impl Router {
     }
 
     /// The names of the enabled rules that match `event`, in order.
-    pub fn matching_rules(&self, event: &Value) -> Vec<&str> {
+    pub fn matching_rules(&self, event: &Event) -> Vec<&str> {
         self.matching(event).map(|r| r.name.as_str()).collect()
     }
 
     /// Whether a matching rule targets `target` directly (for a topic: before filter policies).
-    pub fn routes_to(&self, event: &Value, target: &str) -> bool {
+    pub fn routes_to(&self, event: &Event, target: &str) -> bool {
         self.matching(event)
             .any(|r| r.targets.iter().any(|t| t.target == target))
     }
 
-    /// The deliveries `event` (with its `id`) causes, in rule-file order.
-    pub fn route(&self, event_id: &str, event: &Value) -> Vec<Delivery> {
+    /// The deliveries `event` causes, in rule-file order. Rules match its bytes; topic filter
+    /// policies read its parsed view.
+    pub fn route(&self, event: &Event) -> Vec<Delivery> {
+        let event_id = event.id.as_str();
         let mut out = Vec::new();
         for rule in self.matching(event) {
             for t in &rule.targets {
@@ -111,7 +116,7 @@ impl Router {
                     });
                     continue;
                 };
-                for sub in subs.iter().filter(|s| s.accepts(event)) {
+                for sub in subs.iter().filter(|s| s.accepts(&event.value)) {
                     out.push(Delivery {
                         id: delivery_id(
                             event_id,
@@ -158,6 +163,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn ev(id: &str, mut value: Value) -> Event {
+        value["id"] = json!(id);
+        Event::from_value(value)
+    }
+
     #[test]
     fn ids_are_deterministic_and_distinct() {
         assert_eq!(delivery_id("e", "r", "t"), delivery_id("e", "r", "t"));
@@ -187,13 +197,13 @@ mod tests {
         )
         .unwrap();
         let router = Router::new(vec![r1, r2], Arc::default());
-        let d = router.route("e1", &json!({"source":"x"}));
+        let d = router.route(&ev("e1", json!({"source":"x"})));
         let pairs: Vec<(&str, &str)> = d
             .iter()
             .map(|d| (d.rule.as_str(), d.target.as_str()))
             .collect();
         assert_eq!(pairs, vec![("r1", "a"), ("r1", "b")]);
-        assert!(router.route("e2", &json!({"source":"y"})).is_empty());
+        assert!(router.route(&ev("e2", json!({"source":"y"}))).is_empty());
     }
 
     #[test]
@@ -225,7 +235,7 @@ mod tests {
         )]
         .into();
         let router = Router::new(vec![rule], Arc::new(topics));
-        let dev = router.route("e1", &json!({"source":"x","detail":{"env":"dev"}}));
+        let dev = router.route(&ev("e1", json!({"source":"x","detail":{"env":"dev"}})));
         let got: Vec<(&str, Option<&str>)> = dev
             .iter()
             .map(|d| (d.target.as_str(), d.topic.as_deref()))
@@ -240,7 +250,7 @@ mod tests {
             Some(json!({"input_path":"$.detail"})),
             "the rule's transformation applies"
         );
-        let prod = router.route("e1", &json!({"source":"x","detail":{"env":"prod"}}));
+        let prod = router.route(&ev("e1", json!({"source":"x","detail":{"env":"prod"}})));
         assert_eq!(prod.len(), 3);
         assert_eq!(prod[1].target, "b");
         assert_eq!(prod[1].id, delivery_id("e1", "r", "alerts/b"));
@@ -285,7 +295,12 @@ mod tests {
                 .filter(|r| r.pattern.matches(&event))
                 .map(|r| r.name.as_str())
                 .collect();
-            assert_eq!(router.matching_rules(&event), want, "{}", path.display());
+            assert_eq!(
+                router.matching_rules(&Event::from_value(event)),
+                want,
+                "{}",
+                path.display()
+            );
             seen += 1;
         }
         assert_eq!(seen, 7);

@@ -186,6 +186,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../rules/high-findings-production.yaml"),
     ),
     (
+        "report-critical-findings.json",
+        include_str!("../rules/report-critical-findings.json"),
+    ),
+    (
         "scan-failed.json",
         include_str!("../rules/scan-failed.json"),
     ),
@@ -608,7 +612,7 @@ mod tests {
     fn shipped_rules_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let rules = load_dir(&dir, &known()).unwrap();
-        assert_eq!(rules.len(), 3);
+        assert_eq!(rules.len(), 4);
     }
 
     #[test]

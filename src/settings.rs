@@ -36,6 +36,9 @@ pub struct Settings {
     /// Message templates (email, Slack).
     #[serde(default)]
     pub templates: TemplatesConfig,
+    /// The SNS subscription endpoint (`POST /sns`).
+    #[serde(default)]
+    pub sns: crate::config::SnsConfig,
     /// Delivery targets by name; rules refer to these names.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
@@ -62,7 +65,8 @@ impl Settings {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("server.tokens");
+            .with_list_parse_key("server.tokens")
+            .with_list_parse_key("sns.topic_arns");
         if let Some(env) = env {
             env_source = env_source.source(Some(env));
         }
@@ -114,7 +118,7 @@ impl Settings {
         for (name, t) in &mut self.targets {
             t.finish(name)?;
         }
-        crate::notify::topic::compile(&self.targets)?;
+        crate::notify::compile_topics(&self.targets)?;
         self.load_templates()?;
         Ok(())
     }
@@ -299,7 +303,7 @@ mod tests {
             "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\", filter_policy = {{ detail = {{ finding-severity-counts = {{ CRITICAL = [{{ numeric = [\">\", 0] }}] }} }} }} }}]\n"
         ));
         let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
-        let topics = crate::notify::topic::compile(&s.targets).unwrap();
+        let topics = crate::notify::compile_topics(&s.targets).unwrap();
         let sub = &topics["t"][0];
         assert!(
             sub.accepts(&serde_json::json!({"detail":{"finding-severity-counts":{"CRITICAL":1}}}))
@@ -374,7 +378,7 @@ mod tests {
             assert_eq!(s.targets[name].kind(), kind);
         }
         assert_eq!(
-            crate::notify::topic::compile(&s.targets).unwrap()["scan-alerts"].len(),
+            crate::notify::compile_topics(&s.targets).unwrap()["scan-alerts"].len(),
             3
         );
     }

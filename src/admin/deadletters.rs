@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use serde_json::json;
 
 use super::events::Page;
-use super::{AdminState, ApiResult};
+use super::state::{AdminState, ApiResult};
 
 /// Dead letters listed at most.
 pub const MAX_LISTED: usize = 10_000;
@@ -25,14 +25,17 @@ pub async fn one(State(st): State<AdminState>, Path(id): Path<String>) -> ApiRes
 }
 
 pub async fn redrive(State(st): State<AdminState>, Path(id): Path<String>) -> ApiResult {
-    let n = st.store()?.redrive(Some(id.clone())).await?;
+    let n = st
+        .store()?
+        .redrive(Some(id.clone()), st.clock.now_ms())
+        .await?;
     tracing::info!(delivery = %id, "dead letter redriven (admin API)");
     st.wake.notify_one();
     Ok(axum::Json(json!({"redriven": n})))
 }
 
 pub async fn redrive_all(State(st): State<AdminState>) -> ApiResult {
-    let n = st.store()?.redrive(None).await?;
+    let n = st.store()?.redrive(None, st.clock.now_ms()).await?;
     tracing::info!(count = n, "dead letters redriven (admin API)");
     st.wake.notify_one();
     Ok(axum::Json(json!({"redriven": n})))

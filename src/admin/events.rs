@@ -14,7 +14,7 @@
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
 
-use super::{AdminState, ApiResult};
+use super::state::{AdminState, ApiResult};
 use crate::store::{DeliveryRecord, DeliveryState, EventRecord};
 
 pub const DEFAULT_LIMIT: usize = 50;

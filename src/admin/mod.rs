@@ -9,12 +9,10 @@
 //!
 //! One file per concept: [`sandbox`] (test a pattern, samples), [`routing`] (which rules and targets an
 //! event reaches, rendered; the loaded rules), [`events`] (recent events and what became of each
-//! delivery; suppressed), [`deadletters`], [`silences`]. This file: the guard, errors, and the small
-//! handlers (rules with the last reload, the dashboard's status). [`browser_app`] joins this API and
+//! delivery; suppressed), [`deadletters`], [`silences`]; `state.rs` is the handlers' contract (what they
+//! share, how they fail). This file: the routes, the guard, and the small handlers (rules with the
+//! last reload, the dashboard's status). [`browser_app`] joins this API and
 //! the UI pages of [`crate::ui`].
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -23,83 +21,19 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::ingest::rate::RateLimiter;
-use crate::store::{Store, StoreError};
+pub use state::{AdminState, ApiError, ApiResult, body};
 
 pub mod deadletters;
 pub mod events;
 pub mod routing;
 pub mod sandbox;
 pub mod silences;
+mod state;
 
 /// Largest admin request body (an event is at most 256 KiB; a pattern a few KiB).
 pub const MAX_BODY: usize = 1 << 20;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AdminState {
-    pub access: Arc<crate::ui::access::Access>,
-    pub limiter: Arc<RateLimiter>,
-    pub body_timeout: Duration,
-    /// Pattern limits (`rules.max_pattern_length`).
-    pub limits: scanbridge_pattern::Limits,
-    pub routing: Arc<routing::Routing>,
-    /// The last load of the rules.
-    pub reload: Arc<crate::reload::Status>,
-    /// The rules directory (shown with the rules).
-    pub rules_dir: String,
-    /// The store; `None` for `scanbridge sandbox` (the store routes are then absent).
-    pub store: Option<Arc<dyn Store>>,
-    /// Wakes the worker (a redriven delivery is due now).
-    pub wake: Arc<tokio::sync::Notify>,
-}
-
-impl AdminState {
-    fn store(&self) -> Result<&Arc<dyn Store>, ApiError> {
-        self.store.as_ref().ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "this server has no store (scanbridge sandbox)".into(),
-            )
-        })
-    }
-}
-
-/// An error answer: a status and a message for people.
-#[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub String);
-
-impl ApiError {
-    pub fn bad_request(m: impl std::fmt::Display) -> ApiError {
-        ApiError(StatusCode::BAD_REQUEST, m.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::NotFound { .. } => ApiError(StatusCode::NOT_FOUND, e.to_string()),
-            other => {
-                tracing::error!(error = %other, "store failure (admin API)");
-                ApiError(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("store unavailable ({})", other.kind()),
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-/// A handler's answer.
-pub type ApiResult = Result<axum::Json<Value>, ApiError>;
 
 /// The `/api/v1` routes, with their guards and the security headers.
 pub fn router(state: AdminState) -> Router {
@@ -195,11 +129,6 @@ async fn guard(State(st): State<AdminState>, req: Request, next: Next) -> Respon
     }
 }
 
-/// Parses a JSON body into `T`, or a 400 naming the problem.
-pub fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
-}
-
 async fn test_pattern(State(st): State<AdminState>, bytes: axum::body::Bytes) -> ApiResult {
     let req: sandbox::TestPattern = body(&bytes)?;
     Ok(axum::Json(sandbox::evaluate(
@@ -227,7 +156,7 @@ async fn route(State(st): State<AdminState>, bytes: axum::body::Bytes) -> ApiRes
     };
     let set = crate::alerting::silence::SilenceSet::new(silences);
     st.routing
-        .plan(&req.event.into_text(), &set, crate::store::now_ms())
+        .plan(&req.event.into_text(), &set, st.clock.now_ms())
         .map(axum::Json)
         .map_err(ApiError::bad_request)
 }
@@ -246,7 +175,7 @@ async fn rules(State(st): State<AdminState>) -> ApiResult {
 async fn status(State(st): State<AdminState>) -> ApiResult {
     let store = st.store()?;
     let counts = store.counts().await?;
-    let now = crate::store::now_ms();
+    let now = st.clock.now_ms();
     let active = store
         .silences()
         .await?

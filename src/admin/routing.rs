@@ -59,12 +59,12 @@ impl Routing {
 
     /// The preview of `text` (one event); Err with the reason when the event is invalid.
     pub fn plan(&self, text: &str, silences: &SilenceSet, now_ms: i64) -> Result<Value, String> {
-        let event = crate::event::validate(text, &self.envelope)
+        let event = crate::event::validate(text, &self.envelope, now_ms)
             .map_err(|e| format!("invalid event: {e}"))?;
         let router = self.router.current();
-        let deliveries = router.route(&event.id, &event.value);
+        let deliveries = router.route(&event);
         let mut rules = Vec::new();
-        for name in router.matching_rules(&event.value) {
+        for name in router.matching_rules(&event) {
             let rule = router.rule(name);
             let mine: Vec<Value> = deliveries
                 .iter()
@@ -80,9 +80,8 @@ impl Routing {
                     let preview = crate::notify::with_message(
                         &event.id,
                         &event.value,
-                        &d.id,
-                        &d.rule,
-                        d.input.as_ref(),
+                        (&d.id, &d.rule, d.input.as_ref()),
+                        now_ms,
                         |msg| target.preview_data(msg),
                     );
                     match preview {
@@ -104,7 +103,7 @@ impl Routing {
             .topics
             .iter()
             .filter(|(name, _)| {
-                router.routes_to(&event.value, name)
+                router.routes_to(&event, name)
                     && !deliveries.iter().any(|d| d.topic.as_deref() == Some(name))
             })
             .map(|(name, subs)| {
@@ -112,7 +111,7 @@ impl Routing {
             })
             .collect();
         let silenced = silences.find(&event.value, now_ms).map(|s| {
-            json!({"id": s.id, "expires_at": crate::alerting::silence::format_ms(s.expires_at_ms),
+            json!({"id": s.id, "expires_at": crate::event::rfc3339(s.expires_at_ms),
                 "comment": s.comment, "created_by": s.created_by})
         });
         Ok(json!({

@@ -11,9 +11,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{AdminState, ApiError, ApiResult};
-use crate::alerting::silence::{SilenceSpec, format_ms};
-use crate::store::{Silence, now_ms};
+use super::state::{AdminState, ApiError, ApiResult};
+use crate::alerting::silence::SilenceSpec;
+use crate::event::rfc3339 as format_ms;
+use crate::store::Silence;
 use crate::ui::access::Caller;
 
 #[derive(Debug, serde::Deserialize)]
@@ -30,7 +31,7 @@ fn shown(s: &Silence, now: i64) -> Value {
 }
 
 pub async fn list(State(st): State<AdminState>, Query(q): Query<ListQuery>) -> ApiResult {
-    let now = now_ms();
+    let now = st.clock.now_ms();
     let list: Vec<Value> = st
         .store()?
         .silences()
@@ -47,12 +48,12 @@ pub async fn add(
     Extension(caller): Extension<Caller>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let spec: SilenceSpec = super::body(&bytes)?;
+    let spec: SilenceSpec = super::state::body(&bytes)?;
     let author = match caller {
         Caller::Session(_) => "console",
         Caller::Bearer | Caller::Open => "api",
     };
-    let now = now_ms();
+    let now = st.clock.now_ms();
     let silence = spec.build(now, author).map_err(ApiError::bad_request)?;
     st.store()?.silence_add(silence.clone()).await?;
     tracing::info!(silence = %silence.id, matchers = %silence.matchers, until = %format_ms(silence.expires_at_ms),
@@ -65,7 +66,9 @@ pub async fn add(
 }
 
 pub async fn expire(State(st): State<AdminState>, Path(id): Path<String>) -> ApiResult {
-    st.store()?.silence_expire(id.clone(), now_ms()).await?;
+    st.store()?
+        .silence_expire(id.clone(), st.clock.now_ms())
+        .await?;
     tracing::info!(silence = %id, "silence expired (admin API)");
     Ok(axum::Json(json!({"expired": id})))
 }

@@ -1,6 +1,9 @@
-//! Time, passed in: every decision that depends on "now" (dedup windows, silence expiry, digest
-//! windows, rate-limit buckets) reads a [`Clock`] instead of the system time, so tests can set and
-//! advance time exactly.
+//! Time, passed in: the daemon has one [`Clock`], made by `serve` and handed to every room where time
+//! decides something: ingest (the acceptance time an event gets, its default `time`), the HTTP
+//! per-client limit, the worker (leases, retry delays, an attempt's age, what a receiver is told), the
+//! alerting stages (silence expiry, dedup windows, digest schedules, rate-limit buckets) and, through
+//! their callers, every store decision (the store reads no clock). Nothing else reads the system
+//! time, so tests set and advance time exactly and never sleep to cross a window.
 //!
 //! Promise: [`SystemClock`] is wall time in milliseconds since the Unix epoch (the unit the store uses);
 //! the tests' `ManualClock` only moves when told to.
@@ -21,7 +24,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::store::now_ms()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
 }
 

@@ -23,35 +23,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::options::NotifyOn;
+use super::stage::{Flow, Ledger, Notice, Stage};
 use crate::scan::{Change, Delta, Facts, Kind, SEVERITIES};
 use crate::store::HistoryUpdate;
-
-/// A rule's `notify_on` option.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum NotifyOn {
-    #[default]
-    Always,
-    NewFindings,
-    Worse,
-}
-
-impl NotifyOn {
-    pub fn parse(v: &Value) -> Option<NotifyOn> {
-        match v.as_str()? {
-            "always" => Some(NotifyOn::Always),
-            "new_findings" => Some(NotifyOn::NewFindings),
-            "worse" => Some(NotifyOn::Worse),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyOn::Always => "always",
-            NotifyOn::NewFindings => "new_findings",
-            NotifyOn::Worse => "worse",
-        }
-    }
-}
 
 /// One remembered result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +63,7 @@ pub fn observe(event: &Value) -> Option<Observation> {
     let facts = Facts::of(event);
     let event_id = facts.event_id.clone();
     match facts.kind {
-        Kind::EcrScan | Kind::InspectorScan if !facts.failed => {
+        Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan if !facts.failed => {
             let repo = facts.repository.as_deref()?;
             let raw = event.pointer("/detail/finding-severity-counts");
             let complete = facts
@@ -275,6 +250,45 @@ pub fn delta(event: &Value, previous: &Previous) -> Delta {
         previous: all,
         summary,
         finding: (!finding.is_empty()).then(|| finding.join(", ")),
+    }
+}
+
+/// Stage 2: `notify_on` compares the event with the result it replaced in the history (stamped at
+/// accept) and suppresses what is not news (`not_new`, `not_worse`); it also gives the notice the
+/// delta to the previous result, for the templates, whatever `notify_on` says.
+pub struct HistoryStage {
+    pub ledger: Ledger,
+}
+
+impl Stage for HistoryStage {
+    const NAME: &'static str = "history";
+
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let previous: Option<Previous> = n
+            .delivery
+            .previous
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
+        let Some(previous) = previous else {
+            return Flow::Next; // the first sighting (or not a scan): news either way
+        };
+        let delta = n.delta.get_or_init(|| delta(n.event, &previous));
+        let on = n.options.notify_on;
+        if on == NotifyOn::Always {
+            return Flow::Next;
+        }
+        match decide(on, observe(n.event).as_ref(), Some(&previous)) {
+            Ok(()) => Flow::Next,
+            Err(why) => {
+                let detail = format!(
+                    "{} compared with event {} ({})",
+                    on.as_str(),
+                    previous.record.event_id,
+                    delta.summary
+                );
+                self.ledger.suppress(n, why, detail).await
+            }
+        }
     }
 }
 

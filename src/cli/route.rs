@@ -13,7 +13,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::Outcome;
+use super::outcome::Outcome;
+use crate::alerting::SharedClock;
 use crate::event::{EnvelopeRules, Event};
 use crate::notify::Targets;
 use crate::router::Router;
@@ -39,6 +40,8 @@ pub struct Args {
 /// Settings, router and targets, built as `serve` builds them but without a store or a server.
 pub(crate) struct Offline {
     pub settings: Settings,
+    /// Wall time, read as the daemon reads its clock.
+    pub clock: SharedClock,
     pub router: Router,
     /// No rules directory: the built-in example rules are loaded.
     pub builtin: bool,
@@ -64,10 +67,11 @@ impl Offline {
         } else {
             (Vec::new(), false)
         };
-        let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
+        let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
         Ok(Offline {
+            clock: crate::alerting::system_clock(),
             router: Router::new(rules, topics.clone()),
             builtin,
             settings,
@@ -83,7 +87,8 @@ impl Offline {
             account: self.settings.aws.account.clone(),
             region: self.settings.aws.region.clone(),
         };
-        crate::event::validate(text, &rules).map_err(|e| anyhow::anyhow!("invalid event: {e}"))
+        crate::event::validate(text, &rules, self.clock.now_ms())
+            .map_err(|e| anyhow::anyhow!("invalid event: {e}"))
     }
 }
 
@@ -126,19 +131,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         s("detail-type"),
         s("source")
     );
-    let deliveries = offline.router.route(&event.id, &event.value);
-    let matching = offline.router.matching_rules(&event.value);
+    let deliveries = offline.router.route(&event);
+    let matching = offline.router.matching_rules(&event);
     let data_dir = args
         .data_dir
         .clone()
         .unwrap_or_else(|| offline.settings.store.data_dir.clone());
     match silences(&data_dir) {
         Ok(set) => {
-            if let Some(s) = set.find(&event.value, crate::store::now_ms()) {
+            if let Some(s) = set.find(&event.value, offline.clock.now_ms()) {
                 println!(
                     "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
                     s.id,
-                    crate::alerting::silence::format_ms(s.expires_at_ms),
+                    crate::event::rfc3339(s.expires_at_ms),
                     s.comment,
                     s.created_by
                 );
@@ -161,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     for (name, subs) in offline.topics.iter() {
         let reached = deliveries.iter().any(|d| d.topic.as_deref() == Some(name));
-        if offline.router.routes_to(&event.value, name) && !reached {
+        if offline.router.routes_to(&event, name) && !reached {
             let names: Vec<&str> = subs.iter().map(|s| s.target.as_str()).collect();
             println!(
                 "\ntopic {name}: no subscription's filter policy matches ({})",
@@ -215,9 +220,8 @@ fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
     let preview = crate::notify::with_message(
         &event.id,
         &event.value,
-        &d.id,
-        &d.rule,
-        d.input.as_ref(),
+        (&d.id, &d.rule, d.input.as_ref()),
+        offline.clock.now_ms(),
         |msg| target.preview(msg),
     );
     match preview {

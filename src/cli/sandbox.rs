@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::ingest::rate::RateLimiter;
 use crate::shutdown::{CancellationToken, TaskTracker, spawn_signal_handler};
 use crate::ui::Mode;
@@ -58,10 +58,11 @@ async fn serve(offline: super::route::Offline, listen: SocketAddr) -> anyhow::Re
     let limiter = Arc::new(RateLimiter::new(
         settings.server.rate_limit,
         settings.server.rate_burst,
+        offline.clock.clone(),
     ));
     let rules = offline.router.len();
     let reload = Arc::new(crate::reload::Status::default());
-    reload.loaded(offline.builtin);
+    reload.loaded(offline.builtin, offline.clock.now_ms());
     let routing = Arc::new(crate::admin::routing::Routing::new(
         Arc::new(crate::router::RouterHandle::new(offline.router)),
         Arc::new(offline.targets),
@@ -78,6 +79,7 @@ async fn serve(offline: super::route::Offline, listen: SocketAddr) -> anyhow::Re
         rules_dir: settings.rules.dir.display().to_string(),
         store: None,
         wake: Arc::new(tokio::sync::Notify::new()),
+        clock: offline.clock.clone(),
     };
     let app = crate::admin::browser_app(admin, Mode::Sandbox)
         .route(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::event::EnvelopeRules;
 use crate::ingest::auth as http_auth;
 use crate::ingest::rate::RateLimiter;
@@ -90,10 +90,10 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     if builtin {
         tracing::warn!(
             dir = %settings.rules.dir.display(),
-            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
+            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans, critical findings in scanner reports); create the directory or pass --rules to use your own"
         );
     }
-    let topics = Arc::new(crate::notify::topic::compile(&settings.targets)?);
+    let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
     let router = Router::new(rules, topics.clone());
     metrics
         .rules_loaded
@@ -103,6 +103,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
 
     // Everything that can refuse the configuration is checked before the store is opened.
     let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
+    let sns = Arc::new(crate::ingest::sns::door::Sns::new(&settings.sns)?);
     let tls = tls_acceptor(&settings.server)?;
     let store = SqliteStore::open_with_limit(
         &settings.store.data_dir,
@@ -120,6 +121,10 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         templates,
     )?);
 
+    // The one clock every room reads "now" from.
+    let clock = crate::alerting::system_clock();
+    // Parsed events, from ingest (and digests) to the worker.
+    let handoff = Arc::new(crate::event::Handoff::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
@@ -136,8 +141,9 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             region: settings.aws.region.clone(),
         },
         wake: wake.clone(),
+        clock: clock.clone(),
+        handoff: handoff.clone(),
     };
-    let clock = crate::alerting::system_clock();
     let limits = settings
         .targets
         .iter()
@@ -148,7 +154,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
         clock.clone(),
-        crate::alerting::RateLimiter::new(limits, clock),
+        crate::alerting::RateLimiter::new(limits, clock.clone()),
+        handoff.clone(),
     ));
     let worker = Worker {
         store: store.clone(),
@@ -157,10 +164,12 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         wake: wake.clone(),
         config: settings.delivery.clone(),
         alerting,
+        clock: clock.clone(),
+        handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let reload_status = Arc::new(crate::reload::Status::default());
-    reload_status.loaded(builtin);
+    reload_status.loaded(builtin, clock.now_ms());
     let routing = Arc::new(crate::admin::routing::Routing::new(
         router.clone(),
         targets,
@@ -174,6 +183,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         metrics,
         topics,
         status: reload_status.clone(),
+        clock: clock.clone(),
     };
     tracker.spawn(reloader.run(settings.rules.watch, hup_rx, shutdown.clone()));
     if stdin {
@@ -193,10 +203,12 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         limiter: Arc::new(RateLimiter::new(
             settings.server.rate_limit,
             settings.server.rate_burst,
+            clock.clone(),
         )),
         max_body_bytes: settings.server.max_body_bytes,
         body_timeout: settings.server.body_timeout,
         max_batch_events: settings.server.max_batch_events,
+        sns,
     };
     let access = Arc::new(crate::ui::access::Access::new(
         tokens.clone(),
@@ -212,6 +224,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         rules_dir: settings.rules.dir.display().to_string(),
         store: Some(store.clone()),
         wake,
+        clock: clock.clone(),
     };
     let app =
         http::app(state.clone()).merge(crate::admin::browser_app(admin, crate::ui::Mode::Daemon));

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::Ingestor;
-use crate::event::Rejection;
+use crate::event::{Incoming, Rejection};
 
 /// The access key id of a SigV4 `Authorization` header (`AWS4-HMAC-SHA256 Credential=KEY/...`).
 pub fn access_key_id(authorization: &str) -> Option<&str> {
@@ -75,7 +75,8 @@ pub async fn handle(ingestor: &Ingestor, headers: &HeaderMap, body: &[u8]) -> Re
 }
 
 /// Builds an EventBridge event from one PutEvents entry, or the entry's (ErrorCode, ErrorMessage).
-fn entry_to_event(entry: &Value) -> Result<String, (&'static str, String)> {
+/// `Detail` is parsed here, once; ingest takes the built event without parsing it again.
+fn entry_to_event(entry: &Value) -> Result<Value, (&'static str, String)> {
     let required = |key: &str| -> Result<String, (&'static str, String)> {
         match entry.get(key) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
@@ -88,7 +89,7 @@ fn entry_to_event(entry: &Value) -> Result<String, (&'static str, String)> {
     let source = required("Source")?;
     let detail_type = required("DetailType")?;
     let detail_text = required("Detail")?;
-    let detail: Value = match crate::strict_json::from_str(&detail_text) {
+    let detail: Value = match crate::event::parse_strict(&detail_text) {
         Ok(v @ Value::Object(_)) => v,
         _ => return Err(("MalformedDetail", "Detail is malformed.".into())),
     };
@@ -124,7 +125,7 @@ fn entry_to_event(entry: &Value) -> Result<String, (&'static str, String)> {
         }
     }
     ev.insert("detail".into(), detail);
-    Ok(Value::Object(ev).to_string())
+    Ok(Value::Object(ev))
 }
 
 async fn put_events(ingestor: &Ingestor, req: &Value) -> Response {
@@ -142,12 +143,21 @@ async fn put_events(ingestor: &Ingestor, req: &Value) -> Response {
             "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and 10",
         );
     }
-    let built: Vec<Result<String, (&'static str, String)>> =
-        entries.iter().map(entry_to_event).collect();
-    let items = built
-        .iter()
-        .map(|b| b.clone().map_err(|(_, m)| Rejection::Malformed(m)))
-        .collect();
+    // Per entry: the event built (handed to ingest as is), or AWS's error code and message.
+    let mut codes: Vec<Option<(&'static str, String)>> = Vec::with_capacity(entries.len());
+    let mut items = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry_to_event(entry) {
+            Ok(v) => {
+                codes.push(None);
+                items.push(Ok(Incoming::Built(v)));
+            }
+            Err((code, message)) => {
+                items.push(Err(Rejection::Malformed(message.clone())));
+                codes.push(Some((code, message)));
+            }
+        }
+    }
     let results = match ingestor.ingest(items).await {
         Ok(r) => r,
         Err(e) => {
@@ -162,14 +172,14 @@ async fn put_events(ingestor: &Ingestor, req: &Value) -> Response {
     let mut failed = 0;
     let out: Vec<Value> = results
         .iter()
-        .zip(&built)
-        .map(|(r, b)| match (r, b) {
+        .zip(&codes)
+        .map(|(r, c)| match (r, c) {
             (Ok(a), _) => json!({"EventId": a.id}),
-            (Err(_), Err((code, msg))) => {
+            (Err(_), Some((code, msg))) => {
                 failed += 1;
                 json!({"ErrorCode": code, "ErrorMessage": msg})
             }
-            (Err(why), Ok(_)) => {
+            (Err(why), None) => {
                 failed += 1;
                 json!({"ErrorCode": "InvalidArgument", "ErrorMessage": why.to_string()})
             }
@@ -221,7 +231,7 @@ mod tests {
             &json!({"Source":"s","DetailType":"t","Detail":"{\"a\":1}","Time":1700000000}),
         )
         .unwrap();
-        let v: Value = serde_json::from_str(&ok).unwrap();
+        let v = ok;
         assert_eq!(v["time"], "2023-11-14T22:13:20Z");
         assert_eq!(v["detail"]["a"], 1);
         assert_eq!(

@@ -1,6 +1,9 @@
 //! The plain HTTP door (axum): `POST /events`, `GET /healthz`, `GET /readyz`, `GET /metrics`, and the
-//! route `POST /` to the AWS JSON 1.1 door ([`super::aws`]: `AWSEvents.PutEvents`,
-//! `AWSEvents.TestEventPattern`), both behind the same rate limit, authentication and body limits.
+//! routes to the other doors: `POST /` (the AWS JSON 1.1 door, [`super::aws`]: `AWSEvents.PutEvents`,
+//! `AWSEvents.TestEventPattern`) and `POST /reports` (scanner reports, [`super::reports::door`]), all
+//! behind the same rate limit, authentication and body limits; `POST /sns` (SNS subscriptions,
+//! [`super::sns::door`]) behind the same rate limit and body limits, authenticated by AWS's signature
+//! (its raw deliveries, unsigned, need a token: the door checks it).
 //!
 //! Promises:
 //! - `POST /events` answers 202 only after every accepted event is durable; the body lists index-aligned
@@ -8,8 +11,9 @@
 //!   accepted. A single event over the size limit, or a body over `max_body_bytes`, gets 413. A store
 //!   failure gets 503 and nothing is acknowledged.
 //! - With any token configured (`server.token`, `server.tokens`, `server.tokens_file`), both ingest
-//!   doors need one: `Authorization: Bearer TOKEN`, or (for AWS CLIs and SDKs, which sign with SigV4)
-//!   TOKEN as the access key id of the credential. See [`super::auth`]. Health and metrics are open.
+//!   doors need one: `Authorization: Bearer TOKEN`, `Authorization: Basic` with TOKEN as the password
+//!   (what SNS sends for `https://user:TOKEN@host/sns`), or (for AWS CLIs and SDKs, which sign with
+//!   SigV4) TOKEN as the access key id of the credential. See [`super::auth`]. Health and metrics are open.
 //! - Ingest requests pass, in order: the per-client rate limit (429 + Retry-After), authentication
 //!   (401), then the body is read whole within `server.body_timeout` (408) and `server.max_body_bytes`
 //!   (413) before any handler sees it. Error bodies never echo credentials.
@@ -27,11 +31,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::answer::{error, store_unavailable};
 use super::auth::Tokens;
 use super::body::{self, ReadError};
 use super::rate::RateLimiter;
 use super::{Ingestor, Shape, split_body};
-use crate::event::Rejection;
+use crate::event::{Incoming, Rejection};
 
 /// State shared by the handlers.
 #[derive(Clone)]
@@ -42,27 +47,30 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub max_batch_events: usize,
+    pub sns: Arc<super::sns::door::Sns>,
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     // route_layer: the last one added runs first.
+    let sns = Router::new()
+        .route("/sns", post(post_sns))
+        .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     Router::new()
         .route("/events", post(post_events))
+        .route("/reports", post(post_reports))
         .route("/", post(aws_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .merge(sns)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         // read_body has applied server.max_body_bytes; axum's own 2 MB default must not apply again.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, axum::Json(json!({"error": message.to_string()}))).into_response()
 }
 
 async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -115,17 +123,33 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
     }
 }
 
-/// The credential a request presents: a bearer token or a SigV4 access key id.
-fn presented(headers: &HeaderMap) -> Option<&str> {
+/// The credential a request presents: a bearer token, a Basic password or a SigV4 access key id.
+fn presented(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine;
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     if let Some(token) = auth.strip_prefix("Bearer ") {
-        return Some(token.trim());
+        return Some(token.trim().into());
     }
-    super::aws::access_key_id(auth)
+    if let Some(b64) = auth.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        return text.split_once(':').map(|(_, p)| p.to_owned().into());
+    }
+    super::aws::access_key_id(auth).map(Into::into)
+}
+
+/// Whether the request may ingest: no token is required, or it presents an accepted one.
+fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
+    !st.tokens.required()
+        || st
+            .tokens
+            .accepts(presented(headers).as_deref().unwrap_or(""))
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if st.tokens.required() && !st.tokens.accepts(presented(req.headers()).unwrap_or("")) {
+    if !authorized(&st, req.headers()) {
         st.ingestor.metrics.limited("unauthorized");
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid token");
         r.headers_mut()
@@ -133,17 +157,6 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
         return refuse(&st, req, r).await;
     }
     next.run(req).await
-}
-
-fn store_unavailable(e: &crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "store failure: events not accepted");
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("store unavailable ({}); nothing was accepted", e.kind()),
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
 }
 
 async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
@@ -170,6 +183,7 @@ async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
             ),
         );
     }
+    let items = items.into_iter().map(|i| i.map(Incoming::Text)).collect();
     let results = match st.ingestor.ingest(items).await {
         Ok(r) => r,
         Err(e) => return store_unavailable(&e),
@@ -229,6 +243,17 @@ async fn aws_json(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -
     super::aws::handle(&st.ingestor, &headers, &body).await
 }
 
+/// `POST /reports`: scanner reports ([`super::reports::door`]).
+async fn post_reports(State(st): State<AppState>, uri: axum::http::Uri, body: Bytes) -> Response {
+    super::reports::door::handle(&st.ingestor, uri.query(), &body).await
+}
+
+/// `POST /sns`: SNS subscriptions ([`super::sns::door`]).
+async fn post_sns(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let ok = authorized(&st, &headers);
+    super::sns::door::handle(&st.ingestor, &st.sns, &headers, ok, &body).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,15 +262,20 @@ mod tests {
     fn credentials_from_bearer_and_sigv4() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(presented(&h), Some("abc"));
+        assert_eq!(presented(&h).as_deref(), Some("abc"));
         h.insert(
             header::AUTHORIZATION,
             "AWS4-HMAC-SHA256 Credential=KEY123/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=x"
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(presented(&h), Some("KEY123"));
+        assert_eq!(presented(&h).as_deref(), Some("KEY123"));
         h.insert(header::AUTHORIZATION, "Basic Zm9v".parse().unwrap());
+        assert_eq!(presented(&h), None, "no colon");
+        // "sns:tok-1", as SNS sends https://sns:tok-1@host/sns
+        h.insert(header::AUTHORIZATION, "Basic c25zOnRvay0x".parse().unwrap());
+        assert_eq!(presented(&h).as_deref(), Some("tok-1"));
+        h.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
         assert_eq!(presented(&h), None);
     }
 }

@@ -20,7 +20,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncTransport, Message as Mail, Tokio1Executor};
 use serde::Deserialize;
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::render::template::Templates;
 use crate::retry::RetryOverrides;
@@ -358,6 +358,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            now_ms: 0,
         };
         let out = email.notify(&msg).await;
         assert_eq!(out.label(), "retryable", "{out:?}");

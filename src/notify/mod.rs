@@ -1,30 +1,31 @@
-//! Delivery targets: the `[targets.NAME]` configuration, the [`Target`] enum and the contract every
-//! target keeps with the worker.
+//! Receivers: the `[targets.NAME]` configuration ([`TargetConfig`]), building the receivers
+//! ([`Targets`]) and dispatching an attempt to one ([`Target`]).
 //!
-//! Contract: [`Target::notify`] makes one attempt and classifies it as [`Outcome::Delivered`],
-//! [`Outcome::Retryable`] (with the receiver's Retry-After, if any) or [`Outcome::Permanent`]. Targets
-//! never retry, sleep or dead-letter themselves: the worker and `retry.rs` own that. Reasons never
-//! contain secrets (webhook URLs are redacted). Each target type lives in its own module with its config
-//! struct beside it; every config struct denies unknown fields (serde ignores that attribute on the
-//! internally tagged [`TargetConfig`] itself).
+//! Contract ([`attempt`]): [`Target::notify`] makes one attempt and classifies it as
+//! [`Outcome::Delivered`], [`Outcome::Retryable`] (with the receiver's Retry-After, if any) or
+//! [`Outcome::Permanent`]. Receivers never retry, sleep or dead-letter themselves: the worker and
+//! `retry.rs` own that. Reasons never contain secrets (webhook URLs are redacted). Each receiver lives in
+//! its own module with its config struct beside it, importing only the contract; every config struct
+//! denies unknown fields (serde ignores that attribute on the internally tagged [`TargetConfig`]
+//! itself).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use serde::Deserialize;
-use serde_json::Value;
-
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use crate::config::{ConfigError, DeliveryConfig};
-use crate::render::template::{Context, Templates};
+use crate::render::template::Templates;
 use crate::retry::{RetryOverrides, RetryPolicy};
 
+mod attempt;
 pub mod console;
 pub mod email;
 pub mod slack;
 pub mod topic;
 pub mod webhook;
+
+pub use attempt::{Message, Outcome, with_message};
 
 /// `[targets.NAME]`, selected by `type`.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,7 +40,7 @@ pub enum TargetConfig {
 
 impl TargetConfig {
     /// Resolves secrets and checks values; `name` is used in error messages. (Topics are checked
-    /// against the other targets by [`topic::compile`].)
+    /// against the other targets by [`compile_topics`].)
     pub fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
         if let Some(problem) = self.rate_limit().and_then(|r| r.problem()) {
             return Err(ConfigError::Invalid {
@@ -104,80 +105,6 @@ pub enum BuildError {
     },
 }
 
-/// One delivery attempt's input.
-#[derive(Debug)]
-pub struct Message<'a> {
-    /// Deterministic id (event id + rule + target): receivers use it to drop duplicates.
-    pub delivery_id: &'a str,
-    pub rule: &'a str,
-    pub event_id: &'a str,
-    /// The whole event.
-    pub event: &'a Value,
-    /// What the rule says to send: the event, or its transformed input.
-    pub payload: &'a Value,
-    /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
-    pub delta: Option<&'a crate::scan::Delta>,
-}
-
-impl<'a> Message<'a> {
-    /// What the templates of this attempt see.
-    pub fn context(&self) -> Context<'a> {
-        Context::new(
-            self.event,
-            self.payload,
-            self.rule,
-            self.delivery_id,
-            self.event_id,
-        )
-        .with_delta(self.delta)
-    }
-}
-
-/// Hands `f` the message of one delivery of `event` as an attempt would build it (the rule target's
-/// input transformation applied), for previews that send nothing (`scanbridge route`, the UI). Err
-/// with the reason when the transformation fails: the daemon would dead-letter that delivery.
-pub fn with_message<T>(
-    event_id: &str,
-    event: &Value,
-    delivery_id: &str,
-    rule: &str,
-    input: Option<&Value>,
-    f: impl FnOnce(&Message<'_>) -> T,
-) -> Result<T, String> {
-    let payload = crate::render::payload(event, input, rule).map_err(|e| e.to_string())?;
-    Ok(f(&Message {
-        delivery_id,
-        rule,
-        event_id,
-        event,
-        payload: &payload,
-        delta: None,
-    }))
-}
-
-/// The result of one attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Delivered,
-    Retryable {
-        retry_after: Option<Duration>,
-        reason: String,
-    },
-    Permanent {
-        reason: String,
-    },
-}
-
-impl Outcome {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Retryable { .. } => "retryable",
-            Outcome::Permanent { .. } => "permanent",
-        }
-    }
-}
-
 /// A ready-to-use target.
 #[derive(Debug)]
 pub enum Target {
@@ -204,7 +131,7 @@ impl Target {
     /// What an attempt would send, as data for the UI (`POST /api/v1/route`): `{"kind", ...}` with,
     /// per kind, the webhook request (method, content type, header names, body), the email (from, to,
     /// subject, both parts), the Slack message (`payload`) or the console text. No secret is in it.
-    pub fn preview_data(&self, msg: &Message<'_>) -> Result<Value, String> {
+    pub fn preview_data(&self, msg: &Message<'_>) -> Result<serde_json::Value, String> {
         let (kind, mut data) = match self {
             Target::Webhook(t) => ("webhook", t.preview_data(msg)),
             Target::Console(_) => ("console", serde_json::json!({"text": console::render(msg)})),
@@ -276,26 +203,21 @@ impl Targets {
     }
 }
 
-/// Resolves a secret URL (inline, environment or `*_file`), requires it, and checks that it is
-/// http(s); errors name `key` and never show the URL.
-pub(crate) fn required_http_url(
-    key: String,
-    url: &mut Option<crate::config::Secret>,
-    file: &Option<std::path::PathBuf>,
-    missing: &str,
-) -> Result<(), ConfigError> {
-    crate::config::resolve_secret(&key, url, file)?;
-    let Some(u) = url.as_ref() else {
-        return Err(ConfigError::Invalid {
-            key,
-            message: missing.into(),
-        });
-    };
-    match reqwest::Url::parse(u.expose()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        _ => Err(ConfigError::Invalid {
-            key,
-            message: "not an http(s) URL".into(),
-        }),
-    }
+/// Checks every topic against the other targets and compiles the filter policies.
+pub fn compile_topics(
+    targets: &BTreeMap<String, TargetConfig>,
+) -> Result<topic::Topics, ConfigError> {
+    let topics: Vec<(&String, &topic::TopicConfig)> = targets
+        .iter()
+        .filter_map(|(name, c)| match c {
+            TargetConfig::Topic(t) => Some((name, t)),
+            _ => None,
+        })
+        .collect();
+    let receivers: Vec<&str> = targets
+        .iter()
+        .filter(|(_, c)| !matches!(c, TargetConfig::Topic(_)))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    topic::compile(&topics, &receivers)
 }

@@ -34,7 +34,10 @@
 //!   (a cursor names the last event of the previous page); `counts` gives the totals a dashboard shows.
 //!   They only read, and return event bodies as stored (the caller parses them).
 //!
-//! Time for these decisions is passed in (`now_ms`), so callers can inject a clock.
+//! Time: the store never reads a clock. Every method that decides something by time (accept and
+//! received-at, due and lease times, retry delays, dedup windows, digest schedules, silence expiry)
+//! is handed `now_ms` by its caller, who reads the daemon's one clock ([`crate::alerting`]'s `Clock`),
+//! so tests drive all of it with one injected clock.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -181,8 +184,17 @@ pub struct DueGroup {
     pub rule: String,
     pub target: String,
     pub labels: String,
-    /// (delivery id, event JSON, added at ms)
-    pub members: Vec<(String, String, i64)>,
+    pub members: Vec<Member>,
+}
+
+/// One delivery waiting in a digest group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub delivery_id: String,
+    pub event_id: String,
+    /// The event JSON (`{}` if the event is gone).
+    pub body: String,
+    pub added_at_ms: i64,
 }
 
 /// One silence as stored.
@@ -286,41 +298,40 @@ pub struct Counts {
     pub grouped: u64,
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
     /// Returns, per event in order, whether it was new (`false`: its id was accepted before, so it is
     /// not routed again).
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
-    /// Leases up to `limit` due deliveries for `lease`.
+    fn accept(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
+    /// Leases up to `limit` deliveries due at `now_ms` for `lease`.
     fn lease(
         &self,
         limit: usize,
         lease: Duration,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>>;
-    /// Delivered: removes the delivery from the outbox and records it as delivered.
-    fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Failed retryably: counts the attempt and schedules the next one after `delay`.
+    /// Delivered: removes the delivery from the outbox and records it as delivered at `now_ms`.
+    fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Failed retryably: counts the attempt and schedules the next one `delay` after `now_ms`.
     fn retry_later(
         &self,
         id: String,
         delay: Duration,
         error: String,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Moves the delivery to the dead letters with `attempts` made and the reason.
+    /// Moves the delivery to the dead letters with `attempts` made and the reason, failed at `now_ms`.
     fn dead_letter(
         &self,
         id: String,
         attempts: u32,
         reason: String,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Deliveries in the outbox.
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
@@ -328,13 +339,19 @@ pub trait Store: Send + Sync + 'static {
     fn dead_letters(&self, limit: usize) -> BoxFuture<'_, Result<Vec<DeadLetter>, StoreError>>;
     /// One dead letter with its event.
     fn dead_letter_get(&self, id: String) -> BoxFuture<'_, Result<DeadLetter, StoreError>>;
-    /// Moves dead letters (one, or all when `id` is None) back to the outbox, due now, attempts reset.
-    fn redrive(&self, id: Option<String>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Moves dead letters (one, or all when `id` is None) back to the outbox, due at `now_ms`, attempts
+    /// reset.
+    fn redrive(&self, id: Option<String>, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Deletes all dead letters; returns how many.
     fn purge(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
-    /// Releases a leased delivery due again after `delay`, without counting an attempt.
-    fn postpone(&self, id: String, delay: Duration) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Releases a leased delivery due again `delay` after `now_ms`, without counting an attempt.
+    fn postpone(
+        &self,
+        id: String,
+        delay: Duration,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Moves a delivery from the outbox to the suppressed list.
     fn suppress(&self, s: Suppressed) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Suppressed deliveries, newest first.
@@ -355,12 +372,12 @@ pub trait Store: Send + Sync + 'static {
     fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, StoreError>>;
     /// Expires a silence now (`NotFound` if there is none with that id).
     fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Moves a delivery from the outbox into its digest group (see [`crate::alerting::digest`]).
+    /// Moves a delivery from the outbox into its digest group (the alerting digest stage).
     fn group_add(&self, add: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Groups due for a flush at `now_ms`.
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>>;
-    /// Replaces the listed members of a group by the digest event (with its deliveries), atomically;
-    /// each member is recorded as sent in that digest.
+    /// Replaces the listed members of a group by the digest event (with its deliveries, due at
+    /// `now_ms`), atomically; each member is recorded as sent in that digest.
     fn group_flush(
         &self,
         group_id: String,

@@ -55,7 +55,7 @@ use serde_json::value::RawValue;
 
 use super::{
     BoxFuture, Counts, DeadLetter, DeliveryRecord, DeliveryState, DueGroup, EventRecord, GroupAdd,
-    HistoryUpdate, Leased, NewEvent, Silence, Store, StoreError, Suppressed, now_ms,
+    HistoryUpdate, Leased, Member, NewEvent, Silence, Store, StoreError, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -389,9 +389,12 @@ fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+    fn accept(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
         self.run(move |c| {
-            let now = now_ms();
             let tx = c.transaction()?;
             let mut fresh = Vec::with_capacity(events.len());
             {
@@ -431,9 +434,9 @@ impl Store for SqliteStore {
         &self,
         limit: usize,
         lease: Duration,
+        now: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
         self.run(move |c| {
-            let now = now_ms();
             let until = now + lease.as_millis() as i64;
             let tx = c.transaction()?;
             let rows = {
@@ -465,13 +468,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at)
                  SELECT event_id, id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
-                params![id, now_ms()],
+                params![id, now_ms],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
             tx.commit()?;
@@ -484,9 +487,10 @@ impl Store for SqliteStore {
         id: String,
         delay: Duration,
         error: String,
+        now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            let at = now_ms() + delay.as_millis() as i64;
+            let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
                  last_error = ?3 WHERE id = ?1",
@@ -501,6 +505,7 @@ impl Store for SqliteStore {
         id: String,
         attempts: u32,
         reason: String,
+        now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
@@ -508,7 +513,7 @@ impl Store for SqliteStore {
                 "INSERT OR REPLACE INTO dead_letters
                    (id, event_id, rule, target, input, attempts, created_at, failed_at, reason)
                  SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4 FROM outbox WHERE id = ?1",
-                params![id, attempts, now_ms(), reason],
+                params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
             tx.commit()?;
@@ -559,10 +564,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn redrive(&self, id: Option<String>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn redrive(&self, id: Option<String>, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            let now = now_ms();
             // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
@@ -589,9 +593,14 @@ impl Store for SqliteStore {
         self.run(|c| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
     }
 
-    fn postpone(&self, id: String, delay: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn postpone(
+        &self,
+        id: String,
+        delay: Duration,
+        now: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            let at = now_ms() + delay.as_millis() as i64;
+            let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET next_attempt_at = ?2, leased_until = 0 WHERE id = ?1",
                 params![id, at],
@@ -784,13 +793,20 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?
             };
             let mut st = c.prepare_cached(
-                "SELECT m.delivery_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
+                "SELECT m.delivery_id, m.event_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
                  LEFT JOIN events e ON e.id = m.event_id
                  WHERE m.group_id = ?1 ORDER BY m.added_at, m.delivery_id",
             )?;
             for g in &mut groups {
                 g.members = st
-                    .query_map(params![g.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map(params![g.id], |r| {
+                        Ok(Member {
+                            delivery_id: r.get(0)?,
+                            event_id: r.get(1)?,
+                            body: r.get(2)?,
+                            added_at_ms: r.get(3)?,
+                        })
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
             }
             Ok(groups)
@@ -808,17 +824,15 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction()?;
             if !members.is_empty() {
-                // The outbox runs on the store's wall time; `now_ms` only drives the group schedule.
-                let wall = super::now_ms();
                 tx.execute(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
-                    params![digest.id, digest.body, wall],
+                    params![digest.id, digest.body, now_ms],
                 )?;
                 for d in &digest.deliveries {
                     tx.execute(
                         "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                        params![d.id, digest.id, d.rule, d.target, d.input, wall],
+                        params![d.id, digest.id, d.rule, d.target, d.input, now_ms],
                     )?;
                 }
             }
@@ -827,7 +841,7 @@ impl Store for SqliteStore {
                     "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at, digest_event_id)
                      SELECT m.event_id, m.delivery_id, g.rule, g.target, 0, ?2, ?3
                      FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.delivery_id = ?1",
-                    params![m, super::now_ms(), digest.id],
+                    params![m, now_ms, digest.id],
                 )?;
                 tx.execute("DELETE FROM group_members WHERE delivery_id = ?1", params![m])?;
             }
@@ -933,6 +947,9 @@ mod tests {
     use super::*;
     use crate::store::NewDelivery;
 
+    /// The tests' "now": the store reads no clock, so any fixed time does.
+    const NOW: i64 = 1_700_000_000_000;
+
     fn event(id: &str) -> NewEvent {
         NewEvent {
             id: id.into(),
@@ -951,31 +968,36 @@ mod tests {
     async fn lease_ack_retry_deadletter_redrive() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
-        s.accept(vec![event("a"), event("b")]).await.unwrap();
-        s.accept(vec![event("a")]).await.unwrap(); // duplicate: no-op
+        s.accept(vec![event("a"), event("b")], NOW).await.unwrap();
+        s.accept(vec![event("a")], NOW).await.unwrap(); // duplicate: no-op
         assert_eq!(s.depth().await.unwrap(), 2);
-        let leased = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        let leased = s.lease(10, Duration::from_secs(60), NOW).await.unwrap();
         assert_eq!(leased.len(), 2);
         assert_eq!(leased[0].body, "{\"id\":\"a\"}");
         assert!(
-            s.lease(10, Duration::from_secs(60))
+            s.lease(10, Duration::from_secs(60), NOW)
                 .await
                 .unwrap()
                 .is_empty(),
             "leased rows are reserved"
         );
-        s.ack("d-a".into()).await.unwrap();
-        s.retry_later("d-b".into(), Duration::from_secs(3600), "HTTP 500".into())
-            .await
-            .unwrap();
+        s.ack("d-a".into(), NOW).await.unwrap();
+        s.retry_later(
+            "d-b".into(),
+            Duration::from_secs(3600),
+            "HTTP 500".into(),
+            NOW,
+        )
+        .await
+        .unwrap();
         assert!(
-            s.lease(10, Duration::from_secs(60))
+            s.lease(10, Duration::from_secs(60), NOW)
                 .await
                 .unwrap()
                 .is_empty(),
             "not due yet"
         );
-        s.dead_letter("d-b".into(), 1, "gave up".into())
+        s.dead_letter("d-b".into(), 1, "gave up".into(), NOW)
             .await
             .unwrap();
         assert_eq!(s.depth().await.unwrap(), 0);
@@ -984,11 +1006,11 @@ mod tests {
         assert_eq!(dls[0].reason, "gave up");
         let full = s.dead_letter_get("d-b".into()).await.unwrap();
         assert_eq!(full.event.unwrap()["id"], "b");
-        assert_eq!(s.redrive(None).await.unwrap(), 1);
-        let again = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.redrive(None, NOW).await.unwrap(), 1);
+        let again = s.lease(10, Duration::from_secs(60), NOW).await.unwrap();
         assert_eq!((again.len(), again[0].attempts), (1, 0));
         assert!(matches!(
-            s.redrive(Some("nope".into())).await,
+            s.redrive(Some("nope".into()), NOW).await,
             Err(StoreError::NotFound { .. })
         ));
     }
@@ -998,15 +1020,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SqliteStore::open(dir.path(), true).unwrap();
-            s.accept(vec![event("a")]).await.unwrap();
+            s.accept(vec![event("a")], NOW).await.unwrap();
             assert_eq!(
-                s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+                s.lease(10, Duration::from_secs(600), NOW)
+                    .await
+                    .unwrap()
+                    .len(),
                 1
             );
         }
         let s = SqliteStore::open(dir.path(), true).unwrap();
         assert_eq!(
-            s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+            s.lease(10, Duration::from_secs(600), NOW)
+                .await
+                .unwrap()
+                .len(),
             1
         );
     }
@@ -1016,17 +1044,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
         let ids = ["a", "b", "c", "d", "e", "f"];
-        s.accept(ids.iter().map(|i| event(i)).collect())
+        s.accept(ids.iter().map(|i| event(i)).collect(), NOW)
             .await
             .unwrap();
-        s.retry_later("d-a".into(), Duration::ZERO, "HTTP 500".into())
+        s.retry_later("d-a".into(), Duration::ZERO, "HTTP 500".into(), NOW)
             .await
             .unwrap();
-        s.ack("d-a".into()).await.unwrap();
-        s.retry_later("d-b".into(), Duration::from_secs(60), "timeout".into())
+        s.ack("d-a".into(), NOW).await.unwrap();
+        s.retry_later("d-b".into(), Duration::from_secs(60), "timeout".into(), NOW)
             .await
             .unwrap();
-        s.dead_letter("d-c".into(), 3, "HTTP 400".into())
+        s.dead_letter("d-c".into(), 3, "HTTP 400".into(), NOW)
             .await
             .unwrap();
         s.suppress(Suppressed {
