@@ -27,6 +27,8 @@
 //!   silences, rules, the pattern sandbox) that the UI and programs use; `ui`: the browser sandbox
 //!   and console under `/ui` (embedded pages, sign-in sessions, CSRF, security headers).
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
+//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
+//!   tested by `check-patterns` (issue 20), one module per source format.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
@@ -37,6 +39,7 @@ mod alerting;
 mod cli;
 mod config;
 mod event;
+mod infra;
 mod ingest;
 mod logging;
 mod metrics;

@@ -12,7 +12,7 @@
 //!   in the submitted text, in UTF-16 code units (what a browser's text field counts), so the page can
 //!   highlight the node the JSON pointer names.
 
-use scanbridge_pattern::{Event, EventError, Explanation, Limits, Pattern};
+use scanbridge_pattern::{Event, EventError, Limits, Pattern};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -71,24 +71,6 @@ fn event_error(text: &str, e: &EventError) -> Value {
     err
 }
 
-/// An explanation as data: the `explain` of `test-pattern --json --explain` and of this API.
-pub(crate) fn explanation_json(e: &Explanation) -> Value {
-    Value::Array(
-        e.branches
-            .iter()
-            .map(|b| {
-                json!({
-                    "matched": b.matched,
-                    "inconsistent_arrays": b.inconsistent_arrays,
-                    "fields": b.conditions.iter().map(|c| json!({
-                        "path": c.path, "held": c.held, "reason": c.reason,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    )
-}
-
 /// Evaluates one pattern against one event, as `test-pattern --explain --json` does.
 pub fn evaluate(pattern_text: &str, event_text: &str, limits: &Limits) -> Value {
     let pattern = match Pattern::parse_with_limits(pattern_text, limits) {
@@ -121,7 +103,7 @@ pub fn evaluate(pattern_text: &str, event_text: &str, limits: &Limits) -> Value 
     json!({
         "result": if explanation.matched { "match" } else { "nomatch" },
         "explain": explanation.to_string(),
-        "branches": explanation_json(&explanation),
+        "branches": explanation.to_json(),
         "warnings": warnings,
     })
 }

@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let mut out =
                 json!({"event": name, "result": if matched { "match" } else { "nomatch" }});
             if args.explain {
-                out["explain"] = crate::admin::sandbox::explanation_json(&pattern.explain(&event));
+                out["explain"] = pattern.explain(&event).to_json();
             }
             writeln!(stdout, "{out}")?;
         } else if args.explain {

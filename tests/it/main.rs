@@ -3,6 +3,7 @@
 mod admin;
 mod alerting;
 mod aws_cli;
+mod check_patterns;
 mod daemon;
 mod delivery;
 mod disk;
