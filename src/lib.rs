@@ -23,12 +23,17 @@
 //!   history), deduplication, digests and rate limits, all reading time from one clock.
 //! - `notify`: one module per receiver (console, webhook, email, Slack, topic) and their contract with
 //!   the worker; `render`: what a receiver sends (input transformation, message templates).
+//! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
+//!   async runtime.
 //! - `admin`: the admin API (`/api/v1`: events and what became of their deliveries, dead letters,
 //!   silences, rules, the pattern sandbox) that the UI and programs use; `ui`: the browser sandbox
 //!   and console under `/ui` (embedded pages, sign-in sessions, CSRF, security headers).
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
 //! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
 //!   tested by `check-patterns` (issue 20), one module per source format.
+//! - `escape`: every value from an event made safe for the format it lands in (Slack mrkdwn, HTML,
+//!   headers, console, logs), and links only from validated parts; it knows no other room.
+//! - `exercise`: one event through every room in process, for the property test and the fuzz target.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
@@ -37,8 +42,12 @@
 mod admin;
 mod alerting;
 mod cli;
+mod compute;
 mod config;
+mod escape;
 mod event;
+#[doc(hidden)]
+pub mod exercise;
 mod infra;
 mod ingest;
 mod logging;

@@ -1,6 +1,9 @@
 //! Hot reload of the rules directory: on a file change (notify) or SIGHUP, re-read every rule file and
 //! swap the router atomically.
 //!
+//! Reading and compiling run on the compute pool ([`crate::compute`]): a reload of ten thousand rules
+//! never stalls the async runtime (health checks, ingest, deliveries go on meanwhile).
+//!
 //! Promise: a reload is all-or-nothing. If any file is broken, the previous rule set keeps running, the
 //! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
 //! file triggers the next reload. File events are debounced (editors write in several steps).
@@ -51,12 +54,13 @@ impl Status {
         };
     }
 
-    /// Records a failed reload at `now`; the previous set stays in force.
-    pub fn failed(&self, errors: &rules::RuleErrors, now: i64) {
+    /// Records a failed reload at `now` (every error, with file and pointer); the previous set stays
+    /// in force.
+    pub fn failed(&self, errors: Vec<String>, now: i64) {
         let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
         last.at_ms = now;
         last.ok = false;
-        last.errors = errors.0.iter().map(ToString::to_string).collect();
+        last.errors = errors;
     }
 
     pub fn last(&self) -> LastLoad {
@@ -78,11 +82,27 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Reloads once; returns whether the new set is live.
-    pub fn reload(&self) -> bool {
-        match rules::load_dir_or_builtin(&self.dir, &self.known) {
-            Ok((rules, builtin)) => {
-                let router = Router::new(rules, self.topics.clone());
+    /// Reloads once; returns whether the new set is live. Reading the files and compiling the rule set
+    /// (seconds for many thousands of rules) run on the compute pool, off the async runtime.
+    pub async fn reload(&self) -> bool {
+        let (dir, known, topics) = (self.dir.clone(), self.known.clone(), self.topics.clone());
+        let built = crate::compute::run(move || {
+            rules::load_dir_or_builtin(&dir, &known)
+                .map(|(rules, builtin)| (Router::new(rules, topics), builtin))
+        })
+        .await;
+        let built = match built {
+            Ok(b) => b,
+            Err(panicked) => {
+                self.metrics.reload(false, 0);
+                self.status
+                    .failed(vec![panicked.to_string()], self.clock.now_ms());
+                tracing::error!(error = %panicked, "rule reload failed; keeping the previous rules");
+                return false;
+            }
+        };
+        match built {
+            Ok((router, builtin)) => {
                 let n = router.len();
                 self.router.swap(router);
                 self.status.loaded(builtin, self.clock.now_ms());
@@ -92,7 +112,8 @@ impl Reloader {
             }
             Err(errs) => {
                 self.metrics.reload(false, 0);
-                self.status.failed(&errs, self.clock.now_ms());
+                let shown = errs.0.iter().map(ToString::to_string).collect();
+                self.status.failed(shown, self.clock.now_ms());
                 for e in &errs.0 {
                     tracing::error!(error = %e, "rule reload failed; keeping the previous rules");
                 }
@@ -145,7 +166,7 @@ impl Reloader {
                 Some(()) = hup.recv() => {}
                 _ = shutdown.cancelled() => break,
             }
-            self.reload();
+            self.reload().await;
         }
     }
 }

@@ -7,9 +7,11 @@
 //! Promises: severity counts come in the fixed order CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL,
 //! UNDEFINED with absent severities as 0 (basic scanning omits zero counts); the repository is a name
 //! even when the event carries an ARN; the console URL is built only when region, account, repository
-//! and digest are all known (never for a scanner report's Image Scan: that image is not in ECR); the top
+//! and digest are all known and pass their syntax checks (never for a scanner report's Image Scan:
+//! that image is not in ECR), and a finding's advisory URL is a `link` only when it is `https:`; the top
 //! findings are the most severe first, those with a fix first among equals, at most [`TOP_FINDINGS`].
-//! Never fails: missing fields give `None`/empty, never a panic.
+//! Never fails: missing fields give `None`/empty, never a panic, for any content. The facts are raw
+//! text: escaping for each format is the renderers' job ([`crate::escape`]).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -69,7 +71,10 @@ pub struct Finding {
     pub fixed_in: Option<String>,
     pub fix_available: Option<String>,
     pub score: Option<f64>,
+    /// The advisory URL as the event gives it (text: it may be anything).
     pub url: Option<String>,
+    /// `url` when it is a valid `https:` URL: the only form that becomes a link.
+    pub link: Option<String>,
     pub description: Option<String>,
     pub recommendation: Option<String>,
 }
@@ -168,36 +173,20 @@ pub fn repository_name(name_or_arn: &str) -> String {
         .unwrap_or_else(|| name_or_arn.to_owned())
 }
 
-/// `sha256:9c1d4f3b8e2a7d...` → `sha256:9c1d4f3b8e2a`.
+/// `sha256:9c1d4f3b8e2a7d...` → `sha256:9c1d4f3b8e2a`: 12 characters after the algorithm (counted in
+/// characters, not bytes: a digest field may hold any text, and cutting inside a multi-byte
+/// character would panic).
 pub fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {
-        Some((algo, hex)) => format!("{algo}:{}", &hex[..hex.len().min(12)]),
-        None => digest[..digest.len().min(12)].to_owned(),
+        Some((algo, hex)) => format!("{algo}:{}", hex.chars().take(12).collect::<String>()),
+        None => digest.chars().take(12).collect(),
     }
 }
 
-/// Whether every part of an ECR console URL is what AWS allows there (region `us-east-1`, a 12-digit
-/// account, a repository name of `a-z 0-9 . _ / -`, a `sha256:` digest): a hostile event must not
-/// steer where the alert's link goes (`region: "evil.example/#"`) or break the Slack link syntax.
-fn console_url_parts_ok(region: &str, account: &str, repository: &str, digest: &str) -> bool {
-    let all = |s: &str, ok: fn(char) -> bool| !s.is_empty() && s.chars().all(ok);
-    all(region, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
-    }) && account.len() == 12
-        && all(account, |c| c.is_ascii_digit())
-        && all(repository, |c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '/' | '-')
-        })
-        && digest
-            .strip_prefix("sha256:")
-            .is_some_and(|h| all(h, |c| c.is_ascii_hexdigit()))
-}
-
-/// The image's page in the ECR console.
-pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> String {
-    format!(
-        "https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{repository}/_/image/{digest}/details?region={region}"
-    )
+/// The image's page in the ECR console, or `None` unless region, account, repository and digest all
+/// pass their syntax checks (see [`crate::escape::console_url`]: no link is built from content).
+pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> Option<String> {
+    crate::escape::console_url(region, account, repository, digest)
 }
 
 /// Findings shown by name in an alert, at most.
@@ -243,6 +232,7 @@ fn top_findings(findings: Option<&Value>) -> Vec<Finding> {
             fixed_in: s(f, "/fixed-version"),
             // Only web links become links.
             url: s(f, "/url").filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            link: s(f, "/url").and_then(|u| crate::escape::https_url(&u)),
             ..Finding::default()
         })
         .collect();
@@ -322,6 +312,8 @@ impl Facts {
                     .pointer("/detail/inspectorScore")
                     .and_then(Value::as_f64),
                 url: s(event, "/detail/packageVulnerabilityDetails/sourceUrl"),
+                link: s(event, "/detail/packageVulnerabilityDetails/sourceUrl")
+                    .and_then(|u| crate::escape::https_url(&u)),
                 description: s(event, "/detail/description"),
                 recommendation: s(event, "/detail/remediation/recommendation/text"),
             });
@@ -353,7 +345,7 @@ impl Facts {
         let total = raw_counts
             .and_then(|c| c.get("TOTAL"))
             .and_then(Value::as_u64)
-            .unwrap_or_else(|| counts.iter().map(|c| c.count).sum());
+            .unwrap_or_else(|| counts.iter().fold(0u64, |t, c| t.saturating_add(c.count)));
         let worst = counts
             .iter()
             .find(|c| c.count > 0)
@@ -366,9 +358,7 @@ impl Facts {
         };
         let console_url = match (&region, &account, &repository, &digest) {
             _ if kind == Kind::ImageScan => None,
-            (Some(r), Some(a), Some(n), Some(d)) if console_url_parts_ok(r, a, n, d) => {
-                Some(console_url(r, a, n, d))
-            }
+            (Some(r), Some(a), Some(n), Some(d)) => console_url(r, a, n, d),
             _ => None,
         };
         let top_findings: Vec<Finding> = match (&finding, kind) {
@@ -377,7 +367,7 @@ impl Facts {
             _ => Vec::new(),
         };
         let listed = match kind {
-            Kind::ImageScan => counts.iter().map(|c| c.count).sum::<u64>(),
+            Kind::ImageScan => counts.iter().fold(0u64, |t, c| t.saturating_add(c.count)),
             _ => top_findings.len() as u64,
         };
         let findings_more = listed.saturating_sub(top_findings.len() as u64);
@@ -583,5 +573,8 @@ mod tests {
         );
         assert_eq!(repository_name("a/b"), "a/b");
         assert_eq!(short_digest("abc"), "abc");
+        // Multi-byte characters where the cut falls (the poisoned-batch panic of issue 11).
+        assert_eq!(short_digest("sha256:ééééééééééééé"), "sha256:éééééééééééé");
+        assert_eq!(short_digest("🀥K𝂃¥𑴂&{🩬?ኞ\"xyz"), "🀥K𝂃¥𑴂&{🩬?ኞ\"x");
     }
 }

@@ -38,19 +38,19 @@ mod ratelimit;
 pub(crate) mod silence;
 mod stage;
 
+/// For other rooms' unit tests: a clock that stands still.
+#[cfg(test)]
+pub(crate) use clock::ManualClock;
 pub use clock::{Clock, SharedClock, system as system_clock};
 pub use history::history_update;
-#[cfg(test)]
 pub(crate) use options::NotifyOn;
 pub use options::{AlertOptions, RuleOptions};
 pub use ratelimit::{RateLimit, RateLimiter};
 pub use stage::MultiStage;
-/// For other rooms' unit tests: the real shapes of deltas and digests, a clock that stands still.
-#[cfg(test)]
+/// For the exercise harness (and other rooms' unit tests): the real shapes of deltas and digests.
 pub(crate) use {
-    clock::ManualClock,
-    digest::digest_event,
-    history::{Previous as HistoryPrevious, delta, observe},
+    digest::{digest_event, group_id},
+    history::{Previous as HistoryPrevious, decide, delta, observe},
 };
 
 use crate::event::Handoff;

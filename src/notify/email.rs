@@ -3,6 +3,9 @@
 //!
 //! Subject and bodies come from the templates (`email/subject.txt`, `email/body.txt`,
 //! `email/body.html`; `subject` in the config overrides the subject template for this target). The
+//! templates escape every value from the event (no CR/LF, bidi or control character; HTML-escaped in
+//! the HTML part; links only to validated https URLs); the subject is one line of at most 200
+//! characters, which lettre encodes (RFC 2047) when it is not ASCII. The
 //! Message-ID is derived from the delivery id, so a redelivered alert threads with the first one and
 //! mail systems can drop the duplicate.
 //!
@@ -24,6 +27,9 @@ use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::render::template::Templates;
 use crate::retry::RetryOverrides;
+
+/// Longest subject, in characters (RFC 5322 wants lines under 998 bytes; mail clients show ~80).
+pub const MAX_SUBJECT: usize = 200;
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -195,8 +201,10 @@ impl Email {
                 .render("email/subject.txt", &ctx)
                 .map_err(|e| e.to_string())?,
         };
-        // A subject is one line.
+        // A subject is one line (the templates already show CR/LF from content as `\r\n`; this folds
+        // the template's own whitespace), of at most MAX_SUBJECT characters.
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        let subject = crate::escape::cap(&subject, MAX_SUBJECT).into_owned();
         let text = self
             .templates
             .render("email/body.txt", &ctx)

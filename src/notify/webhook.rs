@@ -1,7 +1,9 @@
 //! The `webhook` target: sends the payload (the event, or the rule's transformed input) to a URL.
 //!
 //! Request: `method` (default POST) with the configured `headers`; a JSON body, or `text/plain` when
-//! the transformed input is a string; `Idempotency-Key: <delivery id>`; and, when `secret` is set,
+//! the transformed input is a string; `Idempotency-Key: <delivery id>`; `X-Scanbridge-Rule` and
+//! `X-Scanbridge-Event-Id` (the event's id percent-encoded outside visible ASCII, at most 256 bytes,
+//! so no id can split a header or make the request unbuildable); and, when `secret` is set,
 //! Standard Webhooks signing: `webhook-id` (the delivery id), `webhook-timestamp` (Unix seconds) and
 //! `webhook-signature: v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>` where the key is the
 //! base64 part of `whsec_<base64>`.
@@ -25,6 +27,9 @@ use serde_json::Value;
 use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::retry::RetryOverrides;
+
+/// Longest `X-Scanbridge-Event-Id` value, in bytes (a longer id is cut, marked with `...`).
+pub const MAX_EVENT_ID_HEADER: usize = 256;
 
 /// `[targets.NAME] type = "webhook"`: only `url` (or `url_file`) is required.
 #[derive(Debug, Clone, Deserialize)]
@@ -214,7 +219,8 @@ impl Webhook {
         })
     }
 
-    pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
+    /// The request of one attempt (not sent).
+    pub fn request(&self, msg: &Message<'_>) -> reqwest::RequestBuilder {
         let (body, content_type) = body(msg.payload);
         let mut req = self
             .client
@@ -223,7 +229,11 @@ impl Webhook {
             .header(CONTENT_TYPE, content_type)
             .header("Idempotency-Key", msg.delivery_id)
             .header("X-Scanbridge-Rule", msg.rule)
-            .header("X-Scanbridge-Event-Id", msg.event_id);
+            // The event id comes from the event: percent-encoded, so any id makes a valid header.
+            .header(
+                "X-Scanbridge-Event-Id",
+                crate::escape::header_value(msg.event_id, MAX_EVENT_ID_HEADER),
+            );
         if let Some(key) = &self.key {
             let ts = (msg.now_ms.max(0) / 1000) as u64;
             req = req
@@ -231,7 +241,11 @@ impl Webhook {
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", sign(key, msg.delivery_id, ts, &body));
         }
-        send(req.body(body), msg.now_ms).await
+        req.body(body)
+    }
+
+    pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
+        send(self.request(msg), msg.now_ms).await
     }
 }
 

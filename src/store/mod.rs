@@ -5,7 +5,8 @@
 //! (boxed futures keep it object-safe); the SQLite backend runs each call on the blocking pool.
 //!
 //! Contract, whatever the backend:
-//! - `accept` is atomic and durable when it returns `Ok`: the events and all their deliveries, or none.
+//! - `accept` is atomic and durable when it returns `Ok`: the events and all their deliveries, or none
+//!   (an event that fails on its own is refused alone: [`Stored::Refused`]; the others are stored).
 //!   Re-accepting an event id is a no-op (ids are deterministic), so client retries do not duplicate.
 //! - `lease` hands out due deliveries (next attempt time reached, not leased by anyone else) and
 //!   reserves them for the lease duration; a delivery whose lease expires (crashed worker) is handed out
@@ -46,6 +47,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub mod lock;
 pub mod sqlite;
 
 /// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
@@ -80,6 +82,22 @@ pub enum StoreError {
     /// No dead letter, silence or event has that id (`what` says which).
     #[error("store: no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
+    /// Another daemon holds the data directory ([`lock::DataDirLock`]).
+    #[error(
+        "store: data directory {path} is in use by another `scanbridge serve` ({}); stop it first, or give this one its own --data-dir",
+        match holder { Some(pid) => format!("pid {pid}"), None => "pid unknown".to_owned() }
+    )]
+    InUse { path: String, holder: Option<u32> },
+    #[error("store: cannot lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The database file exists but is not a scanbridge store (empty, not SQLite, or another schema).
+    #[error(
+        "store: {path} {why}; refusing to start rather than treat it as an empty store (move it away to start afresh, or restore it from a backup)"
+    )]
+    NotAStore { path: String, why: String },
 }
 
 impl StoreError {
@@ -91,8 +109,22 @@ impl StoreError {
             StoreError::DataDir { .. } => "data directory unavailable".into(),
             StoreError::Join(_) => "internal error".into(),
             StoreError::NotFound { .. } => "not found".into(),
+            StoreError::InUse { .. } | StoreError::Lock { .. } => "data directory in use".into(),
+            StoreError::NotAStore { .. } => "not a scanbridge store".into(),
         }
     }
+}
+
+/// What [`Store::accept`] did with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored with its deliveries and history.
+    New,
+    /// Its id was accepted before: nothing stored, not routed again.
+    Duplicate,
+    /// Storing this event failed in a way particular to it (a value the database refuses, or a bug
+    /// caught while recording it): it alone was rolled back; the others of the call are stored.
+    Refused(String),
 }
 
 /// A new delivery to store with its event.
@@ -301,13 +333,13 @@ pub struct Counts {
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
-    /// Returns, per event in order, whether it was new (`false`: its id was accepted before, so it is
-    /// not routed again).
+    /// Returns, per event in order, what became of it ([`Stored`]). A failure of the store itself fails
+    /// the whole call (nothing stored); a failure particular to one event refuses that event alone.
     fn accept(
         &self,
         events: Vec<NewEvent>,
         now_ms: i64,
-    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>>;
     /// Leases up to `limit` deliveries due at `now_ms` for `lease`.
     fn lease(
         &self,

@@ -33,10 +33,17 @@
 //! the event is durable. FULL fsyncs the WAL on every commit; ingest batches many events into one
 //! transaction, so the cost is one fsync per request, not per event.
 //!
-//! Recovery: leases are timestamps, so a crashed daemon's leases simply expire. Because one data
-//! directory belongs to one daemon, [`SqliteStore::open`] with `recover = true` (what `serve` does) clears
-//! all leases at start-up so that pending deliveries resume at once. CLI tools (`dlq`) open without
-//! recovery and may run beside the daemon (WAL allows concurrent readers; writes wait on a busy timeout).
+//! Recovery: leases are timestamps, so a crashed daemon's leases simply expire. One data directory
+//! belongs to one daemon: [`SqliteStore::open`] with `recover = true` (what `serve` does) first takes the
+//! directory's lock ([`super::lock`]; a second daemon is refused with the holder's pid), then clears all
+//! leases so that pending deliveries resume at once. CLI tools (`dlq`, `silence`, ...) open without
+//! recovery and without the lock, beside the daemon (WAL allows concurrent readers; writes wait on a
+//! busy timeout).
+//!
+//! Identity: a new store is created atomically (built under a temporary name, then linked into place)
+//! and marked with `PRAGMA application_id`. An existing `scanbridge.db` that is empty (0 bytes), not
+//! SQLite, or another application's database is refused ([`StoreError::NotAStore`]) instead of being
+//! silently treated as an empty store; one from an older build (scanbridge's tables, no id) is adopted.
 //!
 //! Full or read-only disk: a failed write rolls the transaction back, so `accept` either commits
 //! everything or returns the error (ingest answers 503, nothing acknowledged). `store.max_db_bytes`
@@ -53,9 +60,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
+use super::lock::DataDirLock;
 use super::{
     BoxFuture, Counts, DeadLetter, DeliveryRecord, DeliveryState, DueGroup, EventRecord, GroupAdd,
-    HistoryUpdate, Leased, Member, NewEvent, Silence, Store, StoreError, Suppressed,
+    HistoryUpdate, Leased, Member, NewEvent, Silence, Store, StoreError, Stored, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -150,6 +158,112 @@ CREATE TABLE IF NOT EXISTS group_members (
 CREATE INDEX IF NOT EXISTS group_members_event ON group_members (event_id);
 ";
 
+/// The database file in the data directory.
+pub const DB_FILE: &str = "scanbridge.db";
+
+/// `PRAGMA application_id` of a scanbridge store ("SBRG"), so that another application's SQLite file
+/// is never taken for one.
+const APPLICATION_ID: i64 = 0x5342_5247;
+
+fn not_a_store(path: &Path, why: String) -> StoreError {
+    StoreError::NotAStore {
+        path: path.display().to_string(),
+        why,
+    }
+}
+
+/// Creates an empty store at `path` atomically: built under a temporary name, then linked into place
+/// (never replacing a file that appeared meanwhile), so a crash while creating leaves no half-made or
+/// 0-byte `scanbridge.db` behind.
+fn create(dir: &Path, path: &Path, max_bytes: u64) -> Result<(), StoreError> {
+    let tmp = dir.join(format!(".{DB_FILE}.new-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let made = (|| -> Result<(), StoreError> {
+        let conn = Connection::open(&tmp)?;
+        cap(&conn, max_bytes)?;
+        conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        Ok(())
+    })();
+    let linked = made.map(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked? {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()), // another process won
+        Err(source) => Err(StoreError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Whether `err` is about the event being stored rather than the store (which fails the batch): a
+/// value SQLite refuses (too big, a constraint, a type).
+fn particular_to_the_event(err: &StoreError) -> bool {
+    match err {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            rusqlite::ErrorCode::TooBig
+                | rusqlite::ErrorCode::ConstraintViolation
+                | rusqlite::ErrorCode::TypeMismatch
+        ),
+        StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(_)) => true,
+        _ => false,
+    }
+}
+
+/// Caps the database at about `max_bytes` (0: no cap) through `max_page_count`.
+fn cap(conn: &Connection, max_bytes: u64) -> Result<(), StoreError> {
+    if max_bytes > 0 {
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
+    Ok(())
+}
+
+/// Refuses a file that is not a scanbridge store; returns whether it still needs its application id
+/// (a store made by an older build, or an SQLite file with no tables at all).
+fn check_identity(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+    let id: i64 = match conn.pragma_query_value(None, "application_id", |r| r.get(0)) {
+        Ok(id) => id,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(not_a_store(path, "is not an SQLite database".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if id == APPLICATION_ID {
+        return Ok(false);
+    }
+    if id != 0 {
+        return Err(not_a_store(
+            path,
+            format!("is the SQLite database of another application (application_id {id:#x})"),
+        ));
+    }
+    let mut st =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let tables: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let ours = ["events", "outbox"]
+        .iter()
+        .all(|t| tables.iter().any(|x| x == t));
+    if tables.is_empty() || ours {
+        return Ok(true);
+    }
+    let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+    Err(not_a_store(
+        path,
+        format!(
+            "is an SQLite database without scanbridge's tables (it holds {}{})",
+            shown.join(", "),
+            if tables.len() > 5 { ", ..." } else { "" }
+        ),
+    ))
+}
+
 /// Adds columns introduced after the first schema when an older database lacks them.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let has_previous: bool = conn
@@ -231,6 +345,8 @@ fn silence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Held by the daemon's store (opened with recovery) for as long as any clone lives.
+    _lock: Option<Arc<DataDirLock>>,
 }
 
 impl SqliteStore {
@@ -252,18 +368,35 @@ impl SqliteStore {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let conn = Connection::open(data_dir.join("scanbridge.db"))?;
+        // Recovery clears every lease: only the one daemon that owns the directory may do it.
+        let lock = if recover {
+            Some(Arc::new(DataDirLock::acquire(data_dir)?))
+        } else {
+            None
+        };
+        let path = data_dir.join(DB_FILE);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() == 0 => {
+                return Err(not_a_store(&path, "is empty (0 bytes)".into()));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create(data_dir, &path, max_bytes)?
+            }
+            Err(_) => {} // let SQLite say what is wrong with it
+        }
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        let fresh = check_identity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        if max_bytes > 0 {
-            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-            let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
-            conn.pragma_update(None, "max_page_count", pages)?;
-        }
+        cap(&conn, max_bytes)?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
+        if fresh {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
         if recover {
             conn.execute(
                 "UPDATE outbox SET leased_until = 0 WHERE leased_until <> 0",
@@ -272,6 +405,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            _lock: lock,
         })
     }
 
@@ -393,10 +527,10 @@ impl Store for SqliteStore {
         &self,
         events: Vec<NewEvent>,
         now: i64,
-    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            let mut fresh = Vec::with_capacity(events.len());
+            let mut outcomes = Vec::with_capacity(events.len());
             {
                 let mut ev = tx.prepare_cached(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
@@ -407,26 +541,52 @@ impl Store for SqliteStore {
                      WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
                 )?;
                 for e in &events {
-                    let new = ev.execute(params![e.id, e.body, now])? > 0;
-                    fresh.push(new);
-                    if !new {
-                        continue; // a duplicate event id: already routed when first accepted
-                    }
-                    if let Some(h) = &e.history
-                        && let Some(previous) = record_history(&tx, h, now)?
-                    {
-                        tx.execute(
-                            "UPDATE events SET previous = ?2 WHERE id = ?1",
-                            params![e.id, previous],
-                        )?;
-                    }
-                    for d in &e.deliveries {
-                        ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
+                    // Each event in its own savepoint: one that fails on its own is rolled back
+                    // alone; a failure of the store itself still fails the whole transaction.
+                    tx.execute_batch("SAVEPOINT one_event")?;
+                    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                        || -> Result<Stored, StoreError> {
+                            if ev.execute(params![e.id, e.body, now])? == 0 {
+                                return Ok(Stored::Duplicate); // already routed when first accepted
+                            }
+                            if let Some(h) = &e.history
+                                && let Some(previous) = record_history(&tx, h, now)?
+                            {
+                                tx.execute(
+                                    "UPDATE events SET previous = ?2 WHERE id = ?1",
+                                    params![e.id, previous],
+                                )?;
+                            }
+                            for d in &e.deliveries {
+                                ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
+                            }
+                            Ok(Stored::New)
+                        },
+                    ));
+                    let refused = match stored {
+                        Ok(Ok(s)) => {
+                            outcomes.push(s);
+                            None
+                        }
+                        Ok(Err(err)) if particular_to_the_event(&err) => Some(err.to_string()),
+                        Ok(Err(err)) => return Err(err),
+                        Err(panic) => Some(format!(
+                            "internal error while storing it: {}",
+                            crate::compute::panic_message(&*panic)
+                        )),
+                    };
+                    match refused {
+                        None => tx.execute_batch("RELEASE one_event")?,
+                        Some(why) => {
+                            tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
+                            tx.execute_batch("ROLLBACK TO one_event; RELEASE one_event")?;
+                            outcomes.push(Stored::Refused(why));
+                        }
                     }
                 }
             }
             tx.commit()?;
-            Ok(fresh)
+            Ok(outcomes)
         })
     }
 
@@ -1013,6 +1173,42 @@ mod tests {
             s.redrive(Some("nope".into()), NOW).await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn an_event_the_database_refuses_is_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        // A trigger stands in for a value SQLite refuses (RAISE(ABORT) is a constraint failure).
+        s.conn
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .unwrap();
+        let got = s
+            .accept(
+                vec![event("a"), event("poison"), event("b"), event("a")],
+                1_700_000_000_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(got[0], Stored::New);
+        assert!(
+            matches!(&got[1], Stored::Refused(why) if why.contains("refused by the test")),
+            "{got:?}"
+        );
+        assert_eq!(got[2..], [Stored::New, Stored::Duplicate]);
+        let leased: Vec<String> = s
+            .lease(10, Duration::from_secs(60), 1_700_000_000_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.event_id)
+            .collect();
+        assert_eq!(leased, ["a", "b"], "the refused event left nothing behind");
     }
 
     #[tokio::test]

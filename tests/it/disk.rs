@@ -13,33 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::daemon::{Home, PATIENCE, Receiver, event, rule};
+use crate::daemon::{Home, Receiver, event, rule};
 
 /// Runs `serve` expecting it to refuse to start; returns its stderr.
 fn refuses_to_start(home: &Home) -> String {
-    let config = home.path().join("config.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scanbridge"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > PATIENCE {
-            let _ = child.kill();
-            panic!("serve did not refuse to start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(!status.success(), "{err}");
-    assert!(!err.contains("listening on"), "{err}");
+    let (code, err) = home.refused_start();
+    assert_ne!(code, Some(0), "{err}");
     err
 }
 
@@ -82,7 +61,11 @@ fn an_unusable_data_dir_at_start_up_is_a_clear_error() {
     }
     let err = refuses_to_start(&home);
     chattr("-i", &[&data]);
-    assert!(err.contains("unable to open database file"), "{err}");
+    // The daemon's first write there is its lock file (store/lock.rs).
+    assert!(
+        err.contains("cannot lock") && err.contains("scanbridge.lock"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
