@@ -849,7 +849,7 @@ mod tests {
                             );
                             sent += out.len();
                         }
-                        store.ack(d.id).await.unwrap();
+                        store.ack(d.id, clock.now_ms()).await.unwrap();
                     }
                 }
             }
