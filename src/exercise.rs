@@ -9,7 +9,7 @@
 //! lettre formats it for SMTP, the webhook request), with the event itself, transformed inputs, and
 //! the digest. It returns what would be sent, so callers can check properties of the output; it must
 //! never panic, whatever the event holds. The durable part (the store's transaction and the alerting
-//! stages over it) is driven by the property test through the real [`crate::ingest::Ingestor`].
+//! stages over it) is driven by the property test through the real `Ingestor`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +46,8 @@ pub struct Rig {
     sample: Value,
 }
 
-/// The rig's targets: a console, a signed webhook, an email, a Slack webhook and a topic with a filter
-/// policy. Nothing listens at these addresses; nothing is sent.
+/// The rig's targets: a console, a signed webhook, an email, a Slack webhook, PagerDuty, Opsgenie,
+/// Teams and a topic with a filter policy. Nothing listens at these addresses; nothing is sent.
 fn target_configs() -> serde_json::Map<String, Value> {
     json!({
         "console": {"type": "console"},
@@ -56,6 +56,10 @@ fn target_configs() -> serde_json::Map<String, Value> {
         "mail": {"type": "email", "host": "127.0.0.1", "port": 9, "tls": "none",
             "from": "scanbridge <alerts@example.org>", "to": ["oncall@example.org"]},
         "slack": {"type": "slack", "webhook_url": "http://127.0.0.1:9/services/T0/B0/x"},
+        "pager": {"type": "pagerduty", "routing_key": "R0123456789abcdef0123456789abcdef",
+            "url": "http://127.0.0.1:9/v2/enqueue"},
+        "genie": {"type": "opsgenie", "api_key": "k", "url": "http://127.0.0.1:9"},
+        "teams": {"type": "teams", "webhook_url": "http://127.0.0.1:9/workflows/x"},
         "fanout": {"type": "topic", "subscriptions": [
             {"target": "hook", "filter_policy": {"detail": {"repository-name": [{"prefix": "a"}]}}},
             {"target": "slack", "filter_policy": {"detail": {"severity": [{"anything-but": "LOW"}]}}},
@@ -72,7 +76,7 @@ fn rule_docs() -> Vec<Value> {
     vec![
         json!({"name": "all", "event_pattern": any, "dedup": true,
             "group_by": ["$.detail.repository-name", "$.account"],
-            "targets": ["console", "hook", "mail", "slack", "fanout"]}),
+            "targets": ["console", "hook", "mail", "slack", "pager", "genie", "teams", "fanout"]}),
         json!({"name": "shaped", "event_pattern": any, "dedup": {"key": ["$.detail.title", "$.region"]},
             "targets": [
                 {"target": "hook", "input_transformer": {
@@ -192,20 +196,39 @@ impl Rig {
         );
 
         // Every delivery the event causes, rendered by its target, with and without a delta.
-        let deliveries = self.router.route(&ev);
+        let deliveries = self.router.route_matching(&ev).0;
+        // A resolve of the event's alert, rendered like a trigger (rules with notify_resolved).
+        let resolve = crate::store::AlertMark {
+            kind: crate::store::AlertKind::Resolve,
+            key: crate::alerting::alert_keys(event)
+                .map(|k| k.primary)
+                .unwrap_or_else(|| "-".into()),
+            time_ms: None,
+            record: None,
+        };
         for d in &deliveries {
             let payload = match crate::render::payload(event, d.input.as_ref(), &d.rule) {
                 Ok(p) => p,
                 Err(_) => continue, // dead-lettered with the reason by the worker
             };
-            for delta in [None, deltas.first()] {
-                self.render(&d.target, &d.id, &d.rule, event, &payload, delta, &mut out);
+            for (delta, alert) in [
+                (None, None),
+                (deltas.first(), None),
+                (deltas.first(), Some(&resolve)),
+            ] {
+                self.render(
+                    &d.target, &d.id, &d.rule, event, &payload, delta, alert, &mut out,
+                );
             }
         }
         // The digest, as each target sends it.
         let direct = out.len();
-        for target in ["console", "hook", "mail", "slack"] {
-            self.render(target, "digest-d", "all", &digest, &digest, None, &mut out);
+        for target in [
+            "console", "hook", "mail", "slack", "pager", "genie", "teams",
+        ] {
+            self.render(
+                target, "digest-d", "all", &digest, &digest, None, None, &mut out,
+            );
         }
         for r in &mut out[direct..] {
             r.digest = true;
@@ -232,6 +255,7 @@ impl Rig {
         event: &Value,
         payload: &Value,
         delta: Option<&crate::scan::Delta>,
+        alert: Option<&crate::store::AlertMark>,
         out: &mut Vec<Rendering>,
     ) {
         let Some((t, _)) = self.targets.get(target) else {
@@ -246,6 +270,7 @@ impl Rig {
             payload,
             delta,
             now_ms: NOW_MS,
+            alert,
         };
         let (kind, text) = match t {
             Target::Console(_) => ("console", crate::notify::console::render(&msg)),
@@ -291,6 +316,9 @@ impl Rig {
                 }
                 ("webhook", text)
             }
+            Target::PagerDuty(p) => ("pagerduty", p.body(&msg, false).to_string()),
+            Target::Opsgenie(o) => ("opsgenie", o.request(&msg).1.to_string()),
+            Target::Teams(_) => ("teams", crate::notify::teams::payload(&msg).to_string()),
         };
         out.push(Rendering {
             target: target.to_owned(),
@@ -351,9 +379,10 @@ fn check(event: &Value, out: &[Rendering]) -> Vec<String> {
                 }
                 let lines: Vec<&str> = r.text.lines().collect();
                 if lines.iter().filter(|l| l.starts_with("===")).count() != 1
-                    || !lines
-                        .first()
-                        .is_some_and(|l| l.starts_with("=== scanbridge alert: "))
+                    || !lines.first().is_some_and(|l| {
+                        l.starts_with("=== scanbridge alert: ")
+                            || l.starts_with("=== scanbridge RESOLVED: ")
+                    })
                     || !lines[1..].iter().all(|l| l.starts_with("  "))
                 {
                     fail(format!("not one alert of the expected shape:\n{}", r.text));
@@ -483,6 +512,48 @@ fn check(event: &Value, out: &[Rendering]) -> Vec<String> {
                             "a header line content made: {}",
                             escape_for_report(l)
                         ));
+                    }
+                }
+            }
+            "pagerduty" | "opsgenie" | "teams" => {
+                let Ok(v) = serde_json::from_str::<Value>(&r.text) else {
+                    fail("not JSON".into());
+                    continue;
+                };
+                let mut all = Vec::new();
+                strings(&v, &mut all);
+                if let Some(c) = all.iter().find_map(|t| hidden_in(t, true)) {
+                    fail(format!("hidden character {c:?}"));
+                }
+                if r.kind == "teams" && r.text.len() > crate::notify::teams::MAX_MESSAGE_BYTES {
+                    fail(format!("{} bytes", r.text.len()));
+                }
+                if v["payload"]["summary"]
+                    .as_str()
+                    .is_some_and(|t| t.chars().count() > crate::notify::pagerduty::MAX_SUMMARY)
+                {
+                    fail("summary over the limit".into());
+                }
+                if v["message"]
+                    .as_str()
+                    .is_some_and(|t| t.chars().count() > crate::notify::opsgenie::MAX_MESSAGE)
+                {
+                    fail("message over the limit".into());
+                }
+                for l in v["links"].as_array().into_iter().flatten() {
+                    if let Some(u) = l["href"].as_str()
+                        && !allowed_link(u, advisory)
+                    {
+                        fail(format!("a link to {}", escape_for_report(u)));
+                    }
+                }
+                // Adaptive Card markdown: every link `[text](url)` is one we made.
+                for t in &all {
+                    for part in t.split("](").skip(1) {
+                        let url = part.split(')').next().unwrap_or("");
+                        if !allowed_link(url, advisory) {
+                            fail(format!("a link to {}", escape_for_report(url)));
+                        }
                     }
                 }
             }
@@ -845,11 +916,12 @@ mod tests {
                                 &event,
                                 &payload,
                                 delta.as_ref(),
+                                None,
                                 &mut out,
                             );
                             sent += out.len();
                         }
-                        store.ack(d.id, clock.now_ms()).await.unwrap();
+                        store.ack(d.id, NOW_MS).await.unwrap();
                     }
                 }
             }

@@ -19,10 +19,12 @@
 //! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
 //!   SQLite.
 //! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
-//! - `alerting`: the stages between the outbox and a receiver: silences, new-findings-only (scan
-//!   history), deduplication, digests and rate limits, all reading time from one clock.
-//! - `notify`: one module per receiver (console, webhook, email, Slack, topic) and their contract with
-//!   the worker; `render`: what a receiver sends (input transformation, message templates).
+//! - `alerting`: the stages between the outbox and a receiver: resolve (alert keys and the order of
+//!   triggers and resolves), silences, new-findings-only (scan history), deduplication, digests and
+//!   rate limits, all reading time from one clock.
+//! - `notify`: one module per receiver (console, webhook, email, Slack, Teams, PagerDuty, Opsgenie,
+//!   topic; `incident` what pagers share) and their contract with the worker; `render`: what a
+//!   receiver sends (input transformation, message templates).
 //! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
 //!   async runtime.
 //! - `admin`: the admin API (`/api/v1`: events and what became of their deliveries, dead letters,

@@ -4,7 +4,8 @@
 //! `targets` (target names from config.toml, each either a string or an object `{target, input,
 //! input_path, input_transformer}` with an EventBridge input transformation, see `render::transform`), and optional
 //! `description` and `enabled` (default true), and the alerting options of [`crate::alerting`]:
-//! `dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`. Unknown keys are errors.
+//! `dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`, `notify_resolved`. Unknown keys
+//! are errors.
 //!
 //! Promise: loading reports every error at once, each with the file, the JSON pointer of the node at
 //! fault (pattern errors point inside `/event_pattern`) and an AWS-style message. A directory loads
@@ -250,7 +251,7 @@ pub fn load_text(file: &Path, text: &str, known: &Known) -> Result<Rule, Vec<Rul
         })
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "name",
     "description",
     "enabled",
@@ -261,6 +262,7 @@ const KEYS: [&str; 10] = [
     "group_by",
     "group_wait",
     "group_interval",
+    "notify_resolved",
 ];
 const TARGET_KEYS: [&str; 4] = ["target", "input", "input_path", "input_transformer"];
 

@@ -462,6 +462,24 @@ impl Facts {
     }
 }
 
+/// One line saying what was fixed: `Resolved: payments/api:v2.14.0 — CRITICAL 2 -> 0, HIGH 7 -> 0`
+/// (a finding: its CVE, package and image; no change in counts: "no longer matches rule R").
+pub fn resolved_headline(facts: &Facts, delta: Option<&Delta>, rule: &str) -> String {
+    let what = match (&facts.kind, &facts.finding) {
+        (Kind::InspectorFinding, Some(f)) => format!(
+            "{} in {} ({})",
+            f.id.as_deref().unwrap_or("finding"),
+            f.package.as_deref().unwrap_or("a package"),
+            facts.image
+        ),
+        _ => facts.image.clone(),
+    };
+    match delta.map(|d| d.summary.as_str()) {
+        Some(s) if s != "no change" => format!("Resolved: {what} — {s}"),
+        _ => format!("Resolved: {what} no longer matches rule {rule}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,5 +594,29 @@ mod tests {
         // Multi-byte characters where the cut falls (the poisoned-batch panic of issue 11).
         assert_eq!(short_digest("sha256:ééééééééééééé"), "sha256:éééééééééééé");
         assert_eq!(short_digest("🀥K𝂃¥𑴂&{🩬?ኞ\"xyz"), "🀥K𝂃¥𑴂&{🩬?ኞ\"x");
+    }
+
+    #[test]
+    fn headlines_say_what_changed() {
+        let e = sample("ecr-image-scan-clean.json");
+        let f = Facts::of(&e);
+        assert_eq!(
+            resolved_headline(&f, None, "r"),
+            "Resolved: tools/distroless-base no longer matches rule r"
+        );
+        let before = sample("ecr-image-scan-critical.json");
+        let o = crate::alerting::observe(&before).unwrap();
+        let d = crate::alerting::delta(
+            &sample("ecr-image-scan-high-only.json"),
+            &crate::alerting::HistoryPrevious {
+                via: "x".into(),
+                record: o.record,
+            },
+        );
+        let f = Facts::of(&sample("ecr-image-scan-high-only.json"));
+        assert_eq!(
+            resolved_headline(&f, Some(&d), "r"),
+            "Resolved: web/frontend:main-4f2a9c1 — CRITICAL 2 -> 0, HIGH 7 -> 3, MEDIUM 19 -> 14, LOW 4 -> 1, INFORMATIONAL 3 -> 0, UNDEFINED 0 -> 2"
+        );
     }
 }

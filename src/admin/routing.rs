@@ -7,7 +7,8 @@
 //! `{"event_id", "rules_total", "deliveries", "silenced": null | {id, expires_at, comment, created_by},
 //! "rules": [{"name", "description", "alerting", "deliveries": [{"id", "target", "topic", "kind",
 //! "preview" | "error"}]}], "unreached_topics": [{"topic", "subscribers"}]}`. Previews are
-//! [`crate::notify::Target::preview_data`]: never a URL, token or header value.
+//! [`crate::notify::Target::preview_data`]: never a URL, token or header value. They show a trigger as
+//! it would first be sent (no delta to a previous scan, no resolve).
 //!
 //! Rules are the live set in `serve` (a reload is seen at once) and the loaded set in `sandbox`.
 
@@ -62,9 +63,9 @@ impl Routing {
         let event = crate::event::validate(text, &self.envelope, now_ms)
             .map_err(|e| format!("invalid event: {e}"))?;
         let router = self.router.current();
-        let deliveries = router.route(&event);
+        let (deliveries, matching) = router.route_matching(&event);
         let mut rules = Vec::new();
-        for name in router.matching_rules(&event) {
+        for name in matching {
             let rule = router.rule(name);
             let mine: Vec<Value> = deliveries
                 .iter()

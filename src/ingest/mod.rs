@@ -19,7 +19,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use crate::alerting::SharedClock;
+use crate::alerting::{Fate, SharedClock};
 use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
@@ -85,7 +85,10 @@ impl Ingestor {
             crate::compute::run(move || prepare(items, &router, &envelope, &metrics, now))
                 .await
                 .map_err(|p| StoreError::Join(p.to_string()))?;
-        let has_deliveries = prepared.iter().any(|(e, _)| !e.deliveries.is_empty());
+        // A resolve check may add deliveries in the store: wake the worker for it too.
+        let has_deliveries = prepared
+            .iter()
+            .any(|(e, _)| !e.deliveries.is_empty() || e.resolve.is_some());
         if !prepared.is_empty() {
             let (batch, views): (Vec<NewEvent>, Vec<_>) = prepared.into_iter().unzip();
             let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
@@ -182,17 +185,29 @@ fn one(
     now: i64,
 ) -> Result<Prepared, Rejection> {
     let ev = event::accept(item, envelope, now)?;
-    let deliveries: Vec<NewDelivery> = router
-        .route(&ev)
+    let (deliveries, matched) = router.route_matching(&ev);
+    let history = crate::alerting::history_update(&ev.value);
+    // Rules with notify_resolved: their deliveries trigger the event's alert, and the check says
+    // which open alerts the store resolves with this event.
+    let plan =
+        crate::alerting::resolve_plan(router.tracking(), &ev.value, history.as_ref(), &matched);
+    let deliveries: Vec<NewDelivery> = deliveries
         .into_iter()
-        .map(|d| NewDelivery {
-            id: d.id,
-            rule: d.rule,
-            target: d.target,
-            input: d.input.map(|i| i.to_string()),
+        .filter_map(|d| {
+            let alert = match plan.fate(&d.rule) {
+                Fate::Plain => None,
+                Fate::Trigger(mark) => Some(mark),
+                Fate::Drop => return None,
+            };
+            Some(NewDelivery {
+                id: d.id,
+                rule: d.rule,
+                target: d.target,
+                input: d.input.map(|i| i.to_string()),
+                alert,
+            })
         })
         .collect();
-    let history = crate::alerting::history_update(&ev.value);
     let view = (!deliveries.is_empty()).then(|| (Arc::new(ev.value), ev.body.len()));
     Ok((
         NewEvent {
@@ -200,6 +215,7 @@ fn one(
             body: ev.body,
             deliveries,
             history,
+            resolve: plan.check,
         },
         view,
     ))

@@ -61,12 +61,31 @@ fn s(v: &Value, ptr: &str) -> Option<String> {
         .map(|x| clip(x, MAX_VALUE))
 }
 
-/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest. Every value from
-/// the event is shown escaped and capped: whatever it holds, the alert has exactly the lines written
-/// here, the first starting with `===`, the others with two spaces.
+/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest; a resolve says
+/// what was fixed and what changed. Every value from the event is shown escaped and capped: whatever it
+/// holds, the alert has exactly the lines written here, the first starting with `===`, the others with
+/// two spaces.
 pub fn render(msg: &Message<'_>) -> String {
     let e = msg.event;
     let mut t = String::new();
+    if msg.is_resolve() {
+        let ctx = msg.context();
+        let _ = writeln!(
+            t,
+            "=== scanbridge RESOLVED: rule {} ===",
+            clip(msg.rule, MAX_VALUE)
+        );
+        if let Some(r) = &ctx.resolved {
+            let _ = writeln!(t, "  {}", clip(&r.headline, MAX_VALUE));
+            let _ = writeln!(t, "  alert:    {}", clip(&r.key, MAX_VALUE));
+        }
+        if !ctx.scan.counts.is_empty() {
+            let _ = writeln!(t, "  now:      {}", clip(&ctx.scan.summary, MAX_VALUE));
+        }
+        let _ = writeln!(t, "  event:    {}", clip(msg.event_id, MAX_VALUE));
+        let _ = writeln!(t, "  delivery: {}", clip(msg.delivery_id, MAX_VALUE));
+        return t;
+    }
     let kind = s(e, "/detail-type").unwrap_or_else(|| "event".into());
     let _ = writeln!(
         t,
@@ -184,6 +203,7 @@ mod tests {
             payload: e,
             delta: None,
             now_ms: 0,
+            alert: None,
         })
     }
 
@@ -242,6 +262,7 @@ mod tests {
             payload: &e,
             delta: None,
             now_ms: 0,
+            alert: None,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");

@@ -189,31 +189,31 @@ impl Email {
         })
     }
 
-    /// Renders subject, text and HTML for `msg`.
+    /// Renders subject, text and HTML for `msg` (a resolve: the `email/resolved_*` templates; the
+    /// target's `subject` applies to alerts only).
     pub fn render(&self, msg: &Message<'_>) -> Result<(String, String, String), String> {
         let ctx = msg.context();
+        let names = if msg.is_resolve() {
+            [
+                "email/resolved_subject.txt",
+                "email/resolved_body.txt",
+                "email/resolved_body.html",
+            ]
+        } else {
+            ["email/subject.txt", "email/body.txt", "email/body.html"]
+        };
+        let render = |name: &str| self.templates.render(name, &ctx).map_err(|e| e.to_string());
         let subject = match &self.subject {
-            Some(t) => minijinja::Environment::new()
+            Some(t) if !msg.is_resolve() => minijinja::Environment::new()
                 .render_str(t, &ctx)
                 .map_err(|e| format!("subject template: {e}"))?,
-            None => self
-                .templates
-                .render("email/subject.txt", &ctx)
-                .map_err(|e| e.to_string())?,
+            _ => render(names[0])?,
         };
         // A subject is one line (the templates already show CR/LF from content as `\r\n`; this folds
         // the template's own whitespace), of at most MAX_SUBJECT characters.
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         let subject = crate::escape::cap(&subject, MAX_SUBJECT).into_owned();
-        let text = self
-            .templates
-            .render("email/body.txt", &ctx)
-            .map_err(|e| e.to_string())?;
-        let html = self
-            .templates
-            .render("email/body.html", &ctx)
-            .map_err(|e| e.to_string())?;
-        Ok((subject, text, html))
+        Ok((subject, render(names[1])?, render(names[2])?))
     }
 
     /// The message as a person reads it: envelope headers, subject, then both parts.
@@ -367,6 +367,7 @@ mod tests {
             payload: &e,
             delta: None,
             now_ms: 0,
+            alert: None,
         };
         let out = email.notify(&msg).await;
         assert_eq!(out.label(), "retryable", "{out:?}");

@@ -90,6 +90,9 @@ impl Slack {
     /// The message body for `msg` (also shown by `scanbridge route`).
     pub fn payload(&self, msg: &Message<'_>) -> Result<Value, String> {
         let ctx = msg.context();
+        if msg.is_resolve() {
+            return Ok(resolved(&ctx));
+        }
         let text = self
             .templates
             .render("slack/text.txt", &ctx)
@@ -322,6 +325,48 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
         "text": truncate(&context.join(" · "), MAX_FIELD)}]}));
     blocks.truncate(MAX_BLOCKS);
     json!({"text": truncate(fallback, MAX_SECTION_TEXT), "blocks": blocks})
+}
+
+/// The "resolved" message of a rule with `notify_resolved`: what was fixed, what changed since the
+/// scan that opened the alert, what the image has now, and the context line.
+pub fn resolved(ctx: &Context<'_>) -> Value {
+    const V: usize = 300;
+    let f: &Facts = &ctx.scan;
+    let headline = ctx
+        .resolved
+        .as_ref()
+        .map(|r| r.headline.clone())
+        .unwrap_or_else(|| format!("Resolved: {}", f.image));
+    let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text",
+        "text": plain(&headline, MAX_HEADER), "emoji": true}})];
+    let mut text = format!(
+        "{} no longer matches rule *{}*.",
+        code(&f.image, V),
+        md(ctx.rule, V)
+    );
+    if let Some(d) = f
+        .delta
+        .as_ref()
+        .filter(|d| !d.changes.is_empty() || d.finding.is_some())
+    {
+        text.push_str(&format!(
+            "\n*Changes since {}*  {}",
+            md(&d.compared_with, V),
+            md(&d.summary, V)
+        ));
+    }
+    if !f.counts.is_empty() {
+        text.push_str(&format!("\n*Findings now*  {}", md(&f.summary, V)));
+    }
+    blocks.push(section(&text));
+    let mut context = vec![format!("rule *{}*", md(ctx.rule, V))];
+    context.extend(f.account.iter().map(|a| format!("account {}", md(a, V))));
+    context.extend(f.region.iter().map(|r| md(r, V)));
+    context.extend(f.time.iter().map(|t| md(t, V)));
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+        "text": truncate(&context.join(" · "), MAX_FIELD)}]}));
+    let fallback = format!("{} · rule {}", md(&headline, V), md(ctx.rule, V));
+    json!({"text": truncate(&fallback, MAX_SECTION_TEXT), "blocks": blocks})
 }
 
 #[cfg(test)]

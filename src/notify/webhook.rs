@@ -180,7 +180,8 @@ impl Webhook {
 
     /// The request as text: method, redacted URL, headers (configured values hidden), body.
     pub fn preview(&self, msg: &Message<'_>) -> String {
-        let (body, content_type) = body(msg.payload);
+        let resolved = msg.is_resolve().then(|| resolved_body(msg));
+        let (body, content_type) = body(resolved.as_ref().unwrap_or(msg.payload));
         let mut t = format!(
             "{} {}\ncontent-type: {content_type}\nidempotency-key: {}\n",
             self.method,
@@ -221,7 +222,8 @@ impl Webhook {
 
     /// The request of one attempt (not sent).
     pub fn request(&self, msg: &Message<'_>) -> reqwest::RequestBuilder {
-        let (body, content_type) = body(msg.payload);
+        let resolved = msg.is_resolve().then(|| resolved_body(msg));
+        let (body, content_type) = body(resolved.as_ref().unwrap_or(msg.payload));
         let mut req = self
             .client
             .request(self.method.clone(), self.url.expose())
@@ -234,6 +236,9 @@ impl Webhook {
                 "X-Scanbridge-Event-Id",
                 crate::escape::header_value(msg.event_id, MAX_EVENT_ID_HEADER),
             );
+        if resolved.is_some() {
+            req = req.header("X-Scanbridge-Status", "resolved");
+        }
         if let Some(key) = &self.key {
             let ts = (msg.now_ms.max(0) / 1000) as u64;
             req = req
@@ -247,6 +252,28 @@ impl Webhook {
     pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
         send(self.request(msg), msg.now_ms).await
     }
+}
+
+/// What a webhook receives when an alert is resolved (rules with `notify_resolved`), whatever the
+/// rule target's input transformation: `{"status": "resolved", "rule", "alert_key", "headline",
+/// "summary", "changes": [{"severity", "before", "after"}], "opened_by": {"event_id", "time"} | null,
+/// "event_id", "delivery_id", "event": <the event that resolved it>}`, with the header
+/// `X-Scanbridge-Status: resolved`.
+pub fn resolved_body(msg: &Message<'_>) -> Value {
+    let ctx = msg.context();
+    let delta = msg.delta;
+    serde_json::json!({
+        "status": "resolved",
+        "rule": msg.rule,
+        "alert_key": msg.alert.map(|a| a.key.as_str()),
+        "headline": ctx.resolved.as_ref().map(|r| r.headline.as_str()),
+        "summary": ctx.resolved.as_ref().map(|r| r.changes.as_str()),
+        "changes": delta.map(|d| serde_json::to_value(&d.changes).unwrap_or_default()).unwrap_or_default(),
+        "opened_by": delta.map(|d| serde_json::json!({"event_id": d.previous_event_id, "time": d.previous_time})),
+        "event_id": msg.event_id,
+        "delivery_id": msg.delivery_id,
+        "event": msg.event,
+    })
 }
 
 /// Sends a request at `now_ms` and classifies the answer; errors never carry the URL.

@@ -1,4 +1,6 @@
-//! Message templates (minijinja): email subject, text body, HTML body and Slack fallback text.
+//! Message templates (minijinja): email subject, text body, HTML body and Slack fallback text, and
+//! the email of a resolve (`email/resolved_subject.txt`, `email/resolved_body.txt`,
+//! `email/resolved_body.html`, which also see `resolved`: `headline`, `key`, `changes`).
 //!
 //! The defaults ship in `templates/` and are embedded in the binary; `[templates] dir` names a
 //! directory whose files of the same relative names (`email/subject.txt`, `email/body.txt`,
@@ -55,6 +57,18 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "slack/text.txt",
         include_str!("../../templates/slack/text.txt"),
     ),
+    (
+        "email/resolved_subject.txt",
+        include_str!("../../templates/email/resolved_subject.txt"),
+    ),
+    (
+        "email/resolved_body.txt",
+        include_str!("../../templates/email/resolved_body.txt"),
+    ),
+    (
+        "email/resolved_body.html",
+        include_str!("../../templates/email/resolved_body.html"),
+    ),
 ];
 
 /// A template could not be loaded or rendered.
@@ -95,6 +109,19 @@ pub struct Context<'a> {
     pub rule: &'a str,
     pub delivery_id: &'a str,
     pub event_id: &'a str,
+    /// Set when this delivery says an alert is resolved (rules with `notify_resolved`).
+    pub resolved: Option<Resolved>,
+}
+
+/// What a "resolved" message says (templates: `resolved`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    /// "Resolved: payments/api:v2.14.0 — CRITICAL 2 -> 0, HIGH 7 -> 0".
+    pub headline: String,
+    /// The alert key (the image reference or the finding ARN).
+    pub key: String,
+    /// What changed since the scan that opened the alert ("CRITICAL 2 -> 0"), or "no change".
+    pub changes: String,
 }
 
 impl<'a> Context<'a> {
@@ -119,6 +146,7 @@ impl<'a> Context<'a> {
             rule,
             delivery_id,
             event_id,
+            resolved: None,
         }
     }
 }
@@ -127,6 +155,21 @@ impl Context<'_> {
     /// Adds what changed since the previous scan (`scan.delta`).
     pub fn with_delta(mut self, delta: Option<&crate::scan::Delta>) -> Self {
         self.scan.delta = delta.cloned();
+        self
+    }
+
+    /// Marks a resolve (`resolved`), from the delta set before.
+    pub fn with_alert(mut self, alert: Option<&crate::store::AlertMark>) -> Self {
+        if let Some(a) = alert.filter(|a| a.kind == crate::store::AlertKind::Resolve) {
+            let delta = self.scan.delta.as_ref();
+            self.resolved = Some(Resolved {
+                headline: crate::scan::resolved_headline(&self.scan, delta, self.rule),
+                key: a.key.clone(),
+                changes: delta
+                    .map(|d| d.summary.clone())
+                    .unwrap_or_else(|| "no change".into()),
+            });
+        }
         self
     }
 }

@@ -39,6 +39,25 @@
 //! received-at, due and lease times, retry delays, dedup windows, digest schedules, silence expiry)
 //! is handed `now_ms` by its caller, who reads the daemon's one clock ([`crate::alerting`]'s `Clock`),
 //! so tests drive all of it with one injected clock.
+//!
+//! Alert state (issue 16, rules with `notify_resolved`), same backend, same durability. The caller
+//! decides everything from the parsed event ([`crate::alerting`]'s resolve stage); the store keeps
+//! the state per (rule, alert key, target) and orders the deliveries that change it:
+//! - A delivery may carry an [`AlertMark`]: a `trigger` or a `resolve` of one alert key. Marks are
+//!   stored with the delivery, kept by `dead_letter` and restored by `redrive`, and handed back in
+//!   [`Leased::alert`].
+//! - `accept` with a [`ResolveCheck`] on an event adds, in the same transaction, one `resolve`
+//!   delivery (id: [`delivery_id`] of the event, the rule and `TARGET#resolve`; no input) for every
+//!   (rule, key, target) among the check's keys whose alert is open, or has a trigger still in the
+//!   outbox, and whose rule is one of the check's `clear` rules or is not in its `live` set (a
+//!   rule since removed or disabled matches nothing).
+//! - `ack` of a marked delivery records its effect in the same transaction: a trigger opens the
+//!   alert (or refreshes it: its record and event time), a resolve closes it and starts a new
+//!   episode. Suppressed and dead-lettered deliveries change nothing.
+//! - `alert_check` tells the stage, for one leased marked delivery, the alert's state and whether a
+//!   delivery of the opposite kind for the same alert was accepted before it and is still in the
+//!   outbox (then this one waits: triggers and resolves of one alert reach the target in the order
+//!   they were accepted). `alert_states` lists the states of some keys, for `scanbridge route`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -135,6 +154,87 @@ pub struct NewDelivery {
     pub target: String,
     /// The rule target's input transformation (JSON), if any.
     pub input: Option<String>,
+    /// A trigger of an alert (a rule with `notify_resolved`), if any.
+    pub alert: Option<AlertMark>,
+}
+
+/// Whether a marked delivery opens or closes its alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    Trigger,
+    Resolve,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Trigger => "trigger",
+            AlertKind::Resolve => "resolve",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AlertKind> {
+        match s {
+            "trigger" => Some(AlertKind::Trigger),
+            "resolve" => Some(AlertKind::Resolve),
+            _ => None,
+        }
+    }
+}
+
+/// The alert a delivery triggers or resolves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertMark {
+    pub kind: AlertKind,
+    /// The alert key ([`crate::alerting`]'s `alert_keys`).
+    pub key: String,
+    /// The event's own `time` (ms since the Unix epoch), when it has one.
+    pub time_ms: Option<i64>,
+    /// The event's scan-history record (JSON), stored on the alert when a trigger is delivered.
+    pub record: Option<String>,
+}
+
+/// Which open alerts an accepted event resolves (see the module doc), computed by the caller.
+#[derive(Debug, Clone)]
+pub struct ResolveCheck {
+    /// Every alert key of the event.
+    pub keys: Vec<String>,
+    /// The rules with `notify_resolved` that this event does not match (or a CLOSED finding).
+    pub clear: Vec<String>,
+    /// Every live (enabled) rule: alerts of other rules are resolved by any conclusive event.
+    pub live: std::sync::Arc<std::collections::BTreeSet<String>>,
+    pub time_ms: Option<i64>,
+    pub record: Option<String>,
+}
+
+/// The state of one alert for one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AlertState {
+    pub rule: String,
+    pub key: String,
+    pub target: String,
+    /// A trigger was delivered and no resolve since.
+    pub open: bool,
+    pub opened_at_ms: Option<i64>,
+    pub resolved_at_ms: Option<i64>,
+    /// The event of the last delivered trigger.
+    pub trigger_event_id: Option<String>,
+    /// The scan-history record of the last delivered trigger (JSON).
+    pub record: Option<String>,
+    /// The event time of the newest delivered trigger and of the last delivered resolve.
+    pub trigger_time_ms: Option<i64>,
+    pub resolve_time_ms: Option<i64>,
+    /// How many times the alert was resolved (dedup claims do not cross episodes).
+    pub episode: i64,
+}
+
+/// What the resolve stage learns about one leased marked delivery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertCheck {
+    pub state: Option<AlertState>,
+    /// An earlier delivery of the opposite kind for the same alert, still in the outbox.
+    pub waiting_for: Option<String>,
+    /// When that delivery is next attempted, ms since the Unix epoch (0 while it is being attempted).
+    pub waiting_until_ms: Option<i64>,
 }
 
 /// A validated event and the deliveries it caused.
@@ -145,6 +245,8 @@ pub struct NewEvent {
     pub deliveries: Vec<NewDelivery>,
     /// What the event teaches the scan history, if anything (computed by the caller).
     pub history: Option<HistoryUpdate>,
+    /// Which open alerts the event may resolve, if any (computed by the caller).
+    pub resolve: Option<ResolveCheck>,
 }
 
 /// One event's entry in the scan history, computed by the caller from the parsed event
@@ -179,6 +281,8 @@ pub struct Leased {
     pub created_at_ms: i64,
     /// The scan result this event replaced in the history (JSON: `{"via": KEY, "record": RECORD}`).
     pub previous: Option<String>,
+    /// The alert this delivery triggers or resolves, if any.
+    pub alert: Option<AlertMark>,
 }
 
 /// A delivery that was not sent on purpose, and why.
@@ -188,7 +292,8 @@ pub struct Suppressed {
     pub event_id: String,
     pub rule: String,
     pub target: String,
-    /// `silenced`, `duplicate`, `not_new` or `not_worse`.
+    /// `silenced`, `duplicate`, `not_new`, `not_worse`, `not_open` (a resolve of an alert that is
+    /// not open) or `stale` (older than the scan that last changed the alert).
     pub reason: String,
     /// The silence id, the delivery this one duplicates, or the comparison made.
     pub detail: String,
@@ -347,7 +452,8 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>>;
-    /// Delivered: removes the delivery from the outbox and records it as delivered at `now_ms`.
+    /// Delivered at `now_ms`: removes the delivery (and records its alert mark's effect), and keeps a
+    /// record of it as delivered.
     fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Failed retryably: counts the attempt and schedules the next one `delay` after `now_ms`.
     fn retry_later(
@@ -408,6 +514,16 @@ pub trait Store: Send + Sync + 'static {
     fn group_add(&self, add: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Groups due for a flush at `now_ms`.
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>>;
+    /// The state of the alert of a leased marked delivery at `now_ms`, and whether it must wait
+    /// (module doc).
+    fn alert_check(
+        &self,
+        delivery_id: String,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<AlertCheck, StoreError>>;
+    /// Every alert state recorded under one of `keys`.
+    fn alert_states(&self, keys: Vec<String>)
+    -> BoxFuture<'_, Result<Vec<AlertState>, StoreError>>;
     /// Replaces the listed members of a group by the digest event (with its deliveries, due at
     /// `now_ms`), atomically; each member is recorded as sent in that digest.
     fn group_flush(

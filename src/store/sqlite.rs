@@ -17,6 +17,12 @@
 //! - `silences(id PRIMARY KEY, pattern, matchers, comment, created_by, created_at, expires_at)`.
 //! - `groups(id PRIMARY KEY, rule, target, labels, first_at, flush_at, last_flush_at)` and
 //!   `group_members(delivery_id PRIMARY KEY, group_id, event_id, added_at)`: pending digests.
+//! - `outbox.alert_kind`, `alert_key`, `alert_time`, `alert_record` (and the same in
+//!   `dead_letters`): the [`AlertMark`] of a trigger or resolve; the outbox `rowid` orders the marked
+//!   deliveries of one alert (a new row's rowid exceeds every row present).
+//! - `alert_state(rule, key, target, open, opened_at, resolved_at, trigger_event_id, record,
+//!   trigger_time, resolve_time, episode, updated_at, PRIMARY KEY (rule, key, target))`: one alert
+//!   per rule, key and target.
 //! - `delivered(event_id, id, rule, target, attempts, at, digest_event_id, PRIMARY KEY (event_id,
 //!   id)) WITHOUT ROWID`: deliveries that left the outbox through `ack`, or (with `digest_event_id`)
 //!   as members of a flushed digest. Like `events`, it is kept; the console reads what became of each
@@ -62,8 +68,9 @@ use serde_json::value::RawValue;
 
 use super::lock::DataDirLock;
 use super::{
-    BoxFuture, Counts, DeadLetter, DeliveryRecord, DeliveryState, DueGroup, EventRecord, GroupAdd,
-    HistoryUpdate, Leased, Member, NewEvent, Silence, Store, StoreError, Stored, Suppressed,
+    AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter, DeliveryRecord,
+    DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member, NewEvent,
+    ResolveCheck, Silence, Store, StoreError, Stored, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -156,6 +163,22 @@ CREATE TABLE IF NOT EXISTS group_members (
     added_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS group_members_event ON group_members (event_id);
+CREATE TABLE IF NOT EXISTS alert_state (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    open INTEGER NOT NULL DEFAULT 0,
+    opened_at INTEGER,
+    resolved_at INTEGER,
+    trigger_event_id TEXT,
+    record TEXT,
+    trigger_time INTEGER,
+    resolve_time INTEGER,
+    episode INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (rule, key, target)
+);
+CREATE INDEX IF NOT EXISTS alert_state_key ON alert_state (key);
 ";
 
 /// The database file in the data directory.
@@ -264,6 +287,14 @@ fn check_identity(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
     ))
 }
 
+/// The columns of an [`AlertMark`], added to `outbox` and `dead_letters` after the first release.
+const ALERT_COLUMNS: [(&str, &str); 4] = [
+    ("alert_kind", "TEXT"),
+    ("alert_key", "TEXT"),
+    ("alert_time", "INTEGER"),
+    ("alert_record", "TEXT"),
+];
+
 /// Adds columns introduced after the first schema when an older database lacks them.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let has_previous: bool = conn
@@ -272,8 +303,105 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if !has_previous {
         conn.execute("ALTER TABLE events ADD COLUMN previous TEXT", [])?;
     }
+    for table in ["outbox", "dead_letters"] {
+        for (column, ty) in ALERT_COLUMNS {
+            let has: bool = conn
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
+                ))?
+                .exists([])?;
+            if !has {
+                conn.execute(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"), [])?;
+            }
+        }
+    }
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_key) WHERE alert_key IS NOT NULL",
+        [],
+    )?;
     Ok(())
 }
+
+/// An [`AlertMark`] from its four columns (absent when the kind is NULL or unknown).
+fn mark(
+    kind: Option<String>,
+    key: Option<String>,
+    time_ms: Option<i64>,
+    record: Option<String>,
+) -> Option<AlertMark> {
+    Some(AlertMark {
+        kind: AlertKind::parse(kind.as_deref()?)?,
+        key: key?,
+        time_ms,
+        record,
+    })
+}
+
+/// Adds the resolve deliveries of `check` for event `event_id` (see the Store contract).
+fn add_resolves(
+    tx: &rusqlite::Transaction<'_>,
+    event_id: &str,
+    check: &ResolveCheck,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut found: Vec<(String, String, String)> = Vec::new();
+    {
+        let mut open = tx.prepare_cached(
+            "SELECT rule, key, target FROM alert_state WHERE key = ?1 AND open = 1
+             UNION SELECT rule, alert_key, target FROM outbox
+                   WHERE alert_key = ?1 AND alert_kind = 'trigger'",
+        )?;
+        for key in &check.keys {
+            let rows = open.query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            for row in rows {
+                let row: (String, String, String) = row?;
+                let resolves = check.clear.contains(&row.0) || !check.live.contains(&row.0);
+                if resolves && !found.contains(&row) {
+                    found.push(row);
+                }
+            }
+        }
+    }
+    let mut put = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
+                                       alert_kind, alert_key, alert_time, alert_record)
+         SELECT ?1, ?2, ?3, ?4, NULL, ?5, ?5, 'resolve', ?6, ?7, ?8
+         WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
+    )?;
+    for (rule, key, target) in found {
+        let id = super::delivery_id(event_id, &rule, &format!("{target}#resolve"));
+        put.execute(params![
+            id,
+            event_id,
+            rule,
+            target,
+            now,
+            key,
+            check.time_ms,
+            check.record
+        ])?;
+    }
+    Ok(())
+}
+
+fn alert_state_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertState> {
+    Ok(AlertState {
+        rule: r.get(0)?,
+        key: r.get(1)?,
+        target: r.get(2)?,
+        open: r.get::<_, i64>(3)? != 0,
+        opened_at_ms: r.get(4)?,
+        resolved_at_ms: r.get(5)?,
+        trigger_event_id: r.get(6)?,
+        record: r.get(7)?,
+        trigger_time_ms: r.get(8)?,
+        resolve_time_ms: r.get(9)?,
+        episode: r.get(10)?,
+    })
+}
+
+const ALERT_STATE_COLUMNS: &str = "rule, key, target, open, opened_at, resolved_at, trigger_event_id, \
+     record, trigger_time, resolve_time, episode";
 
 /// Records `h` in the scan history; returns the result it replaced (JSON `{"via", "record"}`), if any.
 /// Records are the caller's JSON, copied as they are; one that is not JSON (a damaged row) is passed
@@ -536,8 +664,9 @@ impl Store for SqliteStore {
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
                 )?;
                 let mut ob = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
+                    "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
+                                                   alert_kind, alert_key, alert_time, alert_record)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10
                      WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
                 )?;
                 for e in &events {
@@ -558,7 +687,22 @@ impl Store for SqliteStore {
                                 )?;
                             }
                             for d in &e.deliveries {
-                                ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
+                                let a = d.alert.as_ref();
+                                ob.execute(params![
+                                    d.id,
+                                    e.id,
+                                    d.rule,
+                                    d.target,
+                                    d.input,
+                                    now,
+                                    a.map(|m| m.kind.as_str()),
+                                    a.map(|m| &m.key),
+                                    a.and_then(|m| m.time_ms),
+                                    a.and_then(|m| m.record.as_deref()),
+                                ])?;
+                            }
+                            if let Some(check) = &e.resolve {
+                                add_resolves(&tx, &e.id, check, now)?;
                             }
                             Ok(Stored::New)
                         },
@@ -606,7 +750,8 @@ impl Store for SqliteStore {
                                   ORDER BY next_attempt_at LIMIT ?3)
                      RETURNING id, event_id, rule, target, input, attempts, created_at,
                                (SELECT body FROM events WHERE events.id = outbox.event_id),
-                               (SELECT previous FROM events WHERE events.id = outbox.event_id)",
+                               (SELECT previous FROM events WHERE events.id = outbox.event_id),
+                               alert_kind, alert_key, alert_time, alert_record",
                 )?;
                 let rows = st.query_map(params![until, now, limit as i64], |r| {
                     Ok(Leased {
@@ -619,6 +764,7 @@ impl Store for SqliteStore {
                         created_at_ms: r.get(6)?,
                         body: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| "{}".into()),
                         previous: r.get(8)?,
+                        alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
@@ -628,15 +774,48 @@ impl Store for SqliteStore {
         })
     }
 
-    fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at)
                  SELECT event_id, id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
-                params![id, now_ms],
+                params![id, now],
             )?;
-            tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
+            let row: Option<Row> = tx
+                .query_row(
+                    "DELETE FROM outbox WHERE id = ?1
+                     RETURNING rule, target, event_id, alert_kind, alert_key, alert_time, alert_record",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                )
+                .optional()?;
+            if let Some((rule, target, event_id, kind, key, time, record)) = row
+                && let Some(m) = mark(kind, key, time, record)
+            {
+                match m.kind {
+                    AlertKind::Trigger => tx.execute(
+                        "INSERT INTO alert_state (rule, key, target, open, opened_at, trigger_event_id, record,
+                                                  trigger_time, updated_at)
+                         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?4)
+                         ON CONFLICT (rule, key, target) DO UPDATE SET
+                           opened_at = CASE WHEN open = 1 THEN opened_at ELSE excluded.opened_at END,
+                           open = 1, trigger_event_id = excluded.trigger_event_id,
+                           record = excluded.record,
+                           trigger_time = MAX(COALESCE(trigger_time, excluded.trigger_time),
+                                              COALESCE(excluded.trigger_time, trigger_time)),
+                           updated_at = excluded.updated_at",
+                        params![rule, m.key, target, now, event_id, m.record, m.time_ms],
+                    )?,
+                    AlertKind::Resolve => tx.execute(
+                        "UPDATE alert_state SET open = 0, resolved_at = ?4, resolve_time = ?5,
+                                episode = episode + 1, updated_at = ?4
+                         WHERE rule = ?1 AND key = ?2 AND target = ?3",
+                        params![rule, m.key, target, now, m.time_ms],
+                    )?,
+                };
+            }
             tx.commit()?;
             Ok(())
         })
@@ -671,8 +850,10 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR REPLACE INTO dead_letters
-                   (id, event_id, rule, target, input, attempts, created_at, failed_at, reason)
-                 SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4 FROM outbox WHERE id = ?1",
+                   (id, event_id, rule, target, input, attempts, created_at, failed_at, reason,
+                    alert_kind, alert_key, alert_time, alert_record)
+                 SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4,
+                        alert_kind, alert_key, alert_time, alert_record FROM outbox WHERE id = ?1",
                 params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
@@ -730,8 +911,10 @@ impl Store for SqliteStore {
             // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
-                "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, attempts, created_at, next_attempt_at)
-                 SELECT id, event_id, rule, target, input, 0, ?1, ?1 FROM dead_letters
+                "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, attempts, created_at, next_attempt_at,
+                                               alert_kind, alert_key, alert_time, alert_record)
+                 SELECT id, event_id, rule, target, input, 0, ?1, ?1,
+                        alert_kind, alert_key, alert_time, alert_record FROM dead_letters
                  WHERE ?2 IS NULL OR id = ?2",
                 params![now, id],
             )?;
@@ -973,6 +1156,76 @@ impl Store for SqliteStore {
         })
     }
 
+    fn alert_check(
+        &self,
+        delivery_id: String,
+        now: i64,
+    ) -> BoxFuture<'_, Result<AlertCheck, StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            type Row = (i64, String, String, Option<String>, Option<String>);
+            let row: Option<Row> = tx
+                .query_row(
+                    "SELECT rowid, rule, target, alert_kind, alert_key FROM outbox WHERE id = ?1",
+                    params![delivery_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            let Some((rowid, rule, target, Some(kind), Some(key))) = row else {
+                return Ok(AlertCheck::default());
+            };
+            let opposite = match AlertKind::parse(&kind) {
+                Some(AlertKind::Trigger) => AlertKind::Resolve,
+                Some(AlertKind::Resolve) => AlertKind::Trigger,
+                None => return Ok(AlertCheck::default()),
+            };
+            let waiting: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT id, CASE WHEN leased_until > ?6 THEN 0 ELSE next_attempt_at END FROM outbox
+                     WHERE alert_key = ?1 AND rule = ?2 AND target = ?3
+                       AND alert_kind = ?4 AND rowid < ?5 ORDER BY rowid LIMIT 1",
+                    params![key, rule, target, opposite.as_str(), rowid, now],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (waiting_for, waiting_until_ms) = waiting.unzip();
+            let state = tx
+                .query_row(
+                    &format!(
+                        "SELECT {ALERT_STATE_COLUMNS} FROM alert_state
+                         WHERE rule = ?1 AND key = ?2 AND target = ?3"
+                    ),
+                    params![rule, key, target],
+                    alert_state_row,
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(AlertCheck {
+                state,
+                waiting_for,
+                waiting_until_ms,
+            })
+        })
+    }
+
+    fn alert_states(
+        &self,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<AlertState>, StoreError>> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ALERT_STATE_COLUMNS} FROM alert_state WHERE key = ?1 ORDER BY rule, target"
+            ))?;
+            let mut out = Vec::new();
+            for key in keys {
+                for row in st.query_map(params![key], alert_state_row)? {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn group_flush(
         &self,
         group_id: String,
@@ -1106,6 +1359,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::store::NewDelivery;
+    use std::sync::Arc;
 
     /// The tests' "now": the store reads no clock, so any fixed time does.
     const NOW: i64 = 1_700_000_000_000;
@@ -1119,8 +1373,10 @@ mod tests {
                 rule: "r".into(),
                 target: "t".into(),
                 input: None,
+                alert: None,
             }],
             history: None,
+            resolve: None,
         }
     }
 
@@ -1338,5 +1594,172 @@ mod tests {
             ),
             (2, 1, 1, 1, 1)
         );
+    }
+
+    fn trigger(id: &str, key: &str, time: i64) -> NewEvent {
+        let mut e = event(id);
+        e.deliveries[0].rule = "paged".into();
+        e.deliveries[0].alert = Some(AlertMark {
+            kind: AlertKind::Trigger,
+            key: key.into(),
+            time_ms: Some(time),
+            record: Some(format!(
+                "{{\"counts\":[2,0,0,0,0,0],\"event_id\":\"{id}\",\"time\":null}}"
+            )),
+        });
+        e
+    }
+
+    fn clean(id: &str, keys: &[&str], clear: &[&str], live: &[&str], time: i64) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            body: format!("{{\"id\":\"{id}\"}}"),
+            deliveries: Vec::new(),
+            history: None,
+            resolve: Some(ResolveCheck {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                clear: clear.iter().map(|k| k.to_string()).collect(),
+                live: Arc::new(live.iter().map(|k| k.to_string()).collect()),
+                time_ms: Some(time),
+                record: None,
+            }),
+        }
+    }
+
+    async fn lease_all(s: &SqliteStore) -> Vec<Leased> {
+        s.lease(100, Duration::from_secs(60), NOW).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn alert_state_opens_on_delivered_triggers_and_closes_on_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        // A clean scan before anything was open resolves nothing.
+        s.accept(
+            vec![clean("c0", &["img:v1"], &["paged"], &["paged"], 1)],
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+
+        s.accept(vec![trigger("t1", "img:v1", 10)], NOW)
+            .await
+            .unwrap();
+        // While the trigger is pending, a clean scan already queues a resolve (it will wait).
+        s.accept(
+            vec![clean(
+                "c1",
+                &["img:v1", "img@sha256:aa"],
+                &["paged"],
+                &["paged"],
+                20,
+            )],
+            NOW,
+        )
+        .await
+        .unwrap();
+        let leased = lease_all(&s).await;
+        assert_eq!(leased.len(), 2);
+        let t = leased.iter().find(|d| d.id == "d-t1").unwrap();
+        let r = leased.iter().find(|d| d.id != "d-t1").unwrap();
+        assert_eq!(t.alert.as_ref().unwrap().kind, AlertKind::Trigger);
+        let rm = r.alert.as_ref().unwrap();
+        assert_eq!(
+            (rm.kind, rm.key.as_str(), rm.time_ms),
+            (AlertKind::Resolve, "img:v1", Some(20))
+        );
+        assert_eq!(r.id, crate::store::delivery_id("c1", "paged", "t#resolve"));
+        assert_eq!(
+            (r.rule.as_str(), r.target.as_str(), r.input.as_deref()),
+            ("paged", "t", None)
+        );
+
+        let c = s.alert_check(r.id.clone(), NOW).await.unwrap();
+        assert_eq!(
+            c.waiting_for.as_deref(),
+            Some("d-t1"),
+            "the resolve waits for the trigger"
+        );
+        assert_eq!(c.state, None);
+        let c = s.alert_check(t.id.clone(), NOW).await.unwrap();
+        assert_eq!(c.waiting_for, None, "the trigger was first");
+
+        s.ack("d-t1".into(), NOW).await.unwrap();
+        let c = s.alert_check(r.id.clone(), NOW).await.unwrap();
+        assert_eq!(c.waiting_for, None);
+        let st = c.state.unwrap();
+        assert!(st.open && st.opened_at_ms.is_some());
+        assert_eq!((st.trigger_time_ms, st.episode), (Some(10), 0));
+        assert_eq!(st.trigger_event_id.as_deref(), Some("t1"));
+        assert!(st.record.unwrap().contains("\"event_id\":\"t1\""));
+
+        s.ack(r.id.clone(), NOW).await.unwrap();
+        let states = s.alert_states(vec!["img:v1".into()]).await.unwrap();
+        assert_eq!(states.len(), 1);
+        assert!(!states[0].open && states[0].resolved_at_ms.is_some());
+        assert_eq!(
+            (states[0].resolve_time_ms, states[0].episode),
+            (Some(20), 1)
+        );
+
+        // Resolved: another clean scan queues nothing.
+        s.accept(
+            vec![clean("c2", &["img:v1"], &["paged"], &["paged"], 30)],
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn only_clear_or_removed_rules_resolve_and_marks_survive_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        s.accept(vec![trigger("t1", "img:v1", 10)], NOW)
+            .await
+            .unwrap();
+        s.ack("d-t1".into(), NOW).await.unwrap();
+        // The rule is live and still matches (not clear): nothing.
+        s.accept(vec![clean("c1", &["img:v1"], &[], &["paged"], 20)], NOW)
+            .await
+            .unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+        // The rule was removed: any conclusive event resolves its open alerts.
+        s.accept(vec![clean("c2", &["img:v1"], &[], &["other"], 30)], NOW)
+            .await
+            .unwrap();
+        let r = lease_all(&s).await.remove(0);
+        assert_eq!(r.alert.as_ref().unwrap().kind, AlertKind::Resolve);
+        s.dead_letter(r.id.clone(), 1, "down".into(), NOW)
+            .await
+            .unwrap();
+        s.redrive(None, NOW).await.unwrap();
+        let again = lease_all(&s).await.remove(0);
+        assert_eq!(
+            again.alert, r.alert,
+            "the mark survives dead letter and redrive"
+        );
+    }
+
+    #[tokio::test]
+    async fn older_databases_gain_the_alert_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("scanbridge.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE outbox (id TEXT PRIMARY KEY, event_id TEXT NOT NULL, rule TEXT NOT NULL,
+                   target TEXT NOT NULL, input TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+                   created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
+                   leased_until INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+                 INSERT INTO outbox (id, event_id, rule, target, created_at, next_attempt_at)
+                   VALUES ('old', 'e', 'r', 't', 0, 0);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        let d = lease_all(&s).await.remove(0);
+        assert_eq!((d.id.as_str(), d.alert), ("old", None));
     }
 }

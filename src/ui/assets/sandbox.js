@@ -159,9 +159,13 @@ function preview(d) {
         frame,
         el('details', {}, el('summary', {}, 'Plain-text part'), el('pre', { class: 'text' }, p.text)));
     }
-    case 'webhook': {
+    case 'webhook':
+    case 'pagerduty':
+    case 'opsgenie':
+    case 'teams': {
       const body = typeof p.body === 'string' ? p.body : pretty(p.body);
-      const lines = [`${p.method} <the target's URL, not shown>`, `content-type: ${p.content_type}`, `idempotency-key: ${d.id}`];
+      const lines = [`${p.method} <the target's URL, not shown>`, `content-type: ${p.content_type}`];
+      if (d.kind === 'webhook') lines.push(`idempotency-key: ${d.id}`);
       for (const h of p.headers || []) lines.push(`${h}: ***`);
       if (p.signed) lines.push('webhook-id, webhook-timestamp, webhook-signature: signed at send time');
       return el('div', {}, el('div', { class: 'request-line' }, lines.join('\n').split('\n').map((l) => el('div', {}, l))),
