@@ -88,6 +88,29 @@ pub fn visible_lines(s: &str) -> Cow<'_, str> {
     escape_hidden(s, |c| c == '\n')
 }
 
+/// Every string in `v` (keys too) made visible as [`visible_lines`] makes text: for JSON a receiver
+/// shows as it is (PagerDuty's custom details, Opsgenie's details), so no hidden or reordering
+/// character from content reaches it.
+pub fn visible_json(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            if let Cow::Owned(o) = visible_lines(s) {
+                *s = o;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(visible_json),
+        Value::Object(m) => {
+            let entries = std::mem::take(m);
+            for (k, mut x) in entries {
+                visible_json(&mut x);
+                m.insert(visible_lines(&k).into_owned(), x);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// At most `max` characters of `s`; a longer text ends with `…` (counted in the `max`).
 pub fn cap(s: &str, max: usize) -> Cow<'_, str> {
     match s.char_indices().nth(max) {

@@ -182,9 +182,10 @@ pub fn console_link(f: &Facts) -> Option<String> {
     )
 }
 
-/// Cuts `s` to at most `max` characters, marking a cut with `…`.
+/// `s` with hidden characters shown ([`crate::escape::visible_lines`]), then cut to at most `max`
+/// characters, marking a cut with `…`: the limit holds for what the vendor receives.
 pub fn cap(s: &str, max: usize) -> String {
-    super::slack::truncate(s, max)
+    crate::escape::cap(&crate::escape::visible_lines(s), max).into_owned()
 }
 
 /// Everything a pager shows about one alert.

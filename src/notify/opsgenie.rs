@@ -125,12 +125,16 @@ impl Opsgenie {
                     .extend(["v2", "alerts", i.key.as_str(), "close"]);
             }
             url.set_query(Some("identifierType=alias"));
-            return (url, close(msg));
+            let mut body = close(msg);
+            crate::escape::visible_json(&mut body);
+            return (url, body);
         }
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(["v2", "alerts"]);
         }
-        (url, create(msg, &i))
+        let mut body = create(msg, &i);
+        crate::escape::visible_json(&mut body);
+        (url, body)
     }
 
     pub fn preview(&self, msg: &Message<'_>) -> String {
@@ -158,6 +162,8 @@ impl Opsgenie {
 /// HTML-escapes `s` (`&`, `<`, `>`, `"`) within `max` characters, marking a cut with `…` and never
 /// cutting an entity.
 pub fn escape_cap(s: &str, max: usize) -> String {
+    // Hidden characters shown first (one line), so the limit holds for what Opsgenie receives.
+    let s = crate::escape::visible(s);
     let mut out = String::new();
     let mut n = 0;
     let total = s.chars().count();

@@ -123,6 +123,12 @@ impl PagerDuty {
 
 /// The Events API v2 event for `msg` (see the module doc), sent with `routing_key`.
 pub fn event(msg: &Message<'_>, routing_key: &str) -> Value {
+    let mut body = event_raw(msg, routing_key);
+    crate::escape::visible_json(&mut body);
+    body
+}
+
+fn event_raw(msg: &Message<'_>, routing_key: &str) -> Value {
     let i = Incident::of(msg);
     if msg.is_resolve() {
         return json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": i.key});

@@ -125,10 +125,11 @@ fn code(s: &str, max: usize) -> String {
 }
 
 /// A content value for a plain_text object: one visible line, capped. Slack does not parse mentions
-/// in plain text, but `<` and `>` are shown as `‹` `›` anyway, so that no `<!channel>` is ever in a
-/// payload made from content (a receiver relaying the text as mrkdwn cannot be made to ping).
+/// in plain text, but `<` is shown as `‹` anyway, so that no `<!channel>`, `<@U…>` or `<url|text>` is
+/// ever in a payload made from content (a receiver relaying the text as mrkdwn cannot be made to
+/// ping); a `>` alone opens nothing, so arrows such as `2 -> 0` stay as written.
 fn plain(s: &str, max: usize) -> String {
-    escape::line(s, max).replace('<', "‹").replace('>', "›")
+    escape::line(s, max).replace('<', "‹")
 }
 
 fn section(text: &str) -> Value {

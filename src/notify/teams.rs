@@ -114,20 +114,12 @@ impl Teams {
 /// Escapes event content for Adaptive Card markdown (see the module doc): a backslash before each
 /// character the Adaptive Cards subset of CommonMark (with GitHub's autolinks) reads as markup:
 /// `\\ * _ ~ ` [ ] < { @` everywhere, a list, quote or heading marker (`-`, `+`, `>`, `#`, `1.`,
-/// `1)`) at the start, `:` in `://` and `.` in `www.`; line breaks and control characters become spaces; bidirectional
-/// controls are dropped.
+/// `1)`) at the start, `:` in `://` and `.` in `www.`; line breaks, control, bidirectional and other
+/// hidden characters are first shown as escapes ([`crate::escape::visible`]).
 pub fn md(s: &str) -> String {
-    let chars: Vec<char> = s
-        .chars()
-        .filter(|c| !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}'))
-        .map(|c| {
-            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
+    // Hidden characters (controls, line breaks, bidi and zero-width ones) are shown as escapes, as in
+    // every other format (crate::escape), so content cannot hide, reorder or break text.
+    let chars: Vec<char> = crate::escape::visible(s).chars().collect();
     let digits = chars.iter().take_while(|c| c.is_ascii_digit()).count();
     let mut out = String::with_capacity(s.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
@@ -201,11 +193,16 @@ pub fn resolved(ctx: &Context<'_>) -> Value {
     if !f.counts.is_empty() {
         body.push(text(&format!("**Findings now**  {}", md(&f.summary))));
     }
-    body.push(
-        json!({"type": "TextBlock", "text": format!("rule **{}**", md(ctx.rule)),
-        "isSubtle": true, "size": "small", "wrap": true}),
-    );
-    assemble(&body, &[], &md(&cap(&headline, 400)))
+    let context = json!({"type": "TextBlock", "text": format!("rule **{}**", md(ctx.rule)),
+        "isSubtle": true, "size": "small", "wrap": true});
+    // Within the budget like an alert: content (multi-byte, escaped) can make any text long.
+    fit(
+        body,
+        Vec::new(),
+        context,
+        Vec::new(),
+        &md(&cap(&headline, 400)),
+    )
 }
 
 /// `{"type": "message", "attachments": [card]}`.
@@ -565,7 +562,11 @@ pub(crate) mod tests {
             ("> quote -> arrow", "\\> quote -> arrow"),
             ("- item", "\\- item"),
             ("12. item", "12\\. item"),
-            ("a\r\n- b\u{202E}c{{DATE(x)}}", "a  - bc\\{\\{DATE(x)}}"),
+            // Line breaks and hidden characters are shown as escapes (whose backslash is escaped).
+            (
+                "a\r\n- b\u{202E}c{{DATE(x)}}",
+                "a\\\\r\\\\n- b\\\\u\\{202E}c\\{\\{DATE(x)}}",
+            ),
             (
                 "payments/api:v2.14.0 sha256:9c1d",
                 "payments/api:v2.14.0 sha256:9c1d",

@@ -1749,7 +1749,8 @@ mod tests {
         {
             let c = Connection::open(dir.path().join("scanbridge.db")).unwrap();
             c.execute_batch(
-                "CREATE TABLE outbox (id TEXT PRIMARY KEY, event_id TEXT NOT NULL, rule TEXT NOT NULL,
+                "CREATE TABLE events (id TEXT PRIMARY KEY, body TEXT NOT NULL, received_at INTEGER NOT NULL);
+                 CREATE TABLE outbox (id TEXT PRIMARY KEY, event_id TEXT NOT NULL, rule TEXT NOT NULL,
                    target TEXT NOT NULL, input TEXT, attempts INTEGER NOT NULL DEFAULT 0,
                    created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
                    leased_until INTEGER NOT NULL DEFAULT 0, last_error TEXT);
