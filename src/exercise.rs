@@ -545,7 +545,7 @@ fn check(event: &Value, out: &[Rendering]) -> Vec<String> {
                 strings(event, &mut held);
                 let held: Vec<String> = held
                     .into_iter()
-                    .filter_map(|t| crate::escape::https_url(t))
+                    .filter_map(crate::escape::https_url)
                     .collect();
                 let from_event = |u: &str| held.iter().any(|h| h == u);
                 for l in v["links"].as_array().into_iter().flatten() {
