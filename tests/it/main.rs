@@ -12,6 +12,7 @@ mod hostile;
 mod ingest;
 mod layout;
 mod parse_once;
+mod redirects;
 mod reload;
 mod reports;
 mod route;
