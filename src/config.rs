@@ -114,6 +114,9 @@ pub struct ServerConfig {
     pub tokens_file: Option<PathBuf>,
     /// Open connections at most; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Open connections one client (IPv4 address, IPv6 /64) may hold; more are refused at once
+    /// (0: no per-client limit).
+    pub max_connections_per_client: usize,
     /// Time allowed for a request's headers to arrive (also closes idle keep-alive connections).
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,

@@ -168,7 +168,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         dir: settings.rules.dir.clone(),
         known,
         router,
-        metrics,
+        metrics: metrics.clone(),
         topics,
     };
     tracker.spawn(reloader.run(settings.rules.watch, hup_rx, shutdown.clone()));
@@ -201,11 +201,17 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         auth = tokens.required(),
         tls = tls.is_some(),
         max_connections = settings.server.max_connections,
+        max_connections_per_client = settings.server.max_connections_per_client,
         "listening on {addr}"
     );
+    let refused = metrics.clone();
     let limits = server::ConnLimits {
         max_connections: settings.server.max_connections,
+        max_per_client: settings.server.max_connections_per_client,
         header_timeout: settings.server.header_timeout,
+        on_refused: Some(server::OnRefused(Arc::new(move || {
+            refused.limited("client_connections")
+        }))),
     };
     server::serve(listener, app, limits, tls, shutdown.clone()).await;
     shutdown.cancel();

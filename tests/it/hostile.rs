@@ -436,3 +436,57 @@ async fn a_poisoned_batch_is_accepted_whole_and_every_event_delivered() {
         4.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection() {
+    // Defaults: 512 connections, 64 per client. The header timeout is long, so that the failure mode
+    // (every slot held until it fires) would be obvious.
+    let home = Home::new(
+        "[server]\nheader_timeout = \"30s\"\nrate_limit = 0.0\n",
+        &[],
+    );
+    let d = home.start();
+    // 530 slow connections from one address (127.0.0.2: loopback, but not the address this test's
+    // other clients and `scanbridge health` come from), each stuck in the middle of its headers.
+    let mut slow = Vec::new();
+    for _ in 0..530 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = sock.connect(d.addr).await.unwrap();
+        s.write_all(b"POST /events HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let refused = "scanbridge_ingest_refused_total{reason=\"client_connections\"}";
+    d.wait_metric(refused, 466.0).await;
+    // Everyone else is served at once: the container health check, and a producer.
+    let start = Instant::now();
+    let out = crate::daemon::cli(&["health", "--url", &d.url("")]);
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(3), "health took {took:?}");
+    let start = Instant::now();
+    assert_eq!(d.post(event("beside-them", "ci").to_string()).await.0, 202);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // Exactly one client's share was kept; the others were told why and closed.
+    assert_eq!(d.metric(refused).await, 466.0);
+    let mut told = 0;
+    for s in slow.iter_mut().rev().take(20) {
+        let mut buf = vec![0u8; 512];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await
+            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503")
+        {
+            told += 1;
+        }
+    }
+    assert!(told > 0, "the refused connections get a 503");
+}
