@@ -23,9 +23,23 @@ use serde::Deserialize;
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A layer could not be read or parsed, or a key is unknown or has the wrong type.
-    #[error("configuration: {0}")]
+    /// A layer could not be read or parsed, or a key is unknown or has the wrong type. Quoted values
+    /// in the message are hidden: the value of a mistyped key may be a secret.
+    #[error("configuration: {}", hide_values(&.0.to_string()))]
     Load(#[from] ::config::ConfigError),
+    /// A configuration file is not valid TOML. Its position and the key of the line (when there is
+    /// one) are given, never the line itself: it may hold a secret.
+    #[error(
+        "configuration: {file}: line {line}, column {column}{}: {message} (the line is not shown: it may hold a secret)",
+        key.as_deref().map(|k| format!(" (key `{k}`)")).unwrap_or_default()
+    )]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        message: String,
+    },
     /// A secret file could not be read.
     #[error("configuration: {key}: cannot read secret file {path}: {source}")]
     SecretFile {
@@ -36,6 +50,29 @@ pub enum ConfigError {
     /// Values that are well-typed but do not make sense together.
     #[error("configuration: {key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+/// `text` with every `"quoted"` part shown as `"***"`: the config crate quotes the values it could not
+/// use, and a value may be a secret (keys are in backticks and stay).
+pub fn hide_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("***\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    if inside {
+        out.push_str("***");
+    }
+    out
 }
 
 /// A secret string: redacted in `Debug` and `Display`; use [`Secret::expose`] at the point of use only.

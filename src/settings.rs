@@ -44,6 +44,57 @@ pub struct Settings {
     pub targets: BTreeMap<String, TargetConfig>,
 }
 
+/// Refuses a file that is not valid TOML with its position and the key of the line, never the line:
+/// the config crate's own message quotes the line, and the line may be `token = "..."`. (A file that
+/// cannot be read is left for the config crate to report.)
+fn check_syntax(path: &Path) -> Result<(), ConfigError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Err(e) = toml::de::DeTable::parse(&text) else {
+        return Ok(());
+    };
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Err(ConfigError::Syntax {
+        file: path.to_owned(),
+        line,
+        column,
+        key: key_at(&text, line),
+        message: crate::escape::line(e.message(), 200),
+    })
+}
+
+/// The dotted key that line `line` (1-based) of a TOML text sets, from its `[table]` and its
+/// `key =` part, when both look like keys.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?;
+    let (k, _) = here.split_once('=')?;
+    let k = k.trim();
+    if !is_key(k) {
+        return None;
+    }
+    let table = lines[..line - 1].iter().rev().find_map(|l| {
+        let t = l.trim();
+        t.strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .map(|t| t.trim_matches(['[', ']']).trim())
+    });
+    match table {
+        Some(t) if is_key(t) => Some(format!("{t}.{k}")),
+        Some(_) => None,
+        None => Some(k.to_owned()),
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file` if given, then the environment; resolves `*_file` secrets.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -58,6 +109,7 @@ impl Settings {
         use ::config::{Config, Environment, File, FileFormat};
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = file {
+            check_syntax(path)?;
             builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
         }
         let mut env_source = Environment::with_prefix("SCANBRIDGE")
@@ -177,6 +229,39 @@ mod tests {
         assert_eq!(s.server.listen.port(), 9999, "file overrides defaults");
         assert_eq!(s.delivery.max_attempts, 3, "env overrides file");
         assert_eq!(s.delivery.workers, 4, "untouched keys keep their default");
+    }
+
+    #[test]
+    fn syntax_errors_give_the_position_and_key_never_the_line() {
+        for (text, line, key) in [
+            (
+                "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cr3t-value\n",
+                3,
+                "server.token",
+            ),
+            ("[server]\ntoken = s3cr3t-value\n", 2, "server.token"),
+            (
+                "[targets.h]\ntype = \"webhook\"\nurl = \"https://x/s3cr3t\" oops\n",
+                3,
+                "targets.h.url",
+            ),
+        ] {
+            let err = load_err(text);
+            assert!(!err.contains("s3cr3t"), "{err}");
+            assert!(err.contains(&format!("line {line}, column ")), "{err}");
+            assert!(err.contains(&format!("(key `{key}`)")), "{err}");
+            assert!(err.contains(".toml"), "names the file: {err}");
+        }
+        // A value of the wrong type is not shown either.
+        let e = load_err("[server]\nmax_connections = \"s3cr3t-value\"\n");
+        assert!(
+            e.contains("max_connections") && !e.contains("s3cr3t"),
+            "{e}"
+        );
+        assert_eq!(
+            crate::config::hide_values(r#"invalid type: string "x", for `a`"#),
+            r#"invalid type: string "***", for `a`"#
+        );
     }
 
     #[test]

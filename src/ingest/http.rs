@@ -129,11 +129,15 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
 /// The credential a request presents: a bearer token, a Basic password or a SigV4 access key id.
 fn presented(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
     use base64::Engine;
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    if let Some(token) = auth.strip_prefix("Bearer ") {
-        return Some(token.trim().into());
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    // The auth scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `BEARER` and `Bearer` alike.
+    let (scheme, credentials) = auth.split_once([' ', '\t']).unwrap_or((auth, ""));
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.into());
     }
-    if let Some(b64) = auth.strip_prefix("Basic ") {
+    if scheme.eq_ignore_ascii_case("basic") {
+        let b64 = credentials;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .ok()?;
@@ -296,5 +300,12 @@ mod tests {
         assert_eq!(presented(&h).as_deref(), Some("tok-1"));
         h.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
         assert_eq!(presented(&h), None);
+        // The scheme is case-insensitive, and any whitespace separates it.
+        for v in ["bearer abc", "BEARER abc", "Bearer   abc ", "bEaReR\tabc"] {
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            assert_eq!(presented(&h).as_deref(), Some("abc"), "{v:?}");
+        }
+        h.insert(header::AUTHORIZATION, "basic c25zOnRvay0x".parse().unwrap());
+        assert_eq!(presented(&h).as_deref(), Some("tok-1"));
     }
 }
