@@ -29,6 +29,8 @@
 //! - `escape`: every value from an event made safe for the format it lands in (Slack mrkdwn, HTML,
 //!   headers, console, logs), and links only from validated parts; it knows no other room.
 //! - `exercise`: one event through every room in process, for the property test and the fuzz target.
+//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
+//!   tested by `check-patterns` (issue 20), one module per source format.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
@@ -42,6 +44,7 @@ mod escape;
 mod event;
 #[doc(hidden)]
 pub mod exercise;
+mod infra;
 mod ingest;
 mod logging;
 mod metrics;

@@ -38,7 +38,7 @@ pub struct Settings {
     pub templates: TemplatesConfig,
     /// The SNS subscription endpoint (`POST /sns`).
     #[serde(default)]
-    pub sns: crate::ingest::sns::SnsConfig,
+    pub sns: crate::config::SnsConfig,
     /// Delivery targets by name; rules refer to these names.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,

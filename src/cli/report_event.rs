@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::event::EnvelopeRules;
 use crate::ingest::reports::{self, Converted, Format};
 use crate::settings::Settings;

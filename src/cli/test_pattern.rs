@@ -214,7 +214,8 @@ fn parse_event(text: &str, envelope: bool) -> Result<Event, String> {
     Ok(event)
 }
 
-fn explanation_json(e: &Explanation) -> Value {
+/// `--explain`'s reasons as JSON (also `check-patterns --json` for failing test cases).
+pub(crate) fn explanation_json(e: &Explanation) -> Value {
     Value::Array(
         e.branches
             .iter()

@@ -31,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::answer::{error, store_unavailable};
 use super::auth::Tokens;
 use super::body::{self, ReadError};
 use super::rate::RateLimiter;
@@ -70,10 +71,6 @@ pub fn app(state: AppState) -> Router {
         // read_body has applied server.max_body_bytes; axum's own 2 MB default must not apply again.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, axum::Json(json!({"error": message.to_string()}))).into_response()
 }
 
 async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -164,18 +161,6 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
         return refuse(&st, req, r).await;
     }
     next.run(req).await
-}
-
-/// 503 for a store failure: nothing was accepted, retry later.
-pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "store failure: events not accepted");
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("store unavailable ({}); nothing was accepted", e.kind()),
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
 }
 
 async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError, Stored};
 
+mod answer;
 pub mod auth;
 pub mod aws;
 pub mod body;

@@ -2,6 +2,7 @@
 
 mod alerting;
 mod aws_cli;
+mod check_patterns;
 mod daemon;
 mod data_dir;
 mod delivery;

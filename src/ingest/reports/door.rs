@@ -62,7 +62,7 @@ pub async fn handle(ingestor: &Ingestor, query: Option<&str>, body: &[u8]) -> Re
         .await
     {
         Ok(r) => r,
-        Err(e) => return crate::ingest::http::store_unavailable(&e),
+        Err(e) => return crate::ingest::answer::store_unavailable(&e),
     };
     match &results[0] {
         Ok(a) => {

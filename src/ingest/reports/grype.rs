@@ -11,7 +11,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, strings, text};
+use super::report::{
+    Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, strings, text,
+};
 
 pub(super) fn recognise(v: &Value) -> Result<(), String> {
     let Some(o) = v.as_object() else {
@@ -46,7 +48,7 @@ pub(super) fn read(v: &Value) -> Result<Scan, ReportError> {
             Value::String(s) => non_empty(Some(s)),
             t => text(t, "userInput").or_else(|| text(t, "path")),
         };
-        super::Image {
+        super::report::Image {
             repository: path.clone(),
             artifact: path,
             ..Default::default()
@@ -74,7 +76,7 @@ pub(super) fn read(v: &Value) -> Result<Scan, ReportError> {
         format: Format::Grype,
         id: String::new(),
         image,
-        time: super::report_time(d.get("timestamp").and_then(Value::as_str)),
+        time: super::report::report_time(d.get("timestamp").and_then(Value::as_str)),
         scanner,
         findings,
         extra: Map::new(),

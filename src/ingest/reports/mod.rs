@@ -9,7 +9,7 @@
 //!   keys — `scan-status` (`COMPLETE`), `repository-name`, `image-digest`, `image-tags`,
 //!   `finding-severity-counts` (only severities that have findings, as ECR's basic scanning does; absent
 //!   when there are none) — plus `findings`, one entry per vulnerability and package, most severe first;
-//! - severities are ECR's names ([`ecr_severity`]); the counts are exact even when `findings` is cut to
+//! - severities are ECR's names ([`report::ecr_severity`]); the counts are exact even when `findings` is cut to
 //!   keep the event within the size limit (`findings-omitted` then says how many were left out);
 //! - the event id is a UUID made from the SHA-256 of the format name and the report's JSON with object
 //!   keys sorted and insignificant whitespace dropped, so the same report posted twice (or re-indented)
@@ -18,6 +18,7 @@
 pub mod door;
 pub mod grype;
 pub mod reference;
+mod report;
 pub mod trivy;
 pub mod trivy_operator;
 
@@ -25,162 +26,27 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::event::EnvelopeRules;
-pub(crate) use crate::scan::clip;
+use crate::scan::clip;
 use crate::scan::severity_rank;
+pub use report::{Finding, Format, Parsed, ReportError, Scan};
 
 /// The `detail-type` of every event made from a report.
 pub const DETAIL_TYPE: &str = "Image Scan";
 
-/// The report formats understood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Trivy,
-    Grype,
-    TrivyOperator,
-}
-
-impl Format {
-    pub const ALL: [Format; 3] = [Format::Trivy, Format::Grype, Format::TrivyOperator];
-
-    /// The name used in `?format=` and in `source` (`scanbridge.<name>`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Trivy => "trivy",
-            Format::Grype => "grype",
-            Format::TrivyOperator => "trivy-operator",
-        }
-    }
-
-    /// What people call it, for messages.
-    pub fn title(self) -> &'static str {
-        match self {
-            Format::Trivy => "Trivy",
-            Format::Grype => "Grype",
-            Format::TrivyOperator => "trivy-operator",
-        }
-    }
-
-    /// The event `source`.
-    pub fn source(self) -> &'static str {
-        match self {
-            Format::Trivy => "scanbridge.trivy",
-            Format::Grype => "scanbridge.grype",
-            Format::TrivyOperator => "scanbridge.trivy-operator",
-        }
-    }
-
-    /// `trivy`, `grype` or `trivy-operator` (case-insensitive).
-    pub fn parse(name: &str) -> Result<Format, ReportError> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| ReportError::UnknownFormat(name.to_owned()))
-    }
-
-    /// `Ok` if `report` has this format's shape, else why not (one short clause).
-    fn recognise(self, report: &Value) -> Result<(), String> {
-        match self {
-            Format::Trivy => trivy::recognise(report),
-            Format::Grype => grype::recognise(report),
-            Format::TrivyOperator => trivy_operator::recognise(report),
-        }
-    }
-
-    fn read(self, report: &Value) -> Result<Parsed, ReportError> {
-        match self {
-            Format::Trivy => trivy::read(report).map(|s| Parsed::Scan(Box::new(s))),
-            Format::Grype => grype::read(report).map(|s| Parsed::Scan(Box::new(s))),
-            Format::TrivyOperator => trivy_operator::read(report),
-        }
+/// `Ok` if `report` has this format's shape, else why not (one short clause).
+fn recognise(format: Format, report: &Value) -> Result<(), String> {
+    match format {
+        Format::Trivy => trivy::recognise(report),
+        Format::Grype => grype::recognise(report),
+        Format::TrivyOperator => trivy_operator::recognise(report),
     }
 }
 
-/// Why a body did not become an event.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ReportError {
-    #[error("report is not UTF-8: invalid byte at offset {offset}")]
-    NotUtf8 { offset: usize },
-    #[error("report is not valid JSON: {0}")]
-    Malformed(String),
-    #[error("unknown report format {0:?}: the formats understood are trivy, grype, trivy-operator")]
-    UnknownFormat(String),
-    #[error(
-        "not a report scanbridge understands (Trivy JSON SchemaVersion 2, Grype JSON, trivy-operator VulnerabilityReport): {}",
-        .0.join("; ")
-    )]
-    Unrecognised(Vec<String>),
-    #[error("not a {format} report: {why}")]
-    NotThis { format: &'static str, why: String },
-    #[error("{format} report: {field}: {why}")]
-    Invalid {
-        format: &'static str,
-        field: String,
-        why: String,
-    },
-}
-
-/// One vulnerability in one package, in ECR's severity names.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    pub id: String,
-    pub severity: &'static str,
-    pub package: Option<String>,
-    pub installed_version: Option<String>,
-    pub fixed_version: Option<String>,
-    pub title: Option<String>,
-    pub url: Option<String>,
-}
-
-/// The image a report is about, as far as the report says.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Image {
-    /// The repository path without the registry host (`payments/api`), or what was scanned when it
-    /// is not an image (a tarball, a directory).
-    pub repository: Option<String>,
-    pub registry: Option<String>,
-    pub tags: Vec<String>,
-    /// The manifest digest (`sha256:...`), else the image ID (see each format's rules).
-    pub digest: Option<String>,
-    /// The image (config) ID, when the report gives it.
-    pub image_id: Option<String>,
-    /// What was scanned, as the user named it: `resources[0]` of the event.
-    pub artifact: Option<String>,
-}
-
-/// What one report says, independent of its format.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scan {
-    pub format: Format,
-    /// The event id (see the module doc).
-    pub id: String,
-    pub image: Image,
-    /// When the report was made (RFC 3339, seconds), if it says.
-    pub time: Option<String>,
-    pub scanner: Map<String, Value>,
-    pub findings: Vec<Finding>,
-    /// Format-specific additions to `detail` (trivy-operator's `kubernetes`).
-    pub extra: Map<String, Value>,
-}
-
-/// A recognised body: a scan to turn into an event, or a report of a kind that carries no
-/// vulnerabilities (trivy-operator sends every report kind to one URL), skipped with the reason.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Parsed {
-    Scan(Box<Scan>),
-    Ignored(String),
-}
-
-/// ECR's severity name for a scanner's: CRITICAL, HIGH, MEDIUM, LOW as they are (any case); Grype's
-/// Negligible, and NONE / INFO, as INFORMATIONAL; Trivy's UNKNOWN, Grype's Unknown and anything else as
-/// UNDEFINED.
-pub fn ecr_severity(name: &str) -> &'static str {
-    match name.trim().to_ascii_uppercase().as_str() {
-        "CRITICAL" => "CRITICAL",
-        "HIGH" => "HIGH",
-        "MEDIUM" => "MEDIUM",
-        "LOW" => "LOW",
-        "NEGLIGIBLE" | "INFORMATIONAL" | "INFO" | "NONE" => "INFORMATIONAL",
-        _ => "UNDEFINED",
+fn read(format: Format, report: &Value) -> Result<Parsed, ReportError> {
+    match format {
+        Format::Trivy => trivy::read(report).map(|s| Parsed::Scan(Box::new(s))),
+        Format::Grype => grype::read(report).map(|s| Parsed::Scan(Box::new(s))),
+        Format::TrivyOperator => trivy_operator::read(report),
     }
 }
 
@@ -193,7 +59,7 @@ pub fn parse(body: &[u8], forced: Option<Format>) -> Result<Parsed, ReportError>
         crate::strict_json::from_str(text).map_err(|e| ReportError::Malformed(e.to_string()))?;
     let format = match forced {
         Some(f) => {
-            f.recognise(&report).map_err(|why| ReportError::NotThis {
+            recognise(f, &report).map_err(|why| ReportError::NotThis {
                 format: f.title(),
                 why,
             })?;
@@ -203,7 +69,7 @@ pub fn parse(body: &[u8], forced: Option<Format>) -> Result<Parsed, ReportError>
             let mut reasons = Vec::new();
             let mut found = None;
             for f in Format::ALL {
-                match f.recognise(&report) {
+                match recognise(f, &report) {
                     Ok(()) => {
                         found = Some(f);
                         break;
@@ -214,7 +80,7 @@ pub fn parse(body: &[u8], forced: Option<Format>) -> Result<Parsed, ReportError>
             found.ok_or(ReportError::Unrecognised(reasons))?
         }
     };
-    let mut parsed = format.read(&report)?;
+    let mut parsed = read(format, &report)?;
     if let Parsed::Scan(scan) = &mut parsed {
         scan.id = event_id(format, &report);
     }
@@ -275,31 +141,6 @@ const MAX_URL: usize = 1000;
 
 /// Bytes kept free below the event size limit for what normalisation and the envelope may add.
 const SIZE_MARGIN: usize = 512;
-
-/// `Some(trimmed)` unless empty.
-pub(crate) fn non_empty(s: Option<&str>) -> Option<String> {
-    s.map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
-/// The strings of an optional array field.
-pub(crate) fn strings(v: Option<&Value>) -> Vec<&str> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
-}
-
-/// A string field of `v`, if present and not empty.
-pub(crate) fn text(v: &Value, key: &str) -> Option<String> {
-    non_empty(v.get(key).and_then(Value::as_str))
-}
-
-/// A report's own time as EventBridge writes times (RFC 3339, seconds, UTC), if it parses.
-pub(crate) fn report_time(s: Option<&str>) -> Option<String> {
-    let t = humantime::parse_rfc3339_weak(s?.trim()).ok()?;
-    Some(humantime::format_rfc3339_seconds(t).to_string())
-}
 
 fn finding_json(f: &Finding) -> Value {
     let mut m = Map::new();
@@ -487,7 +328,7 @@ mod tests {
             ("", "UNDEFINED"),
             ("bogus", "UNDEFINED"),
         ] {
-            assert_eq!(ecr_severity(given), want, "{given}");
+            assert_eq!(report::ecr_severity(given), want, "{given}");
         }
     }
 

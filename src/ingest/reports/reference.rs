@@ -107,15 +107,15 @@ pub fn resolve(
     repo_digests: &[&str],
     manifest_digest: Option<&str>,
     image_id: Option<&str>,
-) -> super::Image {
-    let image_id = super::non_empty(image_id);
+) -> super::report::Image {
+    let image_id = super::report::non_empty(image_id);
     let primary = parse(named)
         .or_else(|| tags.first().and_then(|t| parse(t)))
         .or_else(|| repo_digests.first().and_then(|d| parse(d)));
-    let named = super::non_empty(Some(named));
-    let fallback_digest = || super::non_empty(manifest_digest).or_else(|| image_id.clone());
+    let named = super::report::non_empty(Some(named));
+    let fallback_digest = || super::report::non_empty(manifest_digest).or_else(|| image_id.clone());
     let Some(p) = primary else {
-        return super::Image {
+        return super::report::Image {
             repository: named.clone(),
             digest: fallback_digest(),
             image_id: image_id.clone(),
@@ -144,7 +144,7 @@ pub fn resolve(
         })
         .or_else(|| digests.iter().find_map(|d| d.digest.clone()))
         .or_else(fallback_digest);
-    super::Image {
+    super::report::Image {
         repository: Some(p.repository),
         registry: p.registry,
         tags: out_tags,

@@ -9,7 +9,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, strings, text};
+use super::report::{
+    Finding, Format, ReportError, Scan, clip, ecr_severity, non_empty, strings, text,
+};
 
 pub(super) fn recognise(v: &Value) -> Result<(), String> {
     let Some(o) = v.as_object() else {
@@ -85,7 +87,7 @@ pub(super) fn read(v: &Value) -> Result<Scan, ReportError> {
         format: Format::Trivy,
         id: String::new(),
         image,
-        time: super::report_time(v.get("CreatedAt").and_then(Value::as_str)),
+        time: super::report::report_time(v.get("CreatedAt").and_then(Value::as_str)),
         scanner,
         findings,
         extra: Map::new(),

@@ -19,7 +19,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Finding, Format, Parsed, ReportError, Scan, clip, ecr_severity, non_empty, text};
+use super::report::{
+    Finding, Format, Parsed, ReportError, Scan, clip, ecr_severity, non_empty, text,
+};
 
 const KINDS: [&str; 2] = ["VulnerabilityReport", "ClusterVulnerabilityReport"];
 
@@ -114,7 +116,7 @@ pub(super) fn read(v: &Value) -> Result<Parsed, ReportError> {
         }
         s
     });
-    let image = super::Image {
+    let image = super::report::Image {
         repository,
         registry,
         tags: tag.into_iter().collect(),
@@ -155,8 +157,10 @@ pub(super) fn read(v: &Value) -> Result<Parsed, ReportError> {
         scanner.insert("version".into(), json!(clip(&version, 64)));
     }
     scanner.insert("via".into(), json!("trivy-operator"));
-    let time = super::report_time(report.get("updateTimestamp").and_then(Value::as_str))
-        .or_else(|| super::report_time(meta.get("creationTimestamp").and_then(Value::as_str)));
+    let time = super::report::report_time(report.get("updateTimestamp").and_then(Value::as_str))
+        .or_else(|| {
+            super::report::report_time(meta.get("creationTimestamp").and_then(Value::as_str))
+        });
     Ok(Parsed::Scan(Box::new(Scan {
         format: Format::TrivyOperator,
         id: String::new(),

@@ -104,7 +104,7 @@ async fn ingest(ingestor: &Ingestor, event: Result<Value, String>, topic: &str) 
         .await
     {
         Ok(r) => r,
-        Err(e) => return crate::ingest::http::store_unavailable(&e),
+        Err(e) => return crate::ingest::answer::store_unavailable(&e),
     };
     match &results[0] {
         Ok(a) => answer(

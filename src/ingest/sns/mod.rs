@@ -19,61 +19,9 @@
 pub mod door;
 pub mod verify;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use serde::Deserialize;
 use serde_json::Value;
 
-/// `[sns]`: the SNS subscription endpoint (`POST /sns`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnsConfig {
-    /// Topic ARNs whose SubscriptionConfirmation is confirmed and whose messages are accepted.
-    #[serde(default)]
-    pub topic_arns: Vec<String>,
-    /// How long a verified signing certificate is kept before it is fetched again.
-    #[serde(default = "default_ttl", with = "humantime_serde")]
-    pub cert_cache_ttl: Duration,
-    /// Time allowed for fetching a certificate or a SubscribeURL.
-    #[serde(default = "default_fetch_timeout", with = "humantime_serde")]
-    pub fetch_timeout: Duration,
-    /// TEST ONLY: a PEM file of CA certificates trusted, in addition to the public roots, both for
-    /// signing-certificate chains and for HTTPS fetches. Never set it in production.
-    #[serde(default)]
-    pub test_ca_file: Option<PathBuf>,
-    /// TEST ONLY: one `host:port` (e.g. `127.0.0.1:8443`) allowed in place of AWS's SNS hosts in
-    /// `SigningCertURL`, `SubscribeURL` and issuer URLs. Never set it in production.
-    #[serde(default)]
-    pub test_cert_host: Option<String>,
-}
-
-impl Default for SnsConfig {
-    fn default() -> Self {
-        SnsConfig {
-            topic_arns: Vec::new(),
-            cert_cache_ttl: default_ttl(),
-            fetch_timeout: default_fetch_timeout(),
-            test_ca_file: None,
-            test_cert_host: None,
-        }
-    }
-}
-
-fn default_ttl() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-
-fn default_fetch_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-impl SnsConfig {
-    /// Whether messages of `topic_arn` are accepted.
-    pub fn allows(&self, topic_arn: &str) -> bool {
-        self.topic_arns.iter().any(|a| a == topic_arn)
-    }
-}
+pub use crate::config::SnsConfig;
 
 /// The SNS message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
