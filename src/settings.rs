@@ -118,6 +118,7 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("server.tokens")
+            .with_list_parse_key("server.aws_credentials")
             .with_list_parse_key("sns.topic_arns");
         if let Some(env) = env {
             env_source = env_source.source(Some(env));
@@ -142,6 +143,15 @@ impl Settings {
             self.server.token = None;
         }
         self.server.tokens.retain(|t| !t.expose().is_empty());
+        self.aws_credentials()?;
+        if let Some(h) = &self.server.api_key_header
+            && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.api_key_header".into(),
+                message: "not an HTTP header name".into(),
+            });
+        }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return Err(ConfigError::Invalid {
                 key: "server.tls_cert_file".into(),
@@ -173,6 +183,24 @@ impl Settings {
         crate::notify::compile_topics(&self.targets)?;
         self.load_templates()?;
         Ok(())
+    }
+
+    /// `server.aws_credentials`, resolved: (access key id, secret), in order; an id given twice is an
+    /// error.
+    pub fn aws_credentials(&self) -> Result<Vec<(String, crate::config::Secret)>, ConfigError> {
+        let mut out: Vec<(String, crate::config::Secret)> = Vec::new();
+        for (i, c) in self.server.aws_credentials.iter().enumerate() {
+            let key = format!("server.aws_credentials[{i}]");
+            let (id, secret) = c.resolve(&key)?;
+            if out.iter().any(|(x, _)| *x == id) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("access key id {id} is given twice"),
+                });
+            }
+            out.push((id, secret));
+        }
+        Ok(out)
     }
 
     /// The message templates: the embedded defaults with `templates.dir` overrides.
@@ -262,6 +290,59 @@ mod tests {
             crate::config::hide_values(r#"invalid type: string "x", for `a`"#),
             r#"invalid type: string "***", for `a`"#
         );
+    }
+
+    #[test]
+    fn aws_credentials_from_tables_files_and_the_environment() {
+        let secret = file("from-file-s3cr3t\n");
+        let f = file(&format!(
+            "[server]\naws_credentials = [ {{ access_key_id = \"AKIDONE\", secret_access_key = \"inline-s3cr3t\" }}, {{ access_key_id = \"AKIDTWO\", secret_access_key_file = {:?} }}, \"AKIDTHREE:pair-s3cr3t\" ]\napi_key_header = \"x-api-key\"\n",
+            secret.path().display().to_string()
+        ));
+        let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
+        let keys: Vec<(String, String)> = s
+            .aws_credentials()
+            .unwrap()
+            .into_iter()
+            .map(|(id, k)| (id, k.expose().to_owned()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("AKIDONE".to_owned(), "inline-s3cr3t".to_owned()),
+                ("AKIDTWO".to_owned(), "from-file-s3cr3t".to_owned()),
+                ("AKIDTHREE".to_owned(), "pair-s3cr3t".to_owned())
+            ]
+        );
+        assert_eq!(s.server.api_key_header.as_deref(), Some("x-api-key"));
+        assert!(!format!("{s:?}").contains("s3cr3t"), "secrets never print");
+        let env = HashMap::from([(
+            "SCANBRIDGE__SERVER__AWS_CREDENTIALS".to_owned(),
+            "AKIDENV:env-s3cr3t,AKIDENV2:two-s3cr3t".to_owned(),
+        )]);
+        let s = Settings::load_with_env(None, Some(env)).unwrap();
+        assert_eq!(s.aws_credentials().unwrap().len(), 2);
+        for (text, key) in [
+            (
+                "[server]\naws_credentials = [ { access_key_id = \"AKID\" } ]\n",
+                "server.aws_credentials[0]",
+            ),
+            (
+                "[server]\naws_credentials = [ \"no-colon-s3cr3t\" ]\n",
+                "server.aws_credentials[0]",
+            ),
+            (
+                "[server]\naws_credentials = [ \"A:x\", \"A:y\" ]\n",
+                "server.aws_credentials[1]",
+            ),
+            (
+                "[server]\napi_key_header = \"not a header\"\n",
+                "server.api_key_header",
+            ),
+        ] {
+            let e = load_err(text);
+            assert!(e.contains(key) && !e.contains("s3cr3t"), "{e}");
+        }
     }
 
     #[test]

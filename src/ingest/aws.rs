@@ -14,7 +14,10 @@
 //!   entries cannot be read (an entry's `Time` that is not a timestamp) is a 400
 //!   `ValidationException`, nothing accepted.
 //!
-//! The signature itself is not verified: the access key id is the token (see [`super::auth`]).
+//! Authentication: with `server.aws_credentials` set, every request's SigV4 signature is verified
+//! ([`super::sigv4`]: canonical request, credential scope, signed headers, payload hash, a 15-minute
+//! window), errors in AWS's words. Without them, the signature is not verified and the access key id
+//! is taken as an ingest token (see [`super::auth`]); `serve` warns about it at start-up.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -49,8 +52,40 @@ fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
     r
 }
 
-/// Answers one AWS JSON 1.1 request (`X-Amz-Target` names the operation).
-pub async fn handle(ingestor: &Ingestor, headers: &HeaderMap, body: &[u8]) -> Response {
+/// What the door needs to verify a request's signature: the accepted keys (none: no verification) and
+/// the request line as received.
+pub struct Signed<'a> {
+    pub keys: &'a super::sigv4::Credentials,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+/// Answers one AWS JSON 1.1 request (`X-Amz-Target` names the operation). With keys configured, its
+/// SigV4 signature is verified first ([`super::sigv4`]), and a request that fails gets AWS's error.
+pub async fn handle(
+    ingestor: &Ingestor,
+    request: Signed<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if !request.keys.is_empty() {
+        let now = ingestor.clock.now_ms();
+        if let Err(e) = super::sigv4::verify(
+            request.keys,
+            request.method,
+            request.path,
+            request.query,
+            headers,
+            body,
+            now,
+        ) {
+            ingestor.metrics.limited("unauthorized");
+            let (status, kind, message) = e.aws();
+            tracing::info!(kind, "AWS JSON request refused: {message}");
+            return aws_error(status, kind, &message);
+        }
+    }
     let op = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
