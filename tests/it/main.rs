@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real `scanbridge` binary over real files, pipes and sockets.
 
 mod alerting;
+mod api_destination;
 mod aws_cli;
 mod check_patterns;
 mod daemon;
