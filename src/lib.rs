@@ -26,11 +26,11 @@
 //! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
 //!   async runtime.
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
+//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
+//!   tested by `check-patterns` (issue 20), one module per source format.
 //! - `escape`: every value from an event made safe for the format it lands in (Slack mrkdwn, HTML,
 //!   headers, console, logs), and links only from validated parts; it knows no other room.
 //! - `exercise`: one event through every room in process, for the property test and the fuzz target.
-//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
-//!   tested by `check-patterns` (issue 20), one module per source format.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
