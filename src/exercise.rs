@@ -9,7 +9,7 @@
 //! lettre formats it for SMTP, the webhook request), with the event itself, transformed inputs, and
 //! the digest. It returns what would be sent, so callers can check properties of the output; it must
 //! never panic, whatever the event holds. The durable part (the store's transaction and the alerting
-//! stages over it) is driven by the property test through the real [`crate::ingest::Ingestor`].
+//! stages over it) is driven by the property test through the real `Ingestor`.
 
 use std::sync::Arc;
 use std::time::Duration;
