@@ -246,9 +246,125 @@ impl AwsCredentialConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Which backend holds them: the embedded SQLite file (one daemon) or a NATS JetStream cluster
+    /// (any number of daemons sharing the work).
+    #[serde(default)]
+    pub backend: Backend,
     pub data_dir: PathBuf,
     /// Largest size of the database in bytes (0: no limit); when reached, ingest answers 503.
     pub max_db_bytes: u64,
+    /// `[store.jetstream]`: the cluster, when `backend = "jetstream"`.
+    pub jetstream: JetStreamConfig,
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One SQLite file in `store.data_dir`, owned by one daemon.
+    #[default]
+    Sqlite,
+    /// Streams and key-value buckets on a NATS JetStream cluster, shared by every daemon configured
+    /// with the same servers and prefix.
+    Jetstream,
+}
+
+/// `[store.jetstream]`: the NATS JetStream cluster of the `jetstream` backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamConfig {
+    /// NATS server URLs (`nats://host:4222`, `tls://host:4222`); one or more of the cluster.
+    pub servers: Vec<String>,
+    /// Streams, the consumer and the key-value buckets are named from it (`PREFIX_OUTBOX`, ...), so
+    /// several installations can share one cluster.
+    pub prefix: String,
+    /// Copies of every stream and bucket in the cluster: 1, or 3 (5) to survive losing a node.
+    pub replicas: usize,
+    /// A NATS credentials file (JWT and NKey seed), for clusters with decentralised auth.
+    #[serde(default)]
+    pub creds_file: Option<PathBuf>,
+    /// A NATS auth token (a secret: give it through the environment or `token_file`).
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// How long deliveries held by a daemon that died wait before another daemon takes them (the
+    /// consumer's ack wait; a live daemon keeps extending the deliveries it works on).
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+    /// How long to wait for the cluster to acknowledge a write (then ingest answers 503).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long `serve` keeps trying to reach the cluster at start-up before giving up.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl JetStreamConfig {
+    /// Resolves the token file and checks the values (a prefix fit for stream and bucket names,
+    /// servers given, a replica count NATS accepts).
+    pub fn finish(&mut self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("store.jetstream.{key}"),
+            message,
+        };
+        resolve_secret("store.jetstream.token", &mut self.token, &self.token_file)?;
+        if self.token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+            self.token = None;
+        }
+        let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if self.prefix.is_empty() || self.prefix.len() > 32 || !self.prefix.chars().all(name_char) {
+            return Err(invalid(
+                "prefix",
+                format!(
+                    "{:?} is not a name: 1 to 32 letters, digits, '_' or '-' (streams and buckets are named from it)",
+                    self.prefix
+                ),
+            ));
+        }
+        self.servers.retain(|s| !s.trim().is_empty());
+        if self.servers.is_empty() {
+            return Err(invalid(
+                "servers",
+                "give at least one NATS server URL (nats://host:4222)".into(),
+            ));
+        }
+        for url in &self.servers {
+            let ok = match url.split_once("://") {
+                Some((scheme, rest)) => {
+                    matches!(scheme, "nats" | "tls" | "ws" | "wss") && !rest.is_empty()
+                }
+                None => !url.contains('/') && url.contains(':'),
+            };
+            if !ok {
+                return Err(invalid(
+                    "servers",
+                    format!(
+                        "{url:?} is not a NATS server URL (nats://host:4222 or tls://host:4222)"
+                    ),
+                ));
+            }
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(invalid(
+                "replicas",
+                format!(
+                    "{} copies: NATS keeps 1 to 5 (1, or 3 to survive losing a node)",
+                    self.replicas
+                ),
+            ));
+        }
+        if self.ack_wait < Duration::from_secs(1) {
+            return Err(invalid("ack_wait", "must be at least 1s".into()));
+        }
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(invalid(
+                "timeout",
+                "timeout and connect_timeout must be more than 0".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[rules]`: the rule files.

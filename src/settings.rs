@@ -119,7 +119,8 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("server.tokens")
             .with_list_parse_key("server.aws_credentials")
-            .with_list_parse_key("sns.topic_arns");
+            .with_list_parse_key("sns.topic_arns")
+            .with_list_parse_key("store.jetstream.servers");
         if let Some(env) = env {
             env_source = env_source.source(Some(env));
         }
@@ -177,6 +178,7 @@ impl Settings {
                 message: "must be at least 1".into(),
             });
         }
+        self.store.jetstream.finish()?;
         for (name, t) in &mut self.targets {
             t.finish(name)?;
         }

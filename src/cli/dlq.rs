@@ -1,9 +1,9 @@
-//! `scanbridge dlq list | show ID | redrive [ID|--all] | purge`: the dead letters in the store of the
-//! data directory. Safe beside a running daemon: the store is opened without lease recovery and
-//! SQLite's WAL lets both work; redriven deliveries are picked up by the daemon's next poll.
+//! `scanbridge dlq list | show ID | redrive [ID|--all] | purge`: the dead letters in the store (the
+//! data directory, or the JetStream cluster of `--config`). Safe beside running daemons: the store is
+//! opened without lease recovery (SQLite's WAL lets both work); redriven deliveries are picked up by
+//! the daemons' next poll (with JetStream, at once: the redrive rings their doorbell).
 
 use super::outcome::Outcome;
-use crate::store::Store;
 
 /// Arguments of `scanbridge dlq`.
 #[derive(Debug, clap::Args)]
@@ -38,10 +38,10 @@ pub enum Action {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let store = args.store.open()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let store = args.store.open(&rt)?;
     rt.block_on(async move {
         match args.action {
             Action::List { json } => {

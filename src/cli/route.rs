@@ -21,7 +21,6 @@ use crate::event::{EnvelopeRules, Event};
 use crate::notify::{Message, Targets};
 use crate::router::Router;
 use crate::settings::Settings;
-use crate::store::Store as _;
 
 /// Arguments of `scanbridge route`.
 #[derive(Debug, clap::Args)]
@@ -135,23 +134,23 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         s("source")
     );
     let (deliveries, matching) = offline.router.route_matching(&event);
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| offline.settings.store.data_dir.clone());
-    let store = match open_store(&data_dir) {
+    let mut store_config = offline.settings.store.clone();
+    if let Some(d) = &args.data_dir {
+        store_config.data_dir = d.clone();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = match open_store(&store_config, &rt) {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
                 "scanbridge: warning: cannot read the store in {}: {e:#}",
-                data_dir.display()
+                crate::store::open::describe(&store_config)
             );
             None
         }
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let silences = match &store {
         Some(s) => rt
             .block_on(s.silences())
@@ -285,14 +284,26 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-/// The store in `data_dir`, read-only use (none when it holds no store yet).
-fn open_store(data_dir: &Path) -> anyhow::Result<Option<crate::store::sqlite::SqliteStore>> {
-    if !data_dir.join("scanbridge.db").is_file() {
-        return Ok(None);
+/// The configured store, read-only use (none when a data directory holds no store yet; `route` is
+/// offline: a cluster it cannot reach within a few seconds is a warning, not an error).
+fn open_store(
+    cfg: &crate::config::StoreConfig,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<Option<std::sync::Arc<dyn crate::store::Store>>> {
+    let mut cfg = cfg.clone();
+    match cfg.backend {
+        crate::config::Backend::Sqlite if !cfg.data_dir.join("scanbridge.db").is_file() => {
+            return Ok(None);
+        }
+        crate::config::Backend::Sqlite => {}
+        crate::config::Backend::Jetstream => {
+            cfg.jetstream.connect_timeout = cfg
+                .jetstream
+                .connect_timeout
+                .min(std::time::Duration::from_secs(3));
+        }
     }
-    Ok(Some(crate::store::sqlite::SqliteStore::open(
-        data_dir, false,
-    )?))
+    Ok(Some(rt.block_on(crate::store::open::for_tools(&cfg))?))
 }
 
 /// "open since ..., by event E" / "resolved at ..." / "not open".

@@ -22,8 +22,6 @@ use crate::reload::Reloader;
 use crate::router::{Router, RouterHandle};
 use crate::settings::Settings;
 use crate::shutdown::{CancellationToken, TaskTracker, spawn_signal_handler};
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 use crate::worker::Worker;
 
 /// Arguments of `scanbridge serve`; flags override the configuration.
@@ -105,15 +103,14 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
     let sns = Arc::new(crate::ingest::sns::door::Sns::new(&settings.sns)?);
     let tls = tls_acceptor(&settings.server)?;
-    let store = SqliteStore::open_with_limit(
-        &settings.store.data_dir,
-        true,
-        settings.store.max_db_bytes,
-    )
-    .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    // Rung by ingest (and, with JetStream, by any daemon of the cluster) when deliveries are stored.
+    let wake = Arc::new(Notify::new());
+    let where_ = crate::store::open::describe(&settings.store);
+    let store = crate::store::open::for_daemon(&settings.store, wake.clone())
+        .await
+        .with_context(|| format!("opening the store in {where_}"))?;
     let pending = store.depth().await?;
-    tracing::info!(data_dir = %settings.store.data_dir.display(), pending, "store open");
+    tracing::info!(store = %where_, pending, "store open");
     let templates = Arc::new(settings.load_templates()?);
     let targets = Arc::new(Targets::build(
         &settings.targets,
@@ -127,7 +124,6 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let handoff = Arc::new(crate::event::Handoff::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let wake = Arc::new(Notify::new());
     let (hup_tx, hup_rx) = mpsc::channel(1);
     spawn_signal_handler(&tracker, shutdown.clone(), hup_tx)?;
 

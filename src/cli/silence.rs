@@ -7,14 +7,11 @@
 //! `--expires` (a duration such as `7d`, or a date `2026-12-31`) and a `--comment`. A bad matcher, pattern
 //! or expiry is an error (exit 2) and nothing is stored.
 
-use anyhow::Context;
 use serde_json::Value;
 
 use super::outcome::Outcome;
 use crate::alerting::silence::{self, SilenceError};
 use crate::store::Silence;
-use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 /// Arguments of `scanbridge silence`.
 #[derive(Debug, clap::Args)]
@@ -90,7 +87,6 @@ impl AddArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let dir = args.store.data_dir()?;
     let now = crate::alerting::system_clock().now_ms();
     // Validate before touching the store, so a typo creates no data directory.
     let new = match &args.action {
@@ -103,11 +99,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         },
         _ => None,
     };
-    let store = SqliteStore::open(&dir, false)
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let store = args.store.open(&rt)?;
     rt.block_on(async move {
         match args.action {
             Action::Add(_) => {

@@ -3,7 +3,6 @@
 //! the delivery it duplicates, the comparison made). Reads the store of the data directory.
 
 use super::outcome::Outcome;
-use crate::store::Store;
 
 /// Arguments of `scanbridge suppressed`.
 #[derive(Debug, clap::Args)]
@@ -19,10 +18,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let store = args.store.open()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let store = args.store.open(&rt)?;
     let list = rt.block_on(store.suppressed(args.limit))?;
     if args.json {
         for s in &list {

@@ -1,7 +1,8 @@
 //! The durable store: accepted events, the outbox of pending deliveries, and dead letters.
 //!
-//! [`Store`] is the whole interface the daemon uses, so that a distributed backend (NATS JetStream, with
-//! several daemons sharing the work) can sit beside [`sqlite::SqliteStore`] later. Its methods are async
+//! [`Store`] is the whole interface the daemon uses, with two backends: [`sqlite::SqliteStore`] (one
+//! file, one daemon) and [`jetstream::JetStreamStore`] (NATS JetStream streams and key-value buckets,
+//! any number of daemons sharing the work); [`open`] opens the configured one. Its methods are async
 //! (boxed futures keep it object-safe); the SQLite backend runs each call on the blocking pool.
 //!
 //! Contract, whatever the backend:
@@ -63,10 +64,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod jetstream;
 pub mod lock;
+pub mod open;
 pub mod sqlite;
 
 /// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
@@ -101,6 +104,9 @@ pub enum StoreError {
     /// No dead letter, silence or event has that id (`what` says which).
     #[error("store: no {what} with id {id}")]
     NotFound { what: &'static str, id: String },
+    /// The JetStream backend could not reach the cluster, or the cluster refused a request.
+    #[error("store: NATS JetStream: {0}")]
+    JetStream(String),
     /// Another daemon holds the data directory ([`lock::DataDirLock`]).
     #[error(
         "store: data directory {path} is in use by another `scanbridge serve` ({}); stop it first, or give this one its own --data-dir",
@@ -127,6 +133,7 @@ impl StoreError {
             StoreError::Sqlite(_) => "database error".into(),
             StoreError::DataDir { .. } => "data directory unavailable".into(),
             StoreError::Join(_) => "internal error".into(),
+            StoreError::JetStream(_) => "NATS JetStream unavailable".into(),
             StoreError::NotFound { .. } => "not found".into(),
             StoreError::InUse { .. } | StoreError::Lock { .. } => "data directory in use".into(),
             StoreError::NotAStore { .. } => "not a scanbridge store".into(),
@@ -286,7 +293,7 @@ pub struct Leased {
 }
 
 /// A delivery that was not sent on purpose, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Suppressed {
     pub id: String,
     pub event_id: String,
@@ -335,7 +342,7 @@ pub struct Member {
 }
 
 /// One silence as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Silence {
     pub id: String,
     /// The event pattern (JSON text).
@@ -371,7 +378,7 @@ pub struct DeadLetter {
 }
 
 /// What became of one delivery (see the module doc).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeliveryState {
     /// In the outbox: due at `next_attempt_at_ms`, after `attempts` failed attempts (the last

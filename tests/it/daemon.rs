@@ -28,8 +28,14 @@ pub struct Home {
 }
 
 impl Home {
-    /// Writes `extra` config (appended to the test base) and rule files.
+    /// Writes `extra` config (appended to the test base) and rule files, on SQLite.
     pub fn new(extra_config: &str, rules: &[(&str, &str)]) -> Home {
+        Self::on(&crate::stores::Store::Sqlite, extra_config, rules)
+    }
+
+    /// Like [`Home::new`], with the daemon's store on `store` (a JetStream home gets a prefix of
+    /// its own on the store's server).
+    pub fn on(store: &crate::stores::Store, extra_config: &str, rules: &[(&str, &str)]) -> Home {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         std::fs::create_dir_all(p.join("rules")).unwrap();
@@ -37,9 +43,10 @@ impl Home {
             std::fs::write(p.join("rules").join(name), text).unwrap();
         }
         let config = format!(
-            "[store]\ndata_dir = {:?}\n\n[rules]\ndir = {:?}\nwatch = true\n\n\
+            "[store]\ndata_dir = {:?}\n{}\n[rules]\ndir = {:?}\nwatch = true\n\n\
              [delivery]\npoll_interval = \"50ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\n\n{extra_config}\n",
             p.join("data").display().to_string(),
+            store.config(),
             p.join("rules").display().to_string(),
         );
         std::fs::write(p.join("config.toml"), config).unwrap();
@@ -48,6 +55,22 @@ impl Home {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// `--config FILE` of this home: how the CLI tools find its store, on either backend.
+    pub fn config_arg(&self) -> [String; 2] {
+        [
+            "--config".to_owned(),
+            self.path().join("config.toml").display().to_string(),
+        ]
+    }
+
+    /// Runs a CLI tool (`dlq`, `silence`, `suppressed`...) on this home's store.
+    pub fn tool(&self, args: &[&str]) -> std::process::Output {
+        let config = self.config_arg();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(config.iter().map(String::as_str));
+        cli(&all)
     }
 
     /// Writes a rule file atomically (temp file + rename), as editors and deploy tools do.

@@ -1,26 +1,25 @@
-//! Delivery through real sockets: retries until a receiver recovers, dead letters after the policy,
-//! redrive, and nothing lost across a crash.
+//! Delivery through real sockets, on both store backends: retries until a receiver recovers, dead
+//! letters after the policy, redrive, and nothing lost across a crash.
 
 use serde_json::{Value, json};
 
-use crate::daemon::{Home, Receiver, cli, event, rule};
+use crate::daemon::{Home, Receiver, event, rule};
 
 fn route_ci() -> String {
     rule("ci-to-hook", json!({"source": ["ci"]}), &["hook"])
 }
 
 fn dlq(home: &Home, args: &[&str]) -> std::process::Output {
-    let data = home.path().join("data").display().to_string();
-    let mut all = vec!["dlq", "--data-dir", &data];
+    let mut all = vec!["dlq"];
     all.extend_from_slice(args);
-    cli(&all)
+    home.tool(&all)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_receiver_gets_the_event_once_it_recovers() {
+on_both_stores! {
+async fn a_failing_receiver_gets_the_event_once_it_recovers(store: Store) {
     let rx = Receiver::start().await;
     rx.fail(503);
-    let home = Home::new(&rx.target(), &[("r.json", &route_ci())]);
+    let home = Home::on(&store, &rx.target(), &[("r.json", &route_ci())]);
     let d = home.start();
     let (status, _) = d.post(event("e-recover", "ci").to_string()).await;
     assert_eq!(status, 202);
@@ -46,12 +45,11 @@ async fn a_failing_receiver_gets_the_event_once_it_recovers() {
     assert_eq!(d.metric("scanbridge_queue_depth").await, 0.0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letter_after_max_attempts_then_redrive() {
+async fn dead_letter_after_max_attempts_then_redrive(store: Store) {
     let rx = Receiver::start().await;
     rx.fail(500);
     let config = format!("{}[targets.hook.retry]\nmax_attempts = 3\n", rx.target());
-    let home = Home::new(&config, &[("r.json", &route_ci())]);
+    let home = Home::on(&store, &config, &[("r.json", &route_ci())]);
     let d = home.start();
     d.post(event("e-dead", "ci").to_string()).await;
     d.wait_metric(
@@ -110,11 +108,10 @@ async fn dead_letter_after_max_attempts_then_redrive() {
     d.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pending_deliveries_survive_a_crash() {
+async fn pending_deliveries_survive_a_crash(store: Store) {
     let rx = Receiver::start().await;
     rx.fail(503);
-    let home = Home::new(&rx.target(), &[("r.json", &route_ci())]);
+    let home = Home::on(&store, &rx.target(), &[("r.json", &route_ci())]);
     let d = home.start();
     let batch: Vec<Value> = (0..5)
         .map(|i| event(&format!("e-crash-{i}"), "ci"))
@@ -144,4 +141,5 @@ async fn pending_deliveries_survive_a_crash() {
     .await;
     let logs = d.stop();
     assert!(logs.contains("stopped"), "{logs}");
+}
 }

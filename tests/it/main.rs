@@ -1,5 +1,8 @@
 //! The one integration-test binary: the real `scanbridge` binary over real files, pipes and sockets.
 
+#[macro_use]
+mod stores;
+
 mod admin;
 mod alerting;
 mod api_destination;
