@@ -1,11 +1,12 @@
 //! Alerts people keep reading, end to end through the real binary: silences (CLI, routing, metrics,
-//! `route`), deduplication, new-findings-only with deltas, rate limits and durable digests.
+//! `route`), deduplication, new-findings-only with deltas, rate limits and durable digests, on both
+//! store backends.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::daemon::{Home, Receiver, cli};
+use crate::daemon::{Home, Receiver};
 use crate::support::sample;
 
 fn scan_event(id: &str, repo: &str, digest: &str, counts: Value) -> Value {
@@ -24,15 +25,9 @@ fn scans_rule(extra: Value, target: &str) -> String {
     r.to_string()
 }
 
-fn data(home: &Home) -> String {
-    home.path().join("data").display().to_string()
-}
-
+/// A CLI tool on the home's store (either backend).
 fn run(home: &Home, args: &[&str]) -> (bool, String, String) {
-    let d = data(home);
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--data-dir", &d]);
-    let out = cli(&all);
+    let out = home.tool(args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -40,10 +35,10 @@ fn run(home: &Home, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silence_mutes_matching_events_until_expired() {
+on_both_stores! {
+async fn a_silence_mutes_matching_events_until_expired(store: Store) {
     let rx = Receiver::start().await;
-    let home = Home::new(&rx.target(), &[("r.json", &scans_rule(json!({}), "hook"))]);
+    let home = Home::on(&store, &rx.target(), &[("r.json", &scans_rule(json!({}), "hook"))]);
     let d = home.start();
     let (ok, id, err) = run(
         &home,
@@ -102,8 +97,6 @@ async fn a_silence_mutes_matching_events_until_expired() {
             "route",
             "--event",
             &sample("ecr-image-scan-critical.json"),
-            "--config",
-            &home.path().join("config.toml").display().to_string(),
         ],
     );
     assert!(ok);
@@ -143,11 +136,10 @@ async fn a_silence_mutes_matching_events_until_expired() {
     assert!(list.contains(&id) && list.contains("expired"), "{list}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cve_allowlist_mutes_one_cve_for_one_repository() {
+async fn cve_allowlist_mutes_one_cve_for_one_repository(store: Store) {
     let rx = Receiver::start().await;
     let rule = json!({"name": "scans", "event_pattern": {"source": ["aws.inspector2"]}, "targets": ["hook"]});
-    let home = Home::new(&rx.target(), &[("r.json", &rule.to_string())]);
+    let home = Home::on(&store, &rx.target(), &[("r.json", &rule.to_string())]);
     let d = home.start();
     let (ok, _, err) = run(
         &home,
@@ -183,11 +175,10 @@ async fn cve_allowlist_mutes_one_cve_for_one_repository() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicates_within_the_window_are_suppressed_and_recorded() {
+async fn duplicates_within_the_window_are_suppressed_and_recorded(store: Store) {
     let rx = Receiver::start().await;
     let rule = scans_rule(json!({"dedup": {"window": "1h"}}), "hook");
-    let home = Home::new(&rx.target(), &[("r.json", &rule)]);
+    let home = Home::on(&store, &rx.target(), &[("r.json", &rule)]);
     let d = home.start();
     let counts = json!({"CRITICAL": 2});
     for i in 0..3 {
@@ -229,8 +220,7 @@ async fn duplicates_within_the_window_are_suppressed_and_recorded() {
     }));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_findings_only_and_slack_shows_the_delta() {
+async fn new_findings_only_and_slack_shows_the_delta(store: Store) {
     let rx = Receiver::start().await;
     let config = format!(
         "{}[targets.slack]\ntype = \"slack\"\nwebhook_url = \"http://{}/services/T/B/x\"\n",
@@ -239,7 +229,7 @@ async fn new_findings_only_and_slack_shows_the_delta() {
     );
     let rule = json!({"name": "scans", "event_pattern": {"source": ["aws.ecr"]},
         "targets": ["slack"], "notify_on": "new_findings"});
-    let home = Home::new(&config, &[("r.json", &rule.to_string())]);
+    let home = Home::on(&store, &config, &[("r.json", &rule.to_string())]);
     let d = home.start();
     let post = |id: &str, c: Value| scan_event(id, "payments/api", "sha256:aa", c).to_string();
     d.post(post("n1", json!({"HIGH": 7}))).await;
@@ -272,14 +262,13 @@ async fn new_findings_only_and_slack_shows_the_delta() {
     assert_eq!(rx.hits().len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limited_target_gets_everything_spaced_out() {
+async fn a_rate_limited_target_gets_everything_spaced_out(store: Store) {
     let rx = Receiver::start().await;
     let config = format!(
         "{}rate_limit = {{ per_second = 5, burst = 1 }}\n",
         rx.target()
     );
-    let home = Home::new(&config, &[("r.json", &scans_rule(json!({}), "hook"))]);
+    let home = Home::on(&store, &config, &[("r.json", &scans_rule(json!({}), "hook"))]);
     let d = home.start();
     let start = Instant::now();
     let batch: Vec<Value> = (0..6)
@@ -325,8 +314,7 @@ async fn a_rate_limited_target_gets_everything_spaced_out() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_digest_folds_a_burst_into_one_message_and_survives_a_restart() {
+async fn a_digest_folds_a_burst_into_one_message_and_survives_a_restart(store: Store) {
     let rx = Receiver::start().await;
     let config = format!(
         "[targets.slack]\ntype = \"slack\"\nwebhook_url = \"http://{}/services/T/B/x\"\n",
@@ -334,7 +322,7 @@ async fn a_digest_folds_a_burst_into_one_message_and_survives_a_restart() {
     );
     let rule = json!({"name": "scans", "event_pattern": {"source": ["aws.ecr"]}, "targets": ["slack"],
         "group_by": [], "group_wait": "2s", "group_interval": "1h"});
-    let home = Home::new(&config, &[("r.json", &rule.to_string())]);
+    let home = Home::on(&store, &config, &[("r.json", &rule.to_string())]);
     let d = home.start();
     let batch: Vec<Value> = (0..5)
         .map(|i| {
@@ -379,4 +367,5 @@ async fn a_digest_folds_a_burst_into_one_message_and_survives_a_restart() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.hits().len(), 1, "one message for the burst");
+}
 }

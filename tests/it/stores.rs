@@ -20,14 +20,14 @@ macro_rules! on_both_stores {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            async fn run($store: crate::stores::Store) $body
+            async fn body($store: crate::stores::Store) $body
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                run(crate::stores::Store::Sqlite).await
+                body(crate::stores::Store::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn jetstream() {
-                run(crate::stores::Store::jetstream()).await
+                body(crate::stores::Store::jetstream()).await
             }
         }
         on_both_stores! { $($rest)* }
