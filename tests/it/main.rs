@@ -26,6 +26,7 @@ mod resolve;
 mod route;
 mod secrets;
 mod security;
+mod sharing;
 mod slack;
 mod smtp;
 mod sns;

@@ -47,7 +47,7 @@ impl Store {
         Store::JetStream(Nats::start())
     }
 
-    #[allow(dead_code)] // the NATS-restart and two-daemon tests of the next steps
+    #[allow(dead_code)] // for tests that look at the server (none yet)
     pub fn nats(&self) -> Option<&Nats> {
         match self {
             Store::Sqlite => None,
@@ -55,7 +55,6 @@ impl Store {
         }
     }
 
-    #[allow(dead_code)]
     pub fn nats_mut(&mut self) -> Option<&mut Nats> {
         match self {
             Store::Sqlite => None,
@@ -205,7 +204,6 @@ impl Nats {
     }
 
     /// Starts the server again on the same port and store directory.
-    #[allow(dead_code)]
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
