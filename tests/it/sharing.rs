@@ -1,7 +1,8 @@
 //! Several daemons on one JetStream store (issue 14), against a real `nats-server`: two `serve`
 //! processes with the same configuration share ingest and delivery, a daemon killed with SIGKILL
 //! loses nothing (its unacked deliveries return to the other after the ack wait), and a NATS server
-//! restart loses nothing (ingest answers 503 while the stream is unavailable, 202 again after).
+//! restart loses nothing (ingest answers 503 while the stream is unavailable, 202 again after), and
+//! with a 3-node NATS cluster and replicas = 3, killing one node loses nothing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,6 +26,14 @@ fn delivered(rx: &Receiver) -> BTreeMap<String, usize> {
     n
 }
 
+/// Ten events `PREFIX-FROM` ... routed to the hook, as one batch.
+fn batch(prefix: &str, from: usize) -> String {
+    let events: Vec<Value> = (from..from + 10)
+        .map(|i| event(&format!("{prefix}-{i}"), "ci"))
+        .collect();
+    json!(events).to_string()
+}
+
 const RETRYABLE: &str = "scanbridge_deliveries_total{target=\"hook\",outcome=\"retryable\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,12 +45,7 @@ async fn two_daemons_share_the_work_and_one_killed_loses_nothing() {
     let home = Home::on(&store, &rx.target(), &[("r.json", &route_ci())]);
     let a = home.start();
     let b = home.start();
-    let batch = |from: usize| -> String {
-        let events: Vec<Value> = (from..from + 10)
-            .map(|i| event(&format!("e-share-{i}"), "ci"))
-            .collect();
-        json!(events).to_string()
-    };
+    let batch = |from| batch("e-share", from);
     assert_eq!(a.post(batch(0)).await.0, 202);
     assert_eq!(b.post(batch(10)).await.0, 202);
     // Both daemons attempt deliveries from the one shared consumer (retries go to whoever fetches).
@@ -106,6 +110,13 @@ async fn a_nats_restart_loses_nothing_and_ingest_answers_503_meanwhile() {
     let d = home.start();
     assert_eq!(d.post(event("e-before", "ci").to_string()).await.0, 202);
     rx.wait_hits(1, &d).await;
+    // Acknowledged, not only received: a delivery whose ack the killed server never got is
+    // (rightly) delivered again after the restart.
+    let start = Instant::now();
+    while d.metric("scanbridge_queue_depth").await != 0.0 {
+        assert!(start.elapsed() < PATIENCE, "{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     store.nats_mut().unwrap().kill();
     let (status, answer) = d.post(event("e-during", "ci").to_string()).await;
@@ -128,5 +139,33 @@ async fn a_nats_restart_loses_nothing_and_ingest_answers_503_meanwhile() {
         .map(|id| (id.to_owned(), 1))
         .collect();
     assert_eq!(got, want, "each accepted event delivered once");
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_three_nats_nodes_and_three_replicas_losing_a_node_loses_nothing() {
+    let mut store = Store::jetstream_cluster();
+    let rx = Receiver::start().await;
+    rx.fail(503);
+    let home = Home::on(&store, &rx.target(), &[("r.json", &route_ci())]);
+    let d = home.start();
+    let batch = |from| batch("e-node", from);
+    post_until_accepted(&d, batch(0)).await;
+    rx.wait_attempts(10, &d).await;
+    // Node 0 (the first server in the configuration, so likely the one the daemon talks to) dies
+    // with the deliveries pending; the other two keep a quorum and every copy.
+    let node = store.node_mut(0).unwrap();
+    node.kill();
+    post_until_accepted(&d, batch(10)).await;
+    rx.fail(0);
+    let hits = rx.wait_hits(20, &d).await;
+    let got = delivered(&rx);
+    assert_eq!(
+        got.len(),
+        20,
+        "every accepted event delivered after losing a node: {got:?} ({} requests)\n{}",
+        hits.len(),
+        store.node_mut(1).unwrap().logs()
+    );
     d.stop();
 }

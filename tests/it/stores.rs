@@ -38,38 +38,82 @@ macro_rules! on_both_stores {
 /// The store a test daemon runs on.
 pub enum Store {
     Sqlite,
-    JetStream(Nats),
+    /// One NATS server, or the nodes of a cluster (streams then have a copy on each).
+    JetStream(Vec<Nats>),
 }
 
 impl Store {
     /// A JetStream store on a fresh NATS server of its own.
     pub fn jetstream() -> Store {
-        Store::JetStream(Nats::start())
+        Store::JetStream(vec![Nats::start()])
     }
 
-    #[allow(dead_code)] // for tests that look at the server (none yet)
-    pub fn nats(&self) -> Option<&Nats> {
-        match self {
-            Store::Sqlite => None,
-            Store::JetStream(n) => Some(n),
-        }
+    /// A JetStream store on a fresh 3-node NATS cluster, with replicas = 3.
+    pub fn jetstream_cluster() -> Store {
+        let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let nodes = (0..3)
+            .map(|i| {
+                let routes: Vec<String> = (0..3)
+                    .filter(|j| *j != i)
+                    .map(|j| format!("nats://127.0.0.1:{}", route[j]))
+                    .collect();
+                let args = [
+                    "-n".to_owned(),
+                    format!("node{i}"),
+                    "--cluster_name".to_owned(),
+                    "scanbridge-test".to_owned(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{}", route[i]),
+                    "--routes".to_owned(),
+                    routes.join(","),
+                ];
+                Nats::start_on(client[i], args.to_vec())
+            })
+            .collect();
+        Store::JetStream(nodes)
     }
 
+    /// The first (or only) NATS server.
     pub fn nats_mut(&mut self) -> Option<&mut Nats> {
+        self.node_mut(0)
+    }
+
+    /// Node `i` of the cluster.
+    pub fn node_mut(&mut self, i: usize) -> Option<&mut Nats> {
         match self {
             Store::Sqlite => None,
-            Store::JetStream(n) => Some(n),
+            Store::JetStream(n) => n.get_mut(i),
         }
     }
 
     /// Lines for the `[store]` table (after `data_dir`) and the tables after it. Each call names a
-    /// new prefix, so homes sharing one server never share streams.
+    /// new prefix, so homes sharing one server never share streams. A short ack wait: the tests wait
+    /// for it.
     pub fn config(&self) -> String {
         match self {
             Store::Sqlite => String::new(),
-            Store::JetStream(n) => n.store_config(&unique_prefix()),
+            Store::JetStream(nodes) => {
+                let servers: Vec<String> = nodes.iter().map(|n| format!("{:?}", n.url())).collect();
+                format!(
+                    "backend = \"jetstream\"\n\n[store.jetstream]\nservers = [{}]\nprefix = \"{}\"\n\
+                     replicas = {}\nack_wait = \"2s\"\ntimeout = \"2s\"\nconnect_timeout = \"30s\"\n",
+                    servers.join(", "),
+                    unique_prefix(),
+                    nodes.len()
+                )
+            }
         }
     }
+}
+
+/// A loopback port nobody listens on (for a cluster's known client and route ports).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn unique_prefix() -> String {
@@ -116,13 +160,14 @@ pub struct Nats {
 impl Nats {
     /// A server on a free port with JetStream in a temporary directory.
     pub fn start() -> Nats {
-        Self::start_with(Vec::new())
+        Self::start_on(0, Vec::new())
     }
 
-    pub fn start_with(args: Vec<String>) -> Nats {
+    /// A server on client port `port` (0: any) with extra arguments (a cluster node's).
+    pub fn start_on(port: u16, args: Vec<String>) -> Nats {
         let mut n = Nats {
             child: None,
-            port: 0,
+            port,
             dir: tempfile::tempdir().unwrap(),
             log: Arc::default(),
             args,
@@ -186,15 +231,6 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// The `[store]` lines of a daemon on this server (short ack wait: the tests wait for it).
-    pub fn store_config(&self, prefix: &str) -> String {
-        format!(
-            "backend = \"jetstream\"\n\n[store.jetstream]\nservers = [\"{}\"]\nprefix = \"{prefix}\"\n\
-             ack_wait = \"2s\"\ntimeout = \"2s\"\nconnect_timeout = \"10s\"\n",
-            self.url()
-        )
-    }
-
     /// SIGKILL: the server is gone at once, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -209,7 +245,6 @@ impl Nats {
         self.spawn();
     }
 
-    #[allow(dead_code)]
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -36,6 +36,8 @@ pub struct Cluster {
     pub replicas: usize,
     /// The consumer's ack wait: how long a dead daemon's deliveries stay reserved.
     pub ack_wait: Duration,
+    /// How long a request may wait for the cluster's answer.
+    pub timeout: Duration,
 }
 
 impl Cluster {

@@ -153,6 +153,7 @@ impl JetStreamStore {
             },
             replicas: cfg.replicas,
             ack_wait: cfg.ack_wait,
+            timeout: cfg.timeout,
         };
         // A cluster that is starting (electing its JetStream leader) refuses for a moment.
         let deadline = Instant::now() + cfg.connect_timeout;

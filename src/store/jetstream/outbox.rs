@@ -128,19 +128,28 @@ impl Outbox {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut batch = self
-            .consumer
-            .fetch()
-            .max_messages(limit)
-            .messages()
-            .await
-            .map_err(|e| failed("fetching deliveries", e))?;
+        // A fetch that is never answered (its consumer's leader was lost with a NATS node, and
+        // the request with it) would wait forever: the worker waits `timeout` at most, keeps
+        // what came, and asks again at its next turn.
+        let deadline = tokio::time::Instant::now() + self.cluster.timeout;
+        let mut batch = tokio::time::timeout_at(
+            deadline,
+            self.consumer.fetch().max_messages(limit).messages(),
+        )
+        .await
+        .map_err(|e| failed("fetching deliveries", e))?
+        .map_err(|e| failed("fetching deliveries", e))?;
         let mut fetched = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => fetched.push(m),
-                Err(e) => {
+        loop {
+            match tokio::time::timeout_at(deadline, batch.next()).await {
+                Ok(Some(Ok(m))) => fetched.push(m),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "fetching deliveries stopped early");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!("a fetch of deliveries went unanswered; asking again");
                     break;
                 }
             }
