@@ -23,15 +23,16 @@ async fn call(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> (u16
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_answers_from_the_real_store() {
+on_both_stores! {
+async fn every_route_answers_from_the_real_store(store: Store) {
     let rx = Receiver::start().await;
     rx.fail(400);
     let config = format!(
         "{}headers = {{ Authorization = \"Bearer ADMIN-HEADER-SECRET\" }}\n",
         rx.target()
     );
-    let home = Home::new(
+    let home = Home::on(
+        &store,
         &config,
         &[(
             "ci.json",
@@ -254,4 +255,5 @@ async fn every_route_answers_from_the_real_store() {
         "a secret in an answer"
     );
     d.stop();
+}
 }

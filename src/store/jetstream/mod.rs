@@ -344,9 +344,19 @@ impl Store for JetStreamStore {
             };
             let n = letters.len() as u64;
             for (seq, m) in letters {
+                // Pending again before it is published: its delivery may be made (and recorded)
+                // at once, by any daemon.
                 let (event_id, id) = (m.delivery.event_id.clone(), m.delivery.id.clone());
-                i.dead.redrive_one(seq, m, now_ms, &i.outbox).await?;
+                let dead = DeliveryState::DeadLettered {
+                    attempts: m.attempts,
+                    at_ms: m.failed_at,
+                    reason: m.reason.clone(),
+                };
                 i.records.clear(&event_id, &id).await?;
+                if let Err(e) = i.dead.redrive_one(seq, m, now_ms, &i.outbox).await {
+                    let _ = i.records.set(&event_id, &id, &dead).await;
+                    return Err(e);
+                }
             }
             if n > 0 {
                 i.outbox.ring().await;
