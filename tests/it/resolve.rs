@@ -2,11 +2,13 @@
 //! pages on a CRITICAL scan and tells the same targets when a later scan of the same image is clean
 //! (PagerDuty `resolve` with the same `dedup_key`, Opsgenie close by alias, a "resolved" message in
 //! Teams, Slack and email, a `"status": "resolved"` webhook), keeps the alert state across a restart,
-//! lets a silence cover a resolve, resolves a CLOSED Inspector2 finding, and shows it all in `route`.
+//! lets a silence cover a resolve, resolves a CLOSED Inspector2 finding, and shows it all in `route`,
+//! on both store backends.
 
 use serde_json::{Value, json};
 
-use crate::daemon::{Daemon, Home, Receiver, cli};
+use crate::daemon::{Daemon, Home, Receiver};
+use crate::stores::Store;
 use crate::support::sample;
 use crate::vendor::{Reply, Vendor, assert_valid, opsgenie_accepted, pagerduty_accepted, schema};
 
@@ -43,20 +45,9 @@ fn pagerduty(v: &Vendor) -> String {
     )
 }
 
+/// A CLI tool on the home's store (either backend), its stdout and stderr.
 fn run(home: &Home, args: &[&str]) -> String {
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    if args[0] == "route" {
-        all.extend([
-            "--config".into(),
-            home.path().join("config.toml").display().to_string(),
-        ]);
-    }
-    all.extend([
-        "--data-dir".into(),
-        home.path().join("data").display().to_string(),
-    ]);
-    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-    let out = cli(&refs);
+    let out = home.tool(args);
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
@@ -77,8 +68,12 @@ async fn wait_suppressed(d: &Daemon, reason: &str) {
 }
 
 /// A daemon whose PagerDuty target `pd` was paged about the CRITICAL scan (the trigger delivered).
-async fn paged(pd: &Vendor) -> (Home, Daemon) {
-    let home = Home::new(&pagerduty(pd), &[("r.json", &pager_rule(&["oncall"]))]);
+async fn paged(store: &Store, pd: &Vendor) -> (Home, Daemon) {
+    let home = Home::on(
+        store,
+        &pagerduty(pd),
+        &[("r.json", &pager_rule(&["oncall"]))],
+    );
     let d = home.start();
     d.post(critical_scan().to_string()).await;
     pd.wait_calls(1, &d).await;
@@ -90,10 +85,10 @@ async fn paged(pd: &Vendor) -> (Home, Daemon) {
     (home, d)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contract_a_clean_rescan_resolves_the_pagerduty_incident_with_the_same_dedup_key() {
+on_both_stores! {
+async fn contract_a_clean_rescan_resolves_the_pagerduty_incident_with_the_same_dedup_key(store: Store) {
     let pd = Vendor::start(pagerduty_accepted()).await;
-    let (home, d) = paged(&pd).await;
+    let (home, d) = paged(&store, &pd).await;
     let trigger = pd.calls().remove(0);
     assert_eq!(trigger.body["event_action"], "trigger");
     assert_eq!(trigger.body["dedup_key"], KEY);
@@ -154,10 +149,9 @@ async fn contract_a_clean_rescan_resolves_the_pagerduty_incident_with_the_same_d
     d.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_open_state_survives_a_restart() {
+async fn the_open_state_survives_a_restart(store: Store) {
     let pd = Vendor::start(pagerduty_accepted()).await;
-    let (home, d) = paged(&pd).await;
+    let (home, d) = paged(&store, &pd).await;
     d.stop();
     let d = home.start();
     d.post(clean_scan("e-after-restart").to_string()).await;
@@ -167,10 +161,9 @@ async fn the_open_state_survives_a_restart() {
     d.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silence_covers_a_resolve_and_the_alert_stays_open() {
+async fn a_silence_covers_a_resolve_and_the_alert_stays_open(store: Store) {
     let pd = Vendor::start(pagerduty_accepted()).await;
-    let (home, d) = paged(&pd).await;
+    let (home, d) = paged(&store, &pd).await;
     let add: Vec<&str> =
         "silence add --match detail.repository-name=payments/* --expires 1h --comment rebuilding"
             .split(' ')
@@ -202,8 +195,7 @@ async fn a_silence_covers_a_resolve_and_the_alert_stays_open() {
     d.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opsgenie_closes_the_alert_by_alias_and_a_closed_finding_resolves() {
+async fn opsgenie_closes_the_alert_by_alias_and_a_closed_finding_resolves(store: Store) {
     let og = Vendor::start(opsgenie_accepted()).await;
     let config = format!(
         "[targets.ops]\ntype = \"opsgenie\"\napi_key = \"k-123\"\nurl = \"{}\"\ntimeout = \"2s\"\n",
@@ -213,7 +205,7 @@ async fn opsgenie_closes_the_alert_by_alias_and_a_closed_finding_resolves() {
         "event_pattern": {"$or": [
             {"detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}},
             {"detail-type": ["Inspector2 Finding"], "detail": {"severity": ["CRITICAL"]}}]}});
-    let home = Home::new(&config, &[("r.json", &rules.to_string())]);
+    let home = Home::on(&store, &config, &[("r.json", &rules.to_string())]);
     let d = home.start();
     d.post(critical_scan().to_string()).await;
     let finding: Value =
@@ -276,8 +268,7 @@ async fn opsgenie_closes_the_alert_by_alias_and_a_closed_finding_resolves() {
     d.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn teams_slack_email_and_webhooks_say_resolved() {
+async fn teams_slack_email_and_webhooks_say_resolved(store: Store) {
     let smtp = crate::smtp::Smtp::start("teams_slack_email_and_webhooks_say_resolved (email part)");
     let wf = Vendor::start(Reply::new(202, "")).await;
     let slack = Receiver::start().await;
@@ -294,7 +285,7 @@ async fn teams_slack_email_and_webhooks_say_resolved() {
         config.push_str(&s.target("mail", &["oncall@example.org"], ""));
         targets.push("mail");
     }
-    let home = Home::new(&config, &[("r.json", &pager_rule(&targets))]);
+    let home = Home::on(&store, &config, &[("r.json", &pager_rule(&targets))]);
     let d = home.start();
     d.post(critical_scan().to_string()).await;
     wf.wait_calls(1, &d).await;
@@ -379,4 +370,5 @@ async fn teams_slack_email_and_webhooks_say_resolved() {
         assert!(text.contains("Findings now: 1 HIGH, 3 LOW"), "{text}");
     }
     d.stop();
+}
 }

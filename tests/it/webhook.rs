@@ -1,6 +1,6 @@
 //! The webhook target against a real HTTP receiver: Standard Webhooks signature recomputed from the
 //! bytes received, the idempotency header, configured method and headers, and a transformed input
-//! (a string template) sent as text.
+//! (a string template) sent as text; routed on both store backends.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -10,8 +10,8 @@ use crate::daemon::{Home, Receiver};
 
 const SECRET_B64: &str = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_webhook_and_transformed_text() {
+on_both_stores! {
+async fn signed_webhook_and_transformed_text(store: Store) {
     let rx = Receiver::start().await;
     let config = format!(
         "[targets.signed]\ntype = \"webhook\"\nurl = \"{url}\"\nmethod = \"PUT\"\nsecret = \"whsec_{SECRET_B64}\"\n\
@@ -25,7 +25,7 @@ async fn signed_webhook_and_transformed_text() {
             "input_paths_map": {"n": "$.detail.n", "src": "$.source"},
             "input_template": "\"<src> sent n=<n> via <aws.events.rule-name>\""}}
     ]});
-    let home = Home::new(&config, &[("r.json", &rule.to_string())]);
+    let home = Home::on(&store, &config, &[("r.json", &rule.to_string())]);
     let d = home.start();
     d.post(crate::daemon::event("e-sign", "ci").to_string())
         .await;
@@ -65,4 +65,5 @@ async fn signed_webhook_and_transformed_text() {
         "unsigned target"
     );
     d.stop();
+}
 }
