@@ -8,6 +8,7 @@ mod alerting;
 mod api_destination;
 mod aws_cli;
 mod check_patterns;
+mod compose;
 mod daemon;
 mod data_dir;
 mod delivery;
