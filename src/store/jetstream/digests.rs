@@ -11,7 +11,7 @@
 //! 2. publish the digest event and its deliveries (with their ids as `Nats-Msg-Id`);
 //! 3. remove those members and the mark, and schedule the next flush (check-and-set again).
 //!
-//! A mark older than [`STALE`] belongs to a daemon that died between 1 and 3: the next flush takes
+//! A mark older than [`STALE_MS`] belongs to a daemon that died between 1 and 3: the next flush takes
 //! it over and publishes the *same* digest (the stream drops it if it was already published), so
 //! no digest is lost and none is sent twice.
 
