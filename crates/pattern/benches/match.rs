@@ -14,7 +14,8 @@
 //! and the process's peak resident memory (VmHWM), for the 10k/100k-rule figures.
 //!
 //! For profiling only: `BENCH_NO_QUAMINA=1` skips quamina, `BENCH_ONLY_PREVALIDATED=1` times only the
-//! prevalidated door (counts are still checked).
+//! prevalidated door (counts are still checked), and `--profile prevalidated|validating|quamina` runs
+//! one untimed pass of that door per set and nothing else (for callgrind; see BENCHMARKS.md).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -70,6 +71,7 @@ struct Args {
     sets: Option<Vec<String>>,
     passes: usize,
     compile_only: Option<String>,
+    profile: Option<String>,
 }
 
 fn args() -> Args {
@@ -81,6 +83,7 @@ fn args() -> Args {
         sets: None,
         passes: 3,
         compile_only: None,
+        profile: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -96,6 +99,7 @@ fn args() -> Args {
             "--sets" => a.sets = Some(v().split(',').map(str::to_string).collect()),
             "--passes" => a.passes = v().parse().unwrap_or_else(|_| die("--passes N")),
             "--compile-only" => a.compile_only = Some(v()),
+            "--profile" => a.profile = Some(v()),
             "--bench" => {} // cargo bench passes this
             other => die(&format!("unknown argument {other}")),
         }
@@ -312,6 +316,40 @@ fn set_names(kit: &Path) -> Vec<String> {
         .collect()
 }
 
+/// `--profile DOOR`: `--passes` untimed passes (default 3) of one door over the events for each set,
+/// nothing else, for `valgrind --tool=callgrind --toggle-collect=match::profiled_pass` (with
+/// `--passes 1`) or `perf record -e cpu-clock`.
+fn profile(a: &Args, door: &str, events: &[&[u8]]) {
+    let sets = a.sets.clone().unwrap_or_else(|| set_names(&a.kit));
+    for set in &sets {
+        let rules = load_rules(&rules_file(a, set));
+        let (rs, _, _) = compile(&rules);
+        let q = (door == "quamina").then(|| quamina_for(&rules).unwrap_or_else(|e| die(&e)).0);
+        let mut n = 0;
+        for _ in 0..a.passes {
+            n = profiled_pass(&rs, q.as_ref().map(|q| &q.q), door, events);
+        }
+        println!("{set} {door} {n} matches over {} events", events.len());
+    }
+}
+
+#[inline(never)]
+fn profiled_pass(
+    rs: &RuleSet<u32>,
+    q: Option<&quamina::Quamina<u32>>,
+    door: &str,
+    events: &[&[u8]],
+) -> usize {
+    let mut s = Scratch::new();
+    let mut out = Vec::new();
+    match (door, q) {
+        ("prevalidated", _) => scanbridge_pass(rs, events, true, &mut s, &mut out),
+        ("validating", _) => scanbridge_pass(rs, events, false, &mut s, &mut out),
+        (_, Some(q)) => quamina_pass(q, events).unwrap_or_else(|e| die(&e)),
+        _ => die("--profile prevalidated|validating|quamina"),
+    }
+}
+
 fn main() {
     std::panic::set_hook(Box::new(|info| {
         if let Ok(mut m) = PANIC_MSG.lock() {
@@ -348,6 +386,10 @@ fn main() {
         .collect();
     if events.len() < a.count {
         die(&format!("only {} events in the file", events.len()));
+    }
+    if let Some(door) = &a.profile {
+        profile(&a, door, &events);
+        return;
     }
     let full = events.len() == FULL;
     let want = expected(&a.kit);

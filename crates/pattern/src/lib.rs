@@ -62,6 +62,7 @@ mod ruleset;
 pub mod wildcard;
 
 pub use ast::{AnythingBut, Branch, Condition, Literal, Matcher, Range};
+pub use automaton::simd::Simd;
 pub use error::{EventError, PatternError};
 pub use eval::Explanation;
 pub use flatten::{Field, Leaf};

@@ -13,14 +13,19 @@ pub type NodeId = u32;
 pub const ROOT: NodeId = 0;
 
 /// Key bytes (decoded) → child node. Few keys (the common case: a node leads to a handful of
-/// fields) are compared directly, length first; many are hashed.
+/// fields) are compared directly, length first; many are hashed. At most [`SEARCHED`] keys, none of
+/// which needs escaping in JSON, may be searched for in a long object (see `Children::searched`).
 #[derive(Debug, Clone, Default)]
 pub struct Children {
     few: Vec<(Box<[u8]>, NodeId)>,
     many: FxMap<Box<[u8]>, NodeId>,
+    searchable: bool,
 }
 
 const FEW: usize = 8;
+
+/// The most keys a node may have for the scanner to search for them (see `Children::needles`).
+pub const SEARCHED: usize = 4;
 
 impl Children {
     pub fn is_empty(&self) -> bool {
@@ -39,19 +44,34 @@ impl Children {
         }
     }
 
+    /// For a node with at most `SEARCHED` keys, none of which needs escaping: every key with its
+    /// child (so that a key in JSON text without escapes is exactly these bytes); else nothing.
+    pub fn searched(&self) -> &[(Box<[u8]>, NodeId)] {
+        if self.searchable { &self.few } else { &[] }
+    }
+
     fn insert_if_absent(&mut self, key: &[u8], node: NodeId) {
         if self.get(key).is_some() {
             return;
         }
         if self.many.is_empty() && self.few.len() < FEW {
             self.few.push((key.into(), node));
+            self.searchable =
+                self.few.len() <= SEARCHED && self.few.iter().all(|(k, _)| searchable(k));
             return;
         }
+        self.searchable = false;
         for (k, n) in self.few.drain(..) {
             self.many.insert(k, n);
         }
         self.many.insert(key.into(), node);
     }
+}
+
+/// Whether a key, written as a JSON string without escapes, is the key itself: no quote, backslash
+/// or control byte in it.
+fn searchable(key: &[u8]) -> bool {
+    !key.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -1,21 +1,26 @@
-//! One pass over the raw event bytes: descend only into keys that lead to a rule's field, skip
-//! everything else with a byte-level skipper, and decode only the leaves that rules name.
+//! One pass over the event: descend only into keys that lead to a rule's field, skip everything else,
+//! and decode only the leaves that rules name.
 //!
 //! Owns: [`scan`] and the per-call [`Scratch`] it fills: the leaves found at rule fields (with their
-//! array trail, as `flatten` assigns it), and the `(condition, leaf)` hits their values produce. Values
-//! no rule names are skipped by the validating skipper here, or, for bytes the caller vouches for
-//! (`trusted`), by the structural skipper in `bytes`.
+//! array trail, as `flatten` assigns it), and the `(condition, leaf)` hits their values produce.
+//! The scan walks the event's `index` token by token: the end of a string, the next token, or the end
+//! of a container is bit arithmetic on 64-byte blocks, not a loop over bytes. Validating, the whole
+//! event is first checked (and indexed) in bulk by `validate`; for bytes the caller vouches for
+//! (`trusted`), `index::build` indexes it without checking.
 //! Promises:
-//! - validating, it accepts exactly the inputs `json::parse` accepts (same grammar, same depth limit), so
-//!   an event is rejected by both doors or by neither; on rejection the caller asks `json::parse` for the
-//!   message; trusted, it gives the same leaves for every valid input;
+//! - validating, it accepts exactly the inputs for which `json::parse` returns an object, so an event
+//!   is rejected by both doors or by neither (on rejection the caller asks `json::parse` for the
+//!   message); trusted, it gives the same leaves for every valid input;
 //! - leaves, values and array positions are those of `flatten` restricted to rule fields, including
 //!   "the last duplicate key wins" (the leaves of an overridden key are marked dead);
-//! - never panics, never recurses deeper than `json::MAX_DEPTH`.
+//! - never panics, never recurses deeper than `json::MAX_DEPTH`, and gives the same answer under every
+//!   [`Simd`] implementation.
 
 use super::Machine;
-use super::bytes::{non_digit, skip_container_fast, skip_string_fast, special};
+use super::bytes::valid_number;
+use super::index::{Block, Cursor, Index};
 use super::paths::{NodeId, ROOT};
+use super::simd::{self, Simd};
 use super::values::{Scalar, ValueScratch};
 use crate::json::{self, Json, MAX_DEPTH};
 
@@ -39,6 +44,8 @@ pub struct Scratch {
     pub(crate) hits: Vec<(u32, u32)>,
     /// Relevant keys of the objects being scanned: (child node, first leaf, end leaf).
     seen: Vec<(NodeId, u32, u32)>,
+    /// Members found by searching objects being scanned: (key position, child node).
+    found: Vec<(usize, NodeId)>,
     pub(crate) any_dead: bool,
     next_array: u32,
     values: ValueScratch,
@@ -55,11 +62,25 @@ pub struct Scratch {
     pub(crate) matched: Vec<u32>,
     /// One bit per rule, all zero between calls.
     pub(crate) rule_bits: Vec<u64>,
+    /// The event's index (see `index`).
+    blocks: Vec<Block>,
+    /// The classifier to use instead of the detected one (for testing them against each other).
+    simd: Option<Simd>,
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
         Scratch::default()
+    }
+
+    /// A scratch whose calls classify bytes with `simd` rather than the fastest implementation
+    /// detected, or `None` when this CPU lacks its instructions. Every implementation gives the same
+    /// answers; this exists to test that, and to measure them against each other.
+    pub fn with_simd(simd: Simd) -> Option<Scratch> {
+        simd.is_available().then(|| Scratch {
+            simd: Some(simd),
+            ..Scratch::default()
+        })
     }
 
     fn reset(&mut self) {
@@ -68,6 +89,7 @@ impl Scratch {
         self.trail.clear();
         self.hits.clear();
         self.seen.clear();
+        self.found.clear();
         self.any_dead = false;
         self.next_array = 0;
     }
@@ -79,65 +101,86 @@ pub struct Rejected;
 
 type R<T> = Result<T, Rejected>;
 
-/// Which bytes end a bare word (`true`, `false`, `null`), as `json::Reader::keyword` decides.
-const fn word_end(c: u8) -> bool {
-    matches!(
-        c,
-        b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b'[' | b']' | b'{' | b'}' | b'"'
-    )
-}
+/// The rest of an object is searched for its keys (`Scanner::search_rest`) after this many members in
+/// a row that no rule names, when at least `SEARCH_BYTES` remain per key searched for.
+const SEARCH_AFTER: usize = 3;
+const SEARCH_BYTES: usize = 64;
 
 /// Scans one event. `Ok(true)` when it is an object (the scratch then holds its leaves and hits),
-/// `Ok(false)` when it is valid JSON but not an object.
+/// `Ok(false)` when it is valid JSON but not an object (trusted only: validating, a non-object is
+/// rejected, and the caller's error says why).
 pub fn scan(m: &Machine, b: &[u8], trusted: bool, s: &mut Scratch) -> R<bool> {
     s.reset();
+    let simd = s.simd.unwrap_or_else(Simd::detected);
+    let mut blocks = std::mem::take(&mut s.blocks);
+    let r = if trusted {
+        simd::build(simd, b, &mut blocks);
+        walk(m, b, Index::new(&blocks, b.len()), s)
+    } else if simd::validate(simd, b, &mut blocks) {
+        walk(m, b, Index::new(&blocks, b.len()), s)
+    } else {
+        Err(Rejected)
+    };
+    s.blocks = blocks;
+    r
+}
+
+fn walk(m: &Machine, b: &[u8], ix: Index, s: &mut Scratch) -> R<bool> {
     let mut sc = Scanner {
-        trusted,
         m,
         b,
-        i: 0,
+        ix,
+        t: ix.seek(0),
         depth: 0,
         s,
     };
-    sc.ws();
-    let object = sc.peek() == Some(b'{');
-    if object {
-        sc.object(ROOT)?;
-    } else {
-        sc.skip_validating()?;
+    if sc.peek() != Some(b'{') {
+        return Ok(false);
     }
-    sc.ws();
-    if sc.i < b.len() {
-        return Err(Rejected);
+    sc.object(ROOT)?;
+    if sc.pos() < b.len() {
+        return Err(Rejected); // more than one value
     }
-    Ok(object)
+    Ok(true)
 }
 
 struct Scanner<'a, 'm, 's> {
-    /// Whether the bytes are known to be valid JSON: values no rule names are then skipped by their
-    /// structure alone (quotes, escapes, brackets), without validating them.
-    trusted: bool,
     m: &'m Machine,
     b: &'a [u8],
-    i: usize,
+    ix: Index<'a>,
+    /// The token being read.
+    t: Cursor,
     depth: usize,
     s: &'s mut Scratch,
 }
 
 impl<'a> Scanner<'a, '_, '_> {
+    /// The position of the token being read (the end of the event or more, past the last token).
     #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
+    fn pos(&self) -> usize {
+        self.ix.pos(self.t)
     }
 
+    /// The first byte of the token being read.
     #[inline(always)]
-    fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-                break;
-            }
-            self.i += 1;
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos()).copied()
+    }
+
+    /// Consumes the token being read.
+    #[inline(always)]
+    fn bump(&mut self) {
+        self.ix.advance(&mut self.t);
+    }
+
+    /// Consumes the token being read if it is `c`.
+    #[inline(always)]
+    fn eat(&mut self, c: u8) -> bool {
+        let yes = self.peek() == Some(c);
+        if yes {
+            self.bump();
         }
+        yes
     }
 
     #[inline]
@@ -149,63 +192,16 @@ impl<'a> Scanner<'a, '_, '_> {
         Ok(())
     }
 
-    /// After `"`: finds the closing quote, validating escapes, control bytes and UTF-8. Returns the
-    /// raw content range and whether it holds escapes; leaves `i` after the closing quote.
+    /// At a string's token: its raw content range, consuming it.
     #[inline(always)]
-    fn string_raw(&mut self) -> R<(usize, usize, bool)> {
-        let b = self.b;
-        let start = self.i + 1;
-        let mut i = start;
-        let mut escaped = false;
-        let mut high = false;
-        loop {
-            // Eight bytes at a time until one may be a quote, a backslash, a control or a non-ASCII byte.
-            while let Some(chunk) = b.get(i..i + 8) {
-                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                let m = special(w);
-                if m != 0 {
-                    i += (m.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                i += 8;
-            }
-            let Some(&c) = b.get(i) else {
-                return Err(Rejected);
-            };
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    match b.get(i + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                        Some(b'u') => {
-                            let ok = b
-                                .get(i + 2..i + 6)
-                                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
-                            if !ok {
-                                return Err(Rejected);
-                            }
-                            i += 6;
-                        }
-                        _ => return Err(Rejected),
-                    }
-                }
-                0..=0x1f => return Err(Rejected),
-                0x80.. => {
-                    high = true;
-                    i += 1;
-                }
-                _ => i += 1, // a false alarm of `special`
-            }
-        }
-        if high && std::str::from_utf8(&b[start..i]).is_err() {
-            return Err(Rejected);
-        }
-        self.i = i + 1;
-        Ok((start, i, escaped))
+    fn string_span(&mut self) -> R<(usize, usize)> {
+        let open = self.pos();
+        let end = self.ix.closing_quote(open).ok_or(Rejected)?;
+        self.bump();
+        Ok((open + 1, end))
     }
 
-    /// Decodes a validated string's content (with its quotes at `start-1` and `end`).
+    /// Decodes a string's content (with its quotes at `start-1` and `end`).
     fn decode(&self, start: usize, end: usize) -> R<String> {
         match json::parse(&self.b[start - 1..=end]) {
             Ok(Json::String(s)) => Ok(s),
@@ -213,243 +209,60 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
+    /// The raw text of the scalar being read, consuming it.
     #[inline(always)]
-    fn number(&mut self) -> R<(usize, usize)> {
-        let b = self.b;
-        let start = self.i;
-        let mut i = start;
-        let digits = |i: &mut usize| {
-            let s = *i;
-            // Eight bytes at a time: the lowest byte that is not a digit is exact.
-            while let Some(chunk) = b.get(*i..*i + 8) {
-                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                let m = non_digit(w);
-                if m != 0 {
-                    *i += (m.trailing_zeros() / 8) as usize;
-                    return *i - s;
-                }
-                *i += 8;
-            }
-            while let Some(c) = b.get(*i)
-                && c.is_ascii_digit()
-            {
-                *i += 1;
-            }
-            *i - s
-        };
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        let int_start = i;
-        let n = digits(&mut i);
-        if n == 0 || (n > 1 && b[int_start] == b'0') {
-            return Err(Rejected);
-        }
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            if digits(&mut i) == 0 {
-                return Err(Rejected);
-            }
-        }
-        if let Some(b'e' | b'E') = b.get(i) {
-            i += 1;
-            if let Some(b'+' | b'-') = b.get(i) {
-                i += 1;
-            }
-            if digits(&mut i) == 0 {
-                return Err(Rejected);
-            }
-        }
-        if let Some(&c) = b.get(i)
-            && (c.is_ascii_alphanumeric() || c == b'.' || c == b'+' || c == b'-')
-        {
-            return Err(Rejected);
-        }
-        self.i = i;
-        Ok((start, i))
+    fn scalar(&mut self) -> (usize, usize) {
+        let start = self.pos();
+        let end = self.ix.scalar_end(start);
+        self.bump();
+        (start, end)
     }
 
-    fn keyword(&mut self) -> R<Scalar<'static>> {
-        let start = self.i;
-        let mut end = start;
-        while end < self.b.len() && !word_end(self.b[end]) {
-            end += 1;
-        }
-        let v = match &self.b[start..end] {
-            b"true" => Scalar::Bool(true),
-            b"false" => Scalar::Bool(false),
-            b"null" => Scalar::Null,
-            _ => return Err(Rejected),
-        };
-        self.i = end;
-        Ok(v)
-    }
-
-    /// After `{` or `,` in an object being skipped: a key and its colon.
-    #[inline(always)]
-    fn skip_key(&mut self) -> R<()> {
-        self.ws();
-        if self.peek() != Some(b'"') {
-            return Err(Rejected);
-        }
-        self.string_raw()?;
-        self.ws();
-        if self.peek() != Some(b':') {
-            return Err(Rejected);
-        }
-        self.i += 1;
-        Ok(())
-    }
-
-    /// Skips a value no rule names.
+    /// At the token of a value no rule names: skips it.
     #[inline]
     fn skip_value(&mut self) -> R<()> {
-        if self.trusted {
-            self.skip_structure()
-        } else {
-            self.skip_validating()
-        }
-    }
-
-    /// Skips a value of bytes known to be valid JSON: finds its end by quotes, escapes and brackets,
-    /// eight bytes at a time. On invalid bytes it still never reads out of bounds or panics.
-    fn skip_structure(&mut self) -> R<()> {
-        self.ws();
-        let b = self.b;
-        let mut i = self.i;
-        match b.get(i) {
-            Some(b'"') => {
-                self.i = skip_string_fast(b, i + 1).ok_or(Rejected)?;
-                Ok(())
-            }
-            Some(b'{' | b'[') => {
-                self.i = skip_container_fast(b, i + 1).ok_or(Rejected)?;
-                Ok(())
-            }
-            Some(_) => {
-                while let Some(&c) = b.get(i) {
-                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                        break;
-                    }
-                    i += 1;
-                }
-                if i == self.i {
-                    return Err(Rejected);
-                }
-                self.i = i;
-                Ok(())
-            }
-            None => Err(Rejected),
-        }
-    }
-
-    /// Skips any value, validating it. Iterative: nesting is a bit stack (1 = object), not recursion.
-    fn skip_validating(&mut self) -> R<()> {
-        // Scalars (most skipped values) need no nesting stack.
-        self.ws();
         match self.peek() {
-            Some(b'"') => return self.string_raw().map(|_| ()),
-            Some(b'-' | b'0'..=b'9') => return self.number().map(|_| ()),
-            Some(b'{' | b'[') => {}
-            Some(_) => return self.keyword().map(|_| ()),
-            None => return Err(Rejected),
-        }
-        let mut kinds = [0u64; MAX_DEPTH / 64 + 1];
-        let mut level = 0usize;
-        'value: loop {
-            self.ws();
-            match self.peek() {
-                Some(b'{') => {
-                    self.enter()?;
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b'}') {
-                        self.i += 1;
-                        self.depth -= 1;
-                    } else {
-                        kinds[level / 64] |= 1 << (level % 64);
-                        level += 1;
-                        self.skip_key()?;
-                        continue 'value;
-                    }
-                }
-                Some(b'[') => {
-                    self.enter()?;
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b']') {
-                        self.i += 1;
-                        self.depth -= 1;
-                    } else {
-                        kinds[level / 64] &= !(1 << (level % 64));
-                        level += 1;
-                        continue 'value;
-                    }
-                }
-                Some(b'"') => {
-                    self.string_raw()?;
-                }
-                Some(b'-' | b'0'..=b'9') => {
-                    self.number()?;
-                }
-                Some(_) => {
-                    self.keyword()?;
-                }
-                None => return Err(Rejected),
+            Some(b'{' | b'[') => {
+                let end = self.ix.container_end(self.pos()).ok_or(Rejected)?;
+                self.t = self.ix.seek(end);
+                Ok(())
             }
-            // After a value: close finished containers, or go on to the next member.
-            loop {
-                if level == 0 {
-                    return Ok(());
-                }
-                let object = kinds[(level - 1) / 64] & (1 << ((level - 1) % 64)) != 0;
-                self.ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.i += 1;
-                        if object {
-                            self.skip_key()?;
-                        }
-                        continue 'value;
-                    }
-                    Some(b'}') if object => {}
-                    Some(b']') if !object => {}
-                    _ => return Err(Rejected),
-                }
-                self.i += 1;
-                self.depth -= 1;
-                level -= 1;
+            Some(b':' | b',' | b'}' | b']') | None => Err(Rejected),
+            // A string or a scalar: one token.
+            Some(_) => {
+                self.bump();
+                Ok(())
             }
         }
     }
 
-    /// An object whose path is `node`'s.
+    /// At the `{` of an object whose path is `node`'s. After a few members in a row that no rule
+    /// names, the rest of a long object with few relevant keys (and no escapes) is searched for them
+    /// rather than read member by member.
     fn object(&mut self, node: NodeId) -> R<()> {
+        let m = self.m;
+        let open = self.pos();
+        let searched = m.paths.nodes[node as usize].children.searched().len();
+        let mut unnamed = 0;
         self.enter()?;
-        self.i += 1;
+        self.bump();
         let base = self.s.seen.len();
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if self.eat(b'}') {
             self.depth -= 1;
             return Ok(());
         }
-        let m = self.m;
         let children = &m.paths.nodes[node as usize].children;
         loop {
-            self.ws();
             if self.peek() != Some(b'"') {
                 return Err(Rejected);
             }
-            let (ks, ke, escaped) = self.string_raw()?;
-            self.ws();
-            if self.peek() != Some(b':') {
+            let (ks, ke) = self.string_span()?;
+            if !self.eat(b':') {
                 return Err(Rejected);
             }
-            self.i += 1;
             let child = if children.is_empty() {
                 None
-            } else if escaped {
+            } else if self.ix.backslash(ks, ke) {
                 let k = self.decode(ks, ke)?;
                 children.get(k.as_bytes())
             } else {
@@ -457,48 +270,106 @@ impl<'a> Scanner<'a, '_, '_> {
             };
             match child {
                 Some(c) => {
-                    let first = self.s.leaves.len() as u32;
-                    let dup = self.s.seen[base..].iter().position(|x| x.0 == c);
-                    if let Some(p) = dup {
-                        // An earlier occurrence of this key is overridden: its leaves no longer count.
-                        let (_, a, z) = self.s.seen[base + p];
-                        for l in &mut self.s.leaves[a as usize..z as usize] {
-                            l.alive = false;
-                        }
-                        self.s.any_dead = true;
-                    }
-                    self.value(c)?;
-                    let end = self.s.leaves.len() as u32;
-                    match dup {
-                        Some(p) => self.s.seen[base + p] = (c, first, end),
-                        None => self.s.seen.push((c, first, end)),
-                    }
+                    self.member(base, c)?;
+                    unnamed = 0;
                 }
-                None => self.skip_value()?,
-            }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    self.s.seen.truncate(base);
-                    return Ok(());
+                None => {
+                    self.skip_value()?;
+                    unnamed += 1;
                 }
-                _ => return Err(Rejected),
             }
+            if self.eat(b',') {
+                if unnamed >= SEARCH_AFTER
+                    && searched > 0
+                    && let at = self.pos()
+                    && let Some(end) = self.ix.container_end(open)
+                    && end - at >= SEARCH_BYTES * searched
+                    && !self.ix.backslash(at, end)
+                {
+                    return self.search_rest(node, base, at, end);
+                }
+                continue;
+            }
+            if self.eat(b'}') {
+                self.depth -= 1;
+                self.s.seen.truncate(base);
+                return Ok(());
+            }
+            return Err(Rejected);
         }
     }
 
-    /// An array whose path is `node`'s: every element sits at the same path, one array position each.
+    /// The rest of the object, `from..end` (`from` at a key, no backslash up to `end`, after its
+    /// closing brace), by searching for the keys of `node`: a string that spells a key is a member
+    /// when it is at the object's own level and a `:` follows it. Members are then read in document
+    /// order, as `object` reads them (`base`: where the object's keys start in `seen`).
+    fn search_rest(&mut self, node: NodeId, base: usize, from: usize, end: usize) -> R<()> {
+        let m = self.m;
+        let keys = m.paths.nodes[node as usize].children.searched();
+        let found = self.s.found.len();
+        let (b, ix) = (self.b, self.ix);
+        for (key, child) in keys {
+            let n = key.len();
+            ix.strings_of_len(from, end - 1, n, |q| {
+                if b.get(q + 1..q + 1 + n) == Some(&key[..])
+                    && b.get(q + 1 + n) == Some(&b'"')
+                    && ix.net_depth(from, q) == 0
+                {
+                    self.s.found.push((q, *child));
+                }
+            });
+        }
+        if keys.len() > 1 {
+            self.s.found[found..].sort_unstable();
+        }
+        let mut i = found;
+        while i < self.s.found.len() {
+            let (q, c) = self.s.found[i];
+            i += 1;
+            self.t = self.ix.seek(q);
+            self.bump(); // the key
+            if !self.eat(b':') {
+                continue; // a string value that reads like the key
+            }
+            self.member(base, c)?;
+        }
+        self.s.found.truncate(found);
+        self.s.seen.truncate(base);
+        self.depth -= 1;
+        self.t = self.ix.seek(end);
+        Ok(())
+    }
+
+    /// The value of a member whose key leads to `c` (`base`: where the object's keys start in `seen`).
+    #[inline]
+    fn member(&mut self, base: usize, c: NodeId) -> R<()> {
+        let first = self.s.leaves.len() as u32;
+        let dup = self.s.seen[base..].iter().position(|x| x.0 == c);
+        if let Some(p) = dup {
+            // An earlier occurrence of this key is overridden: its leaves no longer count.
+            let (_, a, z) = self.s.seen[base + p];
+            for l in &mut self.s.leaves[a as usize..z as usize] {
+                l.alive = false;
+            }
+            self.s.any_dead = true;
+        }
+        self.value(c)?;
+        let end = self.s.leaves.len() as u32;
+        match dup {
+            Some(p) => self.s.seen[base + p] = (c, first, end),
+            None => self.s.seen.push((c, first, end)),
+        }
+        Ok(())
+    }
+
+    /// At the `[` of an array whose path is `node`'s: every element sits at the same path, one array
+    /// position each.
     fn array(&mut self, node: NodeId) -> R<()> {
         self.enter()?;
-        self.i += 1;
+        self.bump();
         let id = self.s.next_array;
         self.s.next_array += 1;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.i += 1;
+        if self.eat(b']') {
             self.depth -= 1;
             return Ok(());
         }
@@ -508,49 +379,54 @@ impl<'a> Scanner<'a, '_, '_> {
             self.value(node)?;
             self.s.trail.pop();
             ix += 1;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Rejected),
+            if self.eat(b',') {
+                continue;
             }
+            if self.eat(b']') {
+                self.depth -= 1;
+                return Ok(());
+            }
+            return Err(Rejected);
         }
     }
 
-    /// A value whose path is `node`'s.
+    /// At the token of a value whose path is `node`'s.
     fn value(&mut self, node: NodeId) -> R<()> {
-        self.ws();
         let n = &self.m.paths.nodes[node as usize];
         let field = n.field;
         match self.peek() {
             Some(b'{') if !n.children.is_empty() => self.object(node),
             Some(b'[') => self.array(node),
             Some(b'"') if field.is_some() => {
-                let (a, z, escaped) = self.string_raw()?;
+                let (a, z) = self.string_span()?;
                 let b: &'a [u8] = self.b;
-                if escaped {
+                if self.ix.backslash(a, z) {
                     let s = self.decode(a, z)?;
                     self.leaf(field, Scalar::Str(&s));
                 } else {
-                    // Validated UTF-8 by `string_raw`.
                     let s = std::str::from_utf8(&b[a..z]).map_err(|_| Rejected)?;
                     self.leaf(field, Scalar::Str(s));
                 }
                 Ok(())
             }
             Some(b'-' | b'0'..=b'9') if field.is_some() => {
-                let (a, z) = self.number()?;
+                let (a, z) = self.scalar();
                 let b: &'a [u8] = self.b;
+                if !valid_number(b, a, z) {
+                    return Err(Rejected);
+                }
                 let t = std::str::from_utf8(&b[a..z]).map_err(|_| Rejected)?;
                 self.leaf(field, Scalar::Num(t));
                 Ok(())
             }
-            Some(c) if field.is_some() && c != b'{' => {
-                let v = self.keyword()?;
+            Some(b't' | b'f' | b'n') if field.is_some() => {
+                let (a, z) = self.scalar();
+                let v = match &self.b[a..z] {
+                    b"true" => Scalar::Bool(true),
+                    b"false" => Scalar::Bool(false),
+                    b"null" => Scalar::Null,
+                    _ => return Err(Rejected),
+                };
                 self.leaf(field, v);
                 Ok(())
             }

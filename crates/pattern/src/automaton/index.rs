@@ -1,0 +1,575 @@
+//! The event index: where the strings, tokens and brackets of an event are, 64 bytes per [`Block`]
+//! (simdjson's "stage 1"), and the scanner's navigation over it.
+//!
+//! Owns: [`build`] (the index of bytes known to be JSON; the validator builds the same blocks as it
+//! checks), [`Index`] and [`Cursor`], a place in the token sequence, and the string arithmetic every
+//! builder shares ([`escaped`], [`strings`], [`Carry`]).
+//!
+//! A *token* is the first byte of a lexical unit outside strings: `{ } [ ] : ,`, the opening quote
+//! of a string, and the first byte of a *scalar*, a run of bytes outside strings that are neither
+//! whitespace, operators nor quotes (numbers, `true`, `false`, `null`). Between two tokens there is
+//! only whitespace or the rest of the first token, so a string or scalar is skipped by going to the
+//! next token, and a container by counting its brackets, a block at a time.
+//!
+//! Promises: for every JSON text (where each backslash is inside a string) the masks are exact:
+//! `quote` holds the quotes that open and close strings as `json::parse` reads them. Whatever the
+//! bytes, building and navigating never panic and never read outside the event.
+
+use super::simd::Masks;
+
+/// 64 bytes of the event (the last block is padded with spaces).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Block {
+    /// Quotes that open or close a string (escaped quotes excluded).
+    pub quote: u64,
+    /// First bytes of tokens.
+    pub token: u64,
+    /// Bytes of scalars.
+    pub scalar: u64,
+    /// Backslashes (anywhere).
+    pub backslash: u64,
+    /// `{ [` and `} ]` outside strings, and how many of each.
+    pub open: u64,
+    pub close: u64,
+    pub opens: u32,
+    pub closes: u32,
+}
+
+/// What one block passes to the next.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Carry {
+    /// 1 when the next block's first byte is escaped.
+    pub escaped: u64,
+    /// All ones when the next block starts inside a string.
+    pub string: u64,
+    /// 1 when the previous block ended inside a scalar.
+    pub scalar: u64,
+}
+
+/// The bytes escaped by a backslash (simdjson's branch-free odd/even backslash-run arithmetic); `carry`
+/// says whether the block's first byte is escaped, and is set for the next block.
+#[inline(always)]
+pub fn escaped(backslash: u64, carry: &mut u64) -> u64 {
+    if backslash == 0 {
+        return std::mem::take(carry);
+    }
+    const ODD: u64 = 0xaaaa_aaaa_aaaa_aaaa;
+    // A backslash that is itself escaped starts nothing.
+    let potential = backslash & !*carry;
+    // Runs starting on an even byte: subtraction turns their odd bytes on; XOR with ODD then marks the
+    // backslashes that escape, and the byte after every odd-length run.
+    let code = (((potential << 1) | ODD).wrapping_sub(potential)) ^ ODD;
+    let escaped = code ^ (backslash | *carry);
+    *carry = (code & backslash) >> 63;
+    escaped
+}
+
+/// The strings of one block: (unescaped quotes, bytes inside strings with the opening quote, escaped
+/// bytes), updating `carry` for the next block.
+#[inline(always)]
+pub fn strings(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -> (u64, u64, u64) {
+    let escaped = escaped(m.backslash, &mut carry.escaped);
+    let quote = m.quote & !escaped;
+    // Inside a string: from its opening quote (included) to its closing quote (excluded).
+    let string = prefix_xor(quote) ^ carry.string;
+    carry.string = ((string as i64) >> 63) as u64;
+    (quote, string, escaped)
+}
+
+/// The block of one chunk (without validation).
+#[inline(always)]
+pub fn block(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -> Block {
+    let (quote, string, _) = strings(m, carry, prefix_xor);
+    let outside = !(string | quote);
+    let open = (m.lbrace | m.lbracket) & outside;
+    let close = (m.rbrace | m.rbracket) & outside;
+    let ops = open | close | ((m.colon | m.comma) & outside);
+    let scalar = outside & !ops & !m.ws;
+    let starts = scalar & !((scalar << 1) | carry.scalar);
+    carry.scalar = scalar >> 63;
+    Block {
+        quote,
+        token: ops | (quote & string) | starts,
+        scalar,
+        backslash: m.backslash,
+        open,
+        close,
+        opens: open.count_ones(),
+        closes: close.count_ones(),
+    }
+}
+
+/// The 64 bytes at `at` (padded with spaces past the end).
+#[inline(always)]
+pub fn chunk(b: &[u8], at: usize) -> [u8; 64] {
+    match b.get(at..at + 64) {
+        Some(c) => c.try_into().expect("64 bytes"),
+        None => {
+            let mut pad = [b' '; 64];
+            let rest = b.get(at..).unwrap_or_default();
+            pad[..rest.len()].copy_from_slice(rest);
+            pad
+        }
+    }
+}
+
+/// Builds the index of `b` (bytes known to be JSON) into `out`.
+#[inline(always)]
+pub fn build(
+    b: &[u8],
+    out: &mut Vec<Block>,
+    classify: impl Fn(&[u8; 64]) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+) {
+    out.clear();
+    out.reserve(b.len().div_ceil(64));
+    let mut carry = Carry::default();
+    let mut at = 0;
+    while at < b.len() {
+        let m = classify(&chunk(b, at));
+        out.push(block(&m, &mut carry, &prefix_xor));
+        at += 64;
+    }
+}
+
+/// In a block's brackets (`n` closers): the bit of the closer that brings `depth` to zero, or the
+/// depth after them.
+#[inline(always)]
+fn closer(opens: u64, closes: u64, n: u32, depth: &mut u32) -> Option<usize> {
+    if n < *depth {
+        *depth = *depth + opens.count_ones() - n;
+        return None;
+    }
+    let mut m = opens | closes;
+    while m != 0 {
+        let bit = m & m.wrapping_neg();
+        if closes & bit != 0 {
+            *depth -= 1;
+            if *depth == 0 {
+                return Some(bit.trailing_zeros() as usize);
+            }
+        } else {
+            *depth += 1;
+        }
+        m ^= bit;
+    }
+    None
+}
+
+/// Navigation over the index of an event of `len` bytes.
+#[derive(Clone, Copy)]
+pub struct Index<'a> {
+    pub blocks: &'a [Block],
+    pub len: usize,
+}
+
+/// A place in the token sequence: the current token is the lowest set bit of `rest`, in block `k`
+/// (past the last token `rest` is 0, and the position past the end).
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    k: usize,
+    rest: u64,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(blocks: &'a [Block], len: usize) -> Index<'a> {
+        Index { blocks, len }
+    }
+
+    /// The position of the cursor's token (the end of the event or more, past the last token).
+    #[inline(always)]
+    pub fn pos(&self, c: Cursor) -> usize {
+        c.k * 64 + c.rest.trailing_zeros() as usize
+    }
+
+    /// A cursor at the first token at or after `at`.
+    #[inline]
+    pub fn seek(&self, at: usize) -> Cursor {
+        let k = at / 64;
+        let rest = self
+            .blocks
+            .get(k)
+            .map_or(0, |b| b.token & (u64::MAX << (at % 64)));
+        let mut c = Cursor { k, rest };
+        if rest == 0 {
+            self.refill(&mut c);
+        }
+        c
+    }
+
+    /// Moves the cursor to the next token.
+    #[inline(always)]
+    pub fn advance(&self, c: &mut Cursor) {
+        c.rest &= c.rest.wrapping_sub(1);
+        if c.rest == 0 {
+            self.refill(c);
+        }
+    }
+
+    /// Past the tokens of block `c.k`: to the next block that has any.
+    #[inline]
+    fn refill(&self, c: &mut Cursor) {
+        loop {
+            c.k += 1;
+            match self.blocks.get(c.k) {
+                Some(b) if b.token != 0 => {
+                    c.rest = b.token;
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    c.k = self.blocks.len();
+                    c.rest = 0;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The first position at or after `from` whose bit is set in `mask(block)`.
+    #[inline(always)]
+    fn find(&self, from: usize, mask: impl Fn(&Block) -> u64) -> Option<usize> {
+        let mut k = from / 64;
+        let mut m = mask(self.blocks.get(k)?) & (u64::MAX << (from % 64));
+        while m == 0 {
+            k += 1;
+            m = mask(self.blocks.get(k)?);
+        }
+        Some(k * 64 + m.trailing_zeros() as usize)
+    }
+
+    /// The closing quote of the string whose opening quote is at `open`.
+    #[inline(always)]
+    pub fn closing_quote(&self, open: usize) -> Option<usize> {
+        self.find(open + 1, |b| b.quote).filter(|&q| q < self.len)
+    }
+
+    /// The end of the scalar that starts at `start`: the first byte that is not part of it.
+    #[inline(always)]
+    pub fn scalar_end(&self, start: usize) -> usize {
+        self.find(start, |b| !b.scalar)
+            .unwrap_or(self.len)
+            .min(self.len)
+    }
+
+    /// Whether `b[from..to]` holds a backslash.
+    #[inline(always)]
+    pub fn backslash(&self, from: usize, to: usize) -> bool {
+        if from >= to {
+            return false;
+        }
+        let (k, last) = (from / 64, (to - 1) / 64);
+        if k == last
+            && let Some(blk) = self.blocks.get(k)
+        {
+            let width = to - from; // at most 64
+            let m = if width == 64 {
+                u64::MAX
+            } else {
+                (1u64 << width) - 1
+            };
+            return (blk.backslash >> (from % 64)) & m != 0;
+        }
+        (k..=last).any(|j| self.blocks.get(j).is_none_or(|b| b.backslash != 0))
+    }
+
+    /// Calls `f` with the opening quote, in `from..to`, of every string exactly `len` bytes long
+    /// (judged by the quote `len + 1` bytes on, which is its closing quote when no quote comes
+    /// sooner: the caller compares the bytes), in order.
+    #[inline]
+    pub fn strings_of_len(&self, from: usize, to: usize, len: usize, mut f: impl FnMut(usize)) {
+        let d = len + 1;
+        for k in from / 64..to.div_ceil(64).min(self.blocks.len()) {
+            let blk = &self.blocks[k];
+            let mut c = blk.quote & blk.token;
+            if d < 64 {
+                let next = self.blocks.get(k + 1).map_or(0, |b| b.quote);
+                c &= (blk.quote >> d) | (next << (64 - d));
+            }
+            if k == from / 64 {
+                c &= u64::MAX << (from % 64);
+            }
+            while c != 0 {
+                let at = k * 64 + c.trailing_zeros() as usize;
+                c &= c - 1;
+                if at >= to {
+                    return;
+                }
+                f(at);
+            }
+        }
+    }
+
+    /// Opening minus closing brackets (outside strings) in `from..to`.
+    #[inline]
+    pub fn net_depth(&self, from: usize, to: usize) -> i64 {
+        let mut net = 0i64;
+        let mut at = from;
+        while at < to {
+            let Some(b) = self.blocks.get(at / 64) else {
+                break;
+            };
+            let width = (64 - at % 64).min(to - at);
+            let m = if width == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << width) - 1) << (at % 64)
+            };
+            net += i64::from((b.open & m).count_ones()) - i64::from((b.close & m).count_ones());
+            at += width;
+        }
+        net
+    }
+
+    /// From the position of an opening `{` or `[`, the position after its closing bracket, counting
+    /// brackets a block at a time. (It does not check that brackets pair up by kind: the bytes are
+    /// known to be JSON.)
+    #[inline]
+    pub fn container_end(&self, open: usize) -> Option<usize> {
+        let from = open + 1;
+        let mut k = from / 64;
+        let keep = u64::MAX << (from % 64);
+        let blk = self.blocks.get(k)?;
+        let mut depth = 1u32;
+        let (o, c) = (blk.open & keep, blk.close & keep);
+        let mut found = closer(o, c, c.count_ones(), &mut depth);
+        while found.is_none() {
+            k += 1;
+            let blk = self.blocks.get(k)?;
+            if blk.closes < depth {
+                depth = depth + blk.opens - blk.closes;
+                continue;
+            }
+            found = closer(blk.open, blk.close, blk.closes, &mut depth);
+        }
+        found.map(|bit| k * 64 + bit + 1)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::simd::{self, Simd};
+    use super::*;
+
+    fn blocks(simd: Simd, b: &[u8]) -> Vec<Block> {
+        let mut out = Vec::new();
+        simd::build(simd, b, &mut out);
+        out
+    }
+
+    /// Every token position, by walking a cursor from the start.
+    fn tokens(ix: &Index) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut c = ix.seek(0);
+        while ix.pos(c) < ix.len {
+            out.push(ix.pos(c));
+            ix.advance(&mut c);
+        }
+        out
+    }
+
+    /// The masks by their definition, byte by byte, for text whose backslashes are all in strings.
+    fn bytewise(b: &[u8]) -> Vec<(bool, bool, bool)> {
+        let mut out = Vec::new();
+        let (mut in_string, mut escaped, mut in_scalar) = (false, false, false);
+        for &c in b {
+            let (mut quote, mut token, mut scalar) = (false, false, false);
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if c == b'\\' {
+                    escaped = true;
+                } else if c == b'"' {
+                    in_string = false;
+                    quote = true;
+                }
+                in_scalar = false;
+            } else if c == b'"' {
+                in_string = true;
+                quote = true;
+                token = true;
+                in_scalar = false;
+            } else if matches!(c, b'{' | b'}' | b'[' | b']' | b':' | b',') {
+                token = true;
+                in_scalar = false;
+            } else if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                in_scalar = false;
+            } else {
+                scalar = true;
+                token = !in_scalar;
+                in_scalar = true;
+            }
+            out.push((quote, token, scalar));
+        }
+        out
+    }
+
+    pub(crate) fn next(seed: &mut u64) -> usize {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*seed >> 33) as usize
+    }
+
+    /// Random text of JSON-ish pieces, strings always closed, crossing many block boundaries.
+    pub(crate) fn text(seed: &mut u64) -> Vec<u8> {
+        let pieces: &[&[u8]] = &[
+            b"\"a\"",
+            b"\"\\\\\"",
+            b"\"x\\\"y\"",
+            b"\"\\\\\\\"\"",
+            b"\"{[,:]}\"",
+            b"\"\"",
+            b"\"\\u00e9\"",
+            b"\"caf\xc3\xa9\"",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b":",
+            b",",
+            b" ",
+            b"\n",
+            b"-12.5e3",
+            b"true",
+            b"null",
+            b"0",
+            b"x",
+            b"\"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz0123456789\"",
+        ];
+        let n = next(seed) % 200;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.extend_from_slice(pieces[next(seed) % pieces.len()]);
+        }
+        out
+    }
+
+    #[test]
+    fn masks_match_their_bytewise_definition_under_every_implementation() {
+        let mut seed = 3;
+        for _ in 0..2000 {
+            let t = text(&mut seed);
+            let want = bytewise(&t);
+            let positions: Vec<usize> = (0..want.len()).filter(|&k| want[k].1).collect();
+            for simd in Simd::available() {
+                let bl = blocks(simd, &t);
+                let ix = Index::new(&bl, t.len());
+                let got = tokens(&ix);
+                assert_eq!(
+                    got,
+                    positions,
+                    "{simd:?} tokens of {:?}",
+                    String::from_utf8_lossy(&t)
+                );
+                for (k, &(quote, _, scalar)) in want.iter().enumerate() {
+                    let b = &ix.blocks[k / 64];
+                    let bit = |m: u64| m >> (k % 64) & 1 == 1;
+                    assert_eq!(
+                        (bit(b.quote), bit(b.scalar)),
+                        (quote, scalar),
+                        "{simd:?} byte {k}"
+                    );
+                }
+                for (n, &p) in positions.iter().enumerate() {
+                    let c = ix.seek(p + 1);
+                    let after = ix.pos(c);
+                    match positions.get(n + 1) {
+                        Some(&q) => assert_eq!(after, q),
+                        None => assert!(after >= t.len()),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn container_end_finds_the_matching_closer() {
+        let mut seed = 5;
+        let mut checked = 0;
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..4000 {
+            cases.push(text(&mut seed));
+        }
+        for depth in 1..150 {
+            cases.push(
+                format!(
+                    "{}\"]}}\\\"\"{}",
+                    "[{\"k\":".repeat(depth),
+                    "}]".repeat(depth)
+                )
+                .replace("\\\"\"}", "\"}")
+                .into_bytes(),
+            );
+        }
+        for t in cases {
+            let Ok(crate::json::Json::Array(_) | crate::json::Json::Object(_)) =
+                crate::json::parse(&t)
+            else {
+                continue;
+            };
+            let start = t.iter().position(|c| !c.is_ascii_whitespace()).unwrap();
+            let end = t.iter().rposition(|c| !c.is_ascii_whitespace()).unwrap() + 1;
+            for simd in Simd::available() {
+                let bl = blocks(simd, &t);
+                let ix = Index::new(&bl, t.len());
+                assert_eq!(
+                    ix.container_end(start),
+                    Some(end),
+                    "{simd:?}: {}",
+                    String::from_utf8_lossy(&t)
+                );
+                let short = blocks(simd, &t[..end - 1]);
+                assert_eq!(Index::new(&short, end - 1).container_end(start), None);
+            }
+            checked += 1;
+        }
+        assert!(checked > 140, "{checked}");
+    }
+
+    #[test]
+    fn long_backslash_runs_across_blocks() {
+        for run in 0..140 {
+            for offset in 0..3 {
+                let mut t = vec![b' '; offset];
+                t.push(b'"');
+                t.extend(std::iter::repeat_n(b'\\', run));
+                t.extend_from_slice(b"\"]");
+                if run % 2 == 1 {
+                    continue; // the last quote is escaped: not a string
+                }
+                for simd in Simd::available() {
+                    let bl = blocks(simd, &t);
+                    let ix = Index::new(&bl, t.len());
+                    assert_eq!(tokens(&ix), vec![offset, t.len() - 1]);
+                    assert_eq!(ix.closing_quote(offset), Some(offset + 1 + run));
+                    assert_eq!(ix.backslash(offset + 1, offset + 1 + run), run > 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn navigation_never_panics_on_arbitrary_bytes() {
+        let mut seed = 11;
+        let alphabet = b"{}[]\\\"\",:ax1 \xff";
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[next(&mut seed) % alphabet.len()])
+                .collect();
+            for simd in Simd::available() {
+                let bl = blocks(simd, &bytes);
+                let ix = Index::new(&bl, bytes.len());
+                let mut c = ix.seek(0);
+                while ix.pos(c) < bytes.len() {
+                    let p = ix.pos(c);
+                    let _ = ix.closing_quote(p);
+                    let _ = ix.scalar_end(p);
+                    let _ = ix.backslash(p, bytes.len());
+                    let _ = ix.container_end(p);
+                    ix.advance(&mut c);
+                }
+            }
+        }
+    }
+}
