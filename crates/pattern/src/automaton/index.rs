@@ -122,13 +122,20 @@ pub fn build(
     prefix_xor: impl Fn(u64) -> u64,
 ) {
     out.clear();
-    out.reserve(b.len().div_ceil(64));
+    out.resize(b.len().div_ceil(64), Block::default());
     let mut carry = Carry::default();
-    let mut at = 0;
-    while at < b.len() {
-        let m = classify(&chunk(b, at));
-        out.push(block(&m, &mut carry, &prefix_xor));
-        at += 64;
+    let mut chunks = b.chunks_exact(64);
+    let mut slots = out.iter_mut();
+    for (c, slot) in (&mut chunks).zip(&mut slots) {
+        let c: &[u8; 64] = c.try_into().expect("64 bytes");
+        *slot = block(&classify(c), &mut carry, &prefix_xor);
+    }
+    if let Some(slot) = slots.next() {
+        *slot = block(
+            &classify(&chunk(b, b.len() / 64 * 64)),
+            &mut carry,
+            &prefix_xor,
+        );
     }
 }
 
@@ -273,52 +280,77 @@ impl<'a> Index<'a> {
         (k..=last).any(|j| self.blocks.get(j).is_none_or(|b| b.backslash != 0))
     }
 
-    /// Calls `f` with the opening quote, in `from..to`, of every string exactly `len` bytes long
-    /// (judged by the quote `len + 1` bytes on, which is its closing quote when no quote comes
-    /// sooner: the caller compares the bytes), in order.
-    #[inline]
-    pub fn strings_of_len(&self, from: usize, to: usize, len: usize, mut f: impl FnMut(usize)) {
-        let d = len + 1;
-        for k in from / 64..to.div_ceil(64).min(self.blocks.len()) {
+    /// The members of an object's text `from..to` (between its braces, or from one of its keys to
+    /// its closing brace) whose key is one of `keys` written without escapes: strings that spell a
+    /// key, at the object's own level (as many brackets open as close before them, counted from
+    /// `from`), pushed to `out` as (position of the key's opening quote, its value) in order. The
+    /// caller checks that a `:` follows (a string value may spell a key too). In one sweep over
+    /// the blocks: a string of length n opens at a quote with another quote n + 1 bytes on.
+    pub fn find_keys<T: Copy>(
+        &self,
+        b: &[u8],
+        from: usize,
+        to: usize,
+        keys: &[(Box<[u8]>, T)],
+        out: &mut Vec<(usize, T)>,
+    ) {
+        let start = out.len();
+        let mut depth = 0i64; // opening minus closing brackets from `from` to the current block
+        let last = to.div_ceil(64).min(self.blocks.len());
+        for k in from / 64..last {
             let blk = &self.blocks[k];
-            let mut c = blk.quote & blk.token;
-            if d < 64 {
-                let next = self.blocks.get(k + 1).map_or(0, |b| b.quote);
-                c &= (blk.quote >> d) | (next << (64 - d));
-            }
+            let next = self.blocks.get(k + 1).map_or(0, |n| n.quote);
+            let mut keep = u64::MAX;
             if k == from / 64 {
-                c &= u64::MAX << (from % 64);
+                keep &= u64::MAX << (from % 64);
             }
-            while c != 0 {
-                let at = k * 64 + c.trailing_zeros() as usize;
-                c &= c - 1;
-                if at >= to {
-                    return;
+            if k == (to - 1) / 64 && to % 64 != 0 {
+                keep &= (1u64 << (to % 64)) - 1;
+            }
+            // A block where the brackets opened before it cannot all close holds nothing at the
+            // object's own level (the inside of a long value, say): count it and go on.
+            if keep == u64::MAX && depth > i64::from(blk.closes) {
+                depth += i64::from(blk.opens) - i64::from(blk.closes);
+                continue;
+            }
+            let opening = blk.quote & blk.token & keep;
+            if opening != 0 {
+                for (key, value) in keys {
+                    let n = key.len();
+                    let d = n + 1;
+                    let mut c = opening;
+                    if d < 64 {
+                        c &= (blk.quote >> d) | (next << (64 - d));
+                    }
+                    while c != 0 {
+                        let bit = c.trailing_zeros();
+                        c &= c - 1;
+                        let q = k * 64 + bit as usize;
+                        if b.get(q + 1) != key.first().or(Some(&b'"'))
+                            || b.get(q + 1..q + 1 + n) != Some(&key[..])
+                            || b.get(q + 1 + n) != Some(&b'"')
+                        {
+                            continue;
+                        }
+                        let below = keep & !(u64::MAX << bit);
+                        let here = i64::from((blk.open & below).count_ones())
+                            - i64::from((blk.close & below).count_ones());
+                        if depth + here == 0 {
+                            out.push((q, *value));
+                        }
+                    }
                 }
-                f(at);
             }
-        }
-    }
-
-    /// Opening minus closing brackets (outside strings) in `from..to`.
-    #[inline]
-    pub fn net_depth(&self, from: usize, to: usize) -> i64 {
-        let mut net = 0i64;
-        let mut at = from;
-        while at < to {
-            let Some(b) = self.blocks.get(at / 64) else {
-                break;
-            };
-            let width = (64 - at % 64).min(to - at);
-            let m = if width == 64 {
-                u64::MAX
+            depth += if keep == u64::MAX {
+                i64::from(blk.opens) - i64::from(blk.closes)
             } else {
-                ((1u64 << width) - 1) << (at % 64)
+                i64::from((blk.open & keep).count_ones())
+                    - i64::from((blk.close & keep).count_ones())
             };
-            net += i64::from((b.open & m).count_ones()) - i64::from((b.close & m).count_ones());
-            at += width;
         }
-        net
+        if keys.len() > 1 {
+            out[start..].sort_unstable_by_key(|x| x.0);
+        }
     }
 
     /// From the position of an opening `{` or `[`, the position after its closing bracket, counting

@@ -101,8 +101,10 @@ pub struct Rejected;
 
 type R<T> = Result<T, Rejected>;
 
-/// The rest of an object is searched for its keys (`Scanner::search_rest`) after this many members in
-/// a row that no rule names, when at least `SEARCH_BYTES` remain per key searched for.
+/// An object is searched for its keys (`Scanner::search_rest`) when it is at least `SEARCH_WHOLE`
+/// bytes long per key searched for; else its rest after `SEARCH_AFTER` members in a row that no rule
+/// names, when at least `SEARCH_BYTES` remain per key.
+const SEARCH_WHOLE: usize = 100000;
 const SEARCH_AFTER: usize = 3;
 const SEARCH_BYTES: usize = 64;
 
@@ -132,6 +134,7 @@ fn walk(m: &Machine, b: &[u8], ix: Index, s: &mut Scratch) -> R<bool> {
         ix,
         t: ix.seek(0),
         depth: 0,
+        escapes: ix.blocks.iter().any(|blk| blk.backslash != 0),
         s,
     };
     if sc.peek() != Some(b'{') {
@@ -151,6 +154,8 @@ struct Scanner<'a, 'm, 's> {
     /// The token being read.
     t: Cursor,
     depth: usize,
+    /// Whether the event holds a backslash anywhere (else no string has escapes).
+    escapes: bool,
     s: &'s mut Scratch,
 }
 
@@ -219,14 +224,10 @@ impl<'a> Scanner<'a, '_, '_> {
     }
 
     /// At the token of a value no rule names: skips it.
-    #[inline]
+    #[inline(always)]
     fn skip_value(&mut self) -> R<()> {
         match self.peek() {
-            Some(b'{' | b'[') => {
-                let end = self.ix.container_end(self.pos()).ok_or(Rejected)?;
-                self.t = self.ix.seek(end);
-                Ok(())
-            }
+            Some(b'{' | b'[') => self.skip_container(),
             Some(b':' | b',' | b'}' | b']') | None => Err(Rejected),
             // A string or a scalar: one token.
             Some(_) => {
@@ -236,33 +237,43 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
-    /// At the `{` of an object whose path is `node`'s. After a few members in a row that no rule
-    /// names, the rest of a long object with few relevant keys (and no escapes) is searched for them
-    /// rather than read member by member.
+    /// At the `{` or `[` of a value no rule names: skips it.
+    fn skip_container(&mut self) -> R<()> {
+        let end = self.ix.container_end(self.pos()).ok_or(Rejected)?;
+        self.t = self.ix.seek(end);
+        Ok(())
+    }
+
+    /// At the `{` of an object whose path is `node`'s. A long object with few relevant keys (and no
+    /// escapes) is searched for them rather than read member by member: from the start when it is
+    /// long enough, else after a few members in a row that no rule names.
     fn object(&mut self, node: NodeId) -> R<()> {
         let m = self.m;
         let open = self.pos();
-        let searched = m.paths.nodes[node as usize].children.searched().len();
-        let mut unnamed = 0;
+        let children = &m.paths.nodes[node as usize].children;
+        let searched = children.searched().len();
         self.enter()?;
+        if searched > 0
+            && let Some(end) = self.ix.container_end(open)
+            && end - open >= SEARCH_WHOLE * searched
+            && !self.backslash(open, end)
+        {
+            return self.search_rest(node, self.s.seen.len(), open + 1, end);
+        }
         self.bump();
         let base = self.s.seen.len();
         if self.eat(b'}') {
             self.depth -= 1;
             return Ok(());
         }
-        let children = &m.paths.nodes[node as usize].children;
+        let mut unnamed = 0;
         loop {
-            if self.peek() != Some(b'"') {
-                return Err(Rejected);
-            }
+            // The bytes are JSON (vouched for, or validated): at a key, then its `:`.
             let (ks, ke) = self.string_span()?;
-            if !self.eat(b':') {
-                return Err(Rejected);
-            }
+            self.bump();
             let child = if children.is_empty() {
                 None
-            } else if self.ix.backslash(ks, ke) {
+            } else if self.backslash(ks, ke) {
                 let k = self.decode(ks, ke)?;
                 children.get(k.as_bytes())
             } else {
@@ -284,7 +295,7 @@ impl<'a> Scanner<'a, '_, '_> {
                     && let at = self.pos()
                     && let Some(end) = self.ix.container_end(open)
                     && end - at >= SEARCH_BYTES * searched
-                    && !self.ix.backslash(at, end)
+                    && !self.backslash(at, end)
                 {
                     return self.search_rest(node, base, at, end);
                 }
@@ -299,6 +310,12 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
+    /// Whether `b[from..to]` holds a backslash (never, when the event has none).
+    #[inline(always)]
+    fn backslash(&self, from: usize, to: usize) -> bool {
+        self.escapes && self.ix.backslash(from, to)
+    }
+
     /// The rest of the object, `from..end` (`from` at a key, no backslash up to `end`, after its
     /// closing brace), by searching for the keys of `node`: a string that spells a key is a member
     /// when it is at the object's own level and a `:` follows it. Members are then read in document
@@ -307,21 +324,8 @@ impl<'a> Scanner<'a, '_, '_> {
         let m = self.m;
         let keys = m.paths.nodes[node as usize].children.searched();
         let found = self.s.found.len();
-        let (b, ix) = (self.b, self.ix);
-        for (key, child) in keys {
-            let n = key.len();
-            ix.strings_of_len(from, end - 1, n, |q| {
-                if b.get(q + 1..q + 1 + n) == Some(&key[..])
-                    && b.get(q + 1 + n) == Some(&b'"')
-                    && ix.net_depth(from, q) == 0
-                {
-                    self.s.found.push((q, *child));
-                }
-            });
-        }
-        if keys.len() > 1 {
-            self.s.found[found..].sort_unstable();
-        }
+        self.ix
+            .find_keys(self.b, from, end - 1, keys, &mut self.s.found);
         let mut i = found;
         while i < self.s.found.len() {
             let (q, c) = self.s.found[i];
@@ -400,7 +404,7 @@ impl<'a> Scanner<'a, '_, '_> {
             Some(b'"') if field.is_some() => {
                 let (a, z) = self.string_span()?;
                 let b: &'a [u8] = self.b;
-                if self.ix.backslash(a, z) {
+                if self.backslash(a, z) {
                     let s = self.decode(a, z)?;
                     self.leaf(field, Scalar::Str(&s));
                 } else {

@@ -75,7 +75,6 @@ pub fn run(
     prefix_xor: impl Fn(u64) -> u64,
 ) -> bool {
     out.clear();
-    out.reserve(b.len().div_ceil(64));
     // The root must be an object: only whitespace before its `{`.
     let Some(first) = b
         .iter()
@@ -88,15 +87,27 @@ pub fn run(
     }
     let mut st = State::default();
     let mut high = 0;
+    out.resize(b.len().div_ceil(64), Block::default());
+    let mut chunks = b.chunks_exact(64);
+    let mut slots = out.iter_mut();
     let mut at = 0;
-    while at < b.len() {
-        let m = classify(&index::chunk(b, at));
+    for (c, slot) in (&mut chunks).zip(&mut slots) {
+        let c: &[u8; 64] = c.try_into().expect("64 bytes");
+        let m = classify(c);
         high |= m.high;
         match block(b, at, &m, &mut st, &prefix_xor) {
-            Some(blk) => out.push(blk),
+            Some(blk) => *slot = blk,
             None => return false,
         }
         at += 64;
+    }
+    if let Some(slot) = slots.next() {
+        let m = classify(&index::chunk(b, at));
+        high |= m.high;
+        match block(b, at, &m, &mut st, &prefix_xor) {
+            Some(blk) => *slot = blk,
+            None => return false,
+        }
     }
     // Non-ASCII bytes: the whole text must be UTF-8 (for an acceptable text they are all in strings).
     (high == 0 || simdutf8::basic::from_utf8(b).is_ok())
