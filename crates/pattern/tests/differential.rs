@@ -434,6 +434,11 @@ fn long_objects_searched_for_their_keys_agree_with_the_reference() {
         format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"":"x","a":{{"b":"x"}}}}"#),
         format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler}, "a" : "x" , "b" :"y1"}}"#),
         format!(r#"{{"s":"\"a\":\"x\"","z":{filler}}}"#),
+        // Long containers no rule reads, skipped past the indexed blocks.
+        format!(
+            r#"{{"big":[{filler},{{"a":"y"}},[{filler},"\"]"]],"a":"x","deep":{{"k":[{filler}]}}}}"#
+        ),
+        format!(r#"{{"k":{{"big":{{"z":[{filler},{filler}]}},"a":"x","b":1}},"a":["x"]}}"#),
     ];
     for e in &events {
         assert_eq!(disagreement(&patterns, e.as_bytes()), None, "{e}");

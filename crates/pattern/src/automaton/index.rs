@@ -113,7 +113,9 @@ pub fn chunk(b: &[u8], at: usize) -> [u8; 64] {
     }
 }
 
-/// Builds the index of `b` (bytes known to be JSON) into `out`.
+/// Builds the complete index of `b` (bytes known to be JSON) into `out` (for tests: the scanner
+/// builds lazily, with `extend`).
+#[cfg(test)]
 #[inline(always)]
 pub fn build(
     b: &[u8],
@@ -137,6 +139,61 @@ pub fn build(
             &prefix_xor,
         );
     }
+}
+
+/// Builds up to `n` more blocks of a lazy index of `b`.
+#[inline(always)]
+pub fn extend(
+    b: &[u8],
+    ix: &mut Index,
+    n: usize,
+    classify: impl Fn(&[u8; 64]) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+) {
+    for _ in 0..n {
+        let at = ix.built_end();
+        if at >= b.len() {
+            break;
+        }
+        let m = match b.get(at..at + 64) {
+            Some(c) => classify(c.try_into().expect("64 bytes")),
+            None => classify(&chunk(b, at)),
+        };
+        let blk = block(&m, &mut ix.carry, &prefix_xor);
+        ix.escapes |= blk.backslash != 0;
+        ix.blocks.push(blk);
+    }
+    ix.complete = ix.built_end() >= b.len();
+}
+
+/// From `at`, inside `depth` open containers, in the string state `carry`: the position after the
+/// bracket that closes the outermost, found 64 bytes at a time without indexing (brackets outside
+/// strings are counted; only a chunk where the count may reach zero is followed bracket by bracket).
+/// `None` when the bytes end first. (It does not check that brackets pair up by kind.)
+#[inline(always)]
+pub fn skip(
+    b: &[u8],
+    mut at: usize,
+    mut depth: u32,
+    mut carry: Carry,
+    classify: impl Fn(&[u8; 64]) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+) -> Option<usize> {
+    while at < b.len() {
+        let m = match b.get(at..at + 64) {
+            Some(c) => classify(c.try_into().expect("64 bytes")),
+            None => classify(&chunk(b, at)),
+        };
+        let (quote, string, _) = strings(&m, &mut carry, &prefix_xor);
+        let outside = !(string | quote);
+        let opens = (m.lbrace | m.lbracket) & outside;
+        let closes = (m.rbrace | m.rbracket) & outside;
+        match closer(opens, closes, closes.count_ones(), &mut depth) {
+            Some(bit) => return Some(at + bit + 1),
+            None => at += 64,
+        }
+    }
+    None
 }
 
 /// In a block's brackets (`n` closers): the bit of the closer that brings `depth` to zero, or the
@@ -163,42 +220,72 @@ fn closer(opens: u64, closes: u64, n: u32, depth: &mut u32) -> Option<usize> {
     None
 }
 
-/// Navigation over the index of an event of `len` bytes.
-#[derive(Clone, Copy)]
-pub struct Index<'a> {
-    pub blocks: &'a [Block],
-    pub len: usize,
+/// The index of an event: blocks from `origin` on, as far as they are built (all of them when
+/// `complete`). The validator builds all of them; for bytes known to be JSON the scanner builds them
+/// a few at a time as it reads on, skips a container it does not read by counting brackets without
+/// indexing (`skip`), and restarts the index after it.
+#[derive(Debug, Default)]
+pub struct Index {
+    pub blocks: Vec<Block>,
+    /// The position of the first byte of `blocks[0]`.
+    pub origin: usize,
+    /// What the last block passes on (for building more).
+    pub carry: Carry,
+    /// Whether the blocks reach the end of the event.
+    pub complete: bool,
+    /// Whether any block built so far (since the event began) holds a backslash.
+    pub escapes: bool,
 }
 
-/// A place in the token sequence: the current token is the lowest set bit of `rest`, in block `k`
-/// (past the last token `rest` is 0, and the position past the end).
-#[derive(Debug, Clone, Copy)]
+/// A place in the token sequence: the current token is the lowest set bit of `rest`, in block `k`.
+/// `rest` is 0 past the last built token (whose position is then past the built blocks).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Cursor {
     k: usize,
     rest: u64,
 }
 
-impl<'a> Index<'a> {
-    pub fn new(blocks: &'a [Block], len: usize) -> Index<'a> {
-        Index { blocks, len }
+impl Cursor {
+    /// Whether the cursor has run past the built blocks.
+    #[inline(always)]
+    pub fn exhausted(&self) -> bool {
+        self.rest == 0
+    }
+}
+
+impl Index {
+    /// Empties the index, to build it afresh from `origin`, a position outside strings and scalars.
+    pub fn restart(&mut self, origin: usize) {
+        self.blocks.clear();
+        self.origin = origin;
+        self.carry = Carry::default();
+        self.complete = false;
     }
 
-    /// The position of the cursor's token (the end of the event or more, past the last token).
+    /// The position after the last built block.
+    #[inline(always)]
+    pub fn built_end(&self) -> usize {
+        self.origin + 64 * self.blocks.len()
+    }
+
+    /// The position of the cursor's token (past the built blocks when it is exhausted).
     #[inline(always)]
     pub fn pos(&self, c: Cursor) -> usize {
-        c.k * 64 + c.rest.trailing_zeros() as usize
+        self.origin + c.k * 64 + c.rest.trailing_zeros() as usize
     }
 
-    /// A cursor at the first token at or after `at`.
+    /// A cursor at the first built token at or after `at` (which is at or after `origin`).
     #[inline]
     pub fn seek(&self, at: usize) -> Cursor {
-        let k = at / 64;
+        let rel = at - self.origin;
+        let k = rel / 64;
         let rest = self
             .blocks
             .get(k)
-            .map_or(0, |b| b.token & (u64::MAX << (at % 64)));
+            .map_or(0, |b| b.token & (u64::MAX << (rel % 64)));
         let mut c = Cursor { k, rest };
         if rest == 0 {
+            c.k += 1;
             self.refill(&mut c);
         }
         c
@@ -209,63 +296,60 @@ impl<'a> Index<'a> {
     pub fn advance(&self, c: &mut Cursor) {
         c.rest &= c.rest.wrapping_sub(1);
         if c.rest == 0 {
+            c.k += 1;
             self.refill(c);
         }
     }
 
-    /// Past the tokens of block `c.k`: to the next block that has any.
+    /// From block `c.k` on, to the first built block that has tokens (or past the built blocks).
     #[inline]
-    fn refill(&self, c: &mut Cursor) {
-        loop {
-            c.k += 1;
-            match self.blocks.get(c.k) {
-                Some(b) if b.token != 0 => {
-                    c.rest = b.token;
-                    return;
-                }
-                Some(_) => {}
-                None => {
-                    c.k = self.blocks.len();
-                    c.rest = 0;
-                    return;
-                }
+    pub fn refill(&self, c: &mut Cursor) {
+        while let Some(b) = self.blocks.get(c.k) {
+            if b.token != 0 {
+                c.rest = b.token;
+                return;
             }
+            c.k += 1;
         }
+        c.k = c.k.min(self.blocks.len());
+        c.rest = 0;
     }
 
-    /// The first position at or after `from` whose bit is set in `mask(block)`.
+    /// The first position at or after `from` whose bit is set in `mask(block)`, among built blocks.
     #[inline(always)]
     fn find(&self, from: usize, mask: impl Fn(&Block) -> u64) -> Option<usize> {
-        let mut k = from / 64;
-        let mut m = mask(self.blocks.get(k)?) & (u64::MAX << (from % 64));
+        let rel = from.checked_sub(self.origin)?;
+        let mut k = rel / 64;
+        let mut m = mask(self.blocks.get(k)?) & (u64::MAX << (rel % 64));
         while m == 0 {
             k += 1;
             m = mask(self.blocks.get(k)?);
         }
-        Some(k * 64 + m.trailing_zeros() as usize)
+        Some(self.origin + k * 64 + m.trailing_zeros() as usize)
     }
 
-    /// The closing quote of the string whose opening quote is at `open`.
+    /// The first string-delimiting quote at or after `from` among built blocks.
     #[inline(always)]
-    pub fn closing_quote(&self, open: usize) -> Option<usize> {
-        self.find(open + 1, |b| b.quote).filter(|&q| q < self.len)
+    pub fn quote(&self, from: usize) -> Option<usize> {
+        self.find(from, |b| b.quote)
     }
 
-    /// The end of the scalar that starts at `start`: the first byte that is not part of it.
+    /// The first byte at or after `from` that is not part of a scalar, among built blocks.
     #[inline(always)]
-    pub fn scalar_end(&self, start: usize) -> usize {
-        self.find(start, |b| !b.scalar)
-            .unwrap_or(self.len)
-            .min(self.len)
+    pub fn scalar_end(&self, from: usize) -> Option<usize> {
+        self.find(from, |b| !b.scalar)
     }
 
-    /// Whether `b[from..to]` holds a backslash.
+    /// Whether `b[from..to]` holds a backslash (`true` when not all of it is built).
     #[inline(always)]
     pub fn backslash(&self, from: usize, to: usize) -> bool {
         if from >= to {
             return false;
         }
-        let (k, last) = (from / 64, (to - 1) / 64);
+        let Some(rel) = from.checked_sub(self.origin) else {
+            return true;
+        };
+        let (k, last) = (rel / 64, (to - 1 - self.origin) / 64);
         if k == last
             && let Some(blk) = self.blocks.get(k)
         {
@@ -275,17 +359,52 @@ impl<'a> Index<'a> {
             } else {
                 (1u64 << width) - 1
             };
-            return (blk.backslash >> (from % 64)) & m != 0;
+            return (blk.backslash >> (rel % 64)) & m != 0;
         }
         (k..=last).any(|j| self.blocks.get(j).is_none_or(|b| b.backslash != 0))
     }
 
+    /// From the position of an opening `{` or `[` (in a built block), the position after its closing
+    /// bracket when that is in a built block; else the depth reached at the end of the built blocks
+    /// (to go on from with `skip` and `carry`). Brackets are counted a block at a time. (It does not
+    /// check that brackets pair up by kind: the bytes are known to be JSON.)
+    #[inline]
+    pub fn container_end(&self, open: usize) -> Result<usize, u32> {
+        let from = open + 1;
+        let Some(rel) = from.checked_sub(self.origin) else {
+            return Err(0);
+        };
+        let mut k = rel / 64;
+        let keep = u64::MAX << (rel % 64);
+        let mut depth = 1u32;
+        let Some(blk) = self.blocks.get(k) else {
+            return Err(depth);
+        };
+        let (o, c) = (blk.open & keep, blk.close & keep);
+        let mut found = closer(o, c, c.count_ones(), &mut depth);
+        while found.is_none() {
+            k += 1;
+            let Some(blk) = self.blocks.get(k) else {
+                return Err(depth);
+            };
+            if blk.closes < depth {
+                depth = depth + blk.opens - blk.closes;
+                continue;
+            }
+            found = closer(blk.open, blk.close, blk.closes, &mut depth);
+        }
+        Ok(self.origin + k * 64 + found.unwrap_or(0) + 1)
+    }
+}
+
+impl Index {
     /// The members of an object's text `from..to` (between its braces, or from one of its keys to
-    /// its closing brace) whose key is one of `keys` written without escapes: strings that spell a
-    /// key, at the object's own level (as many brackets open as close before them, counted from
-    /// `from`), pushed to `out` as (position of the key's opening quote, its value) in order. The
-    /// caller checks that a `:` follows (a string value may spell a key too). In one sweep over
-    /// the blocks: a string of length n opens at a quote with another quote n + 1 bytes on.
+    /// its closing brace; all of it in built blocks) whose key is one of `keys` written without
+    /// escapes: strings that spell a key, at the object's own level (as many brackets open as close
+    /// before them, counted from `from`), pushed to `out` as (position of the key's opening quote,
+    /// its value) in order. The caller checks that a `:` follows (a string value may spell a key
+    /// too). In one sweep over the blocks: a string of length n opens at a quote with another quote
+    /// n + 1 bytes on; a block where the brackets opened before it cannot all close is skipped.
     pub fn find_keys<T: Copy>(
         &self,
         b: &[u8],
@@ -295,26 +414,28 @@ impl<'a> Index<'a> {
         out: &mut Vec<(usize, T)>,
     ) {
         let start = out.len();
+        let (Some(from), Some(to)) = (from.checked_sub(self.origin), to.checked_sub(self.origin))
+        else {
+            return;
+        };
         let mut depth = 0i64; // opening minus closing brackets from `from` to the current block
         let last = to.div_ceil(64).min(self.blocks.len());
         for k in from / 64..last {
             let blk = &self.blocks[k];
-            let next = self.blocks.get(k + 1).map_or(0, |n| n.quote);
             let mut keep = u64::MAX;
             if k == from / 64 {
                 keep &= u64::MAX << (from % 64);
             }
-            if k == (to - 1) / 64 && to % 64 != 0 {
+            if k == (to - 1) / 64 && !to.is_multiple_of(64) {
                 keep &= (1u64 << (to % 64)) - 1;
             }
-            // A block where the brackets opened before it cannot all close holds nothing at the
-            // object's own level (the inside of a long value, say): count it and go on.
             if keep == u64::MAX && depth > i64::from(blk.closes) {
                 depth += i64::from(blk.opens) - i64::from(blk.closes);
                 continue;
             }
             let opening = blk.quote & blk.token & keep;
             if opening != 0 {
+                let next = self.blocks.get(k + 1).map_or(0, |n| n.quote);
                 for (key, value) in keys {
                     let n = key.len();
                     let d = n + 1;
@@ -325,7 +446,7 @@ impl<'a> Index<'a> {
                     while c != 0 {
                         let bit = c.trailing_zeros();
                         c &= c - 1;
-                        let q = k * 64 + bit as usize;
+                        let q = self.origin + k * 64 + bit as usize;
                         if b.get(q + 1) != key.first().or(Some(&b'"'))
                             || b.get(q + 1..q + 1 + n) != Some(&key[..])
                             || b.get(q + 1 + n) != Some(&b'"')
@@ -352,30 +473,6 @@ impl<'a> Index<'a> {
             out[start..].sort_unstable_by_key(|x| x.0);
         }
     }
-
-    /// From the position of an opening `{` or `[`, the position after its closing bracket, counting
-    /// brackets a block at a time. (It does not check that brackets pair up by kind: the bytes are
-    /// known to be JSON.)
-    #[inline]
-    pub fn container_end(&self, open: usize) -> Option<usize> {
-        let from = open + 1;
-        let mut k = from / 64;
-        let keep = u64::MAX << (from % 64);
-        let blk = self.blocks.get(k)?;
-        let mut depth = 1u32;
-        let (o, c) = (blk.open & keep, blk.close & keep);
-        let mut found = closer(o, c, c.count_ones(), &mut depth);
-        while found.is_none() {
-            k += 1;
-            let blk = self.blocks.get(k)?;
-            if blk.closes < depth {
-                depth = depth + blk.opens - blk.closes;
-                continue;
-            }
-            found = closer(blk.open, blk.close, blk.closes, &mut depth);
-        }
-        found.map(|bit| k * 64 + bit + 1)
-    }
 }
 
 #[cfg(test)]
@@ -383,21 +480,33 @@ pub(crate) mod tests {
     use super::super::simd::{self, Simd};
     use super::*;
 
-    fn blocks(simd: Simd, b: &[u8]) -> Vec<Block> {
-        let mut out = Vec::new();
-        simd::build(simd, b, &mut out);
-        out
+    /// The index of `b` built lazily, `n` blocks at a time, until it is complete.
+    fn complete(simd: Simd, b: &[u8], n: usize) -> Index {
+        let mut ix = Index::default();
+        while !ix.complete {
+            simd::extend(simd, b, &mut ix, n);
+        }
+        ix
     }
 
-    /// Every token position, by walking a cursor from the start.
-    fn tokens(ix: &Index) -> Vec<usize> {
+    /// Every token position, walking a cursor from the start while the index is built a block at
+    /// a time, as the scanner builds it.
+    fn tokens(simd: Simd, b: &[u8]) -> Vec<usize> {
+        let mut ix = Index::default();
+        simd::extend(simd, b, &mut ix, 1);
         let mut out = Vec::new();
         let mut c = ix.seek(0);
-        while ix.pos(c) < ix.len {
+        loop {
+            while c.exhausted() && !ix.complete {
+                simd::extend(simd, b, &mut ix, 1);
+                ix.refill(&mut c);
+            }
+            if ix.pos(c) >= b.len() {
+                return out;
+            }
             out.push(ix.pos(c));
             ix.advance(&mut c);
         }
-        out
     }
 
     /// The masks by their definition, byte by byte, for text whose backslashes are all in strings.
@@ -485,27 +594,29 @@ pub(crate) mod tests {
             let want = bytewise(&t);
             let positions: Vec<usize> = (0..want.len()).filter(|&k| want[k].1).collect();
             for simd in Simd::available() {
-                let bl = blocks(simd, &t);
-                let ix = Index::new(&bl, t.len());
-                let got = tokens(&ix);
+                let shown = || String::from_utf8_lossy(&t).into_owned();
                 assert_eq!(
-                    got,
+                    tokens(simd, &t),
                     positions,
-                    "{simd:?} tokens of {:?}",
-                    String::from_utf8_lossy(&t)
+                    "{simd:?} tokens of {}",
+                    shown()
                 );
+                let ix = complete(simd, &t, 3);
+                let mut full = Vec::new();
+                simd::build(simd, &t, &mut full);
+                assert_eq!(ix.blocks, full, "{simd:?}");
                 for (k, &(quote, _, scalar)) in want.iter().enumerate() {
                     let b = &ix.blocks[k / 64];
                     let bit = |m: u64| m >> (k % 64) & 1 == 1;
                     assert_eq!(
                         (bit(b.quote), bit(b.scalar)),
                         (quote, scalar),
-                        "{simd:?} byte {k}"
+                        "{simd:?} byte {k} of {}",
+                        shown()
                     );
                 }
                 for (n, &p) in positions.iter().enumerate() {
-                    let c = ix.seek(p + 1);
-                    let after = ix.pos(c);
+                    let after = ix.pos(ix.seek(p + 1));
                     match positions.get(n + 1) {
                         Some(&q) => assert_eq!(after, q),
                         None => assert!(after >= t.len()),
@@ -516,7 +627,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn container_end_finds_the_matching_closer() {
+    fn container_end_finds_the_matching_closer_by_index_and_by_skipping() {
         let mut seed = 5;
         let mut checked = 0;
         let mut cases: Vec<Vec<u8>> = Vec::new();
@@ -524,15 +635,12 @@ pub(crate) mod tests {
             cases.push(text(&mut seed));
         }
         for depth in 1..150 {
-            cases.push(
-                format!(
-                    "{}\"]}}\\\"\"{}",
-                    "[{\"k\":".repeat(depth),
-                    "}]".repeat(depth)
-                )
-                .replace("\\\"\"}", "\"}")
-                .into_bytes(),
+            let t = format!(
+                "{}\"]}}\\\"\"{}",
+                "[{\"k\":".repeat(depth),
+                "}]".repeat(depth)
             );
+            cases.push(t.replace("\\\"\"}", "\"}").into_bytes());
         }
         for t in cases {
             let Ok(crate::json::Json::Array(_) | crate::json::Json::Object(_)) =
@@ -543,16 +651,25 @@ pub(crate) mod tests {
             let start = t.iter().position(|c| !c.is_ascii_whitespace()).unwrap();
             let end = t.iter().rposition(|c| !c.is_ascii_whitespace()).unwrap() + 1;
             for simd in Simd::available() {
-                let bl = blocks(simd, &t);
-                let ix = Index::new(&bl, t.len());
-                assert_eq!(
-                    ix.container_end(start),
-                    Some(end),
-                    "{simd:?}: {}",
-                    String::from_utf8_lossy(&t)
-                );
-                let short = blocks(simd, &t[..end - 1]);
-                assert_eq!(Index::new(&short, end - 1).container_end(start), None);
+                let shown = || String::from_utf8_lossy(&t).into_owned();
+                let ix = complete(simd, &t, 4);
+                assert_eq!(ix.container_end(start), Ok(end), "{simd:?}: {}", shown());
+                // Partly built: counting goes on without indexing from the last block's carry.
+                let mut part = Index::default();
+                simd::extend(simd, &t, &mut part, 1);
+                if start < part.built_end() {
+                    let got = match part.container_end(start) {
+                        Ok(e) => e,
+                        Err(depth) => {
+                            simd::skip(simd, &t, part.built_end(), depth, part.carry).unwrap()
+                        }
+                    };
+                    assert_eq!(got, end, "{simd:?} partly built: {}", shown());
+                }
+                let skipped = simd::skip(simd, &t, start + 1, 1, Carry::default());
+                assert_eq!(skipped, Some(end), "{simd:?}");
+                let cut = simd::skip(simd, &t[..end - 1], start + 1, 1, Carry::default());
+                assert_eq!(cut, None);
             }
             checked += 1;
         }
@@ -571,10 +688,9 @@ pub(crate) mod tests {
                     continue; // the last quote is escaped: not a string
                 }
                 for simd in Simd::available() {
-                    let bl = blocks(simd, &t);
-                    let ix = Index::new(&bl, t.len());
-                    assert_eq!(tokens(&ix), vec![offset, t.len() - 1]);
-                    assert_eq!(ix.closing_quote(offset), Some(offset + 1 + run));
+                    let ix = complete(simd, &t, 2);
+                    assert_eq!(tokens(simd, &t), vec![offset, t.len() - 1]);
+                    assert_eq!(ix.quote(offset + 1), Some(offset + 1 + run));
                     assert_eq!(ix.backslash(offset + 1, offset + 1 + run), run > 0);
                 }
             }
@@ -590,17 +706,21 @@ pub(crate) mod tests {
                 .map(|_| alphabet[next(&mut seed) % alphabet.len()])
                 .collect();
             for simd in Simd::available() {
-                let bl = blocks(simd, &bytes);
-                let ix = Index::new(&bl, bytes.len());
+                let ix = complete(simd, &bytes, 2);
                 let mut c = ix.seek(0);
                 while ix.pos(c) < bytes.len() {
                     let p = ix.pos(c);
-                    let _ = ix.closing_quote(p);
+                    let _ = ix.quote(p + 1);
                     let _ = ix.scalar_end(p);
                     let _ = ix.backslash(p, bytes.len());
-                    let _ = ix.container_end(p);
+                    if let Err(d) = ix.container_end(p) {
+                        let _ = simd::skip(simd, &bytes, ix.built_end(), d, ix.carry);
+                    }
+                    let _ = simd::skip(simd, &bytes, p + 1, 1, Carry::default());
                     ix.advance(&mut c);
                 }
+                let mut out = Vec::new();
+                ix.find_keys(&bytes, 0, bytes.len(), &[(b"a"[..].into(), 0u32)], &mut out);
             }
         }
     }

@@ -18,7 +18,7 @@
 
 use super::Machine;
 use super::bytes::valid_number;
-use super::index::{Block, Cursor, Index};
+use super::index::{Cursor, Index};
 use super::paths::{NodeId, ROOT};
 use super::simd::{self, Simd};
 use super::values::{Scalar, ValueScratch};
@@ -63,7 +63,7 @@ pub struct Scratch {
     /// One bit per rule, all zero between calls.
     pub(crate) rule_bits: Vec<u64>,
     /// The event's index (see `index`).
-    blocks: Vec<Block>,
+    index: Index,
     /// The classifier to use instead of the detected one (for testing them against each other).
     simd: Option<Simd>,
 }
@@ -108,58 +108,71 @@ const SEARCH_WHOLE: usize = 100000;
 const SEARCH_AFTER: usize = 3;
 const SEARCH_BYTES: usize = 64;
 
+/// How many blocks the lazy index builds at a time.
+const AHEAD: usize = 4;
+
 /// Scans one event. `Ok(true)` when it is an object (the scratch then holds its leaves and hits),
 /// `Ok(false)` when it is valid JSON but not an object (trusted only: validating, a non-object is
 /// rejected, and the caller's error says why).
 pub fn scan(m: &Machine, b: &[u8], trusted: bool, s: &mut Scratch) -> R<bool> {
     s.reset();
     let simd = s.simd.unwrap_or_else(Simd::detected);
-    let mut blocks = std::mem::take(&mut s.blocks);
-    let r = if trusted {
-        simd::build(simd, b, &mut blocks);
-        walk(m, b, Index::new(&blocks, b.len()), s)
-    } else if simd::validate(simd, b, &mut blocks) {
-        walk(m, b, Index::new(&blocks, b.len()), s)
-    } else {
-        Err(Rejected)
-    };
-    s.blocks = blocks;
-    r
-}
-
-fn walk(m: &Machine, b: &[u8], ix: Index, s: &mut Scratch) -> R<bool> {
+    let mut ix = std::mem::take(&mut s.index);
+    if trusted {
+        ix.restart(0);
+        ix.escapes = false;
+    } else if !simd::validate(simd, b, &mut ix) {
+        s.index = ix;
+        return Err(Rejected);
+    }
     let mut sc = Scanner {
         m,
         b,
         ix,
-        t: ix.seek(0),
+        simd,
+        t: Cursor::default(),
         depth: 0,
-        escapes: ix.blocks.iter().any(|blk| blk.backslash != 0),
         s,
     };
-    if sc.peek() != Some(b'{') {
-        return Ok(false);
-    }
-    sc.object(ROOT)?;
-    if sc.pos() < b.len() {
-        return Err(Rejected); // more than one value
-    }
-    Ok(true)
+    let r = sc.walk();
+    sc.s.index = sc.ix;
+    r
 }
 
 struct Scanner<'a, 'm, 's> {
     m: &'m Machine,
     b: &'a [u8],
-    ix: Index<'a>,
+    ix: Index,
+    simd: Simd,
     /// The token being read.
     t: Cursor,
     depth: usize,
-    /// Whether the event holds a backslash anywhere (else no string has escapes).
-    escapes: bool,
     s: &'s mut Scratch,
 }
 
 impl<'a> Scanner<'a, '_, '_> {
+    fn walk(&mut self) -> R<bool> {
+        self.seek(0);
+        if self.peek() != Some(b'{') {
+            return Ok(false);
+        }
+        self.object(ROOT)?;
+        if self.pos() < self.b.len() {
+            return Err(Rejected); // more than one value
+        }
+        Ok(true)
+    }
+
+    /// Builds more of the index; `false` when it is complete.
+    #[inline]
+    fn grow(&mut self) -> bool {
+        if self.ix.complete {
+            return false;
+        }
+        simd::extend(self.simd, self.b, &mut self.ix, AHEAD);
+        true
+    }
+
     /// The position of the token being read (the end of the event or more, past the last token).
     #[inline(always)]
     fn pos(&self) -> usize {
@@ -176,6 +189,26 @@ impl<'a> Scanner<'a, '_, '_> {
     #[inline(always)]
     fn bump(&mut self) {
         self.ix.advance(&mut self.t);
+        if self.t.exhausted() {
+            self.more();
+        }
+    }
+
+    /// Past the built blocks: builds on until a token is found or the event ends.
+    #[cold]
+    fn more(&mut self) {
+        while self.t.exhausted() && self.grow() {
+            self.ix.refill(&mut self.t);
+        }
+    }
+
+    /// Moves to the first token at or after `at`.
+    fn seek(&mut self, at: usize) {
+        while at >= self.ix.built_end() && self.grow() {}
+        self.t = self.ix.seek(at);
+        if self.t.exhausted() {
+            self.more();
+        }
     }
 
     /// Consumes the token being read if it is `c`.
@@ -201,7 +234,17 @@ impl<'a> Scanner<'a, '_, '_> {
     #[inline(always)]
     fn string_span(&mut self) -> R<(usize, usize)> {
         let open = self.pos();
-        let end = self.ix.closing_quote(open).ok_or(Rejected)?;
+        let end = loop {
+            if let Some(q) = self.ix.quote(open + 1) {
+                break q;
+            }
+            if !self.grow() {
+                return Err(Rejected);
+            }
+        };
+        if end >= self.b.len() {
+            return Err(Rejected);
+        }
         self.bump();
         Ok((open + 1, end))
     }
@@ -218,7 +261,14 @@ impl<'a> Scanner<'a, '_, '_> {
     #[inline(always)]
     fn scalar(&mut self) -> (usize, usize) {
         let start = self.pos();
-        let end = self.ix.scalar_end(start);
+        let end = loop {
+            if let Some(e) = self.ix.scalar_end(start) {
+                break e.min(self.b.len());
+            }
+            if !self.grow() {
+                break self.b.len();
+            }
+        };
         self.bump();
         (start, end)
     }
@@ -237,10 +287,21 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
-    /// At the `{` or `[` of a value no rule names: skips it.
+    /// At the `{` or `[` of a value no rule names: skips it, by the built index as far as it goes,
+    /// then (without indexing) by counting brackets, restarting the index after it.
     fn skip_container(&mut self) -> R<()> {
-        let end = self.ix.container_end(self.pos()).ok_or(Rejected)?;
-        self.t = self.ix.seek(end);
+        let end = match self.ix.container_end(self.pos()) {
+            Ok(end) => end,
+            Err(_) if self.ix.complete => return Err(Rejected),
+            Err(depth) => {
+                let at = self.ix.built_end();
+                let end =
+                    simd::skip(self.simd, self.b, at, depth, self.ix.carry).ok_or(Rejected)?;
+                self.ix.restart(end);
+                end
+            }
+        };
+        self.seek(end);
         Ok(())
     }
 
@@ -254,7 +315,7 @@ impl<'a> Scanner<'a, '_, '_> {
         let searched = children.searched().len();
         self.enter()?;
         if searched > 0
-            && let Some(end) = self.ix.container_end(open)
+            && let Ok(end) = self.ix.container_end(open)
             && end - open >= SEARCH_WHOLE * searched
             && !self.backslash(open, end)
         {
@@ -293,7 +354,7 @@ impl<'a> Scanner<'a, '_, '_> {
                 if unnamed >= SEARCH_AFTER
                     && searched > 0
                     && let at = self.pos()
-                    && let Some(end) = self.ix.container_end(open)
+                    && let Ok(end) = self.ix.container_end(open)
                     && end - at >= SEARCH_BYTES * searched
                     && !self.backslash(at, end)
                 {
@@ -310,10 +371,10 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
-    /// Whether `b[from..to]` holds a backslash (never, when the event has none).
+    /// Whether `b[from..to]` holds a backslash (never, when no block built so far has one).
     #[inline(always)]
     fn backslash(&self, from: usize, to: usize) -> bool {
-        self.escapes && self.ix.backslash(from, to)
+        self.ix.escapes && self.ix.backslash(from, to)
     }
 
     /// The rest of the object, `from..end` (`from` at a key, no backslash up to `end`, after its
@@ -330,7 +391,7 @@ impl<'a> Scanner<'a, '_, '_> {
         while i < self.s.found.len() {
             let (q, c) = self.s.found[i];
             i += 1;
-            self.t = self.ix.seek(q);
+            self.seek(q);
             self.bump(); // the key
             if !self.eat(b':') {
                 continue; // a string value that reads like the key
@@ -340,7 +401,7 @@ impl<'a> Scanner<'a, '_, '_> {
         self.s.found.truncate(found);
         self.s.seen.truncate(base);
         self.depth -= 1;
-        self.t = self.ix.seek(end);
+        self.seek(end);
         Ok(())
     }
 

@@ -21,7 +21,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::index::{self, Block};
+use super::index::{self, Carry, Index};
 use super::validate;
 
 /// Which implementation classifies the event's bytes.
@@ -207,49 +207,61 @@ pub fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-/// Whether `b` is one JSON object as `json::parse` reads it (see `validate`), building the complete
-/// index of it into `out` as it goes.
-pub fn validate(simd: Simd, b: &[u8], out: &mut Vec<Block>) -> bool {
-    match simd {
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 if Simd::Avx512.is_available() => {
-            // SAFETY: the CPU has every feature the function enables (run-time detection).
-            unsafe { x86::avx512::validate(b, out) }
+/// Runs `$call` on the wrapper module of the chosen implementation (portable: `$portable`).
+macro_rules! dispatch {
+    ($simd:expr, $m:ident => $call:expr, $portable:expr) => {
+        match $simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 if Simd::Avx512.is_available() => {
+                use x86::avx512 as $m;
+                // SAFETY: the CPU has every feature the function enables (run-time detection).
+                unsafe { $call }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
+                use x86::avx2 as $m;
+                // SAFETY: the CPU has every feature the function enables (run-time detection).
+                unsafe { $call }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 | Simd::Avx2 | Simd::Sse2 => {
+                use x86::sse2 as $m;
+                // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 CPU has it.
+                unsafe { $call }
+            }
+            _ => $portable,
         }
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
-            // SAFETY: the CPU has every feature the function enables (run-time detection).
-            unsafe { x86::avx2::validate(b, out) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 | Simd::Avx2 | Simd::Sse2 => {
-            // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 CPU has it.
-            unsafe { x86::sse2::validate(b, out) }
-        }
-        _ => validate::run(b, out, classify_portable, prefix_xor),
-    }
+    };
 }
 
-/// Builds the index of `b` (bytes known to be JSON) into `out`.
-pub fn build(simd: Simd, b: &[u8], out: &mut Vec<Block>) {
-    match simd {
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 if Simd::Avx512.is_available() => {
-            // SAFETY: the CPU has every feature the function enables (run-time detection).
-            unsafe { x86::avx512::build(b, out) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
-            // SAFETY: the CPU has every feature the function enables (run-time detection).
-            unsafe { x86::avx2::build(b, out) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 | Simd::Avx2 | Simd::Sse2 => {
-            // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 CPU has it.
-            unsafe { x86::sse2::build(b, out) }
-        }
-        _ => index::build(b, out, classify_portable, prefix_xor),
-    }
+/// Whether `b` is one JSON object as `json::parse` reads it (see `validate`), building the complete
+/// index of it into `ix` as it goes.
+pub fn validate(simd: Simd, b: &[u8], ix: &mut Index) -> bool {
+    ix.restart(0);
+    let ok = dispatch!(simd, m => m::validate(b, &mut ix.blocks),
+        validate::run(b, &mut ix.blocks, classify_portable, prefix_xor));
+    ix.complete = true;
+    ix.escapes = ix.blocks.iter().any(|blk| blk.backslash != 0);
+    ok
+}
+
+/// Builds up to `n` more blocks of the lazy index `ix` of `b` (bytes known to be JSON).
+pub fn extend(simd: Simd, b: &[u8], ix: &mut Index, n: usize) {
+    dispatch!(simd, m => m::extend(b, ix, n),
+        index::extend(b, ix, n, classify_portable, prefix_xor))
+}
+
+/// From `at`, inside `depth` open containers in the string state `carry`: the position after the
+/// bracket that closes the outermost (see `index::skip`).
+pub fn skip(simd: Simd, b: &[u8], at: usize, depth: u32, carry: Carry) -> Option<usize> {
+    dispatch!(simd, m => m::skip(b, at, depth, carry),
+        index::skip(b, at, depth, carry, classify_portable, prefix_xor))
+}
+
+/// Builds the complete index of `b` (bytes known to be JSON) into `out`.
+#[cfg(test)]
+pub fn build(simd: Simd, b: &[u8], out: &mut Vec<index::Block>) {
+    dispatch!(simd, m => m::build(b, out), index::build(b, out, classify_portable, prefix_xor))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -263,7 +275,7 @@ mod x86 {
     macro_rules! wrappers {
         ($name:ident, $features:literal, $classify:ident, $prefix_xor:path) => {
             pub mod $name {
-                use super::super::super::index::{self, Block};
+                use super::super::super::index::{self, Block, Carry, Index};
                 use super::super::super::validate;
 
                 #[target_feature(enable = $features)]
@@ -273,8 +285,28 @@ mod x86 {
                 }
 
                 #[target_feature(enable = $features)]
+                pub unsafe fn extend(b: &[u8], ix: &mut Index, n: usize) {
+                    if ix.blocks.is_empty() {
+                        super::prefetch(&b[ix.origin.min(b.len())..]);
+                    }
+                    index::extend(b, ix, n, |c| super::$classify(c), |x| $prefix_xor(x))
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn skip(b: &[u8], at: usize, depth: u32, carry: Carry) -> Option<usize> {
+                    index::skip(
+                        b,
+                        at,
+                        depth,
+                        carry,
+                        |c| super::$classify(c),
+                        |x| $prefix_xor(x),
+                    )
+                }
+
+                #[cfg(test)]
+                #[target_feature(enable = $features)]
                 pub unsafe fn build(b: &[u8], out: &mut Vec<Block>) {
-                    super::prefetch(b);
                     index::build(b, out, |c| super::$classify(c), |x| $prefix_xor(x))
                 }
             }
