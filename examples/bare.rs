@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use scanbridge::ingest::server::{ConnLimits, serve};
+use scanbridge::{ConnLimits, serve_http as serve};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]

@@ -1,49 +1,60 @@
 //! scanbridge: EventBridge + SNS for container-image vulnerability scans, on one machine.
 //!
-//! The binary is a thin shell over these modules:
-//! - [`cli`]: one file per subcommand; each returns an [`cli::Outcome`] that `main` maps to an exit code.
-//! - [`config`]: layered, typed settings (defaults, file, environment); secrets redacted.
-//! - [`rules`]: rule files to validated rules, every error with file and JSON pointer.
-//! - [`event`]: the EventBridge envelope: validation and normalisation; [`strict_json`] parses it,
-//!   refusing duplicate keys.
-//! - [`router`]: event to deliveries (rule × target, deterministic ids); atomic rule-set swap.
-//! - [`reload`]: hot reload of the rules on file change and SIGHUP.
-//! - [`ingest`]: the doors (HTTP `/events`, AWS PutEvents/TestEventPattern, stdin) into the store.
-//! - [`store`]: the durable store (events, outbox, dead letters) behind a small trait; SQLite.
-//! - [`worker`] and [`retry`]: lease, send, ack, retry with backoff, dead-letter.
-//! - [`target`]: delivery targets (console, webhook, email, Slack, topic) and their contract with the
-//!   worker.
-//! - [`render`]: what a target receives: input transformation, scan facts, message templates.
-//! - [`alerting`]: the notification pipeline between the outbox and a target (issue 7): silences
-//!   ([`silence`]), new-findings-only ([`history`]), deduplication ([`dedup`]), digests ([`digest`]) and
-//!   rate limits ([`ratelimit`]), all reading time from a [`clock`].
-//! - [`metrics`], [`logging`], [`shutdown`]: observability and lifecycle.
+//! The binary is a thin shell over [`run`]; the library exports only what the binary, the
+//! integration tests, the fuzz targets and the examples use. Inside, one room per module (the map,
+//! with what each room owns and must not touch, is `ARCHITECTURE.md` at the project root):
+//! - `cli`: one file per subcommand; each returns an [`Outcome`] that `main` maps to an exit code.
+//! - `settings` (the whole configuration, layered: defaults, file, environment) over `config` (the
+//!   typed sections, secrets redacted, the error every room reports).
+//! - `rules`: rule files to validated rules, every error with file and JSON pointer; `reload`: hot
+//!   reload on file change and SIGHUP.
+//! - `event`: the EventBridge envelope: validation and normalisation; `strict_json` parses it,
+//!   refusing duplicate keys. `scan`: the scan facts every room reads (kinds, severities, digests,
+//!   repository from ARN).
+//! - `router`: event bytes to deliveries (rule × target, deterministic ids); atomic rule-set swap.
+//! - `ingest`: the doors (`http`: `POST /events`, health, metrics; `aws`: PutEvents and
+//!   TestEventPattern over AWS JSON 1.1; `reports`: scanner reports (Trivy, Grype, trivy-operator) to
+//!   Image Scan events, pure, with `POST /reports` in `reports/door.rs`; `sns`: SNS subscriptions,
+//!   signature verification, `POST /sns`; `stdin`) into the store.
+//! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
+//!   SQLite.
+//! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
+//! - `alerting`: the stages between the outbox and a receiver: silences, new-findings-only (scan
+//!   history), deduplication, digests and rate limits, all reading time from one clock.
+//! - `notify`: one module per receiver (console, webhook, email, Slack, topic) and their contract with
+//!   the worker; `render`: what a receiver sends (input transformation, message templates).
+//! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
-pub mod alerting;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod dedup;
-pub mod digest;
-pub mod event;
-pub mod history;
-pub mod ingest;
-pub mod logging;
-pub mod metrics;
-pub mod ratelimit;
-pub mod reload;
-pub mod render;
-pub mod retry;
-pub mod router;
-pub mod rules;
-pub mod shutdown;
-pub mod silence;
-pub mod store;
-pub mod strict_json;
-pub mod target;
-pub mod worker;
+#![forbid(unsafe_code)]
+
+mod alerting;
+mod cli;
+mod config;
+mod event;
+mod ingest;
+mod logging;
+mod metrics;
+mod notify;
+mod reload;
+mod render;
+mod retry;
+mod router;
+mod rules;
+mod scan;
+mod settings;
+mod shutdown;
+mod store;
+mod strict_json;
+mod worker;
+
+pub use cli::{Cli, Command, Outcome, run};
+pub use event::{EnvelopeRules, Event, Rejection, validate};
+pub use ingest::server::{ConnLimits, serve as serve_http};
+pub use ingest::{BodyError, Shape, split_body};
+pub use store::delivery_id;
+pub use strict_json::from_str as parse_json_strict;
 
 /// Helpers shared by the unit tests.
 #[cfg(test)]
@@ -57,5 +68,22 @@ pub(crate) mod testing {
             .join(name);
         let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         serde_json::from_str(&text).unwrap()
+    }
+
+    /// The event a scanner report of `tests/fixtures/reports/NAME` becomes.
+    pub fn report_event(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/reports")
+            .join(name);
+        let body = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let rules = crate::event::EnvelopeRules {
+            max_event_bytes: 262_144,
+            account: "111122223333".into(),
+            region: "eu-west-1".into(),
+        };
+        match crate::ingest::reports::convert(&body, None, &rules).unwrap() {
+            crate::ingest::reports::Converted::Event { event, .. } => event,
+            other => panic!("{name}: {other:?}"),
+        }
     }
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = scanbridge::cli::Cli::parse();
-    match scanbridge::cli::run(cli) {
+    let cli = scanbridge::Cli::parse();
+    match scanbridge::run(cli) {
         Ok(code) => code.into(),
         // A closed pipe (`scanbridge test-pattern ... | head`) is the reader's choice, not an error.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

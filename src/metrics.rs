@@ -225,6 +225,11 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
+            "# HELP scanbridge_event_parses_total Events parsed into a tree: once at ingest, again only by a delivery attempt that was not handed the parsed event (after a restart).\n# TYPE scanbridge_event_parses_total counter\nscanbridge_event_parses_total {}",
+            crate::event::parses()
+        );
+        let _ = writeln!(
+            o,
             "# HELP scanbridge_rules_loaded Enabled rules in the live rule set.\n# TYPE scanbridge_rules_loaded gauge\nscanbridge_rules_loaded {}",
             get(&self.rules_loaded)
         );

@@ -25,7 +25,7 @@ pub struct Reloader {
     pub router: Arc<RouterHandle>,
     pub metrics: Arc<Metrics>,
     /// Topics come from the configuration, which a reload does not re-read.
-    pub topics: Arc<crate::target::topic::Topics>,
+    pub topics: Arc<crate::notify::topic::Topics>,
 }
 
 impl Reloader {

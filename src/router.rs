@@ -14,12 +14,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use scanbridge_pattern::RuleSet;
 
+use crate::alerting::{AlertOptions, RuleOptions};
+use crate::event::Event;
+use crate::notify::topic::Topics;
 use crate::rules::Rule;
-use crate::target::topic::Topics;
+use crate::store::delivery_id;
 
 /// One delivery to make: the rule that matched, the target, and what to send (None = the event).
 #[derive(Debug, Clone, PartialEq)]
@@ -31,19 +33,6 @@ pub struct Delivery {
     /// The topic it came through, if any.
     pub topic: Option<String>,
     pub input: Option<Value>,
-}
-
-/// The deterministic delivery id: SHA-256 of event id, rule and target (NUL-separated), 32 hex digits.
-pub fn delivery_id(event_id: &str, rule: &str, target: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [event_id, rule, target] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// An immutable set of enabled rules, with the topics they may target.
@@ -75,20 +64,18 @@ impl Router {
     }
 
     /// The enabled rules matching `event`, in rule-file order (the order they were added).
-    fn matching(&self, event: &Value) -> impl Iterator<Item = &Rule> {
-        // The event is a serde_json value, so its serialisation is valid JSON: the compiled set may
-        // skip the bytes no rule names without re-validating them.
-        let bytes = serde_json::to_vec(event).unwrap_or_default();
-        let ids = self.set.matches_prevalidated(&bytes).unwrap_or_default();
+    fn matching(&self, event: &Event) -> impl Iterator<Item = &Rule> {
+        // The canonical bytes are serde_json's own output, valid JSON by construction: the compiled
+        // set reads them as given and may skip the values no rule names without validating them.
+        let ids = self
+            .set
+            .matches_prevalidated(event.body.as_bytes())
+            .unwrap_or_default();
         ids.into_iter().map(|i| &self.rules[i])
     }
 
     pub fn len(&self) -> usize {
         self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
     }
 
     /// The enabled rule named `name`.
@@ -97,18 +84,20 @@ impl Router {
     }
 
     /// The names of the enabled rules that match `event`, in order.
-    pub fn matching_rules(&self, event: &Value) -> Vec<&str> {
+    pub fn matching_rules(&self, event: &Event) -> Vec<&str> {
         self.matching(event).map(|r| r.name.as_str()).collect()
     }
 
     /// Whether a matching rule targets `target` directly (for a topic: before filter policies).
-    pub fn routes_to(&self, event: &Value, target: &str) -> bool {
+    pub fn routes_to(&self, event: &Event, target: &str) -> bool {
         self.matching(event)
             .any(|r| r.targets.iter().any(|t| t.target == target))
     }
 
-    /// The deliveries `event` (with its `id`) causes, in rule-file order.
-    pub fn route(&self, event_id: &str, event: &Value) -> Vec<Delivery> {
+    /// The deliveries `event` causes, in rule-file order. Rules match its bytes; topic filter
+    /// policies read its parsed view.
+    pub fn route(&self, event: &Event) -> Vec<Delivery> {
+        let event_id = event.id.as_str();
         let mut out = Vec::new();
         for rule in self.matching(event) {
             for t in &rule.targets {
@@ -122,7 +111,7 @@ impl Router {
                     });
                     continue;
                 };
-                for sub in subs.iter().filter(|s| s.accepts(event)) {
+                for sub in subs.iter().filter(|s| s.accepts(&event.value)) {
                     out.push(Delivery {
                         id: delivery_id(
                             event_id,
@@ -157,10 +146,22 @@ impl RouterHandle {
     }
 }
 
+/// The alerting pipeline reads a rule's options from the live rule set when a delivery is sent.
+impl RuleOptions for RouterHandle {
+    fn alert_options(&self, rule: &str) -> Option<AlertOptions> {
+        self.current().rule(rule).map(|r| r.alert.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn ev(id: &str, mut value: Value) -> Event {
+        value["id"] = json!(id);
+        Event::from_value(value)
+    }
 
     #[test]
     fn ids_are_deterministic_and_distinct() {
@@ -191,18 +192,18 @@ mod tests {
         )
         .unwrap();
         let router = Router::new(vec![r1, r2], Arc::default());
-        let d = router.route("e1", &json!({"source":"x"}));
+        let d = router.route(&ev("e1", json!({"source":"x"})));
         let pairs: Vec<(&str, &str)> = d
             .iter()
             .map(|d| (d.rule.as_str(), d.target.as_str()))
             .collect();
         assert_eq!(pairs, vec![("r1", "a"), ("r1", "b")]);
-        assert!(router.route("e2", &json!({"source":"y"})).is_empty());
+        assert!(router.route(&ev("e2", json!({"source":"y"}))).is_empty());
     }
 
     #[test]
     fn topics_fan_out_to_matching_subscriptions() {
-        use crate::target::topic::Subscription;
+        use crate::notify::topic::Subscription;
         let known = crate::rules::Known {
             targets: ["alerts".to_owned(), "a".to_owned()].into(),
             ..Default::default()
@@ -229,7 +230,7 @@ mod tests {
         )]
         .into();
         let router = Router::new(vec![rule], Arc::new(topics));
-        let dev = router.route("e1", &json!({"source":"x","detail":{"env":"dev"}}));
+        let dev = router.route(&ev("e1", json!({"source":"x","detail":{"env":"dev"}})));
         let got: Vec<(&str, Option<&str>)> = dev
             .iter()
             .map(|d| (d.target.as_str(), d.topic.as_deref()))
@@ -244,7 +245,7 @@ mod tests {
             Some(json!({"input_path":"$.detail"})),
             "the rule's transformation applies"
         );
-        let prod = router.route("e1", &json!({"source":"x","detail":{"env":"prod"}}));
+        let prod = router.route(&ev("e1", json!({"source":"x","detail":{"env":"prod"}})));
         assert_eq!(prod.len(), 3);
         assert_eq!(prod[1].target, "b");
         assert_eq!(prod[1].id, delivery_id("e1", "r", "alerts/b"));
@@ -289,7 +290,12 @@ mod tests {
                 .filter(|r| r.pattern.matches(&event))
                 .map(|r| r.name.as_str())
                 .collect();
-            assert_eq!(router.matching_rules(&event), want, "{}", path.display());
+            assert_eq!(
+                router.matching_rules(&Event::from_value(event)),
+                want,
+                "{}",
+                path.display()
+            );
             seen += 1;
         }
         assert_eq!(seen, 7);

@@ -22,7 +22,6 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
-    pub description: Option<String>,
     pub enabled: bool,
     pub pattern: Pattern,
     pub targets: Vec<RuleTarget>,
@@ -103,7 +102,7 @@ pub struct Known {
 }
 
 impl Known {
-    pub fn from_settings(settings: &crate::config::Settings) -> Known {
+    pub fn from_settings(settings: &crate::settings::Settings) -> Known {
         Known {
             targets: settings.targets.keys().cloned().collect(),
             limits: scanbridge_pattern::Limits {
@@ -181,6 +180,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "high-findings-production.yaml",
         include_str!("../rules/high-findings-production.yaml"),
+    ),
+    (
+        "report-critical-findings.json",
+        include_str!("../rules/report-critical-findings.json"),
     ),
     (
         "scan-failed.json",
@@ -290,14 +293,13 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             None
         }
     };
-    let description = match m.get("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errs.push(("/description".into(), "description must be a string".into()));
-            None
-        }
-    };
+    // `description` is for the people reading the rule file: checked, not kept.
+    if !matches!(
+        m.get("description"),
+        None | Some(Value::Null | Value::String(_))
+    ) {
+        errs.push(("/description".into(), "description must be a string".into()));
+    }
     let enabled = match m.get("enabled") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -335,7 +337,6 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
     }
     Ok(Rule {
         name: name.expect("no errors"),
-        description,
         enabled,
         pattern: pattern.expect("no errors"),
         targets: rule_targets,
@@ -510,7 +511,7 @@ mod tests {
             r.alert.dedup.unwrap().window,
             std::time::Duration::from_secs(3600)
         );
-        assert_eq!(r.alert.notify_on, crate::history::NotifyOn::NewFindings);
+        assert_eq!(r.alert.notify_on, crate::alerting::NotifyOn::NewFindings);
         assert_eq!(
             r.alert.group.unwrap().wait,
             std::time::Duration::from_secs(2)
@@ -597,7 +598,7 @@ mod tests {
     fn shipped_rules_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let rules = load_dir(&dir, &known()).unwrap();
-        assert_eq!(rules.len(), 3);
+        assert_eq!(rules.len(), 4);
     }
 
     #[test]

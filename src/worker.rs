@@ -22,11 +22,13 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::SharedClock;
 use crate::config::DeliveryConfig;
+use crate::event::Handoff;
 use crate::metrics::Metrics;
+use crate::notify::{Message, Outcome, Targets};
 use crate::retry::{Decision, RetryPolicy};
-use crate::store::{Leased, Store, now_ms};
-use crate::target::{Message, Outcome, Targets};
+use crate::store::{Leased, Store};
 
 /// Everything an attempt needs; cheap to clone.
 #[derive(Clone)]
@@ -39,6 +41,10 @@ pub struct Worker {
     pub config: DeliveryConfig,
     /// The notification pipeline (silences, notify_on, dedup, digests, rate limits).
     pub alerting: Arc<crate::alerting::Alerting>,
+    /// The daemon's clock: leases, retry times and ages.
+    pub clock: SharedClock,
+    /// Parsed views of the events, handed over by ingest (an attempt parses only without one).
+    pub handoff: Arc<Handoff>,
 }
 
 impl Worker {
@@ -59,7 +65,11 @@ impl Worker {
                     _ = shutdown.cancelled() => break,
                 }
             }
-            match self.store.lease(free, self.config.lease).await {
+            match self
+                .store
+                .lease(free, self.config.lease, self.clock.now_ms())
+                .await
+            {
                 Ok(batch) if !batch.is_empty() => {
                     for d in batch {
                         let permit = slots
@@ -99,7 +109,8 @@ impl Worker {
             self.dead_letter(&d, d.attempts, reason).await;
             return;
         };
-        let event: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+        // At most one parse per attempt, none when ingest (or an earlier attempt) handed the view over.
+        let event = self.handoff.view(&d.event_id, &d.body);
         let input: Option<Value> = d
             .input
             .as_deref()
@@ -124,6 +135,7 @@ impl Worker {
             event: &event,
             payload: &payload,
             delta: delta.as_ref(),
+            now_ms: self.clock.now_ms(),
         };
         let outcome = target.notify(&msg).await;
         self.metrics.delivery(&d.target, outcome.label());
@@ -131,7 +143,7 @@ impl Worker {
         match outcome {
             Outcome::Delivered => {
                 tracing::info!(delivery = %d.id, rule = %d.rule, target = %d.target, attempts, "delivered");
-                self.metrics.delivered_after(age(&d));
+                self.metrics.delivered_after(self.age(&d));
                 if let Err(e) = self.store.ack(d.id.clone()).await {
                     tracing::error!(delivery = %d.id, error = %e, "delivered but cannot ack (will redeliver)");
                 }
@@ -157,13 +169,17 @@ impl Worker {
         retry_after: Option<Duration>,
         reason: String,
     ) {
-        let decision = policy.decide(attempts, age(d), retry_after, &mut rand::rng());
+        let decision = policy.decide(attempts, self.age(d), retry_after, &mut rand::rng());
         match decision {
             Decision::RetryAfter(delay) => {
                 self.metrics.retry_scheduled(&d.target, attempts, delay);
                 tracing::warn!(delivery = %d.id, target = %d.target, attempts, %reason,
                     retry_in_ms = delay.as_millis() as u64, "delivery failed, will retry");
-                if let Err(e) = self.store.retry_later(d.id.clone(), delay, reason).await {
+                if let Err(e) = self
+                    .store
+                    .retry_later(d.id.clone(), delay, reason, self.clock.now_ms())
+                    .await
+                {
                     tracing::error!(delivery = %d.id, error = %e, "cannot schedule retry (lease will expire)");
                 }
             }
@@ -174,15 +190,20 @@ impl Worker {
         }
     }
 
+    /// How long ago `d`'s event was accepted.
+    fn age(&self, d: &Leased) -> Duration {
+        Duration::from_millis(self.clock.now_ms().saturating_sub(d.created_at_ms).max(0) as u64)
+    }
+
     async fn dead_letter(&self, d: &Leased, attempts: u32, reason: String) {
         tracing::warn!(delivery = %d.id, rule = %d.rule, target = %d.target, attempts, %reason, "dead-lettered");
         self.metrics.delivery(&d.target, "dead_letter");
-        if let Err(e) = self.store.dead_letter(d.id.clone(), attempts, reason).await {
+        if let Err(e) = self
+            .store
+            .dead_letter(d.id.clone(), attempts, reason, self.clock.now_ms())
+            .await
+        {
             tracing::error!(delivery = %d.id, error = %e, "cannot dead-letter (lease will expire)");
         }
     }
-}
-
-fn age(d: &Leased) -> Duration {
-    Duration::from_millis(now_ms().saturating_sub(d.created_at_ms).max(0) as u64)
 }

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(event) else {
         return;
     };
-    let Ok(value) = scanbridge::strict_json::from_str(text) else {
+    let Ok(value) = scanbridge::parse_json_strict(text) else {
         return;
     };
     if let Ok(by_bytes) = by_bytes {

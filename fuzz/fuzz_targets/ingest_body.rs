@@ -4,8 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scanbridge::event::{EnvelopeRules, validate};
-use scanbridge::ingest::split_body;
+use scanbridge::{EnvelopeRules, split_body, validate};
 
 fuzz_target!(|data: &[u8]| {
     let rules = EnvelopeRules {
@@ -17,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for item in items.into_iter().flatten() {
-        if let Ok(ev) = validate(&item, &rules) {
+        if let Ok(ev) = validate(&item, &rules, 1_700_000_000_000) {
             assert!(ev.body.len() <= rules.max_event_bytes);
             assert!(ev.value.is_object());
             let again: serde_json::Value =

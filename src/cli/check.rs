@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::Outcome;
-use crate::config::Settings;
+use super::outcome::Outcome;
+use crate::settings::Settings;
 
 /// Arguments of `scanbridge check`.
 #[derive(Debug, clap::Args)]
@@ -25,6 +25,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    if let Err(e) = crate::ingest::sns::door::Sns::new(&settings.sns) {
+        eprintln!("{e}");
+        return Ok(Outcome::Invalid);
+    }
     let known = crate::rules::Known::from_settings(&settings);
     let dir = args.rules.unwrap_or(settings.rules.dir);
     match crate::rules::load_dir_or_builtin(&dir, &known) {

@@ -2,7 +2,7 @@
 //! data directory. Safe beside a running daemon: the store is opened without lease recovery and
 //! SQLite's WAL lets both work; redriven deliveries are picked up by the daemon's next poll.
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::store::Store;
 
 /// Arguments of `scanbridge dlq`.
@@ -69,7 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             }
             Action::Redrive { id, all: _ } => {
-                let n = store.redrive(id).await?;
+                let n = store
+                    .redrive(id, crate::alerting::system_clock().now_ms())
+                    .await?;
                 println!("redriven: {n}");
             }
             Action::Purge => {

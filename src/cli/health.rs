@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// Arguments of `scanbridge health`.
 #[derive(Debug, clap::Args)]

@@ -3,14 +3,14 @@
 //! Every command returns an [`Outcome`]; `main` turns it into the process exit code so that scripts can
 //! rely on 0 = success or match, 1 = no match, 2 = error.
 
-use std::process::ExitCode;
-
 use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod dlq;
 pub mod health;
 pub mod notify_test;
+mod outcome;
+pub mod report_event;
 pub mod route;
 pub mod send;
 pub mod serve;
@@ -18,6 +18,8 @@ pub mod silence;
 pub mod store_args;
 pub mod suppressed;
 pub mod test_pattern;
+
+pub use outcome::Outcome;
 
 /// Local EventBridge + SNS for container-image vulnerability scans.
 #[derive(Debug, Parser)]
@@ -35,8 +37,10 @@ pub enum Command {
     Serve(serve::Args),
     /// Validate config.toml and every rule file; report every error (exit 2 on any).
     Check(check::Args),
-    /// Post events from files to a running daemon.
+    /// Post events (or, with --report, scanner reports) from files to a running daemon.
     Send(send::Args),
+    /// Print the event a Trivy, Grype or trivy-operator report becomes (one JSON line), offline.
+    ReportEvent(report_event::Args),
     /// Inspect, redrive or purge dead letters.
     Dlq(dlq::Args),
     /// Exit 0 if a running daemon is ready (for container health checks).
@@ -52,27 +56,6 @@ pub enum Command {
     Suppressed(suppressed::Args),
 }
 
-/// What a command achieved, as the exit code scripts see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0: success, or every event matched.
-    Success,
-    /// Exit 1: the command ran but something did not match.
-    NoMatch,
-    /// Exit 2: bad input (the message was already printed).
-    Invalid,
-}
-
-impl From<Outcome> for ExitCode {
-    fn from(o: Outcome) -> ExitCode {
-        match o {
-            Outcome::Success => ExitCode::SUCCESS,
-            Outcome::NoMatch => ExitCode::from(1),
-            Outcome::Invalid => ExitCode::from(2),
-        }
-    }
-}
-
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
@@ -80,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
         Command::Send(args) => send::run(args),
+        Command::ReportEvent(args) => report_event::run(args),
         Command::Dlq(args) => dlq::run(args),
         Command::Health(args) => health::run(args),
         Command::Route(args) => route::run(args),

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use super::route::{Offline, read};
-use crate::router::delivery_id;
-use crate::target::{Message, Outcome as Sent};
+use crate::notify::{Message, Outcome as Sent};
+use crate::store::delivery_id;
 
 /// The sample sent when no `--event` is given: an ECR basic scan with CRITICAL findings.
 pub const SAMPLE: &str = include_str!("../../tests/fixtures/ecr-image-scan-critical.json");
@@ -99,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             event: &event.value,
             payload: &event.value,
             delta: None,
+            now_ms: offline.clock.now_ms(),
         };
         let start = Instant::now();
         let outcome = rt.block_on(target.notify(&msg));

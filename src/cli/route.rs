@@ -13,11 +13,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::Outcome;
-use crate::config::Settings;
+use super::outcome::Outcome;
+use crate::alerting::SharedClock;
 use crate::event::{EnvelopeRules, Event};
+use crate::notify::{Message, Targets};
 use crate::router::Router;
-use crate::target::{Message, Targets};
+use crate::settings::Settings;
 
 /// Arguments of `scanbridge route`.
 #[derive(Debug, clap::Args)]
@@ -39,9 +40,11 @@ pub struct Args {
 /// Settings, router and targets, built as `serve` builds them but without a store or a server.
 pub(crate) struct Offline {
     pub settings: Settings,
+    /// Wall time, read as the daemon reads its clock.
+    pub clock: SharedClock,
     pub router: Router,
     pub targets: Targets,
-    pub topics: Arc<crate::target::topic::Topics>,
+    pub topics: Arc<crate::notify::topic::Topics>,
 }
 
 impl Offline {
@@ -63,10 +66,11 @@ impl Offline {
         } else {
             Vec::new()
         };
-        let topics = Arc::new(crate::target::topic::compile(&settings.targets)?);
+        let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
         Ok(Offline {
+            clock: crate::alerting::system_clock(),
             router: Router::new(rules, topics.clone()),
             settings,
             targets,
@@ -81,7 +85,8 @@ impl Offline {
             account: self.settings.aws.account.clone(),
             region: self.settings.aws.region.clone(),
         };
-        crate::event::validate(text, &rules).map_err(|e| anyhow::anyhow!("invalid event: {e}"))
+        crate::event::validate(text, &rules, self.clock.now_ms())
+            .map_err(|e| anyhow::anyhow!("invalid event: {e}"))
     }
 }
 
@@ -124,19 +129,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         s("detail-type"),
         s("source")
     );
-    let deliveries = offline.router.route(&event.id, &event.value);
-    let matching = offline.router.matching_rules(&event.value);
+    let deliveries = offline.router.route(&event);
+    let matching = offline.router.matching_rules(&event);
     let data_dir = args
         .data_dir
         .clone()
         .unwrap_or_else(|| offline.settings.store.data_dir.clone());
     match silences(&data_dir) {
         Ok(set) => {
-            if let Some(s) = set.find(&event.value, crate::store::now_ms()) {
+            if let Some(s) = set.find(&event.value, offline.clock.now_ms()) {
                 println!(
                     "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
                     s.id,
-                    crate::silence::format_ms(s.expires_at_ms),
+                    crate::event::rfc3339(s.expires_at_ms),
                     s.comment,
                     s.created_by
                 );
@@ -159,7 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     for (name, subs) in offline.topics.iter() {
         let reached = deliveries.iter().any(|d| d.topic.as_deref() == Some(name));
-        if offline.router.routes_to(&event.value, name) && !reached {
+        if offline.router.routes_to(&event, name) && !reached {
             let names: Vec<&str> = subs.iter().map(|s| s.target.as_str()).collect();
             println!(
                 "\ntopic {name}: no subscription's filter policy matches ({})",
@@ -181,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 }
 
 /// The silences stored in `data_dir` (none when it holds no store yet).
-fn silences(data_dir: &Path) -> anyhow::Result<crate::silence::SilenceSet> {
+fn silences(data_dir: &Path) -> anyhow::Result<crate::alerting::silence::SilenceSet> {
     use crate::store::Store as _;
     if !data_dir.join("scanbridge.db").is_file() {
         return Ok(Default::default());
@@ -190,7 +195,7 @@ fn silences(data_dir: &Path) -> anyhow::Result<crate::silence::SilenceSet> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(crate::silence::SilenceSet::new(
+    Ok(crate::alerting::silence::SilenceSet::new(
         rt.block_on(store.silences())?,
     ))
 }
@@ -220,6 +225,7 @@ fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
         event: &event.value,
         payload: &payload,
         delta: None,
+        now_ms: offline.clock.now_ms(),
     };
     match offline.targets.get(&d.target) {
         Some((target, _)) => match target.preview(&msg) {

@@ -11,19 +11,19 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc};
 
-use super::Outcome;
-use crate::config::Settings;
+use super::outcome::Outcome;
 use crate::event::EnvelopeRules;
 use crate::ingest::auth as http_auth;
 use crate::ingest::rate::RateLimiter;
 use crate::ingest::{Ingestor, http, server};
 use crate::metrics::Metrics;
+use crate::notify::Targets;
 use crate::reload::Reloader;
 use crate::router::{Router, RouterHandle};
+use crate::settings::Settings;
 use crate::shutdown::{CancellationToken, TaskTracker, spawn_signal_handler};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
-use crate::target::Targets;
 use crate::worker::Worker;
 
 /// Arguments of `scanbridge serve`; flags override the configuration.
@@ -80,10 +80,10 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     if builtin {
         tracing::warn!(
             dir = %settings.rules.dir.display(),
-            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans); create the directory or pass --rules to use your own"
+            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans, critical findings in scanner reports); create the directory or pass --rules to use your own"
         );
     }
-    let topics = Arc::new(crate::target::topic::compile(&settings.targets)?);
+    let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
     let router = Router::new(rules, topics.clone());
     metrics
         .rules_loaded
@@ -93,6 +93,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
 
     // Everything that can refuse the configuration is checked before the store is opened.
     let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
+    let sns = Arc::new(crate::ingest::sns::door::Sns::new(&settings.sns)?);
     let tls = match (
         &settings.server.tls_cert_file,
         &settings.server.tls_key_file,
@@ -116,6 +117,10 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         templates,
     )?);
 
+    // The one clock every room reads "now" from.
+    let clock = crate::alerting::system_clock();
+    // Parsed events, from ingest (and digests) to the worker.
+    let handoff = Arc::new(crate::event::Handoff::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
@@ -132,8 +137,9 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             region: settings.aws.region.clone(),
         },
         wake: wake.clone(),
+        clock: clock.clone(),
+        handoff: handoff.clone(),
     };
-    let clock = crate::clock::system();
     let limits = settings
         .targets
         .iter()
@@ -144,7 +150,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
         clock.clone(),
-        crate::ratelimit::RateLimiter::new(limits, clock),
+        crate::alerting::RateLimiter::new(limits, clock.clone()),
+        handoff.clone(),
     ));
     let worker = Worker {
         store: store.clone(),
@@ -153,6 +160,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         wake,
         config: settings.delivery.clone(),
         alerting,
+        clock: clock.clone(),
+        handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let reloader = Reloader {
@@ -180,10 +189,12 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         limiter: Arc::new(RateLimiter::new(
             settings.server.rate_limit,
             settings.server.rate_burst,
+            clock,
         )),
         max_body_bytes: settings.server.max_body_bytes,
         body_timeout: settings.server.body_timeout,
         max_batch_events: settings.server.max_batch_events,
+        sns,
     };
     let app = http::app(state);
     tracing::info!(

@@ -10,8 +10,9 @@
 use anyhow::Context;
 use serde_json::Value;
 
-use super::Outcome;
-use crate::silence::{self, Silence, SilenceError};
+use super::outcome::Outcome;
+use crate::alerting::silence::{self, SilenceError};
+use crate::store::Silence;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -122,7 +123,7 @@ impl AddArgs {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let dir = args.store.data_dir()?;
-    let now = crate::store::now_ms();
+    let now = crate::alerting::system_clock().now_ms();
     // Validate before touching the store, so a typo creates no data directory.
     let new = match &args.action {
         Action::Add(add) => match add.silence(now) {
@@ -144,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Action::Add(_) => {
                 let s = new.expect("validated above");
                 let id = s.id.clone();
-                let until = silence::format_ms(s.expires_at_ms);
+                let until = crate::event::rfc3339(s.expires_at_ms);
                 store.silence_add(s).await?;
                 println!("{id}");
                 eprintln!("silence {id} in force until {until}");
@@ -170,7 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                         println!(
                             "{:<12}  {:<20}  {:<10}  {:<40}  {}{state}",
                             s.id,
-                            silence::format_ms(s.expires_at_ms),
+                            crate::event::rfc3339(s.expires_at_ms),
                             s.created_by,
                             s.matchers,
                             s.comment

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::config::Settings;
+use crate::settings::Settings;
 use crate::store::sqlite::SqliteStore;
 
 /// Where the store is.

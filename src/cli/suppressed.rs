@@ -2,7 +2,7 @@
 //! duplicate, not new, not worse), newest first, with the reason and what it refers to (the silence,
 //! the delivery it duplicates, the comparison made). Reads the store of the data directory.
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::store::Store;
 
 /// Arguments of `scanbridge suppressed`.
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         for s in &list {
             println!(
                 "{:<20}  {:<24}  {:<12}  {:<10}  {} (event {})",
-                crate::silence::format_ms(s.at_ms),
+                crate::event::rfc3339(s.at_ms),
                 s.rule,
                 s.target,
                 s.reason,

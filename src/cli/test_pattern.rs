@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use scanbridge_pattern::{Event, Explanation, Limits, Pattern};
 use serde_json::{Value, json};
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// The envelope fields AWS `TestEventPattern` requires of an event.
 const ENVELOPE: [&str; 6] = ["id", "source", "detail-type", "account", "region", "time"];

@@ -1,5 +1,9 @@
-//! The HTTP doors (axum): `POST /events`, the AWS JSON 1.1 endpoint `POST /` (`AWSEvents.PutEvents`,
-//! `AWSEvents.TestEventPattern`), `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! The plain HTTP door (axum): `POST /events`, `GET /healthz`, `GET /readyz`, `GET /metrics`, and the
+//! routes to the other doors: `POST /` (the AWS JSON 1.1 door, [`super::aws`]: `AWSEvents.PutEvents`,
+//! `AWSEvents.TestEventPattern`) and `POST /reports` (scanner reports, [`super::reports::door`]), all
+//! behind the same rate limit, authentication and body limits; `POST /sns` (SNS subscriptions,
+//! [`super::sns::door`]) behind the same rate limit and body limits, authenticated by AWS's signature
+//! (its raw deliveries, unsigned, need a token: the door checks it).
 //!
 //! Promises:
 //! - `POST /events` answers 202 only after every accepted event is durable; the body lists index-aligned
@@ -7,14 +11,15 @@
 //!   accepted. A single event over the size limit, or a body over `max_body_bytes`, gets 413. A store
 //!   failure gets 503 and nothing is acknowledged.
 //! - With any token configured (`server.token`, `server.tokens`, `server.tokens_file`), both ingest
-//!   doors need one: `Authorization: Bearer TOKEN`, or (for AWS CLIs and SDKs, which sign with SigV4)
-//!   TOKEN as the access key id of the credential. See [`super::auth`]. Health and metrics are open.
+//!   doors need one: `Authorization: Bearer TOKEN`, `Authorization: Basic` with TOKEN as the password
+//!   (what SNS sends for `https://user:TOKEN@host/sns`), or (for AWS CLIs and SDKs, which sign with
+//!   SigV4) TOKEN as the access key id of the credential. See [`super::auth`]. Health and metrics are open.
 //! - Ingest requests pass, in order: the per-client rate limit (429 + Retry-After), authentication
 //!   (401), then the body is read whole within `server.body_timeout` (408) and `server.max_body_bytes`
 //!   (413) before any handler sees it. Error bodies never echo credentials.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -24,13 +29,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use super::answer::{error, store_unavailable};
 use super::auth::Tokens;
 use super::body::{self, ReadError};
 use super::rate::RateLimiter;
 use super::{Ingestor, Shape, split_body};
-use crate::event::Rejection;
+use crate::event::{Incoming, Rejection};
 
 /// State shared by the handlers.
 #[derive(Clone)]
@@ -41,27 +47,30 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
     pub max_batch_events: usize,
+    pub sns: Arc<super::sns::door::Sns>,
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     // route_layer: the last one added runs first.
+    let sns = Router::new()
+        .route("/sns", post(post_sns))
+        .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     Router::new()
         .route("/events", post(post_events))
+        .route("/reports", post(post_reports))
         .route("/", post(aws_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .merge(sns)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         // read_body has applied server.max_body_bytes; axum's own 2 MB default must not apply again.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, axum::Json(json!({"error": message.to_string()}))).into_response()
 }
 
 async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -114,21 +123,33 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
     }
 }
 
-/// The credential a request presents: a bearer token or a SigV4 access key id.
-fn presented(headers: &HeaderMap) -> Option<&str> {
+/// The credential a request presents: a bearer token, a Basic password or a SigV4 access key id.
+fn presented(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine;
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     if let Some(token) = auth.strip_prefix("Bearer ") {
-        return Some(token.trim());
+        return Some(token.trim().into());
     }
-    let cred = auth
-        .strip_prefix("AWS4-HMAC-SHA256 ")?
-        .split(',')
-        .find_map(|p| p.trim().strip_prefix("Credential="))?;
-    cred.split('/').next()
+    if let Some(b64) = auth.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        return text.split_once(':').map(|(_, p)| p.to_owned().into());
+    }
+    super::aws::access_key_id(auth).map(Into::into)
+}
+
+/// Whether the request may ingest: no token is required, or it presents an accepted one.
+fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
+    !st.tokens.required()
+        || st
+            .tokens
+            .accepts(presented(headers).as_deref().unwrap_or(""))
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if st.tokens.required() && !st.tokens.accepts(presented(req.headers()).unwrap_or("")) {
+    if !authorized(&st, req.headers()) {
         st.ingestor.metrics.limited("unauthorized");
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid token");
         r.headers_mut()
@@ -136,17 +157,6 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
         return refuse(&st, req, r).await;
     }
     next.run(req).await
-}
-
-fn store_unavailable(e: &crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "store failure: events not accepted");
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("store unavailable ({}); nothing was accepted", e.kind()),
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    r
 }
 
 async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
@@ -173,6 +183,7 @@ async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
             ),
         );
     }
+    let items = items.into_iter().map(|i| i.map(Incoming::Text)).collect();
     let results = match st.ingestor.ingest(items).await {
         Ok(r) => r,
         Err(e) => return store_unavailable(&e),
@@ -227,184 +238,20 @@ async fn metrics(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-// ---- AWS JSON 1.1 -------------------------------------------------------------------------------
-
-const AMZ_JSON: &str = "application/x-amz-json-1.1";
-
-fn aws_ok(body: Value) -> Response {
-    ([(header::CONTENT_TYPE, AMZ_JSON)], body.to_string()).into_response()
-}
-
-fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let body = json!({"__type": kind, "message": message});
-    let mut r = (status, [(header::CONTENT_TYPE, AMZ_JSON)], body.to_string()).into_response();
-    if let Ok(v) = HeaderValue::from_str(kind) {
-        r.headers_mut().insert("x-amzn-errortype", v);
-    }
-    r
-}
-
+/// `POST /`: the AWS JSON 1.1 door ([`super::aws`]).
 async fn aws_json(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let op = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let req: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "SerializationException",
-                "request body is not a JSON object",
-            );
-        }
-    };
-    match op {
-        "AWSEvents.PutEvents" => put_events(&st, &req).await,
-        "AWSEvents.TestEventPattern" => test_event_pattern(&req),
-        other => aws_error(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            &format!("operation {other:?} is not supported (PutEvents, TestEventPattern)"),
-        ),
-    }
+    super::aws::handle(&st.ingestor, &headers, &body).await
 }
 
-/// Builds an EventBridge event from one PutEvents entry, or the entry's (ErrorCode, ErrorMessage).
-fn entry_to_event(entry: &Value) -> Result<String, (&'static str, String)> {
-    let required = |key: &str| -> Result<String, (&'static str, String)> {
-        match entry.get(key) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            _ => Err((
-                "InvalidArgument",
-                format!("Parameter {key} is not valid. Reason: {key} is a required argument."),
-            )),
-        }
-    };
-    let source = required("Source")?;
-    let detail_type = required("DetailType")?;
-    let detail_text = required("Detail")?;
-    let detail: Value = match crate::strict_json::from_str(&detail_text) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return Err(("MalformedDetail", "Detail is malformed.".into())),
-    };
-    let mut ev = Map::new();
-    ev.insert("version".into(), json!("0"));
-    ev.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-    ev.insert("detail-type".into(), json!(detail_type));
-    ev.insert("source".into(), json!(source));
-    match entry.get("Time") {
-        Some(Value::Number(n)) => {
-            let secs = n.as_f64().unwrap_or(0.0).max(0.0);
-            let t = UNIX_EPOCH + Duration::from_secs_f64(secs);
-            ev.insert(
-                "time".into(),
-                json!(humantime::format_rfc3339_seconds(t).to_string()),
-            );
-        }
-        Some(Value::String(s)) => {
-            ev.insert("time".into(), json!(s));
-        }
-        _ => {}
-    }
-    match entry.get("Resources") {
-        Some(Value::Array(r)) if r.iter().all(Value::is_string) => {
-            ev.insert("resources".into(), Value::Array(r.clone()));
-        }
-        None | Some(Value::Null) => {}
-        Some(_) => {
-            return Err((
-                "InvalidArgument",
-                "Parameter Resources is not valid.".into(),
-            ));
-        }
-    }
-    ev.insert("detail".into(), detail);
-    Ok(Value::Object(ev).to_string())
+/// `POST /reports`: scanner reports ([`super::reports::door`]).
+async fn post_reports(State(st): State<AppState>, uri: axum::http::Uri, body: Bytes) -> Response {
+    super::reports::door::handle(&st.ingestor, uri.query(), &body).await
 }
 
-async fn put_events(st: &AppState, req: &Value) -> Response {
-    let Some(Value::Array(entries)) = req.get("Entries") else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "Entries is required",
-        );
-    };
-    if entries.is_empty() || entries.len() > 10 {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and 10",
-        );
-    }
-    let built: Vec<Result<String, (&'static str, String)>> =
-        entries.iter().map(entry_to_event).collect();
-    let items = built
-        .iter()
-        .map(|b| b.clone().map_err(|(_, m)| Rejection::Malformed(m)))
-        .collect();
-    let results = match st.ingestor.ingest(items).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "store failure: PutEvents not accepted");
-            return aws_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalException",
-                "store unavailable",
-            );
-        }
-    };
-    let mut failed = 0;
-    let out: Vec<Value> = results
-        .iter()
-        .zip(&built)
-        .map(|(r, b)| match (r, b) {
-            (Ok(a), _) => json!({"EventId": a.id}),
-            (Err(_), Err((code, msg))) => {
-                failed += 1;
-                json!({"ErrorCode": code, "ErrorMessage": msg})
-            }
-            (Err(why), Ok(_)) => {
-                failed += 1;
-                json!({"ErrorCode": "InvalidArgument", "ErrorMessage": why.to_string()})
-            }
-        })
-        .collect();
-    aws_ok(json!({"FailedEntryCount": failed, "Entries": out}))
-}
-
-fn test_event_pattern(req: &Value) -> Response {
-    let (Some(Value::String(pattern)), Some(Value::String(event))) =
-        (req.get("EventPattern"), req.get("Event"))
-    else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            "EventPattern and Event are required strings",
-        );
-    };
-    let pattern = match scanbridge_pattern::Pattern::parse(pattern) {
-        Ok(p) => p,
-        Err(e) => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidEventPatternException",
-                &e.to_string(),
-            );
-        }
-    };
-    let event: Value = match serde_json::from_str(event) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidArgument",
-                "Event is not valid JSON.",
-            );
-        }
-    };
-    aws_ok(json!({"Result": pattern.matches(&event)}))
+/// `POST /sns`: SNS subscriptions ([`super::sns::door`]).
+async fn post_sns(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let ok = authorized(&st, &headers);
+    super::sns::door::handle(&st.ingestor, &st.sns, &headers, ok, &body).await
 }
 
 #[cfg(test)]
@@ -415,38 +262,20 @@ mod tests {
     fn credentials_from_bearer_and_sigv4() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(presented(&h), Some("abc"));
+        assert_eq!(presented(&h).as_deref(), Some("abc"));
         h.insert(
             header::AUTHORIZATION,
             "AWS4-HMAC-SHA256 Credential=KEY123/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=x"
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(presented(&h), Some("KEY123"));
+        assert_eq!(presented(&h).as_deref(), Some("KEY123"));
         h.insert(header::AUTHORIZATION, "Basic Zm9v".parse().unwrap());
+        assert_eq!(presented(&h), None, "no colon");
+        // "sns:tok-1", as SNS sends https://sns:tok-1@host/sns
+        h.insert(header::AUTHORIZATION, "Basic c25zOnRvay0x".parse().unwrap());
+        assert_eq!(presented(&h).as_deref(), Some("tok-1"));
+        h.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
         assert_eq!(presented(&h), None);
-    }
-
-    #[test]
-    fn put_events_entries() {
-        let ok = entry_to_event(
-            &json!({"Source":"s","DetailType":"t","Detail":"{\"a\":1}","Time":1700000000}),
-        )
-        .unwrap();
-        let v: Value = serde_json::from_str(&ok).unwrap();
-        assert_eq!(v["time"], "2023-11-14T22:13:20Z");
-        assert_eq!(v["detail"]["a"], 1);
-        assert_eq!(
-            entry_to_event(&json!({"DetailType":"t","Detail":"{}"}))
-                .unwrap_err()
-                .0,
-            "InvalidArgument"
-        );
-        assert_eq!(
-            entry_to_event(&json!({"Source":"s","DetailType":"t","Detail":"[1]"}))
-                .unwrap_err()
-                .0,
-            "MalformedDetail"
-        );
     }
 }

@@ -6,24 +6,32 @@
 //! that answers "accepted" after it never acknowledges anything that is not durable. Invalid events
 //! are rejected one by one (index-aligned results); a store failure fails the whole call.
 //!
-//! The HTTP door's parts: [`server`] (accept loop: connection limit, header timeout, TLS from [`tls`]),
-//! [`http`] (routes), [`rate`] (per-client limit), [`auth`] (tokens), [`body`] (bounded body reads).
+//! The doors: [`http`] (the plain door: `POST /events`, health, metrics), [`aws`] (the AWS JSON 1.1
+//! door: PutEvents, TestEventPattern, SigV4 credentials), [`stdin`] (NDJSON on standard input). The HTTP
+//! doors' parts: [`server`] (accept loop: connection limit, header timeout, TLS from [`tls`]),
+//! [`rate`] (per-client limit), [`auth`] (tokens), [`body`] (bounded body reads).
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use crate::event::{self, EnvelopeRules, Rejection};
+use crate::alerting::SharedClock;
+use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError};
 
+mod answer;
 pub mod auth;
+pub mod aws;
 pub mod body;
 pub mod http;
 pub mod rate;
+pub mod reports;
 pub mod server;
+pub mod sns;
 pub mod stdin;
 pub mod tls;
 
@@ -35,6 +43,10 @@ pub struct Ingestor {
     pub metrics: Arc<Metrics>,
     pub envelope: EnvelopeRules,
     pub wake: Arc<Notify>,
+    /// The daemon's clock: an event's acceptance time (and its `time` when it has none).
+    pub clock: SharedClock,
+    /// Where the parsed views of stored events go for the worker.
+    pub handoff: Arc<Handoff>,
 }
 
 /// One event's fate: accepted (maybe as a duplicate of one accepted before), or why it was rejected.
@@ -49,23 +61,28 @@ pub struct Accepted {
 }
 
 impl Ingestor {
-    /// Validates, routes and durably stores `items` (raw JSON texts, or already-known rejections).
+    /// Validates, routes and durably stores `items` (raw JSON texts or events a door built, or
+    /// already-known rejections). Each event is parsed once; its canonical bytes are routed and
+    /// stored, and its parsed view is handed to the worker after the store committed it.
     pub async fn ingest(
         &self,
-        items: Vec<Result<String, Rejection>>,
+        items: Vec<Result<Incoming, Rejection>>,
     ) -> Result<Vec<ItemResult>, StoreError> {
         let router = self.router.current();
+        let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(items.len());
         let mut batch = Vec::new();
+        // Per stored event: its parsed view, for the worker, when it has deliveries.
+        let mut views: Vec<Option<(Arc<Value>, usize)>> = Vec::new();
         self.metrics.received(items.len() as u64);
         for item in items {
-            match item.and_then(|raw| event::validate(&raw, &self.envelope)) {
+            match item.and_then(|it| event::accept(it, &self.envelope, now)) {
                 Ok(ev) => {
-                    let deliveries = router.route(&ev.id, &ev.value);
+                    let deliveries = router.route(&ev);
                     for d in &deliveries {
                         self.metrics.rule_matched(&d.rule);
                     }
-                    let deliveries = deliveries
+                    let deliveries: Vec<NewDelivery> = deliveries
                         .into_iter()
                         .map(|d| NewDelivery {
                             id: d.id,
@@ -78,10 +95,15 @@ impl Ingestor {
                         id: ev.id.clone(),
                         duplicate: false,
                     }));
+                    let history = crate::alerting::history_update(&ev.value);
+                    views.push(
+                        (!deliveries.is_empty()).then(|| (Arc::new(ev.value), ev.body.len())),
+                    );
                     batch.push(NewEvent {
                         id: ev.id,
                         body: ev.body,
                         deliveries,
+                        history,
                     });
                 }
                 Err(why) => results.push(Err(why)),
@@ -90,7 +112,13 @@ impl Ingestor {
         let accepted = batch.len() as u64;
         let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
         if !batch.is_empty() {
-            let fresh = self.store.accept(batch).await?;
+            let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+            let fresh = self.store.accept(batch, now).await?;
+            for ((id, view), new) in ids.iter().zip(views).zip(&fresh) {
+                if let (true, Some((value, len))) = (*new, view) {
+                    self.handoff.put(id, value, len);
+                }
+            }
             let mut fresh = fresh.into_iter();
             for a in results.iter_mut().flatten() {
                 if fresh.next() == Some(false) {
@@ -168,6 +196,57 @@ pub fn split_body(body: &[u8]) -> Result<(Shape, Vec<Result<String, Rejection>>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::ManualClock;
+    use crate::router::Router;
+    use crate::store::sqlite::SqliteStore;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn acceptance_time_comes_from_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path(), true).unwrap());
+        let known = crate::rules::Known {
+            targets: ["hook".to_owned()].into(),
+            ..Default::default()
+        };
+        let rule = crate::rules::parse_rule(
+            &serde_json::json!({"name": "r", "event_pattern": {"source": ["ci"]}, "targets": ["hook"]}),
+            &known,
+        )
+        .unwrap();
+        let now = 1_700_000_000_000;
+        let ingestor = Ingestor {
+            router: Arc::new(RouterHandle::new(Router::new(vec![rule], Arc::default()))),
+            store: store.clone(),
+            metrics: Arc::default(),
+            envelope: EnvelopeRules {
+                max_event_bytes: 4096,
+                account: "1".into(),
+                region: "r".into(),
+            },
+            wake: Arc::default(),
+            clock: ManualClock::at(now),
+            handoff: Arc::default(),
+        };
+        let raw = r#"{"id": "e1", "source": "ci", "detail-type": "t", "detail": {}}"#;
+        let results = ingestor
+            .ingest(vec![Ok(Incoming::Text(raw.to_owned()))])
+            .await
+            .unwrap();
+        assert!(results[0].is_ok());
+        let lease = Duration::from_secs(60);
+        assert!(
+            store.lease(1, lease, now - 1).await.unwrap().is_empty(),
+            "due from the acceptance time on, not before"
+        );
+        let d = store.lease(1, lease, now).await.unwrap().pop().unwrap();
+        assert_eq!(d.created_at_ms, now);
+        let event: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        assert_eq!(
+            event["time"], "2023-11-14T22:13:20Z",
+            "the missing time is the clock's"
+        );
+    }
 
     #[test]
     fn shapes() {

@@ -5,6 +5,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use super::Ingestor;
+use crate::event::Incoming;
 
 /// Reads stdin until end of input or cancellation.
 pub async fn run(ingestor: Ingestor, shutdown: CancellationToken) {
@@ -30,7 +31,7 @@ pub async fn run(ingestor: Ingestor, shutdown: CancellationToken) {
             continue;
         }
         n += 1;
-        match ingestor.ingest(vec![Ok(line)]).await {
+        match ingestor.ingest(vec![Ok(Incoming::Text(line))]).await {
             Ok(results) => match &results[0] {
                 Ok(a) => {
                     tracing::info!(line = n, event = %a.id, duplicate = a.duplicate, "accepted from stdin")

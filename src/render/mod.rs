@@ -1,10 +1,9 @@
-//! Shaping what a target receives: the rule target's input transformation ([`transform`], over
-//! EventBridge-style JSON paths in [`jsonpath`]), the facts people read in a scan alert ([`scan`]), and
-//! the message templates of email and Slack ([`template`]). This is the only user of jsonpath-rust and
-//! minijinja. Pure apart from reading template override files at start-up.
+//! Shaping what a receiver sends: the rule target's input transformation ([`transform`], over
+//! EventBridge-style JSON paths in [`jsonpath`]) and the message templates of email and Slack
+//! ([`template`]), which show the scan facts of [`crate::scan`]. This is the only user of jsonpath-rust
+//! and minijinja. Pure apart from reading template override files at start-up; it knows no receiver.
 
 pub mod jsonpath;
-pub mod scan;
 pub mod template;
 pub mod transform;
 

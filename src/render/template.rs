@@ -24,7 +24,7 @@ use minijinja::{Environment, UndefinedBehavior, Value as Jv};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::scan::{self, Facts};
+use crate::scan::{self, Facts};
 
 /// The template names and their embedded defaults.
 pub const DEFAULTS: &[(&str, &str)] = &[
@@ -87,18 +87,6 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// The context of one delivery attempt.
-    pub fn of(msg: &'a crate::target::Message<'a>) -> Self {
-        Context::new(
-            msg.event,
-            msg.payload,
-            msg.rule,
-            msg.delivery_id,
-            msg.event_id,
-        )
-        .with_delta(msg.delta)
-    }
-
     pub fn new(
         event: &'a Value,
         payload: &'a Value,
@@ -126,7 +114,7 @@ impl<'a> Context<'a> {
 
 impl Context<'_> {
     /// Adds what changed since the previous scan (`scan.delta`).
-    pub fn with_delta(mut self, delta: Option<&crate::history::Delta>) -> Self {
+    pub fn with_delta(mut self, delta: Option<&crate::scan::Delta>) -> Self {
         self.scan.delta = delta.cloned();
         self
     }
@@ -286,6 +274,48 @@ mod tests {
     }
 
     #[test]
+    fn report_events_name_their_top_findings_critical_first_with_fixes() {
+        let t = Templates::load(None).unwrap();
+        // Grype: a Critical without a fix and a Low fixed in three versions.
+        let e = crate::testing::report_event("grype-image.json");
+        let all = render_all(&e);
+        let (subject, text, html, slack) = (&all[0], &all[1], &all[2], &all[3]);
+        assert_eq!(subject, "[scanbridge] 1 CRITICAL, 1 LOW in user-input");
+        assert!(text.contains("Top findings:"), "{text}");
+        let crit = text
+            .find("CRITICAL  CVE-1999-0002  package-2 2.2.2  no fix yet")
+            .expect(text);
+        let low = text
+            .find("LOW  CVE-1999-0001  package-1 1.1.1  fixed in 1.2.1, 2.1.3, 3.4.0")
+            .expect(text);
+        assert!(crit < low, "CRITICAL first:\n{text}");
+        assert!(!text.contains("ECR console"), "not an ECR image:\n{text}");
+        assert!(
+            html.contains("CVE-1999-0002") && html.contains("1.2.1, 2.1.3, 3.4.0"),
+            "{html}"
+        );
+        assert!(slack.contains("1 CRITICAL, 1 LOW in user-input"), "{slack}");
+        // Trivy with an advisory link and a title.
+        let e = crate::testing::report_event("trivy-alpine-310-registry.json");
+        let html = t
+            .render("email/body.html", &Context::new(&e, &e, "r", "d", "e"))
+            .unwrap();
+        assert!(
+            html.contains("<a href=\"https:&#x2f;&#x2f;avd.aquasec.com&#x2f;nvd&#x2f;cve-2019-1549\">CVE-2019-1549</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("openssl: information disclosure in fork()"),
+            "{html}"
+        );
+        let facts = Facts::of(&e);
+        assert_eq!(facts.top_findings.len(), 4);
+        assert_eq!(facts.findings_more, 0);
+        assert_eq!(facts.image, "alpine:3.10");
+        assert!(facts.console_url.is_none());
+    }
+
+    #[test]
     fn finding_email_names_cve_package_and_fix() {
         let all = render_all(&sample("inspector2-finding.json"));
         for needle in ["CVE-2026-10001", "libssl3", "3.0.15-1~deb12u2", "CRITICAL"] {
@@ -345,12 +375,12 @@ mod tests {
         let e = sample("ecr-image-scan-critical.json");
         let mut before = e.clone();
         before["detail"]["finding-severity-counts"] = json!({"HIGH": 9});
-        let o = crate::history::observe(&before).unwrap();
-        let prev = crate::history::Previous {
+        let o = crate::alerting::observe(&before).unwrap();
+        let prev = crate::alerting::HistoryPrevious {
             via: o.keys[0].clone(),
             record: o.record,
         };
-        let delta = crate::history::delta(&e, &prev);
+        let delta = crate::alerting::delta(&e, &prev);
         let ctx = Context::new(&e, &e, "r", "d", "e").with_delta(Some(&delta));
         let subject = t.render("email/subject.txt", &ctx).unwrap();
         assert!(
@@ -378,7 +408,7 @@ mod tests {
         );
 
         let members = [e.clone(), sample("ecr-image-scan-high-only.json")];
-        let digest = crate::digest::digest_event(
+        let digest = crate::alerting::digest_event(
             "g",
             "r",
             &json!({}),

@@ -13,8 +13,9 @@
 //! - Every delivery is therefore attempted at least once; receivers dedupe with the delivery id.
 //!
 //! Alerting state (issue 7), same backend, same durability:
-//! - `accept` also records each new scan event in the scan history ([`crate::history`]) and stamps the
-//!   event with the result it replaced ([`Leased::previous`]), in the same transaction.
+//! - `accept` also records each new event's [`HistoryUpdate`] (computed by the caller) in the scan
+//!   history and stamps the event with the result it replaced ([`Leased::previous`]), in the same
+//!   transaction.
 //! - A delivery can leave the outbox a third way, `suppress` (silenced, duplicate, not news): it is
 //!   kept in the suppressed list with the reason, never silently lost. `postpone` delays a delivery
 //!   without counting an attempt (rate limits). `group_add` moves it into a digest group;
@@ -22,17 +23,35 @@
 //! - `dedup_claim` is an atomic check-and-set: the first delivery to claim a key within the window
 //!   wins, every other one learns whose duplicate it is. Claims by the same delivery are idempotent
 //!   (a retried delivery is not its own duplicate).
-//! - Silences are stored as given; matching them is the caller's job ([`crate::silence`]).
+//! - Silences are stored as given; matching them is the caller's job ([`crate::alerting::silence`]).
 //!
-//! Time for these decisions is passed in (`now_ms`), so callers can inject a clock.
+//! Time: the store never reads a clock. Every method that decides something by time (accept and
+//! received-at, due and lease times, retry delays, dedup windows, digest schedules, silence expiry)
+//! is handed `now_ms` by its caller, who reads the daemon's one clock ([`crate::alerting`]'s `Clock`),
+//! so tests drive all of it with one injected clock.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 pub mod sqlite;
+
+/// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
+/// once; receivers drop duplicates with it): SHA-256 of event id, rule and target (NUL-separated), 32 hex digits.
+pub fn delivery_id(event_id: &str, rule: &str, target: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [event_id, rule, target] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A boxed, sendable future: keeps [`Store`] usable as `dyn Store`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -82,6 +101,24 @@ pub struct NewEvent {
     pub id: String,
     pub body: String,
     pub deliveries: Vec<NewDelivery>,
+    /// What the event teaches the scan history, if anything (computed by the caller).
+    pub history: Option<HistoryUpdate>,
+}
+
+/// One event's entry in the scan history, computed by the caller from the parsed event
+/// ([`crate::alerting`]'s history) so that the store parses nothing: in the accept transaction it
+/// finds the result this one replaces, stamps it on the event ([`Leased::previous`]) and records
+/// `record` under every key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryUpdate {
+    /// Keys naming this very image or finding, most specific first: the first that holds a result
+    /// gives the previous result.
+    pub exact: Vec<String>,
+    /// Keys naming a predecessor (`repository:tag`): without an exact result, the one updated last
+    /// gives the previous result.
+    pub related: Vec<String>,
+    /// The result to record (JSON).
+    pub record: String,
 }
 
 /// A delivery leased for one attempt.
@@ -98,7 +135,7 @@ pub struct Leased {
     pub attempts: u32,
     /// When the event was accepted (ms since the Unix epoch).
     pub created_at_ms: i64,
-    /// The scan result this event replaced in the history (JSON of [`crate::history::Previous`]).
+    /// The scan result this event replaced in the history (JSON: `{"via": KEY, "record": RECORD}`).
     pub previous: Option<String>,
 }
 
@@ -137,8 +174,37 @@ pub struct DueGroup {
     pub rule: String,
     pub target: String,
     pub labels: String,
-    /// (delivery id, event JSON, added at ms)
-    pub members: Vec<(String, String, i64)>,
+    pub members: Vec<Member>,
+}
+
+/// One delivery waiting in a digest group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub delivery_id: String,
+    pub event_id: String,
+    /// The event JSON (`{}` if the event is gone).
+    pub body: String,
+    pub added_at_ms: i64,
+}
+
+/// One silence as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Silence {
+    pub id: String,
+    /// The event pattern (JSON text).
+    pub pattern: String,
+    /// The matchers as the person wrote them (for listings).
+    pub matchers: String,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+impl Silence {
+    pub fn active_at(&self, now_ms: i64) -> bool {
+        now_ms < self.expires_at_ms
+    }
 }
 
 /// A delivery that gave up.
@@ -157,41 +223,40 @@ pub struct DeadLetter {
     pub event: Option<serde_json::Value>,
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
     /// Returns, per event in order, whether it was new (`false`: its id was accepted before, so it is
     /// not routed again).
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
-    /// Leases up to `limit` due deliveries for `lease`.
+    fn accept(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
+    /// Leases up to `limit` deliveries due at `now_ms` for `lease`.
     fn lease(
         &self,
         limit: usize,
         lease: Duration,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>>;
     /// Delivered: removes the delivery.
     fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Failed retryably: counts the attempt and schedules the next one after `delay`.
+    /// Failed retryably: counts the attempt and schedules the next one `delay` after `now_ms`.
     fn retry_later(
         &self,
         id: String,
         delay: Duration,
         error: String,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Moves the delivery to the dead letters with `attempts` made and the reason.
+    /// Moves the delivery to the dead letters with `attempts` made and the reason, failed at `now_ms`.
     fn dead_letter(
         &self,
         id: String,
         attempts: u32,
         reason: String,
+        now_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Deliveries in the outbox.
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
@@ -199,13 +264,19 @@ pub trait Store: Send + Sync + 'static {
     fn dead_letters(&self, limit: usize) -> BoxFuture<'_, Result<Vec<DeadLetter>, StoreError>>;
     /// One dead letter with its event.
     fn dead_letter_get(&self, id: String) -> BoxFuture<'_, Result<DeadLetter, StoreError>>;
-    /// Moves dead letters (one, or all when `id` is None) back to the outbox, due now, attempts reset.
-    fn redrive(&self, id: Option<String>) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Moves dead letters (one, or all when `id` is None) back to the outbox, due at `now_ms`, attempts
+    /// reset.
+    fn redrive(&self, id: Option<String>, now_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Deletes all dead letters; returns how many.
     fn purge(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 
-    /// Releases a leased delivery due again after `delay`, without counting an attempt.
-    fn postpone(&self, id: String, delay: Duration) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Releases a leased delivery due again `delay` after `now_ms`, without counting an attempt.
+    fn postpone(
+        &self,
+        id: String,
+        delay: Duration,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Moves a delivery from the outbox to the suppressed list.
     fn suppress(&self, s: Suppressed) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Suppressed deliveries, newest first.
@@ -221,19 +292,17 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Option<String>, StoreError>>;
     /// Stores a new silence.
-    fn silence_add(
-        &self,
-        silence: crate::silence::Silence,
-    ) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn silence_add(&self, silence: Silence) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Every silence, expired ones included, newest first.
-    fn silences(&self) -> BoxFuture<'_, Result<Vec<crate::silence::Silence>, StoreError>>;
+    fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, StoreError>>;
     /// Expires a silence now (`NotFound` if there is none with that id).
     fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Moves a delivery from the outbox into its digest group (see [`crate::digest`]).
+    /// Moves a delivery from the outbox into its digest group (the alerting digest stage).
     fn group_add(&self, add: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Groups due for a flush at `now_ms`.
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>>;
-    /// Replaces the listed members of a group by the digest event (with its deliveries), atomically.
+    /// Replaces the listed members of a group by the digest event (with its deliveries, due at
+    /// `now_ms`), atomically.
     fn group_flush(
         &self,
         group_id: String,

@@ -8,8 +8,8 @@
 //! - `dead_letters(id PRIMARY KEY, event_id, rule, target, input, attempts, created_at, failed_at,
 //!   reason)`: deliveries that gave up; redrive moves them back to the outbox.
 //! - `events.previous`: the scan result the event replaced (JSON), stamped at accept.
-//! - `scan_history(key PRIMARY KEY, record, updated_at)`: the last result per `digest:REPO@DIGEST`,
-//!   `tag:REPO:TAG` and `finding:ARN` ([`crate::history`]).
+//! - `scan_history(key PRIMARY KEY, record, updated_at)`: the last result per key (the alerting
+//!   history's `digest:REPO@DIGEST`, `tag:REPO:TAG` and `finding:ARN`), written as handed in.
 //! - `suppressed(id PRIMARY KEY, event_id, rule, target, reason, detail, at)`: deliveries not sent on
 //!   purpose (silenced, duplicate, not news).
 //! - `dedup(scope, key, delivery_id, at, PRIMARY KEY (scope, key))`: the delivery that claimed a dedup
@@ -44,13 +44,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::value::RawValue;
 
 use super::{
-    BoxFuture, DeadLetter, DueGroup, GroupAdd, Leased, NewEvent, Store, StoreError, Suppressed,
-    now_ms,
+    BoxFuture, DeadLetter, DueGroup, GroupAdd, HistoryUpdate, Leased, Member, NewEvent, Silence,
+    Store, StoreError, Suppressed,
 };
-use crate::history::{self, Previous, Record};
-use crate::silence::Silence;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -141,50 +140,57 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Records `body` in the scan history; returns the result it replaced (JSON), if any.
-fn observe(
+/// Records `h` in the scan history; returns the result it replaced (JSON `{"via", "record"}`), if any.
+/// Records are the caller's JSON, copied as they are; one that is not JSON (a damaged row) is passed
+/// over.
+fn record_history(
     tx: &rusqlite::Transaction<'_>,
-    body: &str,
+    h: &HistoryUpdate,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
-    let Ok(event) = serde_json::from_str::<serde_json::Value>(body) else {
-        return Ok(None);
-    };
-    let Some(obs) = history::observe(&event) else {
-        return Ok(None);
-    };
-    // The digest (or finding) key is the most specific; otherwise the latest of the tag keys.
-    let mut previous: Option<(String, Record, i64)> = None;
+    let mut previous: Option<(&str, String)> = None;
     {
         let mut get =
             tx.prepare_cached("SELECT record, updated_at FROM scan_history WHERE key = ?1")?;
-        for key in &obs.keys {
+        let mut read = |key: &str| -> Result<Option<(String, i64)>, StoreError> {
             let row: Option<(String, i64)> = get
                 .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let Some((text, at)) = row else { continue };
-            let Ok(record) = serde_json::from_str::<Record>(&text) else {
-                continue;
-            };
-            if !key.starts_with("tag:") {
-                previous = Some((key.clone(), record, at)); // the same image or finding: most specific
+            Ok(row.filter(|(text, _)| serde_json::from_str::<&RawValue>(text).is_ok()))
+        };
+        for key in &h.exact {
+            if let Some((text, _)) = read(key)? {
+                previous = Some((key, text));
                 break;
             }
-            if previous.as_ref().is_none_or(|(_, _, best)| at > *best) {
-                previous = Some((key.clone(), record, at));
+        }
+        if previous.is_none() {
+            let mut latest: Option<i64> = None;
+            for key in &h.related {
+                if let Some((text, at)) = read(key)?
+                    && latest.is_none_or(|best| at > best)
+                {
+                    latest = Some(at);
+                    previous = Some((key, text));
+                }
             }
         }
     }
-    let record = serde_json::to_string(&obs.record).unwrap_or_default();
     let mut put = tx.prepare_cached(
         "INSERT INTO scan_history (key, record, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET record = excluded.record, updated_at = excluded.updated_at",
     )?;
-    for key in &obs.keys {
-        put.execute(params![key, record, now])?;
+    for key in h.exact.iter().chain(&h.related) {
+        put.execute(params![key, h.record, now])?;
     }
-    Ok(previous.map(|(via, record, _)| {
-        serde_json::to_string(&Previous { via, record }).unwrap_or_default()
+    #[derive(serde::Serialize)]
+    struct Previous<'a> {
+        via: &'a str,
+        record: &'a RawValue,
+    }
+    Ok(previous.and_then(|(via, text)| {
+        let record = serde_json::from_str::<&RawValue>(&text).ok()?;
+        serde_json::to_string(&Previous { via, record }).ok()
     }))
 }
 
@@ -280,9 +286,12 @@ fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, events: Vec<NewEvent>) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+    fn accept(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
         self.run(move |c| {
-            let now = now_ms();
             let tx = c.transaction()?;
             let mut fresh = Vec::with_capacity(events.len());
             {
@@ -300,7 +309,9 @@ impl Store for SqliteStore {
                     if !new {
                         continue; // a duplicate event id: already routed when first accepted
                     }
-                    if let Some(previous) = observe(&tx, &e.body, now)? {
+                    if let Some(h) = &e.history
+                        && let Some(previous) = record_history(&tx, h, now)?
+                    {
                         tx.execute(
                             "UPDATE events SET previous = ?2 WHERE id = ?1",
                             params![e.id, previous],
@@ -320,9 +331,9 @@ impl Store for SqliteStore {
         &self,
         limit: usize,
         lease: Duration,
+        now: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
         self.run(move |c| {
-            let now = now_ms();
             let until = now + lease.as_millis() as i64;
             let tx = c.transaction()?;
             let rows = {
@@ -366,9 +377,10 @@ impl Store for SqliteStore {
         id: String,
         delay: Duration,
         error: String,
+        now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            let at = now_ms() + delay.as_millis() as i64;
+            let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
                  last_error = ?3 WHERE id = ?1",
@@ -383,6 +395,7 @@ impl Store for SqliteStore {
         id: String,
         attempts: u32,
         reason: String,
+        now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
@@ -390,7 +403,7 @@ impl Store for SqliteStore {
                 "INSERT OR REPLACE INTO dead_letters
                    (id, event_id, rule, target, input, attempts, created_at, failed_at, reason)
                  SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4 FROM outbox WHERE id = ?1",
-                params![id, attempts, now_ms(), reason],
+                params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
             tx.commit()?;
@@ -438,10 +451,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn redrive(&self, id: Option<String>) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn redrive(&self, id: Option<String>, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            let now = now_ms();
             // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
@@ -465,9 +477,14 @@ impl Store for SqliteStore {
         self.run(|c| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
     }
 
-    fn postpone(&self, id: String, delay: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn postpone(
+        &self,
+        id: String,
+        delay: Duration,
+        now: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            let at = now_ms() + delay.as_millis() as i64;
+            let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET next_attempt_at = ?2, leased_until = 0 WHERE id = ?1",
                 params![id, at],
@@ -657,13 +674,20 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?
             };
             let mut st = c.prepare_cached(
-                "SELECT m.delivery_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
+                "SELECT m.delivery_id, m.event_id, COALESCE(e.body, '{}'), m.added_at FROM group_members m
                  LEFT JOIN events e ON e.id = m.event_id
                  WHERE m.group_id = ?1 ORDER BY m.added_at, m.delivery_id",
             )?;
             for g in &mut groups {
                 g.members = st
-                    .query_map(params![g.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map(params![g.id], |r| {
+                        Ok(Member {
+                            delivery_id: r.get(0)?,
+                            event_id: r.get(1)?,
+                            body: r.get(2)?,
+                            added_at_ms: r.get(3)?,
+                        })
+                    })?
                     .collect::<Result<Vec<_>, _>>()?;
             }
             Ok(groups)
@@ -681,17 +705,15 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction()?;
             if !members.is_empty() {
-                // The outbox runs on the store's wall time; `now_ms` only drives the group schedule.
-                let wall = super::now_ms();
                 tx.execute(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
-                    params![digest.id, digest.body, wall],
+                    params![digest.id, digest.body, now_ms],
                 )?;
                 for d in &digest.deliveries {
                     tx.execute(
                         "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                        params![d.id, digest.id, d.rule, d.target, d.input, wall],
+                        params![d.id, digest.id, d.rule, d.target, d.input, now_ms],
                     )?;
                 }
             }
@@ -720,6 +742,9 @@ mod tests {
     use super::*;
     use crate::store::NewDelivery;
 
+    /// The tests' "now": the store reads no clock, so any fixed time does.
+    const NOW: i64 = 1_700_000_000_000;
+
     fn event(id: &str) -> NewEvent {
         NewEvent {
             id: id.into(),
@@ -730,6 +755,7 @@ mod tests {
                 target: "t".into(),
                 input: None,
             }],
+            history: None,
         }
     }
 
@@ -737,31 +763,36 @@ mod tests {
     async fn lease_ack_retry_deadletter_redrive() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
-        s.accept(vec![event("a"), event("b")]).await.unwrap();
-        s.accept(vec![event("a")]).await.unwrap(); // duplicate: no-op
+        s.accept(vec![event("a"), event("b")], NOW).await.unwrap();
+        s.accept(vec![event("a")], NOW).await.unwrap(); // duplicate: no-op
         assert_eq!(s.depth().await.unwrap(), 2);
-        let leased = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        let leased = s.lease(10, Duration::from_secs(60), NOW).await.unwrap();
         assert_eq!(leased.len(), 2);
         assert_eq!(leased[0].body, "{\"id\":\"a\"}");
         assert!(
-            s.lease(10, Duration::from_secs(60))
+            s.lease(10, Duration::from_secs(60), NOW)
                 .await
                 .unwrap()
                 .is_empty(),
             "leased rows are reserved"
         );
         s.ack("d-a".into()).await.unwrap();
-        s.retry_later("d-b".into(), Duration::from_secs(3600), "HTTP 500".into())
-            .await
-            .unwrap();
+        s.retry_later(
+            "d-b".into(),
+            Duration::from_secs(3600),
+            "HTTP 500".into(),
+            NOW,
+        )
+        .await
+        .unwrap();
         assert!(
-            s.lease(10, Duration::from_secs(60))
+            s.lease(10, Duration::from_secs(60), NOW)
                 .await
                 .unwrap()
                 .is_empty(),
             "not due yet"
         );
-        s.dead_letter("d-b".into(), 1, "gave up".into())
+        s.dead_letter("d-b".into(), 1, "gave up".into(), NOW)
             .await
             .unwrap();
         assert_eq!(s.depth().await.unwrap(), 0);
@@ -770,11 +801,11 @@ mod tests {
         assert_eq!(dls[0].reason, "gave up");
         let full = s.dead_letter_get("d-b".into()).await.unwrap();
         assert_eq!(full.event.unwrap()["id"], "b");
-        assert_eq!(s.redrive(None).await.unwrap(), 1);
-        let again = s.lease(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.redrive(None, NOW).await.unwrap(), 1);
+        let again = s.lease(10, Duration::from_secs(60), NOW).await.unwrap();
         assert_eq!((again.len(), again[0].attempts), (1, 0));
         assert!(matches!(
-            s.redrive(Some("nope".into())).await,
+            s.redrive(Some("nope".into()), NOW).await,
             Err(StoreError::NotFound(_))
         ));
     }
@@ -784,15 +815,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = SqliteStore::open(dir.path(), true).unwrap();
-            s.accept(vec![event("a")]).await.unwrap();
+            s.accept(vec![event("a")], NOW).await.unwrap();
             assert_eq!(
-                s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+                s.lease(10, Duration::from_secs(600), NOW)
+                    .await
+                    .unwrap()
+                    .len(),
                 1
             );
         }
         let s = SqliteStore::open(dir.path(), true).unwrap();
         assert_eq!(
-            s.lease(10, Duration::from_secs(600)).await.unwrap().len(),
+            s.lease(10, Duration::from_secs(600), NOW)
+                .await
+                .unwrap()
+                .len(),
             1
         );
     }

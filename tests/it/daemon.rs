@@ -166,14 +166,19 @@ impl Daemon {
         self.logs()
     }
 
-    /// The value of a metric line (exact series text before the value), or 0.
-    pub async fn metric(&self, series: &str) -> f64 {
-        let text = reqwest::get(self.url("/metrics"))
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The value of a metric line (exact series text before the value), or 0.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
         text.lines()
             .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
             .map(|v| v.trim().parse().unwrap())

@@ -66,7 +66,7 @@ async fn scan_alert_email_arrives_with_both_parts_and_every_count() {
             .unwrap()
             .contains("security@example.org")
     );
-    let id = scanbridge::router::delivery_id(
+    let id = scanbridge::delivery_id(
         "3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01",
         "scans-to-mail",
         "mail",

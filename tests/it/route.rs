@@ -36,7 +36,7 @@ fn route_shows_matches_fan_out_and_payloads_without_sending() {
     let out = route("ecr-image-scan-critical.json");
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
-    let slack_id = scanbridge::router::delivery_id(
+    let slack_id = scanbridge::delivery_id(
         "3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01",
         "scans",
         "alerts/slack",

@@ -81,12 +81,7 @@ async fn several_tokens_rotate_through_the_file_and_never_leak() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     bodies.push_str(&r.text().await.unwrap());
-    let metrics = reqwest::get(d.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = d.metrics().await;
     assert!(metrics.contains("scanbridge_ingest_refused_total{reason=\"unauthorized\"}"));
     let logs = d.stop();
     for t in TOKENS {

@@ -71,11 +71,11 @@ async fn topic_fans_out_by_filter_policy() {
     let ev = "3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01";
     assert_eq!(
         key(&got_critical[0]),
-        scanbridge::router::delivery_id(ev, "scans", "scan-alerts/critical")
+        scanbridge::delivery_id(ev, "scans", "scan-alerts/critical")
     );
     assert_eq!(
         key(&got_payments[0]),
-        scanbridge::router::delivery_id(ev, "scans", "scan-alerts/payments")
+        scanbridge::delivery_id(ev, "scans", "scan-alerts/payments")
     );
     d.stop();
 }

@@ -33,7 +33,7 @@ async fn signed_webhook_and_transformed_text() {
     let signed = hits.iter().find(|h| h.method == "PUT").expect("the PUT");
     let text = hits.iter().find(|h| h.method == "POST").expect("the POST");
 
-    let id = scanbridge::router::delivery_id("e-sign", "ci", "signed");
+    let id = scanbridge::delivery_id("e-sign", "ci", "signed");
     let hv = |h: &crate::daemon::Hit, k: &str| h.headers[k].to_str().unwrap().to_owned();
     assert_eq!(hv(signed, "idempotency-key"), id);
     assert_eq!(hv(signed, "webhook-id"), id);

@@ -48,11 +48,6 @@ impl PatternError {
         self.position
     }
 
-    /// The full message AWS gives: `Event pattern is not valid. Reason: ...`.
-    pub fn aws_message(&self) -> String {
-        self.to_string()
-    }
-
     /// The AWS message plus where the fault is, for people: `... (at /detail/state/0)`.
     pub fn detailed(&self) -> String {
         match (self.position, self.pointer.is_empty()) {

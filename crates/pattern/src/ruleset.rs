@@ -104,19 +104,15 @@ impl<Id: Clone + Eq + Hash + Send + Sync> RuleSet<Id> {
     /// The ids of the rules that match the event, in the order the rules were added.
     pub fn matches(&self, event: &[u8]) -> Result<Vec<Id>, EventError> {
         let mut out = Vec::new();
-        self.matches_into(event, &mut out)?;
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut s) => self.matches_with(event, &mut s, &mut out),
+            Err(_) => self.matches_with(event, &mut Scratch::new(), &mut out),
+        })?;
         Ok(out)
     }
 
-    /// Like [`RuleSet::matches`], writing into `out` (cleared first).
-    pub fn matches_into(&self, event: &[u8], out: &mut Vec<Id>) -> Result<(), EventError> {
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut s) => self.matches_with(event, &mut s, out),
-            Err(_) => self.matches_with(event, &mut Scratch::new(), out),
-        })
-    }
-
-    /// Like [`RuleSet::matches_into`], with the caller's working memory.
+    /// Like [`RuleSet::matches`], with the caller's working memory, writing into `out` (cleared
+    /// first).
     pub fn matches_with(
         &self,
         event: &[u8],

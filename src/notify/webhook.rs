@@ -22,7 +22,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::retry::RetryOverrides;
 
@@ -51,7 +51,7 @@ pub struct WebhookConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
     /// outbox, never dropped.
     #[serde(default)]
-    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    pub rate_limit: Option<crate::alerting::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -66,7 +66,7 @@ fn default_timeout() -> Duration {
 
 impl WebhookConfig {
     pub(crate) fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
-        super::required_http_url(
+        crate::config::required_http_url(
             format!("targets.{name}.url"),
             &mut self.url,
             &self.url_file,
@@ -212,23 +212,20 @@ impl Webhook {
             .header("X-Scanbridge-Rule", msg.rule)
             .header("X-Scanbridge-Event-Id", msg.event_id);
         if let Some(key) = &self.key {
-            let ts = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let ts = (msg.now_ms.max(0) / 1000) as u64;
             req = req
                 .header("webhook-id", msg.delivery_id)
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", sign(key, msg.delivery_id, ts, &body));
         }
-        send(req.body(body)).await
+        send(req.body(body), msg.now_ms).await
     }
 }
 
-/// Sends a request and classifies the answer; errors never carry the URL.
-pub async fn send(req: reqwest::RequestBuilder) -> Outcome {
+/// Sends a request at `now_ms` and classifies the answer; errors never carry the URL.
+pub async fn send(req: reqwest::RequestBuilder, now_ms: i64) -> Outcome {
     match req.send().await {
-        Ok(resp) => classify(resp.status(), resp.headers()),
+        Ok(resp) => classify(resp.status(), resp.headers(), now_ms),
         Err(e) => {
             let timeout = e.is_timeout();
             let e = e.without_url();
@@ -252,8 +249,8 @@ pub async fn send(req: reqwest::RequestBuilder) -> Outcome {
     }
 }
 
-/// Classifies an HTTP answer.
-pub fn classify(status: StatusCode, headers: &HeaderMap) -> Outcome {
+/// Classifies an HTTP answer received at `now_ms`.
+pub fn classify(status: StatusCode, headers: &HeaderMap, now_ms: i64) -> Outcome {
     if status.is_success() {
         return Outcome::Delivered;
     }
@@ -263,7 +260,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap) -> Outcome {
         || status.is_server_error()
     {
         Outcome::Retryable {
-            retry_after: retry_after(headers),
+            retry_after: retry_after(headers, now_ms),
             reason,
         }
     } else {
@@ -271,22 +268,23 @@ pub fn classify(status: StatusCode, headers: &HeaderMap) -> Outcome {
     }
 }
 
-/// Parses Retry-After: delay-seconds or an HTTP date.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// Parses Retry-After: delay-seconds or an HTTP date (the delay from `now_ms` until then).
+pub fn retry_after(headers: &HeaderMap, now_ms: i64) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let now = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole second (HTTP dates have no fractions), in ms since the epoch.
+    const NOW: i64 = 1_700_000_000_000;
 
     #[test]
     fn classification_table() {
@@ -304,7 +302,7 @@ mod tests {
             (301, "permanent"),
         ];
         for (code, want) in cases {
-            let got = classify(StatusCode::from_u16(code).unwrap(), &none);
+            let got = classify(StatusCode::from_u16(code).unwrap(), &none, NOW);
             assert_eq!(got.label(), want, "HTTP {code}");
         }
     }
@@ -338,17 +336,18 @@ mod tests {
     fn retry_after_seconds_and_date() {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let later = SystemTime::now() + Duration::from_secs(120);
+        assert_eq!(retry_after(&h, NOW), Some(Duration::from_secs(7)));
+        let later = SystemTime::UNIX_EPOCH + Duration::from_millis(NOW as u64 + 120_000);
         h.insert(RETRY_AFTER, httpdate::fmt_http_date(later).parse().unwrap());
-        let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
-            "{d:?}"
+        assert_eq!(retry_after(&h, NOW), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(&h, NOW + 200_000),
+            Some(Duration::ZERO),
+            "a date in the past means now"
         );
         let Outcome::Retryable {
             retry_after: ra, ..
-        } = classify(StatusCode::TOO_MANY_REQUESTS, &h)
+        } = classify(StatusCode::TOO_MANY_REQUESTS, &h, NOW)
         else {
             panic!()
         };

@@ -18,11 +18,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret};
-use crate::render::scan::{Facts, Kind};
 use crate::render::template::{Context, Templates, mrkdwn};
 use crate::retry::RetryOverrides;
+use crate::scan::{Facts, Kind};
 
 /// Slack's limits.
 pub const MAX_BLOCKS: usize = 50;
@@ -44,7 +44,7 @@ pub struct SlackConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
     /// outbox, never dropped.
     #[serde(default)]
-    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    pub rate_limit: Option<crate::alerting::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -55,7 +55,7 @@ fn default_timeout() -> Duration {
 
 impl SlackConfig {
     pub(crate) fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
-        super::required_http_url(
+        crate::config::required_http_url(
             format!("targets.{name}.webhook_url"),
             &mut self.webhook_url,
             &self.webhook_url_file,
@@ -88,7 +88,7 @@ impl Slack {
 
     /// The message body for `msg` (also shown by `scanbridge route`).
     pub fn payload(&self, msg: &Message<'_>) -> Result<Value, String> {
-        let ctx = Context::of(msg);
+        let ctx = msg.context();
         let text = self
             .templates
             .render("slack/text.txt", &ctx)
@@ -101,7 +101,7 @@ impl Slack {
             Ok(b) => b,
             Err(reason) => return Outcome::Permanent { reason },
         };
-        super::webhook::send(self.client.post(self.url.expose()).json(&body)).await
+        super::webhook::send(self.client.post(self.url.expose()).json(&body), msg.now_ms).await
     }
 }
 
@@ -121,6 +121,39 @@ fn section(text: &str) -> Value {
 
 fn field(label: &str, value: &str) -> Value {
     json!({"type": "mrkdwn", "text": truncate(&format!("*{label}*\n{value}"), MAX_FIELD)})
+}
+
+/// "*Top findings*" and one line per finding: severity, CVE (linked), package and version, the fix.
+fn top_findings_text(f: &Facts) -> String {
+    let mut text = String::from("*Top findings*");
+    if f.findings_more > 0 {
+        text.push_str(&format!(" ({} more not listed)", f.findings_more));
+    }
+    for x in &f.top_findings {
+        let sev = x.severity.as_deref().unwrap_or("-");
+        let sev = if matches!(sev, "CRITICAL" | "HIGH") {
+            format!("*{sev}*")
+        } else {
+            mrkdwn(sev)
+        };
+        let id = mrkdwn(x.id.as_deref().unwrap_or("-"));
+        let id = match &x.url {
+            // `|` and `>` end a Slack link: a URL holding them is shown as text.
+            Some(u) if !u.contains(['|', '>', '<', ' ']) => format!("<{u}|{id}>"),
+            _ => id,
+        };
+        let pkg = match (&x.package, &x.installed_version) {
+            (Some(p), Some(v)) => format!("`{}` {}", mrkdwn(p), mrkdwn(v)),
+            (Some(p), None) => format!("`{}`", mrkdwn(p)),
+            _ => String::new(),
+        };
+        let fix = match &x.fixed_in {
+            Some(v) => format!("fixed in {}", mrkdwn(v)),
+            None => "no fix yet".to_owned(),
+        };
+        text.push_str(&format!("\n• {sev} {id} {pkg} → {fix}"));
+    }
+    text
 }
 
 /// The Block Kit message: `{"text": fallback, "blocks": [...]}`.
@@ -201,6 +234,9 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
             "The scan did not complete; no findings are available for this image.",
         ));
     }
+    if !f.top_findings.is_empty() && f.kind != Kind::InspectorFinding {
+        blocks.push(section(&top_findings_text(f)));
+    }
     if let Some(d) = &f.delta {
         blocks.push(section(&format!(
             "*Since {}*  {}",
@@ -270,6 +306,24 @@ mod tests {
     use reqwest::header::{HeaderMap, RETRY_AFTER};
 
     #[test]
+    fn report_messages_list_the_top_findings() {
+        let e = crate::testing::report_event("grype-image.json");
+        let ctx = Context::new(&e, &e, "r", "d", "e");
+        let m = message(&ctx, "fallback");
+        let text = m.to_string();
+        assert!(text.contains("*Top findings*"), "{text}");
+        assert!(
+            text.contains("• *CRITICAL* CVE-1999-0002 `package-2` 2.2.2 → no fix yet"),
+            "{text}"
+        );
+        assert!(
+            text.contains("• LOW CVE-1999-0001 `package-1` 1.1.1 → fixed in 1.2.1, 2.1.3, 3.4.0"),
+            "{text}"
+        );
+        assert!(!text.contains("Open in ECR console"));
+    }
+
+    #[test]
     fn classification_table() {
         let mut ra = HeaderMap::new();
         ra.insert(RETRY_AFTER, "30".parse().unwrap());
@@ -284,11 +338,11 @@ mod tests {
             (410, "permanent"), // channel_is_archived
         ];
         for (code, want) in cases {
-            let got = super::super::webhook::classify(StatusCode::from_u16(code).unwrap(), &ra);
+            let got = super::super::webhook::classify(StatusCode::from_u16(code).unwrap(), &ra, 0);
             assert_eq!(got.label(), want, "HTTP {code}");
         }
         let Outcome::Retryable { retry_after, .. } =
-            super::super::webhook::classify(StatusCode::TOO_MANY_REQUESTS, &ra)
+            super::super::webhook::classify(StatusCode::TOO_MANY_REQUESTS, &ra, 0)
         else {
             panic!()
         };

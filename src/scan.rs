@@ -1,12 +1,15 @@
 //! The facts a person reads in a scan alert, drawn from an event whatever its kind: ECR Image Scan
 //! (basic scanning), Inspector2 Scan (enhanced scanning: `repository-name` is an ARN, zero counts
-//! present, TOTAL), Inspector2 Finding (one CVE in one package of one image), ECR Image Action, or any
-//! other event (generic).
+//! present, TOTAL), Inspector2 Finding (one CVE in one package of one image), ECR Image Action, a
+//! scanner report's Image Scan (`scanbridge.trivy`, `.grype`, `.trivy-operator`: ECR's keys plus
+//! `findings`), or any other event (generic).
 //!
 //! Promises: severity counts come in the fixed order CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL,
 //! UNDEFINED with absent severities as 0 (basic scanning omits zero counts); the repository is a name
 //! even when the event carries an ARN; the console URL is built only when region, account, repository
-//! and digest are all known. Never fails: missing fields give `None`/empty, never a panic.
+//! and digest are all known (never for a scanner report's Image Scan: that image is not in ECR); the top
+//! findings are the most severe first, those with a fix first among equals, at most [`TOP_FINDINGS`].
+//! Never fails: missing fields give `None`/empty, never a panic.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -21,6 +24,17 @@ pub const SEVERITIES: [&str; 6] = [
     "UNDEFINED",
 ];
 
+/// The `source` of the digest events scanbridge makes from a group of matches (alerting's digests).
+pub const DIGEST_SOURCE: &str = "scanbridge";
+/// The `detail-type` of digest events.
+pub const DIGEST_DETAIL_TYPE: &str = "Scan Digest";
+
+/// Whether `event` is a digest made by scanbridge (it is not grouped, deduplicated or silenced again).
+pub fn is_digest(event: &Value) -> bool {
+    event.get("source").and_then(Value::as_str) == Some(DIGEST_SOURCE)
+        && event.get("detail-type").and_then(Value::as_str) == Some(DIGEST_DETAIL_TYPE)
+}
+
 /// What kind of event this is, for the templates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,8 +43,10 @@ pub enum Kind {
     InspectorScan,
     InspectorFinding,
     EcrPush,
-    /// A digest made by scanbridge from a group of matches ([`crate::digest`]).
+    /// A digest made by scanbridge from a group of matches (see [`is_digest`]).
     Digest,
+    /// A scanner report's event (`detail-type` `Image Scan`): ECR's keys plus `findings`.
+    ImageScan,
     Generic,
 }
 
@@ -87,13 +103,44 @@ pub struct Facts {
     pub worst: Option<String>,
     pub console_url: Option<String>,
     pub finding: Option<Finding>,
+    /// The findings worth naming, most severe first (an Image Scan's `detail.findings`; an Inspector2
+    /// Finding's one finding).
+    pub top_findings: Vec<Finding>,
+    /// Findings counted but not in `top_findings`.
+    pub findings_more: u64,
     /// Non-zero counts, "2 CRITICAL, 7 HIGH" (or "no findings").
     pub summary: String,
     /// One line saying what happened ("2 CRITICAL, 7 HIGH in payments/api:v2.14.0").
     pub headline: String,
     /// What changed since the previous scan of the image, when the store knew one (set by
     /// [`crate::render::template::Context::with_delta`]).
-    pub delta: Option<crate::history::Delta>,
+    pub delta: Option<Delta>,
+}
+
+/// One severity's change, for templates.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub severity: &'static str,
+    pub before: u64,
+    pub after: u64,
+}
+
+/// What changed since the previous result of the same image or finding (computed by the alerting
+/// history): templates show it as `scan.delta`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delta {
+    /// `same image` (a rescan of the digest) or `previous image of repo:tag`.
+    pub compared_with: String,
+    pub previous_event_id: String,
+    pub previous_time: Option<String>,
+    /// Every severity whose count changed, in fixed order.
+    pub changes: Vec<Change>,
+    /// Previous counts, fixed order, zeros included.
+    pub previous: Vec<Change>,
+    /// "CRITICAL 0 -> 2, HIGH 7 -> 5", or "no change".
+    pub summary: String,
+    /// For a finding: "HIGH -> CRITICAL" / "CLOSED -> ACTIVE", when it changed.
+    pub finding: Option<String>,
 }
 
 fn s(v: &Value, ptr: &str) -> Option<String> {
@@ -136,6 +183,62 @@ pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) 
     )
 }
 
+/// Findings shown by name in an alert, at most.
+pub const TOP_FINDINGS: usize = 5;
+
+/// The rank of a severity name, most severe first (unknown names last).
+pub fn severity_rank(severity: &str) -> usize {
+    SEVERITIES
+        .iter()
+        .position(|s| *s == severity)
+        .unwrap_or(SEVERITIES.len())
+}
+
+/// `s` on one line (control characters as spaces), at most `max` characters, the cut marked `…`.
+pub fn clip(s: &str, max: usize) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The top [`TOP_FINDINGS`] of an Image Scan's `detail.findings` (whoever wrote them: sorted here).
+fn top_findings(findings: Option<&Value>) -> Vec<Finding> {
+    let Some(Value::Array(all)) = findings else {
+        return Vec::new();
+    };
+    let mut list: Vec<Finding> = all
+        .iter()
+        .filter(|f| f.is_object())
+        .map(|f| Finding {
+            id: s(f, "/id"),
+            // One short line: these land in subjects of attention, not advisories.
+            title: s(f, "/title").map(|t| clip(&t, 100)),
+            severity: s(f, "/severity"),
+            package: s(f, "/package"),
+            installed_version: s(f, "/installed-version"),
+            fixed_in: s(f, "/fixed-version"),
+            // Only web links become links.
+            url: s(f, "/url").filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            ..Finding::default()
+        })
+        .collect();
+    list.sort_by_key(|f| {
+        (
+            severity_rank(f.severity.as_deref().unwrap_or_default()),
+            f.fixed_in.is_none(),
+        )
+    });
+    list.truncate(TOP_FINDINGS);
+    list
+}
+
 impl Facts {
     /// Reads the facts of `event`.
     pub fn of(event: &Value) -> Facts {
@@ -146,7 +249,8 @@ impl Facts {
             (_, "Inspector2 Scan") => Kind::InspectorScan,
             (_, "Inspector2 Finding") => Kind::InspectorFinding,
             (_, "ECR Image Action") => Kind::EcrPush,
-            (crate::digest::SOURCE, crate::digest::DETAIL_TYPE) => Kind::Digest,
+            (DIGEST_SOURCE, DIGEST_DETAIL_TYPE) => Kind::Digest,
+            (src, "Image Scan") if src.starts_with("scanbridge.") => Kind::ImageScan,
             _ => Kind::Generic,
         };
         let mut region = s(event, "/region");
@@ -208,7 +312,7 @@ impl Facts {
         let status = s(event, "/detail/scan-status");
         let failed = status.as_deref() == Some("FAILED");
         let raw_counts = event.pointer("/detail/finding-severity-counts");
-        let is_scan = matches!(kind, Kind::EcrScan | Kind::InspectorScan);
+        let is_scan = matches!(kind, Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan);
         let counts: Vec<Count> = if raw_counts.is_some() || (is_scan && !failed) {
             SEVERITIES
                 .iter()
@@ -244,11 +348,22 @@ impl Facts {
             _ => "-".to_owned(),
         };
         let console_url = match (&region, &account, &repository, &digest) {
+            _ if kind == Kind::ImageScan => None,
             (Some(r), Some(a), Some(n), Some(d)) if !r.is_empty() && !a.is_empty() => {
                 Some(console_url(r, a, n, d))
             }
             _ => None,
         };
+        let top_findings: Vec<Finding> = match (&finding, kind) {
+            (Some(f), _) => vec![f.clone()],
+            (None, Kind::ImageScan) => top_findings(event.pointer("/detail/findings")),
+            _ => Vec::new(),
+        };
+        let listed = match kind {
+            Kind::ImageScan => counts.iter().map(|c| c.count).sum::<u64>(),
+            _ => top_findings.len() as u64,
+        };
+        let findings_more = listed.saturating_sub(top_findings.len() as u64);
         let mut facts = Facts {
             kind,
             detail_type,
@@ -270,6 +385,8 @@ impl Facts {
             worst,
             console_url,
             finding,
+            top_findings,
+            findings_more,
             summary: String::new(),
             headline: String::new(),
             delta: None,
@@ -300,13 +417,13 @@ impl Facts {
 
     fn make_headline(&self) -> String {
         match self.kind {
-            Kind::EcrScan | Kind::InspectorScan if self.failed => {
+            Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan if self.failed => {
                 format!("Scan FAILED for {}", self.image)
             }
-            Kind::EcrScan | Kind::InspectorScan if self.worst.is_none() => {
+            Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan if self.worst.is_none() => {
                 format!("No vulnerabilities found in {}", self.image)
             }
-            Kind::EcrScan | Kind::InspectorScan => {
+            Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan => {
                 format!("{} in {}", self.summary(), self.image)
             }
             Kind::InspectorFinding => {

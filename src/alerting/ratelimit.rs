@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::clock::SharedClock;
+use super::clock::SharedClock;
+use super::stage::{Flow, Ledger, Notice, Stage};
 
 /// `rate_limit = { per_second = 1.0, burst = 5 }` on a target.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -93,10 +94,40 @@ impl RateLimiter {
     }
 }
 
+/// Stage 5 (digests too): no token for the target puts the delivery back in the outbox, due when a
+/// token will be there, without counting an attempt.
+pub struct RateLimitStage {
+    pub ledger: Ledger,
+    pub limiter: RateLimiter,
+}
+
+impl Stage for RateLimitStage {
+    const NAME: &'static str = "rate_limit";
+
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let d = n.delivery;
+        let Err(wait) = self.limiter.try_take(&d.target) else {
+            return Flow::Next;
+        };
+        tracing::debug!(delivery = %d.id, target = %d.target, wait_ms = wait.as_millis() as u64,
+            "rate limited; queued");
+        self.ledger.metrics.delayed(&d.target);
+        if let Err(e) = self
+            .ledger
+            .store
+            .postpone(d.id.clone(), wait, n.now_ms)
+            .await
+        {
+            tracing::error!(delivery = %d.id, error = %e, "cannot postpone (lease will expire)");
+        }
+        Flow::Held
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::alerting::clock::ManualClock;
     use std::sync::Arc;
 
     #[test]

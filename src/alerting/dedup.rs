@@ -11,68 +11,14 @@
 //! A custom key is a list of EventBridge-style JSON paths; a path that selects nothing contributes
 //! `null`. Keys are SHA-256 digests of the JSON list of parts, so they are short and stable.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::render::jsonpath::Path;
-use crate::render::scan::{Facts, Kind};
-
-/// The default window.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
-
-/// A rule's `dedup` option.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DedupSpec {
-    pub window: Duration,
-    /// Custom key paths; `None` = the default key for the event's kind.
-    pub key: Option<Vec<Path>>,
-}
+use super::options::DedupSpec;
+use super::stage::{Flow, Ledger, Notice, Stage};
+use crate::scan::{Facts, Kind};
 
 impl DedupSpec {
-    /// Parses `true` / `false` / `{window, key}`; errors are (pointer, message) under `at`.
-    pub fn parse(v: &Value, at: &str) -> Result<Option<DedupSpec>, Vec<(String, String)>> {
-        let mut errs = Vec::new();
-        let obj = match v {
-            Value::Bool(false) | Value::Null => return Ok(None),
-            Value::Bool(true) => {
-                return Ok(Some(DedupSpec {
-                    window: DEFAULT_WINDOW,
-                    key: None,
-                }));
-            }
-            Value::Object(o) => o,
-            _ => {
-                return Err(vec![(
-                    at.to_owned(),
-                    "dedup must be true, false or an object {window, key}".into(),
-                )]);
-            }
-        };
-        for k in obj
-            .keys()
-            .filter(|k| !["window", "key"].contains(&k.as_str()))
-        {
-            errs.push((
-                format!("{at}/{k}"),
-                format!("unknown key {k:?}; expected one of window, key"),
-            ));
-        }
-        let window = match obj.get("window") {
-            None => DEFAULT_WINDOW,
-            Some(w) => parse_duration(w, &format!("{at}/window"), &mut errs).unwrap_or_default(),
-        };
-        let key = obj
-            .get("key")
-            .map(|k| parse_paths(k, &format!("{at}/key"), &mut errs));
-        if errs.is_empty() {
-            Ok(Some(DedupSpec { window, key }))
-        } else {
-            Err(errs)
-        }
-    }
-
     /// The key of `event` under this spec.
     pub fn key_of(&self, event: &Value) -> String {
         let parts = match &self.key {
@@ -95,7 +41,7 @@ impl DedupSpec {
 pub fn default_parts(event: &Value) -> Vec<Value> {
     let facts = Facts::of(event);
     match facts.kind {
-        Kind::EcrScan | Kind::InspectorScan => {
+        Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan => {
             let counts: Vec<Value> = facts
                 .counts
                 .iter()
@@ -129,45 +75,51 @@ pub fn default_parts(event: &Value) -> Vec<Value> {
     }
 }
 
-/// A humantime duration string ("10m"); records an error at `at` otherwise.
-pub(crate) fn parse_duration(
-    v: &Value,
-    at: &str,
-    errs: &mut Vec<(String, String)>,
-) -> Option<Duration> {
-    match v.as_str().map(humantime::parse_duration) {
-        Some(Ok(d)) => Some(d),
-        _ => {
-            errs.push((
-                at.to_owned(),
-                "expected a duration such as \"30s\", \"10m\" or \"24h\"".into(),
-            ));
-            None
-        }
-    }
+/// Stage 3: a rule with `dedup` claims the event's key for its rule and target; a delivery whose key
+/// another delivery claimed within the window is suppressed (`duplicate`).
+pub struct DedupStage {
+    pub ledger: Ledger,
 }
 
-/// A list of JSON paths; records errors (with the index) at `at`.
-pub(crate) fn parse_paths(v: &Value, at: &str, errs: &mut Vec<(String, String)>) -> Vec<Path> {
-    let Some(items) = v.as_array() else {
-        errs.push((at.to_owned(), "expected a list of JSON paths".into()));
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match item.as_str().map(Path::parse) {
-            Some(Ok(p)) => out.push(p),
-            Some(Err(e)) => errs.push((format!("{at}/{i}"), e.to_string())),
-            None => errs.push((format!("{at}/{i}"), "a JSON path is a string".into())),
+impl Stage for DedupStage {
+    const NAME: &'static str = "dedup";
+
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let Some(spec) = &n.options.dedup else {
+            return Flow::Next;
+        };
+        let d = n.delivery;
+        let scope = format!("{}\u{0}{}", d.rule, d.target);
+        let claim = self
+            .ledger
+            .store
+            .dedup_claim(
+                scope,
+                spec.key_of(n.event),
+                d.id.clone(),
+                spec.window.as_millis() as i64,
+                n.now_ms,
+            )
+            .await;
+        match claim {
+            Ok(None) => Flow::Next,
+            Ok(Some(first)) => {
+                let detail = format!("duplicate of delivery {first}");
+                self.ledger.suppress(n, "duplicate", detail).await
+            }
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "dedup check failed; sending");
+                Flow::Next
+            }
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::sample;
+    use std::time::Duration;
 
     fn default_spec() -> DedupSpec {
         DedupSpec::parse(&Value::Bool(true), "/dedup")

@@ -16,7 +16,6 @@ use scanbridge_pattern::Pattern;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::TargetConfig;
 use crate::config::ConfigError;
 
 /// `[targets.NAME] type = "topic"`.
@@ -59,13 +58,14 @@ fn policy_text(v: &Value) -> String {
     }
 }
 
-/// Checks every topic against the other targets and compiles the filter policies.
-pub fn compile(targets: &BTreeMap<String, TargetConfig>) -> Result<Topics, ConfigError> {
-    let mut topics = Topics::new();
-    for (name, cfg) in targets {
-        let TargetConfig::Topic(t) = cfg else {
-            continue;
-        };
+/// Checks every topic against the receivers (the configured targets that are not topics) and
+/// compiles the filter policies.
+pub fn compile(
+    topics: &[(&String, &TopicConfig)],
+    receivers: &[&str],
+) -> Result<Topics, ConfigError> {
+    let mut compiled = Topics::new();
+    for &(name, t) in topics {
         if t.subscriptions.is_empty() {
             return Err(ConfigError::Invalid {
                 key: format!("targets.{name}.subscriptions"),
@@ -75,32 +75,24 @@ pub fn compile(targets: &BTreeMap<String, TargetConfig>) -> Result<Topics, Confi
         let mut subs: Vec<Subscription> = Vec::new();
         for (i, s) in t.subscriptions.iter().enumerate() {
             let key = |k: &str| format!("targets.{name}.subscriptions[{i}].{k}");
-            match targets.get(&s.target) {
-                None => {
-                    let known: Vec<&str> = targets
-                        .iter()
-                        .filter(|(_, c)| !matches!(c, TargetConfig::Topic(_)))
-                        .map(|(n, _)| n.as_str())
-                        .collect();
-                    return Err(ConfigError::Invalid {
-                        key: key("target"),
-                        message: format!(
-                            "unknown target {:?}; configured targets: {}",
-                            s.target,
-                            known.join(", ")
-                        ),
-                    });
-                }
-                Some(TargetConfig::Topic(_)) => {
-                    return Err(ConfigError::Invalid {
-                        key: key("target"),
-                        message: format!(
-                            "{:?} is a topic; a topic cannot subscribe to a topic",
-                            s.target
-                        ),
-                    });
-                }
-                Some(_) => {}
+            if topics.iter().any(|(n, _)| **n == s.target) {
+                return Err(ConfigError::Invalid {
+                    key: key("target"),
+                    message: format!(
+                        "{:?} is a topic; a topic cannot subscribe to a topic",
+                        s.target
+                    ),
+                });
+            }
+            if !receivers.contains(&s.target.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: key("target"),
+                    message: format!(
+                        "unknown target {:?}; configured targets: {}",
+                        s.target,
+                        receivers.join(", ")
+                    ),
+                });
             }
             if subs.iter().any(|x| x.target == s.target) {
                 return Err(ConfigError::Invalid {
@@ -124,7 +116,7 @@ pub fn compile(targets: &BTreeMap<String, TargetConfig>) -> Result<Topics, Confi
                 filter,
             });
         }
-        topics.insert(name.clone(), subs);
+        compiled.insert(name.clone(), subs);
     }
-    Ok(topics)
+    Ok(compiled)
 }

@@ -1,30 +1,31 @@
-//! Delivery targets: the `[targets.NAME]` configuration, the [`Target`] enum and the contract every
-//! target keeps with the worker.
+//! Receivers: the `[targets.NAME]` configuration ([`TargetConfig`]), building the receivers
+//! ([`Targets`]) and dispatching an attempt to one ([`Target`]).
 //!
-//! Contract: [`Target::notify`] makes one attempt and classifies it as [`Outcome::Delivered`],
-//! [`Outcome::Retryable`] (with the receiver's Retry-After, if any) or [`Outcome::Permanent`]. Targets
-//! never retry, sleep or dead-letter themselves: the worker and `retry.rs` own that. Reasons never
-//! contain secrets (webhook URLs are redacted). Each target type lives in its own module with its config
-//! struct beside it; every config struct denies unknown fields (serde ignores that attribute on the
-//! internally tagged [`TargetConfig`] itself).
+//! Contract ([`attempt`]): [`Target::notify`] makes one attempt and classifies it as
+//! [`Outcome::Delivered`], [`Outcome::Retryable`] (with the receiver's Retry-After, if any) or
+//! [`Outcome::Permanent`]. Receivers never retry, sleep or dead-letter themselves: the worker and
+//! `retry.rs` own that. Reasons never contain secrets (webhook URLs are redacted). Each receiver lives in
+//! its own module with its config struct beside it, importing only the contract; every config struct
+//! denies unknown fields (serde ignores that attribute on the internally tagged [`TargetConfig`]
+//! itself).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::Value;
-
-use std::sync::Arc;
 
 use crate::config::{ConfigError, DeliveryConfig};
 use crate::render::template::Templates;
 use crate::retry::{RetryOverrides, RetryPolicy};
 
+mod attempt;
 pub mod console;
 pub mod email;
 pub mod slack;
 pub mod topic;
 pub mod webhook;
+
+pub use attempt::{Message, Outcome};
 
 /// `[targets.NAME]`, selected by `type`.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,7 +40,7 @@ pub enum TargetConfig {
 
 impl TargetConfig {
     /// Resolves secrets and checks values; `name` is used in error messages. (Topics are checked
-    /// against the other targets by [`topic::compile`].)
+    /// against the other targets by [`compile_topics`].)
     pub fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
         if let Some(problem) = self.rate_limit().and_then(|r| r.problem()) {
             return Err(ConfigError::Invalid {
@@ -67,7 +68,7 @@ impl TargetConfig {
     }
 
     /// The target's `rate_limit`, if any (topics have none: their subscriptions' targets do).
-    pub fn rate_limit(&self) -> Option<crate::ratelimit::RateLimit> {
+    pub fn rate_limit(&self) -> Option<crate::alerting::RateLimit> {
         match self {
             TargetConfig::Webhook(w) => w.rate_limit,
             TargetConfig::Console(c) => c.rate_limit,
@@ -102,44 +103,6 @@ pub enum BuildError {
         name: String,
         source: lettre::transport::smtp::Error,
     },
-}
-
-/// One delivery attempt's input.
-#[derive(Debug)]
-pub struct Message<'a> {
-    /// Deterministic id (event id + rule + target): receivers use it to drop duplicates.
-    pub delivery_id: &'a str,
-    pub rule: &'a str,
-    pub event_id: &'a str,
-    /// The whole event.
-    pub event: &'a Value,
-    /// What the rule says to send: the event, or its transformed input.
-    pub payload: &'a Value,
-    /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
-    pub delta: Option<&'a crate::history::Delta>,
-}
-
-/// The result of one attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Delivered,
-    Retryable {
-        retry_after: Option<Duration>,
-        reason: String,
-    },
-    Permanent {
-        reason: String,
-    },
-}
-
-impl Outcome {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Retryable { .. } => "retryable",
-            Outcome::Permanent { .. } => "permanent",
-        }
-    }
 }
 
 /// A ready-to-use target.
@@ -226,26 +189,21 @@ impl Targets {
     }
 }
 
-/// Resolves a secret URL (inline, environment or `*_file`), requires it, and checks that it is
-/// http(s); errors name `key` and never show the URL.
-pub(crate) fn required_http_url(
-    key: String,
-    url: &mut Option<crate::config::Secret>,
-    file: &Option<std::path::PathBuf>,
-    missing: &str,
-) -> Result<(), ConfigError> {
-    crate::config::resolve_secret(&key, url, file)?;
-    let Some(u) = url.as_ref() else {
-        return Err(ConfigError::Invalid {
-            key,
-            message: missing.into(),
-        });
-    };
-    match reqwest::Url::parse(u.expose()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-        _ => Err(ConfigError::Invalid {
-            key,
-            message: "not an http(s) URL".into(),
-        }),
-    }
+/// Checks every topic against the other targets and compiles the filter policies.
+pub fn compile_topics(
+    targets: &BTreeMap<String, TargetConfig>,
+) -> Result<topic::Topics, ConfigError> {
+    let topics: Vec<(&String, &topic::TopicConfig)> = targets
+        .iter()
+        .filter_map(|(name, c)| match c {
+            TargetConfig::Topic(t) => Some((name, t)),
+            _ => None,
+        })
+        .collect();
+    let receivers: Vec<&str> = targets
+        .iter()
+        .filter(|(_, c)| !matches!(c, TargetConfig::Topic(_)))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    topic::compile(&topics, &receivers)
 }

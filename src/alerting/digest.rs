@@ -17,49 +17,16 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::dedup::{parse_duration, parse_paths};
-use crate::render::jsonpath::Path;
-use crate::render::scan::{Facts, SEVERITIES};
+use std::borrow::Borrow;
+use std::sync::Arc;
 
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
-/// The `detail-type` of digest events.
-pub const DETAIL_TYPE: &str = "Scan Digest";
-/// The `source` of digest events.
-pub const SOURCE: &str = "scanbridge";
-
-/// A rule's grouping.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupSpec {
-    pub by: Vec<Path>,
-    pub wait: Duration,
-    pub interval: Duration,
-}
+use super::options::{DEFAULT_INTERVAL, GroupSpec, RuleOptions};
+use super::stage::{Flow, Ledger, Notice, Stage};
+use crate::event::Handoff;
+use crate::scan::{DIGEST_DETAIL_TYPE, DIGEST_SOURCE, Facts, SEVERITIES};
+use crate::store::{GroupAdd, NewDelivery, NewEvent, delivery_id};
 
 impl GroupSpec {
-    /// Reads `group_by`, `group_wait`, `group_interval` of a rule document.
-    pub fn parse(m: &Map<String, Value>, errs: &mut Vec<(String, String)>) -> Option<GroupSpec> {
-        let by = m.get("group_by");
-        if by.is_none() {
-            for k in ["group_wait", "group_interval"] {
-                if m.contains_key(k) {
-                    errs.push((format!("/{k}"), format!("{k} needs group_by")));
-                }
-            }
-            return None;
-        }
-        let by = parse_paths(by.expect("checked"), "/group_by", errs);
-        let wait = m
-            .get("group_wait")
-            .map(|v| parse_duration(v, "/group_wait", errs).unwrap_or_default())
-            .unwrap_or(DEFAULT_WAIT);
-        let interval = m
-            .get("group_interval")
-            .map(|v| parse_duration(v, "/group_interval", errs).unwrap_or_default())
-            .unwrap_or(DEFAULT_INTERVAL);
-        Some(GroupSpec { by, wait, interval })
-    }
-
     /// The group labels of `event`: path as written -> value.
     pub fn labels(&self, event: &Value) -> Value {
         let mut m = Map::new();
@@ -83,12 +50,6 @@ pub fn group_id(rule: &str, target: &str, labels: &Value) -> String {
         .collect()
 }
 
-/// Whether `event` is a digest made by scanbridge (it is not grouped, deduplicated or silenced again).
-pub fn is_digest(event: &Value) -> bool {
-    event.get("source").and_then(Value::as_str) == Some(SOURCE)
-        && event.get("detail-type").and_then(Value::as_str) == Some(DETAIL_TYPE)
-}
-
 /// "45 seconds", "10 minutes", "3 hours".
 pub fn human(d: Duration) -> String {
     let s = d.as_secs().max(1);
@@ -107,11 +68,11 @@ pub fn digest_event(
     id: &str,
     rule: &str,
     labels: &Value,
-    members: &[Value],
+    members: &[impl Borrow<Value>],
     window: Duration,
     time: &str,
 ) -> Value {
-    let facts: Vec<Facts> = members.iter().map(Facts::of).collect();
+    let facts: Vec<Facts> = members.iter().map(|m| Facts::of(m.borrow())).collect();
     let worst = SEVERITIES
         .iter()
         .find(|s| facts.iter().any(|f| f.worst.as_deref() == Some(**s)));
@@ -138,8 +99,8 @@ pub fn digest_event(
     json!({
         "version": "0",
         "id": id,
-        "source": SOURCE,
-        "detail-type": DETAIL_TYPE,
+        "source": DIGEST_SOURCE,
+        "detail-type": DIGEST_DETAIL_TYPE,
         "time": time,
         "resources": [],
         "detail": {
@@ -155,9 +116,132 @@ pub fn digest_event(
     })
 }
 
+/// Stage 4: a rule with `group_by` moves the delivery into its digest group; the group is flushed
+/// later ([`DigestStage::flush_due`]) as one digest delivery.
+pub struct DigestStage {
+    pub ledger: Ledger,
+    /// The live rules' options (a group's interval is read when it is flushed).
+    pub rules: Arc<dyn RuleOptions>,
+    /// Where a digest event, made here as a value, is handed to the worker.
+    pub handoff: Arc<Handoff>,
+}
+
+impl Stage for DigestStage {
+    const NAME: &'static str = "digest";
+
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let Some(g) = &n.options.group else {
+            return Flow::Next;
+        };
+        let d = n.delivery;
+        let labels = g.labels(n.event);
+        let add = GroupAdd {
+            group_id: group_id(&d.rule, &d.target, &labels),
+            rule: d.rule.clone(),
+            target: d.target.clone(),
+            labels: labels.to_string(),
+            delivery_id: d.id.clone(),
+            now_ms: n.now_ms,
+            wait_ms: g.wait.as_millis() as i64,
+            interval_ms: g.interval.as_millis() as i64,
+        };
+        match self.ledger.store.group_add(add).await {
+            Ok(()) => {
+                tracing::debug!(delivery = %d.id, rule = %d.rule, target = %d.target, "added to digest group");
+                self.ledger.metrics.grouped(&d.rule, &d.target);
+                Flow::Held
+            }
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "cannot group; sending alone");
+                Flow::Next
+            }
+        }
+    }
+}
+
+impl DigestStage {
+    /// Flushes every digest group that is due at `now`: one digest event and delivery per group.
+    /// Returns how many digests were made.
+    pub async fn flush_due(&self, now: i64) -> usize {
+        let due = match self.ledger.store.groups_due(now).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read digest groups");
+                return 0;
+            }
+        };
+        let mut made = 0;
+        for g in due {
+            let interval = self
+                .rules
+                .alert_options(&g.rule)
+                .and_then(|o| o.group.map(|s| s.interval))
+                .unwrap_or(DEFAULT_INTERVAL);
+            let members: Vec<Arc<Value>> = g
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let handed = self.handoff.get(&m.event_id);
+                    handed.or_else(|| crate::event::parse_stored(&m.body).map(Arc::new))
+                })
+                .collect();
+            let first = g.members.iter().map(|m| m.added_at_ms).min().unwrap_or(now);
+            let window = Duration::from_millis((now - first).max(0) as u64);
+            let labels: Value = serde_json::from_str(&g.labels).unwrap_or(Value::Null);
+            let id = format!("digest-{}-{now}", g.id);
+            let event = digest_event(
+                &id,
+                &g.rule,
+                &labels,
+                &members,
+                window,
+                &crate::event::rfc3339(now),
+            );
+            let body = event.to_string();
+            let len = body.len();
+            let digest_event = NewEvent {
+                id: id.clone(),
+                body,
+                deliveries: vec![NewDelivery {
+                    id: delivery_id(&id, &g.rule, &g.target),
+                    rule: g.rule.clone(),
+                    target: g.target.clone(),
+                    input: None,
+                }],
+                history: None,
+            };
+            let ids: Vec<String> = g.members.iter().map(|m| m.delivery_id.clone()).collect();
+            let n = ids.len();
+            match self
+                .ledger
+                .store
+                .group_flush(
+                    g.id.clone(),
+                    ids,
+                    digest_event,
+                    now,
+                    interval.as_millis() as i64,
+                )
+                .await
+            {
+                Ok(()) if n > 0 => {
+                    self.handoff.put(&id, Arc::new(event), len);
+                    tracing::info!(rule = %g.rule, target = %g.target, members = n, digest = %id, "digest ready");
+                    self.ledger.metrics.digest(&g.rule, &g.target);
+                    made += 1;
+                }
+                Ok(()) => {}
+                Err(e) => tracing::error!(group = %g.id, error = %e, "cannot flush digest group"),
+            }
+        }
+        made
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::is_digest;
 
     fn scan(repo: &str, tag: &str, counts: Value) -> Value {
         json!({"id": format!("{repo}-{tag}"), "source": "aws.ecr", "detail-type": "ECR Image Scan",

@@ -2,8 +2,9 @@
 //! of each Inspector2 finding), so that a rule can notify only on news (`notify_on`) and templates can
 //! show what changed ("CRITICAL 0 -> 2").
 //!
-//! The store records an [`Observation`] for every newly accepted scan event, in the same transaction as
-//! the event, and stamps the event with the [`Previous`] result it replaced (before updating). So the
+//! Ingest computes a [`HistoryUpdate`] ([`history_update`]) for every scan event it accepts; the store
+//! records it in the same transaction as the event, and stamps the event with the [`Previous`] result
+//! it replaced (before updating). So the
 //! comparison is made in ingest order, once per event, whatever order deliveries are later sent in,
 //! and two rules matching the same event compare against the same previous result.
 //!
@@ -22,34 +23,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::render::scan::{Facts, Kind, SEVERITIES};
-
-/// A rule's `notify_on` option.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum NotifyOn {
-    #[default]
-    Always,
-    NewFindings,
-    Worse,
-}
-
-impl NotifyOn {
-    pub fn parse(v: &Value) -> Option<NotifyOn> {
-        match v.as_str()? {
-            "always" => Some(NotifyOn::Always),
-            "new_findings" => Some(NotifyOn::NewFindings),
-            "worse" => Some(NotifyOn::Worse),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyOn::Always => "always",
-            NotifyOn::NewFindings => "new_findings",
-            NotifyOn::Worse => "worse",
-        }
-    }
-}
+use super::options::NotifyOn;
+use super::stage::{Flow, Ledger, Notice, Stage};
+use crate::scan::{Change, Delta, Facts, Kind, SEVERITIES};
+use crate::store::HistoryUpdate;
 
 /// One remembered result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +63,7 @@ pub fn observe(event: &Value) -> Option<Observation> {
     let facts = Facts::of(event);
     let event_id = facts.event_id.clone();
     match facts.kind {
-        Kind::EcrScan | Kind::InspectorScan if !facts.failed => {
+        Kind::EcrScan | Kind::InspectorScan | Kind::ImageScan if !facts.failed => {
             let repo = facts.repository.as_deref()?;
             let raw = event.pointer("/detail/finding-severity-counts");
             let complete = facts
@@ -141,6 +118,19 @@ pub fn observe(event: &Value) -> Option<Observation> {
     }
 }
 
+/// What the store records for `event` in the scan history ([`HistoryUpdate`]), if anything: computed
+/// here, from the parsed event, before the store's transaction.
+pub fn history_update(event: &Value) -> Option<HistoryUpdate> {
+    let obs = observe(event)?;
+    let (related, exact): (Vec<String>, Vec<String>) =
+        obs.keys.into_iter().partition(|k| k.starts_with("tag:"));
+    Some(HistoryUpdate {
+        exact,
+        related,
+        record: serde_json::to_string(&obs.record).ok()?,
+    })
+}
+
 fn rank(severity: Option<&str>) -> usize {
     // CRITICAL is the worst: higher rank = worse.
     severity
@@ -193,31 +183,6 @@ pub fn decide(
             }
         }
     }
-}
-
-/// One severity's change, for templates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Change {
-    pub severity: &'static str,
-    pub before: u64,
-    pub after: u64,
-}
-
-/// What changed since the previous result: templates show it as `scan.delta`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Delta {
-    /// `same image` (a rescan of the digest) or `previous image of repo:tag`.
-    pub compared_with: String,
-    pub previous_event_id: String,
-    pub previous_time: Option<String>,
-    /// Every severity whose count changed, in fixed order.
-    pub changes: Vec<Change>,
-    /// Previous counts, fixed order, zeros included.
-    pub previous: Vec<Change>,
-    /// "CRITICAL 0 -> 2, HIGH 7 -> 5", or "no change".
-    pub summary: String,
-    /// For a finding: "HIGH -> CRITICAL" / "CLOSED -> ACTIVE", when it changed.
-    pub finding: Option<String>,
 }
 
 /// The delta between `previous` and the counts of `event`.
@@ -285,6 +250,45 @@ pub fn delta(event: &Value, previous: &Previous) -> Delta {
         previous: all,
         summary,
         finding: (!finding.is_empty()).then(|| finding.join(", ")),
+    }
+}
+
+/// Stage 2: `notify_on` compares the event with the result it replaced in the history (stamped at
+/// accept) and suppresses what is not news (`not_new`, `not_worse`); it also gives the notice the
+/// delta to the previous result, for the templates, whatever `notify_on` says.
+pub struct HistoryStage {
+    pub ledger: Ledger,
+}
+
+impl Stage for HistoryStage {
+    const NAME: &'static str = "history";
+
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let previous: Option<Previous> = n
+            .delivery
+            .previous
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
+        let Some(previous) = previous else {
+            return Flow::Next; // the first sighting (or not a scan): news either way
+        };
+        let delta = n.delta.get_or_init(|| delta(n.event, &previous));
+        let on = n.options.notify_on;
+        if on == NotifyOn::Always {
+            return Flow::Next;
+        }
+        match decide(on, observe(n.event).as_ref(), Some(&previous)) {
+            Ok(()) => Flow::Next,
+            Err(why) => {
+                let detail = format!(
+                    "{} compared with event {} ({})",
+                    on.as_str(),
+                    previous.record.event_id,
+                    delta.summary
+                );
+                self.ledger.suppress(n, why, detail).await
+            }
+        }
     }
 }
 

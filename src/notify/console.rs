@@ -10,10 +10,11 @@ use std::io::Write as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::retry::RetryOverrides;
+use crate::scan::clip;
 
-pub use crate::render::scan::SEVERITIES;
+pub use crate::scan::SEVERITIES;
 
 /// `[targets.NAME] type = "console"`: no settings beyond `retry`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -22,7 +23,7 @@ pub struct ConsoleConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
     /// outbox, never dropped.
     #[serde(default)]
-    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    pub rate_limit: Option<crate::alerting::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -43,24 +44,30 @@ impl Console {
     }
 }
 
-fn s<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
-    v.pointer(ptr).and_then(Value::as_str)
+/// A string of the event, on one line and at most 300 characters: event text cannot add lines to an
+/// alert or push the rest off the screen.
+fn s(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr).and_then(Value::as_str).map(|x| clip(x, 300))
 }
 
 /// The alert text: rule, image, severity counts in fixed order (absent = 0), digest.
 pub fn render(msg: &Message<'_>) -> String {
     let e = msg.event;
     let mut t = String::new();
-    let kind = s(e, "/detail-type").unwrap_or("event");
+    let kind = s(e, "/detail-type").unwrap_or_else(|| "event".into());
     let _ = writeln!(t, "=== scanbridge alert: rule {} ({kind}) ===", msg.rule);
-    let repo = s(e, "/detail/repository-name").unwrap_or("-");
-    let tags: Vec<&str> = match e.pointer("/detail/image-tags") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+    let repo = s(e, "/detail/repository-name").unwrap_or_else(|| "-".into());
+    let tags: Vec<String> = match e.pointer("/detail/image-tags") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|t| clip(t, 128))
+            .collect(),
         _ => s(e, "/detail/image-tag").into_iter().collect(),
     };
     let image = match tags.first() {
         Some(tag) => format!("{repo}:{tag}"),
-        None => repo.to_owned(),
+        None => repo.clone(),
     };
     let _ = write!(t, "  image:    {image}");
     if tags.len() > 1 {
@@ -87,11 +94,34 @@ pub fn render(msg: &Message<'_>) -> String {
     if let Some(digest) = s(e, "/detail/image-digest") {
         let _ = writeln!(t, "  digest:   {digest}");
     }
+    let facts = crate::scan::Facts::of(e);
+    for (i, f) in facts.top_findings.iter().enumerate() {
+        let label = if i == 0 { "top:     " } else { "         " };
+        let fix = match &f.fixed_in {
+            Some(v) => format!("fixed in {}", clip(v, 60)),
+            None => "no fix yet".to_owned(),
+        };
+        let _ = writeln!(
+            t,
+            "  {label} {} {} {} {} -> {fix}",
+            clip(f.severity.as_deref().unwrap_or("-"), 20),
+            clip(f.id.as_deref().unwrap_or("-"), 60),
+            clip(f.package.as_deref().unwrap_or("-"), 60),
+            clip(f.installed_version.as_deref().unwrap_or("-"), 60),
+        );
+    }
+    if facts.findings_more > 0 && !facts.top_findings.is_empty() {
+        let _ = writeln!(t, "            ({} more findings)", facts.findings_more);
+    }
     if let Some(d) = msg.delta {
         let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
     }
-    if crate::digest::is_digest(e) {
-        let _ = writeln!(t, "  {}", s(e, "/detail/headline").unwrap_or("digest"));
+    if crate::scan::is_digest(e) {
+        let _ = writeln!(
+            t,
+            "  {}",
+            s(e, "/detail/headline").unwrap_or_else(|| "digest".into())
+        );
         for item in e
             .pointer("/detail/items")
             .and_then(Value::as_array)
@@ -101,8 +131,8 @@ pub fn render(msg: &Message<'_>) -> String {
             let _ = writeln!(
                 t,
                 "    {}  {}",
-                s(item, "/image").unwrap_or("-"),
-                s(item, "/summary").unwrap_or("-")
+                s(item, "/image").unwrap_or_else(|| "-".into()),
+                s(item, "/summary").unwrap_or_else(|| "-".into())
             );
         }
     }
@@ -110,9 +140,9 @@ pub fn render(msg: &Message<'_>) -> String {
         t,
         "  event:    {} from {} in {} at {}",
         msg.event_id,
-        s(e, "/source").unwrap_or("-"),
-        s(e, "/region").unwrap_or("-"),
-        s(e, "/time").unwrap_or("-"),
+        s(e, "/source").unwrap_or_else(|| "-".into()),
+        s(e, "/region").unwrap_or_else(|| "-".into()),
+        s(e, "/time").unwrap_or_else(|| "-".into()),
     );
     let _ = writeln!(t, "  delivery: {}", msg.delivery_id);
     t
@@ -122,6 +152,59 @@ pub fn render(msg: &Message<'_>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn render_event(e: &Value) -> String {
+        render(&Message {
+            delivery_id: "d1",
+            rule: "r",
+            event_id: "e1",
+            event: e,
+            payload: e,
+            delta: None,
+            now_ms: 0,
+        })
+    }
+
+    #[test]
+    fn top_findings_for_reports_and_inspector_findings() {
+        let mut e = crate::testing::report_event("trivy-alpine-39-high-critical.json");
+        let text = render_event(&e);
+        assert!(
+            text.contains(
+                "  top:      CRITICAL CVE-2019-14697 musl 1.1.20-r4 -> fixed in 1.1.20-r5\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("CVE-2019-14697 musl-utils 1.1.20-r4"),
+            "{text}"
+        );
+        // Untrusted text cannot add a line to the alert.
+        e["detail"]["findings"][0]["package"] = json!("musl\n=== scanbridge alert: rule fake ===");
+        let text = render_event(&e);
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("===")).count(),
+            1,
+            "{text}"
+        );
+        e["detail"]["repository-name"] = json!("evil\n  findings: CRITICAL 0");
+        let text = render_event(&e);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("  findings:"))
+                .count(),
+            1,
+            "{text}"
+        );
+        let f = crate::testing::sample("inspector2-finding.json");
+        let text = render_event(&f);
+        assert!(
+            text.contains(
+                "top:      CRITICAL CVE-2026-10001 libssl3 3.0.15 -> fixed in 3.0.15-1~deb12u2"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_counts_in_fixed_order_with_zeros() {
@@ -136,6 +219,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            now_ms: 0,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");

@@ -20,9 +20,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncTransport, Message as Mail, Tokio1Executor};
 use serde::Deserialize;
 
-use super::{Message, Outcome};
+use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
-use crate::render::template::{Context, Templates};
+use crate::render::template::Templates;
 use crate::retry::RetryOverrides;
 
 /// How the SMTP connection is secured.
@@ -72,7 +72,7 @@ pub struct EmailConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`); excess deliveries wait in the
     /// outbox, never dropped.
     #[serde(default)]
-    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    pub rate_limit: Option<crate::alerting::RateLimit>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -185,7 +185,7 @@ impl Email {
 
     /// Renders subject, text and HTML for `msg`.
     pub fn render(&self, msg: &Message<'_>) -> Result<(String, String, String), String> {
-        let ctx = Context::of(msg);
+        let ctx = msg.context();
         let subject = match &self.subject {
             Some(t) => minijinja::Environment::new()
                 .render_str(t, &ctx)
@@ -336,6 +336,7 @@ mod tests {
             event: &e,
             payload: &e,
             delta: None,
+            now_ms: 0,
         };
         let out = email.notify(&msg).await;
         assert_eq!(out.label(), "retryable", "{out:?}");

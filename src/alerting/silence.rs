@@ -12,31 +12,14 @@
 //! notification pipeline ([`crate::alerting`]) before every attempt, so a silence added while a delivery
 //! waits for a retry stops it too.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scanbridge_pattern::Pattern;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-/// One silence as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Silence {
-    pub id: String,
-    /// The event pattern (JSON text).
-    pub pattern: String,
-    /// The matchers as the person wrote them (for listings).
-    pub matchers: String,
-    pub comment: String,
-    pub created_by: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
-}
-
-impl Silence {
-    pub fn active_at(&self, now_ms: i64) -> bool {
-        now_ms < self.expires_at_ms
-    }
-}
+use super::stage::{Flow, Ledger, Notice, Stage};
+use crate::store::Silence;
 
 /// Why a silence could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -189,12 +172,6 @@ pub fn parse_expires(text: &str, now_ms: i64) -> Result<i64, SilenceError> {
     Ok(at)
 }
 
-/// Milliseconds since the epoch as `2026-12-31T00:00:00Z`.
-pub fn format_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// A new silence id: 12 hex digits.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
@@ -229,13 +206,53 @@ impl SilenceSet {
             .find(|(s, p)| s.active_at(now_ms) && p.matches(event))
             .map(|(s, _)| s)
     }
+}
 
-    pub fn len(&self) -> usize {
-        self.items.len()
+/// Stage 1: an active silence matching the event suppresses the delivery (`silenced`).
+pub struct SilenceStage {
+    pub ledger: Ledger,
+    /// The stored silences and their compiled set (recompiled only when the stored list changed).
+    cache: Mutex<(Vec<Silence>, Arc<SilenceSet>)>,
+}
+
+impl SilenceStage {
+    pub fn new(ledger: Ledger) -> SilenceStage {
+        SilenceStage {
+            ledger,
+            cache: Mutex::default(),
+        }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+    /// The stored silences, compiled; none (with an error logged) if the store cannot be read.
+    async fn set(&self, now_ms: i64) -> Arc<SilenceSet> {
+        let stored = match self.ledger.store.silences().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read silences; sending unsilenced");
+                return Arc::default();
+            }
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != stored {
+            let active = stored.iter().filter(|s| s.active_at(now_ms)).count();
+            self.ledger.metrics.silences_active(active as u64);
+            cache.1 = Arc::new(SilenceSet::new(stored.clone()));
+            cache.0 = stored;
+        }
+        cache.1.clone()
+    }
+}
+
+impl Stage for SilenceStage {
+    const NAME: &'static str = "silence";
+
+    async fn exec(&self, n: &Notice<'_>) -> Flow {
+        let set = self.set(n.now_ms).await;
+        let Some(s) = set.find(n.event, n.now_ms) else {
+            return Flow::Next;
+        };
+        let detail = format!("silence {} ({})", s.id, s.comment);
+        self.ledger.suppress(n, "silenced", detail).await
     }
 }
 
@@ -329,7 +346,7 @@ mod tests {
         assert_eq!(parse_expires("7d", now).unwrap(), now + 7 * 86_400_000);
         assert_eq!(parse_expires("90m", now).unwrap(), now + 90 * 60_000);
         let d = parse_expires("2030-01-01", now).unwrap();
-        assert_eq!(format_ms(d), "2030-01-01T00:00:00Z");
+        assert_eq!(crate::event::rfc3339(d), "2030-01-01T00:00:00Z");
         let t = parse_expires("2030-01-01T18:30:00Z", now).unwrap();
         assert_eq!(t - d, (18 * 60 + 30) * 60_000);
         assert!(matches!(

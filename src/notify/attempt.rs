@@ -1,0 +1,66 @@
+//! One delivery attempt, the contract between the worker and every receiver: what a receiver is
+//! given ([`Message`]) and what it answers ([`Outcome`]).
+//!
+//! Promise of every receiver: one attempt per call, classified as delivered, retryable (with the
+//! receiver's Retry-After, if any) or permanent; no retry, sleep, dead letter or clock of its own (the
+//! attempt's time is [`Message::now_ms`]); reasons without secrets.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::render::template::Context;
+
+/// One delivery attempt's input.
+#[derive(Debug)]
+pub struct Message<'a> {
+    /// Deterministic id (event id + rule + target): receivers use it to drop duplicates.
+    pub delivery_id: &'a str,
+    pub rule: &'a str,
+    pub event_id: &'a str,
+    /// The whole event.
+    pub event: &'a Value,
+    /// What the rule says to send: the event, or its transformed input.
+    pub payload: &'a Value,
+    /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
+    pub delta: Option<&'a crate::scan::Delta>,
+    /// When the attempt is made (the daemon's clock): signature timestamps, Retry-After dates.
+    pub now_ms: i64,
+}
+
+impl<'a> Message<'a> {
+    /// What the templates of this attempt see.
+    pub fn context(&self) -> Context<'a> {
+        Context::new(
+            self.event,
+            self.payload,
+            self.rule,
+            self.delivery_id,
+            self.event_id,
+        )
+        .with_delta(self.delta)
+    }
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    Retryable {
+        retry_after: Option<Duration>,
+        reason: String,
+    },
+    Permanent {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retryable { .. } => "retryable",
+            Outcome::Permanent { .. } => "permanent",
+        }
+    }
+}

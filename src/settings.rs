@@ -1,0 +1,430 @@
+//! Settings: the whole configuration and how it is layered.
+//!
+//! Layers, later wins: the repository's `config.toml` (embedded at build time, so the binary always has
+//! complete defaults), then the `--config FILE` given on the command line, then environment variables
+//! `SCANBRIDGE__SECTION__KEY` (for example `SCANBRIDGE__SERVER__LISTEN=0.0.0.0:8080`,
+//! `SCANBRIDGE__TARGETS__HOOK__URL=...`). Command-line flags of `serve` override all three.
+//!
+//! Promises: a configuration that loads is complete and consistent: every section typed
+//! ([`crate::config`]), every target's secrets resolved and values checked, topics checked against the
+//! targets, templates compiled. Anything else is a [`ConfigError`] naming the key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::{
+    AwsConfig, ConfigError, DeliveryConfig, LogConfig, RulesConfig, ServerConfig, StoreConfig,
+    TemplatesConfig, resolve_secret,
+};
+use crate::notify::TargetConfig;
+
+/// The reference configuration, which is also the complete set of defaults.
+pub const DEFAULTS: &str = include_str!("../config.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub rules: RulesConfig,
+    pub log: LogConfig,
+    pub delivery: DeliveryConfig,
+    pub aws: AwsConfig,
+    /// Message templates (email, Slack).
+    #[serde(default)]
+    pub templates: TemplatesConfig,
+    /// The SNS subscription endpoint (`POST /sns`).
+    #[serde(default)]
+    pub sns: crate::config::SnsConfig,
+    /// Delivery targets by name; rules refer to these names.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the environment; resolves `*_file` secrets.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (tests), or the process environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Settings, ConfigError> {
+        use ::config::{Config, Environment, File, FileFormat};
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let mut env_source = Environment::with_prefix("SCANBRIDGE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.tokens")
+            .with_list_parse_key("sns.topic_arns");
+        if let Some(env) = env {
+            env_source = env_source.source(Some(env));
+        }
+        let mut s: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
+        s.finish()?;
+        Ok(s)
+    }
+
+    fn finish(&mut self) -> Result<(), ConfigError> {
+        resolve_secret(
+            "server.token",
+            &mut self.server.token,
+            &self.server.token_file,
+        )?;
+        if self
+            .server
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().is_empty())
+        {
+            self.server.token = None;
+        }
+        self.server.tokens.retain(|t| !t.expose().is_empty());
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "server.tls_cert_file".into(),
+                message: "set both `server.tls_cert_file` and `server.tls_key_file`, or neither"
+                    .into(),
+            });
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_connections".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(self.server.rate_limit >= 0.0 && self.server.rate_limit.is_finite()) {
+            return Err(ConfigError::Invalid {
+                key: "server.rate_limit".into(),
+                message: "must be a number >= 0 (0: no limit)".into(),
+            });
+        }
+        if self.delivery.workers == 0 {
+            return Err(ConfigError::Invalid {
+                key: "delivery.workers".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        for (name, t) in &mut self.targets {
+            t.finish(name)?;
+        }
+        crate::notify::compile_topics(&self.targets)?;
+        self.load_templates()?;
+        Ok(())
+    }
+
+    /// The message templates: the embedded defaults with `templates.dir` overrides.
+    pub fn load_templates(&self) -> Result<crate::render::template::Templates, ConfigError> {
+        crate::render::template::Templates::load(self.templates.dir.as_deref()).map_err(|e| {
+            ConfigError::Invalid {
+                key: "templates.dir".into(),
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::time::Duration;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn no_env() -> Option<HashMap<String, String>> {
+        Some(HashMap::new())
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let s = Settings::load_with_env(None, no_env()).unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.max_event_bytes, 256 * 1024);
+        assert_eq!(s.delivery.max_attempts, 185);
+        assert_eq!(s.delivery.max_age, Duration::from_secs(24 * 3600));
+        assert!(matches!(
+            s.targets.get("console"),
+            Some(TargetConfig::Console(_))
+        ));
+        assert!(s.server.token.is_none());
+    }
+
+    #[test]
+    fn file_then_env_layering() {
+        let f = file("[server]\nlisten = \"127.0.0.1:9999\"\n[delivery]\nmax_attempts = 7\n");
+        let env = HashMap::from([(
+            "SCANBRIDGE__DELIVERY__MAX_ATTEMPTS".to_owned(),
+            "3".to_owned(),
+        )]);
+        let s = Settings::load_with_env(Some(f.path()), Some(env)).unwrap();
+        assert_eq!(s.server.listen.port(), 9999, "file overrides defaults");
+        assert_eq!(s.delivery.max_attempts, 3, "env overrides file");
+        assert_eq!(s.delivery.workers, 4, "untouched keys keep their default");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let f = file("[server]\nlisen = \"127.0.0.1:1\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let f = file("[nonsense]\na = 1\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_naming_the_key() {
+        let f = file("[delivery]\nmax_attempts = \"many\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_attempts"), "{err}");
+    }
+
+    #[test]
+    fn target_structs_deny_unknown_fields() {
+        // serde ignores deny_unknown_fields on an internally tagged enum; each struct carries it.
+        let f = file("[targets.h]\ntype = \"webhook\"\nurl = \"http://x/\"\nmethd = \"PUT\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("methd"), "{err}");
+        let f = file("[targets.c]\ntype = \"console\"\ncolour = true\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+        let f = file("[targets.c]\ntype = \"pigeon\"\n");
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pigeon"), "{err}");
+    }
+
+    fn load_err(text: &str) -> String {
+        let f = file(text);
+        Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string()
+    }
+
+    const MAIL: &str = "[targets.mail]\ntype = \"email\"\nhost = \"smtp.example.org\"\nport = 587\ntls = \"starttls\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n";
+
+    #[test]
+    fn new_target_structs_deny_unknown_fields() {
+        let e = load_err(&format!("{MAIL}colour = 1\n"));
+        assert!(e.contains("colour"), "{e}");
+        let e = load_err(
+            "[targets.s]\ntype = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T/B/x\"\nchanel = \"#a\"\n",
+        );
+        assert!(e.contains("chanel"), "{e}");
+        let e = load_err(&format!(
+            "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\", filtr = {{}} }}]\n"
+        ));
+        assert!(e.contains("filtr"), "{e}");
+        let e = load_err(&format!(
+            "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = []\nretry = {{}}\n"
+        ));
+        assert!(e.contains("retry"), "{e}");
+        let e = load_err(&format!("{MAIL}tls = \"ssl\"\n").replace("tls = \"starttls\"\n", ""));
+        assert!(e.contains("ssl"), "{e}");
+        let e =
+            load_err("[targets.h]\ntype = \"webhook\"\nurl = \"http://x/\"\nsecret = \"plain\"\n");
+        assert!(
+            e.contains("targets.h.secret") && !e.contains("plain"),
+            "{e}"
+        );
+        let e =
+            load_err("[targets.h]\ntype = \"webhook\"\nurl = \"http://x/\"\nmethod = \"GET\"\n");
+        assert!(e.contains("targets.h.method"), "{e}");
+    }
+
+    #[test]
+    fn topics_are_checked_at_load_naming_the_key() {
+        let topic =
+            |subs: &str| format!("{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{subs}]\n");
+        let e = load_err(&topic("{ target = \"nope\" }"));
+        assert!(
+            e.contains("targets.t.subscriptions[0].target")
+                && e.contains("nope")
+                && e.contains("mail"),
+            "{e}"
+        );
+        let e = load_err(&format!(
+            "{}[targets.u]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\" }}]\n",
+            topic("{ target = \"u\" }")
+        ));
+        assert!(
+            e.contains("targets.t.subscriptions[0].target") && e.contains("topic"),
+            "{e}"
+        );
+        let e = load_err(&topic("{ target = \"mail\" }, { target = \"mail\" }"));
+        assert!(
+            e.contains("subscriptions[1].target") && e.contains("twice"),
+            "{e}"
+        );
+        let e = load_err(&topic(
+            "{ target = \"mail\", filter_policy = { detail = { n = [{ numeric = [\">>\", 0] }] } } }",
+        ));
+        assert!(
+            e.contains("targets.t.subscriptions[0].filter_policy/detail/n")
+                && e.contains("Event pattern is not valid"),
+            "{e}"
+        );
+        let e = load_err(&topic(""));
+        assert!(e.contains("targets.t.subscriptions"), "{e}");
+    }
+
+    #[test]
+    fn filter_policy_keys_keep_their_case() {
+        // The config crate must not lowercase keys inside a policy: CRITICAL is not critical.
+        let f = file(&format!(
+            "{MAIL}[targets.t]\ntype = \"topic\"\nsubscriptions = [{{ target = \"mail\", filter_policy = {{ detail = {{ finding-severity-counts = {{ CRITICAL = [{{ numeric = [\">\", 0] }}] }} }} }} }}]\n"
+        ));
+        let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
+        let topics = crate::notify::compile_topics(&s.targets).unwrap();
+        let sub = &topics["t"][0];
+        assert!(
+            sub.accepts(&serde_json::json!({"detail":{"finding-severity-counts":{"CRITICAL":1}}}))
+        );
+        assert!(
+            !sub.accepts(&serde_json::json!({"detail":{"finding-severity-counts":{"HIGH":1}}}))
+        );
+    }
+
+    #[test]
+    fn rate_limits_are_checked_and_errors_name_the_key() {
+        let f = file(
+            "[targets.hook]\ntype = \"webhook\"\nurl = \"http://x/\"\nrate_limit = { per_second = 0, burst = 2 }\n",
+        );
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("targets.hook.rate_limit") && err.contains("per_second"),
+            "{err}"
+        );
+        let f = file(
+            "[targets.hook]\ntype = \"webhook\"\nurl = \"http://x/\"\nrate_limit = { per_second = 1, brust = 2 }\n",
+        );
+        let err = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("brust"), "{err}");
+        let f = file(
+            "[targets.hook]\ntype = \"webhook\"\nurl = \"http://x/\"\nrate_limit = { per_second = 0.5 }\n",
+        );
+        let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
+        let rl = s.targets["hook"].rate_limit().unwrap();
+        assert_eq!((rl.per_second, rl.burst), (0.5, 1));
+    }
+
+    #[test]
+    fn documented_target_examples_load() {
+        // Uncomment the example tables of config.toml: they must be a valid configuration.
+        let examples: String = DEFAULTS
+            .split("# Delivery targets, by name.")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                let t = l.trim_start();
+                t.starts_with("[targets.")
+                    || t.starts_with('{')
+                    || t.starts_with(']')
+                    || t.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(examples.contains("type = \"topic\""), "{examples}");
+        let secret = file("smtp-pass\n");
+        let examples = examples.replace(
+            "/run/secrets/smtp-password",
+            &secret.path().display().to_string(),
+        );
+        let f = file(&examples);
+        let s = Settings::load_with_env(Some(f.path()), no_env())
+            .unwrap_or_else(|e| panic!("{e}\n{examples}"));
+        for (name, kind) in [
+            ("hook", "webhook"),
+            ("oncall-mail", "email"),
+            ("slack-security", "slack"),
+            ("scan-alerts", "topic"),
+        ] {
+            assert_eq!(s.targets[name].kind(), kind);
+        }
+        assert_eq!(
+            crate::notify::compile_topics(&s.targets).unwrap()["scan-alerts"].len(),
+            3
+        );
+    }
+
+    #[test]
+    fn several_tokens_from_file_and_env_list() {
+        let env = HashMap::from([(
+            "SCANBRIDGE__SERVER__TOKENS".to_owned(),
+            "tok-a,tok-b".to_owned(),
+        )]);
+        let s = Settings::load_with_env(None, Some(env)).unwrap();
+        let got: Vec<&str> = s.server.tokens.iter().map(Secret::expose).collect();
+        assert_eq!(got, ["tok-a", "tok-b"]);
+        assert!(!format!("{s:?}").contains("tok-a"));
+        let e = load_err("[server]\ntls_cert_file = \"/x.pem\"\n");
+        assert!(e.contains("server.tls_cert_file"), "{e}");
+        let e = load_err("[server]\nrate_limit = -1.0\n");
+        assert!(e.contains("server.rate_limit"), "{e}");
+        let e = load_err("[server]\nmax_conections = 3\n");
+        assert!(e.contains("max_conections"), "{e}");
+    }
+
+    #[test]
+    fn secrets_redact_and_come_from_env_or_file() {
+        let secret_file = file("https://hooks.example.org/s3cr3t-from-file\n");
+        let f = file(&format!(
+            "[targets.h]\ntype = \"webhook\"\nurl_file = {:?}\n",
+            secret_file.path().display().to_string()
+        ));
+        let env = HashMap::from([(
+            "SCANBRIDGE__SERVER__TOKEN".to_owned(),
+            "tok-from-env".to_owned(),
+        )]);
+        let s = Settings::load_with_env(Some(f.path()), Some(env)).unwrap();
+        assert_eq!(s.server.token.as_ref().unwrap().expose(), "tok-from-env");
+        let TargetConfig::Webhook(h) = &s.targets["h"] else {
+            panic!("webhook")
+        };
+        assert_eq!(
+            h.url().expose(),
+            "https://hooks.example.org/s3cr3t-from-file"
+        );
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("tok-from-env"), "{debug}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        assert!(debug.contains("***"));
+        assert_eq!(Secret::new("x").to_string(), "***");
+    }
+}
