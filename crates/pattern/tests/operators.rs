@@ -32,7 +32,10 @@ fn operator_cases() {
                 if let Some(want) = c["pointer"].as_str()
                     && e.pointer() != want
                 {
-                    failures.push(format!("{name}: pointer {:?}, expected {want:?}", e.pointer()));
+                    failures.push(format!(
+                        "{name}: pointer {:?}, expected {want:?}",
+                        e.pointer()
+                    ));
                 }
             }
             (Err(e), _) => failures.push(format!("{name}: unexpected error {e}")),
