@@ -3,7 +3,9 @@
 //!
 //! Promise: a reload is all-or-nothing. If any file is broken, the previous rule set keeps running, the
 //! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
-//! file triggers the next reload. File events are debounced (editors write in several steps).
+//! file triggers the next reload. A rule whose pattern has lints (`crate::lint`) loads, and each lint
+//! is logged as a warning with file and pointer. File events are debounced (editors write in several
+//! steps).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +28,24 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Topics come from the configuration, which a reload does not re-read.
     pub topics: Arc<crate::notify::topic::Topics>,
+    /// Whether to log the rules' pattern lints (`serve --no-lint` turns them off).
+    pub lint: bool,
+}
+
+/// Logs every lint of `rules` as a warning (file, pointer, message): a pattern AWS accepts that
+/// likely means something else. Nothing else changes: the rule is live.
+pub fn log_lints(rules: &[rules::Rule]) {
+    for r in rules {
+        for l in &r.lints {
+            tracing::warn!(
+                rule = %r.name,
+                file = %r.file.display(),
+                pointer = %l.pointer,
+                lint = %l.message,
+                "rule pattern warning"
+            );
+        }
+    }
 }
 
 impl Reloader {
@@ -33,6 +53,9 @@ impl Reloader {
     pub fn reload(&self) -> bool {
         match rules::load_dir_or_builtin(&self.dir, &self.known) {
             Ok((rules, _builtin)) => {
+                if self.lint {
+                    log_lints(&rules);
+                }
                 let router = Router::new(rules, self.topics.clone());
                 let n = router.len();
                 self.router.swap(router);

@@ -7,7 +7,9 @@
 //! `dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`. Unknown keys are errors.
 //!
 //! Promise: loading reports every error at once, each with the file, the JSON pointer of the node at
-//! fault (pattern errors point inside `/event_pattern`) and an AWS-style message. A directory loads
+//! fault (pattern errors point inside `/event_pattern`) and an AWS-style message. A rule whose pattern
+//! AWS accepts but that likely means something else loads all the same, with its warnings
+//! (`Rule::lints`, from `crate::lint`) for the commands and the log to show. A directory loads
 //! all-or-nothing, so a broken file never yields a partial rule set. Files starting with `.` or ending
 //! with `~` (editor droppings) and other extensions are ignored.
 
@@ -28,6 +30,18 @@ pub struct Rule {
     pub file: PathBuf,
     /// Deduplication, notify_on and digest options.
     pub alert: crate::alerting::AlertOptions,
+    /// Warnings about the pattern (`crate::lint`), pointers from the rule file's root
+    /// (`/event_pattern/...`). They never stop a rule from loading.
+    pub lints: Vec<crate::lint::Lint>,
+}
+
+impl Rule {
+    /// The rule's lints as lines for people: `FILE: POINTER: MESSAGE`.
+    pub fn lint_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.lints
+            .iter()
+            .map(|l| format!("{}: {}: {}", self.file.display(), l.pointer, l.message))
+    }
 }
 
 /// A target of a rule, with the optional input transformation (validated at load by
@@ -308,6 +322,7 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             true
         }
     };
+    let mut lints = Vec::new();
     let pattern = match m.get("event_pattern") {
         None => {
             errs.push((
@@ -322,7 +337,16 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
                 other => other.to_string(),
             };
             match Pattern::parse_with_limits(&text, &known.limits) {
-                Ok(p) => Some(p),
+                Ok(p) => {
+                    lints = crate::lint::lint(&text)
+                        .into_iter()
+                        .map(|mut l| {
+                            l.pointer = format!("/event_pattern{}", l.pointer);
+                            l
+                        })
+                        .collect();
+                    Some(p)
+                }
                 Err(e) => {
                     errs.push((format!("/event_pattern{}", e.pointer()), e.to_string()));
                     None
@@ -342,6 +366,7 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
         targets: rule_targets,
         file: PathBuf::new(),
         alert,
+        lints,
     })
 }
 

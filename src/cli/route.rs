@@ -5,7 +5,9 @@
 //!
 //! It also shows the alerting side: each matching rule's options (notify_on, dedup, digest) and, when
 //! the data directory holds a store, the silences in force that match the event (the daemon would
-//! send nothing for it). The store is only read, never created.
+//! send nothing for it). The store is only read, never created. Patterns AWS accepts that likely mean
+//! something else (`crate::lint`) are warned about on stderr, matching or not (a rule that should have
+//! matched often has one); `--no-lint` turns that off.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +37,9 @@ pub struct Args {
     /// Data directory whose silences to apply (overrides `store.data_dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Do not warn about rule patterns that likely mean something else.
+    #[arg(long)]
+    pub no_lint: bool,
 }
 
 /// Settings, router and targets, built as `serve` builds them but without a store or a server.
@@ -43,6 +48,8 @@ pub(crate) struct Offline {
     /// Wall time, read as the daemon reads its clock.
     pub clock: SharedClock,
     pub router: Router,
+    /// The rules' pattern warnings, as `FILE: POINTER: MESSAGE` lines.
+    pub lint_lines: Vec<String>,
     pub targets: Targets,
     pub topics: Arc<crate::notify::topic::Topics>,
 }
@@ -69,8 +76,10 @@ impl Offline {
         let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
+        let lint_lines = rules.iter().flat_map(|r| r.lint_lines()).collect();
         Ok(Offline {
             clock: crate::alerting::system_clock(),
+            lint_lines,
             router: Router::new(rules, topics.clone()),
             settings,
             targets,
@@ -122,6 +131,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    if !args.no_lint {
+        for line in &offline.lint_lines {
+            eprintln!("scanbridge: warning: {line}");
+        }
+    }
     let s = |k: &str| event.value.get(k).and_then(Value::as_str).unwrap_or("-");
     println!(
         "event {} ({} from {})",

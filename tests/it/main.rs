@@ -9,6 +9,7 @@ mod email;
 mod hostile;
 mod ingest;
 mod layout;
+mod lint;
 mod parse_once;
 mod reload;
 mod reports;
