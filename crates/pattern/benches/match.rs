@@ -261,7 +261,10 @@ fn quamina_for(rules: &[(String, String)], partial: bool) -> Result<(Quamina, f6
                 Err(_) => return Err(format!("quamina panics adding rule {i}: {}", panic_text())),
             }
         }
-        let why = format!("quamina rejects {rejected} of {} rules ({first})", rules.len());
+        let why = format!(
+            "quamina rejects {rejected} of {} rules ({first})",
+            rules.len()
+        );
         if rejected > 0 && !(partial && !accepted.is_empty()) {
             return Err(why);
         }
@@ -271,16 +274,28 @@ fn quamina_for(rules: &[(String, String)], partial: bool) -> Result<(Quamina, f6
         let mut note = note;
         if accepted.len() < rules.len() {
             let n = rules.len() - accepted.len();
-            let part = format!("quamina runs the {} of {} rules it accepts (rejects {n})", accepted.len(), rules.len());
-            note = if note.is_empty() { part } else { format!("{part}; {note}") };
+            let part = format!(
+                "quamina runs the {} of {} rules it accepts (rejects {n})",
+                accepted.len(),
+                rules.len()
+            );
+            note = if note.is_empty() {
+                part
+            } else {
+                format!("{part}; {note}")
+            };
         }
         (Quamina { q, note, accepted }, s)
     };
     match build(None) {
         Ok(b) => Ok(wrap(b, String::new())),
         Err(e) if e.contains("budget") || e.contains("arena") => {
-            let b = build(Some(1 << 36)).map_err(|e2| format!("{e}; with a raised budget: {e2}"))?;
-            Ok(wrap(b, format!("quamina needed a raised arena budget (by default: {e})")))
+            let b =
+                build(Some(1 << 36)).map_err(|e2| format!("{e}; with a raised budget: {e2}"))?;
+            Ok(wrap(
+                b,
+                format!("quamina needed a raised arena budget (by default: {e})"),
+            ))
         }
         Err(e) => Err(e),
     }
@@ -378,13 +393,19 @@ fn reference_total(
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() == 3 && f[0] == set && f[1] == key {
             if let Ok(n) = f[2].parse() {
-                eprintln!("  {set}: reference total {n} (cached in {})", cache.display());
+                eprintln!(
+                    "  {set}: reference total {n} (cached in {})",
+                    cache.display()
+                );
                 return n;
             }
         }
     }
     let t = Instant::now();
-    let patterns: Vec<Pattern> = rules.iter().map(|(_, t)| Pattern::parse(t).unwrap()).collect();
+    let patterns: Vec<Pattern> = rules
+        .iter()
+        .map(|(_, t)| Pattern::parse(t).unwrap())
+        .collect();
     let half = events.len() / 2;
     let count = |evs: &[&[u8]]| -> usize {
         evs.iter()
@@ -397,7 +418,9 @@ fn reference_total(
     let total = std::thread::scope(|sc| {
         let a = sc.spawn(|| count(&events[..half]));
         let b = count(&events[half..]);
-        a.join().unwrap_or_else(|_| die("reference thread panicked")) + b
+        a.join()
+            .unwrap_or_else(|_| die("reference thread panicked"))
+            + b
     });
     eprintln!(
         "  {set}: reference total {total} over {} events ({:.0} s), cached in {}",
@@ -447,7 +470,8 @@ fn profile(a: &Args, door: &str, events: &[&[u8]]) {
     for set in &sets {
         let rules = load_rules(&rules_file(a, set));
         let (rs, _, _) = compile(&rules);
-        let q = (door == "quamina").then(|| quamina_for(&rules, true).unwrap_or_else(|e| die(&e)).0);
+        let q =
+            (door == "quamina").then(|| quamina_for(&rules, true).unwrap_or_else(|e| die(&e)).0);
         let mut n = 0;
         for _ in 0..a.passes {
             n = profiled_pass(&rs, q.as_ref().map(|q| &q.q), door, events);
@@ -590,14 +614,19 @@ fn main() {
                 let same = if q.accepted.len() == rules.len() {
                     count
                 } else {
-                    let subset: Vec<(String, String)> =
-                        q.accepted.iter().map(|&i| rules[i as usize].clone()).collect();
+                    let subset: Vec<(String, String)> = q
+                        .accepted
+                        .iter()
+                        .map(|&i| rules[i as usize].clone())
+                        .collect();
                     scanbridge_pass(&compile(&subset).0, &events, false, &mut scratch, &mut out)
                 };
                 match quamina_pass(&q.q, &events) {
                     Ok(n) if n == same => Ok(q),
                     Ok(n) => {
-                        note.push(format!("quamina counts {n} matches where scanbridge counts {same}"));
+                        note.push(format!(
+                            "quamina counts {n} matches where scanbridge counts {same}"
+                        ));
                         Ok(q)
                     }
                     Err(e) => Err(e),

@@ -15,6 +15,7 @@
 //! `quote` holds the quotes that open and close strings as `json::parse` reads them. Whatever the
 //! bytes, building and navigating never panic and never read outside the event.
 
+use super::paths::same_bytes;
 use super::simd::Masks;
 
 /// 64 bytes of the event (the last block is padded with spaces).
@@ -447,10 +448,10 @@ impl Index {
                         let bit = c.trailing_zeros();
                         c &= c - 1;
                         let q = self.origin + k * 64 + bit as usize;
-                        if b.get(q + 1) != key.first().or(Some(&b'"'))
-                            || b.get(q + 1..q + 1 + n) != Some(&key[..])
-                            || b.get(q + 1 + n) != Some(&b'"')
-                        {
+                        let spelt = b
+                            .get(q + 1..q + 2 + n)
+                            .is_some_and(|t| t[n] == b'"' && same_bytes(&t[..n], key));
+                        if !spelt {
                             continue;
                         }
                         let below = keep & !(u64::MAX << bit);
