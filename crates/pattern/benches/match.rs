@@ -265,7 +265,7 @@ fn quamina_for(rules: &[(String, String)], partial: bool) -> Result<(Quamina, f6
             "quamina rejects {rejected} of {} rules ({first})",
             rules.len()
         );
-        if rejected > 0 && !(partial && !accepted.is_empty()) {
+        if rejected > 0 && (!partial || accepted.is_empty()) {
             return Err(why);
         }
         Ok((q, t.elapsed().as_secs_f64(), accepted))
