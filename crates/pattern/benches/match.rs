@@ -391,14 +391,16 @@ fn reference_total(
     let text = std::fs::read_to_string(cache).unwrap_or_default();
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() == 3 && f[0] == set && f[1] == key {
-            if let Ok(n) = f[2].parse() {
-                eprintln!(
-                    "  {set}: reference total {n} (cached in {})",
-                    cache.display()
-                );
-                return n;
-            }
+        if f.len() == 3
+            && f[0] == set
+            && f[1] == key
+            && let Ok(n) = f[2].parse()
+        {
+            eprintln!(
+                "  {set}: reference total {n} (cached in {})",
+                cache.display()
+            );
+            return n;
         }
     }
     let t = Instant::now();
