@@ -189,6 +189,16 @@ fn malformed_and_non_object_events_are_errors_in_both_doors() {
     assert!(disagreement(std::slice::from_ref(&p), deep.as_bytes()).is_none());
 }
 
+/// Found by the fuzz target: on bytes that are not JSON, a bracket inside the mangled text seemed to
+/// close the object before the scanner's position, and the long-object search subtracted the two.
+#[test]
+fn prevalidated_door_survives_brackets_that_seem_to_close_behind_it() {
+    let p = Pattern::parse(r#"{"a": [{"suffix": {"equals-ignore-case": "Y"}}]}"#).unwrap();
+    let event: &[u8] = b"{\\b\xe3,\x00a,\x10\xc6\xc6\xc6\xc6}\xc6\xc6\xc6\xc6\xc6\xc6\xc6tIat\xe3,\x00a,\
+        \x10\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6,\x10\xc6\xe3,\x00a,\x10\xc6\xc6\xc6]]\xc6\x00.\"~";
+    assert_eq!(disagreement(&[p.clone(), p], event), None);
+}
+
 // ---- generated cases ----
 
 /// A JSON tree that can hold duplicate keys and spells strings as raw JSON text (escapes included).

@@ -355,6 +355,8 @@ impl<'a> Scanner<'a, '_, '_> {
                     && searched > 0
                     && let at = self.pos()
                     && let Ok(end) = self.ix.container_end(open)
+                    // (on bytes that are not JSON, a bracket may seem to close before `at`)
+                    && end > at
                     && end - at >= SEARCH_BYTES * searched
                     && !self.backslash(at, end)
                 {
