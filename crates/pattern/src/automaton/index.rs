@@ -1,9 +1,10 @@
 //! The event index: where the strings, tokens and brackets of an event are, 64 bytes per [`Block`]
 //! (simdjson's "stage 1"), and the scanner's navigation over it.
 //!
-//! Owns: [`build`] (the index of bytes known to be JSON; the validator builds the same blocks as it
-//! checks), [`Index`] and [`Cursor`], a place in the token sequence, and the string arithmetic every
-//! builder shares ([`escaped`], [`strings`], [`Carry`]).
+//! Owns: [`extend`] (the lazy index of bytes known to be JSON, a few blocks at a time; the validator
+//! builds the same blocks as it checks), the fused [`skip`] past a container without indexing it,
+//! [`Index`] and [`Cursor`], a place in the token sequence, and the string arithmetic every builder
+//! shares ([`escaped`], [`strings`], [`Carry`]).
 //!
 //! A *token* is the first byte of a lexical unit outside strings: `{ } [ ] : ,`, the opening quote
 //! of a string, and the first byte of a *scalar*, a run of bytes outside strings that are neither
