@@ -191,7 +191,7 @@ pub struct DeliveryConfig {
 #[serde(deny_unknown_fields)]
 pub struct TemplatesConfig {
     /// Directory whose `email/subject.txt`, `email/body.txt`, `email/body.html`, `slack/text.txt`
-    /// replace the embedded defaults.
+    /// (and the `email/resolved_*` templates of resolves) replace the embedded defaults.
     #[serde(default)]
     pub dir: Option<PathBuf>,
 }
@@ -239,10 +239,15 @@ pub fn required_http_url(
             message: missing.into(),
         });
     };
-    match reqwest::Url::parse(u.expose()) {
+    check_http_url(&key, u.expose())
+}
+
+/// Checks that `url` is an http(s) URL; the error names `key` and never shows the URL.
+pub fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
         _ => Err(ConfigError::Invalid {
-            key,
+            key: key.to_owned(),
             message: "not an http(s) URL".into(),
         }),
     }

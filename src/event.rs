@@ -43,6 +43,11 @@ pub enum Rejection {
         field: &'static str,
         expected: &'static str,
     },
+    /// Processing this event failed inside scanbridge (a bug, caught): the event alone is refused.
+    #[error(
+        "event could not be processed ({0}); it was not accepted, and the other events of the request are not affected"
+    )]
+    Internal(String),
 }
 
 /// A validated, normalised event: its canonical bytes and the one parsed view of them. Both travel

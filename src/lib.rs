@@ -20,20 +20,38 @@
 //! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
 //!   SQLite.
 //! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
-//! - `alerting`: the stages between the outbox and a receiver: silences, new-findings-only (scan
-//!   history), deduplication, digests and rate limits, all reading time from one clock.
-//! - `notify`: one module per receiver (console, webhook, email, Slack, topic) and their contract with
-//!   the worker; `render`: what a receiver sends (input transformation, message templates).
+//! - `alerting`: the stages between the outbox and a receiver: resolve (alert keys and the order of
+//!   triggers and resolves), silences, new-findings-only (scan history), deduplication, digests and
+//!   rate limits, all reading time from one clock.
+//! - `notify`: one module per receiver (console, webhook, email, Slack, Teams, PagerDuty, Opsgenie,
+//!   topic; `incident` what pagers share) and their contract with the worker; `render`: what a
+//!   receiver sends (input transformation, message templates).
+//! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
+//!   async runtime.
+//! - `admin`: the admin API (`/api/v1`: events and what became of their deliveries, dead letters,
+//!   silences, rules, the pattern sandbox) that the UI and programs use; `ui`: the browser sandbox
+//!   and console under `/ui` (embedded pages, sign-in sessions, CSRF, security headers).
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
+//! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
+//!   tested by `check-patterns` (issue 20), one module per source format.
+//! - `escape`: every value from an event made safe for the format it lands in (Slack mrkdwn, HTML,
+//!   headers, console, logs), and links only from validated parts; it knows no other room.
+//! - `exercise`: one event through every room in process, for the property test and the fuzz target.
 //!
 //! The pattern semantics live in the `scanbridge-pattern` crate (no I/O, no async).
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod alerting;
 mod cli;
+mod compute;
 mod config;
+mod escape;
 mod event;
+#[doc(hidden)]
+pub mod exercise;
+mod infra;
 mod ingest;
 pub mod lint;
 mod logging;
@@ -49,6 +67,7 @@ mod settings;
 mod shutdown;
 mod store;
 mod strict_json;
+mod ui;
 mod worker;
 
 pub use cli::{Cli, Command, Outcome, run};

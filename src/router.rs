@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use scanbridge_pattern::RuleSet;
 
-use crate::alerting::{AlertOptions, RuleOptions};
+use crate::alerting::{AlertOptions, RuleOptions, Tracking};
 use crate::event::Event;
 use crate::notify::topic::Topics;
 use crate::rules::Rule;
@@ -42,6 +42,8 @@ pub struct Router {
     /// The enabled rules' patterns compiled together; ids index `rules`.
     set: RuleSet<usize>,
     topics: Arc<Topics>,
+    /// The live rules' names and `notify_resolved` options, for the resolve stage.
+    tracking: Tracking,
 }
 
 impl std::fmt::Debug for Router {
@@ -60,7 +62,22 @@ impl Router {
         for (i, r) in rules.iter().enumerate() {
             set.add(i, &r.pattern);
         }
-        Router { rules, set, topics }
+        let tracking = Tracking::new(
+            rules
+                .iter()
+                .map(|r| (r.name.as_str(), r.alert.notify_resolved)),
+        );
+        Router {
+            rules,
+            set,
+            topics,
+            tracking,
+        }
+    }
+
+    /// What the resolve stage needs of the live rules.
+    pub fn tracking(&self) -> &Tracking {
+        &self.tracking
     }
 
     /// The enabled rules matching `event`, in rule-file order (the order they were added).
@@ -74,6 +91,11 @@ impl Router {
         ids.into_iter().map(|i| &self.rules[i])
     }
 
+    /// The enabled rules, in rule-file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }
@@ -84,6 +106,7 @@ impl Router {
     }
 
     /// The names of the enabled rules that match `event`, in order.
+    #[cfg(test)]
     pub fn matching_rules(&self, event: &Event) -> Vec<&str> {
         self.matching(event).map(|r| r.name.as_str()).collect()
     }
@@ -96,10 +119,19 @@ impl Router {
 
     /// The deliveries `event` causes, in rule-file order. Rules match its bytes; topic filter
     /// policies read its parsed view.
+    #[cfg(test)]
     pub fn route(&self, event: &Event) -> Vec<Delivery> {
+        self.route_matching(event).0
+    }
+
+    /// The deliveries `event` causes and the names of the rules it matched (a matching rule may
+    /// cause no delivery: a topic whose filter policies all refuse the event).
+    pub fn route_matching(&self, event: &Event) -> (Vec<Delivery>, Vec<&str>) {
         let event_id = event.id.as_str();
         let mut out = Vec::new();
+        let mut matched = Vec::new();
         for rule in self.matching(event) {
+            matched.push(rule.name.as_str());
             for t in &rule.targets {
                 let Some(subs) = self.topics.get(&t.target) else {
                     out.push(Delivery {
@@ -126,7 +158,7 @@ impl Router {
                 }
             }
         }
-        out
+        (out, matched)
     }
 }
 

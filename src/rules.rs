@@ -4,7 +4,8 @@
 //! `targets` (target names from config.toml, each either a string or an object `{target, input,
 //! input_path, input_transformer}` with an EventBridge input transformation, see `render::transform`), and optional
 //! `description` and `enabled` (default true), and the alerting options of [`crate::alerting`]:
-//! `dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`. Unknown keys are errors.
+//! `dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`, `notify_resolved`. Unknown keys
+//! are errors.
 //!
 //! Promise: loading reports every error at once, each with the file, the JSON pointer of the node at
 //! fault (pattern errors point inside `/event_pattern`) and an AWS-style message. A rule whose pattern
@@ -24,8 +25,12 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
+    /// For the people reading the rule (the console shows it).
+    pub description: Option<String>,
     pub enabled: bool,
     pub pattern: Pattern,
+    /// The pattern as the rule file gives it (JSON), for people and the sandbox.
+    pub pattern_json: Value,
     pub targets: Vec<RuleTarget>,
     pub file: PathBuf,
     /// Deduplication, notify_on and digest options.
@@ -260,7 +265,7 @@ pub fn load_text(file: &Path, text: &str, known: &Known) -> Result<Rule, Vec<Rul
         })
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "name",
     "description",
     "enabled",
@@ -271,6 +276,7 @@ const KEYS: [&str; 10] = [
     "group_by",
     "group_wait",
     "group_interval",
+    "notify_resolved",
 ];
 const TARGET_KEYS: [&str; 4] = ["target", "input", "input_path", "input_transformer"];
 
@@ -307,13 +313,14 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             None
         }
     };
-    // `description` is for the people reading the rule file: checked, not kept.
-    if !matches!(
-        m.get("description"),
-        None | Some(Value::Null | Value::String(_))
-    ) {
-        errs.push(("/description".into(), "description must be a string".into()));
-    }
+    let description = match m.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errs.push(("/description".into(), "description must be a string".into()));
+            None
+        }
+    };
     let enabled = match m.get("enabled") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -345,7 +352,11 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
                             l
                         })
                         .collect();
-                    Some(p)
+                    let shown = match v {
+                        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
+                        other => other.clone(),
+                    };
+                    Some((p, shown))
                 }
                 Err(e) => {
                     errs.push((format!("/event_pattern{}", e.pointer()), e.to_string()));
@@ -359,10 +370,13 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
     if !errs.is_empty() {
         return Err(errs);
     }
+    let (pattern, pattern_json) = pattern.expect("no errors");
     Ok(Rule {
         name: name.expect("no errors"),
+        description,
         enabled,
-        pattern: pattern.expect("no errors"),
+        pattern,
+        pattern_json,
         targets: rule_targets,
         file: PathBuf::new(),
         alert,

@@ -7,9 +7,11 @@
 //! Promises: severity counts come in the fixed order CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL,
 //! UNDEFINED with absent severities as 0 (basic scanning omits zero counts); the repository is a name
 //! even when the event carries an ARN; the console URL is built only when region, account, repository
-//! and digest are all known (never for a scanner report's Image Scan: that image is not in ECR); the top
+//! and digest are all known and pass their syntax checks (never for a scanner report's Image Scan:
+//! that image is not in ECR), and a finding's advisory URL is a `link` only when it is `https:`; the top
 //! findings are the most severe first, those with a fix first among equals, at most [`TOP_FINDINGS`].
-//! Never fails: missing fields give `None`/empty, never a panic.
+//! Never fails: missing fields give `None`/empty, never a panic, for any content. The facts are raw
+//! text: escaping for each format is the renderers' job ([`crate::escape`]).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -69,7 +71,10 @@ pub struct Finding {
     pub fixed_in: Option<String>,
     pub fix_available: Option<String>,
     pub score: Option<f64>,
+    /// The advisory URL as the event gives it (text: it may be anything).
     pub url: Option<String>,
+    /// `url` when it is a valid `https:` URL: the only form that becomes a link.
+    pub link: Option<String>,
     pub description: Option<String>,
     pub recommendation: Option<String>,
 }
@@ -168,19 +173,20 @@ pub fn repository_name(name_or_arn: &str) -> String {
         .unwrap_or_else(|| name_or_arn.to_owned())
 }
 
-/// `sha256:9c1d4f3b8e2a7d...` → `sha256:9c1d4f3b8e2a`.
+/// `sha256:9c1d4f3b8e2a7d...` → `sha256:9c1d4f3b8e2a`: 12 characters after the algorithm (counted in
+/// characters, not bytes: a digest field may hold any text, and cutting inside a multi-byte
+/// character would panic).
 pub fn short_digest(digest: &str) -> String {
     match digest.split_once(':') {
-        Some((algo, hex)) => format!("{algo}:{}", &hex[..hex.len().min(12)]),
-        None => digest[..digest.len().min(12)].to_owned(),
+        Some((algo, hex)) => format!("{algo}:{}", hex.chars().take(12).collect::<String>()),
+        None => digest.chars().take(12).collect(),
     }
 }
 
-/// The image's page in the ECR console.
-pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> String {
-    format!(
-        "https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{repository}/_/image/{digest}/details?region={region}"
-    )
+/// The image's page in the ECR console, or `None` unless region, account, repository and digest all
+/// pass their syntax checks (see [`crate::escape::console_url`]: no link is built from content).
+pub fn console_url(region: &str, account: &str, repository: &str, digest: &str) -> Option<String> {
+    crate::escape::console_url(region, account, repository, digest)
 }
 
 /// Findings shown by name in an alert, at most.
@@ -226,6 +232,7 @@ fn top_findings(findings: Option<&Value>) -> Vec<Finding> {
             fixed_in: s(f, "/fixed-version"),
             // Only web links become links.
             url: s(f, "/url").filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            link: s(f, "/url").and_then(|u| crate::escape::https_url(&u)),
             ..Finding::default()
         })
         .collect();
@@ -305,6 +312,8 @@ impl Facts {
                     .pointer("/detail/inspectorScore")
                     .and_then(Value::as_f64),
                 url: s(event, "/detail/packageVulnerabilityDetails/sourceUrl"),
+                link: s(event, "/detail/packageVulnerabilityDetails/sourceUrl")
+                    .and_then(|u| crate::escape::https_url(&u)),
                 description: s(event, "/detail/description"),
                 recommendation: s(event, "/detail/remediation/recommendation/text"),
             });
@@ -336,7 +345,7 @@ impl Facts {
         let total = raw_counts
             .and_then(|c| c.get("TOTAL"))
             .and_then(Value::as_u64)
-            .unwrap_or_else(|| counts.iter().map(|c| c.count).sum());
+            .unwrap_or_else(|| counts.iter().fold(0u64, |t, c| t.saturating_add(c.count)));
         let worst = counts
             .iter()
             .find(|c| c.count > 0)
@@ -349,9 +358,7 @@ impl Facts {
         };
         let console_url = match (&region, &account, &repository, &digest) {
             _ if kind == Kind::ImageScan => None,
-            (Some(r), Some(a), Some(n), Some(d)) if !r.is_empty() && !a.is_empty() => {
-                Some(console_url(r, a, n, d))
-            }
+            (Some(r), Some(a), Some(n), Some(d)) => console_url(r, a, n, d),
             _ => None,
         };
         let top_findings: Vec<Finding> = match (&finding, kind) {
@@ -360,7 +367,7 @@ impl Facts {
             _ => Vec::new(),
         };
         let listed = match kind {
-            Kind::ImageScan => counts.iter().map(|c| c.count).sum::<u64>(),
+            Kind::ImageScan => counts.iter().fold(0u64, |t, c| t.saturating_add(c.count)),
             _ => top_findings.len() as u64,
         };
         let findings_more = listed.saturating_sub(top_findings.len() as u64);
@@ -455,6 +462,24 @@ impl Facts {
     }
 }
 
+/// One line saying what was fixed: `Resolved: payments/api:v2.14.0 — CRITICAL 2 -> 0, HIGH 7 -> 0`
+/// (a finding: its CVE, package and image; no change in counts: "no longer matches rule R").
+pub fn resolved_headline(facts: &Facts, delta: Option<&Delta>, rule: &str) -> String {
+    let what = match (&facts.kind, &facts.finding) {
+        (Kind::InspectorFinding, Some(f)) => format!(
+            "{} in {} ({})",
+            f.id.as_deref().unwrap_or("finding"),
+            f.package.as_deref().unwrap_or("a package"),
+            facts.image
+        ),
+        _ => facts.image.clone(),
+    };
+    match delta.map(|d| d.summary.as_str()) {
+        Some(s) if s != "no change" => format!("Resolved: {what} — {s}"),
+        _ => format!("Resolved: {what} no longer matches rule {rule}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +557,29 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_event_cannot_steer_the_console_link() {
+        let mut e = sample("ecr-image-scan-critical.json");
+        assert!(Facts::of(&e).console_url.is_some());
+        for (ptr, bad) in [
+            ("/region", "evil.example/#"),
+            ("/account", "1234|<x>"),
+            ("/detail/repository-name", "a/<https://evil.example|click>"),
+            ("/detail/image-digest", "sha256:ab>cd"),
+        ] {
+            let mut v = e.clone();
+            *v.pointer_mut(ptr).unwrap() = json!(bad);
+            assert_eq!(Facts::of(&v).console_url, None, "{ptr} = {bad}");
+        }
+        *e.pointer_mut("/region").unwrap() = json!("eu-west-3");
+        assert!(
+            Facts::of(&e)
+                .console_url
+                .unwrap()
+                .starts_with("https://eu-west-3.console.")
+        );
+    }
+
+    #[test]
     fn generic_and_helpers() {
         let f = Facts::of(&json!({"source":"ci","detail-type":"Build","detail":{}}));
         assert_eq!(f.kind, Kind::Generic);
@@ -543,5 +591,32 @@ mod tests {
         );
         assert_eq!(repository_name("a/b"), "a/b");
         assert_eq!(short_digest("abc"), "abc");
+        // Multi-byte characters where the cut falls (the poisoned-batch panic of issue 11).
+        assert_eq!(short_digest("sha256:ééééééééééééé"), "sha256:éééééééééééé");
+        assert_eq!(short_digest("🀥K𝂃¥𑴂&{🩬?ኞ\"xyz"), "🀥K𝂃¥𑴂&{🩬?ኞ\"x");
+    }
+
+    #[test]
+    fn headlines_say_what_changed() {
+        let e = sample("ecr-image-scan-clean.json");
+        let f = Facts::of(&e);
+        assert_eq!(
+            resolved_headline(&f, None, "r"),
+            "Resolved: tools/distroless-base no longer matches rule r"
+        );
+        let before = sample("ecr-image-scan-critical.json");
+        let o = crate::alerting::observe(&before).unwrap();
+        let d = crate::alerting::delta(
+            &sample("ecr-image-scan-high-only.json"),
+            &crate::alerting::HistoryPrevious {
+                via: "x".into(),
+                record: o.record,
+            },
+        );
+        let f = Facts::of(&sample("ecr-image-scan-high-only.json"));
+        assert_eq!(
+            resolved_headline(&f, Some(&d), "r"),
+            "Resolved: web/frontend:main-4f2a9c1 — CRITICAL 2 -> 0, HIGH 7 -> 3, MEDIUM 19 -> 14, LOW 4 -> 1, INFORMATIONAL 3 -> 0, UNDEFINED 0 -> 2"
+        );
     }
 }

@@ -258,6 +258,22 @@ mod tests {
         let e =
             load_err("[targets.h]\ntype = \"webhook\"\nurl = \"http://x/\"\nmethod = \"GET\"\n");
         assert!(e.contains("targets.h.method"), "{e}");
+        for (kind, keys) in [
+            (
+                "pagerduty",
+                "routing_key = \"k\"\nseverity = \"critical\"\n",
+            ),
+            ("opsgenie", "api_key = \"k\"\nregion = \"eu\"\n"),
+            ("teams", "webhook_url = \"https://x/\"\nchannel = \"#a\"\n"),
+        ] {
+            let e = load_err(&format!("[targets.p]\ntype = \"{kind}\"\n{keys}"));
+            let unknown = keys.lines().nth(1).unwrap().split(' ').next().unwrap();
+            assert!(e.contains(unknown), "{kind}: {e}");
+        }
+        let e = load_err("[targets.p]\ntype = \"pagerduty\"\n");
+        assert!(e.contains("targets.p.routing_key"), "{e}");
+        let e = load_err("[targets.p]\ntype = \"teams\"\n");
+        assert!(e.contains("targets.p.webhook_url"), "{e}");
     }
 
     #[test]
@@ -374,6 +390,9 @@ mod tests {
             ("oncall-mail", "email"),
             ("slack-security", "slack"),
             ("scan-alerts", "topic"),
+            ("oncall", "pagerduty"),
+            ("ops", "opsgenie"),
+            ("channel", "teams"),
         ] {
             assert_eq!(s.targets[name].kind(), kind);
         }

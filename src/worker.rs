@@ -7,8 +7,10 @@
 //! [`RetryPolicy`] picks the delay (or gives up → dead letter with the reason); permanent → dead letter.
 //!
 //! Before an attempt, the notification pipeline ([`crate::alerting::Alerting::gate`]) may hold the
-//! delivery back (silenced, duplicate, not news, grouped into a digest, rate limited); the dispatcher
-//! also flushes due digest groups on every turn.
+//! delivery back (waiting for an earlier delivery of the same alert, silenced, duplicate, not news,
+//! grouped into a digest, rate limited); the dispatcher also flushes due digest groups on every
+//! turn. A delivery that triggers or resolves an alert carries its mark to the target (a resolve
+//! says "resolved" in the target's own terms), and its ack records the alert's new state.
 //!
 //! Shutdown: on cancellation the dispatcher stops leasing and waits for in-flight attempts (each bounded
 //! by its target's timeout) to finish and record their outcome. Anything not recorded (a crash) is
@@ -136,6 +138,7 @@ impl Worker {
             payload: &payload,
             delta: delta.as_ref(),
             now_ms: self.clock.now_ms(),
+            alert: d.alert.as_ref(),
         };
         let outcome = target.notify(&msg).await;
         self.metrics.delivery(&d.target, outcome.label());
@@ -144,7 +147,7 @@ impl Worker {
             Outcome::Delivered => {
                 tracing::info!(delivery = %d.id, rule = %d.rule, target = %d.target, attempts, "delivered");
                 self.metrics.delivered_after(self.age(&d));
-                if let Err(e) = self.store.ack(d.id.clone()).await {
+                if let Err(e) = self.store.ack(d.id.clone(), self.clock.now_ms()).await {
                     tracing::error!(delivery = %d.id, error = %e, "delivered but cannot ack (will redeliver)");
                 }
             }

@@ -89,7 +89,8 @@ impl Stage for DedupStage {
             return Flow::Next;
         };
         let d = n.delivery;
-        let scope = format!("{}\u{0}{}", d.rule, d.target);
+        let episode = n.dedup_scope.get().map(String::as_str).unwrap_or("");
+        let scope = format!("{}\u{0}{}{episode}", d.rule, d.target);
         let claim = self
             .ledger
             .store

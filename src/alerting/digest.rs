@@ -130,7 +130,8 @@ impl Stage for DigestStage {
     const NAME: &'static str = "digest";
 
     async fn exec(&self, n: &Notice<'_>) -> Flow {
-        let Some(g) = &n.options.group else {
+        // A resolve names one alert: it is never folded into a digest.
+        let Some(g) = n.options.group.as_ref().filter(|_| !n.is_resolve()) else {
             return Flow::Next;
         };
         let d = n.delivery;
@@ -207,8 +208,10 @@ impl DigestStage {
                     rule: g.rule.clone(),
                     target: g.target.clone(),
                     input: None,
+                    alert: None,
                 }],
                 history: None,
+                resolve: None,
             };
             let ids: Vec<String> = g.members.iter().map(|m| m.delivery_id.clone()).collect();
             let n = ids.len();

@@ -264,6 +264,9 @@ impl Stage for HistoryStage {
     const NAME: &'static str = "history";
 
     async fn exec(&self, n: &Notice<'_>) -> Flow {
+        if n.is_resolve() {
+            return Flow::Next; // a resolve is not news to compare: the resolve stage set its delta
+        }
         let previous: Option<Previous> = n
             .delivery
             .previous

@@ -3,6 +3,9 @@
 //! The pipeline is a list of stages, each one concept in its own file, composed here the way
 //! Alertmanager's `notify.go` composes its `Stage`s ([`stage`]: the contract, [`MultiStage`]). For a
 //! match of a rule, in order, each stage able to hold the delivery:
+//! 0. [`resolve`], for a trigger or resolve of a rule with `notify_resolved`: wait for an earlier
+//!    delivery of the same alert; a stale delivery or a resolve of an alert that is not open →
+//!    suppressed `stale` / `not_open`; a resolve gets its delta (since the trigger).
 //! 1. [`silence`]: an active silence matching the event → suppressed `silenced`.
 //! 2. [`history`] (`notify_on`): not news compared with the previous scan → `not_new` / `not_worse`;
 //!    also the delta to the previous scan, which templates show.
@@ -29,28 +32,32 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+mod alert_key;
 mod clock;
 mod dedup;
 mod digest;
 mod history;
 mod options;
 mod ratelimit;
+mod resolve;
 pub(crate) mod silence;
 mod stage;
 
+pub use alert_key::{alert_keys, aws_shaped, image_reference};
+/// For other rooms' unit tests: a clock that stands still.
+#[cfg(test)]
+pub(crate) use clock::ManualClock;
 pub use clock::{Clock, SharedClock, system as system_clock};
 pub use history::history_update;
-#[cfg(test)]
 pub(crate) use options::NotifyOn;
 pub use options::{AlertOptions, RuleOptions};
 pub use ratelimit::{RateLimit, RateLimiter};
+pub use resolve::{Fate, Tracking, plan as resolve_plan, resolve_delta, resolves};
 pub use stage::MultiStage;
-/// For other rooms' unit tests: the real shapes of deltas and digests, a clock that stands still.
-#[cfg(test)]
+/// For the exercise harness (and other rooms' unit tests): the real shapes of deltas and digests.
 pub(crate) use {
-    clock::ManualClock,
-    digest::digest_event,
-    history::{Previous as HistoryPrevious, delta, observe},
+    digest::{digest_event, group_id},
+    history::{Previous as HistoryPrevious, decide, delta, observe},
 };
 
 use crate::event::Handoff;
@@ -61,6 +68,7 @@ use dedup::DedupStage;
 use digest::DigestStage;
 use history::HistoryStage;
 use ratelimit::RateLimitStage;
+use resolve::ResolveStage;
 use silence::SilenceStage;
 use stage::{Flow, Ledger, Notice};
 
@@ -78,7 +86,7 @@ pub struct Alerting {
     clock: SharedClock,
     /// The live rules' options (the router).
     rules: Arc<dyn RuleOptions>,
-    /// The chain for a match of a rule: silence, history, dedup, digest, rate limit.
+    /// The chain for a match of a rule: resolve, silence, history, dedup, digest, rate limit.
     matches: MultiStage,
     /// The chain for a digest: rate limit.
     digests: MultiStage,
@@ -106,6 +114,9 @@ impl Alerting {
             limiter: limits,
         });
         let matches = MultiStage(vec![
+            Arc::new(ResolveStage {
+                ledger: ledger.clone(),
+            }),
             Arc::new(SilenceStage::new(ledger.clone())),
             Arc::new(HistoryStage {
                 ledger: ledger.clone(),
@@ -138,6 +149,7 @@ impl Alerting {
             options: &options,
             now_ms: self.clock.now_ms(),
             delta: Default::default(),
+            dedup_scope: Default::default(),
         };
         let chain = if digest { &self.digests } else { &self.matches };
         match chain.exec(&notice).await {
@@ -159,7 +171,7 @@ mod tests {
     use crate::router::{Router, RouterHandle};
     use crate::store::Silence;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{NewDelivery, NewEvent, delivery_id};
+    use crate::store::{AlertKind, NewDelivery, NewEvent, delivery_id};
     use serde_json::json;
     use std::collections::HashMap;
     use std::time::Duration;
@@ -169,6 +181,7 @@ mod tests {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         clock: Arc<ManualClock>,
+        router: Arc<RouterHandle>,
         _dir: tempfile::TempDir,
     }
 
@@ -184,7 +197,7 @@ mod tests {
         let clock = ManualClock::at(1_700_000_000_000);
         let metrics = Arc::new(Metrics::default());
         let alerting = Alerting::new(
-            router,
+            router.clone(),
             store.clone(),
             metrics.clone(),
             clock.clone(),
@@ -196,7 +209,21 @@ mod tests {
             store,
             metrics,
             clock,
+            router,
             _dir: dir,
+        }
+    }
+
+    /// A silence of `pattern` for ten seconds from `now`.
+    fn silence(pattern: &str, now: i64) -> Silence {
+        Silence {
+            id: "s1".into(),
+            pattern: pattern.into(),
+            matchers: String::new(),
+            comment: "c".into(),
+            created_by: "t".into(),
+            created_at_ms: now,
+            expires_at_ms: now + 10_000,
         }
     }
 
@@ -222,8 +249,10 @@ mod tests {
                             rule: "r".into(),
                             target: "hook".into(),
                             input: None,
+                            alert: None,
                         }],
                         history: crate::alerting::history_update(&event),
+                        resolve: None,
                     }],
                     self.clock.now_ms(),
                 )
@@ -242,7 +271,7 @@ mod tests {
             let event: Value = serde_json::from_str(&d.body).unwrap();
             let v = self.alerting.gate(&d, &event).await;
             if matches!(v, Verdict::Send(_)) {
-                self.store.ack(d.id).await.unwrap();
+                self.store.ack(d.id, self.clock.now_ms()).await.unwrap();
             }
             v
         }
@@ -292,15 +321,10 @@ mod tests {
         let r = rig(base(json!({})), HashMap::new());
         let now = r.clock.now_ms();
         r.store
-            .silence_add(Silence {
-                id: "s1".into(),
-                pattern: r#"{"detail":{"repository-name":[{"wildcard":"payments/*"}]}}"#.into(),
-                matchers: String::new(),
-                comment: "c".into(),
-                created_by: "t".into(),
-                created_at_ms: now,
-                expires_at_ms: now + 10_000,
-            })
+            .silence_add(silence(
+                r#"{"detail":{"repository-name":[{"wildcard":"payments/*"}]}}"#,
+                now,
+            ))
             .await
             .unwrap();
         assert_eq!(r.offer(scan("e1", 1)).await, Verdict::Held);
@@ -352,7 +376,10 @@ mod tests {
             matches!(r.alerting.gate(&d[0], &digest).await, Verdict::Send(None)),
             "a digest is not grouped again"
         );
-        r.store.ack(d[0].id.clone()).await.unwrap();
+        r.store
+            .ack(d[0].id.clone(), r.clock.now_ms())
+            .await
+            .unwrap();
         // A later match waits for the interval after the previous flush.
         assert_eq!(r.offer(scan("e3", 5)).await, Verdict::Held);
         r.clock.advance(Duration::from_secs(30));
@@ -385,5 +412,156 @@ mod tests {
         );
         r.clock.advance(Duration::from_secs(1));
         assert!(matches!(r.gate_leased().await, Verdict::Send(_)));
+    }
+
+    fn timed_scan(id: &str, critical: u64, time: &str) -> Value {
+        let mut e = scan(id, critical);
+        e["time"] = json!(time);
+        e
+    }
+
+    impl Rig {
+        /// Accepts `event` through the real ingest path, without running the pipeline.
+        async fn ingest(&self, event: Value) {
+            let ingest = crate::ingest::Ingestor {
+                router: self.router.clone(),
+                store: self.store.clone(),
+                metrics: self.metrics.clone(),
+                envelope: crate::event::EnvelopeRules {
+                    max_event_bytes: 1 << 20,
+                    account: "123456789012".into(),
+                    region: "us-east-1".into(),
+                },
+                wake: Arc::default(),
+                clock: self.clock.clone(),
+                handoff: Arc::default(),
+            };
+            let item = Ok(crate::event::Incoming::Text(event.to_string()));
+            let results = ingest.ingest(vec![item]).await.unwrap();
+            assert!(results[0].is_ok(), "{results:?}");
+        }
+
+        /// Leases every due delivery and runs the pipeline on each, acking what is sent.
+        async fn gate_all(&self) -> Vec<(String, Option<AlertKind>, Verdict)> {
+            let mut out = Vec::new();
+            for d in self
+                .store
+                .lease(10, Duration::from_secs(60), self.clock.now_ms())
+                .await
+                .unwrap()
+            {
+                let event: Value = serde_json::from_str(&d.body).unwrap();
+                let v = self.alerting.gate(&d, &event).await;
+                if matches!(v, Verdict::Send(_)) {
+                    self.store
+                        .ack(d.id.clone(), self.clock.now_ms())
+                        .await
+                        .unwrap();
+                }
+                out.push((d.event_id.clone(), d.alert.as_ref().map(|a| a.kind), v));
+            }
+            out
+        }
+    }
+
+    fn paged(extra: Value) -> Value {
+        let mut r = json!({"name": "r", "notify_resolved": true, "targets": ["hook"],
+            "event_pattern": {"detail": {"finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]}}}});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn a_resolve_waits_for_its_trigger_and_says_what_changed() {
+        let r = rig(paged(json!({"dedup": {"window": "1h"}})), HashMap::new());
+        r.ingest(scan("e1", 2)).await;
+        r.ingest(scan("e2", 0)).await;
+        // Both leased at once; the resolve is looked at first: it waits for the trigger.
+        let leased = r
+            .store
+            .lease(10, Duration::from_secs(60), r.clock.now_ms())
+            .await
+            .unwrap();
+        let kind = |d: &Leased| d.alert.as_ref().map(|a| a.kind);
+        let trigger = leased
+            .iter()
+            .find(|d| kind(d) == Some(AlertKind::Trigger))
+            .unwrap();
+        let resolve = leased
+            .iter()
+            .find(|d| kind(d) == Some(AlertKind::Resolve))
+            .unwrap();
+        let body = |d: &Leased| serde_json::from_str::<Value>(&d.body).unwrap();
+        assert_eq!(
+            r.alerting.gate(resolve, &body(resolve)).await,
+            Verdict::Held
+        );
+        assert_eq!(
+            r.alerting.gate(trigger, &body(trigger)).await,
+            Verdict::Send(None)
+        );
+        r.store
+            .ack(trigger.id.clone(), r.clock.now_ms())
+            .await
+            .unwrap();
+        assert!(
+            r.gate_all().await.is_empty(),
+            "the resolve waits at least 500 ms"
+        );
+        r.clock.advance(Duration::from_millis(500));
+        let v = r.gate_all().await;
+        assert_eq!(v.len(), 1);
+        let Verdict::Send(Some(delta)) = &v[0].2 else {
+            panic!("{v:?}")
+        };
+        assert_eq!(delta.summary, "CRITICAL 2 -> 0");
+        assert_eq!(delta.compared_with, "the scan that opened the alert");
+        // The same result again, inside the dedup window, after a resolve: a new episode, sent.
+        r.ingest(scan("e3", 2)).await;
+        let v = r.gate_all().await;
+        assert!(matches!(v[0].2, Verdict::Send(_)), "{v:?}");
+        assert!(r.reasons().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn resolves_of_alerts_nobody_was_told_about_and_stale_scans_are_suppressed() {
+        let r = rig(paged(json!({})), HashMap::new());
+        let now = r.clock.now_ms();
+        r.store
+            .silence_add(silence(
+                r#"{"detail":{"finding-severity-counts":{"CRITICAL":[{"numeric":[">",0]}]}}}"#,
+                now,
+            ))
+            .await
+            .unwrap();
+        r.ingest(timed_scan("e1", 2, "2026-11-20T10:00:00Z")).await;
+        assert_eq!(
+            r.gate_all().await[0].2,
+            Verdict::Held,
+            "silenced: nobody was paged"
+        );
+        r.ingest(timed_scan("e2", 0, "2026-11-20T10:05:00Z")).await;
+        assert_eq!(
+            r.store.depth().await.unwrap(),
+            0,
+            "nothing open, nothing to resolve"
+        );
+
+        r.clock.advance(Duration::from_secs(11));
+        r.ingest(timed_scan("e3", 2, "2026-11-20T11:00:00Z")).await;
+        assert!(matches!(r.gate_all().await[0].2, Verdict::Send(_)));
+        // A clean scan taken before the one that opened the alert arrives late: it is stale.
+        r.ingest(timed_scan("e0", 0, "2026-11-20T09:00:00Z")).await;
+        assert_eq!(r.gate_all().await[0].2, Verdict::Held);
+        assert_eq!(r.reasons().await, ["silenced", "stale"]);
+        // A newer clean scan resolves it; a second resolve finds nothing open.
+        r.ingest(timed_scan("e4", 0, "2026-11-20T12:00:00Z")).await;
+        r.ingest(timed_scan("e5", 0, "2026-11-20T12:01:00Z")).await;
+        let v = r.gate_all().await;
+        let sent = v.iter().filter(|x| matches!(x.2, Verdict::Send(_))).count();
+        assert_eq!(sent, 1, "{v:?}");
+        assert_eq!(r.reasons().await, ["not_open", "silenced", "stale"]);
     }
 }

@@ -1,7 +1,8 @@
-//! A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`): what
-//! a rule file says about how its matches notify, parsed and checked with the rule and kept on it.
-//! The stages give the options their meaning ([`super::history`] for `notify_on`, [`super::dedup`]
-//! for the keys, [`super::digest`] for the groups).
+//! A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`,
+//! `notify_resolved`): what a rule file says about how its matches notify, parsed and checked with
+//! the rule and kept on it. The stages give the options their meaning ([`super::history`] for
+//! `notify_on`, [`super::dedup`] for the keys, [`super::digest`] for the groups, [`super::resolve`]
+//! for `notify_resolved`).
 //!
 //! Promise: every error names its JSON pointer in the rule document. This file imports no stage and
 //! never the router: rules import it, and the pipeline reads the live options through [`RuleOptions`],
@@ -13,12 +14,15 @@ use serde_json::{Map, Value};
 
 use crate::render::jsonpath::Path;
 
-/// A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`).
+/// A rule's alerting options (`dedup`, `notify_on`, `group_by`, `group_wait`, `group_interval`,
+/// `notify_resolved`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertOptions {
     pub dedup: Option<DedupSpec>,
     pub notify_on: NotifyOn,
     pub group: Option<GroupSpec>,
+    /// Tell the notified targets when a later scan no longer matches ([`super::resolve`]).
+    pub notify_resolved: bool,
 }
 
 impl AlertOptions {
@@ -42,10 +46,30 @@ impl AlertOptions {
             }),
         };
         let group = GroupSpec::parse(m, errs);
+        let notify_resolved = match m.get("notify_resolved") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(_) => {
+                errs.push((
+                    "/notify_resolved".into(),
+                    "notify_resolved must be true or false".into(),
+                ));
+                false
+            }
+        };
+        if notify_resolved && group.is_some() {
+            errs.push((
+                "/notify_resolved".into(),
+                "notify_resolved cannot be combined with group_by: a digest has no single alert \
+                 to resolve"
+                    .into(),
+            ));
+        }
         AlertOptions {
             dedup,
             notify_on,
             group,
+            notify_resolved,
         }
     }
 
@@ -60,6 +84,9 @@ impl AlertOptions {
                 "dedup within {}",
                 humantime::format_duration(d.window)
             ));
+        }
+        if self.notify_resolved {
+            parts.push("notify_resolved".into());
         }
         if let Some(g) = &self.group {
             let by: Vec<&str> = g.by.iter().map(|p| p.original.as_str()).collect();

@@ -30,8 +30,22 @@ pub struct Notice<'a> {
     pub options: &'a AlertOptions,
     /// The one "now" of this pass through the stages (ms since the Unix epoch, from the clock).
     pub now_ms: i64,
-    /// What changed since the previous scan, set by the history stage when the store knew one.
+    /// What changed since the previous scan, set by the history stage when the store knew one (for
+    /// a resolve: since the trigger that opened the alert, set by the resolve stage).
     pub delta: OnceLock<Delta>,
+    /// Appended to the dedup scope by the resolve stage: the alert's episode, so that claims do not
+    /// reach across a resolve.
+    pub dedup_scope: OnceLock<String>,
+}
+
+impl Notice<'_> {
+    /// Whether the delivery resolves an alert (rules with `notify_resolved`).
+    pub fn is_resolve(&self) -> bool {
+        self.delivery
+            .alert
+            .as_ref()
+            .is_some_and(|a| a.kind == crate::store::AlertKind::Resolve)
+    }
 }
 
 /// What a stage decided.

@@ -58,7 +58,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     for d in &dls {
                         println!(
                             "{:<32}  {:<24}  {:<12}  {:>8}  {}",
-                            d.id, d.rule, d.target, d.attempts, d.reason
+                            d.id,
+                            d.rule,
+                            d.target,
+                            d.attempts,
+                            // Reasons can quote a receiver or an event: one visible line.
+                            crate::escape::line(&d.reason, 2000)
                         );
                     }
                 }

@@ -6,12 +6,14 @@
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod check_patterns;
 pub mod dlq;
 pub mod health;
 pub mod notify_test;
 mod outcome;
 pub mod report_event;
 pub mod route;
+pub mod sandbox;
 pub mod send;
 pub mod serve;
 pub mod silence;
@@ -37,6 +39,10 @@ pub enum Command {
     Serve(serve::Args),
     /// Validate config.toml and every rule file; report every error (exit 2 on any).
     Check(check::Args),
+    /// Validate and test the event patterns in CloudFormation, SAM, CDK, Terraform and Serverless
+    /// files and rule files (exit 0 all good, 1 a pattern is invalid or a test failed, 2 unreadable
+    /// input).
+    CheckPatterns(check_patterns::Args),
     /// Post events (or, with --report, scanner reports) from files to a running daemon.
     Send(send::Args),
     /// Print the event a Trivy, Grype or trivy-operator report becomes (one JSON line), offline.
@@ -54,6 +60,8 @@ pub enum Command {
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
+    /// Serve the browser pattern sandbox alone (no store, nothing sent): http://ADDR/ui/sandbox.
+    Sandbox(sandbox::Args),
 }
 
 /// Runs the parsed command line.
@@ -62,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::TestPattern(args) => test_pattern::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
+        Command::CheckPatterns(args) => check_patterns::run(args),
         Command::Send(args) => send::run(args),
         Command::ReportEvent(args) => report_event::run(args),
         Command::Dlq(args) => dlq::run(args),
@@ -70,5 +79,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::NotifyTest(args) => notify_test::run(args),
         Command::Silence(args) => silence::run(args),
         Command::Suppressed(args) => suppressed::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }

@@ -100,6 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             payload: &event.value,
             delta: None,
             now_ms: offline.clock.now_ms(),
+            alert: None,
         };
         let start = Instant::now();
         let outcome = rt.block_on(target.notify(&msg));

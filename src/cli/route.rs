@@ -3,9 +3,11 @@
 //! exact payload each would get, rendered (email headers and both parts, the Slack Block Kit JSON, the
 //! webhook request). Secrets are not shown. Exit 0 if some rule matched, 1 if none, 2 on error.
 //!
-//! It also shows the alerting side: each matching rule's options (notify_on, dedup, digest) and, when
-//! the data directory holds a store, the silences in force that match the event (the daemon would
-//! send nothing for it). The store is only read, never created. Patterns AWS accepts that likely mean
+//! It also shows the alerting side: each matching rule's options (notify_on, dedup, digest,
+//! notify_resolved) and, when the data directory holds a store, the silences in force that match the
+//! event (the daemon would send nothing for it), the state of each alert the event triggers (open
+//! since when, by which event), and the open alerts it would resolve, with each resolve's payload.
+//! The store is only read, never created. Patterns AWS accepts that likely mean
 //! something else (`crate::lint`) are warned about on stderr, matching or not (a rule that should have
 //! matched often has one); `--no-lint` turns that off.
 
@@ -16,11 +18,12 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use super::outcome::Outcome;
-use crate::alerting::SharedClock;
+use crate::alerting::{Fate, SharedClock};
 use crate::event::{EnvelopeRules, Event};
 use crate::notify::{Message, Targets};
 use crate::router::Router;
 use crate::settings::Settings;
+use crate::store::Store as _;
 
 /// Arguments of `scanbridge route`.
 #[derive(Debug, clap::Args)]
@@ -50,6 +53,8 @@ pub(crate) struct Offline {
     pub router: Router,
     /// The rules' pattern warnings, as `FILE: POINTER: MESSAGE` lines.
     pub lint_lines: Vec<String>,
+    /// No rules directory: the built-in example rules are loaded.
+    pub builtin: bool,
     pub targets: Targets,
     pub topics: Arc<crate::notify::topic::Topics>,
 }
@@ -66,12 +71,11 @@ impl Offline {
             settings.rules.dir = r;
         }
         let known = crate::rules::Known::from_settings(&settings);
-        let rules = if with_rules {
+        let (rules, builtin) = if with_rules {
             crate::rules::load_dir_or_builtin(&settings.rules.dir, &known)
                 .map_err(|e| anyhow::anyhow!("{} error(s) in the rules: {e}", e.0.len()))?
-                .0
         } else {
-            Vec::new()
+            (Vec::new(), false)
         };
         let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
@@ -81,6 +85,7 @@ impl Offline {
             clock: crate::alerting::system_clock(),
             lint_lines,
             router: Router::new(rules, topics.clone()),
+            builtin,
             settings,
             targets,
             topics,
@@ -143,26 +148,61 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         s("detail-type"),
         s("source")
     );
-    let deliveries = offline.router.route(&event);
-    let matching = offline.router.matching_rules(&event);
+    let (deliveries, matching) = offline.router.route_matching(&event);
     let data_dir = args
         .data_dir
         .clone()
         .unwrap_or_else(|| offline.settings.store.data_dir.clone());
-    match silences(&data_dir) {
-        Ok(set) => {
-            if let Some(s) = set.find(&event.value, offline.clock.now_ms()) {
-                println!(
-                    "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
-                    s.id,
-                    crate::event::rfc3339(s.expires_at_ms),
-                    s.comment,
-                    s.created_by
-                );
-            }
+    let store = match open_store(&data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "scanbridge: warning: cannot read the store in {}: {e:#}",
+                data_dir.display()
+            );
+            None
         }
-        Err(e) => eprintln!("scanbridge: warning: cannot read silences: {e:#}"),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let silences = match &store {
+        Some(s) => rt
+            .block_on(s.silences())
+            .map(crate::alerting::silence::SilenceSet::new)
+            .unwrap_or_else(|e| {
+                eprintln!("scanbridge: warning: cannot read silences: {e:#}");
+                Default::default()
+            }),
+        None => Default::default(),
+    };
+    if let Some(s) = silences.find(&event.value, offline.clock.now_ms()) {
+        println!(
+            "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
+            s.id,
+            crate::event::rfc3339(s.expires_at_ms),
+            s.comment,
+            s.created_by
+        );
     }
+    let history = crate::alerting::history_update(&event.value);
+    let plan = crate::alerting::resolve_plan(
+        offline.router.tracking(),
+        &event.value,
+        history.as_ref(),
+        &matching,
+    );
+    let mut keys: Vec<String> = plan.check.iter().flat_map(|c| c.keys.clone()).collect();
+    if let Some(k) = crate::alerting::alert_keys(&event.value) {
+        keys.extend(k.all);
+    }
+    keys.sort();
+    keys.dedup();
+    let states = match &store {
+        Some(s) if !keys.is_empty() => rt.block_on(s.alert_states(keys)).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut made = 0;
     for rule in &matching {
         println!("\nrule {rule}: matches");
         if let Some(alerting) = offline.router.rule(rule).and_then(|r| r.alert.describe()) {
@@ -172,8 +212,63 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         if mine.is_empty() {
             println!("  (no topic subscription accepts this event: nothing is sent)");
         }
+        let fate = plan.fate(rule);
+        if fate == Fate::Drop {
+            println!(
+                "  a CLOSED finding resolves this rule's alerts and never pages: no trigger is sent"
+            );
+            continue;
+        }
         for d in mine {
-            show(&offline, &event, d);
+            let mark = match &fate {
+                Fate::Trigger(m) => Some(m),
+                _ => None,
+            };
+            if let Some(m) = mark {
+                let state = states
+                    .iter()
+                    .find(|s| s.rule == *rule && s.target == d.target && s.key == m.key);
+                println!("  alert {}: trigger ({})", m.key, describe_state(state));
+            }
+            show(&offline, &event, d, mark, None);
+            made += 1;
+        }
+    }
+    let mut resolves = 0;
+    if let Some(check) = &plan.check {
+        for st in states
+            .iter()
+            .filter(|s| s.open && crate::alerting::resolves(check, &s.rule))
+        {
+            println!(
+                "\nrule {}: no longer matches: resolves alert {} ({})",
+                st.rule,
+                st.key,
+                describe_state(Some(st))
+            );
+            let mark = crate::store::AlertMark {
+                kind: crate::store::AlertKind::Resolve,
+                key: st.key.clone(),
+                time_ms: check.time_ms,
+                record: check.record.clone(),
+            };
+            let delta = st
+                .record
+                .as_deref()
+                .and_then(|r| crate::alerting::resolve_delta(&event.value, &st.key, r));
+            let d = crate::router::Delivery {
+                id: crate::store::delivery_id(
+                    &event.id,
+                    &st.rule,
+                    &format!("{}#resolve", st.target),
+                ),
+                rule: st.rule.clone(),
+                target: st.target.clone(),
+                topic: None,
+                input: None,
+            };
+            show(&offline, &event, &d, Some(&mark), delta.as_ref());
+            resolves += 1;
         }
     }
     for (name, subs) in offline.topics.iter() {
@@ -187,10 +282,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     }
     println!(
-        "\n{} of {} rule(s) matched; {} delivery(ies) would be made",
+        "\n{} of {} rule(s) matched; {} delivery(ies) would be made{}",
         matching.len(),
         offline.router.len(),
-        deliveries.len()
+        made,
+        if resolves > 0 {
+            format!(", and {resolves} resolve(s)")
+        } else {
+            String::new()
+        }
     );
     Ok(if matching.is_empty() {
         Outcome::NoMatch
@@ -199,22 +299,40 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-/// The silences stored in `data_dir` (none when it holds no store yet).
-fn silences(data_dir: &Path) -> anyhow::Result<crate::alerting::silence::SilenceSet> {
-    use crate::store::Store as _;
+/// The store in `data_dir`, read-only use (none when it holds no store yet).
+fn open_store(data_dir: &Path) -> anyhow::Result<Option<crate::store::sqlite::SqliteStore>> {
     if !data_dir.join("scanbridge.db").is_file() {
-        return Ok(Default::default());
+        return Ok(None);
     }
-    let store = crate::store::sqlite::SqliteStore::open(data_dir, false)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    Ok(crate::alerting::silence::SilenceSet::new(
-        rt.block_on(store.silences())?,
-    ))
+    Ok(Some(crate::store::sqlite::SqliteStore::open(
+        data_dir, false,
+    )?))
 }
 
-fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
+/// "open since ..., by event E" / "resolved at ..." / "not open".
+fn describe_state(state: Option<&crate::store::AlertState>) -> String {
+    let at = crate::event::rfc3339;
+    match state {
+        Some(s) if s.open => format!(
+            "open since {}, by event {}",
+            s.opened_at_ms.map(at).unwrap_or_default(),
+            s.trigger_event_id.as_deref().unwrap_or("-")
+        ),
+        Some(s) if s.resolved_at_ms.is_some() => format!(
+            "resolved at {}",
+            s.resolved_at_ms.map(at).unwrap_or_default()
+        ),
+        _ => "not open".into(),
+    }
+}
+
+fn show(
+    offline: &Offline,
+    event: &Event,
+    d: &crate::router::Delivery,
+    alert: Option<&crate::store::AlertMark>,
+    delta: Option<&crate::scan::Delta>,
+) {
     let kind = offline
         .settings
         .targets
@@ -238,8 +356,9 @@ fn show(offline: &Offline, event: &Event, d: &crate::router::Delivery) {
         event_id: &event.id,
         event: &event.value,
         payload: &payload,
-        delta: None,
+        delta,
         now_ms: offline.clock.now_ms(),
+        alert,
     };
     match offline.targets.get(&d.target) {
         Some((target, _)) => match target.preview(&msg) {

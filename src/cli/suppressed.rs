@@ -40,8 +40,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 s.rule,
                 s.target,
                 s.reason,
-                s.detail,
-                s.event_id
+                // Details and event ids come from events and silences: one visible line each.
+                crate::escape::line(&s.detail, 2000),
+                crate::escape::line(&s.event_id, 200)
             );
         }
     }

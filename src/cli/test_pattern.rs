@@ -19,7 +19,7 @@ use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use scanbridge_pattern::{Event, Explanation, Limits, Pattern};
+use scanbridge_pattern::{Event, Limits, Pattern};
 use serde_json::{Value, json};
 
 use super::outcome::Outcome;
@@ -123,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let mut out =
                 json!({"event": name, "result": if matched { "match" } else { "nomatch" }});
             if args.explain {
-                out["explain"] = explanation_json(&pattern.explain(&event));
+                out["explain"] = pattern.explain(&event).to_json();
             }
             if !lints.is_empty() {
                 out["lints"] = json!(lints);
@@ -230,23 +230,6 @@ fn parse_event(text: &str, envelope: bool) -> Result<Event, String> {
         }
     }
     Ok(event)
-}
-
-fn explanation_json(e: &Explanation) -> Value {
-    Value::Array(
-        e.branches
-            .iter()
-            .map(|b| {
-                json!({
-                    "matched": b.matched,
-                    "inconsistent_arrays": b.inconsistent_arrays,
-                    "fields": b.conditions.iter().map(|c| json!({
-                        "path": c.path, "held": c.held, "reason": c.reason,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    )
 }
 
 /// Batch mode: one output line per case; exit 0 once every case was evaluated.

@@ -65,7 +65,16 @@ pub async fn handle(ingestor: &Ingestor, headers: &HeaderMap, body: &[u8]) -> Re
     };
     match op {
         "AWSEvents.PutEvents" => put_events(ingestor, &req).await,
-        "AWSEvents.TestEventPattern" => test_event_pattern(&req),
+        // Parsing a pattern and matching it are CPU work: off the async runtime.
+        "AWSEvents.TestEventPattern" => crate::compute::run(move || test_event_pattern(&req))
+            .await
+            .unwrap_or_else(|p| {
+                aws_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalException",
+                    &p.to_string(),
+                )
+            }),
         other => aws_error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
@@ -181,7 +190,11 @@ async fn put_events(ingestor: &Ingestor, req: &Value) -> Response {
             }
             (Err(why), None) => {
                 failed += 1;
-                json!({"ErrorCode": "InvalidArgument", "ErrorMessage": why.to_string()})
+                let code = match why {
+                    Rejection::Internal(_) => "InternalFailure",
+                    _ => "InvalidArgument",
+                };
+                json!({"ErrorCode": code, "ErrorMessage": why.to_string()})
             }
         })
         .collect();

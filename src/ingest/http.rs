@@ -160,7 +160,11 @@ async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> R
 }
 
 async fn post_events(State(st): State<AppState>, body: Bytes) -> Response {
-    let (shape, items) = match split_body(&body) {
+    // Splitting a 10 MiB body is CPU work too: off the async runtime, like validation and matching.
+    let split = crate::compute::run(move || split_body(&body))
+        .await
+        .unwrap_or_else(|p| Err(super::BodyError::Malformed(p.to_string())));
+    let (shape, items) = match split {
         Ok(x) => x,
         Err(e) => {
             st.ingestor.metrics.received(1);

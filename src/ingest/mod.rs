@@ -4,7 +4,9 @@
 //! validate each event, route it with the live rule set, store the valid ones with their deliveries in
 //! one transaction, then wake the worker. It returns only after the store has committed, so a caller
 //! that answers "accepted" after it never acknowledges anything that is not durable. Invalid events
-//! are rejected one by one (index-aligned results); a store failure fails the whole call.
+//! are rejected one by one (index-aligned results); a store failure fails the whole call. One event
+//! whose processing fails inside scanbridge (a panic while routing it, a value the store refuses) is
+//! rejected alone with the reason ([`Rejection::Internal`]); it never fails the events beside it.
 //!
 //! The doors: [`http`] (the plain door: `POST /events`, health, metrics), [`aws`] (the AWS JSON 1.1
 //! door: PutEvents, TestEventPattern, SigV4 credentials), [`stdin`] (NDJSON on standard input). The HTTP
@@ -17,11 +19,11 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use crate::alerting::SharedClock;
+use crate::alerting::{Fate, SharedClock};
 use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
-use crate::store::{NewDelivery, NewEvent, Store, StoreError};
+use crate::store::{NewDelivery, NewEvent, Store, StoreError, Stored};
 
 mod answer;
 pub mod auth;
@@ -64,69 +66,53 @@ impl Ingestor {
     /// Validates, routes and durably stores `items` (raw JSON texts or events a door built, or
     /// already-known rejections). Each event is parsed once; its canonical bytes are routed and
     /// stored, and its parsed view is handed to the worker after the store committed it.
+    ///
+    /// Validation, matching and the history update are CPU work (seconds for thousands of wildcard
+    /// rules against a large event): they run on the bounded compute pool ([`crate::compute`]), never
+    /// on an async worker thread; only the store call is awaited here.
     pub async fn ingest(
         &self,
         items: Vec<Result<Incoming, Rejection>>,
     ) -> Result<Vec<ItemResult>, StoreError> {
-        let router = self.router.current();
         let now = self.clock.now_ms();
-        let mut results = Vec::with_capacity(items.len());
-        let mut batch = Vec::new();
-        // Per stored event: its parsed view, for the worker, when it has deliveries.
-        let mut views: Vec<Option<(Arc<Value>, usize)>> = Vec::new();
         self.metrics.received(items.len() as u64);
-        for item in items {
-            match item.and_then(|it| event::accept(it, &self.envelope, now)) {
-                Ok(ev) => {
-                    let deliveries = router.route(&ev);
-                    for d in &deliveries {
-                        self.metrics.rule_matched(&d.rule);
-                    }
-                    let deliveries: Vec<NewDelivery> = deliveries
-                        .into_iter()
-                        .map(|d| NewDelivery {
-                            id: d.id,
-                            rule: d.rule,
-                            target: d.target,
-                            input: d.input.map(|i| i.to_string()),
-                        })
-                        .collect();
-                    results.push(Ok(Accepted {
-                        id: ev.id.clone(),
-                        duplicate: false,
-                    }));
-                    let history = crate::alerting::history_update(&ev.value);
-                    views.push(
-                        (!deliveries.is_empty()).then(|| (Arc::new(ev.value), ev.body.len())),
-                    );
-                    batch.push(NewEvent {
-                        id: ev.id,
-                        body: ev.body,
-                        deliveries,
-                        history,
-                    });
-                }
-                Err(why) => results.push(Err(why)),
-            }
-        }
-        let accepted = batch.len() as u64;
-        let has_deliveries = batch.iter().any(|e| !e.deliveries.is_empty());
-        if !batch.is_empty() {
+        let (router, envelope, metrics) = (
+            self.router.current(),
+            self.envelope.clone(),
+            self.metrics.clone(),
+        );
+        let (mut results, prepared) =
+            crate::compute::run(move || prepare(items, &router, &envelope, &metrics, now))
+                .await
+                .map_err(|p| StoreError::Join(p.to_string()))?;
+        // A resolve check may add deliveries in the store: wake the worker for it too.
+        let has_deliveries = prepared
+            .iter()
+            .any(|(e, _)| !e.deliveries.is_empty() || e.resolve.is_some());
+        if !prepared.is_empty() {
+            let (batch, views): (Vec<NewEvent>, Vec<_>) = prepared.into_iter().unzip();
             let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-            let fresh = self.store.accept(batch, now).await?;
-            for ((id, view), new) in ids.iter().zip(views).zip(&fresh) {
-                if let (true, Some((value, len))) = (*new, view) {
+            let stored = self.store.accept(batch, now).await?;
+            for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
+                if let (Stored::New, Some((value, len))) = (s, view) {
                     self.handoff.put(id, value, len);
                 }
             }
-            let mut fresh = fresh.into_iter();
-            for a in results.iter_mut().flatten() {
-                if fresh.next() == Some(false) {
-                    a.duplicate = true;
-                    tracing::info!(event = %a.id, "event id accepted before; not routed again");
+            let mut stored = stored.into_iter();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                match stored.next() {
+                    Some(Stored::Duplicate) => {
+                        if let Ok(a) = r {
+                            a.duplicate = true;
+                            tracing::info!(event = %a.id, "event id accepted before; not routed again");
+                        }
+                    }
+                    Some(Stored::Refused(why)) => *r = Err(Rejection::Internal(why)),
+                    Some(Stored::New) | None => {}
                 }
             }
         }
+        let accepted = results.iter().filter(|r| r.is_ok()).count() as u64;
         self.metrics.accepted(accepted);
         self.metrics.rejected(results.len() as u64 - accepted);
         if has_deliveries {
@@ -134,6 +120,105 @@ impl Ingestor {
         }
         Ok(results)
     }
+}
+
+/// An event ready to store, and its parsed view for the worker (when it has deliveries).
+type Prepared = (NewEvent, Option<(Arc<Value>, usize)>);
+
+/// Validates and routes every item: index-aligned results, and the events to store.
+fn prepare(
+    items: Vec<Result<Incoming, Rejection>>,
+    router: &crate::router::Router,
+    envelope: &EnvelopeRules,
+    metrics: &Metrics,
+    now: i64,
+) -> (Vec<ItemResult>, Vec<Prepared>) {
+    let mut results = Vec::with_capacity(items.len());
+    let mut batch = Vec::new();
+    for outcome in isolate(items, |it| one(it, router, envelope, now)) {
+        match outcome {
+            Ok(p) => {
+                for d in &p.0.deliveries {
+                    metrics.rule_matched(&d.rule);
+                }
+                results.push(Ok(Accepted {
+                    id: p.0.id.clone(),
+                    duplicate: false,
+                }));
+                batch.push(p);
+            }
+            Err(why) => results.push(Err(why)),
+        }
+    }
+    (results, batch)
+}
+
+/// Runs `each` on every item, one at a time: an item whose processing panics is rejected alone
+/// ([`Rejection::Internal`], with the panic's message), never the batch. This is the last line of
+/// defence; the property test in `exercise.rs` looks for the panics themselves.
+fn isolate<I, T>(
+    items: Vec<Result<I, Rejection>>,
+    each: impl Fn(I) -> Result<T, Rejection>,
+) -> Vec<Result<T, Rejection>> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            item.and_then(|it| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| each(it))).unwrap_or_else(
+                    |panic| {
+                        let why = crate::compute::panic_message(&*panic);
+                        tracing::error!(index, error = %why, "processing an event panicked; that event alone is rejected");
+                        Err(Rejection::Internal(why))
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// One event: validated, routed, its history update computed.
+fn one(
+    item: Incoming,
+    router: &crate::router::Router,
+    envelope: &EnvelopeRules,
+    now: i64,
+) -> Result<Prepared, Rejection> {
+    let ev = event::accept(item, envelope, now)?;
+    let (deliveries, matched) = router.route_matching(&ev);
+    let history = crate::alerting::history_update(&ev.value);
+    // Rules with notify_resolved: their deliveries trigger the event's alert, and the check says
+    // which open alerts the store resolves with this event.
+    let plan =
+        crate::alerting::resolve_plan(router.tracking(), &ev.value, history.as_ref(), &matched);
+    let deliveries: Vec<NewDelivery> = deliveries
+        .into_iter()
+        .filter_map(|d| {
+            let alert = match plan.fate(&d.rule) {
+                Fate::Plain => None,
+                Fate::Trigger(mark) => Some(mark),
+                Fate::Drop => return None,
+            };
+            Some(NewDelivery {
+                id: d.id,
+                rule: d.rule,
+                target: d.target,
+                input: d.input.map(|i| i.to_string()),
+                alert,
+            })
+        })
+        .collect();
+    let view = (!deliveries.is_empty()).then(|| (Arc::new(ev.value), ev.body.len()));
+    Ok((
+        NewEvent {
+            id: ev.id,
+            body: ev.body,
+            deliveries,
+            history,
+            resolve: plan.check,
+        },
+        view,
+    ))
 }
 
 /// How a `POST /events` body was shaped.
@@ -245,6 +330,35 @@ mod tests {
         assert_eq!(
             event["time"], "2023-11-14T22:13:20Z",
             "the missing time is the clock's"
+        );
+    }
+
+    #[test]
+    fn a_panic_while_processing_one_event_rejects_that_event_only() {
+        let items = vec![
+            Ok("good-1".to_owned()),
+            Ok("poison".to_owned()),
+            Err(Rejection::NotObject),
+            Ok("good-2".to_owned()),
+        ];
+        let results = isolate(items, |raw: String| {
+            assert!(raw != "poison", "a bug reached by {raw}");
+            Ok(raw)
+        });
+        let ids: Vec<&str> = results.iter().flatten().map(String::as_str).collect();
+        assert_eq!(ids, ["good-1", "good-2"]);
+        assert!(results[0].is_ok() && results[3].is_ok());
+        assert_eq!(results[2], Err(Rejection::NotObject));
+        let Err(Rejection::Internal(why)) = &results[1] else {
+            panic!("{:?}", results[1])
+        };
+        assert!(why.contains("a bug reached by poison"), "{why}");
+        assert!(
+            results[1]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("other events of the request are not affected")
         );
     }
 

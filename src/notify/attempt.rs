@@ -22,10 +22,13 @@ pub struct Message<'a> {
     pub event: &'a Value,
     /// What the rule says to send: the event, or its transformed input.
     pub payload: &'a Value,
-    /// What changed since the previous scan of the image, when known (templates: `scan.delta`).
+    /// What changed since the previous scan of the image, when known (templates: `scan.delta`); for
+    /// a resolve, since the scan that opened the alert.
     pub delta: Option<&'a crate::scan::Delta>,
     /// When the attempt is made (the daemon's clock): signature timestamps, Retry-After dates.
     pub now_ms: i64,
+    /// The alert this delivery triggers or resolves (rules with `notify_resolved`).
+    pub alert: Option<&'a crate::store::AlertMark>,
 }
 
 impl<'a> Message<'a> {
@@ -39,7 +42,38 @@ impl<'a> Message<'a> {
             self.event_id,
         )
         .with_delta(self.delta)
+        .with_alert(self.alert)
     }
+
+    /// Whether this delivery says that an alert is resolved: each receiver says so in its own terms.
+    pub fn is_resolve(&self) -> bool {
+        self.alert
+            .is_some_and(|a| a.kind == crate::store::AlertKind::Resolve)
+    }
+}
+
+/// Hands `f` the message of one delivery of `event` as an attempt at `now_ms` would build it (the
+/// rule target's input transformation applied; no delta or alert mark), for previews that send
+/// nothing (the admin API's route preview). Err with the reason when the transformation fails: the
+/// daemon would dead-letter that delivery.
+pub fn with_message<T>(
+    event_id: &str,
+    event: &Value,
+    (delivery_id, rule, input): (&str, &str, Option<&Value>),
+    now_ms: i64,
+    f: impl FnOnce(&Message<'_>) -> T,
+) -> Result<T, String> {
+    let payload = crate::render::payload(event, input, rule).map_err(|e| e.to_string())?;
+    Ok(f(&Message {
+        delivery_id,
+        rule,
+        event_id,
+        event,
+        payload: &payload,
+        delta: None,
+        now_ms,
+        alert: None,
+    }))
 }
 
 /// The result of one attempt.

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::attempt::{Message, Outcome};
+use crate::escape;
 use crate::retry::RetryOverrides;
-use crate::scan::clip;
 
 pub use crate::scan::SEVERITIES;
 
@@ -44,18 +44,54 @@ impl Console {
     }
 }
 
-/// A string of the event, on one line and at most 300 characters: event text cannot add lines to an
-/// alert or push the rest off the screen.
-fn s(v: &Value, ptr: &str) -> Option<String> {
-    v.pointer(ptr).and_then(Value::as_str).map(|x| clip(x, 300))
+/// The widest value printed, in characters (longer ones end with `…`).
+pub const MAX_VALUE: usize = 300;
+
+/// `x` as one visible line of at most `max` characters ([`escape::line`]: control, line-breaking,
+/// bidi and invisible characters shown as escapes): event text cannot add lines to an alert, hide or
+/// reorder text, or push the rest off the screen.
+fn clip(x: &str, max: usize) -> String {
+    escape::line(x, max)
 }
 
-/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest.
+/// A string of the event, made one visible line of at most [`MAX_VALUE`] characters.
+fn s(v: &Value, ptr: &str) -> Option<String> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .map(|x| clip(x, MAX_VALUE))
+}
+
+/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest; a resolve says
+/// what was fixed and what changed. Every value from the event is shown escaped and capped: whatever it
+/// holds, the alert has exactly the lines written here, the first starting with `===`, the others with
+/// two spaces.
 pub fn render(msg: &Message<'_>) -> String {
     let e = msg.event;
     let mut t = String::new();
+    if msg.is_resolve() {
+        let ctx = msg.context();
+        let _ = writeln!(
+            t,
+            "=== scanbridge RESOLVED: rule {} ===",
+            clip(msg.rule, MAX_VALUE)
+        );
+        if let Some(r) = &ctx.resolved {
+            let _ = writeln!(t, "  {}", clip(&r.headline, MAX_VALUE));
+            let _ = writeln!(t, "  alert:    {}", clip(&r.key, MAX_VALUE));
+        }
+        if !ctx.scan.counts.is_empty() {
+            let _ = writeln!(t, "  now:      {}", clip(&ctx.scan.summary, MAX_VALUE));
+        }
+        let _ = writeln!(t, "  event:    {}", clip(msg.event_id, MAX_VALUE));
+        let _ = writeln!(t, "  delivery: {}", clip(msg.delivery_id, MAX_VALUE));
+        return t;
+    }
     let kind = s(e, "/detail-type").unwrap_or_else(|| "event".into());
-    let _ = writeln!(t, "=== scanbridge alert: rule {} ({kind}) ===", msg.rule);
+    let _ = writeln!(
+        t,
+        "=== scanbridge alert: rule {} ({kind}) ===",
+        clip(msg.rule, MAX_VALUE)
+    );
     let repo = s(e, "/detail/repository-name").unwrap_or_else(|| "-".into());
     let tags: Vec<String> = match e.pointer("/detail/image-tags") {
         Some(Value::Array(a)) => a
@@ -71,7 +107,7 @@ pub fn render(msg: &Message<'_>) -> String {
     };
     let _ = write!(t, "  image:    {image}");
     if tags.len() > 1 {
-        let _ = write!(t, " (also {})", tags[1..].join(", "));
+        let _ = write!(t, " (also {})", clip(&tags[1..].join(", "), MAX_VALUE));
     }
     t.push('\n');
     if let Some(status) = s(e, "/detail/scan-status") {
@@ -114,7 +150,12 @@ pub fn render(msg: &Message<'_>) -> String {
         let _ = writeln!(t, "            ({} more findings)", facts.findings_more);
     }
     if let Some(d) = msg.delta {
-        let _ = writeln!(t, "  changes:  {} (since {})", d.summary, d.compared_with);
+        let _ = writeln!(
+            t,
+            "  changes:  {} (since {})",
+            clip(&d.summary, MAX_VALUE),
+            clip(&d.compared_with, MAX_VALUE)
+        );
     }
     if crate::scan::is_digest(e) {
         let _ = writeln!(
@@ -139,7 +180,7 @@ pub fn render(msg: &Message<'_>) -> String {
     let _ = writeln!(
         t,
         "  event:    {} from {} in {} at {}",
-        msg.event_id,
+        clip(msg.event_id, MAX_VALUE),
         s(e, "/source").unwrap_or_else(|| "-".into()),
         s(e, "/region").unwrap_or_else(|| "-".into()),
         s(e, "/time").unwrap_or_else(|| "-".into()),
@@ -162,6 +203,7 @@ mod tests {
             payload: e,
             delta: None,
             now_ms: 0,
+            alert: None,
         })
     }
 
@@ -220,6 +262,7 @@ mod tests {
             payload: &e,
             delta: None,
             now_ms: 0,
+            alert: None,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");

@@ -3,6 +3,9 @@
 //!
 //! Subject and bodies come from the templates (`email/subject.txt`, `email/body.txt`,
 //! `email/body.html`; `subject` in the config overrides the subject template for this target). The
+//! templates escape every value from the event (no CR/LF, bidi or control character; HTML-escaped in
+//! the HTML part; links only to validated https URLs); the subject is one line of at most 200
+//! characters, which lettre encodes (RFC 2047) when it is not ASCII. The
 //! Message-ID is derived from the delivery id, so a redelivered alert threads with the first one and
 //! mail systems can drop the duplicate.
 //!
@@ -24,6 +27,9 @@ use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::render::template::Templates;
 use crate::retry::RetryOverrides;
+
+/// Longest subject, in characters (RFC 5322 wants lines under 998 bytes; mail clients show ~80).
+pub const MAX_SUBJECT: usize = 200;
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -183,49 +189,64 @@ impl Email {
         })
     }
 
-    /// Renders subject, text and HTML for `msg`.
+    /// Renders subject, text and HTML for `msg` (a resolve: the `email/resolved_*` templates; the
+    /// target's `subject` applies to alerts only).
     pub fn render(&self, msg: &Message<'_>) -> Result<(String, String, String), String> {
         let ctx = msg.context();
+        let names = if msg.is_resolve() {
+            [
+                "email/resolved_subject.txt",
+                "email/resolved_body.txt",
+                "email/resolved_body.html",
+            ]
+        } else {
+            ["email/subject.txt", "email/body.txt", "email/body.html"]
+        };
+        let render = |name: &str| self.templates.render(name, &ctx).map_err(|e| e.to_string());
         let subject = match &self.subject {
-            Some(t) => minijinja::Environment::new()
+            Some(t) if !msg.is_resolve() => minijinja::Environment::new()
                 .render_str(t, &ctx)
                 .map_err(|e| format!("subject template: {e}"))?,
-            None => self
-                .templates
-                .render("email/subject.txt", &ctx)
-                .map_err(|e| e.to_string())?,
+            _ => render(names[0])?,
         };
-        // A subject is one line.
+        // A subject is one line (the templates already show CR/LF from content as `\r\n`; this folds
+        // the template's own whitespace), of at most MAX_SUBJECT characters.
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-        let text = self
-            .templates
-            .render("email/body.txt", &ctx)
-            .map_err(|e| e.to_string())?;
-        let html = self
-            .templates
-            .render("email/body.html", &ctx)
-            .map_err(|e| e.to_string())?;
-        Ok((subject, text, html))
+        let subject = crate::escape::cap(&subject, MAX_SUBJECT).into_owned();
+        Ok((subject, render(names[1])?, render(names[2])?))
     }
 
     /// The message as a person reads it: envelope headers, subject, then both parts.
     pub fn preview(&self, msg: &Message<'_>) -> Result<String, String> {
         let (subject, text, html) = self.render(msg)?;
-        let list = |v: &[Mailbox]| {
-            v.iter()
-                .map(|m| m.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut t = format!("From: {}\nTo: {}\n", self.from, list(&self.to));
+        let mut t = format!(
+            "From: {}\nTo: {}\n",
+            self.from,
+            mailboxes(&self.to).join(", ")
+        );
         if !self.cc.is_empty() {
-            t.push_str(&format!("Cc: {}\n", list(&self.cc)));
+            t.push_str(&format!("Cc: {}\n", mailboxes(&self.cc).join(", ")));
         }
         t.push_str(&format!(
-            "Subject: {subject}\nMessage-ID: <{}@scanbridge>\n\n--- text/plain ---\n{text}\n\n--- text/html ---\n{html}",
-            msg.delivery_id
+            "Subject: {subject}\nMessage-ID: {}\n\n--- text/plain ---\n{text}\n\n--- text/html ---\n{html}",
+            message_id(msg)
         ));
         Ok(t)
+    }
+
+    /// The message as data for the UI: `{"from", "to", "cc", "subject", "message_id", "text",
+    /// "html"}` (the server and its credentials are not shown).
+    pub fn preview_data(&self, msg: &Message<'_>) -> Result<serde_json::Value, String> {
+        let (subject, text, html) = self.render(msg)?;
+        Ok(serde_json::json!({
+            "from": self.from.to_string(),
+            "to": mailboxes(&self.to),
+            "cc": mailboxes(&self.cc),
+            "subject": subject,
+            "message_id": message_id(msg),
+            "text": text,
+            "html": html,
+        }))
     }
 
     /// Builds the whole message.
@@ -234,7 +255,7 @@ impl Email {
         let mut b = Mail::builder()
             .from(self.from.clone())
             .subject(subject)
-            .message_id(Some(format!("<{}@scanbridge>", msg.delivery_id)));
+            .message_id(Some(message_id(msg)));
         for m in &self.to {
             b = b.to(m.clone());
         }
@@ -260,6 +281,15 @@ impl Email {
             },
         }
     }
+}
+
+fn mailboxes(v: &[Mailbox]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+/// The Message-ID: derived from the delivery id, so a redelivery threads with the first copy.
+fn message_id(msg: &Message<'_>) -> String {
+    format!("<{}@scanbridge>", msg.delivery_id)
 }
 
 /// Classifies an SMTP failure.
@@ -337,6 +367,7 @@ mod tests {
             payload: &e,
             delta: None,
             now_ms: 0,
+            alert: None,
         };
         let out = email.notify(&msg).await;
         assert_eq!(out.label(), "retryable", "{out:?}");

@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 
 use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret};
-use crate::render::template::{Context, Templates, mrkdwn};
+use crate::escape;
+use crate::render::template::{Context, Templates};
 use crate::retry::RetryOverrides;
 use crate::scan::{Facts, Kind};
 
@@ -89,6 +90,9 @@ impl Slack {
     /// The message body for `msg` (also shown by `scanbridge route`).
     pub fn payload(&self, msg: &Message<'_>) -> Result<Value, String> {
         let ctx = msg.context();
+        if msg.is_resolve() {
+            return Ok(resolved(&ctx));
+        }
         let text = self
             .templates
             .render("slack/text.txt", &ctx)
@@ -107,23 +111,38 @@ impl Slack {
 
 /// Cuts `s` to at most `max` characters, marking the cut with `…`.
 pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    escape::cap(s, max).into_owned()
+}
+
+/// A content value for mrkdwn, escaped, at most `max` characters before escaping.
+fn md(s: &str, max: usize) -> String {
+    escape::mrkdwn(&escape::cap(s, max))
+}
+
+/// A content value inside a code span: escaped, and a backtick cannot close the span early.
+fn code(s: &str, max: usize) -> String {
+    format!("`{}`", md(s, max).replace('`', "ˋ"))
+}
+
+/// A content value for a plain_text object: one visible line, capped. Slack does not parse mentions
+/// in plain text, but `<` is shown as `‹` anyway, so that no `<!channel>`, `<@U…>` or `<url|text>` is
+/// ever in a payload made from content (a receiver relaying the text as mrkdwn cannot be made to
+/// ping); a `>` alone opens nothing, so arrows such as `2 -> 0` stay as written.
+fn plain(s: &str, max: usize) -> String {
+    escape::line(s, max).replace('<', "‹")
 }
 
 fn section(text: &str) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, MAX_SECTION_TEXT)}})
 }
 
+/// A field: `value` is mrkdwn already escaped by the caller (links, code spans).
 fn field(label: &str, value: &str) -> Value {
     json!({"type": "mrkdwn", "text": truncate(&format!("*{label}*\n{value}"), MAX_FIELD)})
 }
 
-/// "*Top findings*" and one line per finding: severity, CVE (linked), package and version, the fix.
+/// "*Top findings*" and one line per finding: severity, CVE (linked when its URL is `https:`),
+/// package and version, the fix; every value escaped and capped.
 fn top_findings_text(f: &Facts) -> String {
     let mut text = String::from("*Top findings*");
     if f.findings_more > 0 {
@@ -134,21 +153,20 @@ fn top_findings_text(f: &Facts) -> String {
         let sev = if matches!(sev, "CRITICAL" | "HIGH") {
             format!("*{sev}*")
         } else {
-            mrkdwn(sev)
+            md(sev, 20)
         };
-        let id = mrkdwn(x.id.as_deref().unwrap_or("-"));
-        let id = match &x.url {
-            // `|` and `>` end a Slack link: a URL holding them is shown as text.
-            Some(u) if !u.contains(['|', '>', '<', ' ']) => format!("<{u}|{id}>"),
-            _ => id,
+        let id = x.id.as_deref().unwrap_or("-");
+        let id = match &x.link {
+            Some(u) => escape::slack_link(u, &escape::cap(id, 100)),
+            None => md(id, 100),
         };
         let pkg = match (&x.package, &x.installed_version) {
-            (Some(p), Some(v)) => format!("`{}` {}", mrkdwn(p), mrkdwn(v)),
-            (Some(p), None) => format!("`{}`", mrkdwn(p)),
+            (Some(p), Some(v)) => format!("{} {}", code(p, 100), md(v, 100)),
+            (Some(p), None) => code(p, 100),
             _ => String::new(),
         };
         let fix = match &x.fixed_in {
-            Some(v) => format!("fixed in {}", mrkdwn(v)),
+            Some(v) => format!("fixed in {}", md(v, 100)),
             None => "no fix yet".to_owned(),
         };
         text.push_str(&format!("\n• {sev} {id} {pkg} → {fix}"));
@@ -156,47 +174,52 @@ fn top_findings_text(f: &Facts) -> String {
     text
 }
 
-/// The Block Kit message: `{"text": fallback, "blocks": [...]}`.
+/// The Block Kit message: `{"text": fallback, "blocks": [...]}`. Every value from the event is
+/// escaped ([`escape::mrkdwn`]; plain text [`escape::line`]) and capped before it is placed, so no
+/// mention, ping, link or extra line can come from content; the only links are the ECR console URL
+/// and `https:` advisory URLs, both validated.
 pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
     let f: &Facts = &ctx.scan;
+    // Field values stay well within the 2000-character field limit with their label.
+    const V: usize = 500;
     let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text",
-        "text": truncate(&f.headline, MAX_HEADER), "emoji": true}})];
+        "text": plain(&f.headline, MAX_HEADER), "emoji": true}})];
     if let Some(m) = &ctx.message {
-        blocks.push(section(&mrkdwn(m)));
+        let text = escape::cap(&escape::visible_lines(m), MAX_SECTION_TEXT - 10).into_owned();
+        blocks.push(section(&escape::mrkdwn_lines(&text)));
     }
     let mut fields = Vec::new();
     if let Some(r) = &f.repository {
-        fields.push(field("Repository", &format!("`{}`", mrkdwn(r))));
+        fields.push(field("Repository", &code(r, V)));
     }
     if !f.tags.is_empty() {
-        let tags: Vec<String> = f.tags.iter().map(|t| format!("`{}`", mrkdwn(t))).collect();
+        let tags: Vec<String> = f.tags.iter().take(20).map(|t| code(t, 100)).collect();
         fields.push(field("Tags", &tags.join(" ")));
     }
     if let Some(d) = &f.short_digest {
-        fields.push(field("Digest", &format!("`{d}`")));
+        fields.push(field("Digest", &code(d, 100)));
     }
     if let Some(s) = &f.status {
-        fields.push(field("Scan", &mrkdwn(s)));
+        fields.push(field("Scan", &md(s, V)));
     }
     if let Some(x) = &f.finding {
         if let Some(id) = &x.id {
-            let id = mrkdwn(id);
-            let v = match &x.url {
-                Some(u) => format!("<{u}|{id}>"),
-                None => id,
+            let v = match &x.link {
+                Some(u) => escape::slack_link(u, &escape::cap(id, V)),
+                None => md(id, V),
             };
             fields.push(field("Vulnerability", &v));
         }
         let sev = match (&x.severity, x.score) {
-            (Some(s), Some(score)) => format!("{s} (score {score})"),
-            (Some(s), None) => s.clone(),
+            (Some(s), Some(score)) => format!("{} (score {score})", md(s, 100)),
+            (Some(s), None) => md(s, 100),
             _ => "-".into(),
         };
         fields.push(field("Severity", &sev));
         if let Some(p) = &x.package {
             let v = match &x.installed_version {
-                Some(v) => format!("`{}` {}", mrkdwn(p), mrkdwn(v)),
-                None => format!("`{}`", mrkdwn(p)),
+                Some(v) => format!("{} {}", code(p, V), md(v, V)),
+                None => code(p, V),
             };
             fields.push(field("Package", &v));
         }
@@ -204,7 +227,7 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
             "Fixed in",
             &x.fixed_in
                 .as_deref()
-                .map(mrkdwn)
+                .map(|v| md(v, V))
                 .unwrap_or_else(|| "no fix available yet".into()),
         ));
     }
@@ -240,8 +263,8 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
     if let Some(d) = &f.delta {
         blocks.push(section(&format!(
             "*Since {}*  {}",
-            mrkdwn(&d.compared_with),
-            mrkdwn(&d.summary)
+            md(&d.compared_with, V),
+            md(&d.summary, 2000)
         )));
     }
     if f.kind == Kind::Digest {
@@ -255,17 +278,22 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
             .iter()
             .map(|i| {
                 let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-");
-                let image = match i.get("console_url").and_then(Value::as_str) {
-                    Some(u) => format!("<{u}|{}>", mrkdwn(s("image"))),
-                    None => format!("`{}`", mrkdwn(s("image"))),
+                // A digest event can be forged by a producer: its URLs are content like any other.
+                let link = i
+                    .get("console_url")
+                    .and_then(Value::as_str)
+                    .and_then(escape::console_link);
+                let image = match link {
+                    Some(u) => escape::slack_link(&u, &escape::cap(s("image"), V)),
+                    None => code(s("image"), V),
                 };
-                format!("• {image}  {}", mrkdwn(s("summary")))
+                format!("• {image}  {}", md(s("summary"), V))
             })
             .collect();
         // One section per chunk of lines, within the section text limit and the block limit.
         let mut chunk = String::new();
         for line in lines {
-            if chunk.len() + line.len() + 1 > MAX_SECTION_TEXT - 10 {
+            if chunk.chars().count() + line.chars().count() + 1 > MAX_SECTION_TEXT - 10 {
                 blocks.push(section(&chunk));
                 chunk.clear();
             }
@@ -280,23 +308,66 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
     if f.kind == Kind::Generic {
         let detail = serde_json::to_string_pretty(ctx.event.get("detail").unwrap_or(&Value::Null))
             .unwrap_or_default();
+        let detail = escape::cap(&detail, MAX_SECTION_TEXT - 100);
         blocks.push(section(&format!(
             "```{}```",
-            truncate(&mrkdwn(&detail), MAX_SECTION_TEXT - 6)
+            escape::mrkdwn_lines(&detail).replace("```", "ˋˋˋ")
         )));
     }
     if let Some(url) = &f.console_url {
         blocks.push(json!({"type": "actions", "elements": [{"type": "button",
             "text": {"type": "plain_text", "text": "Open in ECR console"}, "url": url}]}));
     }
-    let mut context = vec![format!("rule *{}*", mrkdwn(ctx.rule))];
-    context.extend(f.account.iter().map(|a| format!("account {a}")));
-    context.extend(f.region.clone());
-    context.extend(f.time.clone());
+    let mut context = vec![format!("rule *{}*", md(ctx.rule, 100))];
+    context.extend(f.account.iter().map(|a| format!("account {}", md(a, 100))));
+    context.extend(f.region.iter().map(|r| md(r, 100)));
+    context.extend(f.time.iter().map(|t| md(t, 100)));
     blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
         "text": truncate(&context.join(" · "), MAX_FIELD)}]}));
     blocks.truncate(MAX_BLOCKS);
     json!({"text": truncate(fallback, MAX_SECTION_TEXT), "blocks": blocks})
+}
+
+/// The "resolved" message of a rule with `notify_resolved`: what was fixed, what changed since the
+/// scan that opened the alert, what the image has now, and the context line.
+pub fn resolved(ctx: &Context<'_>) -> Value {
+    const V: usize = 300;
+    let f: &Facts = &ctx.scan;
+    let headline = ctx
+        .resolved
+        .as_ref()
+        .map(|r| r.headline.clone())
+        .unwrap_or_else(|| format!("Resolved: {}", f.image));
+    let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text",
+        "text": plain(&headline, MAX_HEADER), "emoji": true}})];
+    let mut text = format!(
+        "{} no longer matches rule *{}*.",
+        code(&f.image, V),
+        md(ctx.rule, V)
+    );
+    if let Some(d) = f
+        .delta
+        .as_ref()
+        .filter(|d| !d.changes.is_empty() || d.finding.is_some())
+    {
+        text.push_str(&format!(
+            "\n*Changes since {}*  {}",
+            md(&d.compared_with, V),
+            md(&d.summary, V)
+        ));
+    }
+    if !f.counts.is_empty() {
+        text.push_str(&format!("\n*Findings now*  {}", md(&f.summary, V)));
+    }
+    blocks.push(section(&text));
+    let mut context = vec![format!("rule *{}*", md(ctx.rule, V))];
+    context.extend(f.account.iter().map(|a| format!("account {}", md(a, V))));
+    context.extend(f.region.iter().map(|r| md(r, V)));
+    context.extend(f.time.iter().map(|t| md(t, V)));
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+        "text": truncate(&context.join(" · "), MAX_FIELD)}]}));
+    let fallback = format!("{} · rule {}", md(&headline, V), md(ctx.rule, V));
+    json!({"text": truncate(&fallback, MAX_SECTION_TEXT), "blocks": blocks})
 }
 
 #[cfg(test)]

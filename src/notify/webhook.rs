@@ -1,7 +1,9 @@
 //! The `webhook` target: sends the payload (the event, or the rule's transformed input) to a URL.
 //!
 //! Request: `method` (default POST) with the configured `headers`; a JSON body, or `text/plain` when
-//! the transformed input is a string; `Idempotency-Key: <delivery id>`; and, when `secret` is set,
+//! the transformed input is a string; `Idempotency-Key: <delivery id>`; `X-Scanbridge-Rule` and
+//! `X-Scanbridge-Event-Id` (the event's id percent-encoded outside visible ASCII, at most 256 bytes,
+//! so no id can split a header or make the request unbuildable); and, when `secret` is set,
 //! Standard Webhooks signing: `webhook-id` (the delivery id), `webhook-timestamp` (Unix seconds) and
 //! `webhook-signature: v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>` where the key is the
 //! base64 part of `whsec_<base64>`.
@@ -25,6 +27,9 @@ use serde_json::Value;
 use super::attempt::{Message, Outcome};
 use crate::config::{ConfigError, Secret, resolve_secret};
 use crate::retry::RetryOverrides;
+
+/// Longest `X-Scanbridge-Event-Id` value, in bytes (a longer id is cut, marked with `...`).
+pub const MAX_EVENT_ID_HEADER: usize = 256;
 
 /// `[targets.NAME] type = "webhook"`: only `url` (or `url_file`) is required.
 #[derive(Debug, Clone, Deserialize)]
@@ -175,7 +180,8 @@ impl Webhook {
 
     /// The request as text: method, redacted URL, headers (configured values hidden), body.
     pub fn preview(&self, msg: &Message<'_>) -> String {
-        let (body, content_type) = body(msg.payload);
+        let resolved = msg.is_resolve().then(|| resolved_body(msg));
+        let (body, content_type) = body(resolved.as_ref().unwrap_or(msg.payload));
         let mut t = format!(
             "{} {}\ncontent-type: {content_type}\nidempotency-key: {}\n",
             self.method,
@@ -201,8 +207,23 @@ impl Webhook {
         t
     }
 
-    pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
-        let (body, content_type) = body(msg.payload);
+    /// The request as data for the UI, without the URL or header values: `{"method",
+    /// "content_type", "headers" (names), "signed", "body"}` (the body as JSON, or text).
+    pub fn preview_data(&self, msg: &Message<'_>) -> Value {
+        let (_, content_type) = body(msg.payload);
+        serde_json::json!({
+            "method": self.method.as_str(),
+            "content_type": content_type,
+            "headers": self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "signed": self.key.is_some(),
+            "body": msg.payload,
+        })
+    }
+
+    /// The request of one attempt (not sent).
+    pub fn request(&self, msg: &Message<'_>) -> reqwest::RequestBuilder {
+        let resolved = msg.is_resolve().then(|| resolved_body(msg));
+        let (body, content_type) = body(resolved.as_ref().unwrap_or(msg.payload));
         let mut req = self
             .client
             .request(self.method.clone(), self.url.expose())
@@ -210,7 +231,14 @@ impl Webhook {
             .header(CONTENT_TYPE, content_type)
             .header("Idempotency-Key", msg.delivery_id)
             .header("X-Scanbridge-Rule", msg.rule)
-            .header("X-Scanbridge-Event-Id", msg.event_id);
+            // The event id comes from the event: percent-encoded, so any id makes a valid header.
+            .header(
+                "X-Scanbridge-Event-Id",
+                crate::escape::header_value(msg.event_id, MAX_EVENT_ID_HEADER),
+            );
+        if resolved.is_some() {
+            req = req.header("X-Scanbridge-Status", "resolved");
+        }
         if let Some(key) = &self.key {
             let ts = (msg.now_ms.max(0) / 1000) as u64;
             req = req
@@ -218,8 +246,34 @@ impl Webhook {
                 .header("webhook-timestamp", ts.to_string())
                 .header("webhook-signature", sign(key, msg.delivery_id, ts, &body));
         }
-        send(req.body(body), msg.now_ms).await
+        req.body(body)
     }
+
+    pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
+        send(self.request(msg), msg.now_ms).await
+    }
+}
+
+/// What a webhook receives when an alert is resolved (rules with `notify_resolved`), whatever the
+/// rule target's input transformation: `{"status": "resolved", "rule", "alert_key", "headline",
+/// "summary", "changes": [{"severity", "before", "after"}], "opened_by": {"event_id", "time"} | null,
+/// "event_id", "delivery_id", "event": <the event that resolved it>}`, with the header
+/// `X-Scanbridge-Status: resolved`.
+pub fn resolved_body(msg: &Message<'_>) -> Value {
+    let ctx = msg.context();
+    let delta = msg.delta;
+    serde_json::json!({
+        "status": "resolved",
+        "rule": msg.rule,
+        "alert_key": msg.alert.map(|a| a.key.as_str()),
+        "headline": ctx.resolved.as_ref().map(|r| r.headline.as_str()),
+        "summary": ctx.resolved.as_ref().map(|r| r.changes.as_str()),
+        "changes": delta.map(|d| serde_json::to_value(&d.changes).unwrap_or_default()).unwrap_or_default(),
+        "opened_by": delta.map(|d| serde_json::json!({"event_id": d.previous_event_id, "time": d.previous_time})),
+        "event_id": msg.event_id,
+        "delivery_id": msg.delivery_id,
+        "event": msg.event,
+    })
 }
 
 /// Sends a request at `now_ms` and classifies the answer; errors never carry the URL.

@@ -1,4 +1,6 @@
-//! Message templates (minijinja): email subject, text body, HTML body and Slack fallback text.
+//! Message templates (minijinja): email subject, text body, HTML body and Slack fallback text, and
+//! the email of a resolve (`email/resolved_subject.txt`, `email/resolved_body.txt`,
+//! `email/resolved_body.html`, which also see `resolved`: `headline`, `key`, `changes`).
 //!
 //! The defaults ship in `templates/` and are embedded in the binary; `[templates] dir` names a
 //! directory whose files of the same relative names (`email/subject.txt`, `email/body.txt`,
@@ -14,16 +16,27 @@
 //! console_url, ...}]), `event` (the whole event), `payload` (what the rule sends),
 //! `transformed` (whether the rule target transforms the input), `message` (the payload as text when
 //! transformed), `rule`, `delivery_id`, `event_id`. Helpers: filters `short_digest`,
-//! `repository_name` (name or ARN → name), `mrkdwn` (Slack escaping of `&`, `<`, `>`), and functions
-//! `scan_facts(event)` and `console_url(region, account, repository, digest)`. `.html` templates are
-//! HTML-escaped automatically. Undefined values are chainable (`scan.finding.id` is empty, not an error).
+//! `repository_name` (name or ARN → name), `mrkdwn` (Slack escaping of `&`, `<`, `>`), `multiline`
+//! (escaped for the template's format, line feeds kept), `https_url` (the URL if it is a valid
+//! `https:` URL, else none: use it for every `href`), `console_link` (the URL if it is an ECR console
+//! link, else none), and functions `scan_facts(event)` and
+//! `console_url(region, account, repository, digest)` (none unless every part is valid).
+//! Undefined values are chainable (`scan.finding.id` is empty, not an error).
+//!
+//! Escaping is automatic and cannot be forgotten by an override: every printed value has its control,
+//! line-breaking, bidi and invisible characters shown as escapes ([`escape::visible`]), so no value
+//! can add a line to a subject or a body; `.html` templates are then HTML-escaped and `slack/`
+//! templates mrkdwn-escaped (no mention, ping or link from content).
 
 use std::path::{Path, PathBuf};
 
-use minijinja::{Environment, UndefinedBehavior, Value as Jv};
+use minijinja::{
+    AutoEscape, Environment, HtmlEscape, Output, State, UndefinedBehavior, Value as Jv,
+};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::escape;
 use crate::scan::{self, Facts};
 
 /// The template names and their embedded defaults.
@@ -43,6 +56,18 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     (
         "slack/text.txt",
         include_str!("../../templates/slack/text.txt"),
+    ),
+    (
+        "email/resolved_subject.txt",
+        include_str!("../../templates/email/resolved_subject.txt"),
+    ),
+    (
+        "email/resolved_body.txt",
+        include_str!("../../templates/email/resolved_body.txt"),
+    ),
+    (
+        "email/resolved_body.html",
+        include_str!("../../templates/email/resolved_body.html"),
     ),
 ];
 
@@ -84,6 +109,19 @@ pub struct Context<'a> {
     pub rule: &'a str,
     pub delivery_id: &'a str,
     pub event_id: &'a str,
+    /// Set when this delivery says an alert is resolved (rules with `notify_resolved`).
+    pub resolved: Option<Resolved>,
+}
+
+/// What a "resolved" message says (templates: `resolved`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    /// "Resolved: payments/api:v2.14.0 — CRITICAL 2 -> 0, HIGH 7 -> 0".
+    pub headline: String,
+    /// The alert key (the image reference or the finding ARN).
+    pub key: String,
+    /// What changed since the scan that opened the alert ("CRITICAL 2 -> 0"), or "no change".
+    pub changes: String,
 }
 
 impl<'a> Context<'a> {
@@ -108,6 +146,7 @@ impl<'a> Context<'a> {
             rule,
             delivery_id,
             event_id,
+            resolved: None,
         }
     }
 }
@@ -118,13 +157,66 @@ impl Context<'_> {
         self.scan.delta = delta.cloned();
         self
     }
+
+    /// Marks a resolve (`resolved`), from the delta set before.
+    pub fn with_alert(mut self, alert: Option<&crate::store::AlertMark>) -> Self {
+        if let Some(a) = alert.filter(|a| a.kind == crate::store::AlertKind::Resolve) {
+            let delta = self.scan.delta.as_ref();
+            self.resolved = Some(Resolved {
+                headline: crate::scan::resolved_headline(&self.scan, delta, self.rule),
+                key: a.key.clone(),
+                changes: delta
+                    .map(|d| d.summary.clone())
+                    .unwrap_or_else(|| "no change".into()),
+            });
+        }
+        self
+    }
 }
 
-/// Slack mrkdwn escaping: `&`, `<` and `>` only (Slack's rule).
-pub fn mrkdwn(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// How a template's output is escaped, by its name: `.html` as HTML, `slack/...` as Slack mrkdwn,
+/// anything else as plain text. Whatever the format, every value is shown [`escape::visible`]ly.
+fn auto_escape(name: &str) -> AutoEscape {
+    if name.ends_with(".html") {
+        AutoEscape::Html
+    } else if name.starts_with("slack/") {
+        AutoEscape::Custom("slack")
+    } else {
+        AutoEscape::None
+    }
+}
+
+/// Escapes `text` for the format of the template being rendered; `lines` keeps its line feeds.
+fn escaped(state: &State, text: &str, lines: bool) -> String {
+    let shown = if lines {
+        escape::visible_lines(text)
+    } else {
+        escape::visible(text)
+    };
+    match state.auto_escape() {
+        AutoEscape::Html => HtmlEscape(&shown).to_string(),
+        AutoEscape::Custom("slack") => escape::mrkdwn(&shown),
+        _ => shown.into_owned(),
+    }
+}
+
+/// Prints every `{{ value }}`: made visible (no control, line-breaking, bidi or invisible character
+/// from an event reaches the output), then escaped for the template's format. Safe strings (made by
+/// the filters below and by `tojson`) are already escaped and may keep their line feeds.
+fn format(out: &mut Output, state: &State, value: &Jv) -> Result<(), minijinja::Error> {
+    if value.is_undefined() || value.is_none() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let text = match value.as_str() {
+        Some(s) => s.to_owned(),
+        None => value.to_string(),
+    };
+    let shown = if value.is_safe() {
+        escape::visible_lines(&text).into_owned()
+    } else {
+        escaped(state, &text, false)
+    };
+    out.write_str(&shown).map_err(minijinja::Error::from)
 }
 
 impl Templates {
@@ -135,9 +227,22 @@ impl Templates {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
+        env.set_auto_escape_callback(auto_escape);
+        env.set_formatter(format);
         env.add_filter("short_digest", |d: String| scan::short_digest(&d));
         env.add_filter("repository_name", |r: String| scan::repository_name(&r));
-        env.add_filter("mrkdwn", |s: String| mrkdwn(&s));
+        env.add_filter("mrkdwn", |s: String| {
+            Jv::from_safe_string(escape::mrkdwn(&s))
+        });
+        env.add_filter("multiline", |state: &State, s: String| {
+            Jv::from_safe_string(escaped(state, &s, true))
+        });
+        env.add_filter("https_url", |s: Option<String>| {
+            s.and_then(|s| escape::https_url(&s))
+        });
+        env.add_filter("console_link", |s: Option<String>| {
+            s.and_then(|s| escape::console_link(&s))
+        });
         env.add_function("scan_facts", |e: Jv| {
             let v: Value = serde_json::to_value(&e).unwrap_or(Value::Null);
             Jv::from_serialize(Facts::of(&v))

@@ -5,7 +5,8 @@
 //! (boxed futures keep it object-safe); the SQLite backend runs each call on the blocking pool.
 //!
 //! Contract, whatever the backend:
-//! - `accept` is atomic and durable when it returns `Ok`: the events and all their deliveries, or none.
+//! - `accept` is atomic and durable when it returns `Ok`: the events and all their deliveries, or none
+//!   (an event that fails on its own is refused alone: [`Stored::Refused`]; the others are stored).
 //!   Re-accepting an event id is a no-op (ids are deterministic), so client retries do not duplicate.
 //! - `lease` hands out due deliveries (next attempt time reached, not leased by anyone else) and
 //!   reserves them for the lease duration; a delivery whose lease expires (crashed worker) is handed out
@@ -25,10 +26,38 @@
 //!   (a retried delivery is not its own duplicate).
 //! - Silences are stored as given; matching them is the caller's job ([`crate::alerting::silence`]).
 //!
+//! What became of each delivery (issue 17: the console and the admin API), same backend:
+//! - `ack` keeps a record of the delivery (id, rule, target, attempts, time) when it leaves the outbox,
+//!   and `group_flush` one for each member sent in the digest (with the digest event's id), so that
+//!   every delivery ever made has exactly one state: pending (in the outbox, maybe retrying), delivered,
+//!   sent in a digest, waiting in a digest group, dead-lettered or suppressed ([`DeliveryState`]).
+//! - `recent_events` and `event_record` read events with those states, newest first, in pages
+//!   (a cursor names the last event of the previous page); `counts` gives the totals a dashboard shows.
+//!   They only read, and return event bodies as stored (the caller parses them).
+//!
 //! Time: the store never reads a clock. Every method that decides something by time (accept and
 //! received-at, due and lease times, retry delays, dedup windows, digest schedules, silence expiry)
 //! is handed `now_ms` by its caller, who reads the daemon's one clock ([`crate::alerting`]'s `Clock`),
 //! so tests drive all of it with one injected clock.
+//!
+//! Alert state (issue 16, rules with `notify_resolved`), same backend, same durability. The caller
+//! decides everything from the parsed event ([`crate::alerting`]'s resolve stage); the store keeps
+//! the state per (rule, alert key, target) and orders the deliveries that change it:
+//! - A delivery may carry an [`AlertMark`]: a `trigger` or a `resolve` of one alert key. Marks are
+//!   stored with the delivery, kept by `dead_letter` and restored by `redrive`, and handed back in
+//!   [`Leased::alert`].
+//! - `accept` with a [`ResolveCheck`] on an event adds, in the same transaction, one `resolve`
+//!   delivery (id: [`delivery_id`] of the event, the rule and `TARGET#resolve`; no input) for every
+//!   (rule, key, target) among the check's keys whose alert is open, or has a trigger still in the
+//!   outbox, and whose rule is one of the check's `clear` rules or is not in its `live` set (a
+//!   rule since removed or disabled matches nothing).
+//! - `ack` of a marked delivery records its effect in the same transaction: a trigger opens the
+//!   alert (or refreshes it: its record and event time), a resolve closes it and starts a new
+//!   episode. Suppressed and dead-lettered deliveries change nothing.
+//! - `alert_check` tells the stage, for one leased marked delivery, the alert's state and whether a
+//!   delivery of the opposite kind for the same alert was accepted before it and is still in the
+//!   outbox (then this one waits: triggers and resolves of one alert reach the target in the order
+//!   they were accepted). `alert_states` lists the states of some keys, for `scanbridge route`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +66,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub mod lock;
 pub mod sqlite;
 
 /// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
@@ -68,8 +98,25 @@ pub enum StoreError {
     },
     #[error("store: background task failed: {0}")]
     Join(String),
-    #[error("store: no dead letter with id {0}")]
-    NotFound(String),
+    /// No dead letter, silence or event has that id (`what` says which).
+    #[error("store: no {what} with id {id}")]
+    NotFound { what: &'static str, id: String },
+    /// Another daemon holds the data directory ([`lock::DataDirLock`]).
+    #[error(
+        "store: data directory {path} is in use by another `scanbridge serve` ({}); stop it first, or give this one its own --data-dir",
+        match holder { Some(pid) => format!("pid {pid}"), None => "pid unknown".to_owned() }
+    )]
+    InUse { path: String, holder: Option<u32> },
+    #[error("store: cannot lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The database file exists but is not a scanbridge store (empty, not SQLite, or another schema).
+    #[error(
+        "store: {path} {why}; refusing to start rather than treat it as an empty store (move it away to start afresh, or restore it from a backup)"
+    )]
+    NotAStore { path: String, why: String },
 }
 
 impl StoreError {
@@ -80,9 +127,23 @@ impl StoreError {
             StoreError::Sqlite(_) => "database error".into(),
             StoreError::DataDir { .. } => "data directory unavailable".into(),
             StoreError::Join(_) => "internal error".into(),
-            StoreError::NotFound(_) => "not found".into(),
+            StoreError::NotFound { .. } => "not found".into(),
+            StoreError::InUse { .. } | StoreError::Lock { .. } => "data directory in use".into(),
+            StoreError::NotAStore { .. } => "not a scanbridge store".into(),
         }
     }
+}
+
+/// What [`Store::accept`] did with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored with its deliveries and history.
+    New,
+    /// Its id was accepted before: nothing stored, not routed again.
+    Duplicate,
+    /// Storing this event failed in a way particular to it (a value the database refuses, or a bug
+    /// caught while recording it): it alone was rolled back; the others of the call are stored.
+    Refused(String),
 }
 
 /// A new delivery to store with its event.
@@ -93,6 +154,87 @@ pub struct NewDelivery {
     pub target: String,
     /// The rule target's input transformation (JSON), if any.
     pub input: Option<String>,
+    /// A trigger of an alert (a rule with `notify_resolved`), if any.
+    pub alert: Option<AlertMark>,
+}
+
+/// Whether a marked delivery opens or closes its alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    Trigger,
+    Resolve,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Trigger => "trigger",
+            AlertKind::Resolve => "resolve",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AlertKind> {
+        match s {
+            "trigger" => Some(AlertKind::Trigger),
+            "resolve" => Some(AlertKind::Resolve),
+            _ => None,
+        }
+    }
+}
+
+/// The alert a delivery triggers or resolves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertMark {
+    pub kind: AlertKind,
+    /// The alert key ([`crate::alerting`]'s `alert_keys`).
+    pub key: String,
+    /// The event's own `time` (ms since the Unix epoch), when it has one.
+    pub time_ms: Option<i64>,
+    /// The event's scan-history record (JSON), stored on the alert when a trigger is delivered.
+    pub record: Option<String>,
+}
+
+/// Which open alerts an accepted event resolves (see the module doc), computed by the caller.
+#[derive(Debug, Clone)]
+pub struct ResolveCheck {
+    /// Every alert key of the event.
+    pub keys: Vec<String>,
+    /// The rules with `notify_resolved` that this event does not match (or a CLOSED finding).
+    pub clear: Vec<String>,
+    /// Every live (enabled) rule: alerts of other rules are resolved by any conclusive event.
+    pub live: std::sync::Arc<std::collections::BTreeSet<String>>,
+    pub time_ms: Option<i64>,
+    pub record: Option<String>,
+}
+
+/// The state of one alert for one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AlertState {
+    pub rule: String,
+    pub key: String,
+    pub target: String,
+    /// A trigger was delivered and no resolve since.
+    pub open: bool,
+    pub opened_at_ms: Option<i64>,
+    pub resolved_at_ms: Option<i64>,
+    /// The event of the last delivered trigger.
+    pub trigger_event_id: Option<String>,
+    /// The scan-history record of the last delivered trigger (JSON).
+    pub record: Option<String>,
+    /// The event time of the newest delivered trigger and of the last delivered resolve.
+    pub trigger_time_ms: Option<i64>,
+    pub resolve_time_ms: Option<i64>,
+    /// How many times the alert was resolved (dedup claims do not cross episodes).
+    pub episode: i64,
+}
+
+/// What the resolve stage learns about one leased marked delivery.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertCheck {
+    pub state: Option<AlertState>,
+    /// An earlier delivery of the opposite kind for the same alert, still in the outbox.
+    pub waiting_for: Option<String>,
+    /// When that delivery is next attempted, ms since the Unix epoch (0 while it is being attempted).
+    pub waiting_until_ms: Option<i64>,
 }
 
 /// A validated event and the deliveries it caused.
@@ -103,6 +245,8 @@ pub struct NewEvent {
     pub deliveries: Vec<NewDelivery>,
     /// What the event teaches the scan history, if anything (computed by the caller).
     pub history: Option<HistoryUpdate>,
+    /// Which open alerts the event may resolve, if any (computed by the caller).
+    pub resolve: Option<ResolveCheck>,
 }
 
 /// One event's entry in the scan history, computed by the caller from the parsed event
@@ -137,6 +281,8 @@ pub struct Leased {
     pub created_at_ms: i64,
     /// The scan result this event replaced in the history (JSON: `{"via": KEY, "record": RECORD}`).
     pub previous: Option<String>,
+    /// The alert this delivery triggers or resolves, if any.
+    pub alert: Option<AlertMark>,
 }
 
 /// A delivery that was not sent on purpose, and why.
@@ -146,7 +292,8 @@ pub struct Suppressed {
     pub event_id: String,
     pub rule: String,
     pub target: String,
-    /// `silenced`, `duplicate`, `not_new` or `not_worse`.
+    /// `silenced`, `duplicate`, `not_new`, `not_worse`, `not_open` (a resolve of an alert that is
+    /// not open) or `stale` (older than the scan that last changed the alert).
     pub reason: String,
     /// The silence id, the delivery this one duplicates, or the comparison made.
     pub detail: String,
@@ -223,16 +370,81 @@ pub struct DeadLetter {
     pub event: Option<serde_json::Value>,
 }
 
+/// What became of one delivery (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// In the outbox: due at `next_attempt_at_ms`, after `attempts` failed attempts (the last
+    /// failure's reason in `last_error`).
+    Pending {
+        attempts: u32,
+        next_attempt_at_ms: i64,
+        last_error: Option<String>,
+    },
+    /// Sent and confirmed by the receiver, at the `attempts`-th attempt.
+    Delivered { attempts: u32, at_ms: i64 },
+    /// Waiting in a digest group since `at_ms`.
+    Grouped { group_id: String, at_ms: i64 },
+    /// Folded into the digest event `digest_event_id`, whose own delivery says how that went.
+    InDigest { digest_event_id: String, at_ms: i64 },
+    /// Gave up after `attempts` attempts.
+    DeadLettered {
+        attempts: u32,
+        at_ms: i64,
+        reason: String,
+    },
+    /// Not sent on purpose ([`Suppressed`]'s reason and detail).
+    Suppressed {
+        reason: String,
+        detail: String,
+        at_ms: i64,
+    },
+}
+
+/// One delivery of an event and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub rule: String,
+    pub target: String,
+    #[serde(flatten)]
+    pub state: DeliveryState,
+}
+
+/// An accepted event with what became of each of its deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: String,
+    pub received_at_ms: i64,
+    /// The event JSON, as stored.
+    pub body: String,
+    /// In a stable order (rule, then target).
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// Totals for a dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Deliveries in the outbox.
+    pub outbox: u64,
+    /// Of those, how many failed at least once.
+    pub retrying: u64,
+    pub dead_letters: u64,
+    pub suppressed: u64,
+    /// Deliveries waiting in digest groups.
+    pub grouped: u64,
+}
+
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
-    /// Returns, per event in order, whether it was new (`false`: its id was accepted before, so it is
-    /// not routed again).
+    /// Returns, per event in order, what became of it ([`Stored`]). A failure of the store itself fails
+    /// the whole call (nothing stored); a failure particular to one event refuses that event alone.
     fn accept(
         &self,
         events: Vec<NewEvent>,
         now_ms: i64,
-    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>>;
+    ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>>;
     /// Leases up to `limit` deliveries due at `now_ms` for `lease`.
     fn lease(
         &self,
@@ -240,8 +452,9 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>>;
-    /// Delivered: removes the delivery.
-    fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Delivered at `now_ms`: removes the delivery (and records its alert mark's effect), and keeps a
+    /// record of it as delivered.
+    fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Failed retryably: counts the attempt and schedules the next one `delay` after `now_ms`.
     fn retry_later(
         &self,
@@ -301,8 +514,18 @@ pub trait Store: Send + Sync + 'static {
     fn group_add(&self, add: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Groups due for a flush at `now_ms`.
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>>;
+    /// The state of the alert of a leased marked delivery at `now_ms`, and whether it must wait
+    /// (module doc).
+    fn alert_check(
+        &self,
+        delivery_id: String,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<AlertCheck, StoreError>>;
+    /// Every alert state recorded under one of `keys`.
+    fn alert_states(&self, keys: Vec<String>)
+    -> BoxFuture<'_, Result<Vec<AlertState>, StoreError>>;
     /// Replaces the listed members of a group by the digest event (with its deliveries, due at
-    /// `now_ms`), atomically.
+    /// `now_ms`), atomically; each member is recorded as sent in that digest.
     fn group_flush(
         &self,
         group_id: String,
@@ -311,4 +534,17 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         interval_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Up to `limit` events, newest first (in the order they were stored), with their deliveries'
+    /// states; `before` (an event id) continues a listing after that event. An unknown `before` gives
+    /// `NotFound`.
+    fn recent_events(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<EventRecord>, StoreError>>;
+    /// One event with its deliveries' states (`NotFound` if no event has that id).
+    fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>>;
+    /// Totals of the outbox, dead letters, suppressed and grouped deliveries.
+    fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>>;
 }

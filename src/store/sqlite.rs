@@ -17,6 +17,19 @@
 //! - `silences(id PRIMARY KEY, pattern, matchers, comment, created_by, created_at, expires_at)`.
 //! - `groups(id PRIMARY KEY, rule, target, labels, first_at, flush_at, last_flush_at)` and
 //!   `group_members(delivery_id PRIMARY KEY, group_id, event_id, added_at)`: pending digests.
+//! - `outbox.alert_kind`, `alert_key`, `alert_time`, `alert_record` (and the same in
+//!   `dead_letters`): the [`AlertMark`] of a trigger or resolve; the outbox `rowid` orders the marked
+//!   deliveries of one alert (a new row's rowid exceeds every row present).
+//! - `alert_state(rule, key, target, open, opened_at, resolved_at, trigger_event_id, record,
+//!   trigger_time, resolve_time, episode, updated_at, PRIMARY KEY (rule, key, target))`: one alert
+//!   per rule, key and target.
+//! - `delivered(event_id, id, rule, target, attempts, at, digest_event_id, PRIMARY KEY (event_id,
+//!   id)) WITHOUT ROWID`: deliveries that left the outbox through `ack`, or (with `digest_event_id`)
+//!   as members of a flushed digest. Like `events`, it is kept; the console reads what became of each
+//!   delivery from here, the outbox, the dead letters, the suppressed list and the groups, all
+//!   indexed by `event_id` (here by the key itself, so an ack writes one B-tree, not three). Events
+//!   are listed newest first by rowid, which follows the order they were stored in (events are never
+//!   deleted), so the listing needs no index of its own.
 //!
 //! Migrations: tables are created if missing; columns added since the first release are added with
 //! `ALTER TABLE` when absent, so a data directory from an older build opens unchanged.
@@ -26,10 +39,17 @@
 //! the event is durable. FULL fsyncs the WAL on every commit; ingest batches many events into one
 //! transaction, so the cost is one fsync per request, not per event.
 //!
-//! Recovery: leases are timestamps, so a crashed daemon's leases simply expire. Because one data
-//! directory belongs to one daemon, [`SqliteStore::open`] with `recover = true` (what `serve` does) clears
-//! all leases at start-up so that pending deliveries resume at once. CLI tools (`dlq`) open without
-//! recovery and may run beside the daemon (WAL allows concurrent readers; writes wait on a busy timeout).
+//! Recovery: leases are timestamps, so a crashed daemon's leases simply expire. One data directory
+//! belongs to one daemon: [`SqliteStore::open`] with `recover = true` (what `serve` does) first takes the
+//! directory's lock ([`super::lock`]; a second daemon is refused with the holder's pid), then clears all
+//! leases so that pending deliveries resume at once. CLI tools (`dlq`, `silence`, ...) open without
+//! recovery and without the lock, beside the daemon (WAL allows concurrent readers; writes wait on a
+//! busy timeout).
+//!
+//! Identity: a new store is created atomically (built under a temporary name, then linked into place)
+//! and marked with `PRAGMA application_id`. An existing `scanbridge.db` that is empty (0 bytes), not
+//! SQLite, or another application's database is refused ([`StoreError::NotAStore`]) instead of being
+//! silently treated as an empty store; one from an older build (scanbridge's tables, no id) is adopted.
 //!
 //! Full or read-only disk: a failed write rolls the transaction back, so `accept` either commits
 //! everything or returns the error (ingest answers 503, nothing acknowledged). `store.max_db_bytes`
@@ -46,9 +66,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
+use super::lock::DataDirLock;
 use super::{
-    BoxFuture, DeadLetter, DueGroup, GroupAdd, HistoryUpdate, Leased, Member, NewEvent, Silence,
-    Store, StoreError, Suppressed,
+    AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter, DeliveryRecord,
+    DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member, NewEvent,
+    ResolveCheck, Silence, Store, StoreError, Stored, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -96,6 +118,19 @@ CREATE TABLE IF NOT EXISTS suppressed (
     at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS suppressed_at ON suppressed (at);
+CREATE INDEX IF NOT EXISTS suppressed_event ON suppressed (event_id);
+CREATE TABLE IF NOT EXISTS delivered (
+    event_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    digest_event_id TEXT,
+    PRIMARY KEY (event_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (event_id);
+CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
 CREATE TABLE IF NOT EXISTS dedup (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -127,7 +162,138 @@ CREATE TABLE IF NOT EXISTS group_members (
     event_id TEXT NOT NULL,
     added_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS group_members_event ON group_members (event_id);
+CREATE TABLE IF NOT EXISTS alert_state (
+    rule TEXT NOT NULL,
+    key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    open INTEGER NOT NULL DEFAULT 0,
+    opened_at INTEGER,
+    resolved_at INTEGER,
+    trigger_event_id TEXT,
+    record TEXT,
+    trigger_time INTEGER,
+    resolve_time INTEGER,
+    episode INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (rule, key, target)
+);
+CREATE INDEX IF NOT EXISTS alert_state_key ON alert_state (key);
 ";
+
+/// The database file in the data directory.
+pub const DB_FILE: &str = "scanbridge.db";
+
+/// `PRAGMA application_id` of a scanbridge store ("SBRG"), so that another application's SQLite file
+/// is never taken for one.
+const APPLICATION_ID: i64 = 0x5342_5247;
+
+fn not_a_store(path: &Path, why: String) -> StoreError {
+    StoreError::NotAStore {
+        path: path.display().to_string(),
+        why,
+    }
+}
+
+/// Creates an empty store at `path` atomically: built under a temporary name, then linked into place
+/// (never replacing a file that appeared meanwhile), so a crash while creating leaves no half-made or
+/// 0-byte `scanbridge.db` behind.
+fn create(dir: &Path, path: &Path, max_bytes: u64) -> Result<(), StoreError> {
+    let tmp = dir.join(format!(".{DB_FILE}.new-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let made = (|| -> Result<(), StoreError> {
+        let conn = Connection::open(&tmp)?;
+        cap(&conn, max_bytes)?;
+        conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        Ok(())
+    })();
+    let linked = made.map(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked? {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()), // another process won
+        Err(source) => Err(StoreError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Whether `err` is about the event being stored rather than the store (which fails the batch): a
+/// value SQLite refuses (too big, a constraint, a type).
+fn particular_to_the_event(err: &StoreError) -> bool {
+    match err {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+            f.code,
+            rusqlite::ErrorCode::TooBig
+                | rusqlite::ErrorCode::ConstraintViolation
+                | rusqlite::ErrorCode::TypeMismatch
+        ),
+        StoreError::Sqlite(rusqlite::Error::ToSqlConversionFailure(_)) => true,
+        _ => false,
+    }
+}
+
+/// Caps the database at about `max_bytes` (0: no cap) through `max_page_count`.
+fn cap(conn: &Connection, max_bytes: u64) -> Result<(), StoreError> {
+    if max_bytes > 0 {
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
+    Ok(())
+}
+
+/// Refuses a file that is not a scanbridge store; returns whether it still needs its application id
+/// (a store made by an older build, or an SQLite file with no tables at all).
+fn check_identity(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
+    let id: i64 = match conn.pragma_query_value(None, "application_id", |r| r.get(0)) {
+        Ok(id) => id,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(not_a_store(path, "is not an SQLite database".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if id == APPLICATION_ID {
+        return Ok(false);
+    }
+    if id != 0 {
+        return Err(not_a_store(
+            path,
+            format!("is the SQLite database of another application (application_id {id:#x})"),
+        ));
+    }
+    let mut st =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let tables: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let ours = ["events", "outbox"]
+        .iter()
+        .all(|t| tables.iter().any(|x| x == t));
+    if tables.is_empty() || ours {
+        return Ok(true);
+    }
+    let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+    Err(not_a_store(
+        path,
+        format!(
+            "is an SQLite database without scanbridge's tables (it holds {}{})",
+            shown.join(", "),
+            if tables.len() > 5 { ", ..." } else { "" }
+        ),
+    ))
+}
+
+/// The columns of an [`AlertMark`], added to `outbox` and `dead_letters` after the first release.
+const ALERT_COLUMNS: [(&str, &str); 4] = [
+    ("alert_kind", "TEXT"),
+    ("alert_key", "TEXT"),
+    ("alert_time", "INTEGER"),
+    ("alert_record", "TEXT"),
+];
 
 /// Adds columns introduced after the first schema when an older database lacks them.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -137,8 +303,105 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if !has_previous {
         conn.execute("ALTER TABLE events ADD COLUMN previous TEXT", [])?;
     }
+    for table in ["outbox", "dead_letters"] {
+        for (column, ty) in ALERT_COLUMNS {
+            let has: bool = conn
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
+                ))?
+                .exists([])?;
+            if !has {
+                conn.execute(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"), [])?;
+            }
+        }
+    }
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_key) WHERE alert_key IS NOT NULL",
+        [],
+    )?;
     Ok(())
 }
+
+/// An [`AlertMark`] from its four columns (absent when the kind is NULL or unknown).
+fn mark(
+    kind: Option<String>,
+    key: Option<String>,
+    time_ms: Option<i64>,
+    record: Option<String>,
+) -> Option<AlertMark> {
+    Some(AlertMark {
+        kind: AlertKind::parse(kind.as_deref()?)?,
+        key: key?,
+        time_ms,
+        record,
+    })
+}
+
+/// Adds the resolve deliveries of `check` for event `event_id` (see the Store contract).
+fn add_resolves(
+    tx: &rusqlite::Transaction<'_>,
+    event_id: &str,
+    check: &ResolveCheck,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut found: Vec<(String, String, String)> = Vec::new();
+    {
+        let mut open = tx.prepare_cached(
+            "SELECT rule, key, target FROM alert_state WHERE key = ?1 AND open = 1
+             UNION SELECT rule, alert_key, target FROM outbox
+                   WHERE alert_key = ?1 AND alert_kind = 'trigger'",
+        )?;
+        for key in &check.keys {
+            let rows = open.query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            for row in rows {
+                let row: (String, String, String) = row?;
+                let resolves = check.clear.contains(&row.0) || !check.live.contains(&row.0);
+                if resolves && !found.contains(&row) {
+                    found.push(row);
+                }
+            }
+        }
+    }
+    let mut put = tx.prepare_cached(
+        "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
+                                       alert_kind, alert_key, alert_time, alert_record)
+         SELECT ?1, ?2, ?3, ?4, NULL, ?5, ?5, 'resolve', ?6, ?7, ?8
+         WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
+    )?;
+    for (rule, key, target) in found {
+        let id = super::delivery_id(event_id, &rule, &format!("{target}#resolve"));
+        put.execute(params![
+            id,
+            event_id,
+            rule,
+            target,
+            now,
+            key,
+            check.time_ms,
+            check.record
+        ])?;
+    }
+    Ok(())
+}
+
+fn alert_state_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertState> {
+    Ok(AlertState {
+        rule: r.get(0)?,
+        key: r.get(1)?,
+        target: r.get(2)?,
+        open: r.get::<_, i64>(3)? != 0,
+        opened_at_ms: r.get(4)?,
+        resolved_at_ms: r.get(5)?,
+        trigger_event_id: r.get(6)?,
+        record: r.get(7)?,
+        trigger_time_ms: r.get(8)?,
+        resolve_time_ms: r.get(9)?,
+        episode: r.get(10)?,
+    })
+}
+
+const ALERT_STATE_COLUMNS: &str = "rule, key, target, open, opened_at, resolved_at, trigger_event_id, \
+     record, trigger_time, resolve_time, episode";
 
 /// Records `h` in the scan history; returns the result it replaced (JSON `{"via", "record"}`), if any.
 /// Records are the caller's JSON, copied as they are; one that is not JSON (a damaged row) is passed
@@ -210,6 +473,8 @@ fn silence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Held by the daemon's store (opened with recovery) for as long as any clone lives.
+    _lock: Option<Arc<DataDirLock>>,
 }
 
 impl SqliteStore {
@@ -231,18 +496,35 @@ impl SqliteStore {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let conn = Connection::open(data_dir.join("scanbridge.db"))?;
+        // Recovery clears every lease: only the one daemon that owns the directory may do it.
+        let lock = if recover {
+            Some(Arc::new(DataDirLock::acquire(data_dir)?))
+        } else {
+            None
+        };
+        let path = data_dir.join(DB_FILE);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() == 0 => {
+                return Err(not_a_store(&path, "is empty (0 bytes)".into()));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create(data_dir, &path, max_bytes)?
+            }
+            Err(_) => {} // let SQLite say what is wrong with it
+        }
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        let fresh = check_identity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        if max_bytes > 0 {
-            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-            let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
-            conn.pragma_update(None, "max_page_count", pages)?;
-        }
+        cap(&conn, max_bytes)?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
+        if fresh {
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        }
         if recover {
             conn.execute(
                 "UPDATE outbox SET leased_until = 0 WHERE leased_until <> 0",
@@ -251,6 +533,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            _lock: lock,
         })
     }
 
@@ -269,6 +552,88 @@ impl SqliteStore {
             .map_err(|e| StoreError::Join(e.to_string()))?
         })
     }
+}
+
+/// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
+fn deliveries_of(c: &Connection, event_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+    type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
+    let sources: [(&str, Make); 5] = [
+        (
+            "SELECT id, rule, target, attempts, next_attempt_at, last_error FROM outbox
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Pending {
+                    attempts: r.get(3)?,
+                    next_attempt_at_ms: r.get(4)?,
+                    last_error: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, at, digest_event_id FROM delivered
+             WHERE event_id = ?1",
+            |r| {
+                Ok(match r.get::<_, Option<String>>(5)? {
+                    Some(digest_event_id) => DeliveryState::InDigest {
+                        digest_event_id,
+                        at_ms: r.get(4)?,
+                    },
+                    None => DeliveryState::Delivered {
+                        attempts: r.get(3)?,
+                        at_ms: r.get(4)?,
+                    },
+                })
+            },
+        ),
+        (
+            "SELECT m.delivery_id, g.rule, g.target, m.group_id, m.added_at
+             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Grouped {
+                    group_id: r.get(3)?,
+                    at_ms: r.get(4)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, failed_at, reason FROM dead_letters
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::DeadLettered {
+                    attempts: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, reason, detail, at FROM suppressed WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Suppressed {
+                    reason: r.get(3)?,
+                    detail: r.get(4)?,
+                    at_ms: r.get(5)?,
+                })
+            },
+        ),
+    ];
+    let mut out = Vec::new();
+    for (sql, make) in sources {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(params![event_id], |r| {
+            Ok(DeliveryRecord {
+                id: r.get(0)?,
+                rule: r.get(1)?,
+                target: r.get(2)?,
+                state: make(r)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by(|a, b| (&a.rule, &a.target, &a.id).cmp(&(&b.rule, &b.target, &b.id)));
+    Ok(out)
 }
 
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
@@ -290,40 +655,82 @@ impl Store for SqliteStore {
         &self,
         events: Vec<NewEvent>,
         now: i64,
-    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
-            let mut fresh = Vec::with_capacity(events.len());
+            let mut outcomes = Vec::with_capacity(events.len());
             {
                 let mut ev = tx.prepare_cached(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
                 )?;
                 let mut ob = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6
+                    "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
+                                                   alert_kind, alert_key, alert_time, alert_record)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10
                      WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
                 )?;
                 for e in &events {
-                    let new = ev.execute(params![e.id, e.body, now])? > 0;
-                    fresh.push(new);
-                    if !new {
-                        continue; // a duplicate event id: already routed when first accepted
-                    }
-                    if let Some(h) = &e.history
-                        && let Some(previous) = record_history(&tx, h, now)?
-                    {
-                        tx.execute(
-                            "UPDATE events SET previous = ?2 WHERE id = ?1",
-                            params![e.id, previous],
-                        )?;
-                    }
-                    for d in &e.deliveries {
-                        ob.execute(params![d.id, e.id, d.rule, d.target, d.input, now])?;
+                    // Each event in its own savepoint: one that fails on its own is rolled back
+                    // alone; a failure of the store itself still fails the whole transaction.
+                    tx.execute_batch("SAVEPOINT one_event")?;
+                    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                        || -> Result<Stored, StoreError> {
+                            if ev.execute(params![e.id, e.body, now])? == 0 {
+                                return Ok(Stored::Duplicate); // already routed when first accepted
+                            }
+                            if let Some(h) = &e.history
+                                && let Some(previous) = record_history(&tx, h, now)?
+                            {
+                                tx.execute(
+                                    "UPDATE events SET previous = ?2 WHERE id = ?1",
+                                    params![e.id, previous],
+                                )?;
+                            }
+                            for d in &e.deliveries {
+                                let a = d.alert.as_ref();
+                                ob.execute(params![
+                                    d.id,
+                                    e.id,
+                                    d.rule,
+                                    d.target,
+                                    d.input,
+                                    now,
+                                    a.map(|m| m.kind.as_str()),
+                                    a.map(|m| &m.key),
+                                    a.and_then(|m| m.time_ms),
+                                    a.and_then(|m| m.record.as_deref()),
+                                ])?;
+                            }
+                            if let Some(check) = &e.resolve {
+                                add_resolves(&tx, &e.id, check, now)?;
+                            }
+                            Ok(Stored::New)
+                        },
+                    ));
+                    let refused = match stored {
+                        Ok(Ok(s)) => {
+                            outcomes.push(s);
+                            None
+                        }
+                        Ok(Err(err)) if particular_to_the_event(&err) => Some(err.to_string()),
+                        Ok(Err(err)) => return Err(err),
+                        Err(panic) => Some(format!(
+                            "internal error while storing it: {}",
+                            crate::compute::panic_message(&*panic)
+                        )),
+                    };
+                    match refused {
+                        None => tx.execute_batch("RELEASE one_event")?,
+                        Some(why) => {
+                            tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
+                            tx.execute_batch("ROLLBACK TO one_event; RELEASE one_event")?;
+                            outcomes.push(Stored::Refused(why));
+                        }
                     }
                 }
             }
             tx.commit()?;
-            Ok(fresh)
+            Ok(outcomes)
         })
     }
 
@@ -343,7 +750,8 @@ impl Store for SqliteStore {
                                   ORDER BY next_attempt_at LIMIT ?3)
                      RETURNING id, event_id, rule, target, input, attempts, created_at,
                                (SELECT body FROM events WHERE events.id = outbox.event_id),
-                               (SELECT previous FROM events WHERE events.id = outbox.event_id)",
+                               (SELECT previous FROM events WHERE events.id = outbox.event_id),
+                               alert_kind, alert_key, alert_time, alert_record",
                 )?;
                 let rows = st.query_map(params![until, now, limit as i64], |r| {
                     Ok(Leased {
@@ -356,6 +764,7 @@ impl Store for SqliteStore {
                         created_at_ms: r.get(6)?,
                         body: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| "{}".into()),
                         previous: r.get(8)?,
+                        alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
@@ -365,9 +774,49 @@ impl Store for SqliteStore {
         })
     }
 
-    fn ack(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
-            c.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at)
+                 SELECT event_id, id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
+                params![id, now],
+            )?;
+            type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
+            let row: Option<Row> = tx
+                .query_row(
+                    "DELETE FROM outbox WHERE id = ?1
+                     RETURNING rule, target, event_id, alert_kind, alert_key, alert_time, alert_record",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                )
+                .optional()?;
+            if let Some((rule, target, event_id, kind, key, time, record)) = row
+                && let Some(m) = mark(kind, key, time, record)
+            {
+                match m.kind {
+                    AlertKind::Trigger => tx.execute(
+                        "INSERT INTO alert_state (rule, key, target, open, opened_at, trigger_event_id, record,
+                                                  trigger_time, updated_at)
+                         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?4)
+                         ON CONFLICT (rule, key, target) DO UPDATE SET
+                           opened_at = CASE WHEN open = 1 THEN opened_at ELSE excluded.opened_at END,
+                           open = 1, trigger_event_id = excluded.trigger_event_id,
+                           record = excluded.record,
+                           trigger_time = MAX(COALESCE(trigger_time, excluded.trigger_time),
+                                              COALESCE(excluded.trigger_time, trigger_time)),
+                           updated_at = excluded.updated_at",
+                        params![rule, m.key, target, now, event_id, m.record, m.time_ms],
+                    )?,
+                    AlertKind::Resolve => tx.execute(
+                        "UPDATE alert_state SET open = 0, resolved_at = ?4, resolve_time = ?5,
+                                episode = episode + 1, updated_at = ?4
+                         WHERE rule = ?1 AND key = ?2 AND target = ?3",
+                        params![rule, m.key, target, now, m.time_ms],
+                    )?,
+                };
+            }
+            tx.commit()?;
             Ok(())
         })
     }
@@ -401,8 +850,10 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR REPLACE INTO dead_letters
-                   (id, event_id, rule, target, input, attempts, created_at, failed_at, reason)
-                 SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4 FROM outbox WHERE id = ?1",
+                   (id, event_id, rule, target, input, attempts, created_at, failed_at, reason,
+                    alert_kind, alert_key, alert_time, alert_record)
+                 SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4,
+                        alert_kind, alert_key, alert_time, alert_record FROM outbox WHERE id = ?1",
                 params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
@@ -438,7 +889,10 @@ impl Store for SqliteStore {
                     dead_letter_row,
                 )
                 .optional()?;
-            let mut dl = dl.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let mut dl = dl.ok_or_else(|| StoreError::NotFound {
+                what: "dead letter",
+                id: id.clone(),
+            })?;
             let body: Option<String> = c
                 .query_row(
                     "SELECT body FROM events WHERE id = ?1",
@@ -457,8 +911,10 @@ impl Store for SqliteStore {
             // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
-                "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, attempts, created_at, next_attempt_at)
-                 SELECT id, event_id, rule, target, input, 0, ?1, ?1 FROM dead_letters
+                "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, attempts, created_at, next_attempt_at,
+                                               alert_kind, alert_key, alert_time, alert_record)
+                 SELECT id, event_id, rule, target, input, 0, ?1, ?1,
+                        alert_kind, alert_key, alert_time, alert_record FROM dead_letters
                  WHERE ?2 IS NULL OR id = ?2",
                 params![now, id],
             )?;
@@ -467,7 +923,10 @@ impl Store for SqliteStore {
             if moved == 0
                 && let Some(id) = id
             {
-                return Err(StoreError::NotFound(id));
+                return Err(StoreError::NotFound {
+                    what: "dead letter",
+                    id,
+                });
             }
             Ok(moved as u64)
         })
@@ -600,7 +1059,10 @@ impl Store for SqliteStore {
                 params![id, now_ms],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(id));
+                return Err(StoreError::NotFound {
+                    what: "silence",
+                    id,
+                });
             }
             Ok(())
         })
@@ -694,6 +1156,76 @@ impl Store for SqliteStore {
         })
     }
 
+    fn alert_check(
+        &self,
+        delivery_id: String,
+        now: i64,
+    ) -> BoxFuture<'_, Result<AlertCheck, StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            type Row = (i64, String, String, Option<String>, Option<String>);
+            let row: Option<Row> = tx
+                .query_row(
+                    "SELECT rowid, rule, target, alert_kind, alert_key FROM outbox WHERE id = ?1",
+                    params![delivery_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            let Some((rowid, rule, target, Some(kind), Some(key))) = row else {
+                return Ok(AlertCheck::default());
+            };
+            let opposite = match AlertKind::parse(&kind) {
+                Some(AlertKind::Trigger) => AlertKind::Resolve,
+                Some(AlertKind::Resolve) => AlertKind::Trigger,
+                None => return Ok(AlertCheck::default()),
+            };
+            let waiting: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT id, CASE WHEN leased_until > ?6 THEN 0 ELSE next_attempt_at END FROM outbox
+                     WHERE alert_key = ?1 AND rule = ?2 AND target = ?3
+                       AND alert_kind = ?4 AND rowid < ?5 ORDER BY rowid LIMIT 1",
+                    params![key, rule, target, opposite.as_str(), rowid, now],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (waiting_for, waiting_until_ms) = waiting.unzip();
+            let state = tx
+                .query_row(
+                    &format!(
+                        "SELECT {ALERT_STATE_COLUMNS} FROM alert_state
+                         WHERE rule = ?1 AND key = ?2 AND target = ?3"
+                    ),
+                    params![rule, key, target],
+                    alert_state_row,
+                )
+                .optional()?;
+            tx.commit()?;
+            Ok(AlertCheck {
+                state,
+                waiting_for,
+                waiting_until_ms,
+            })
+        })
+    }
+
+    fn alert_states(
+        &self,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<AlertState>, StoreError>> {
+        self.run(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ALERT_STATE_COLUMNS} FROM alert_state WHERE key = ?1 ORDER BY rule, target"
+            ))?;
+            let mut out = Vec::new();
+            for key in keys {
+                for row in st.query_map(params![key], alert_state_row)? {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn group_flush(
         &self,
         group_id: String,
@@ -718,6 +1250,12 @@ impl Store for SqliteStore {
                 }
             }
             for m in &members {
+                tx.execute(
+                    "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at, digest_event_id)
+                     SELECT m.event_id, m.delivery_id, g.rule, g.target, 0, ?2, ?3
+                     FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.delivery_id = ?1",
+                    params![m, now_ms, digest.id],
+                )?;
                 tx.execute("DELETE FROM group_members WHERE delivery_id = ?1", params![m])?;
             }
             // Members that arrived meanwhile wait for the next interval.
@@ -735,12 +1273,93 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    fn recent_events(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<EventRecord>, StoreError>> {
+        self.run(move |c| {
+            if let Some(b) = &before {
+                let known = c
+                    .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+                    .exists(params![b])?;
+                if !known {
+                    return Err(StoreError::NotFound {
+                        what: "event",
+                        id: b.clone(),
+                    });
+                }
+            }
+            let events: Vec<(String, i64, String)> = {
+                let mut st = c.prepare_cached(
+                    "SELECT id, received_at, body FROM events
+                     WHERE ?2 IS NULL OR rowid < (SELECT rowid FROM events WHERE id = ?2)
+                     ORDER BY rowid DESC LIMIT ?1",
+                )?;
+                st.query_map(params![limit as i64, before], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?
+            };
+            events
+                .into_iter()
+                .map(|(id, received_at_ms, body)| {
+                    Ok(EventRecord {
+                        deliveries: deliveries_of(c, &id)?,
+                        id,
+                        received_at_ms,
+                        body,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>> {
+        self.run(move |c| {
+            let row: Option<(i64, String)> = c
+                .prepare_cached("SELECT received_at, body FROM events WHERE id = ?1")?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((received_at_ms, body)) = row else {
+                return Err(StoreError::NotFound { what: "event", id });
+            };
+            Ok(EventRecord {
+                deliveries: deliveries_of(c, &id)?,
+                id,
+                received_at_ms,
+                body,
+            })
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
+        self.run(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox WHERE attempts > 0),
+                        (SELECT COUNT(*) FROM dead_letters), (SELECT COUNT(*) FROM suppressed),
+                        (SELECT COUNT(*) FROM group_members)",
+                [],
+                |r| {
+                    Ok(Counts {
+                        outbox: r.get::<_, i64>(0)? as u64,
+                        retrying: r.get::<_, i64>(1)? as u64,
+                        dead_letters: r.get::<_, i64>(2)? as u64,
+                        suppressed: r.get::<_, i64>(3)? as u64,
+                        grouped: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )?)
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::NewDelivery;
+    use std::sync::Arc;
 
     /// The tests' "now": the store reads no clock, so any fixed time does.
     const NOW: i64 = 1_700_000_000_000;
@@ -754,8 +1373,10 @@ mod tests {
                 rule: "r".into(),
                 target: "t".into(),
                 input: None,
+                alert: None,
             }],
             history: None,
+            resolve: None,
         }
     }
 
@@ -776,7 +1397,7 @@ mod tests {
                 .is_empty(),
             "leased rows are reserved"
         );
-        s.ack("d-a".into()).await.unwrap();
+        s.ack("d-a".into(), NOW).await.unwrap();
         s.retry_later(
             "d-b".into(),
             Duration::from_secs(3600),
@@ -806,8 +1427,44 @@ mod tests {
         assert_eq!((again.len(), again[0].attempts), (1, 0));
         assert!(matches!(
             s.redrive(Some("nope".into()), NOW).await,
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn an_event_the_database_refuses_is_refused_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        // A trigger stands in for a value SQLite refuses (RAISE(ABORT) is a constraint failure).
+        s.conn
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+            )
+            .unwrap();
+        let got = s
+            .accept(
+                vec![event("a"), event("poison"), event("b"), event("a")],
+                1_700_000_000_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(got[0], Stored::New);
+        assert!(
+            matches!(&got[1], Stored::Refused(why) if why.contains("refused by the test")),
+            "{got:?}"
+        );
+        assert_eq!(got[2..], [Stored::New, Stored::Duplicate]);
+        let leased: Vec<String> = s
+            .lease(10, Duration::from_secs(60), 1_700_000_000_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.event_id)
+            .collect();
+        assert_eq!(leased, ["a", "b"], "the refused event left nothing behind");
     }
 
     #[tokio::test]
@@ -832,5 +1489,278 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn every_delivery_has_one_state_and_events_list_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        s.accept(ids.iter().map(|i| event(i)).collect(), NOW)
+            .await
+            .unwrap();
+        s.retry_later("d-a".into(), Duration::ZERO, "HTTP 500".into(), NOW)
+            .await
+            .unwrap();
+        s.ack("d-a".into(), NOW).await.unwrap();
+        s.retry_later("d-b".into(), Duration::from_secs(60), "timeout".into(), NOW)
+            .await
+            .unwrap();
+        s.dead_letter("d-c".into(), 3, "HTTP 400".into(), NOW)
+            .await
+            .unwrap();
+        s.suppress(Suppressed {
+            id: "d-d".into(),
+            event_id: "d".into(),
+            rule: "r".into(),
+            target: "t".into(),
+            reason: "silenced".into(),
+            detail: "silence s1 (c)".into(),
+            at_ms: 5,
+        })
+        .await
+        .unwrap();
+        for d in ["d-e", "d-f"] {
+            s.group_add(GroupAdd {
+                group_id: "g".into(),
+                rule: "r".into(),
+                target: "t".into(),
+                labels: "{}".into(),
+                delivery_id: d.into(),
+                now_ms: 7,
+                wait_ms: 0,
+                interval_ms: 1000,
+            })
+            .await
+            .unwrap();
+        }
+        let digest = event("digest-1");
+        s.group_flush("g".into(), vec!["d-f".into()], digest, 8, 1000)
+            .await
+            .unwrap();
+
+        let state = |r: &EventRecord| {
+            assert_eq!(r.deliveries.len(), 1, "{r:?}");
+            r.deliveries[0].state.clone()
+        };
+        let all = s.recent_events(10, None).await.unwrap();
+        let got: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(got[1..], ["f", "e", "d", "c", "b", "a"], "{got:?}");
+        assert_eq!(got[0], "digest-1", "the digest came last");
+        let by = |id: &str| all.iter().find(|e| e.id == id).unwrap();
+        assert!(matches!(
+            state(by("a")),
+            DeliveryState::Delivered { attempts: 2, .. }
+        ));
+        assert!(
+            matches!(state(by("b")), DeliveryState::Pending { attempts: 1, ref last_error, .. }
+            if last_error.as_deref() == Some("timeout"))
+        );
+        assert!(
+            matches!(state(by("c")), DeliveryState::DeadLettered { attempts: 3, ref reason, .. } if reason == "HTTP 400")
+        );
+        assert!(
+            matches!(state(by("d")), DeliveryState::Suppressed { ref reason, .. } if reason == "silenced")
+        );
+        assert!(
+            matches!(state(by("e")), DeliveryState::Grouped { ref group_id, at_ms: 7 } if group_id == "g")
+        );
+        assert!(
+            matches!(state(by("f")), DeliveryState::InDigest { ref digest_event_id, .. } if digest_event_id == "digest-1")
+        );
+        assert!(matches!(
+            state(by("digest-1")),
+            DeliveryState::Pending { attempts: 0, .. }
+        ));
+        assert_eq!(by("a").body, "{\"id\":\"a\"}");
+
+        let page = s.recent_events(2, Some("e".into())).await.unwrap();
+        let got: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(got, ["d", "c"]);
+        assert!(matches!(
+            s.recent_events(2, Some("nope".into())).await,
+            Err(StoreError::NotFound { what: "event", .. })
+        ));
+        assert_eq!(s.event_record("c".into()).await.unwrap().id, "c");
+        assert!(s.event_record("zz".into()).await.is_err());
+        let c = s.counts().await.unwrap();
+        assert_eq!(
+            (
+                c.outbox,
+                c.retrying,
+                c.dead_letters,
+                c.suppressed,
+                c.grouped
+            ),
+            (2, 1, 1, 1, 1)
+        );
+    }
+
+    fn trigger(id: &str, key: &str, time: i64) -> NewEvent {
+        let mut e = event(id);
+        e.deliveries[0].rule = "paged".into();
+        e.deliveries[0].alert = Some(AlertMark {
+            kind: AlertKind::Trigger,
+            key: key.into(),
+            time_ms: Some(time),
+            record: Some(format!(
+                "{{\"counts\":[2,0,0,0,0,0],\"event_id\":\"{id}\",\"time\":null}}"
+            )),
+        });
+        e
+    }
+
+    fn clean(id: &str, keys: &[&str], clear: &[&str], live: &[&str], time: i64) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            body: format!("{{\"id\":\"{id}\"}}"),
+            deliveries: Vec::new(),
+            history: None,
+            resolve: Some(ResolveCheck {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                clear: clear.iter().map(|k| k.to_string()).collect(),
+                live: Arc::new(live.iter().map(|k| k.to_string()).collect()),
+                time_ms: Some(time),
+                record: None,
+            }),
+        }
+    }
+
+    async fn lease_all(s: &SqliteStore) -> Vec<Leased> {
+        s.lease(100, Duration::from_secs(60), NOW).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn alert_state_opens_on_delivered_triggers_and_closes_on_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        // A clean scan before anything was open resolves nothing.
+        s.accept(
+            vec![clean("c0", &["img:v1"], &["paged"], &["paged"], 1)],
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+
+        s.accept(vec![trigger("t1", "img:v1", 10)], NOW)
+            .await
+            .unwrap();
+        // While the trigger is pending, a clean scan already queues a resolve (it will wait).
+        s.accept(
+            vec![clean(
+                "c1",
+                &["img:v1", "img@sha256:aa"],
+                &["paged"],
+                &["paged"],
+                20,
+            )],
+            NOW,
+        )
+        .await
+        .unwrap();
+        let leased = lease_all(&s).await;
+        assert_eq!(leased.len(), 2);
+        let t = leased.iter().find(|d| d.id == "d-t1").unwrap();
+        let r = leased.iter().find(|d| d.id != "d-t1").unwrap();
+        assert_eq!(t.alert.as_ref().unwrap().kind, AlertKind::Trigger);
+        let rm = r.alert.as_ref().unwrap();
+        assert_eq!(
+            (rm.kind, rm.key.as_str(), rm.time_ms),
+            (AlertKind::Resolve, "img:v1", Some(20))
+        );
+        assert_eq!(r.id, crate::store::delivery_id("c1", "paged", "t#resolve"));
+        assert_eq!(
+            (r.rule.as_str(), r.target.as_str(), r.input.as_deref()),
+            ("paged", "t", None)
+        );
+
+        let c = s.alert_check(r.id.clone(), NOW).await.unwrap();
+        assert_eq!(
+            c.waiting_for.as_deref(),
+            Some("d-t1"),
+            "the resolve waits for the trigger"
+        );
+        assert_eq!(c.state, None);
+        let c = s.alert_check(t.id.clone(), NOW).await.unwrap();
+        assert_eq!(c.waiting_for, None, "the trigger was first");
+
+        s.ack("d-t1".into(), NOW).await.unwrap();
+        let c = s.alert_check(r.id.clone(), NOW).await.unwrap();
+        assert_eq!(c.waiting_for, None);
+        let st = c.state.unwrap();
+        assert!(st.open && st.opened_at_ms.is_some());
+        assert_eq!((st.trigger_time_ms, st.episode), (Some(10), 0));
+        assert_eq!(st.trigger_event_id.as_deref(), Some("t1"));
+        assert!(st.record.unwrap().contains("\"event_id\":\"t1\""));
+
+        s.ack(r.id.clone(), NOW).await.unwrap();
+        let states = s.alert_states(vec!["img:v1".into()]).await.unwrap();
+        assert_eq!(states.len(), 1);
+        assert!(!states[0].open && states[0].resolved_at_ms.is_some());
+        assert_eq!(
+            (states[0].resolve_time_ms, states[0].episode),
+            (Some(20), 1)
+        );
+
+        // Resolved: another clean scan queues nothing.
+        s.accept(
+            vec![clean("c2", &["img:v1"], &["paged"], &["paged"], 30)],
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn only_clear_or_removed_rules_resolve_and_marks_survive_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        s.accept(vec![trigger("t1", "img:v1", 10)], NOW)
+            .await
+            .unwrap();
+        s.ack("d-t1".into(), NOW).await.unwrap();
+        // The rule is live and still matches (not clear): nothing.
+        s.accept(vec![clean("c1", &["img:v1"], &[], &["paged"], 20)], NOW)
+            .await
+            .unwrap();
+        assert_eq!(s.depth().await.unwrap(), 0);
+        // The rule was removed: any conclusive event resolves its open alerts.
+        s.accept(vec![clean("c2", &["img:v1"], &[], &["other"], 30)], NOW)
+            .await
+            .unwrap();
+        let r = lease_all(&s).await.remove(0);
+        assert_eq!(r.alert.as_ref().unwrap().kind, AlertKind::Resolve);
+        s.dead_letter(r.id.clone(), 1, "down".into(), NOW)
+            .await
+            .unwrap();
+        s.redrive(None, NOW).await.unwrap();
+        let again = lease_all(&s).await.remove(0);
+        assert_eq!(
+            again.alert, r.alert,
+            "the mark survives dead letter and redrive"
+        );
+    }
+
+    #[tokio::test]
+    async fn older_databases_gain_the_alert_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("scanbridge.db")).unwrap();
+            c.execute_batch(
+                "CREATE TABLE events (id TEXT PRIMARY KEY, body TEXT NOT NULL, received_at INTEGER NOT NULL);
+                 CREATE TABLE outbox (id TEXT PRIMARY KEY, event_id TEXT NOT NULL, rule TEXT NOT NULL,
+                   target TEXT NOT NULL, input TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+                   created_at INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL,
+                   leased_until INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+                 INSERT INTO outbox (id, event_id, rule, target, created_at, next_attempt_at)
+                   VALUES ('old', 'e', 'r', 't', 0, 0);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        let d = lease_all(&s).await.remove(0);
+        assert_eq!((d.id.as_str(), d.alert), ("old", None));
     }
 }

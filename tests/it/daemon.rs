@@ -61,6 +61,33 @@ impl Home {
         let config = self.path().join("config.toml").display().to_string();
         Daemon::spawn(&["serve", "--listen", "127.0.0.1:0", "--config", &config])
     }
+
+    /// Runs `serve` on this home expecting it to refuse to start (bounded by [`PATIENCE`]): its exit
+    /// code and stderr. It must never get as far as listening.
+    pub fn refused_start(&self) -> (Option<i32>, String) {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(self.path().join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = child.kill();
+                panic!("serve did not refuse to start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!err.contains("listening on"), "{err}");
+        (status.code(), err)
+    }
 }
 
 impl Daemon {
@@ -97,7 +124,11 @@ impl Daemon {
         let addr = loop {
             let text = stderr.lock().unwrap().clone();
             if let Some(rest) = text.split("listening on ").nth(1) {
-                let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                // Human logs end the address with a space, JSON logs with a quote.
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
                 break addr
                     .parse()
                     .unwrap_or_else(|e| panic!("bad address {addr:?}: {e}"));

@@ -13,33 +13,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::daemon::{Home, PATIENCE, Receiver, event, rule};
+use crate::daemon::{Home, Receiver, event, rule};
 
 /// Runs `serve` expecting it to refuse to start; returns its stderr.
 fn refuses_to_start(home: &Home) -> String {
-    let config = home.path().join("config.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scanbridge"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > PATIENCE {
-            let _ = child.kill();
-            panic!("serve did not refuse to start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(!status.success(), "{err}");
-    assert!(!err.contains("listening on"), "{err}");
+    let (code, err) = home.refused_start();
+    assert_ne!(code, Some(0), "{err}");
     err
 }
 
@@ -82,7 +61,11 @@ fn an_unusable_data_dir_at_start_up_is_a_clear_error() {
     }
     let err = refuses_to_start(&home);
     chattr("-i", &[&data]);
-    assert!(err.contains("unable to open database file"), "{err}");
+    // The daemon's first write there is its lock file (store/lock.rs).
+    assert!(
+        err.contains("cannot lock") && err.contains("scanbridge.lock"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,9 +75,10 @@ async fn a_full_store_answers_503_and_loses_nothing_that_got_202() {
     let home = Home::new(&rx.target(), &[("all.json", &r)]);
     let config = home.path().join("config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
+    // Room for the empty schema (32 pages of 4 KiB) and a handful of the padded events below.
     std::fs::write(
         &config,
-        text.replace("[store]\n", "[store]\nmax_db_bytes = 131072\n"),
+        text.replace("[store]\n", "[store]\nmax_db_bytes = 196608\n"),
     )
     .unwrap();
     let d = home.start();
@@ -137,7 +121,7 @@ async fn a_full_store_answers_503_and_loses_nothing_that_got_202() {
         &config,
         std::fs::read_to_string(&config)
             .unwrap()
-            .replace("max_db_bytes = 131072", "max_db_bytes = 0"),
+            .replace("max_db_bytes = 196608", "max_db_bytes = 0"),
     )
     .unwrap();
     let d = home.start();

@@ -9,7 +9,7 @@ use crate::daemon::{Home, cli, rule};
 use crate::smtp::Smtp;
 use crate::support::sample;
 
-fn part<'a>(mail: &'a ParsedMail<'a>, mime: &str) -> String {
+pub fn part<'a>(mail: &'a ParsedMail<'a>, mime: &str) -> String {
     if mail.ctype.mimetype == mime {
         return mail.get_body().unwrap().replace("\r\n", "\n");
     }

@@ -306,3 +306,133 @@ async fn per_client_rate_limit_answers_429_with_retry_after() {
         "the bucket refills"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_at_once_while_heavy_matching_runs() {
+    // 1,000 wildcard rules that every value must be checked against ("*q1*z*": no literal anchor),
+    // and events with a 50 KB string: seconds of matching per event in a debug build.
+    let rules: Vec<(String, String)> = (0..1000)
+        .map(|i| {
+            let pattern = json!({"detail": {"blob": [{"wildcard": format!("*q{i}*z*")}]}});
+            (
+                format!("w{i}.json"),
+                rule(&format!("w{i}"), pattern, &["console"]),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let home = Home::new("", &refs);
+    let d = home.start();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut heavy = Vec::new();
+    // As many heavy requests as the daemon has async worker threads on this machine (at least 2).
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    for i in 0..n {
+        let mut ev = event(&format!("heavy-{i}"), "ci");
+        ev["detail"]["blob"] = json!("ab".repeat(25_000));
+        let (url, done) = (d.url("/events"), done.clone());
+        heavy.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(ev.to_string())
+                .send()
+                .await
+                .unwrap();
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r.status().as_u16()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for path in ["/healthz", "/readyz"] {
+        let start = Instant::now();
+        let r = reqwest::get(d.url(path)).await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            finished < n,
+            "the heavy requests were done before {path} answered: the load is too light to show anything"
+        );
+        // Matching on the async threads made health checks wait for the matching (seconds here).
+        assert!(
+            took < Duration::from_secs(1),
+            "{path} took {took:?} while matching ran"
+        );
+    }
+    for h in heavy {
+        assert_eq!(h.await.unwrap(), 202);
+    }
+}
+
+/// Events that once panicked between acceptance and rendering (a multi-byte character where the digest
+/// is cut, counts whose sum overflows), beside good ones, in one batch.
+fn poisoned_batch() -> Vec<Value> {
+    vec![
+        event("good-1", "ci"),
+        json!({"id": "multibyte-digest", "source": "aws.ecr", "detail-type": "ECR Image Scan",
+            "detail": {"repository-name": "payments/api", "image-digest": "sha256:ééééééééééééééé",
+                "image-tags": ["v1"], "scan-status": "COMPLETE",
+                "finding-severity-counts": {"CRITICAL": u64::MAX, "HIGH": u64::MAX}}}),
+        json!({"id": "emoji-digest", "source": "aws.inspector2", "detail-type": "Inspector2 Finding",
+            "detail": {"findingArn": "arn:💥", "severity": "CRITICAL",
+                "resources": [{"details": {"awsEcrContainerImage": {"imageHash": "🀥K𝂃¥𑴂&{🩬?ኞ", "repositoryName": "r"}}}]}}),
+        event("good-2", "ci"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_batch_is_accepted_whole_and_every_event_delivered() {
+    let rx = Receiver::start().await;
+    let r = rule(
+        "everything",
+        json!({"detail-type": [{"exists": true}]}),
+        &["hook", "console", "slack"],
+    );
+    let config = format!(
+        "{}[targets.slack]\ntype = \"slack\"\nwebhook_url = \"http://{}/services/T/B/x\"\n",
+        rx.target(),
+        rx.addr
+    );
+    let home = Home::new(&config, &[("everything.json", &r)]);
+    let d = home.start();
+    let batch = poisoned_batch();
+    let ndjson: String = batch.iter().map(|e| format!("{e}\n")).collect();
+    let (status, body) = d.post(ndjson).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 4, "{body}");
+    // Every event reaches the webhook and Slack (2 hits each), and the console prints each one.
+    let hits = rx.wait_hits(8, &d).await;
+    for e in &batch {
+        let id = e["id"].as_str().unwrap();
+        assert!(
+            hits.iter().any(|h| h.body["id"] == id),
+            "{id} not delivered to the webhook:\n{}",
+            d.logs()
+        );
+    }
+    let slack: Vec<&crate::daemon::Hit> = hits
+        .iter()
+        .filter(|h| h.path.starts_with("/services/"))
+        .collect();
+    assert_eq!(slack.len(), 4);
+    assert!(
+        slack
+            .iter()
+            .any(|h| h.body.to_string().contains("sha256:éééééééééééé")),
+        "the short digest is cut at 12 characters"
+    );
+    let start = Instant::now();
+    while d.stdout().matches("=== scanbridge alert").count() < 4 {
+        assert!(start.elapsed() < PATIENCE, "console:\n{}", d.stdout());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!d.logs().contains("panicked"), "{}", d.logs());
+    assert_eq!(
+        d.metric("scanbridge_deliveries_total{target=\"hook\",outcome=\"delivered\"}")
+            .await,
+        4.0
+    );
+}

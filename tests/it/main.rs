@@ -1,18 +1,24 @@
 //! The one integration-test binary: the real `scanbridge` binary over real files, pipes and sockets.
 
+mod admin;
 mod alerting;
 mod aws_cli;
+mod check_patterns;
 mod daemon;
+mod data_dir;
 mod delivery;
 mod disk;
 mod email;
+mod escaping;
 mod hostile;
 mod ingest;
 mod layout;
 mod lint;
+mod pagers;
 mod parse_once;
 mod reload;
 mod reports;
+mod resolve;
 mod route;
 mod secrets;
 mod security;
@@ -22,4 +28,6 @@ mod sns;
 mod support;
 mod test_pattern;
 mod topic;
+mod ui;
+mod vendor;
 mod webhook;
