@@ -9,7 +9,8 @@
 //! that does not parse has no lints (its error says what is wrong); lints come in the order of the
 //! pattern's conditions, at most one per node and lint kind, and are deterministic. Pure: no I/O.
 //!
-//! The API `check-patterns` (issue 20) calls: `scanbridge::lint::lint(text) -> Vec<Lint>`.
+//! The API `check-patterns` (issue 20) calls: `scanbridge::lint::lint(text) -> Vec<Lint>`, or
+//! [`lint_pattern`] on a pattern already parsed (with `--max-pattern-length`'s limits).
 
 use scanbridge_pattern::{Condition, Literal, Matcher, Pattern};
 use serde::Serialize;
@@ -145,9 +146,14 @@ fn holds(path: &str) -> Option<Holds> {
 
 /// The warnings for a pattern's text; none when it does not parse.
 pub fn lint(pattern_text: &str) -> Vec<Lint> {
-    let Ok(pattern) = Pattern::parse(pattern_text) else {
-        return Vec::new();
-    };
+    match Pattern::parse(pattern_text) {
+        Ok(pattern) => lint_pattern(&pattern),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The warnings for a parsed pattern (parsed with whatever limits the caller applies).
+pub fn lint_pattern(pattern: &Pattern) -> Vec<Lint> {
     let mut out = Vec::new();
     for (cond, branches) in pattern.conditions() {
         let inspector_only = branches
