@@ -83,8 +83,8 @@ pub fn strings(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -
 pub fn block(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -> Block {
     let (quote, string, _) = strings(m, carry, prefix_xor);
     let outside = !(string | quote);
-    let open = (m.lbrace | m.lbracket) & outside;
-    let close = (m.rbrace | m.rbracket) & outside;
+    let open = m.opening & outside;
+    let close = m.closing & outside;
     let ops = open | close | ((m.colon | m.comma) & outside);
     let scalar = outside & !ops & !m.ws;
     let starts = scalar & !((scalar << 1) | carry.scalar);
@@ -188,8 +188,8 @@ pub fn skip(
         };
         let (quote, string, _) = strings(&m, &mut carry, &prefix_xor);
         let outside = !(string | quote);
-        let opens = (m.lbrace | m.lbracket) & outside;
-        let closes = (m.rbrace | m.rbracket) & outside;
+        let opens = m.opening & outside;
+        let closes = m.closing & outside;
         match closer(opens, closes, closes.count_ones(), &mut depth) {
             Some(bit) => return Some(at + bit + 1),
             None => at += 64,

@@ -101,6 +101,10 @@ pub struct Masks {
     pub lbracket: u64,
     pub rbrace: u64,
     pub rbracket: u64,
+    /// `{` or `[`, and `}` or `]`: one test each (`byte | 0x20` is `{` or `}` exactly for these), for
+    /// the builders that only count brackets.
+    pub opening: u64,
+    pub closing: u64,
     pub colon: u64,
     pub comma: u64,
     /// `0` to `9`, and `0` alone.
@@ -185,6 +189,8 @@ pub fn classify_portable(c: &[u8; 64]) -> Masks {
         lbracket: v[5],
         rbrace: v[6],
         rbracket: v[7],
+        opening: v[4] | v[5],
+        closing: v[6] | v[7],
         colon: v[8],
         comma: v[9],
         digit: v[10],
@@ -361,6 +367,7 @@ mod x86 {
         let (lo, hi) = (x as i64, (x >> 64) as i64);
         let table = _mm512_set_epi64(hi, lo, hi, lo, hi, lo, hi, lo);
         let digits = _mm512_sub_epi8(v, _mm512_set1_epi8(b'0' as i8));
+        let folded = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
         Masks {
             quote: eq(b'"'),
             backslash: eq(b'\\'),
@@ -370,6 +377,8 @@ mod x86 {
             lbracket: eq(b'['),
             rbrace: eq(b'}'),
             rbracket: eq(b']'),
+            opening: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'{' as i8)),
+            closing: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'}' as i8)),
             colon: eq(b':'),
             comma: eq(b','),
             digit: _mm512_cmple_epu8_mask(digits, _mm512_set1_epi8(9)),
@@ -405,6 +414,12 @@ mod x86 {
         // Unsigned `v <= n`: `min(v, n) == v`.
         let le =
             |v: __m256i, n: u8| _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(n as i8)), v);
+        let folded_eq = |v: __m256i, c: u8| {
+            _mm256_cmpeq_epi8(
+                _mm256_or_si256(v, _mm256_set1_epi8(0x20)),
+                _mm256_set1_epi8(c as i8),
+            )
+        };
         Masks {
             quote: eq(b'"'),
             backslash: eq(b'\\'),
@@ -414,6 +429,8 @@ mod x86 {
             lbracket: eq(b'['),
             rbrace: eq(b'}'),
             rbracket: eq(b']'),
+            opening: both!(|v| folded_eq(v, b'{')),
+            closing: both!(|v| folded_eq(v, b'}')),
             colon: eq(b':'),
             comma: eq(b','),
             digit: both!(|v| le(_mm256_sub_epi8(v, _mm256_set1_epi8(b'0' as i8)), 9)),
@@ -458,6 +475,8 @@ mod x86 {
             lbracket: eq(b'['),
             rbrace: eq(b'}'),
             rbracket: eq(b']'),
+            opening: all!(|v| is(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'{')),
+            closing: all!(|v| is(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'}')),
             colon: eq(b':'),
             comma: eq(b','),
             digit: all!(|v| le(_mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8)), 9)),
