@@ -21,6 +21,11 @@
 //! - A delivery held by a daemon that died returns to the others after `ack_wait`, not at once
 //!   (there is no "the previous owner is gone" moment in a cluster).
 //! - No data directory and no lock: several `serve` processes share the work by design.
+//! - `depth` (and `counts().outbox`) also counts, for a few minutes, the deliveries of an accept that
+//!   failed half way (the client got 503): they are never sent and are dropped after the commit
+//!   check's grace (`outbox.rs`).
+//! - Not shared yet: rate limits are the alerting stage's in-memory buckets, so each daemon applies a
+//!   target's `rate_limit` on its own (the `P_ratelimit` bucket is made for a shared one, unused).
 //!
 //! The daemon opens it with a wake-up ([`JetStreamStore::open`]'s `wake`): then it also keeps the
 //! leases it holds alive, follows the silences and digest groups, and wakes its worker when any
