@@ -2,7 +2,8 @@
 //! processes with the same configuration share ingest and delivery, a daemon killed with SIGKILL
 //! loses nothing (its unacked deliveries return to the other after the ack wait), and a NATS server
 //! restart loses nothing (ingest answers 503 while the stream is unavailable, 202 again after), and
-//! with a 3-node NATS cluster and replicas = 3, killing one node loses nothing.
+//! with a 3-node NATS cluster and replicas = 3, killing one node loses nothing; a digest group fed by
+//! both daemons is flushed once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -168,4 +169,36 @@ async fn with_three_nats_nodes_and_three_replicas_losing_a_node_loses_nothing() 
         store.node_mut(1).unwrap().logs()
     );
     d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_fed_by_two_daemons_is_sent_once() {
+    let store = Store::jetstream();
+    let rx = Receiver::start().await;
+    let rule = json!({"name": "ci-digest", "event_pattern": {"source": ["ci"]}, "targets": ["hook"],
+        "group_by": [], "group_wait": "1s", "group_interval": "1h"});
+    let home = Home::on(&store, &rx.target(), &[("r.json", &rule.to_string())]);
+    let (a, b) = (home.start(), home.start());
+    assert_eq!(a.post(batch("e-digest-a", 0)).await.0, 202);
+    assert_eq!(b.post(batch("e-digest-b", 0)).await.0, 202);
+    let grouped = "scanbridge_notifications_grouped_total{rule=\"ci-digest\",target=\"hook\"}";
+    let start = Instant::now();
+    while a.metric(grouped).await + b.metric(grouped).await < 20.0 {
+        assert!(start.elapsed() < PATIENCE, "{}\n{}", a.logs(), b.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both daemons see the group come due; one flush wins the group's check-and-set.
+    rx.wait_hits(1, &a).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 1, "one digest for the burst: {hits:?}");
+    let body = hits[0].raw.clone();
+    let text = String::from_utf8_lossy(&body);
+    for i in 0..10 {
+        for from in ["a", "b"] {
+            assert!(text.contains(&format!("e-digest-{from}-{i}")), "{text}");
+        }
+    }
+    a.stop();
+    b.stop();
 }
