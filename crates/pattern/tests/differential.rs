@@ -526,3 +526,51 @@ fn many_wildcard_and_ignore_case_rules_have_no_cliff() {
     assert!(!got.is_empty());
     assert!(elapsed.as_secs() < 10, "took {elapsed:?}");
 }
+
+/// The validating door checks what its walk reads token by token and each container it skips in
+/// bulk: every one-byte deletion and substitution of events holding short and long skipped
+/// containers (read members before and after them) must get the reference's answer or error.
+#[test]
+fn mutated_events_get_the_reference_verdict_whatever_the_walk_skips() {
+    let long: String = (0..40)
+        .map(|i| format!("[-122.{i:05},37.8{i},0.0]"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let events = [
+        r#"{"source":"aws.ecr","tags":["v1","x"],"detail":{"repo":"web/api","counts":{"HIGH":3,"LOW":1},"n":-1.5e3,"ok":true,"z":null}}"#.to_string(),
+        format!(r#"{{"type":"F","properties":{{"K":"0001","S":"a\"b\\u00e9"}},"geometry":{{"t":"P","c":[{long}],"e":{{}}}},"last":[1,{{"k":false}}]}}"#),
+    ];
+    let patterns = [
+        r#"{"source": ["aws.ecr"], "detail": {"counts": {"HIGH": [{"numeric": [">", 0]}]}}}"#,
+        r#"{"detail": {"repo": [{"prefix": "web/"}]}, "tags": ["x"]}"#,
+        r#"{"type": ["F"], "last": {"k": [false]}}"#,
+        r#"{"properties": {"S": [{"exists": true}]}, "geometry": {"e": [{"exists": false}]}}"#,
+    ];
+    let rules: Vec<Pattern> = patterns
+        .iter()
+        .map(|p| Pattern::parse(p).unwrap())
+        .collect();
+    let mut checked = 0;
+    for e in &events {
+        let e = e.as_bytes();
+        assert_eq!(disagreement(&rules, e), None);
+        let step = if e.len() > 400 { 3 } else { 1 };
+        for i in (0..e.len()).step_by(step) {
+            let mut del = e.to_vec();
+            del.remove(i);
+            let mut cases = vec![del];
+            for c in [b'"', b'\\', b'{', b']', b':', b',', b'0', b'-', b'x', 0x01] {
+                let mut sub = e.to_vec();
+                sub[i] = c;
+                cases.push(sub);
+            }
+            for case in cases {
+                if let Some(d) = disagreement(&rules, &case) {
+                    panic!("{d}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 5000, "{checked}");
+}
