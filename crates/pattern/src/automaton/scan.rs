@@ -267,10 +267,13 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         Ok(())
     }
 
-    /// At a string's token: its raw content range, consuming it.
+    /// At a string's token (validating: checked to be one): its raw content range, consuming it.
     #[inline(always)]
     fn string_span(&mut self) -> R<(usize, usize)> {
         let open = self.pos();
+        if CHECK && self.b.get(open) != Some(&b'"') {
+            return Err(Rejected); // validating, where a key must be
+        }
         let end = loop {
             if let Some(q) = self.ix.quote(open + 1) {
                 break q;
@@ -400,12 +403,19 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     /// then (without indexing) by counting brackets, restarting the index after it.
     fn skip_container(&mut self) -> R<()> {
         if CHECK {
+            // Short (ending within what is built, or in the next two blocks by counting brackets):
+            // walked over the index (the walk builds the blocks after it anyway).
             let open = self.pos();
-            if self
-                .ix
-                .container_end(open)
-                .is_ok_and(|end| end - open <= WALK_SKIPPED)
-            {
+            let short = match self.ix.container_end(open) {
+                Ok(end) => end - open <= WALK_SKIPPED,
+                Err(depth) => {
+                    let at = self.ix.built_end();
+                    let probe = &self.b[..(at + 128).min(open + WALK_SKIPPED).min(self.b.len())];
+                    at < probe.len()
+                        && simd::skip(self.simd, probe, at, depth, self.ix.carry).is_some()
+                }
+            };
+            if short {
                 return self.walk_skipped();
             }
             let end = self.checked_end(open, self.depth)?;
@@ -453,9 +463,6 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         let mut unnamed = 0;
         loop {
             // At a key, then its `:` (the bytes are JSON when they are vouched for).
-            if CHECK && self.peek() != Some(b'"') {
-                return Err(Rejected);
-            }
             let (ks, ke) = self.string_span()?;
             if !CHECK {
                 self.bump();
