@@ -1,6 +1,7 @@
 //! `scanbridge serve`: the daemon. Loads settings and rules (refusing to start on any error), opens the
-//! store (recovering leases), starts the worker, the rules reloader, the signal handler and the HTTP
-//! server, and logs `listening on ADDR` once the socket is bound. On SIGTERM/SIGINT it stops accepting,
+//! store (recovering leases), starts the worker, the retention task (pruning, room for new events),
+//! the rules reloader, the signal handler and the HTTP server, and logs `listening on ADDR` once the
+//! socket is bound. On SIGTERM/SIGINT it stops accepting,
 //! lets in-flight deliveries finish, and closes the store.
 
 use std::net::SocketAddr;
@@ -101,12 +102,12 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(crate::ingest::tls::acceptor(cert, key)?),
         _ => None,
     };
-    let store = SqliteStore::open_with_limit(
-        &settings.store.data_dir,
-        true,
-        settings.store.max_db_bytes,
-    )
-    .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
+    let options = crate::store::sqlite::Options {
+        max_bytes: settings.store.max_db_bytes,
+        reserve_bytes: settings.store.reserve_bytes,
+    };
+    let store = SqliteStore::open_with(&settings.store.data_dir, true, options)
+        .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let pending = store.depth().await?;
     tracing::info!(data_dir = %settings.store.data_dir.display(), pending, "store open");
@@ -127,6 +128,8 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let (hup_tx, hup_rx) = mpsc::channel(1);
     spawn_signal_handler(&tracker, shutdown.clone(), hup_tx)?;
 
+    // Whether there is room for new events: set by the retention task, read by ingest.
+    let room = Arc::new(crate::room::Room::default());
     let ingestor = Ingestor {
         router: router.clone(),
         store: store.clone(),
@@ -139,6 +142,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         wake: wake.clone(),
         clock: clock.clone(),
         handoff: handoff.clone(),
+        room: room.clone(),
     };
     let limits = settings
         .targets
@@ -164,6 +168,15 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
+    let retainer = crate::retention::Retainer {
+        store: store.clone(),
+        config: settings.store.clone(),
+        clock: clock.clone(),
+        room,
+        router: router.clone(),
+        metrics: metrics.clone(),
+    };
+    tracker.spawn(retainer.run(shutdown.clone()));
     let reloader = Reloader {
         dir: settings.rules.dir.clone(),
         known,
