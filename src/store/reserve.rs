@@ -40,8 +40,8 @@ pub fn available(dir: &Path) -> Option<u64> {
 }
 
 impl Reserve {
-    /// The reserve of `dir` (which exists): released at once if the disk is already short, made if
-    /// missing and there is room for it.
+    /// The reserve of `dir` (which exists): released at once if the disk is already short. A missing
+    /// reserve is made by the first [`Reserve::refresh`] (the retention task's, off the start-up path).
     pub fn open(dir: &Path, bytes: u64) -> Reserve {
         let r = Reserve {
             dir: dir.to_owned(),
@@ -52,7 +52,12 @@ impl Reserve {
         if bytes == 0 {
             let _ = std::fs::remove_file(&path);
         }
-        r.refresh();
+        if available(dir).is_some_and(|a| a < FLOOR) {
+            let released = r.release();
+            tracing::warn!(dir = %dir.display(), released,
+                "disk full at start-up: reserve released; new events are refused (503) until space returns, deliveries go on");
+            *r.full.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
         r
     }
 
@@ -61,6 +66,7 @@ impl Reserve {
     }
 
     /// Whether the disk counts as full.
+    #[cfg(test)]
     pub fn is_full(&self) -> bool {
         *self.full.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -164,6 +170,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = Reserve::open(dir.path(), 200_000);
         let path = dir.path().join(RESERVE_FILE);
+        assert!(!path.exists(), "made by the first refresh, not at start-up");
+        assert!(!r.refresh());
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 200_000);
         assert!(!r.is_full());
         // The test disk is not short: a failed write is this write's own business.

@@ -1336,16 +1336,28 @@ impl Store for SqliteStore {
         deliveries: Vec<ReplayDelivery>,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(move |c| sqlite_archive::enqueue(c, &deliveries, now_ms))
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let n = sqlite_archive::enqueue(&tx, &deliveries, now_ms)?;
+            tx.commit()?;
+            Ok(n)
+        })
     }
 
     fn prune(&self, retention: Retention) -> BoxFuture<'_, Result<Pruned, StoreError>> {
-        self.run(move |c| sqlite_retention::prune(c, &retention))
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let p = sqlite_retention::prune(&tx, &retention)?;
+            tx.commit()?;
+            Ok(p)
+        })
     }
 
     fn prune_oldest(&self, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.run(move |c| {
-            let n = sqlite_retention::prune_oldest(c, limit)?;
+            let tx = c.transaction()?;
+            let n = sqlite_retention::prune_oldest(&tx, limit)?;
+            tx.commit()?;
             // Back to the WAL's part of the limit (never waiting for readers).
             sqlite_retention::shrink_wal(c)?;
             Ok(n)

@@ -14,13 +14,14 @@ use super::{
     ArchivedEvent, DeliveryRecord, DeliveryState, EventPage, EventQuery, ReplayDelivery, StoreError,
 };
 
-/// What ingest routed for one event, as `events.routed` holds it.
+/// What ingest routed for one event, as `events.routed` holds it: the rules, and each delivery as
+/// `[id, rule, target]`, or `[id, rule, target, replay]` for one a replay added.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Routed<'a> {
     #[serde(borrow)]
     rules: Vec<&'a str>,
     #[serde(borrow)]
-    deliveries: Vec<(&'a str, &'a str, &'a str)>,
+    deliveries: Vec<Vec<&'a str>>,
 }
 
 /// The `routed` JSON of an event: the rules it matched and its deliveries (id, rule, target).
@@ -31,7 +32,7 @@ pub fn routed<'a>(
     let r = Routed {
         rules: rules.iter().map(String::as_str).collect(),
         deliveries: deliveries
-            .map(|(i, r, t)| (i.as_str(), r.as_str(), t.as_str()))
+            .map(|(i, r, t)| vec![i.as_str(), r.as_str(), t.as_str()])
             .collect(),
     };
     serde_json::to_string(&r).unwrap_or_default()
@@ -147,13 +148,16 @@ fn archived(
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
     let mut deliveries = Vec::new();
-    for (did, rule, target) in &parsed.deliveries {
-        let (state, replay) = state_of(c, did)?;
+    for d in &parsed.deliveries {
+        let [did, rule, target, rest @ ..] = d.as_slice() else {
+            continue; // not written by this store
+        };
+        let (state, _) = state_of(c, did)?;
         deliveries.push(DeliveryRecord {
             id: (*did).to_owned(),
             rule: (*rule).to_owned(),
             target: (*target).to_owned(),
-            replay,
+            replay: rest.first().map(|r| (*r).to_owned()),
             state,
         });
     }
@@ -237,13 +241,13 @@ fn state_of(c: &Connection, id: &str) -> Result<(DeliveryState, Option<String>),
     ))
 }
 
-/// Queues replayed deliveries (see the Store contract); returns how many were new.
+/// Queues replayed deliveries (see the Store contract), inside the caller's transaction; returns how
+/// many were new.
 pub fn enqueue(
-    c: &mut Connection,
+    tx: &Connection,
     deliveries: &[ReplayDelivery],
     now: i64,
 ) -> Result<u64, StoreError> {
-    let tx = c.transaction()?;
     let mut added = 0;
     {
         let mut put = tx.prepare_cached(
@@ -253,19 +257,23 @@ pub fn enqueue(
                AND NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)
                AND NOT EXISTS (SELECT 1 FROM suppressed WHERE id = ?1)",
         )?;
-        // An event a current rule matches is kept as long as matched events are.
-        let mut keep =
-            tx.prepare_cached("UPDATE events SET matched = 1 WHERE id = ?1 AND matched = 0")?;
+        // An event a current rule matches is kept as long as matched events are, and its record
+        // lists the replayed delivery (so `events show` tells what became of it once sent).
+        let mut keep = tx.prepare_cached(
+            "UPDATE events SET matched = 1,
+                 routed = json_insert(COALESCE(routed, '{\"rules\":[],\"deliveries\":[]}'),
+                                      '$.deliveries[#]', json_array(?2, ?3, ?4, ?5))
+             WHERE id = ?1",
+        )?;
         for d in deliveries {
             let n = put.execute(params![
                 d.id, d.event_id, d.rule, d.target, d.input, now, d.replay
             ])?;
             if n > 0 {
-                keep.execute(params![d.event_id])?;
+                keep.execute(params![d.event_id, d.id, d.rule, d.target, d.replay])?;
                 added += 1;
             }
         }
     }
-    tx.commit()?;
     Ok(added)
 }

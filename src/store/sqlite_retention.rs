@@ -27,7 +27,7 @@ const KEEP_EVENT: &str = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = 
 /// Deletes up to `limit` events of one class (`matched` 0 or 1) accepted before `before`, oldest
 /// first.
 fn prune_events(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     matched: i64,
     before: i64,
     limit: usize,
@@ -42,10 +42,9 @@ fn prune_events(
     Ok(n as u64)
 }
 
-/// One batch of each kind of expired row.
-pub fn prune(c: &mut Connection, r: &Retention) -> Result<Pruned, StoreError> {
+/// One batch of each kind of expired row (inside the caller's transaction).
+pub fn prune(tx: &Connection, r: &Retention) -> Result<Pruned, StoreError> {
     let limit = r.limit.max(1);
-    let tx = c.transaction()?;
     let mut p = Pruned::default();
     let lim = limit as i64;
     let mut full_batch = false;
@@ -95,7 +94,6 @@ pub fn prune(c: &mut Connection, r: &Retention) -> Result<Pruned, StoreError> {
              LIMIT ?2)",
         r.history_before_ms,
     )?;
-    tx.commit()?;
     p.more = full_batch
         || [p.suppressed, p.history, p.dedup, p.alerts, p.groups]
             .iter()
@@ -104,15 +102,8 @@ pub fn prune(c: &mut Connection, r: &Retention) -> Result<Pruned, StoreError> {
 }
 
 /// Deletes the oldest archived events that nothing needs, whatever their age (unmatched first), and
-/// as many of the oldest suppressed records.
-pub fn prune_oldest(c: &mut Connection, limit: usize) -> Result<u64, StoreError> {
-    let tx = c.transaction()?;
-    let n = prune_oldest_in(&tx, limit)?;
-    tx.commit()?;
-    Ok(n)
-}
-
-fn prune_oldest_in(tx: &rusqlite::Transaction<'_>, limit: usize) -> Result<u64, StoreError> {
+/// as many of the oldest suppressed records (inside the caller's transaction).
+pub fn prune_oldest(tx: &Connection, limit: usize) -> Result<u64, StoreError> {
     let limit = limit.max(1);
     let mut n = prune_events(tx, 0, i64::MAX, limit)?;
     if (n as usize) < limit {
@@ -148,9 +139,9 @@ fn soft_pages(max_bytes: u64, page: u64) -> u64 {
 }
 
 /// Room for an accept under `max_bytes` (0: no limit), inside its transaction: past the soft limit
-/// the oldest archived events go first ([`prune_oldest_in`], a few batches at most); when nothing is
+/// the oldest archived events go first ([`prune_oldest`], a few batches at most); when nothing is
 /// left to prune, pending work fills the store and the accept is refused ([`StoreError::Full`]).
-pub fn room_for_accept(tx: &rusqlite::Transaction<'_>, max_bytes: u64) -> Result<(), StoreError> {
+pub fn room_for_accept(tx: &Connection, max_bytes: u64) -> Result<(), StoreError> {
     if max_bytes == 0 {
         return Ok(());
     }
@@ -159,7 +150,7 @@ pub fn room_for_accept(tx: &rusqlite::Transaction<'_>, max_bytes: u64) -> Result
         if count - free.min(count) < soft_pages(max_bytes, page) {
             return Ok(());
         }
-        if prune_oldest_in(tx, 50)? == 0 {
+        if prune_oldest(tx, 50)? == 0 {
             return Err(full(max_bytes, (count - free.min(count)) * page));
         }
     }
