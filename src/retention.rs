@@ -343,6 +343,17 @@ mod tests {
         let r = retainer(store.clone(), config(dir.path()), clock.clone());
         r.prune_expired().await;
         assert_eq!(ids(&*store).await, ["dead", "nobody", "pending", "seen"]);
+        let seen = store.event_get("seen".into()).await.unwrap();
+        assert!(
+            matches!(
+                seen.deliveries[..],
+                [crate::store::DeliveryRecord {
+                    state: crate::store::DeliveryState::Delivered { attempts: 1, .. },
+                    ..
+                }]
+            ),
+            "{seen:?}"
+        );
         clock.advance(Duration::from_millis(DAY as u64 + 1));
         assert_eq!(r.prune_expired().await.events, 1);
         assert_eq!(
@@ -356,6 +367,11 @@ mod tests {
             ids(&*store).await,
             ["dead", "pending"],
             "matched after 30d, never a dead letter's or a pending delivery's event"
+        );
+        assert_eq!(
+            store.check().await.unwrap(),
+            [],
+            "the delivered record went with its event"
         );
         assert_eq!(store.depth().await.unwrap(), 1);
         assert_eq!(store.dead_letters(10).await.unwrap().len(), 1);

@@ -1,6 +1,6 @@
 //! `scanbridge events list | show ID`: the archive of accepted events in the store of the data
 //! directory (EventBridge's archive, browsed), with what became of each event's deliveries: pending,
-//! dead letter, suppressed (and why), in a digest, or done. Read only; safe beside a running daemon.
+//! delivered, waiting in a digest group or sent in a digest, dead-lettered, or suppressed (and why). Read only; safe beside a running daemon.
 //!
 //! `list` is newest first (`--oldest-first` to reverse), within `--since`/`--until` (acceptance
 //! time), optionally only events that matched a rule (`--matched`) or none (`--unmatched`); `--json`
@@ -122,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Action::Show { id, json } => {
             let e = match rt.block_on(store.event_get(id.clone())) {
                 Ok(e) => e,
-                Err(StoreError::NotFound(_)) => {
+                Err(StoreError::NotFound { .. }) => {
                     eprintln!(
                         "scanbridge: error: no event with id {} in the archive (never accepted, or pruned)",
                         line(&id, 200)
@@ -211,14 +211,41 @@ fn describe(s: &DeliveryState) -> String {
             }
             t
         }
-        DeliveryState::DeadLetter { attempts, reason } => {
-            format!("dead letter after {attempts} attempt(s): {}", line(reason, 300))
+        DeliveryState::Delivered { attempts, at_ms } => {
+            format!("delivered at {} (attempt {attempts})", rfc3339(*at_ms))
         }
-        DeliveryState::Suppressed { reason, detail } => {
-            format!("suppressed ({reason}): {}", line(detail, 300))
-        }
-        DeliveryState::Grouped => "waiting in a digest group".into(),
-        DeliveryState::Done => "done (delivered, or sent in a digest)".into(),
+        DeliveryState::Grouped { group_id, at_ms } => format!(
+            "waiting in digest group {} since {}",
+            line(group_id, 200),
+            rfc3339(*at_ms)
+        ),
+        DeliveryState::InDigest {
+            digest_event_id,
+            at_ms,
+        } => format!(
+            "sent in the digest event {} at {}",
+            line(digest_event_id, 200),
+            rfc3339(*at_ms)
+        ),
+        DeliveryState::DeadLettered {
+            attempts,
+            at_ms,
+            reason,
+        } => format!(
+            "dead letter since {} after {attempts} attempt(s): {}",
+            rfc3339(*at_ms),
+            line(reason, 300)
+        ),
+        DeliveryState::Suppressed {
+            reason,
+            detail,
+            at_ms,
+        } => format!(
+            "suppressed ({}) at {}: {}",
+            line(reason, 100),
+            rfc3339(*at_ms),
+            line(detail, 300)
+        ),
     }
 }
 

@@ -15,6 +15,7 @@ mod outcome;
 pub mod replay;
 pub mod report_event;
 pub mod route;
+pub mod sandbox;
 pub mod send;
 pub mod serve;
 pub mod silence;
@@ -68,6 +69,8 @@ pub enum Command {
     Replay(replay::Args),
     /// Check the store's integrity, or back it up while the daemon runs.
     Store(store::Args),
+    /// Serve the browser pattern sandbox alone (no store, nothing sent): http://ADDR/ui/sandbox.
+    Sandbox(sandbox::Args),
 }
 
 /// Runs the parsed command line.
@@ -88,5 +91,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Events(args) => events::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Store(args) => store::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }

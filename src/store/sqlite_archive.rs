@@ -2,17 +2,15 @@
 //! and queueing replays ([`super::Store::events`], `event_get`, `replay_enqueue`).
 //!
 //! An event row carries `matched` and `routed` (written by `accept`, see [`routed`]); a delivery's
-//! state is read from where it is now: the outbox (pending), the dead letters, the suppressed list, a
-//! digest group, or nowhere (done: it left the outbox by ack). Pages are ordered by `(received_at,
+//! state is read from where it is now: the outbox (pending), `delivered` (acked, or sent in a
+//! digest), the dead letters, the suppressed list or a digest group. Pages are ordered by `(received_at,
 //! rowid)`, one query per class on the `(matched, received_at)` index, merged; the cursor is that
 //! pair, so pages are stable while new events arrive.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    ArchivedEvent, DeliveryRecord, DeliveryState, EventPage, EventQuery, ReplayDelivery, StoreError,
-};
+use super::{ArchivedEvent, EventPage, EventQuery, ReplayDelivery, StoreError};
 
 /// What ingest routed for one event, as `events.routed` holds it: the rules, and each delivery as
 /// `[id, rule, target]`, or `[id, rule, target, replay]` for one a replay added.
@@ -117,7 +115,10 @@ pub fn page(c: &Connection, q: &EventQuery) -> Result<EventPage, StoreError> {
 fn parse_cursor(text: &str) -> Result<(i64, i64), StoreError> {
     text.split_once(':')
         .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .ok_or_else(|| StoreError::NotFound(format!("page position {text:?}")))
+        .ok_or_else(|| StoreError::NotFound {
+            what: "page position",
+            id: text.to_owned(),
+        })
 }
 
 /// One archived event with its body.
@@ -129,12 +130,15 @@ pub fn get(c: &Connection, id: &str) -> Result<ArchivedEvent, StoreError> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let (at, matched, routed, body) = row.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    let (at, matched, routed, body) = row.ok_or_else(|| StoreError::NotFound {
+        what: "event",
+        id: id.to_owned(),
+    })?;
     archived(c, id.to_owned(), at, matched != 0, routed, Some(body))
 }
 
-/// An event row with the states of its deliveries: those routed at ingest, then the others still in
-/// the store (resolves, replays).
+/// An event row with the states of its deliveries ([`super::sqlite::deliveries_of`]); a delivery
+/// whose replay its row does not carry (a suppressed one) takes it from the routing record.
 fn archived(
     c: &Connection,
     id: String,
@@ -147,44 +151,14 @@ fn archived(
         .as_deref()
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    let mut deliveries = Vec::new();
-    for d in &parsed.deliveries {
-        let [did, rule, target, rest @ ..] = d.as_slice() else {
-            continue; // not written by this store
-        };
-        let (state, _) = state_of(c, did)?;
-        deliveries.push(DeliveryRecord {
-            id: (*did).to_owned(),
-            rule: (*rule).to_owned(),
-            target: (*target).to_owned(),
-            replay: rest.first().map(|r| (*r).to_owned()),
-            state,
-        });
-    }
-    let mut others = c.prepare_cached(
-        "SELECT id, rule, target FROM outbox WHERE event_id = ?1
-         UNION SELECT id, rule, target FROM dead_letters WHERE event_id = ?1
-         UNION SELECT id, rule, target FROM suppressed WHERE event_id = ?1
-         UNION SELECT m.delivery_id, g.rule, g.target FROM group_members m
-               JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1
-         ORDER BY 2, 3, 1",
-    )?;
-    let rows = others.query_map(params![id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
-    })?;
-    for row in rows {
-        let (did, rule, target): (String, String, String) = row?;
-        if deliveries.iter().any(|d| d.id == did) {
-            continue;
-        }
-        let (state, replay) = state_of(c, &did)?;
-        deliveries.push(DeliveryRecord {
-            id: did,
-            rule,
-            target,
-            replay,
-            state,
-        });
+    let mut deliveries = super::sqlite::deliveries_of(c, &id)?;
+    for d in deliveries.iter_mut().filter(|d| d.replay.is_none()) {
+        d.replay = parsed
+            .deliveries
+            .iter()
+            .find(|r| r.first() == Some(&d.id.as_str()))
+            .and_then(|r| r.get(3))
+            .map(|r| (*r).to_owned());
     }
     Ok(ArchivedEvent {
         id,
@@ -194,51 +168,6 @@ fn archived(
         deliveries,
         body,
     })
-}
-
-/// Where delivery `id` is now, and its replay id when it is still in the outbox or dead letters.
-fn state_of(c: &Connection, id: &str) -> Result<(DeliveryState, Option<String>), StoreError> {
-    let pending: Option<(u32, i64, Option<String>, Option<String>)> = c
-        .prepare_cached(
-            "SELECT attempts, next_attempt_at, last_error, replay FROM outbox WHERE id = ?1",
-        )?
-        .query_row(params![id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
-    if let Some((attempts, next_attempt_at_ms, last_error, replay)) = pending {
-        let state = DeliveryState::Pending {
-            attempts,
-            next_attempt_at_ms,
-            last_error,
-        };
-        return Ok((state, replay));
-    }
-    let dead: Option<(u32, String, Option<String>)> = c
-        .prepare_cached("SELECT attempts, reason, replay FROM dead_letters WHERE id = ?1")?
-        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    if let Some((attempts, reason, replay)) = dead {
-        return Ok((DeliveryState::DeadLetter { attempts, reason }, replay));
-    }
-    let held: Option<(String, String)> = c
-        .prepare_cached("SELECT reason, detail FROM suppressed WHERE id = ?1")?
-        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((reason, detail)) = held {
-        return Ok((DeliveryState::Suppressed { reason, detail }, None));
-    }
-    let grouped = c
-        .prepare_cached("SELECT 1 FROM group_members WHERE delivery_id = ?1")?
-        .exists(params![id])?;
-    Ok((
-        if grouped {
-            DeliveryState::Grouped
-        } else {
-            DeliveryState::Done
-        },
-        None,
-    ))
 }
 
 /// Queues replayed deliveries (see the Store contract), inside the caller's transaction; returns how

@@ -33,6 +33,10 @@ const INVARIANTS: &[(&str, &str)] = &[
         "SELECT delivery_id FROM group_members m WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = m.event_id)",
     ),
     (
+        "delivery records (delivered, or sent in a digest) whose event is missing",
+        "SELECT id FROM delivered r WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = r.event_id)",
+    ),
+    (
         "digest members whose group is missing",
         "SELECT delivery_id FROM group_members m WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.id = m.group_id)",
     ),
@@ -47,6 +51,10 @@ const INVARIANTS: &[(&str, &str)] = &[
     (
         "deliveries both in the outbox and in the dead letters",
         "SELECT o.id FROM outbox o JOIN dead_letters d ON d.id = o.id",
+    ),
+    (
+        "deliveries both in the outbox and delivered",
+        "SELECT o.id FROM outbox o JOIN delivered r ON r.event_id = o.event_id AND r.id = o.id",
     ),
     (
         "deliveries both in the outbox and in a digest group",

@@ -4,7 +4,8 @@
 //! Every delete is `DELETE ... WHERE rowid IN (SELECT ... ORDER BY age LIMIT n)` on an index by age,
 //! so one call touches at most `n` rows of each kind and holds the database for milliseconds. An
 //! event goes only when nothing needs it any more: no delivery of it in the outbox, no dead letter,
-//! no digest member ([`KEEP_EVENT`]). Pending deliveries, dead letters, silences, open alerts and
+//! no digest member ([`KEEP_EVENT`]); the records of its delivered deliveries go with it. Pending
+//! deliveries, dead letters, silences, open alerts and
 //! digest groups with members are never deleted here.
 //!
 //! Under `store.max_db_bytes` the database's pages get 7/8 of the limit (the WAL the rest,
@@ -25,21 +26,29 @@ const KEEP_EVENT: &str = "NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = 
      AND NOT EXISTS (SELECT 1 FROM group_members m WHERE m.event_id = events.id)";
 
 /// Deletes up to `limit` events of one class (`matched` 0 or 1) accepted before `before`, oldest
-/// first.
+/// first, with the records of their delivered deliveries (`delivered`).
 fn prune_events(
     tx: &Connection,
     matched: i64,
     before: i64,
     limit: usize,
 ) -> Result<u64, StoreError> {
-    let n = tx
+    let gone: Vec<(i64, String)> = tx
         .prepare_cached(&format!(
-            "DELETE FROM events WHERE rowid IN (
-                 SELECT rowid FROM events WHERE matched = ?1 AND received_at < ?2 AND {KEEP_EVENT}
-                 ORDER BY received_at LIMIT ?3)"
+            "SELECT rowid, id FROM events WHERE matched = ?1 AND received_at < ?2 AND {KEEP_EVENT}
+             ORDER BY received_at LIMIT ?3"
         ))?
-        .execute(params![matched, before, limit as i64])?;
-    Ok(n as u64)
+        .query_map(params![matched, before, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut records = tx.prepare_cached("DELETE FROM delivered WHERE event_id = ?1")?;
+    let mut event = tx.prepare_cached("DELETE FROM events WHERE rowid = ?1")?;
+    for (rowid, id) in &gone {
+        records.execute(params![id])?;
+        event.execute(params![rowid])?;
+    }
+    Ok(gone.len() as u64)
 }
 
 /// One batch of each kind of expired row (inside the caller's transaction).
@@ -50,7 +59,7 @@ pub fn prune(tx: &Connection, r: &Retention) -> Result<Pruned, StoreError> {
     let mut full_batch = false;
     for (class, cutoff) in [(0, r.unmatched_before_ms), (1, r.matched_before_ms)] {
         if let Some(before) = cutoff {
-            let n = prune_events(&tx, class, before, limit)?;
+            let n = prune_events(tx, class, before, limit)?;
             full_batch |= n >= limit as u64;
             p.events += n;
         }
