@@ -137,6 +137,7 @@ impl Retainer {
                 return None;
             }
         };
+        self.metrics.pruned("oldest", space.pruned);
         let limit = space.limit_bytes as f64;
         // While refusing, deliveries that drained left their events to the archive: prune those.
         if space.limit_bytes > 0 && (space.used_bytes as f64 >= HIGH * limit || space.at_limit) {
@@ -152,7 +153,10 @@ impl Retainer {
                 };
                 pruned += n;
                 match self.store.space().await {
-                    Ok(s) => space = s,
+                    Ok(s) => {
+                        pruned += s.pruned;
+                        space = s;
+                    }
                     Err(_) => break,
                 }
                 if n == 0 || (space.used_bytes as f64) < LOW * limit {

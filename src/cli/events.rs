@@ -186,7 +186,10 @@ fn as_json(e: &ArchivedEvent) -> Value {
     let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.remove("body");
-        m.insert("received_at".into(), Value::String(rfc3339(e.received_at_ms)));
+        m.insert(
+            "received_at".into(),
+            Value::String(rfc3339(e.received_at_ms)),
+        );
         if e.body.is_some() {
             m.insert("event".into(), body(e));
         }
@@ -250,11 +253,7 @@ fn describe(s: &DeliveryState) -> String {
 }
 
 fn show(e: &ArchivedEvent) {
-    println!(
-        "event {}: {}",
-        line(&e.id, 200),
-        line(&what(e), 200)
-    );
+    println!("event {}: {}", line(&e.id, 200), line(&what(e), 200));
     println!(
         "  received {} ({})",
         rfc3339(e.received_at_ms),

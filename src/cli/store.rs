@@ -60,23 +60,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                         if p.examples.is_empty() {
                             String::new()
                         } else {
-                            format!(
-                                ": {}",
-                                crate::escape::line(&p.examples.join(", "), 1000)
-                            )
+                            format!(": {}", crate::escape::line(&p.examples.join(", "), 1000))
                         }
                     );
                 }
             }
             if problems.is_empty() {
-                eprintln!("store in {}: ok (integrity check and invariants)", dir.display());
+                eprintln!(
+                    "store in {}: ok (integrity check and invariants)",
+                    dir.display()
+                );
                 Ok(Outcome::Success)
             } else {
-                eprintln!(
-                    "store in {}: {} problem(s)",
-                    dir.display(),
-                    problems.len()
-                );
+                eprintln!("store in {}: {} problem(s)", dir.display(), problems.len());
                 Ok(Outcome::NoMatch)
             }
         }

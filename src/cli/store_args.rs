@@ -104,7 +104,11 @@ mod tests {
             parse_time("2023-11-14T22:13:20Z", now),
             Ok(1_700_000_000_000)
         );
-        assert!(parse_time("last tuesday", now).unwrap_err().contains("expected"));
+        assert!(
+            parse_time("last tuesday", now)
+                .unwrap_err()
+                .contains("expected")
+        );
         let w = Window {
             since: Some("1h".into()),
             until: Some("2h".into()),

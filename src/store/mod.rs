@@ -58,27 +58,27 @@
 //!   delivery of the opposite kind for the same alert was accepted before it and is still in the
 //!   outbox (then this one waits: triggers and resolves of one alert reach the target in the order
 //!   they were accepted). `alert_states` lists the states of some keys, for `scanbridge route`.
-
+//!
 //! Archive, retention and space (issue 13), same backend, same durability:
 //! - Every accepted event is kept as the **archive**, marked with whether it matched a rule (or
 //!   caused a delivery) and which rules and deliveries it had at ingest. `events` pages through it
 //!   (oldest or newest first, by acceptance time), `event_get` shows one event with what became of
-//!   each of its deliveries ([`DeliveryState`]): pending, dead letter, suppressed, in a digest, or
-//!   done (delivered, or folded into a digest that was sent).
+//!   each of its deliveries ([`DeliveryState`], as `event_record` does) and the replay each belongs
+//!   to.
 //! - `replay_enqueue` queues deliveries of archived events again (a replay: the caller routed them
 //!   through the current rules), each with its replay id ([`ReplayDelivery`], ids from
 //!   [`replay_delivery_id`]); the replay id comes back in [`Leased::replay`], survives dead letters
 //!   and redrives, and an id already queued or dead-lettered is not queued twice.
 //! - `prune` deletes, in one bounded batch per kind of row, what the caller's [`Retention`] says has
-//!   expired; `prune_oldest` deletes the oldest archived events whatever their age (making room).
+//!   expired (an event with the records of its delivered deliveries); `prune_oldest` deletes the oldest archived events whatever their age (making room).
 //!   Neither ever deletes a pending delivery, a dead letter, a silence, an open alert, a digest group
 //!   with members, or an event that a pending delivery, a dead letter or a digest member still needs.
 //! - `accept` under a size limit makes room itself: the oldest archived events go first; only when
 //!   none is left (pending deliveries, dead letters and silences fill the store) is the accept
 //!   refused with [`StoreError::Full`], leaving room for the writes that keep delivery going.
 //! - `space` says how much the store occupies (its journal included) against its limit, whether new
-//!   events are refused, and whether the disk under it is full. A backend keeps room to delete on a full disk (SQLite: a reserve file),
-//!   so that acks, retries and dead letters go on while ingest is refused.
+//!   events are refused, and whether the disk under it is full. A backend keeps room to delete on a full disk
+//!   (SQLite: a reserve file), so that acks, retries and dead letters go on while ingest is refused.
 //! - `check` runs the backend's own integrity check and the outbox's invariants ([`Problem`]);
 //!   `backup` writes a consistent copy while the daemon runs.
 
@@ -618,6 +618,9 @@ pub struct Space {
     /// Pending work fills the limit: `accept` refuses new events ([`StoreError::Full`]) once the
     /// archive has nothing left to prune, keeping the rest for the writes of delivery.
     pub at_limit: bool,
+    /// Archived rows `accept` itself pruned to make room since the last call (counted by the
+    /// caller with its own pruning).
+    pub pruned: u64,
 }
 
 /// An inconsistency `check` found.

@@ -537,6 +537,8 @@ pub struct SqliteStore {
     max_bytes: u64,
     /// The daemon's disk reserve ([`super::reserve`]); none for the CLI tools.
     reserve: Option<Arc<Reserve>>,
+    /// Archived events `accept` pruned to make room since the last `space` ([`Space::pruned`]).
+    pruned_in_accept: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How the daemon's store is opened, beyond the directory.
@@ -654,6 +656,7 @@ impl SqliteStore {
             path,
             max_bytes,
             reserve,
+            pruned_in_accept: Arc::default(),
         })
     }
 
@@ -707,7 +710,10 @@ impl SqliteStore {
 }
 
 /// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
-pub(super) fn deliveries_of(c: &Connection, event_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+pub(super) fn deliveries_of(
+    c: &Connection,
+    event_id: &str,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
     type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
     let sources: [(&str, Make); 5] = [
         (
@@ -810,11 +816,11 @@ impl Store for SqliteStore {
         events: Vec<NewEvent>,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
-        let max_bytes = self.max_bytes;
+        let (max_bytes, pruned_in_accept) = (self.max_bytes, self.pruned_in_accept.clone());
         self.run(move |c| {
             let tx = c.transaction()?;
             // Near store.max_db_bytes the oldest archived events make room first.
-            sqlite_retention::room_for_accept(&tx, max_bytes)?;
+            let pruned = sqlite_retention::room_for_accept(&tx, max_bytes)?;
             let mut outcomes = Vec::with_capacity(events.len());
             {
                 let mut ev = tx.prepare_cached(
@@ -900,6 +906,7 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
+            pruned_in_accept.fetch_add(pruned, std::sync::atomic::Ordering::Relaxed);
             Ok(outcomes)
         })
     }
@@ -1496,6 +1503,7 @@ impl Store for SqliteStore {
     fn space(&self) -> BoxFuture<'_, Result<Space, StoreError>> {
         let (path, limit_bytes, reserve) =
             (self.path.clone(), self.max_bytes, self.reserve.clone());
+        let pruned_in_accept = self.pruned_in_accept.clone();
         Box::pin(async move {
             // The reserve's file I/O runs without the connection.
             let disk_full = match reserve {
@@ -1520,6 +1528,7 @@ impl Store for SqliteStore {
                 limit_bytes,
                 disk_full,
                 at_limit,
+                pruned: pruned_in_accept.swap(0, std::sync::atomic::Ordering::Relaxed),
             })
         })
     }

@@ -150,20 +150,23 @@ fn soft_pages(max_bytes: u64, page: u64) -> u64 {
 /// Room for an accept under `max_bytes` (0: no limit), inside its transaction: past the soft limit
 /// the oldest archived events go first ([`prune_oldest`], a few batches at most); when nothing is
 /// left to prune, pending work fills the store and the accept is refused ([`StoreError::Full`]).
-pub fn room_for_accept(tx: &Connection, max_bytes: u64) -> Result<(), StoreError> {
+/// Returns how many rows it pruned.
+pub fn room_for_accept(tx: &Connection, max_bytes: u64) -> Result<u64, StoreError> {
+    let mut pruned = 0;
     if max_bytes == 0 {
-        return Ok(());
+        return Ok(pruned);
     }
     for _ in 0..20 {
         let (page, count, free) = pages(tx)?;
         if count - free.min(count) < soft_pages(max_bytes, page) {
-            return Ok(());
+            return Ok(pruned);
         }
-        if prune_oldest(tx, 50)? == 0 {
-            return Err(full(max_bytes, (count - free.min(count)) * page));
+        match prune_oldest(tx, 50)? {
+            0 => return Err(full(max_bytes, (count - free.min(count)) * page)),
+            n => pruned += n,
         }
     }
-    Ok(())
+    Ok(pruned)
 }
 
 fn full(max_bytes: u64, used: u64) -> StoreError {

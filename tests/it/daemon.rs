@@ -64,7 +64,8 @@ impl Home {
             if l.starts_with('[') {
                 table = l.to_owned();
             }
-            let replaced = table == "[store]" && new.iter().any(|n| key(n) == key(l)) && l.contains('=');
+            let replaced =
+                table == "[store]" && new.iter().any(|n| key(n) == key(l)) && l.contains('=');
             if !replaced {
                 out.push(l.to_owned());
             }

@@ -105,7 +105,10 @@ async fn the_size_limit_prunes_the_archive_first_and_refuses_only_while_pending_
     }
     assert!(d.metric("scanbridge_pruned_total{kind=\"oldest\"}").await > 0.0);
     let files = store_files(&data);
-    assert!(files <= cap + cap / 4, "{files} bytes on disk for a limit of {cap}");
+    assert!(
+        files <= cap + cap / 4,
+        "{files} bytes on disk for a limit of {cap}"
+    );
     // 2. The receiver fails: pending work fills the store; then, and only then, 503 with Retry-After.
     rx.fail(500);
     let (mut accepted, mut refused) = (Vec::new(), None);
@@ -123,7 +126,8 @@ async fn the_size_limit_prunes_the_archive_first_and_refuses_only_while_pending_
     let (headers, body, at) = refused.expect("pending work never filled the store");
     let why = body["error"].as_str().unwrap();
     assert!(
-        why.contains("pending deliveries fill store.max_db_bytes") && why.contains("nothing was accepted"),
+        why.contains("pending deliveries fill store.max_db_bytes")
+            && why.contains("nothing was accepted"),
         "{body}"
     );
     assert!(headers.contains_key("retry-after"), "{headers:?}");
@@ -141,7 +145,11 @@ async fn the_size_limit_prunes_the_archive_first_and_refuses_only_while_pending_
             break;
         }
         assert_eq!(status, 503, "{body}");
-        assert!(start.elapsed() < crate::daemon::PATIENCE, "never accepted again:\n{}", d.logs());
+        assert!(
+            start.elapsed() < crate::daemon::PATIENCE,
+            "never accepted again:\n{}",
+            d.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let want = 80 + accepted.len() + 1;
@@ -154,7 +162,10 @@ async fn the_size_limit_prunes_the_archive_first_and_refuses_only_while_pending_
     for a in &accepted {
         assert!(ids.contains(a), "{a} got 202 but was not delivered");
     }
-    assert!(!ids.contains(&format!("p{at}")), "the refused event was delivered");
+    assert!(
+        !ids.contains(&format!("p{at}")),
+        "the refused event was delivered"
+    );
     assert!(!ids.iter().any(|i| i == "q0"));
     assert!(d.logs().contains("room again"), "{}", d.logs());
 }
@@ -249,7 +260,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -323,7 +337,10 @@ async fn a_full_disk_refuses_new_events_delivers_the_accepted_and_resumes_when_s
     }
     let (headers, body) = refused.expect("the disk never filled");
     assert!(
-        body["error"].as_str().unwrap().contains("database or disk is full"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("database or disk is full"),
         "{body}"
     );
     assert!(headers.contains_key("retry-after"), "{headers:?}");
@@ -338,7 +355,10 @@ async fn a_full_disk_refuses_new_events_delivers_the_accepted_and_resumes_when_s
     let hits = rx.wait_hits(accepted.len(), &d).await;
     let ids: Vec<&str> = hits.iter().filter_map(|h| h.body["id"].as_str()).collect();
     for a in &accepted {
-        assert!(ids.contains(&a.as_str()), "{a} got 202 but was not delivered");
+        assert!(
+            ids.contains(&a.as_str()),
+            "{a} got 202 but was not delivered"
+        );
     }
     assert!(fs.available() < 2 << 20, "the disk is still full");
     assert_eq!(d.post(padded("still", 0, 100)).await.0, 503);
@@ -348,7 +368,11 @@ async fn a_full_disk_refuses_new_events_delivers_the_accepted_and_resumes_when_s
     rx.wait_hits(accepted.len() + 1, &d).await;
     assert!(reserve.exists());
     assert!(d.logs().contains("disk space is back"), "{}", d.logs());
-    assert!(!rx.hits().iter().any(|h| h.body["id"] == "during" || h.body["id"] == "still"));
+    assert!(
+        !rx.hits()
+            .iter()
+            .any(|h| h.body["id"] == "during" || h.body["id"] == "still")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,7 +401,10 @@ async fn serve_starts_on_a_full_disk_and_delivers() {
     let hits = rx.wait_hits(10, &d).await;
     for i in 0..10 {
         let id = format!("e{i}");
-        assert!(hits.iter().any(|h| h.body["id"] == id.as_str()), "{id} not delivered");
+        assert!(
+            hits.iter().any(|h| h.body["id"] == id.as_str()),
+            "{id} not delivered"
+        );
     }
     std::fs::remove_file(ballast).unwrap();
     until_accepted(&d, &padded("back", 0, 100)).await;

@@ -2,6 +2,7 @@
 
 mod admin;
 mod alerting;
+mod archive;
 mod aws_cli;
 mod check_patterns;
 mod daemon;
