@@ -3,6 +3,7 @@
 mod admin;
 mod alerting;
 mod archive;
+mod api_destination;
 mod aws_cli;
 mod check_patterns;
 mod daemon;
@@ -16,6 +17,7 @@ mod ingest;
 mod layout;
 mod pagers;
 mod parse_once;
+mod redirects;
 mod reload;
 mod reports;
 mod resolve;
