@@ -2,8 +2,8 @@
 
 mod admin;
 mod alerting;
-mod archive;
 mod api_destination;
+mod archive;
 mod aws_cli;
 mod check_patterns;
 mod daemon;
