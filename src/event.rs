@@ -89,7 +89,7 @@ pub fn replayed(event: &Value, replay: &str) -> Value {
 }
 
 impl Event {
-    /// An archived event (its stored bytes) as replay `replay` routes it: with [`REPLAY_FIELD`].
+    /// An archived event (its stored bytes) as replay `replay` routes it: with `replay-name` set.
     pub fn replay_of(stored: &str, replay: &str) -> Option<Event> {
         let value = replayed(&parse_stored(stored)?, replay);
         let id = value.get("id")?.as_str()?.to_owned();
