@@ -79,10 +79,9 @@ use super::lock::DataDirLock;
 use super::reserve::Reserve;
 use super::{
     AlertCheck, AlertKind, AlertMark, AlertState, ArchivedEvent, Backup, BoxFuture, Counts,
-    DeadLetter, DeliveryRecord, DeliveryState, DueGroup, EventPage, EventQuery, EventRecord,
-    GroupAdd, HistoryUpdate, Leased, Member, NewEvent, Problem, Pruned, ReplayDelivery,
-    ResolveCheck, Retention, Silence, Space, Store, StoreError, Stored, Suppressed, sqlite_archive,
-    sqlite_integrity, sqlite_retention,
+    DeadLetter, DueGroup, EventPage, EventQuery, EventRecord, GroupAdd, HistoryUpdate, Leased,
+    Member, NewEvent, Problem, Pruned, ReplayDelivery, ResolveCheck, Retention, Silence, Space,
+    Store, StoreError, Stored, Suppressed, sqlite_archive, sqlite_integrity, sqlite_retention,
 };
 
 const SCHEMA: &str = "
@@ -707,93 +706,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::Join(e.to_string()))?
         })
     }
-}
-
-/// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
-pub(super) fn deliveries_of(
-    c: &Connection,
-    event_id: &str,
-) -> Result<Vec<DeliveryRecord>, StoreError> {
-    type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
-    let sources: [(&str, Make); 5] = [
-        (
-            "SELECT id, rule, target, attempts, next_attempt_at, last_error, replay FROM outbox
-             WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Pending {
-                    attempts: r.get(3)?,
-                    next_attempt_at_ms: r.get(4)?,
-                    last_error: r.get(5)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, attempts, at, digest_event_id, replay FROM delivered
-             WHERE event_id = ?1",
-            |r| {
-                Ok(match r.get::<_, Option<String>>(5)? {
-                    Some(digest_event_id) => DeliveryState::InDigest {
-                        digest_event_id,
-                        at_ms: r.get(4)?,
-                    },
-                    None => DeliveryState::Delivered {
-                        attempts: r.get(3)?,
-                        at_ms: r.get(4)?,
-                    },
-                })
-            },
-        ),
-        (
-            "SELECT m.delivery_id, g.rule, g.target, m.group_id, m.added_at, NULL AS replay
-             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Grouped {
-                    group_id: r.get(3)?,
-                    at_ms: r.get(4)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, attempts, failed_at, reason, replay FROM dead_letters
-             WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::DeadLettered {
-                    attempts: r.get(3)?,
-                    at_ms: r.get(4)?,
-                    reason: r.get(5)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, reason, detail, at, NULL AS replay FROM suppressed
-             WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Suppressed {
-                    reason: r.get(3)?,
-                    detail: r.get(4)?,
-                    at_ms: r.get(5)?,
-                })
-            },
-        ),
-    ];
-    let mut out = Vec::new();
-    for (sql, make) in sources {
-        let mut st = c.prepare_cached(sql)?;
-        let rows = st.query_map(params![event_id], |r| {
-            Ok(DeliveryRecord {
-                id: r.get(0)?,
-                rule: r.get(1)?,
-                target: r.get(2)?,
-                replay: r.get("replay")?,
-                state: make(r)?,
-            })
-        })?;
-        for row in rows {
-            out.push(row?);
-        }
-    }
-    out.sort_by(|a, b| (&a.rule, &a.target, &a.id).cmp(&(&b.rule, &b.target, &b.id)));
-    Ok(out)
 }
 
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
@@ -1565,7 +1477,7 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|(id, received_at_ms, body)| {
                     Ok(EventRecord {
-                        deliveries: deliveries_of(c, &id)?,
+                        deliveries: sqlite_archive::deliveries_of(c, &id)?,
                         id,
                         received_at_ms,
                         body,
@@ -1585,7 +1497,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound { what: "event", id });
             };
             Ok(EventRecord {
-                deliveries: deliveries_of(c, &id)?,
+                deliveries: sqlite_archive::deliveries_of(c, &id)?,
                 id,
                 received_at_ms,
                 body,
@@ -1638,6 +1550,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DeliveryState;
     use crate::store::NewDelivery;
     use std::sync::Arc;
 

@@ -10,7 +10,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{ArchivedEvent, EventPage, EventQuery, ReplayDelivery, StoreError};
+use super::{
+    ArchivedEvent, DeliveryRecord, DeliveryState, EventPage, EventQuery, ReplayDelivery, StoreError,
+};
 
 /// What ingest routed for one event, as `events.routed` holds it: the rules, and each delivery as
 /// `[id, rule, target]`, or `[id, rule, target, replay]` for one a replay added.
@@ -137,7 +139,7 @@ pub fn get(c: &Connection, id: &str) -> Result<ArchivedEvent, StoreError> {
     archived(c, id.to_owned(), at, matched != 0, routed, Some(body))
 }
 
-/// An event row with the states of its deliveries ([`super::sqlite::deliveries_of`]); a delivery
+/// An event row with the states of its deliveries ([`deliveries_of`]); a delivery
 /// whose replay its row does not carry (a suppressed one) takes it from the routing record.
 fn archived(
     c: &Connection,
@@ -151,7 +153,7 @@ fn archived(
         .as_deref()
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
-    let mut deliveries = super::sqlite::deliveries_of(c, &id)?;
+    let mut deliveries = deliveries_of(c, &id)?;
     for d in deliveries.iter_mut().filter(|d| d.replay.is_none()) {
         d.replay = parsed
             .deliveries
@@ -168,6 +170,90 @@ fn archived(
         deliveries,
         body,
     })
+}
+
+/// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
+pub fn deliveries_of(c: &Connection, event_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+    type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
+    let sources: [(&str, Make); 5] = [
+        (
+            "SELECT id, rule, target, attempts, next_attempt_at, last_error, replay FROM outbox
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Pending {
+                    attempts: r.get(3)?,
+                    next_attempt_at_ms: r.get(4)?,
+                    last_error: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, at, digest_event_id, replay FROM delivered
+             WHERE event_id = ?1",
+            |r| {
+                Ok(match r.get::<_, Option<String>>(5)? {
+                    Some(digest_event_id) => DeliveryState::InDigest {
+                        digest_event_id,
+                        at_ms: r.get(4)?,
+                    },
+                    None => DeliveryState::Delivered {
+                        attempts: r.get(3)?,
+                        at_ms: r.get(4)?,
+                    },
+                })
+            },
+        ),
+        (
+            "SELECT m.delivery_id, g.rule, g.target, m.group_id, m.added_at, NULL AS replay
+             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Grouped {
+                    group_id: r.get(3)?,
+                    at_ms: r.get(4)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, failed_at, reason, replay FROM dead_letters
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::DeadLettered {
+                    attempts: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, reason, detail, at, NULL AS replay FROM suppressed
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Suppressed {
+                    reason: r.get(3)?,
+                    detail: r.get(4)?,
+                    at_ms: r.get(5)?,
+                })
+            },
+        ),
+    ];
+    let mut out = Vec::new();
+    for (sql, make) in sources {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(params![event_id], |r| {
+            Ok(DeliveryRecord {
+                id: r.get(0)?,
+                rule: r.get(1)?,
+                target: r.get(2)?,
+                replay: r.get("replay")?,
+                state: make(r)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by(|a, b| (&a.rule, &a.target, &a.id).cmp(&(&b.rule, &b.target, &b.id)));
+    Ok(out)
 }
 
 /// Queues replayed deliveries (see the Store contract), inside the caller's transaction; returns how
