@@ -15,6 +15,7 @@ mod escaping;
 mod hostile;
 mod ingest;
 mod layout;
+mod lint;
 mod pagers;
 mod parse_once;
 mod redirects;
