@@ -317,7 +317,9 @@ fn open_store(
                 .min(std::time::Duration::from_secs(3));
         }
     }
-    Ok(Some(rt.block_on(crate::store::open::for_tools(&cfg))?))
+    Ok(Some(
+        rt.block_on(crate::store::open::for_tools(&cfg, false))?,
+    ))
 }
 
 /// "open since ..., by event E" / "resolved at ..." / "not open".
@@ -370,6 +372,7 @@ fn show(
         delta,
         now_ms: offline.clock.now_ms(),
         alert,
+        replay: None,
     };
     match offline.targets.get(&d.target) {
         Some((target, _)) => match target.preview(&msg) {

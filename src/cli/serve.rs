@@ -1,6 +1,7 @@
 //! `scanbridge serve`: the daemon. Loads settings and rules (refusing to start on any error), opens the
-//! store (recovering leases), starts the worker, the rules reloader, the signal handler and the HTTP
-//! server, and logs `listening on ADDR` once the socket is bound. On SIGTERM/SIGINT it stops accepting,
+//! store (recovering leases), starts the worker, the retention task (pruning, room for new events),
+//! the rules reloader, the signal handler and the HTTP server, and logs `listening on ADDR` once the
+//! socket is bound. On SIGTERM/SIGINT it stops accepting,
 //! lets in-flight deliveries finish, and closes the store.
 
 use std::net::SocketAddr;
@@ -133,6 +134,8 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
     let (hup_tx, hup_rx) = mpsc::channel(1);
     spawn_signal_handler(&tracker, shutdown.clone(), hup_tx)?;
 
+    // Whether there is room for new events: set by the retention task, read by ingest.
+    let room = Arc::new(crate::room::Room::default());
     let ingestor = Ingestor {
         router: router.clone(),
         store: store.clone(),
@@ -145,6 +148,7 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
         wake: wake.clone(),
         clock: clock.clone(),
         handoff: handoff.clone(),
+        room: room.clone(),
     };
     let limits = settings
         .targets
@@ -170,6 +174,15 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
         handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
+    let retainer = crate::retention::Retainer {
+        store: store.clone(),
+        config: settings.store.clone(),
+        clock: clock.clone(),
+        room,
+        router: router.clone(),
+        metrics: metrics.clone(),
+    };
+    tracker.spawn(retainer.run(shutdown.clone()));
     let reload_status = Arc::new(crate::reload::Status::default());
     reload_status.loaded(builtin, clock.now_ms());
     let routing = Arc::new(crate::admin::routing::Routing::new(

@@ -102,7 +102,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let store = args.store.open(&rt)?;
+    // Adding a silence before the daemon ever ran makes the store; listing or expiring does not.
+    let store = match &args.action {
+        Action::Add(_) => args.store.open_or_create(&rt)?,
+        _ => args.store.open(&rt)?,
+    };
     rt.block_on(async move {
         match args.action {
             Action::Add(_) => {

@@ -1,6 +1,6 @@
 //! Opening the store `[store] backend` names: for the daemon (`serve`: with recovery, the data
 //! directory's lock for SQLite, the worker's wake-up for JetStream) or for the CLI tools (`dlq`,
-//! `silence`, `suppressed`, `route`), which work beside a running daemon.
+//! `silence`, `suppressed`, `events`, `replay`, `store`, `route`), which work beside a running daemon.
 //!
 //! Kept apart from the contract (`mod.rs`) so that the contract imports no backend.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::jetstream::JetStreamStore;
-use super::sqlite::SqliteStore;
+use super::sqlite::{Options, SqliteStore};
 use super::{Store, StoreError};
 use crate::config::{Backend, StoreConfig};
 
@@ -20,21 +20,32 @@ pub async fn for_daemon(
     wake: Arc<Notify>,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match cfg.backend {
-        Backend::Sqlite => Arc::new(SqliteStore::open_with_limit(
-            &cfg.data_dir,
-            true,
-            cfg.max_db_bytes,
-        )?),
-        Backend::Jetstream => Arc::new(JetStreamStore::open(&cfg.jetstream, Some(wake)).await?),
+        Backend::Sqlite => {
+            let options = Options {
+                max_bytes: cfg.max_db_bytes,
+                reserve_bytes: cfg.reserve_bytes,
+            };
+            Arc::new(SqliteStore::open_with(&cfg.data_dir, true, options)?)
+        }
+        Backend::Jetstream => {
+            Arc::new(JetStreamStore::open(&cfg.jetstream, cfg.max_db_bytes, Some(wake)).await?)
+        }
     })
 }
 
 /// A CLI tool's store, beside the daemon: SQLite without recovery or lock, JetStream without the
-/// daemon's background work.
-pub async fn for_tools(cfg: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match cfg.backend {
-        Backend::Sqlite => Arc::new(SqliteStore::open(&cfg.data_dir, false)?),
-        Backend::Jetstream => Arc::new(JetStreamStore::open(&cfg.jetstream, None).await?),
+/// daemon's background work. Without `create`, a store that does not exist yet (no database file;
+/// no outbox stream of the prefix in the cluster) is [`StoreError::Missing`] and nothing is made.
+pub async fn for_tools(cfg: &StoreConfig, create: bool) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match (cfg.backend, create) {
+        (Backend::Sqlite, true) => Arc::new(SqliteStore::open(&cfg.data_dir, false)?),
+        (Backend::Sqlite, false) => Arc::new(SqliteStore::open_existing(&cfg.data_dir)?),
+        (Backend::Jetstream, true) => {
+            Arc::new(JetStreamStore::open(&cfg.jetstream, cfg.max_db_bytes, None).await?)
+        }
+        (Backend::Jetstream, false) => {
+            Arc::new(JetStreamStore::open_existing(&cfg.jetstream, cfg.max_db_bytes).await?)
+        }
     })
 }
 

@@ -6,6 +6,7 @@ mod stores;
 mod admin;
 mod alerting;
 mod api_destination;
+mod archive;
 mod aws_cli;
 mod check_patterns;
 mod compose;

@@ -62,6 +62,16 @@ impl Acceptor {
             .map_err(|e| failed("reading commit records", e))
     }
 
+    /// Whether message `seq` of stream `name` is still stored.
+    async fn still_there(&self, name: &str, seq: u64) -> Result<bool, StoreError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        match self.cluster.stream(name).await?.get_raw_message(seq).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(failed("reading back a duplicate", e)),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub async fn accept(
         &self,
@@ -116,31 +126,48 @@ impl Acceptor {
                         .iter()
                         .map(|d| (d.id.clone(), d.rule.clone(), d.target.clone()))
                         .collect(),
+                    matched: !e.matched.is_empty() || !deliveries.is_empty(),
+                    rules: e.matched.clone(),
                 },
                 deliveries,
             });
             outcomes.push(Stored::New);
         }
         // 3. Everything of the call at once, then every acknowledgement.
+        let mut sent = Vec::new();
         let mut acks = Vec::new();
         for p in &plans {
             for d in &p.deliveries {
-                let payload = to_json(d);
+                let (subject, payload) = (d.subject(&self.cluster.names), to_json(d));
                 acks.push(
                     self.cluster
-                        .publish(
-                            d.subject(&self.cluster.names),
-                            payload,
-                            Some(&msg_id(&d.id)),
-                        )
+                        .publish(subject.clone(), payload.clone(), Some(&msg_id(&d.id)))
                         .await?,
                 );
+                sent.push((subject, payload, d.id.clone()));
             }
             acks.push(archive.publish(&p.archive).await?);
+            sent.push((
+                self.cluster.names.event_subject(&p.archive.id),
+                to_json(&p.archive),
+                p.archive.id.clone(),
+            ));
         }
-        try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
+        let acked = try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future))
             .await
             .map_err(|e| failed("storing events (nothing was committed)", e))?;
+        // A duplicate within the streams' window is a retry of this very accept, or the same event
+        // accepted by another daemon at once: the message is there. Unless it is gone meanwhile
+        // (its event was pruned and is accepted again, or its delivery already made): then it is
+        // published again under a message id of its own.
+        for (ack, (subject, payload, id)) in acked.iter().zip(sent) {
+            if ack.duplicate && !self.still_there(&ack.stream, ack.sequence).await? {
+                let fresh = msg_id(&format!("{id}.again.{now}"));
+                self.cluster
+                    .publish_acked(subject, payload, Some(&fresh))
+                    .await?;
+            }
+        }
         // 4. The commit records.
         let commit = to_json(&Seen { at: now });
         try_join_all(plans.iter().map(|p| {

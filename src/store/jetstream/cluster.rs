@@ -26,6 +26,25 @@ use sha2::{Digest, Sha256};
 
 use crate::store::StoreError;
 
+/// The key-value buckets and how long their entries live (zero: until deleted). The archive, the
+/// commit records, the delivery states and the replays are kept until the retention task prunes
+/// them (`retention.rs`, by `store.retain_*`), never by an age of the cluster's own.
+pub const BUCKETS: [(&str, Duration); 10] = [
+    ("seen", Duration::ZERO),
+    ("history", Duration::ZERO),
+    ("dedup", Duration::ZERO),
+    ("alerts", Duration::ZERO),
+    ("silences", Duration::ZERO),
+    ("groups", Duration::ZERO),
+    // Rewritten at every retry; a week outlasts any backoff, and lets delete markers go.
+    ("attempts", Duration::from_secs(7 * 24 * 3600)),
+    ("ratelimit", Duration::from_secs(3600)),
+    // What became of each delivery, kept as long as the archive keeps its event.
+    ("states", Duration::ZERO),
+    // The deliveries replays added to each archived event, kept with the event.
+    ("replays", Duration::ZERO),
+];
+
 /// The connection and the names.
 #[derive(Clone)]
 pub struct Cluster {
@@ -96,6 +115,21 @@ impl Cluster {
         from: jetstream::consumer::DeliverPolicy,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .scan_subjects(name, from, limit)
+            .await?
+            .into_iter()
+            .map(|m| (m.seq, m.payload))
+            .collect())
+    }
+
+    /// [`Cluster::scan`] with each message's subject.
+    pub async fn scan_subjects(
+        &self,
+        name: &str,
+        from: jetstream::consumer::DeliverPolicy,
+        limit: usize,
+    ) -> Result<Vec<Scanned>, StoreError> {
         use futures_util::StreamExt;
         let stream = self.stream(name).await?;
         let held = stream
@@ -128,7 +162,11 @@ impl Cluster {
                 Ok(i) => (i.stream_sequence, i.pending),
                 Err(e) => return Err(failed(&format!("reading stream {name}"), e)),
             };
-            out.push((seq, m.payload.to_vec()));
+            out.push(Scanned {
+                seq,
+                subject: m.subject.to_string(),
+                payload: m.payload.to_vec(),
+            });
             if pending == 0 || out.len() >= limit {
                 break;
             }
@@ -136,10 +174,71 @@ impl Cluster {
         Ok(out)
     }
 
+    /// Removes the value of `key` from bucket `kv` for good, leaving no delete marker behind
+    /// (markers of a bucket kept for ever would pile up): [`Cluster::erase_revision`] of the
+    /// revision read here, so a value written meanwhile stays.
+    pub async fn erase(&self, kv: &jetstream::kv::Store, key: &str) -> Result<(), StoreError> {
+        let entry = kv
+            .entry(key)
+            .await
+            .map_err(|e| failed(&format!("reading bucket {}", kv.name), e))?;
+        match entry {
+            Some(e) => {
+                self.erase_revision(&kv.stream_name, &format!("{}{key}", kv.prefix), e.revision)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Removes revision `rev` (and any older) of the bucket value at `subject` from the bucket's
+    /// stream `stream_name`: a purge of that subject below `rev + 1`, which leaves no marker and
+    /// spares a newer revision (a bucket's stream denies single deletes, not purges).
+    pub async fn erase_revision(
+        &self,
+        stream_name: &str,
+        subject: &str,
+        rev: u64,
+    ) -> Result<(), StoreError> {
+        self.stream(stream_name)
+            .await?
+            .purge()
+            .filter(subject)
+            .sequence(rev + 1)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(&format!("removing a value from {stream_name}"), e))
+    }
+
+    /// Deletes message `seq` of stream `name` (not a bucket's); gone already is fine.
+    pub async fn delete_message(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        use jetstream::ErrorCode;
+        use jetstream::stream::DeleteMessageErrorKind;
+        let stream = self.stream(name).await?;
+        match stream.delete_message(seq).await {
+            Ok(_) => Ok(()),
+            // No message with that sequence: deleted by another daemon meanwhile.
+            Err(e)
+                if matches!(e.kind(), DeleteMessageErrorKind::JetStream(j)
+                    if j.error_code() == ErrorCode::NO_MESSAGE_FOUND) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failed(&format!("deleting from stream {name}"), e)),
+        }
+    }
+
     /// The largest message the cluster accepts (its `max_payload`).
     pub fn max_payload(&self) -> usize {
         self.client.server_info().max_payload
     }
+}
+
+/// One message read by [`Cluster::scan_subjects`].
+pub struct Scanned {
+    pub seq: u64,
+    pub subject: String,
+    pub payload: Vec<u8>,
 }
 
 /// Every name the backend uses, from the prefix.
@@ -183,6 +282,35 @@ impl Names {
             token(key),
             token2(rule, target)
         )
+    }
+    /// [`Names::alert_subject`] from the alert key's token (the `P_alerts` bucket's key).
+    pub fn alert_subject_of_token(
+        &self,
+        key_token: &str,
+        rule: &str,
+        target: &str,
+        kind: &str,
+    ) -> String {
+        format!(
+            "{}.outbox.a.{key_token}.{}.{kind}",
+            self.prefix,
+            token2(rule, target)
+        )
+    }
+    /// Every stream the backend keeps: its four, and the streams of its key-value buckets.
+    pub fn all_streams(&self) -> Vec<String> {
+        let mut all = vec![
+            self.events_stream(),
+            self.outbox_stream(),
+            self.dead_stream(),
+            self.suppressed_stream(),
+        ];
+        all.extend(
+            BUCKETS
+                .iter()
+                .map(|(b, _)| format!("KV_{}", self.bucket(b))),
+        );
+        all
     }
     /// Every alert-marked subject of one alert key and kind (a wildcard).
     pub fn alert_subjects_of(&self, key: &str, kind: &str) -> String {

@@ -295,6 +295,8 @@ impl Digests {
                         .iter()
                         .map(|(i, r, t, _)| (i.clone(), r.clone(), t.clone()))
                         .collect(),
+                    matched: true,
+                    rules: Vec::new(),
                 })
                 .await?;
             let mut acks = vec![archived];

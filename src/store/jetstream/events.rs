@@ -1,5 +1,5 @@
 //! The archive: `P_EVENTS`, one message per accepted event (subject `P.events.TOKEN`, one message per
-//! subject, kept [`RETAIN`](super::setup::RETAIN)), published with the event id as `Nats-Msg-Id` so
+//! subject, kept until the retention task prunes it, `retention.rs`), published with the event id as `Nats-Msg-Id` so
 //! the stream itself drops a copy sent again within its duplicate window. Digests read their
 //! members' events here; a body is immutable, so any replica may answer.
 

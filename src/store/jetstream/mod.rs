@@ -12,7 +12,12 @@
 //!   [`claims`] (dedup claims), [`alerts`] (open/resolved alerts and the order of their
 //!   deliveries), [`digests`] (digest groups, flushed exactly once), [`silences`]; [`mirror`]
 //!   follows the small buckets a worker reads all the time;
-//! - [`records`] what became of each delivery, and the listings of events built on it.
+//! - [`records`] what became of each delivery (and the deliveries replays added), and the
+//!   listings of events built on it; [`archive`] the pages of the archive (`events`, `event_get`),
+//!   [`replay`] queueing replays;
+//! - [`retention`] pruning by `store.retain_*` and the room under `store.max_db_bytes`,
+//!   [`integrity`] `store check` (the cluster's health and the invariants), [`backup`] `store
+//!   backup` (every stream and bucket to a file of JSON lines).
 //!
 //! Differences from the SQLite backend, by nature of a shared cluster:
 //! - Time: due times of retries and postponements are kept by the NATS server (a NAK's delay), not
@@ -24,6 +29,12 @@
 //! - `depth` (and `counts().outbox`) also counts, for a few minutes, the deliveries of an accept that
 //!   failed half way (the client got 503): they are never sent and are dropped after the commit
 //!   check's grace (`outbox.rs`).
+//! - The archive's order is the stream's (the order events were stored in by all daemons), not a
+//!   sort by acceptance time; the two differ only by the daemons' clock skew (`archive.rs`).
+//! - Retention deletes stream messages and bucket revisions; `space` is the bytes of the
+//!   installation's streams, and a full disk is the NATS servers' (their refusal is the 503).
+//! - `store backup` writes every stream's and bucket's messages as JSON lines (`backup.rs`), not a
+//!   database file.
 //! - Not shared yet: rate limits are the alerting stage's in-memory buckets, so each daemon applies a
 //!   target's `rate_limit` on its own (the `P_ratelimit` bucket is made for a shared one, unused).
 //!
@@ -40,22 +51,28 @@ use futures_util::future::try_join_all;
 use tokio::sync::Notify;
 
 use super::{
-    AlertCheck, AlertState, BoxFuture, Counts, DeadLetter, DeliveryState, DueGroup, EventRecord,
-    GroupAdd, Leased, NewEvent, Silence, Store, StoreError, Stored, Suppressed,
+    AlertCheck, AlertState, ArchivedEvent, Backup, BoxFuture, Counts, DeadLetter, DeliveryState,
+    DueGroup, EventPage, EventQuery, EventRecord, GroupAdd, Leased, NewEvent, Problem, Pruned,
+    ReplayDelivery, Retention, Silence, Space, Store, StoreError, Stored, Suppressed,
 };
 use crate::config::JetStreamConfig;
 
 mod accept;
 mod alerts;
+mod archive;
+mod backup;
 mod claims;
 mod cluster;
 mod dead;
 mod digests;
 mod events;
 mod history;
+mod integrity;
 mod mirror;
 mod outbox;
 mod records;
+mod replay;
+mod retention;
 mod setup;
 mod silences;
 mod suppressed;
@@ -83,6 +100,8 @@ struct Inner {
     dead: dead::Dead,
     suppressed: suppressed::SuppressedLog,
     records: records::Records,
+    /// `store.max_db_bytes` (0: no limit).
+    max_bytes: u64,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -99,6 +118,50 @@ impl std::fmt::Debug for JetStreamStore {
         f.debug_struct("JetStreamStore")
             .field("prefix", &self.inner.cluster.names.prefix)
             .finish()
+    }
+}
+
+/// Makes (or brings up to date) the layout, retrying until `deadline` while the cluster starts.
+async fn make_layout(cluster: &Cluster, deadline: Instant) -> Result<(), StoreError> {
+    loop {
+        match setup::ensure(cluster).await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream not ready yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Finds the layout a daemon made, changing nothing: [`StoreError::NoLayout`] without one.
+async fn find_layout(
+    cfg: &JetStreamConfig,
+    cluster: &Cluster,
+    deadline: Instant,
+) -> Result<(), StoreError> {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    let outbox = cluster.names.outbox_stream();
+    loop {
+        match cluster.js.get_stream(&outbox).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                return Err(StoreError::NoLayout {
+                    servers: cfg.servers.join(", "),
+                    prefix: cfg.prefix.clone(),
+                    stream: outbox,
+                });
+            }
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(error = %e, "JetStream not ready yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(failed("looking for the store's streams", e)),
+        }
     }
 }
 
@@ -141,10 +204,30 @@ async fn connect(cfg: &JetStreamConfig) -> Result<async_nats::Client, StoreError
 
 impl JetStreamStore {
     /// Opens the store on the cluster of `cfg`, making its streams, buckets and consumer if needed.
-    /// `wake` (the daemon's worker wake-up) turns on what only a daemon needs (module doc).
+    /// `wake` (the daemon's worker wake-up) turns on what only a daemon needs (module doc);
+    /// `max_bytes` is `store.max_db_bytes` (0: no limit), which `space` measures against.
     pub async fn open(
         cfg: &JetStreamConfig,
+        max_bytes: u64,
         wake: Option<Arc<Notify>>,
+    ) -> Result<JetStreamStore, StoreError> {
+        Self::open_with(cfg, max_bytes, wake, true).await
+    }
+
+    /// Opens the store a daemon made already, changing nothing in the cluster: without one (no
+    /// outbox stream of the prefix) it is [`StoreError::NoLayout`] (the CLI tools that read).
+    pub async fn open_existing(
+        cfg: &JetStreamConfig,
+        max_bytes: u64,
+    ) -> Result<JetStreamStore, StoreError> {
+        Self::open_with(cfg, max_bytes, None, false).await
+    }
+
+    async fn open_with(
+        cfg: &JetStreamConfig,
+        max_bytes: u64,
+        wake: Option<Arc<Notify>>,
+        make: bool,
     ) -> Result<JetStreamStore, StoreError> {
         let client = connect(cfg).await?;
         let js = async_nats::jetstream::context::ContextBuilder::new()
@@ -162,15 +245,9 @@ impl JetStreamStore {
         };
         // A cluster that is starting (electing its JetStream leader) refuses for a moment.
         let deadline = Instant::now() + cfg.connect_timeout;
-        loop {
-            match setup::ensure(&cluster).await {
-                Ok(()) => break,
-                Err(e) if Instant::now() >= deadline => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "JetStream not ready yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
+        match make {
+            true => make_layout(&cluster, deadline).await?,
+            false => find_layout(cfg, &cluster, deadline).await?,
         }
         let follow = wake.is_some();
         let outbox = Arc::new(outbox::Outbox::open(cluster.clone()).await?);
@@ -213,9 +290,20 @@ impl JetStreamStore {
                 records: records::Records::open(&cluster).await?,
                 outbox,
                 cluster,
+                max_bytes,
                 tasks,
             }),
         })
+    }
+
+    fn retainer(&self) -> retention::Retainer<'_> {
+        let i = &self.inner;
+        retention::Retainer {
+            cluster: &i.cluster,
+            records: &i.records,
+            outbox: &i.outbox,
+            dead: &i.dead,
+        }
     }
 
     fn run<'a, T: Send + 'a>(
@@ -522,6 +610,54 @@ impl Store for JetStreamStore {
         })
     }
 
+    fn events(&self, query: EventQuery) -> BoxFuture<'_, Result<EventPage, StoreError>> {
+        self.run(async move {
+            let i = &self.inner;
+            archive::page(&i.cluster, &i.records, &i.outbox, &query).await
+        })
+    }
+
+    fn event_get(&self, id: String) -> BoxFuture<'_, Result<ArchivedEvent, StoreError>> {
+        self.run(async move {
+            let i = &self.inner;
+            archive::get(&i.records, &i.outbox, &id).await
+        })
+    }
+
+    fn replay_enqueue(
+        &self,
+        deliveries: Vec<ReplayDelivery>,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(async move {
+            let i = &self.inner;
+            replay::enqueue(&i.cluster, &i.records, &i.outbox, deliveries, now_ms).await
+        })
+    }
+
+    fn prune(&self, retention: Retention) -> BoxFuture<'_, Result<Pruned, StoreError>> {
+        self.run(async move { self.retainer().prune(&retention).await })
+    }
+
+    fn prune_oldest(&self, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(async move { self.retainer().prune_oldest(limit).await })
+    }
+
+    fn space(&self) -> BoxFuture<'_, Result<Space, StoreError>> {
+        self.run(async move { self.retainer().space(self.inner.max_bytes).await })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Vec<Problem>, StoreError>> {
+        self.run(async move {
+            let i = &self.inner;
+            integrity::check(&i.cluster, &i.records, &i.dead).await
+        })
+    }
+
+    fn backup(&self, path: std::path::PathBuf) -> BoxFuture<'_, Result<Backup, StoreError>> {
+        self.run(async move { backup::backup(&self.inner.cluster, &path).await })
+    }
+
     fn recent_events(
         &self,
         limit: usize,
@@ -649,7 +785,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(10),
         };
-        JetStreamStore::open(&cfg, None).await.unwrap()
+        JetStreamStore::open(&cfg, 0, None).await.unwrap()
     }
 
     /// Event `id` with one delivery `d-ID` (rule `r`, target `t`), recording `history` for one image.
@@ -674,6 +810,7 @@ mod tests {
             resolve: None,
             id: id.into(),
             body,
+            matched: vec![rule.into()],
         }
     }
 
@@ -860,5 +997,405 @@ mod tests {
             _ => false,
         };
         assert!(chained, "s1 {p1:?}, s2 {p2:?}");
+    }
+
+    /// An event that matched no rule (no deliveries).
+    fn unmatched(id: &str) -> NewEvent {
+        NewEvent {
+            deliveries: vec![],
+            matched: vec![],
+            ..event(id, None)
+        }
+    }
+
+    fn query(newest_first: bool, limit: usize) -> EventQuery {
+        EventQuery {
+            newest_first,
+            limit,
+            ..Default::default()
+        }
+    }
+
+    fn ids(p: &EventPage) -> Vec<&str> {
+        p.events.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_archive_pages_by_time_and_class_and_replays_are_queued_once() {
+        let srv = server().await;
+        let s = store(&srv, Duration::from_secs(30)).await;
+        // Accepted a minute apart: m1, u1, m2, u2, m3.
+        for (k, e) in [
+            event("m1", None),
+            unmatched("u1"),
+            event("m2", None),
+            unmatched("u2"),
+            event("m3", None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.accept(vec![e], NOW + k as i64 * 60_000).await.unwrap();
+        }
+        let all = s.events(query(false, 10)).await.unwrap();
+        assert_eq!(ids(&all), ["m1", "u1", "m2", "u2", "m3"]);
+        assert_eq!(all.next, None);
+        assert!(
+            all.events.iter().all(|e| e.body.is_none()),
+            "no bodies unless asked"
+        );
+        let newest = s.events(query(true, 10)).await.unwrap();
+        assert_eq!(ids(&newest), ["m3", "u2", "m2", "u1", "m1"]);
+        // Classes, the window, and bodies.
+        let matched = EventQuery {
+            matched: Some(true),
+            ..query(false, 10)
+        };
+        assert_eq!(ids(&s.events(matched).await.unwrap()), ["m1", "m2", "m3"]);
+        let unmatched_q = EventQuery {
+            matched: Some(false),
+            bodies: true,
+            ..query(true, 10)
+        };
+        let page = s.events(unmatched_q).await.unwrap();
+        assert_eq!(ids(&page), ["u2", "u1"]);
+        assert_eq!(page.events[0].body.as_deref(), Some("{\"id\":\"u2\"}"));
+        assert!(!page.events[0].matched && page.events[0].deliveries.is_empty());
+        let window = EventQuery {
+            since_ms: Some(NOW + 60_000),
+            until_ms: Some(NOW + 3 * 60_000),
+            ..query(false, 10)
+        };
+        assert_eq!(ids(&s.events(window).await.unwrap()), ["u1", "m2"]);
+        // Pages: the cursor continues where the last page ended, both ways.
+        let p1 = s.events(query(false, 2)).await.unwrap();
+        assert_eq!(ids(&p1), ["m1", "u1"]);
+        let p2 = s
+            .events(EventQuery {
+                after: p1.next.clone(),
+                ..query(false, 2)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(&p2), ["m2", "u2"]);
+        let p3 = s
+            .events(EventQuery {
+                after: p2.next.clone(),
+                ..query(false, 2)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(&p3), ["m3"]);
+        assert_eq!(p3.next, None);
+        let back = s.events(query(true, 3)).await.unwrap();
+        let back2 = s
+            .events(EventQuery {
+                after: back.next.clone(),
+                ..query(true, 3)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(&back2), ["u1", "m1"]);
+        assert!(matches!(
+            s.events(EventQuery {
+                after: Some("x".into()),
+                ..query(false, 2)
+            })
+            .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // One event: its rules, deliveries and body.
+        let m1 = s.event_get("m1".into()).await.unwrap();
+        assert!(m1.matched);
+        assert_eq!(m1.rules, ["r"]);
+        assert_eq!(m1.deliveries.len(), 1);
+        assert_eq!(m1.deliveries[0].replay, None);
+        assert!(matches!(
+            m1.deliveries[0].state,
+            DeliveryState::Pending { .. }
+        ));
+        assert_eq!(m1.body.as_deref(), Some("{\"id\":\"m1\"}"));
+        assert!(matches!(
+            s.event_get("nope".into()).await,
+            Err(StoreError::NotFound { .. })
+        ));
+
+        // Deliver the live ones, then replay m1 and u1 (a rule today matches u1).
+        assert_eq!(lease_n(&s, 3).await.len(), 3);
+        for id in ["d-m1", "d-m2", "d-m3"] {
+            s.ack(id.into(), NOW + 600_000).await.unwrap();
+        }
+        let replay = |event_id: &str, rule: &str| ReplayDelivery {
+            id: crate::store::replay_delivery_id("rp1", &format!("d-{event_id}-{rule}")),
+            event_id: event_id.into(),
+            rule: rule.into(),
+            target: "t".into(),
+            input: None,
+            replay: "rp1".into(),
+        };
+        let batch = vec![replay("m1", "r"), replay("u1", "new"), replay("gone", "r")];
+        assert_eq!(
+            s.replay_enqueue(batch.clone(), NOW + 700_000)
+                .await
+                .unwrap(),
+            2
+        );
+        // Queued once: the same replay again queues nothing.
+        assert_eq!(
+            s.replay_enqueue(batch.clone(), NOW + 700_001)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.depth().await.unwrap(), 2);
+        let got = lease_n(&s, 2).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(|l| l.replay.as_deref() == Some("rp1")));
+        let u1 = got.iter().find(|l| l.event_id == "u1").unwrap();
+        assert_eq!(u1.body, "{\"id\":\"u1\"}");
+        // The replayed u1 is matched now, and its event lists the replay's delivery.
+        let u1_rec = s.event_get("u1".into()).await.unwrap();
+        assert!(u1_rec.matched);
+        assert_eq!(u1_rec.deliveries.len(), 1);
+        assert_eq!(u1_rec.deliveries[0].replay.as_deref(), Some("rp1"));
+        let matched = EventQuery {
+            matched: Some(true),
+            ..query(false, 10)
+        };
+        assert_eq!(
+            ids(&s.events(matched).await.unwrap()),
+            ["m1", "u1", "m2", "m3"]
+        );
+        // A replayed delivery that gives up keeps its replay through the dead letter and redrive.
+        let u1_id = u1.id.clone();
+        s.dead_letter(u1_id.clone(), 1, "HTTP 400".into(), NOW + 800_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.replay_enqueue(batch, NOW + 800_001).await.unwrap(),
+            0,
+            "dead-lettered: skipped"
+        );
+        assert_eq!(
+            s.redrive(Some(u1_id.clone()), NOW + 900_000).await.unwrap(),
+            1
+        );
+        let again = lease_n(&s, 1).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].id.as_str(), again[0].replay.as_deref()),
+            (u1_id.as_str(), Some("rp1"))
+        );
+    }
+
+    #[tokio::test]
+    async fn retention_prunes_only_what_nothing_needs_and_the_oldest_first_when_asked() {
+        let srv = server().await;
+        let s = store(&srv, Duration::from_secs(30)).await;
+        let day = 86_400_000;
+        s.accept(vec![event("m-old", Some("{\"n\":1}"))], NOW - 40 * day)
+            .await
+            .unwrap();
+        s.accept(vec![unmatched("u-old")], NOW - 2 * day)
+            .await
+            .unwrap();
+        s.accept(vec![event("m-pending", None)], NOW - 40 * day)
+            .await
+            .unwrap();
+        s.accept(vec![event("m-new", None), unmatched("u-new")], NOW)
+            .await
+            .unwrap();
+        // m-old delivered; m-pending and m-new still pending.
+        let got = lease_n(&s, 3).await;
+        assert_eq!(got.len(), 3);
+        s.ack("d-m-old".into(), NOW - 40 * day).await.unwrap();
+        for id in ["d-m-pending", "d-m-new"] {
+            s.retry_later(id.into(), Duration::from_secs(3600), "503".into(), NOW)
+                .await
+                .unwrap();
+        }
+        // Claims, suppressed records and groups to prune by age.
+        s.dedup_claim(
+            "r/t".into(),
+            "k-old".into(),
+            "d-x".into(),
+            1000,
+            NOW - 3 * day,
+        )
+        .await
+        .unwrap();
+        s.dedup_claim("r/t".into(), "k-new".into(), "d-y".into(), 1000, NOW)
+            .await
+            .unwrap();
+        let suppressed = |id: &str, at_ms: i64| Suppressed {
+            id: id.into(),
+            event_id: "m-old".into(),
+            rule: "r".into(),
+            target: "t".into(),
+            reason: "silenced".into(),
+            detail: "s1".into(),
+            at_ms,
+        };
+        s.inner
+            .suppressed
+            .put(&suppressed("s-old", NOW - 40 * day))
+            .await
+            .unwrap();
+        s.inner
+            .suppressed
+            .put(&suppressed("s-new", NOW))
+            .await
+            .unwrap();
+        let r = Retention {
+            matched_before_ms: Some(NOW - 30 * day),
+            unmatched_before_ms: Some(NOW - day),
+            suppressed_before_ms: Some(NOW - 30 * day),
+            history_before_ms: Some(NOW - 30 * day),
+            dedup_before_ms: Some(NOW - day),
+            limit: 100,
+        };
+        let p = s.prune(r.clone()).await.unwrap();
+        assert_eq!(
+            (p.events, p.suppressed, p.history, p.dedup),
+            (2, 1, 1, 1),
+            "{p:?}"
+        );
+        assert!(!p.more);
+        let left = s.events(query(false, 10)).await.unwrap();
+        assert_eq!(
+            ids(&left),
+            ["m-pending", "m-new", "u-new"],
+            "a pending delivery keeps its event"
+        );
+        assert_eq!(s.suppressed(10).await.unwrap().len(), 1);
+        // Nothing left to prune: a second pass deletes nothing.
+        let again = s.prune(r).await.unwrap();
+        assert_eq!(again.total(), 0, "{again:?}");
+        // The pruned id is forgotten: accepted again, it is a new event (as with SQLite).
+        assert_eq!(
+            s.accept(vec![unmatched("u-old")], NOW).await.unwrap(),
+            vec![Stored::New]
+        );
+        // Making room: unmatched first, whatever their age; never a pending one.
+        assert_eq!(
+            s.prune_oldest(1).await.unwrap(),
+            2,
+            "u-new and the suppressed record"
+        );
+        assert_eq!(
+            ids(&s.events(query(false, 10)).await.unwrap()),
+            ["m-pending", "m-new", "u-old"]
+        );
+        assert_eq!(s.prune_oldest(10).await.unwrap(), 1);
+        assert_eq!(
+            ids(&s.events(query(false, 10)).await.unwrap()),
+            ["m-pending", "m-new"]
+        );
+        assert_eq!(s.prune_oldest(10).await.unwrap(), 0, "pending work only");
+    }
+
+    #[tokio::test]
+    async fn space_check_and_backup_see_the_whole_installation() {
+        let srv = server().await;
+        let s = store(&srv, Duration::from_secs(30)).await;
+        for i in 0..5 {
+            s.accept(vec![event(&format!("e{i}"), None)], NOW)
+                .await
+                .unwrap();
+        }
+        let space = s.space().await.unwrap();
+        assert!(space.used_bytes > 500, "{space:?}");
+        assert_eq!(
+            (space.limit_bytes, space.at_limit, space.disk_full),
+            (0, false, false)
+        );
+        let cfg = JetStreamConfig {
+            servers: vec![format!("nats://127.0.0.1:{}", srv.port)],
+            prefix: "t".into(),
+            replicas: 1,
+            creds_file: None,
+            token: None,
+            token_file: None,
+            ack_wait: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+        };
+        let small = JetStreamStore::open_existing(&cfg, space.used_bytes)
+            .await
+            .unwrap();
+        let at = small.space().await.unwrap();
+        assert!(at.at_limit && at.limit_bytes == space.used_bytes, "{at:?}");
+        // Another prefix: no store there, and the tools make none.
+        let other = JetStreamConfig {
+            prefix: "nothing".into(),
+            ..cfg.clone()
+        };
+        assert!(matches!(
+            JetStreamStore::open_existing(&other, 0).await,
+            Err(StoreError::NoLayout { .. })
+        ));
+        assert!(
+            s.inner
+                .cluster
+                .js
+                .get_stream("nothing_OUTBOX")
+                .await
+                .is_err()
+        );
+
+        assert_eq!(s.check().await.unwrap(), vec![]);
+        // A backup: every message, the counts, and never over an existing file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("copy.jsonl");
+        let b = s.backup(file.clone()).await.unwrap();
+        assert_eq!((b.events, b.pending, b.dead_letters), (5, 5, 0));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(b.bytes, text.len() as u64);
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["format"], backup::FORMAT);
+        assert_eq!(first["prefix"], "t");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let outbox: Vec<_> = lines.iter().filter(|l| l["stream"] == "t_OUTBOX").collect();
+        assert_eq!(outbox.len(), 5);
+        assert_eq!(outbox[0]["data"]["event_id"], "e0");
+        assert!(lines.iter().any(|l| l["stream"] == "KV_t_seen"));
+        assert!(
+            s.backup(file.clone()).await.is_err(),
+            "an existing file is kept"
+        );
+
+        // Broken invariants: a message that does not read, and a pending delivery whose event left
+        // the archive.
+        let c = &s.inner.cluster;
+        c.publish_acked(c.names.plain_subject(), b"not json".to_vec(), None)
+            .await
+            .unwrap();
+        let (seq, _) = s.inner.records.find("e3").await.unwrap().unwrap();
+        c.delete_message(&c.names.events_stream(), seq)
+            .await
+            .unwrap();
+        let problems = s.check().await.unwrap();
+        let mut what: Vec<&str> = problems.iter().map(|p| p.what.as_str()).collect();
+        what.sort();
+        assert_eq!(
+            what,
+            [
+                "outbox deliveries whose event is missing",
+                "outbox messages that do not read"
+            ],
+            "{problems:?}"
+        );
+        let missing = problems
+            .iter()
+            .find(|p| p.what.contains("missing"))
+            .unwrap();
+        assert_eq!(
+            (missing.count, &missing.examples[..]),
+            (1, &["d-e3".to_owned()][..])
+        );
     }
 }

@@ -13,6 +13,11 @@
 //! show only committed events (`P_seen`): an archive record whose accept failed (the client was
 //! answered 503) is not an accepted event.
 //!
+//! Replays (`replay.rs`) add deliveries to an archived event after the fact: they are listed in
+//! the `P_replays` bucket (key: the event's token, the list written with check-and-set), and an
+//! event's deliveries are those of its archive record and those of its replays, each replayed one
+//! with its replay id. Pruning an event (`retention.rs`) [`Records::forget`]s all of it.
+//!
 //! Counts: the outbox's and the two streams' message counts, the attempts bucket's entries
 //! (deliveries that failed at least once and are still waiting) and the members of every group.
 
@@ -23,15 +28,19 @@ type Stream = async_nats::jetstream::stream::Stream<()>;
 
 use super::cluster::{Cluster, failed, from_json, to_json, token};
 use super::outbox::Outbox;
-use super::wire::EventMsg;
+use super::wire::{EventMsg, ReplayRef, Replays};
 use crate::store::{DeliveryRecord, DeliveryState, EventRecord, StoreError};
 
 pub struct Records {
     cluster: Cluster,
     states: kv::Store,
     seen: kv::Store,
+    replays: kv::Store,
     archive: Stream,
 }
+
+/// How often a check-and-set write of an event's replays is tried before giving up.
+const TRIES: usize = 20;
 
 fn key(event_id: &str, delivery_id: &str) -> String {
     format!("{}.{}", token(event_id), token(delivery_id))
@@ -42,6 +51,7 @@ impl Records {
         Ok(Records {
             states: c.bucket(&c.names.bucket("states")).await?,
             seen: c.bucket(&c.names.bucket("seen")).await?,
+            replays: c.bucket(&c.names.bucket("replays")).await?,
             archive: c.stream(&c.names.events_stream()).await?,
             cluster: c.clone(),
         })
@@ -69,13 +79,113 @@ impl Records {
             .map_err(|e| failed("recording a delivery's state", e))
     }
 
-    /// The deliveries of one archived event with their states, by rule, target and id.
-    async fn deliveries(
+    /// What became of delivery `delivery_id` of event `event_id`, if it left the outbox (None:
+    /// pending, or never made).
+    pub async fn state_of(
+        &self,
+        event_id: &str,
+        delivery_id: &str,
+    ) -> Result<Option<DeliveryState>, StoreError> {
+        match self.states.get(key(event_id, delivery_id)).await {
+            Ok(Some(v)) => Ok(Some(from_json::<DeliveryState>("delivery state", &v)?)),
+            Ok(None) => Ok(None),
+            Err(err) => Err(failed("reading a delivery's state", err)),
+        }
+    }
+
+    /// The deliveries replays added to event `event_id`, and the revision to write them at.
+    pub async fn replays_of(&self, event_id: &str) -> Result<(Option<u64>, Replays), StoreError> {
+        let e = self
+            .replays
+            .entry(token(event_id))
+            .await
+            .map_err(|e| failed("reading an event's replays", e))?;
+        Ok(match e {
+            Some(e) if e.operation == kv::Operation::Put => {
+                (Some(e.revision), from_json("replays", &e.value)?)
+            }
+            Some(e) => (Some(e.revision), Replays::default()),
+            None => (None, Replays::default()),
+        })
+    }
+
+    /// Lists `added` among the replayed deliveries of `event_id` (those listed already stay once).
+    pub async fn add_replays(&self, event_id: &str, added: &[ReplayRef]) -> Result<(), StoreError> {
+        for _ in 0..TRIES {
+            let (rev, mut r) = self.replays_of(event_id).await?;
+            for a in added {
+                if !r.deliveries.iter().any(|d| d.id == a.id) {
+                    r.deliveries.push(a.clone());
+                }
+            }
+            let value = to_json(&r).into();
+            let written = match rev {
+                Some(rev) => match self.replays.update(token(event_id), value, rev).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
+                    Err(e) => return Err(failed("recording a replay", e)),
+                },
+                None => match self.replays.create(token(event_id), value).await {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(failed("recording a replay", e)),
+                },
+            };
+            if written {
+                return Ok(());
+            }
+        }
+        Err(StoreError::JetStream(format!(
+            "the replays of event {event_id} kept changing under {TRIES} tries"
+        )))
+    }
+
+    /// Removes everything recorded about event `e` but its archive message: the states of its
+    /// deliveries, its replays and its commit record (the retention task, after deleting the
+    /// archive message; an accept of the same id later is a new event, as with SQLite).
+    pub async fn forget(&self, e: &EventMsg, replays: &Replays) -> Result<(), StoreError> {
+        let ids = e
+            .deliveries
+            .iter()
+            .map(|(id, _, _)| id)
+            .chain(replays.deliveries.iter().map(|r| &r.id));
+        try_join_all(
+            ids.map(|id| async move { self.cluster.erase(&self.states, &key(&e.id, id)).await }),
+        )
+        .await?;
+        self.cluster.erase(&self.replays, &token(&e.id)).await?;
+        self.cluster.erase(&self.seen, &token(&e.id)).await
+    }
+
+    /// The deliveries of one archived event with their states (those replays added included, with
+    /// their replay ids), by rule, target and id.
+    pub async fn deliveries(
         &self,
         e: &EventMsg,
         outbox: &Outbox,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let mut out = try_join_all(e.deliveries.iter().map(|(id, rule, target)| async move {
+        let (_, replays) = self.replays_of(&e.id).await?;
+        self.deliveries_with(e, &replays, outbox).await
+    }
+
+    /// [`Records::deliveries`] with the event's replays read already.
+    pub async fn deliveries_with(
+        &self,
+        e: &EventMsg,
+        replays: &Replays,
+        outbox: &Outbox,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let all = e
+            .deliveries
+            .iter()
+            .map(|(id, rule, target)| (id, rule, target, None))
+            .chain(
+                replays
+                    .deliveries
+                    .iter()
+                    .map(|r| (&r.id, &r.rule, &r.target, Some(&r.replay))),
+            );
+        let mut out = try_join_all(all.map(|(id, rule, target, replay)| async move {
             let state = match self.states.get(key(&e.id, id)).await {
                 Ok(Some(v)) => from_json::<DeliveryState>("delivery state", &v)?,
                 Ok(None) => match outbox.attempts_of(id).await? {
@@ -96,6 +206,7 @@ impl Records {
                 id: id.clone(),
                 rule: rule.clone(),
                 target: target.clone(),
+                replay: replay.cloned(),
                 state,
             })
         }))
@@ -113,7 +224,7 @@ impl Records {
         }
     }
 
-    async fn committed(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn committed(&self, id: &str) -> Result<bool, StoreError> {
         self.seen
             .get(token(id))
             .await
@@ -144,7 +255,7 @@ impl Records {
     }
 
     /// The committed event `id` and its sequence in the archive.
-    async fn find(&self, id: &str) -> Result<Option<(u64, EventMsg)>, StoreError> {
+    pub async fn find(&self, id: &str) -> Result<Option<(u64, EventMsg)>, StoreError> {
         let m = match self
             .archive
             .direct_get_last_for_subject(self.cluster.names.event_subject(id))

@@ -13,30 +13,16 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, ReplayPolicy, pu
 use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 
-use super::cluster::{Cluster, failed};
+use super::cluster::{BUCKETS, Cluster, failed};
 use crate::store::StoreError;
 
 /// How long JetStream drops a repeated `Nats-Msg-Id` by itself; a client retry within it is
 /// deduplicated by the stream, later ones by the commit records of `P_seen`.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// How long archived events, commit records and suppressed records are kept.
+/// How long commit records were kept by builds before retention (issue 13): past it, a missing
+/// commit record proves nothing about a delivery's accept.
 pub const RETAIN: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// The key-value buckets and how long their entries live (zero: until deleted).
-const BUCKETS: [(&str, Duration); 9] = [
-    ("seen", RETAIN),
-    ("history", Duration::ZERO),
-    ("dedup", Duration::ZERO),
-    ("alerts", Duration::ZERO),
-    ("silences", Duration::ZERO),
-    ("groups", Duration::ZERO),
-    // Rewritten at every retry; a week outlasts any backoff, and lets delete markers go.
-    ("attempts", Duration::from_secs(7 * 24 * 3600)),
-    ("ratelimit", Duration::from_secs(3600)),
-    // What became of each delivery, kept as long as the archive keeps its event.
-    ("states", RETAIN),
-];
 
 fn stream(c: &Cluster, name: String, subject: String, retention: RetentionPolicy) -> Config {
     Config {
@@ -59,7 +45,6 @@ pub async fn ensure(c: &Cluster) -> Result<(), StoreError> {
     let mut streams = vec![
         Config {
             max_messages_per_subject: 1,
-            max_age: RETAIN,
             ..stream(
                 c,
                 n.events_stream(),
@@ -82,15 +67,12 @@ pub async fn ensure(c: &Cluster) -> Result<(), StoreError> {
                 RetentionPolicy::Limits,
             )
         },
-        Config {
-            max_age: RETAIN,
-            ..stream(
-                c,
-                n.suppressed_stream(),
-                n.suppressed_subject(),
-                RetentionPolicy::Limits,
-            )
-        },
+        stream(
+            c,
+            n.suppressed_stream(),
+            n.suppressed_subject(),
+            RetentionPolicy::Limits,
+        ),
     ];
     for config in streams.drain(..) {
         let name = config.name.clone();

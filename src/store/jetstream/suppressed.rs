@@ -1,6 +1,6 @@
 //! Suppressed notifications: `P_SUPPRESSED`, an append-only log of the deliveries the notification
-//! pipeline did not send on purpose (silenced, duplicate, not news...), kept
-//! [`RETAIN`](super::setup::RETAIN). A suppression is recorded before its delivery is acked out of
+//! pipeline did not send on purpose (silenced, duplicate, not news...), kept until the retention
+//! task prunes it (`retention.rs`: `store.retain_events`, oldest first). A suppression is recorded before its delivery is acked out of
 //! the outbox, so it is never lost between the two (at worst recorded twice after a crash, and
 //! listed once: the listing keeps the newest record per delivery).
 

@@ -31,6 +31,9 @@ pub struct DeliveryMsg {
     /// attempted (see `outbox.rs`); false for redriven deliveries and digests.
     #[serde(default)]
     pub commit: bool,
+    /// The replay this delivery belongs to (`scanbridge replay`); None for a live delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
     /// The event JSON, embedded as it is.
     pub body: Box<RawValue>,
 }
@@ -63,6 +66,7 @@ impl DeliveryMsg {
             previous: previous.map(str::to_owned),
             alert: d.alert.as_ref().map(Mark::from),
             commit: true,
+            replay: None,
             body: raw(body),
         }
     }
@@ -88,6 +92,7 @@ impl DeliveryMsg {
             created_at_ms: self.created_at,
             previous: self.previous.clone(),
             alert: self.alert.as_ref().and_then(Mark::to_mark),
+            replay: self.replay.clone(),
         }
     }
 }
@@ -147,6 +152,35 @@ pub struct EventMsg {
     /// The deliveries it caused at ingest: (id, rule, target).
     #[serde(default)]
     pub deliveries: Vec<(String, String, String)>,
+    /// It matched a rule (or caused a delivery): kept `retain_events`, else `retain_unmatched`.
+    #[serde(default)]
+    pub matched: bool,
+    /// The rules it matched at ingest.
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+impl EventMsg {
+    /// Whether the archive keeps it as a matched event: it matched a rule or caused a delivery at
+    /// ingest (a build before the archive wrote no `matched`), or a replay added deliveries to it.
+    pub fn is_matched(&self, replayed: bool) -> bool {
+        self.matched || !self.deliveries.is_empty() || replayed
+    }
+}
+
+/// The deliveries replays added to one archived event, in `P_replays` (key: the event's token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Replays {
+    pub deliveries: Vec<ReplayRef>,
+}
+
+/// One replayed delivery of an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRef {
+    pub id: String,
+    pub rule: String,
+    pub target: String,
+    pub replay: String,
 }
 
 /// The commit record of an accepted event in `P_seen` (also the record of ids seen before).
