@@ -1,6 +1,8 @@
 //! The archive, replay, retention and the store's own tools, through the real binary beside a real
 //! daemon: `scanbridge events list|show`, `scanbridge replay`, `[store] retain_events` and
-//! `retain_unmatched`, `scanbridge store check|backup`.
+//! `retain_unmatched`, `scanbridge store check|backup`. The tests that hold for both backends run on
+//! each (`::sqlite`, `::jetstream`: a real nats-server); aging rows by hand and restoring a copy are
+//! SQLite's alone.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -9,7 +11,35 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::daemon::{Home, PATIENCE, Receiver, event, rule};
+use crate::stores::Store;
 use crate::support::{stderr, stdout};
+
+/// The JetStream home's first server URL and prefix, from its config.toml.
+fn jetstream_of(home: &Home) -> (String, String) {
+    let text = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let value = |key: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {text}"));
+        line.split('"').nth(1).unwrap().to_owned()
+    };
+    (value("servers"), value("prefix"))
+}
+
+/// A copy of the home's config.toml naming another JetStream prefix (a cluster without that store).
+fn other_prefix(home: &Home) -> std::path::PathBuf {
+    let (_, prefix) = jetstream_of(home);
+    let text = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let path = home.path().join("other.toml");
+    std::fs::write(
+        &path,
+        text.replace(&format!("prefix = \"{prefix}\""), "prefix = \"nostore\"")
+            .replace("connect_timeout = \"30s\"", "connect_timeout = \"3s\""),
+    )
+    .unwrap();
+    path
+}
 
 /// Runs the binary in `cwd` with nothing else given (no `--config`): the contract's own form.
 fn cli_in(cwd: &Path, args: &[&str]) -> Output {
@@ -46,14 +76,14 @@ fn listed(home: &Home, extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
+on_both_stores! {
+async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: Store) {
     let rx = Receiver::start().await;
     // With dedup: a replay is never a duplicate of the live delivery that claimed the key first.
     let old = json!({"name": "old", "event_pattern": {"source": ["ci"]}, "targets": ["hook"],
                      "dedup": {"window": "6h", "key": ["$.source"]}})
     .to_string();
-    let home = Home::new(&rx.target(), &[("old.json", &old)]);
+    let home = Home::on(&store, &rx.target(), &[("old.json", &old)]);
     let d = home.start();
     assert_eq!(d.post(event("e-ci", "ci").to_string()).await.0, 202);
     assert_eq!(d.post(event("e-other", "other").to_string()).await.0, 202);
@@ -201,17 +231,74 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
         assert!(start.elapsed() < PATIENCE, "{v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Pointed at a directory with no store, the tools say so and create nothing.
-    let empty = tempfile::tempdir().unwrap();
-    let dir = empty.path().display().to_string();
-    for args in [
-        &["events", "list", "--data-dir", &dir][..],
-        &["store", "check", "--data-dir", &dir],
-    ] {
-        let out = crate::daemon::cli(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    // Pointed at a directory (a prefix) with no store, the tools say so and create nothing.
+    match store {
+        Store::Sqlite => {
+            let empty = tempfile::tempdir().unwrap();
+            let dir = empty.path().display().to_string();
+            for args in [
+                &["events", "list", "--data-dir", &dir][..],
+                &["store", "check", "--data-dir", &dir],
+            ] {
+                let out = crate::daemon::cli(args);
+                assert_eq!(out.status.code(), Some(2), "{args:?}");
+            }
+            assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+        }
+        Store::JetStream(_) => {
+            let other = other_prefix(&home);
+            let other = other.to_str().unwrap();
+            for args in [
+                &["events", "list", "--config", other][..],
+                &["store", "check", "--config", other],
+                &["replay", "--since", "1h", "--config", other],
+            ] {
+                let out = crate::daemon::cli(args);
+                assert_eq!(out.status.code(), Some(2), "{args:?}");
+                assert!(
+                    stderr(&out).contains("no scanbridge store with prefix \"nostore\""),
+                    "{}",
+                    stderr(&out)
+                );
+            }
+            // ... and made nothing there: still no store of that prefix.
+            let out = crate::daemon::cli(&["events", "list", "--config", other]);
+            assert_eq!(out.status.code(), Some(2));
+        }
     }
-    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+}
+
+on_both_stores! {
+async fn unmatched_events_go_after_retain_unmatched_and_matched_ones_stay(store: Store) {
+    let rx = Receiver::start().await;
+    let r = rule("all", json!({"source": ["ci"]}), &["hook"]);
+    let home = Home::on(&store, &rx.target(), &[("all.json", &r)]);
+    // A one-second window for events no rule matched, a quick pruner; matched events are kept.
+    home.store_config("retain_unmatched = \"1s\"\nprune_interval = \"100ms\"");
+    let d = home.start();
+    assert_eq!(d.post(event("m1", "ci").to_string()).await.0, 202);
+    assert_eq!(d.post(event("u1", "other").to_string()).await.0, 202);
+    rx.wait_hits(1, &d).await;
+    let start = Instant::now();
+    loop {
+        let ids = listed(&home, &[]);
+        if ids == ["m1"] {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "{ids:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.wait_metric("scanbridge_pruned_total{kind=\"events\"}", 1.0).await;
+    let out = home.cli(&["events", "show", "u1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    // The matched one, delivered, is kept with what became of its delivery.
+    let out = home.cli(&["events", "show", "m1"]);
+    exits(&out, 0);
+    assert!(stdout(&out).contains(": delivered at"), "{}", stdout(&out));
+    let out = home.cli(&["store", "check"]);
+    exits(&out, 0);
+}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,11 +396,11 @@ async fn retention_prunes_unmatched_events_after_a_day_and_matched_ones_after_th
     assert!(listed(&home, &[]).contains(&"m-pending".to_owned()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_check_and_backup_work_beside_the_daemon_and_find_a_broken_invariant() {
+on_both_stores! {
+async fn store_check_and_backup_work_beside_the_daemon_and_find_a_broken_invariant(store: Store) {
     let rx = Receiver::start().await;
     let r = rule("all", json!({"source": ["ci"]}), &["hook"]);
-    let home = Home::new(&rx.target(), &[("all.json", &r)]);
+    let home = Home::on(&store, &rx.target(), &[("all.json", &r)]);
     let d = home.start();
     rx.fail(500);
     for i in 0..20 {
@@ -341,6 +428,33 @@ async fn store_check_and_backup_work_beside_the_daemon_and_find_a_broken_invaria
         Some(2),
         "an existing file is never overwritten"
     );
+    if let Store::JetStream(_) = store {
+        // The copy: every message of every stream and bucket, as JSON lines.
+        let text = std::fs::read_to_string(&file).unwrap();
+        let (_, prefix) = jetstream_of(&home);
+        let outbox = format!("\"stream\":\"{prefix}_OUTBOX\"");
+        assert_eq!(text.lines().filter(|l| l.contains(&outbox)).count(), 20);
+        rx.fail(0);
+        rx.wait_hits(20, &d).await;
+        d.stop();
+        // A broken invariant, planted cold: a delivery in the outbox that does not read.
+        let (url, prefix) = jetstream_of(&home);
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.publish(format!("{prefix}.outbox.d"), "not a delivery".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let out = home.cli(&["store", "check"]);
+        exits(&out, 1);
+        let text = stdout(&out);
+        assert!(
+            text.contains("outbox messages that do not read (1)"),
+            "{text}"
+        );
+        return;
+    }
     let restored = copies.path().join("restored");
     std::fs::create_dir(&restored).unwrap();
     std::fs::rename(&file, restored.join("scanbridge.db")).unwrap();
@@ -368,4 +482,5 @@ async fn store_check_and_backup_work_beside_the_daemon_and_find_a_broken_invaria
         text.contains("outbox deliveries whose event is missing (1): orphan"),
         "{text}"
     );
+}
 }
