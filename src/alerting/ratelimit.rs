@@ -3,8 +3,14 @@
 //! The bucket holds up to `burst` tokens and refills at `per_second`; each send takes one. When the
 //! bucket is empty the notification pipeline does not drop the delivery: it puts it back in the outbox
 //! due when the next token will be there (no attempt counted), so excess alerts are queued in the
-//! store and survive a restart. Buckets live in memory (a restart starts them full) and read the
-//! injected clock.
+//! store and survive a restart.
+//!
+//! Where the bucket lives is the store's answer ([`crate::store::Store::rate_take`]): a store that
+//! several daemons share (JetStream) keeps one bucket per target for all of them, taken with
+//! check-and-set, so a target's limit holds for the whole installation; a store only one daemon
+//! uses (SQLite) says `Local`, and the bucket is this daemon's, in memory (a restart starts it
+//! full). If the shared bucket cannot be reached, this daemon's own bucket decides meanwhile (the
+//! limit then holds per daemon until the store answers again). Both read the injected clock.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,6 +20,7 @@ use serde::Deserialize;
 
 use super::clock::SharedClock;
 use super::stage::{Flow, Ledger, Notice, Stage};
+use crate::store::RateTake;
 
 /// `rate_limit = { per_second = 1.0, burst = 5 }` on a target.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -66,6 +73,11 @@ impl RateLimiter {
         }
     }
 
+    /// The limit of `target`, if it has one.
+    pub fn limit(&self, target: &str) -> Option<RateLimit> {
+        self.limits.get(target).copied()
+    }
+
     /// Takes a token for `target` (always succeeds for a target without a limit), or says how long
     /// until one is there.
     pub fn try_take(&self, target: &str) -> Result<(), Duration> {
@@ -106,7 +118,25 @@ impl Stage for RateLimitStage {
 
     async fn exec(&self, n: &Notice<'_>) -> Flow {
         let d = n.delivery;
-        let Err(wait) = self.limiter.try_take(&d.target) else {
+        let Some(limit) = self.limiter.limit(&d.target) else {
+            return Flow::Next;
+        };
+        let taken = self
+            .ledger
+            .store
+            .rate_take(d.target.clone(), limit.per_second, limit.burst, n.now_ms)
+            .await;
+        let taken = match taken {
+            Ok(RateTake::Local) => self.limiter.try_take(&d.target),
+            Ok(RateTake::Taken) => Ok(()),
+            Ok(RateTake::Wait(wait)) => Err(wait),
+            Err(e) => {
+                tracing::warn!(target = %d.target, error = %e,
+                    "the shared rate limit is unavailable; this daemon's own bucket decides");
+                self.limiter.try_take(&d.target)
+            }
+        };
+        let Err(wait) = taken else {
             return Flow::Next;
         };
         tracing::debug!(delivery = %d.id, target = %d.target, wait_ms = wait.as_millis() as u64,

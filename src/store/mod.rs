@@ -60,6 +60,10 @@
 //!   outbox (then this one waits: triggers and resolves of one alert reach the target in the order
 //!   they were accepted). `alert_states` lists the states of some keys, for `scanbridge route`.
 //!
+//! Rate limits (issue 14): `rate_take` is a token bucket shared by every daemon of the store, with
+//! check-and-set; a backend used by one daemon only keeps none and says so ([`RateTake::Local`]),
+//! and the caller's in-memory bucket is then exact.
+//!
 //! Archive, retention and space (issue 13), same backend, same durability:
 //! - Every accepted event is kept as the **archive**, marked with whether it matched a rule (or
 //!   caused a delivery) and which rules and deliveries it had at ingest. `events` pages through it
@@ -660,6 +664,18 @@ pub struct Backup {
     pub dead_letters: u64,
 }
 
+/// What [`Store::rate_take`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateTake {
+    /// Only one daemon uses this store (SQLite: the data directory's lock): the caller's own
+    /// in-memory bucket is the whole truth, so the store keeps none.
+    Local,
+    /// A token was taken from the shared bucket.
+    Taken,
+    /// The shared bucket is empty: the next token is there after this long.
+    Wait(Duration),
+}
+
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
@@ -796,4 +812,18 @@ pub trait Store: Send + Sync + 'static {
     fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>>;
     /// Totals of the outbox, dead letters, suppressed and grouped deliveries.
     fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>>;
+
+    /// Takes one token at `now_ms` from the token bucket `key` (refilled at `per_second`, holding at
+    /// most `burst`; full when first used), atomically for every daemon sharing the store. A backend
+    /// that only one daemon can use answers [`RateTake::Local`] (the default).
+    fn rate_take(
+        &self,
+        key: String,
+        per_second: f64,
+        burst: u32,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<RateTake, StoreError>> {
+        let _ = (key, per_second, burst, now_ms);
+        Box::pin(async { Ok(RateTake::Local) })
+    }
 }

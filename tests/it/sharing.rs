@@ -3,7 +3,7 @@
 //! loses nothing (its unacked deliveries return to the other after the ack wait), and a NATS server
 //! restart loses nothing (ingest answers 503 while the stream is unavailable, 202 again after), and
 //! with a 3-node NATS cluster and replicas = 3, killing one node loses nothing; a digest group fed by
-//! both daemons is flushed once.
+//! both daemons is flushed once; a target's rate limit is one token bucket for every daemon.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -201,4 +201,38 @@ async fn a_digest_fed_by_two_daemons_is_sent_once() {
     }
     a.stop();
     b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_for_every_daemon_together() {
+    let store = Store::jetstream();
+    let rx = Receiver::start().await;
+    // Two sends at once, then one every 100 s: nothing more within the test.
+    let config = format!(
+        "{}rate_limit = {{ per_second = 0.01, burst = 2 }}\n",
+        rx.target()
+    );
+    let home = Home::on(&store, &config, &[("r.json", &route_ci())]);
+    let a = home.start();
+    for id in ["rl-1", "rl-2"] {
+        assert_eq!(a.post(event(id, "ci").to_string()).await.0, 202);
+    }
+    rx.wait_hits(2, &a).await;
+    a.stop();
+    // Another daemon of the installation: the bucket A emptied is its bucket too (with a bucket
+    // per daemon, B would start full and send both).
+    let b = home.start();
+    for id in ["rl-3", "rl-4"] {
+        assert_eq!(b.post(event(id, "ci").to_string()).await.0, 202);
+    }
+    b.wait_metric("scanbridge_deliveries_delayed_total{target=\"hook\"}", 2.0)
+        .await;
+    let got = delivered(&rx);
+    assert_eq!(got.keys().collect::<Vec<_>>(), ["rl-1", "rl-2"], "{got:?}");
+    // Queued, not dropped: both wait in the outbox for their tokens.
+    for id in ["rl-3", "rl-4"] {
+        let out = home.cli(&["events", "show", id, "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["deliveries"][0]["state"], "pending", "{v}");
+    }
 }

@@ -38,7 +38,8 @@ pub const BUCKETS: [(&str, Duration); 10] = [
     ("groups", Duration::ZERO),
     // Rewritten at every retry; a week outlasts any backoff, and lets delete markers go.
     ("attempts", Duration::from_secs(7 * 24 * 3600)),
-    ("ratelimit", Duration::from_secs(3600)),
+    // One token bucket per rate-limited target, rewritten at every send (history 1).
+    ("ratelimit", Duration::ZERO),
     // What became of each delivery, kept as long as the archive keeps its event.
     ("states", Duration::ZERO),
     // The deliveries replays added to each archived event, kept with the event.

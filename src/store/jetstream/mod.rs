@@ -35,8 +35,8 @@
 //!   installation's streams, and a full disk is the NATS servers' (their refusal is the 503).
 //! - `store backup` writes every stream's and bucket's messages as JSON lines (`backup.rs`), not a
 //!   database file.
-//! - Not shared yet: rate limits are the alerting stage's in-memory buckets, so each daemon applies a
-//!   target's `rate_limit` on its own (the `P_ratelimit` bucket is made for a shared one, unused).
+//! - Rate limits are shared: a target's token bucket is a value of `P_ratelimit` taken with
+//!   check-and-set by every daemon ([`ratelimit`]), where SQLite's one daemon keeps it in memory.
 //!
 //! The daemon opens it with a wake-up ([`JetStreamStore::open`]'s `wake`): then it also keeps the
 //! leases it holds alive, follows the silences and digest groups, and wakes its worker when any
@@ -53,7 +53,7 @@ use tokio::sync::Notify;
 use super::{
     AlertCheck, AlertState, ArchivedEvent, Backup, BoxFuture, Counts, DeadLetter, DeliveryState,
     DueGroup, EventPage, EventQuery, EventRecord, GroupAdd, Leased, NewEvent, Problem, Pruned,
-    ReplayDelivery, Retention, Silence, Space, Store, StoreError, Stored, Suppressed,
+    RateTake, ReplayDelivery, Retention, Silence, Space, Store, StoreError, Stored, Suppressed,
 };
 use crate::config::JetStreamConfig;
 
@@ -70,6 +70,7 @@ mod history;
 mod integrity;
 mod mirror;
 mod outbox;
+mod ratelimit;
 mod records;
 mod replay;
 mod retention;
@@ -100,6 +101,7 @@ struct Inner {
     dead: dead::Dead,
     suppressed: suppressed::SuppressedLog,
     records: records::Records,
+    rates: ratelimit::RateBuckets,
     /// `store.max_db_bytes` (0: no limit).
     max_bytes: u64,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -288,6 +290,7 @@ impl JetStreamStore {
                 dead: dead::Dead::open(&cluster).await?,
                 suppressed: suppressed::SuppressedLog::open(&cluster).await?,
                 records: records::Records::open(&cluster).await?,
+                rates: ratelimit::RateBuckets::open(&cluster).await?,
                 outbox,
                 cluster,
                 max_bytes,
@@ -674,6 +677,16 @@ impl Store for JetStreamStore {
             let i = &self.inner;
             i.records.event(&id, &i.outbox).await
         })
+    }
+
+    fn rate_take(
+        &self,
+        key: String,
+        per_second: f64,
+        burst: u32,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<RateTake, StoreError>> {
+        self.run(async move { self.inner.rates.take(&key, per_second, burst, now_ms).await })
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
@@ -1397,5 +1410,53 @@ mod tests {
             (missing.count, &missing.examples[..]),
             (1, &["d-e3".to_owned()][..])
         );
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_is_one_token_bucket_for_every_daemon() {
+        let srv = server().await;
+        let a = store(&srv, Duration::from_secs(30)).await;
+        let b = store(&srv, Duration::from_secs(30)).await;
+        // Burst 3, one a second: ten takes at once from two daemons, exactly three get a token.
+        let takes = (0..10).map(|i| {
+            let s = if i % 2 == 0 { &a } else { &b };
+            s.rate_take("hook".into(), 1.0, 3, NOW)
+        });
+        let got: Vec<RateTake> = futures_util::future::join_all(takes)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            got.iter().filter(|t| **t == RateTake::Taken).count(),
+            3,
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .filter(|t| **t != RateTake::Taken)
+                .all(|t| *t == RateTake::Wait(Duration::from_secs(1))),
+            "{got:?}"
+        );
+        // Half a second later: half a second to wait, on either daemon; a second later, one more.
+        async fn take(s: &JetStreamStore, key: &str, at: i64) -> Result<RateTake, StoreError> {
+            s.rate_take(key.into(), 1.0, 3, at).await
+        }
+        assert_eq!(
+            take(&b, "hook", NOW + 500).await.unwrap(),
+            RateTake::Wait(Duration::from_millis(500))
+        );
+        assert_eq!(take(&a, "hook", NOW + 1000).await.unwrap(), RateTake::Taken);
+        assert_eq!(
+            take(&b, "hook", NOW + 1000).await.unwrap(),
+            RateTake::Wait(Duration::from_secs(1))
+        );
+        // A daemon whose clock is behind gets nothing extra.
+        assert_eq!(
+            take(&b, "hook", NOW).await.unwrap(),
+            RateTake::Wait(Duration::from_secs(1))
+        );
+        // Another target is another bucket, full at first.
+        assert_eq!(take(&b, "slack", NOW).await.unwrap(), RateTake::Taken);
     }
 }
