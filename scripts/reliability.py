@@ -8,7 +8,7 @@ time and count, prints a summary table, and exits 1 if an event that got 202 was
 
     scripts/reliability.py crash  [--kills 20] [--rate 150]
     scripts/reliability.py outage [--phase 4]
-    scripts/reliability.py load   [--step 5] [--max-conns 32]
+    scripts/reliability.py load   [--step 5] [--max-conns 32] [--backend sqlite|jetstream|both]
     scripts/reliability.py cluster [--kills 12] [--rate 90]   (3 NATS nodes, 3 daemons, JetStream)
     scripts/reliability.py disk   [--events 5000] [--cap-mib 8] [--tmpfs-mib 32]
 """
@@ -525,8 +525,31 @@ DELIVERED = 'scanbridge_deliveries_total{target="hook",outcome="delivered"}'
 
 
 def load(args):
+    """The load run on one backend or on both (--backend both: side by side, one after the other,
+    on the same machine and bare baseline)."""
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    backends = ["sqlite", "jetstream"] if args.backend == "both" else [args.backend]
+    results = {b: load_one(args, b) for b in backends}
+    if len(results) > 1:
+        print(f"\nscripts/load --backend both: durable ev/s (p99) per concurrency, {args.step}s per step")
+        print(f"{'conns':>5} | {'bare req/s':>10} | " + " | ".join(f"{b + ' ev/s':>15} {'p99':>8} {'deliv/s':>7}" for b in backends))
+        steps = min(len(r["rows"]) for r in results.values())
+        for i in range(steps):
+            c, bare = results[backends[0]]["rows"][i][0], results[backends[0]]["rows"][i][1]
+            cells = []
+            for b in backends:
+                _, _, st, *_ = results[b]["rows"][i]
+                cells.append(f"{st['rps']:>15.0f} {st['p99_ms']:>6.1f}ms {st['delivery_rate']:>7.0f}")
+            print(f"{c:>5} | {bare['rps']:>10.0f} | " + " | ".join(cells))
+        for b in backends:
+            r = results[b]
+            print(f"{b:>9}: peak {r['peak']:.0f} ev/s; soak {r['soak']['rps']:.0f} ev/s, p99 {r['soak']['p99_ms']:.1f} ms, "
+                  f"errors {r['soak']['errors']}; RSS {r['rss'][0] / 1024:.1f} -> {r['rss'][1] / 1024:.1f} MiB")
+    return 0
+
+
+def load_one(args, backend):
     home = tempfile.mkdtemp(prefix="scanbridge-load-")
     script = os.path.join(home, "post.lua")
     with open(script, "w") as f:
@@ -535,10 +558,24 @@ def load(args):
     bare_port = int(bare.stdout.readline().rsplit(":", 1)[1])
     targets = f'[targets.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{bare_port}/hook"\ntimeout = "5s"\n\n'
     rules = {"crit.json": {"name": "crit", "event_pattern": {"detail": {"severity": ["CRITICAL"]}}, "targets": ["hook"]}}
-    cfg = write_home(home, targets, rules, extra="")
+    nats = None
+    extra = ""
+    if backend == "jetstream":
+        # One NATS server with JetStream (its defaults: replicas 1, file store), on loopback.
+        nats_port = free_port()
+        nats = subprocess.Popen(
+            [nats_server(), "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-sd", os.path.join(home, "nats")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        NatsNode.wait_port(nats_port)
+        extra = (f'[store.jetstream]\nservers = ["nats://127.0.0.1:{nats_port}"]\nprefix = "load"\n'
+                 'replicas = 1\n\n')
+        os.environ["SCANBRIDGE__STORE__BACKEND"] = "jetstream"
+    cfg = write_home(home, targets, rules, extra=extra)
     port = free_port()
     d = Daemon(cfg, port)
     d.start()
+    os.environ.pop("SCANBRIDGE__STORE__BACKEND", None)
+    print(f"\n--- backend {backend} ---", flush=True)
     mem = []
     stop = threading.Event()
 
@@ -583,10 +620,13 @@ def load(args):
     m = d.metrics()
     accepted = metric(m, "scanbridge_events_accepted_total")
     d.stop()
+    if nats:
+        nats.terminate()
+        nats.wait(timeout=10)
     bare_got = subprocess.run(["curl", "-s", f"http://127.0.0.1:{bare_port}/count"], capture_output=True, text=True).stdout
     bare.terminate()
-    print(f"\nscripts/load: wrk, {args.step}s per step, closed loop (each connection sends the next request "
-          "when the previous is answered), 1 event per request")
+    print(f"\nscripts/load ({backend}): wrk, {args.step}s per step, closed loop (each connection sends the next "
+          "request when the previous is answered), 1 event per request")
     print(f"{'conns':>5} | {'bare req/s':>10} {'bare p99':>9} | {'durable ev/s':>12} {'p50':>7} {'p99':>8} {'errors':>6} | "
           f"{'ratio':>5} | {'deliv/s':>7} {'drain':>6} {'deliv p50':>9} {'deliv p99':>9} | {'RSS MiB':>7}")
     for c, b, s, p50, p99, rss in rows:
@@ -600,13 +640,14 @@ def load(args):
     for t, kib in mem[:: max(1, len(mem) // 12)]:
         print(f"  t={t:5.0f}s  {(kib or 0) / 1024:6.1f} MiB")
     deliveries = int(bare_got) if bare_got.strip().isdigit() else -1
-    table("totals", [
+    peak = max(s["rps"] for _, _, s, *_ in rows)
+    table(f"totals ({backend})", [
         ("events accepted durably", int(accepted)),
         ("webhook deliveries received (bare, includes its own load)", deliveries),
-        ("peak sustained durable ev/s", f"{max(s['rps'] for _, _, s, *_ in rows):.0f}"),
+        ("peak sustained durable ev/s", f"{peak:.0f}"),
     ])
     shutil.rmtree(home, ignore_errors=True)
-    return 0
+    return {"rows": rows, "soak": soak, "peak": peak, "rss": (rss_before or 0, rss_after or 0)}
 
 
 # ---- disk ----------------------------------------------------------------------------------------
@@ -900,14 +941,18 @@ class NatsNode:
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log)
 
     def wait_listening(self):
+        NatsNode.wait_port(self.port)
+
+    @staticmethod
+    def wait_port(port):
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return
             except OSError:
                 time.sleep(0.1)
-        raise SystemExit(f"NATS node {self.i} did not listen in 20 s")
+        raise SystemExit(f"NATS on port {port} did not listen in 20 s")
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -1020,6 +1065,8 @@ def main():
     lo.add_argument("--step", type=int, default=5, help="seconds per concurrency step")
     lo.add_argument("--max-conns", type=int, default=32)
     lo.add_argument("--soak", type=int, default=20, help="seconds of constant load at the end")
+    lo.add_argument("--backend", choices=["sqlite", "jetstream", "both"], default="sqlite",
+                    help="the store: SQLite, one NATS server with JetStream, or both side by side")
     dk = sub.add_parser("disk")
     dk.add_argument("--events", type=int, default=5000, help="events of each class measured")
     dk.add_argument("--cap-mib", type=int, default=8, help="store.max_db_bytes of the limit run, MiB")
