@@ -66,8 +66,11 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+mod leases;
 pub mod lock;
+mod readers;
 pub mod sqlite;
+mod writer;
 
 /// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
 /// once; receivers drop duplicates with it): SHA-256 of event id, rule and target (NUL-separated), 32 hex digits.
@@ -435,6 +438,22 @@ pub struct Counts {
     pub grouped: u64,
 }
 
+/// Counters of a store's own work (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Transactions committed (each one fsync).
+    pub commits: u64,
+    /// Write requests committed (an accept of a whole batch is one; group commit puts many in one
+    /// transaction).
+    pub writes: u64,
+    /// Write requests waiting for the writer.
+    pub queued: u64,
+    /// Reads of the outbox for due deliveries.
+    pub lease_reads: u64,
+    /// Deliveries leased now.
+    pub leased: u64,
+}
+
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
@@ -452,6 +471,35 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>>;
+    /// Like `lease`, with at most `room[target]` deliveries of each target listed in `room` (a
+    /// target at 0 is not read at all), so that one slow target cannot take every slot.
+    fn lease_within(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now_ms: i64,
+        room: std::collections::BTreeMap<String, usize>,
+    ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
+        let _ = room;
+        self.lease(limit, lease, now_ms)
+    }
+    /// Like `accept`, and leases for `lease`, in the same commit, up to `max` of the deliveries it
+    /// stored (in order): handed back beside the outcomes, so that the worker can send them at
+    /// once without a lease read (the others are leased by the worker's reads as usual).
+    fn accept_leasing(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: i64,
+        lease: Duration,
+        max: usize,
+    ) -> BoxFuture<'_, Result<(Vec<Stored>, Vec<Leased>), StoreError>> {
+        let _ = (lease, max);
+        Box::pin(async move { Ok((self.accept(events, now_ms).await?, Vec::new())) })
+    }
+    /// Counters of the backend's own work, for `/metrics` (zero where a backend has none).
+    fn io_stats(&self) -> IoStats {
+        IoStats::default()
+    }
     /// Delivered at `now_ms`: removes the delivery (and records its alert mark's effect), and keeps a
     /// record of it as delivered.
     fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -36,15 +36,17 @@
 //!
 //! Durability: `journal_mode=WAL` with `synchronous=FULL`. In WAL mode NORMAL only syncs at checkpoints,
 //! so a power loss can roll back the last commits — acceptable for a cache, not for a 202 that promises
-//! the event is durable. FULL fsyncs the WAL on every commit; ingest batches many events into one
-//! transaction, so the cost is one fsync per request, not per event.
+//! the event is durable. FULL fsyncs the WAL on every commit; group commit ([`super::writer`]) puts
+//! every write request waiting into one transaction, so the cost is one fsync per turn of the
+//! writer, whatever the number of requests and events in it.
 //!
-//! Recovery: leases are timestamps, so a crashed daemon's leases simply expire. One data directory
-//! belongs to one daemon: [`SqliteStore::open`] with `recover = true` (what `serve` does) first takes the
-//! directory's lock ([`super::lock`]; a second daemon is refused with the holder's pid), then clears all
-//! leases so that pending deliveries resume at once. CLI tools (`dlq`, `silence`, ...) open without
-//! recovery and without the lock, beside the daemon (WAL allows concurrent readers; writes wait on a
-//! busy timeout).
+//! Recovery: one data directory belongs to one daemon: [`SqliteStore::open`] with `recover = true`
+//! (what `serve` does) first takes the directory's lock ([`super::lock`]; a second daemon is refused
+//! with the holder's pid). So leases live in memory ([`super::leases`]), taken and dropped without a
+//! write; a restart starts with none, and every pending delivery resumes at once. (`outbox.leased_until`
+//! is kept for older databases and cleared at recovery; nothing reads it.) CLI tools (`dlq`,
+//! `silence`, ...) open without recovery and without the lock, beside the daemon (WAL allows
+//! concurrent readers; writes wait on a busy timeout); they never lease.
 //!
 //! Identity: a new store is created atomically (built under a temporary name, then linked into place)
 //! and marked with `PRAGMA application_id`. An existing `scanbridge.db` that is empty (0 bytes), not
@@ -56,17 +58,27 @@
 //! caps the database through `max_page_count`, which fails writes with the same SQLITE_FULL a full disk
 //! gives. Delivery goes on while ingest is refused (acks only delete rows).
 //!
-//! Concurrency: one connection behind a mutex; every call runs on tokio's blocking pool, never on an
-//! async worker thread.
+//! Concurrency: every write runs on the one write connection, owned by the writer thread
+//! ([`super::writer`]: group commit; a write returns once its commit did). Reads run on a small pool
+//! of read-only connections ([`super::readers`]) on tokio's blocking pool: in WAL mode they see the
+//! last commit and neither wait for the writer nor hold it up. Lease reads are reads: the lease is
+//! taken in memory, and ended by the commit that records the attempt's outcome (`ack`,
+//! `retry_later`, `dead_letter`, `postpone`, `suppress`, `group_add`). `accept_leasing` leases the
+//! deliveries it stores as its commit completes, so the worker sends them without reading them back.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
+use super::leases::Leases;
 use super::lock::DataDirLock;
+use super::readers::Readers;
+use super::writer::Writer;
 use super::{
     AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter, DeliveryRecord,
     DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member, NewEvent,
@@ -339,7 +351,7 @@ fn mark(
 
 /// Adds the resolve deliveries of `check` for event `event_id` (see the Store contract).
 fn add_resolves(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     event_id: &str,
     check: &ResolveCheck,
     now: i64,
@@ -407,7 +419,7 @@ const ALERT_STATE_COLUMNS: &str = "rule, key, target, open, opened_at, resolved_
 /// Records are the caller's JSON, copied as they are; one that is not JSON (a damaged row) is passed
 /// over.
 fn record_history(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     h: &HistoryUpdate,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
@@ -470,15 +482,35 @@ fn silence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
 }
 
 /// The SQLite implementation of [`Store`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-    /// Held by the daemon's store (opened with recovery) for as long as any clone lives.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The one write connection, on its own thread: group commit.
+    writer: Writer,
+    /// Read connections: reads never wait for the writer.
+    readers: Readers,
+    /// Which deliveries are being attempted (in memory: the directory is locked to this process).
+    leases: Arc<Leases>,
+    /// Lease reads of the outbox (`scanbridge_lease_reads_total`).
+    lease_reads: AtomicU64,
+    /// Held by the daemon's store (opened with recovery) for as long as any clone lives; dropped
+    /// after the writer (field order), so the lock outlives the last write.
     _lock: Option<Arc<DataDirLock>>,
 }
 
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("leases", &self.inner.leases.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`; `recover` clears stale leases.
+    /// Opens (creating if needed) the store in `data_dir`; `recover` takes the directory's lock.
     pub fn open(data_dir: &Path, recover: bool) -> Result<Self, StoreError> {
         Self::open_with_limit(data_dir, recover, 0)
     }
@@ -496,7 +528,7 @@ impl SqliteStore {
             path: data_dir.display().to_string(),
             source,
         })?;
-        // Recovery clears every lease: only the one daemon that owns the directory may do it.
+        // Only the one daemon that owns the directory may keep its leases in memory.
         let lock = if recover {
             Some(Arc::new(DataDirLock::acquire(data_dir)?))
         } else {
@@ -526,31 +558,58 @@ impl SqliteStore {
             conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
         if recover {
+            // Leases live in memory now; a database written by an older build may hold some.
             conn.execute(
                 "UPDATE outbox SET leased_until = 0 WHERE leased_until <> 0",
                 [],
             )?;
         }
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-            _lock: lock,
+            inner: Arc::new(Inner {
+                writer: Writer::start(conn),
+                readers: Readers::new(path),
+                leases: Arc::default(),
+                lease_reads: AtomicU64::new(0),
+                _lock: lock,
+            }),
         })
     }
 
-    fn run<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    /// Runs `f` on a read connection, on the blocking pool.
+    fn read<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let inner = self.inner.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-                f(&mut guard)
-            })
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))?
+            tokio::task::spawn_blocking(move || inner.readers.with(f))
+                .await
+                .map_err(|e| StoreError::Join(e.to_string()))?
         })
+    }
+
+    /// Runs `f` in the writer's next commit ([`Writer`]); answers once it is durable.
+    fn write<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Box::pin(self.inner.writer.submit(f, |t| t))
+    }
+
+    /// Like [`SqliteStore::write`], for a write that records the outcome of leased delivery `id`:
+    /// its lease ends once the outcome is committed.
+    fn write_outcome<T, F>(&self, id: &str, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (leases, id) = (self.inner.leases.clone(), id.to_owned());
+        Box::pin(self.inner.writer.submit(f, move |t| {
+            leases.release(&id);
+            t
+        }))
     }
 }
 
@@ -650,88 +709,215 @@ fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
     })
 }
 
+/// A lease read (see [`Leases`]): the due deliveries, oldest first, on a read connection, leased in
+/// memory without a write. Targets whose `room` is 0 are skipped in the query; of the others at most
+/// `room` each (targets not listed: no bound), `limit` in all.
+fn lease_read(
+    inner: &Inner,
+    limit: usize,
+    lease: Duration,
+    now: i64,
+    room: &BTreeMap<String, usize>,
+) -> Result<Vec<Leased>, StoreError> {
+    inner.lease_reads.fetch_add(1, Ordering::Relaxed);
+    let until = now.saturating_add(lease.as_millis() as i64);
+    let full: Vec<&str> = room
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(t, _)| t.as_str())
+        .collect();
+    let full = serde_json::to_string(&full).unwrap_or_else(|_| "[]".into());
+    // Rows held by a lease are read too (they are skipped below): read past them.
+    let want = limit.saturating_add(inner.leases.len());
+    let ticket = inner.leases.begin();
+    let rows = inner.readers.with(|c| {
+        let mut st = c.prepare_cached(
+            "SELECT o.id, o.event_id, o.rule, o.target, o.input, o.attempts, o.created_at, e.body,
+                    e.previous, o.alert_kind, o.alert_key, o.alert_time, o.alert_record
+             FROM outbox o LEFT JOIN events e ON e.id = o.event_id
+             WHERE o.next_attempt_at <= ?1 AND o.target NOT IN (SELECT value FROM json_each(?2))
+             ORDER BY o.next_attempt_at LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![now, full, want as i64], |r| {
+            Ok(Leased {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                rule: r.get(2)?,
+                target: r.get(3)?,
+                input: r.get(4)?,
+                attempts: r.get(5)?,
+                created_at_ms: r.get(6)?,
+                body: r
+                    .get::<_, Option<String>>(7)?
+                    .unwrap_or_else(|| "{}".into()),
+                previous: r.get(8)?,
+                alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    });
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            inner.leases.claim(ticket, [], 0, until, now);
+            return Err(e);
+        }
+    };
+    // At most `room` per target, counting only rows nobody holds.
+    let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let candidates = rows.iter().filter(|d| {
+        if inner.leases.held(&d.id, now) {
+            return false;
+        }
+        let n = taken.entry(d.target.as_str()).or_default();
+        if room.get(&d.target).is_some_and(|max| *n >= *max) {
+            return false;
+        }
+        *n += 1;
+        true
+    });
+    let ids: Vec<&str> = candidates.map(|d| d.id.as_str()).collect();
+    let got: std::collections::HashSet<String> = inner
+        .leases
+        .claim(ticket, ids, limit, until, now)
+        .into_iter()
+        .collect();
+    Ok(rows.into_iter().filter(|d| got.contains(&d.id)).collect())
+}
+
+/// Stores `events` (the body of [`Store::accept`]) on the writer's connection, inside its
+/// transaction; also returns, unleased, up to `max_fresh` of the deliveries it added (in order),
+/// for [`Store::accept_leasing`].
+fn accept_in(
+    tx: &Connection,
+    events: &[NewEvent],
+    now: i64,
+    max_fresh: usize,
+) -> Result<(Vec<Stored>, Vec<Leased>), StoreError> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut fresh: Vec<Leased> = Vec::new();
+    {
+        let mut ev = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut ob = tx.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
+                                           alert_kind, alert_key, alert_time, alert_record)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10
+             WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
+        )?;
+        for e in events {
+            // Each event in its own savepoint: one that fails on its own is rolled back
+            // alone; a failure of the store itself still fails the whole transaction.
+            tx.execute_batch("SAVEPOINT one_event")?;
+            // Deliveries of the events stored so far (a refused event's are dropped with it).
+            let kept = fresh.len();
+            let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || -> Result<Stored, StoreError> {
+                    if ev.execute(params![e.id, e.body, now])? == 0 {
+                        return Ok(Stored::Duplicate); // already routed when first accepted
+                    }
+                    let mut previous = None;
+                    if let Some(h) = &e.history {
+                        previous = record_history(tx, h, now)?;
+                        if let Some(p) = &previous {
+                            tx.execute(
+                                "UPDATE events SET previous = ?2 WHERE id = ?1",
+                                params![e.id, p],
+                            )?;
+                        }
+                    }
+                    for d in &e.deliveries {
+                        let a = d.alert.as_ref();
+                        let added = ob.execute(params![
+                            d.id,
+                            e.id,
+                            d.rule,
+                            d.target,
+                            d.input,
+                            now,
+                            a.map(|m| m.kind.as_str()),
+                            a.map(|m| &m.key),
+                            a.and_then(|m| m.time_ms),
+                            a.and_then(|m| m.record.as_deref()),
+                        ])?;
+                        if added == 1 && fresh.len() < max_fresh {
+                            fresh.push(Leased {
+                                id: d.id.clone(),
+                                event_id: e.id.clone(),
+                                rule: d.rule.clone(),
+                                target: d.target.clone(),
+                                input: d.input.clone(),
+                                body: e.body.clone(),
+                                attempts: 0,
+                                created_at_ms: now,
+                                previous: previous.clone(),
+                                alert: d.alert.clone(),
+                            });
+                        }
+                    }
+                    if let Some(check) = &e.resolve {
+                        add_resolves(tx, &e.id, check, now)?;
+                    }
+                    Ok(Stored::New)
+                },
+            ));
+            let refused = match stored {
+                Ok(Ok(s)) => {
+                    outcomes.push(s);
+                    None
+                }
+                Ok(Err(err)) if particular_to_the_event(&err) => Some(err.to_string()),
+                Ok(Err(err)) => return Err(err),
+                Err(panic) => Some(format!(
+                    "internal error while storing it: {}",
+                    crate::compute::panic_message(&*panic)
+                )),
+            };
+            match refused {
+                None => tx.execute_batch("RELEASE one_event")?,
+                Some(why) => {
+                    tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
+                    tx.execute_batch("ROLLBACK TO one_event; RELEASE one_event")?;
+                    fresh.truncate(kept);
+                    outcomes.push(Stored::Refused(why));
+                }
+            }
+        }
+    }
+    Ok((outcomes, fresh))
+}
+
 impl Store for SqliteStore {
     fn accept(
         &self,
         events: Vec<NewEvent>,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            let mut outcomes = Vec::with_capacity(events.len());
-            {
-                let mut ev = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
-                )?;
-                let mut ob = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
-                                                   alert_kind, alert_key, alert_time, alert_record)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10
-                     WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
-                )?;
-                for e in &events {
-                    // Each event in its own savepoint: one that fails on its own is rolled back
-                    // alone; a failure of the store itself still fails the whole transaction.
-                    tx.execute_batch("SAVEPOINT one_event")?;
-                    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                        || -> Result<Stored, StoreError> {
-                            if ev.execute(params![e.id, e.body, now])? == 0 {
-                                return Ok(Stored::Duplicate); // already routed when first accepted
-                            }
-                            if let Some(h) = &e.history
-                                && let Some(previous) = record_history(&tx, h, now)?
-                            {
-                                tx.execute(
-                                    "UPDATE events SET previous = ?2 WHERE id = ?1",
-                                    params![e.id, previous],
-                                )?;
-                            }
-                            for d in &e.deliveries {
-                                let a = d.alert.as_ref();
-                                ob.execute(params![
-                                    d.id,
-                                    e.id,
-                                    d.rule,
-                                    d.target,
-                                    d.input,
-                                    now,
-                                    a.map(|m| m.kind.as_str()),
-                                    a.map(|m| &m.key),
-                                    a.and_then(|m| m.time_ms),
-                                    a.and_then(|m| m.record.as_deref()),
-                                ])?;
-                            }
-                            if let Some(check) = &e.resolve {
-                                add_resolves(&tx, &e.id, check, now)?;
-                            }
-                            Ok(Stored::New)
-                        },
-                    ));
-                    let refused = match stored {
-                        Ok(Ok(s)) => {
-                            outcomes.push(s);
-                            None
-                        }
-                        Ok(Err(err)) if particular_to_the_event(&err) => Some(err.to_string()),
-                        Ok(Err(err)) => return Err(err),
-                        Err(panic) => Some(format!(
-                            "internal error while storing it: {}",
-                            crate::compute::panic_message(&*panic)
-                        )),
-                    };
-                    match refused {
-                        None => tx.execute_batch("RELEASE one_event")?,
-                        Some(why) => {
-                            tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
-                            tx.execute_batch("ROLLBACK TO one_event; RELEASE one_event")?;
-                            outcomes.push(Stored::Refused(why));
-                        }
-                    }
-                }
-            }
-            tx.commit()?;
-            Ok(outcomes)
-        })
+        self.write(move |c: &Connection| Ok(accept_in(c, &events, now, 0)?.0))
+    }
+
+    fn accept_leasing(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+        lease: Duration,
+        max: usize,
+    ) -> BoxFuture<'_, Result<(Vec<Stored>, Vec<Leased>), StoreError>> {
+        let leases = self.inner.leases.clone();
+        let until = now.saturating_add(lease.as_millis() as i64);
+        Box::pin(self.inner.writer.submit(
+            move |c: &Connection| accept_in(c, &events, now, max),
+            // After the commit, before any later turn: nobody could have leased these yet
+            // unless a lease read ran since the commit (then `claim_new` skips them).
+            move |(stored, fresh)| {
+                let fresh = fresh
+                    .into_iter()
+                    .filter(|d| leases.claim_new(&d.id, until, now))
+                    .collect();
+                (stored, fresh)
+            },
+        ))
     }
 
     fn lease(
@@ -740,43 +926,38 @@ impl Store for SqliteStore {
         lease: Duration,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
-        self.run(move |c| {
-            let until = now + lease.as_millis() as i64;
-            let tx = c.transaction()?;
-            let rows = {
-                let mut st = tx.prepare_cached(
-                    "UPDATE outbox SET leased_until = ?1
-                     WHERE id IN (SELECT id FROM outbox WHERE next_attempt_at <= ?2 AND leased_until <= ?2
-                                  ORDER BY next_attempt_at LIMIT ?3)
-                     RETURNING id, event_id, rule, target, input, attempts, created_at,
-                               (SELECT body FROM events WHERE events.id = outbox.event_id),
-                               (SELECT previous FROM events WHERE events.id = outbox.event_id),
-                               alert_kind, alert_key, alert_time, alert_record",
-                )?;
-                let rows = st.query_map(params![until, now, limit as i64], |r| {
-                    Ok(Leased {
-                        id: r.get(0)?,
-                        event_id: r.get(1)?,
-                        rule: r.get(2)?,
-                        target: r.get(3)?,
-                        input: r.get(4)?,
-                        attempts: r.get(5)?,
-                        created_at_ms: r.get(6)?,
-                        body: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| "{}".into()),
-                        previous: r.get(8)?,
-                        alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
-                    })
-                })?;
-                rows.collect::<Result<Vec<_>, _>>()?
-            };
-            tx.commit()?;
-            Ok(rows)
+        self.lease_within(limit, lease, now, BTreeMap::new())
+    }
+
+    fn lease_within(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now: i64,
+        room: BTreeMap<String, usize>,
+    ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || lease_read(&inner, limit, lease, now, &room))
+                .await
+                .map_err(|e| StoreError::Join(e.to_string()))?
         })
     }
 
+    fn io_stats(&self) -> super::IoStats {
+        let w = self.inner.writer.stats();
+        super::IoStats {
+            commits: w.commits.load(Ordering::Relaxed),
+            writes: w.requests.load(Ordering::Relaxed),
+            queued: w.queued.load(Ordering::Relaxed) as u64,
+            lease_reads: self.inner.lease_reads.load(Ordering::Relaxed),
+            leased: self.inner.leases.len() as u64,
+        }
+    }
+
     fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write_outcome(&id.clone(), move |c: &Connection| {
+            let tx = c;
             tx.execute(
                 "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at)
                  SELECT event_id, id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
@@ -816,7 +997,6 @@ impl Store for SqliteStore {
                     )?,
                 };
             }
-            tx.commit()?;
             Ok(())
         })
     }
@@ -828,7 +1008,7 @@ impl Store for SqliteStore {
         error: String,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.write_outcome(&id.clone(), move |c: &Connection| {
             let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
@@ -846,8 +1026,8 @@ impl Store for SqliteStore {
         reason: String,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write_outcome(&id.clone(), move |c: &Connection| {
+            let tx = c;
             tx.execute(
                 "INSERT OR REPLACE INTO dead_letters
                    (id, event_id, rule, target, input, attempts, created_at, failed_at, reason,
@@ -857,19 +1037,18 @@ impl Store for SqliteStore {
                 params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(|c| {
+        self.read(|c| {
             Ok(c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
         })
     }
 
     fn dead_letters(&self, limit: usize) -> BoxFuture<'_, Result<Vec<DeadLetter>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT id, event_id, rule, target, attempts, created_at, failed_at, reason
                  FROM dead_letters ORDER BY failed_at, id LIMIT ?1",
@@ -880,7 +1059,7 @@ impl Store for SqliteStore {
     }
 
     fn dead_letter_get(&self, id: String) -> BoxFuture<'_, Result<DeadLetter, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let dl = c
                 .query_row(
                     "SELECT id, event_id, rule, target, attempts, created_at, failed_at, reason
@@ -906,8 +1085,8 @@ impl Store for SqliteStore {
     }
 
     fn redrive(&self, id: Option<String>, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c: &Connection| {
+            let tx = c;
             // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
@@ -919,9 +1098,8 @@ impl Store for SqliteStore {
                 params![now, id],
             )?;
             tx.execute("DELETE FROM dead_letters WHERE ?1 IS NULL OR id = ?1", params![id])?;
-            tx.commit()?;
             if moved == 0
-                && let Some(id) = id
+                && let Some(id) = id.clone()
             {
                 return Err(StoreError::NotFound {
                     what: "dead letter",
@@ -933,7 +1111,7 @@ impl Store for SqliteStore {
     }
 
     fn purge(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(|c| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
+        self.write(|c: &Connection| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
     }
 
     fn postpone(
@@ -942,7 +1120,7 @@ impl Store for SqliteStore {
         delay: Duration,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.write_outcome(&id.clone(), move |c: &Connection| {
             let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET next_attempt_at = ?2, leased_until = 0 WHERE id = ?1",
@@ -953,8 +1131,8 @@ impl Store for SqliteStore {
     }
 
     fn suppress(&self, s: Suppressed) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write_outcome(&s.id.clone(), move |c: &Connection| {
+            let tx = c;
             tx.execute(
                 "INSERT OR REPLACE INTO suppressed (id, event_id, rule, target, reason, detail, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -963,13 +1141,12 @@ impl Store for SqliteStore {
                 ],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![s.id])?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn suppressed(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Suppressed>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT id, event_id, rule, target, reason, detail, at FROM suppressed
                  ORDER BY at DESC, id LIMIT ?1",
@@ -997,8 +1174,8 @@ impl Store for SqliteStore {
         window_ms: i64,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c: &Connection| {
+            let tx = c;
             let held: Option<(String, i64)> = tx
                 .query_row(
                     "SELECT delivery_id, at FROM dedup WHERE scope = ?1 AND key = ?2",
@@ -1017,13 +1194,12 @@ impl Store for SqliteStore {
                     None
                 }
             };
-            tx.commit()?;
             Ok(verdict)
         })
     }
 
     fn silence_add(&self, s: Silence) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.write(move |c: &Connection| {
             c.execute(
                 "INSERT INTO silences (id, pattern, matchers, comment, created_by, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1042,7 +1218,7 @@ impl Store for SqliteStore {
     }
 
     fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, StoreError>> {
-        self.run(|c| {
+        self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT id, pattern, matchers, comment, created_by, created_at, expires_at
                  FROM silences ORDER BY created_at DESC, id",
@@ -1053,7 +1229,7 @@ impl Store for SqliteStore {
     }
 
     fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.write(move |c: &Connection| {
             let n = c.execute(
                 "UPDATE silences SET expires_at = MIN(expires_at, ?2) WHERE id = ?1",
                 params![id, now_ms],
@@ -1061,7 +1237,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound {
                     what: "silence",
-                    id,
+                    id: id.clone(),
                 });
             }
             Ok(())
@@ -1069,8 +1245,8 @@ impl Store for SqliteStore {
     }
 
     fn group_add(&self, g: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write_outcome(&g.delivery_id.clone(), move |c: &Connection| {
+            let tx = c;
             let event_id: Option<String> = tx
                 .query_row(
                     "DELETE FROM outbox WHERE id = ?1 RETURNING event_id",
@@ -1112,13 +1288,12 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4)",
                 params![g.delivery_id, g.group_id, event_id, g.now_ms],
             )?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut groups: Vec<DueGroup> = {
                 let mut st = c.prepare_cached(
                     "SELECT id, rule, target, labels FROM groups
@@ -1161,7 +1336,8 @@ impl Store for SqliteStore {
         delivery_id: String,
         now: i64,
     ) -> BoxFuture<'_, Result<AlertCheck, StoreError>> {
-        self.run(move |c| {
+        let leases = self.inner.leases.clone();
+        self.read(move |c| {
             let tx = c.transaction()?;
             type Row = (i64, String, String, Option<String>, Option<String>);
             let row: Option<Row> = tx
@@ -1181,13 +1357,18 @@ impl Store for SqliteStore {
             };
             let waiting: Option<(String, i64)> = tx
                 .query_row(
-                    "SELECT id, CASE WHEN leased_until > ?6 THEN 0 ELSE next_attempt_at END FROM outbox
+                    "SELECT id, next_attempt_at FROM outbox
                      WHERE alert_key = ?1 AND rule = ?2 AND target = ?3
                        AND alert_kind = ?4 AND rowid < ?5 ORDER BY rowid LIMIT 1",
-                    params![key, rule, target, opposite.as_str(), rowid, now],
+                    params![key, rule, target, opposite.as_str(), rowid],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
+            // 0 while it is being attempted (leased).
+            let waiting = waiting.map(|(id, at)| {
+                let at = if leases.held(&id, now) { 0 } else { at };
+                (id, at)
+            });
             let (waiting_for, waiting_until_ms) = waiting.unzip();
             let state = tx
                 .query_row(
@@ -1212,7 +1393,7 @@ impl Store for SqliteStore {
         &self,
         keys: Vec<String>,
     ) -> BoxFuture<'_, Result<Vec<AlertState>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {ALERT_STATE_COLUMNS} FROM alert_state WHERE key = ?1 ORDER BY rule, target"
             ))?;
@@ -1234,8 +1415,8 @@ impl Store for SqliteStore {
         now_ms: i64,
         interval_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c: &Connection| {
+            let tx = c;
             if !members.is_empty() {
                 tx.execute(
                     "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
@@ -1269,7 +1450,6 @@ impl Store for SqliteStore {
                 "UPDATE groups SET flush_at = ?2, last_flush_at = ?3 WHERE id = ?1",
                 params![group_id, next, now_ms],
             )?;
-            tx.commit()?;
             Ok(())
         })
     }
@@ -1279,7 +1459,7 @@ impl Store for SqliteStore {
         limit: usize,
         before: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<EventRecord>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             if let Some(b) = &before {
                 let known = c
                     .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
@@ -1317,7 +1497,7 @@ impl Store for SqliteStore {
     }
 
     fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let row: Option<(i64, String)> = c
                 .prepare_cached("SELECT received_at, body FROM events WHERE id = ?1")?
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1335,7 +1515,7 @@ impl Store for SqliteStore {
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
-        self.run(|c| {
+        self.read(|c| {
             Ok(c.query_row(
                 "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox WHERE attempts > 0),
                         (SELECT COUNT(*) FROM dead_letters), (SELECT COUNT(*) FROM suppressed),
@@ -1436,14 +1616,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
         // A trigger stands in for a value SQLite refuses (RAISE(ABORT) is a constraint failure).
-        s.conn
-            .lock()
-            .unwrap()
-            .execute_batch(
+        s.write(|c: &Connection| {
+            Ok(c.execute_batch(
                 "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = 'poison'
                  BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
-            )
-            .unwrap();
+            )?)
+        })
+        .await
+        .unwrap();
         let got = s
             .accept(
                 vec![event("a"), event("poison"), event("b"), event("a")],
@@ -1465,6 +1645,63 @@ mod tests {
             .map(|l| l.event_id)
             .collect();
         assert_eq!(leased, ["a", "b"], "the refused event left nothing behind");
+    }
+
+    #[tokio::test]
+    async fn accepted_deliveries_are_leased_in_the_commit_and_targets_get_their_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        let lease = Duration::from_secs(60);
+        let (stored, fresh) = s
+            .accept_leasing(vec![event("a"), event("b"), event("c")], NOW, lease, 2)
+            .await
+            .unwrap();
+        assert_eq!(stored, [Stored::New, Stored::New, Stored::New]);
+        let ids: Vec<&str> = fresh.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["d-a", "d-b"], "at most 2 leased at accept, in order");
+        assert_eq!(fresh[0].body, "{\"id\":\"a\"}");
+        // Only the third is left for a lease read; the first two are held.
+        let read: Vec<String> = s
+            .lease(10, lease, NOW)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(read, ["d-c"]);
+        assert_eq!(s.io_stats().leased, 3);
+        // Acked: the lease ends with the commit (and the row with it).
+        s.ack("d-a".into(), NOW).await.unwrap();
+        assert_eq!(s.io_stats().leased, 2);
+
+        // Room per target: "t" may take one more, "u" none (not even read).
+        let mut two = event("x");
+        two.deliveries.push(NewDelivery {
+            id: "d-x-u".into(),
+            target: "u".into(),
+            ..two.deliveries[0].clone()
+        });
+        s.accept(vec![two, event("y")], NOW).await.unwrap();
+        let room = BTreeMap::from([("t".to_owned(), 1), ("u".to_owned(), 0)]);
+        let got: Vec<String> = s
+            .lease_within(10, lease, NOW, room)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(got, ["d-x"]);
+        let rest: Vec<String> = s
+            .lease(10, lease, NOW)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(rest, ["d-x-u", "d-y"]);
+        // One commit per write request here (nothing was concurrent).
+        let io = s.io_stats();
+        assert_eq!(io.commits, io.writes);
     }
 
     #[tokio::test]
