@@ -863,6 +863,7 @@ mod tests {
             wake: Arc::default(),
             clock: clock.clone(),
             handoff: handoff.clone(),
+            inbox: Arc::new(crate::inbox::Inbox::none()),
         };
         let mut good = crate::testing::sample("ecr-image-scan-critical.json");
         good["id"] = json!("the-good-one");

@@ -50,6 +50,7 @@ mod escape;
 mod event;
 #[doc(hidden)]
 pub mod exercise;
+mod inbox;
 mod infra;
 mod ingest;
 mod logging;

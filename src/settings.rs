@@ -176,7 +176,7 @@ mod tests {
         let s = Settings::load_with_env(Some(f.path()), Some(env)).unwrap();
         assert_eq!(s.server.listen.port(), 9999, "file overrides defaults");
         assert_eq!(s.delivery.max_attempts, 3, "env overrides file");
-        assert_eq!(s.delivery.workers, 4, "untouched keys keep their default");
+        assert_eq!(s.delivery.workers, 64, "untouched keys keep their default");
     }
 
     #[test]

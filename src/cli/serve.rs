@@ -128,6 +128,12 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let wake = Arc::new(Notify::new());
+    // Deliveries leased by the accepting commit, from ingest to the worker; its slots bound every
+    // delivery the worker holds.
+    let inbox = Arc::new(crate::inbox::Inbox::new(
+        settings.delivery.workers,
+        settings.delivery.lease,
+    ));
     let (hup_tx, hup_rx) = mpsc::channel(1);
     spawn_signal_handler(&tracker, shutdown.clone(), hup_tx)?;
 
@@ -143,6 +149,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         wake: wake.clone(),
         clock: clock.clone(),
         handoff: handoff.clone(),
+        inbox: inbox.clone(),
     };
     let limits = settings
         .targets
@@ -166,6 +173,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         alerting,
         clock: clock.clone(),
         handoff,
+        inbox,
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let reload_status = Arc::new(crate::reload::Status::default());

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use crate::alerting::{Fate, SharedClock};
 use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
+use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError, Stored};
@@ -49,6 +50,8 @@ pub struct Ingestor {
     pub clock: SharedClock,
     /// Where the parsed views of stored events go for the worker.
     pub handoff: Arc<Handoff>,
+    /// Where the deliveries leased by the accepting commit go for the worker.
+    pub inbox: Arc<Inbox>,
 }
 
 /// One event's fate: accepted (maybe as a duplicate of one accepted before), or why it was rejected.
@@ -85,19 +88,18 @@ impl Ingestor {
             crate::compute::run(move || prepare(items, &router, &envelope, &metrics, now))
                 .await
                 .map_err(|p| StoreError::Join(p.to_string()))?;
-        // A resolve check may add deliveries in the store: wake the worker for it too.
-        let has_deliveries = prepared
-            .iter()
-            .any(|(e, _)| !e.deliveries.is_empty() || e.resolve.is_some());
+        // The deliveries the commit cannot lease at once (no free slot, or added by a resolve
+        // check) wait for the worker's lease read: wake it for them.
+        let mut unleased = prepared.iter().any(|(e, _)| e.resolve.is_some());
         if !prepared.is_empty() {
             let (batch, views): (Vec<NewEvent>, Vec<_>) = prepared.into_iter().unzip();
-            let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-            let stored = self.store.accept(batch, now).await?;
-            for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
-                if let (Stored::New, Some((value, len))) = (s, view) {
-                    self.handoff.put(id, value, len);
-                }
-            }
+            // On a task of its own: a client that goes away cannot cancel it between the commit
+            // and the handover (the leases and slots taken would be stranded).
+            let me = self.clone();
+            let (stored, more) = tokio::spawn(async move { me.commit(batch, views, now).await })
+                .await
+                .map_err(|e| StoreError::Join(e.to_string()))??;
+            unleased |= more;
             let mut stored = stored.into_iter();
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 match stored.next() {
@@ -115,10 +117,46 @@ impl Ingestor {
         let accepted = results.iter().filter(|r| r.is_ok()).count() as u64;
         self.metrics.accepted(accepted);
         self.metrics.rejected(results.len() as u64 - accepted);
-        if has_deliveries {
+        if unleased {
             self.wake.notify_one();
         }
         Ok(results)
+    }
+}
+
+impl Ingestor {
+    /// Stores `batch`, leasing as many of its deliveries as the worker has free slots for in the
+    /// same commit, then hands the parsed views and the leased deliveries to the worker. Returns the
+    /// outcomes and whether some deliveries were left for the worker's lease read.
+    async fn commit(
+        &self,
+        batch: Vec<NewEvent>,
+        views: Vec<Option<(Arc<Value>, usize)>>,
+        now: i64,
+    ) -> Result<(Vec<Stored>, bool), StoreError> {
+        let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+        let deliveries: usize = batch.iter().map(|e| e.deliveries.len()).sum();
+        let slots = self.inbox.reserve(deliveries);
+        let accepted = self
+            .store
+            .accept_leasing(batch, now, self.inbox.lease(), slots)
+            .await;
+        let (stored, fresh) = match accepted {
+            Ok(got) => got,
+            Err(e) => {
+                self.inbox.free(slots);
+                return Err(e);
+            }
+        };
+        self.inbox.free(slots - fresh.len());
+        let more = fresh.len() < deliveries;
+        for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
+            if let (Stored::New, Some((value, len))) = (s, view) {
+                self.handoff.put(id, value, len);
+            }
+        }
+        self.inbox.put(fresh);
+        Ok((stored, more))
     }
 }
 
@@ -312,6 +350,7 @@ mod tests {
             wake: Arc::default(),
             clock: ManualClock::at(now),
             handoff: Arc::default(),
+            inbox: Arc::new(crate::inbox::Inbox::none()),
         };
         let raw = r#"{"id": "e1", "source": "ci", "detail-type": "t", "detail": {}}"#;
         let results = ingestor

@@ -24,6 +24,9 @@ pub struct ConsoleConfig {
     /// outbox, never dropped.
     #[serde(default)]
     pub rate_limit: Option<crate::alerting::RateLimit>,
+    /// Deliveries sent to this target at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }

@@ -46,6 +46,9 @@ pub struct SlackConfig {
     /// outbox, never dropped.
     #[serde(default)]
     pub rate_limit: Option<crate::alerting::RateLimit>,
+    /// Deliveries sent to this target at once (default 4).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }

@@ -438,6 +438,9 @@ pub struct Counts {
     pub grouped: u64,
 }
 
+/// What [`Store::accept_leasing`] did: per event what became of it, and the deliveries it leased.
+pub type AcceptedLeasing = (Vec<Stored>, Vec<Leased>);
+
 /// Counters of a store's own work (`/metrics`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoStats {
@@ -492,7 +495,7 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         lease: Duration,
         max: usize,
-    ) -> BoxFuture<'_, Result<(Vec<Stored>, Vec<Leased>), StoreError>> {
+    ) -> BoxFuture<'_, Result<AcceptedLeasing, StoreError>> {
         let _ = (lease, max);
         Box::pin(async move { Ok((self.accept(events, now_ms).await?, Vec::new())) })
     }

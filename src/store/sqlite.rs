@@ -80,9 +80,9 @@ use super::lock::DataDirLock;
 use super::readers::Readers;
 use super::writer::Writer;
 use super::{
-    AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter, DeliveryRecord,
-    DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member, NewEvent,
-    ResolveCheck, Silence, Store, StoreError, Stored, Suppressed,
+    AcceptedLeasing, AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter,
+    DeliveryRecord, DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member,
+    NewEvent, ResolveCheck, Silence, Store, StoreError, Stored, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -903,7 +903,7 @@ impl Store for SqliteStore {
         now: i64,
         lease: Duration,
         max: usize,
-    ) -> BoxFuture<'_, Result<(Vec<Stored>, Vec<Leased>), StoreError>> {
+    ) -> BoxFuture<'_, Result<AcceptedLeasing, StoreError>> {
         let leases = self.inner.leases.clone();
         let until = now.saturating_add(lease.as_millis() as i64);
         Box::pin(self.inner.writer.submit(

@@ -13,6 +13,7 @@ mod escaping;
 mod hostile;
 mod ingest;
 mod layout;
+mod line_rate;
 mod pagers;
 mod parse_once;
 mod reload;
