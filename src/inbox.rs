@@ -8,6 +8,10 @@
 //! takes them ([`Inbox::take`]) without reading the outbox; the deliveries the store could not
 //! lease at once (no free slot) are found by the worker's lease reads, as before.
 //!
+//! Ingest is paced by delivery: while every slot is held, a request whose events have deliveries
+//! waits (up to [`PATIENCE`]) for one to free up before it commits, so a sustained offered load above
+//! what delivery keeps up with slows the senders down instead of growing the outbox.
+//!
 //! Promises:
 //! - Every delivery held by the worker (waiting here, waiting for its target, or being attempted),
 //!   however it was leased, holds one slot: at most `slots` at once, so memory stays bounded under
@@ -24,6 +28,9 @@ use tokio::sync::Notify;
 
 use crate::store::Leased;
 
+/// How long an ingest request waits for a free delivery slot before it commits without one.
+pub const PATIENCE: Duration = Duration::from_millis(500);
+
 /// See the module doc.
 #[derive(Debug)]
 pub struct Inbox {
@@ -34,6 +41,8 @@ pub struct Inbox {
     /// The lease a delivery leased at accept gets.
     lease: Duration,
     ready: Notify,
+    /// Notified (all waiters) whenever slots are given back.
+    freed: Notify,
 }
 
 impl Default for Inbox {
@@ -50,6 +59,7 @@ impl Inbox {
             slots,
             lease,
             ready: Notify::new(),
+            freed: Notify::new(),
         }
     }
 
@@ -75,7 +85,8 @@ impl Inbox {
         got
     }
 
-    /// Gives back `n` slots (reserved and not used, or held by a finished attempt).
+    /// Gives back `n` slots (reserved and not used, or held by a finished attempt). It wakes
+    /// nobody: the worker frees its own slots, and reads the outbox when its attempts end.
     pub fn free(&self, n: usize) {
         if n > 0 {
             let _ = self
@@ -83,7 +94,30 @@ impl Inbox {
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
                     Some(b.saturating_sub(n))
                 });
-            self.ready.notify_one();
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// Like [`Inbox::reserve`], but while no slot is free (every one held by a delivery not yet
+    /// recorded) it waits up to `patience` for one: ingest is paced by delivery, so the outbox does
+    /// not grow while the worker is busy. Returns what it got (0 after `patience`, or for `want`
+    /// 0); the deliveries it could not reserve slots for wait in the outbox for a lease read.
+    pub async fn reserve_waiting(&self, want: usize, patience: Duration) -> usize {
+        if want == 0 || self.slots == 0 {
+            return 0;
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let got = self.reserve(want);
+            if got > 0 {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return 0;
+            }
         }
     }
 
@@ -111,7 +145,7 @@ impl Inbox {
         q.drain(..).collect()
     }
 
-    /// Resolves when deliveries were put or slots freed since the last call (or before it).
+    /// Resolves when deliveries were put since the last call (or before it).
     pub async fn ready(&self) {
         self.ready.notified().await
     }
@@ -131,5 +165,25 @@ mod tests {
         assert_eq!(i.room(), 2);
         i.free(9);
         assert_eq!(i.room(), 3, "never below zero");
+    }
+
+    #[tokio::test]
+    async fn ingest_waits_for_a_free_slot_then_goes_on_without() {
+        let i = std::sync::Arc::new(Inbox::new(1, Duration::from_secs(1)));
+        assert_eq!(i.reserve_waiting(5, PATIENCE).await, 1);
+        // Full: a waiter gets the slot as soon as it is given back.
+        let waiter = {
+            let i = i.clone();
+            tokio::spawn(async move { i.reserve_waiting(1, Duration::from_secs(60)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "it waits while every slot is held");
+        i.free(1);
+        assert_eq!(waiter.await.unwrap(), 1);
+        // Still full: after its patience it goes on with none.
+        let patience = Duration::from_millis(30);
+        let t0 = std::time::Instant::now();
+        assert_eq!(i.reserve_waiting(1, patience).await, 0);
+        assert!(t0.elapsed() >= patience);
     }
 }

@@ -71,6 +71,16 @@ enum Via {
     Poll,
 }
 
+/// What a lease read found room for.
+enum Read {
+    /// It filled every free slot: there may be more due, read again.
+    Filled,
+    /// It took every due delivery it had room for.
+    Done,
+    /// Too few free slots to read now; read when attempts end.
+    NoRoom,
+}
+
 /// The deliveries this worker holds, by target: bounded per target by its `concurrency`.
 #[derive(Default)]
 struct Lanes {
@@ -147,9 +157,10 @@ impl Worker {
             }
             if read_due {
                 self.alerting.flush_due().await;
-                read_due = self.read(&mut held, &mut inflight).await;
-                if read_due {
-                    continue;
+                match self.read(&mut held, &mut inflight).await {
+                    Read::Filled => continue,
+                    Read::Done => read_due = false,
+                    Read::NoRoom => {} // still due: read when slots free up
                 }
             }
             tokio::select! {
@@ -173,12 +184,15 @@ impl Worker {
         }
     }
 
-    /// One lease read for every free slot, each busy target within its room. Returns whether
-    /// another read is due at once (this one filled every free slot).
-    async fn read(&self, held: &mut Held, inflight: &mut JoinSet<()>) -> bool {
+    /// One lease read for every free slot, each busy target within its room.
+    async fn read(&self, held: &mut Held, inflight: &mut JoinSet<()>) -> Read {
         let free = self.inbox.reserve(usize::MAX);
-        if free == 0 {
-            return true; // read when a slot frees (the inbox is ready then)
+        // While attempts are running, wait for a few slots rather than read the outbox for each
+        // one that frees up.
+        let worth = (self.config.workers / 4).clamp(1, 16);
+        if free == 0 || (free < worth && !inflight.is_empty()) {
+            self.inbox.free(free);
+            return Read::NoRoom;
         }
         let room = held.lanes.room();
         let got = self
@@ -190,7 +204,7 @@ impl Worker {
             Err(e) => {
                 self.inbox.free(free);
                 tracing::error!(error = %e, "cannot lease deliveries");
-                return false;
+                return Read::Done;
             }
         };
         self.inbox.free(free - batch.len());
@@ -207,21 +221,30 @@ impl Worker {
         for d in batch {
             self.start(d, Via::Poll, held, inflight);
         }
-        full
+        if full { Read::Filled } else { Read::Done }
     }
 
     /// Starts the attempt of `d` (which holds one of the inbox's slots) in its target's lane.
     fn start(&self, d: Leased, via: Via, held: &mut Held, inflight: &mut JoinSet<()>) {
-        self.metrics.leased(match via {
-            Via::Accept => "accept",
-            Via::Poll => "poll",
-        });
         if !held.ids.insert(d.id.clone()) {
             self.inbox.free(1); // being attempted already: that attempt's outcome ends the lease
             return;
         }
         let lane = held.lanes.lane(&self.targets, &d.target);
+        if lane.held >= 2 * lane.concurrency {
+            // Its target has enough waiting: leave it in the outbox for a read when the lane
+            // drains, rather than let one slow target hold every slot.
+            held.ids.remove(&d.id);
+            self.store.unlease(&d.id);
+            self.inbox.free(1);
+            held.capped.insert(d.target);
+            return;
+        }
         lane.held += 1;
+        self.metrics.leased(match via {
+            Via::Accept => "accept",
+            Via::Poll => "poll",
+        });
         let permits = lane.permits.clone();
         let (id, target) = (d.id.clone(), d.target.clone());
         let me = self.clone();

@@ -136,7 +136,10 @@ impl Ingestor {
     ) -> Result<(Vec<Stored>, bool), StoreError> {
         let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
         let deliveries: usize = batch.iter().map(|e| e.deliveries.len()).sum();
-        let slots = self.inbox.reserve(deliveries);
+        let slots = self
+            .inbox
+            .reserve_waiting(deliveries, crate::inbox::PATIENCE)
+            .await;
         let accepted = self
             .store
             .accept_leasing(batch, now, self.inbox.lease(), slots)

@@ -499,6 +499,11 @@ pub trait Store: Send + Sync + 'static {
         let _ = (lease, max);
         Box::pin(async move { Ok((self.accept(events, now_ms).await?, Vec::new())) })
     }
+    /// Gives back the lease of a delivery that was not attempted (it is due again at once); a
+    /// backend whose leases cannot be given back lets it expire.
+    fn unlease(&self, id: &str) {
+        let _ = id;
+    }
     /// Counters of the backend's own work, for `/metrics` (zero where a backend has none).
     fn io_stats(&self) -> IoStats {
         IoStats::default()

@@ -944,6 +944,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn unlease(&self, id: &str) {
+        self.inner.leases.release(id);
+    }
+
     fn io_stats(&self) -> super::IoStats {
         let w = self.inner.writer.stats();
         super::IoStats {
