@@ -2,6 +2,7 @@
 
 mod admin;
 mod alerting;
+mod api_destination;
 mod aws_cli;
 mod check_patterns;
 mod daemon;
@@ -16,6 +17,7 @@ mod layout;
 mod line_rate;
 mod pagers;
 mod parse_once;
+mod redirects;
 mod reload;
 mod reports;
 mod resolve;
