@@ -15,6 +15,7 @@ mod hostile;
 mod ingest;
 mod layout;
 mod line_rate;
+mod lint;
 mod pagers;
 mod parse_once;
 mod redirects;
