@@ -198,7 +198,7 @@ def metric(text, series):
     return 0.0
 
 
-def write_home(home, targets, rules, extra=""):
+def write_home(home, targets, rules, extra="", workers=8, server=""):
     os.makedirs(os.path.join(home, "rules"), exist_ok=True)
     for name, body in rules.items():
         with open(os.path.join(home, "rules", name), "w") as f:
@@ -206,9 +206,9 @@ def write_home(home, targets, rules, extra=""):
     cfg = os.path.join(home, "config.toml")
     with open(cfg, "w") as f:
         f.write(
-            f'[server]\nrate_limit = 0.0\n\n[store]\ndata_dir = "{home}/data"\n\n'
+            f'[server]\nrate_limit = 0.0\n{server}\n[store]\ndata_dir = "{home}/data"\n\n'
             f'[rules]\ndir = "{home}/rules"\nwatch = false\n\n'
-            '[delivery]\nworkers = 8\npoll_interval = "50ms"\ninitial_backoff = "100ms"\n'
+            f'[delivery]\nworkers = {workers}\npoll_interval = "50ms"\ninitial_backoff = "100ms"\n'
             'max_backoff = "1s"\n\n[log]\nlevel = "warn"\n\n'
         )
         f.write(extra)
@@ -588,7 +588,9 @@ def load(args):
         "crit.json": {"name": "crit", "event_pattern": {"detail": {"severity": ["CRITICAL"]}}, "targets": ["hook"]},
         "open.json": {"name": "open", "event_pattern": {"detail": {"severity": ["OPEN"]}}, "targets": ["stamp"]},
     }
-    cfg = write_home(home, targets, rules, extra="")
+    # The daemon's defaults for delivery (64 slots); the load generators are one client each, so the
+    # per-client connection share (a defence against one address taking every slot) is off.
+    cfg = write_home(home, targets, rules, extra="", workers=64, server="max_connections_per_client = 0\n")
     fsyncs = fsync_rate(home)
     port = free_port()
     d = Daemon(cfg, port)

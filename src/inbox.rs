@@ -8,9 +8,10 @@
 //! takes them ([`Inbox::take`]) without reading the outbox; the deliveries the store could not
 //! lease at once (no free slot) are found by the worker's lease reads, as before.
 //!
-//! Ingest is paced by delivery: while every slot is held, a request whose events have deliveries
-//! waits (up to [`PATIENCE`]) for one to free up before it commits, so a sustained offered load above
-//! what delivery keeps up with slows the senders down instead of growing the outbox.
+//! Ingest is paced by delivery: while every slot is held, or deliveries wait in the outbox unleased
+//! (a backlog the worker has not read yet: it goes first), a request whose events have deliveries
+//! waits (up to [`PATIENCE`]) before it commits, so a sustained offered load above what delivery
+//! keeps up with slows the senders down instead of growing the outbox.
 //!
 //! Promises:
 //! - Every delivery held by the worker (waiting here, waiting for its target, or being attempted),
@@ -21,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -41,8 +42,11 @@ pub struct Inbox {
     /// The lease a delivery leased at accept gets.
     lease: Duration,
     ready: Notify,
-    /// Notified (all waiters) whenever slots are given back.
+    /// Notified (all waiters) whenever slots are given back or the backlog is cleared.
     freed: Notify,
+    /// Deliveries wait in the outbox unleased (ingest had no slot for them, or the worker gave
+    /// them back): until the worker read them, ingest takes no slot ahead of them.
+    backlog: AtomicBool,
 }
 
 impl Default for Inbox {
@@ -60,6 +64,7 @@ impl Inbox {
             lease,
             ready: Notify::new(),
             freed: Notify::new(),
+            backlog: AtomicBool::new(false),
         }
     }
 
@@ -111,9 +116,11 @@ impl Inbox {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let got = self.reserve(want);
-            if got > 0 {
-                return got;
+            if !self.backlog.load(Ordering::Acquire) {
+                let got = self.reserve(want);
+                if got > 0 {
+                    return got;
+                }
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
                 return 0;
@@ -125,6 +132,17 @@ impl Inbox {
     #[cfg(test)]
     pub fn room(&self) -> usize {
         self.slots.saturating_sub(self.busy.load(Ordering::Acquire))
+    }
+
+    /// Records whether deliveries wait in the outbox unleased (set by ingest when it stored some it
+    /// had no slot for, and by the worker when it gave some back or a read filled every free slot;
+    /// cleared by the worker when a read took every due delivery it had room for). While set,
+    /// [`Inbox::reserve_waiting`] takes no slot: the backlog goes first, and ingest is paced.
+    pub fn set_backlog(&self, on: bool) {
+        let was = self.backlog.swap(on, Ordering::AcqRel);
+        if was && !on {
+            self.freed.notify_waiters();
+        }
     }
 
     /// Queues deliveries leased at accept (each holds a slot reserved before) and wakes the worker.
@@ -179,6 +197,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiter.is_finished(), "it waits while every slot is held");
         i.free(1);
+        assert_eq!(waiter.await.unwrap(), 1);
+        // A backlog goes first: no slot for ingest until the worker cleared it.
+        i.free(1);
+        i.set_backlog(true);
+        let waiter = {
+            let i = i.clone();
+            tokio::spawn(async move { i.reserve_waiting(1, Duration::from_secs(60)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "it waits while there is a backlog");
+        i.set_backlog(false);
         assert_eq!(waiter.await.unwrap(), 1);
         // Still full: after its patience it goes on with none.
         let patience = Duration::from_millis(30);

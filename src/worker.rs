@@ -221,6 +221,9 @@ impl Worker {
         for d in batch {
             self.start(d, Via::Poll, held, inflight);
         }
+        // A read that filled every free slot may have left more behind; one that did not took all
+        // it had room for: ingest may take slots again.
+        self.inbox.set_backlog(full);
         if full { Read::Filled } else { Read::Done }
     }
 
@@ -237,6 +240,7 @@ impl Worker {
             held.ids.remove(&d.id);
             self.store.unlease(&d.id);
             self.inbox.free(1);
+            self.inbox.set_backlog(true);
             held.capped.insert(d.target);
             return;
         }
@@ -376,13 +380,16 @@ impl Worker {
 
     async fn dead_letter(&self, d: &Leased, attempts: u32, reason: String) {
         tracing::warn!(delivery = %d.id, rule = %d.rule, target = %d.target, attempts, %reason, "dead-lettered");
-        self.metrics.delivery(&d.target, "dead_letter");
-        if let Err(e) = self
+        // Counted once recorded: whoever reads the counter then finds the dead letter.
+        match self
             .store
             .dead_letter(d.id.clone(), attempts, reason, self.clock.now_ms())
             .await
         {
-            tracing::error!(delivery = %d.id, error = %e, "cannot dead-letter (lease will expire)");
+            Ok(()) => self.metrics.delivery(&d.target, "dead_letter"),
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "cannot dead-letter (lease will expire)")
+            }
         }
     }
 }

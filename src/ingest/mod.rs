@@ -136,7 +136,8 @@ impl Ingestor {
         now: i64,
     ) -> Result<(Vec<Stored>, bool), StoreError> {
         let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-        let deliveries: usize = batch.iter().map(|e| e.deliveries.len()).sum();
+        let per_event: Vec<usize> = batch.iter().map(|e| e.deliveries.len()).collect();
+        let deliveries: usize = per_event.iter().sum();
         let slots = self
             .inbox
             .reserve_waiting(deliveries, crate::inbox::PATIENCE)
@@ -153,7 +154,17 @@ impl Ingestor {
             }
         };
         self.inbox.free(slots - fresh.len());
-        let more = fresh.len() < deliveries;
+        // Deliveries stored and not leased (a duplicate's were not stored) wait for a lease read.
+        let new: usize = per_event
+            .iter()
+            .zip(&stored)
+            .filter(|(_, s)| **s == Stored::New)
+            .map(|(n, _)| n)
+            .sum();
+        let more = fresh.len() < new;
+        if more {
+            self.inbox.set_backlog(true);
+        }
         for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
             if let (Stored::New, Some((value, len))) = (s, view) {
                 self.handoff.put(id, value, len);
