@@ -223,7 +223,8 @@ impl Worker {
         }
         // A read that filled every free slot may have left more behind; one that did not took all
         // it had room for: ingest may take slots again.
-        self.inbox.set_backlog(full);
+        // A target whose room held the read back may have more waiting: it goes first too.
+        self.inbox.set_backlog(full || !held.capped.is_empty());
         if full { Read::Filled } else { Read::Done }
     }
 
@@ -253,8 +254,8 @@ impl Worker {
         let (id, target) = (d.id.clone(), d.target.clone());
         let me = self.clone();
         let task = inflight.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            me.attempt(d).await;
+            let permit = permits.acquire_owned().await.ok();
+            me.attempt(d, permit).await;
         });
         held.tasks.insert(task.id(), (id, target));
     }
@@ -285,7 +286,9 @@ impl Worker {
         held.capped.remove(&target)
     }
 
-    async fn attempt(&self, d: Leased) {
+    /// One attempt of `d`; `permit` is its place in its target's lane, held while the receiver is
+    /// being called (not while the outcome is recorded: the lane bounds requests to the receiver).
+    async fn attempt(&self, d: Leased, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
         let Some((target, policy)) = self.targets.get(&d.target) else {
             let reason = format!("target {:?} is not configured", d.target);
             self.dead_letter(&d, d.attempts, reason).await;
@@ -321,6 +324,7 @@ impl Worker {
             alert: d.alert.as_ref(),
         };
         let outcome = target.notify(&msg).await;
+        drop(permit);
         self.metrics.delivery(&d.target, outcome.label());
         let attempts = d.attempts + 1;
         match outcome {
