@@ -271,6 +271,7 @@ impl Rig {
             delta,
             now_ms: NOW_MS,
             alert,
+            replay: None,
         };
         let (kind, text) = match t {
             Target::Console(_) => ("console", crate::notify::console::render(&msg)),
@@ -900,6 +901,7 @@ mod tests {
             clock: clock.clone(),
             handoff: handoff.clone(),
             inbox: Arc::new(crate::inbox::Inbox::none()),
+            room: Arc::default(),
         };
         let mut good = crate::testing::sample("ecr-image-scan-critical.json");
         good["id"] = json!("the-good-one");

@@ -244,6 +244,7 @@ mod tests {
                     vec![NewEvent {
                         id,
                         body: event.to_string(),
+                        matched: vec!["r".into()],
                         deliveries: vec![NewDelivery {
                             id: d.clone(),
                             rule: "r".into(),
@@ -436,6 +437,7 @@ mod tests {
                 clock: self.clock.clone(),
                 handoff: Arc::default(),
                 inbox: Arc::new(crate::inbox::Inbox::none()),
+                room: Arc::default(),
             };
             let item = Ok(crate::event::Incoming::Text(event.to_string()));
             let results = ingest.ingest(vec![item]).await.unwrap();

@@ -8,15 +8,18 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod check_patterns;
 pub mod dlq;
+pub mod events;
 pub mod health;
 pub mod notify_test;
 mod outcome;
+pub mod replay;
 pub mod report_event;
 pub mod route;
 pub mod sandbox;
 pub mod send;
 pub mod serve;
 pub mod silence;
+pub mod store;
 pub mod store_args;
 pub mod suppressed;
 pub mod test_pattern;
@@ -60,6 +63,12 @@ pub enum Command {
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
+    /// Browse the archive of accepted events and what became of their deliveries.
+    Events(events::Args),
+    /// Send archived events again through the current rules (--dry-run: print what would be sent).
+    Replay(replay::Args),
+    /// Check the store's integrity, or back it up while the daemon runs.
+    Store(store::Args),
     /// Serve the browser pattern sandbox alone (no store, nothing sent): http://ADDR/ui/sandbox.
     Sandbox(sandbox::Args),
 }
@@ -79,6 +88,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::NotifyTest(args) => notify_test::run(args),
         Command::Silence(args) => silence::run(args),
         Command::Suppressed(args) => suppressed::run(args),
+        Command::Events(args) => events::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Store(args) => store::run(args),
         Command::Sandbox(args) => sandbox::run(args),
     }
 }

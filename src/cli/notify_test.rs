@@ -101,6 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             delta: None,
             now_ms: offline.clock.now_ms(),
             alert: None,
+            replay: None,
         };
         let start = Instant::now();
         let outcome = rt.block_on(target.notify(&msg));

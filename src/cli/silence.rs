@@ -103,8 +103,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         },
         _ => None,
     };
-    let store = SqliteStore::open(&dir, false)
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
+    // Adding a silence before the daemon ever ran makes the store; listing or expiring does not.
+    let store = match &args.action {
+        Action::Add(_) => SqliteStore::open(&dir, false),
+        _ => SqliteStore::open_existing(&dir),
+    }
+    .with_context(|| format!("opening the store in {}", dir.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -7,6 +7,9 @@
 //! are rejected one by one (index-aligned results); a store failure fails the whole call. One event
 //! whose processing fails inside scanbridge (a panic while routing it, a value the store refuses) is
 //! rejected alone with the reason ([`Rejection::Internal`]); it never fails the events beside it.
+//! While there is no room for new events ([`crate::room`]: the disk is full, or pending work fills
+//! `store.max_db_bytes`) the whole call fails with [`StoreError::Full`] before anything is done, and a
+//! store write that fails for want of room wakes the retention task.
 //!
 //! The doors: [`http`] (the plain door: `POST /events`, health, metrics), [`aws`] (the AWS JSON 1.1
 //! door: PutEvents, TestEventPattern, SigV4 credentials), [`stdin`] (NDJSON on standard input). The HTTP
@@ -23,6 +26,7 @@ use crate::alerting::{Fate, SharedClock};
 use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
 use crate::inbox::Inbox;
 use crate::metrics::Metrics;
+use crate::room::Room;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError, Stored};
 
@@ -53,6 +57,8 @@ pub struct Ingestor {
     pub handoff: Arc<Handoff>,
     /// Where the deliveries leased by the accepting commit go for the worker.
     pub inbox: Arc<Inbox>,
+    /// Whether there is room for new events ([`crate::room`]): refused with 503 when there is not.
+    pub room: Arc<Room>,
 }
 
 /// One event's fate: accepted (maybe as a duplicate of one accepted before), or why it was rejected.
@@ -80,6 +86,9 @@ impl Ingestor {
     ) -> Result<Vec<ItemResult>, StoreError> {
         let now = self.clock.now_ms();
         self.metrics.received(items.len() as u64);
+        if let Some(why) = self.room.refusal() {
+            return Err(StoreError::Full(why.to_string()));
+        }
         let (router, envelope, metrics) = (
             self.router.current(),
             self.envelope.clone(),
@@ -150,6 +159,9 @@ impl Ingestor {
             Ok(got) => got,
             Err(e) => {
                 self.inbox.free(slots);
+                if e.is_full() {
+                    self.room.hit_full(); // make room, or refuse until there is
+                }
                 return Err(e);
             }
         };
@@ -266,6 +278,7 @@ fn one(
         NewEvent {
             id: ev.id,
             body: ev.body,
+            matched: matched.iter().map(|r| (*r).to_owned()).collect(),
             deliveries,
             history,
             resolve: plan.check,
@@ -366,6 +379,7 @@ mod tests {
             clock: ManualClock::at(now),
             handoff: Arc::default(),
             inbox: Arc::new(crate::inbox::Inbox::none()),
+            room: Arc::default(),
         };
         let raw = r#"{"id": "e1", "source": "ci", "detail-type": "t", "detail": {}}"#;
         let results = ingestor

@@ -236,6 +236,9 @@ pub fn card(ctx: &Context<'_>) -> Value {
         body.push(text(&md(&cap(m, 3000))));
     }
     let mut facts = Vec::new();
+    if let Some(r) = ctx.replay {
+        facts.push(fact("Replay", &md(r)));
+    }
     if let Some(r) = &f.repository {
         facts.push(fact("Repository", &md(r)));
     }
@@ -487,6 +490,7 @@ pub(crate) mod tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         }
     }
 

@@ -23,13 +23,22 @@
 //! - `alert_state(rule, key, target, open, opened_at, resolved_at, trigger_event_id, record,
 //!   trigger_time, resolve_time, episode, updated_at, PRIMARY KEY (rule, key, target))`: one alert
 //!   per rule, key and target.
-//! - `delivered(event_id, id, rule, target, attempts, at, digest_event_id, PRIMARY KEY (event_id,
-//!   id)) WITHOUT ROWID`: deliveries that left the outbox through `ack`, or (with `digest_event_id`)
-//!   as members of a flushed digest. Like `events`, it is kept; the console reads what became of each
-//!   delivery from here, the outbox, the dead letters, the suppressed list and the groups, all
-//!   indexed by `event_id` (here by the key itself, so an ack writes one B-tree, not three). Events
-//!   are listed newest first by rowid, which follows the order they were stored in (events are never
-//!   deleted), so the listing needs no index of its own.
+//! - `delivered(event_id, id, rule, target, attempts, at, digest_event_id, replay, PRIMARY KEY
+//!   (event_id, id)) WITHOUT ROWID`: deliveries that left the outbox through `ack`, or (with
+//!   `digest_event_id`) as members of a flushed digest. It lives as long as its event (retention
+//!   deletes both together); the console reads what became of each delivery from here, the outbox,
+//!   the dead letters, the suppressed list and the groups, all indexed by `event_id` (here by the key
+//!   itself, so an ack writes one B-tree, not three). Events are listed newest first by rowid, which
+//!   follows the order they were stored in: retention deletes the oldest, and SQLite gives a new row
+//!   a rowid above every row present, so the listing needs no index of its own.
+//!
+//! - `events.matched` (1 when the event matched a rule or caused a delivery; older rows count as
+//!   matched) and `events.routed` (JSON `{"rules": [...], "deliveries": [[id, rule, target], ...]}`,
+//!   what ingest routed; NULL when nothing matched): the archive ([`super::sqlite_archive`]).
+//!   `outbox.replay`, `dead_letters.replay` and `delivered.replay`: the replay a delivery belongs to
+//!   (NULL: live).
+//!   Indexes for retention ([`super::sqlite_retention`]): events by (matched, received_at), the
+//!   outbox, dead letters, digest members and suppressed records by event, history and dedup by age.
 //!
 //! Migrations: tables are created if missing; columns added since the first release are added with
 //! `ALTER TABLE` when absent, so a data directory from an older build opens unchanged.
@@ -62,12 +71,15 @@
 //! ([`super::writer`]: group commit; a write returns once its commit did). Reads run on a small pool
 //! of read-only connections ([`super::readers`]) on tokio's blocking pool: in WAL mode they see the
 //! last commit and neither wait for the writer nor hold it up. Lease reads are reads: the lease is
-//! taken in memory, and ended by the commit that records the attempt's outcome (`ack`,
-//! `retry_later`, `dead_letter`, `postpone`, `suppress`, `group_add`). `accept_leasing` leases the
-//! deliveries it stores as its commit completes, so the worker sends them without reading them back.
+//! taken in memory ([`super::leases`]), and ended by the commit that records the attempt's outcome
+//! (`ack`, `retry_later`, `dead_letter`, `postpone`, `suppress`, `group_add`). `accept_leasing` leases
+//! the deliveries it stores as its commit completes, so the worker sends them without reading them
+//! back. The writes that keep delivery going are the writer's `Delivery` requests: on a full disk the
+//! reserve is released and they are committed again (ingest's are not). Checkpoints and pruning of
+//! the oldest events run alone on the writer, between turns.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -78,11 +90,14 @@ use serde_json::value::RawValue;
 use super::leases::Leases;
 use super::lock::DataDirLock;
 use super::readers::Readers;
-use super::writer::Writer;
+use super::reserve::Reserve;
+use super::writer::{Kind, Writer};
 use super::{
-    AcceptedLeasing, AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter,
-    DeliveryRecord, DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member,
-    NewEvent, ResolveCheck, Silence, Store, StoreError, Stored, Suppressed,
+    AcceptedLeasing, AlertCheck, AlertKind, AlertMark, AlertState, ArchivedEvent, Backup,
+    BoxFuture, Counts, DeadLetter, DueGroup, EventPage, EventQuery, EventRecord, GroupAdd,
+    HistoryUpdate, Leased, Member, NewEvent, Problem, Pruned, ReplayDelivery, ResolveCheck,
+    Retention, Silence, Space, Store, StoreError, Stored, Suppressed, sqlite_archive,
+    sqlite_integrity, sqlite_retention,
 };
 
 const SCHEMA: &str = "
@@ -248,12 +263,18 @@ fn particular_to_the_event(err: &StoreError) -> bool {
     }
 }
 
-/// Caps the database at about `max_bytes` (0: no cap) through `max_page_count`.
+/// Caps the database and its WAL at about `max_bytes` (0: no cap): the WAL's part
+/// ([`sqlite_retention::wal_budget`]) is kept by checkpoints and `journal_size_limit`, the pages get
+/// the rest through `max_page_count`.
 fn cap(conn: &Connection, max_bytes: u64) -> Result<(), StoreError> {
     if max_bytes > 0 {
         let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
-        conn.pragma_update(None, "max_page_count", pages)?;
+        let wal = sqlite_retention::wal_budget(max_bytes);
+        let pages = sqlite_retention::max_pages(max_bytes, page.max(1) as u64).min(i64::MAX as u64);
+        conn.pragma_update(None, "max_page_count", pages as i64)?;
+        conn.pragma_update(None, "journal_size_limit", wal as i64)?;
+        let checkpoint = (wal / 2 / page.max(1) as u64).max(4) as i64;
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint)?;
     }
     Ok(())
 }
@@ -331,8 +352,42 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         "CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_key) WHERE alert_key IS NOT NULL",
         [],
     )?;
+    for (table, column, ty) in ARCHIVE_COLUMNS {
+        let has: bool = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
+            ))?
+            .exists([])?;
+        if !has {
+            conn.execute(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"), [])?;
+        }
+    }
+    conn.execute_batch(ARCHIVE_INDEXES)?;
     Ok(())
 }
+
+/// The columns of the archive and of replays (issue 13). Events stored by an older build count as
+/// matched (kept the longer window) and have no routing record.
+const ARCHIVE_COLUMNS: [(&str, &str, &str); 5] = [
+    ("events", "matched", "INTEGER NOT NULL DEFAULT 1"),
+    ("events", "routed", "TEXT"),
+    ("outbox", "replay", "TEXT"),
+    ("dead_letters", "replay", "TEXT"),
+    ("delivered", "replay", "TEXT"),
+];
+
+/// The indexes retention and the archive read by: events by class and age; the rows that keep an
+/// event (pending deliveries, dead letters, digest members) and its suppressed records by event; the
+/// alerting state by age.
+const ARCHIVE_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS events_archive ON events (matched, received_at);
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (event_id);
+CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
+CREATE INDEX IF NOT EXISTS group_members_event ON group_members (event_id);
+CREATE INDEX IF NOT EXISTS suppressed_event ON suppressed (event_id);
+CREATE INDEX IF NOT EXISTS scan_history_age ON scan_history (updated_at);
+CREATE INDEX IF NOT EXISTS dedup_age ON dedup (at);
+";
 
 /// An [`AlertMark`] from its four columns (absent when the kind is NULL or unknown).
 fn mark(
@@ -355,7 +410,7 @@ fn add_resolves(
     event_id: &str,
     check: &ResolveCheck,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, String, String)>, StoreError> {
     let mut found: Vec<(String, String, String)> = Vec::new();
     {
         let mut open = tx.prepare_cached(
@@ -380,9 +435,10 @@ fn add_resolves(
          SELECT ?1, ?2, ?3, ?4, NULL, ?5, ?5, 'resolve', ?6, ?7, ?8
          WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
     )?;
+    let mut added = Vec::new();
     for (rule, key, target) in found {
         let id = super::delivery_id(event_id, &rule, &format!("{target}#resolve"));
-        put.execute(params![
+        let n = put.execute(params![
             id,
             event_id,
             rule,
@@ -392,8 +448,11 @@ fn add_resolves(
             check.time_ms,
             check.record
         ])?;
+        if n > 0 {
+            added.push((id, rule, target));
+        }
     }
-    Ok(())
+    Ok(added)
 }
 
 fn alert_state_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertState> {
@@ -485,6 +544,14 @@ fn silence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// The database file (its WAL is beside it).
+    path: PathBuf,
+    /// `store.max_db_bytes` (0: none).
+    max_bytes: u64,
+    /// The daemon's disk reserve ([`super::reserve`]); none for the CLI tools.
+    reserve: Option<Arc<Reserve>>,
+    /// Archived events `accept` pruned to make room since the last `space` ([`Space::pruned`]).
+    pruned_in_accept: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Inner {
@@ -504,31 +571,68 @@ struct Inner {
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
+            .field("path", &self.path)
             .field("leases", &self.inner.leases.len())
             .finish_non_exhaustive()
     }
 }
 
+/// How the daemon's store is opened, beyond the directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `store.max_db_bytes`: the database and its WAL together stay under it (0: no limit).
+    pub max_bytes: u64,
+    /// `store.reserve_bytes`: disk kept in reserve for deliveries on a full disk (0: none). Only a
+    /// store opened with recovery (the daemon's) keeps one.
+    pub reserve_bytes: u64,
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`; `recover` takes the directory's lock.
+    /// Opens (creating if needed) the store in `data_dir`; `recover` clears stale leases.
     pub fn open(data_dir: &Path, recover: bool) -> Result<Self, StoreError> {
         Self::open_with_limit(data_dir, recover, 0)
     }
 
-    /// Like [`SqliteStore::open`], with the database capped at about `max_bytes` (0: no cap) from the
-    /// first write on. Writes that would grow it further fail with SQLite's "database or disk is full",
-    /// exactly as on a full disk: at start-up the daemon refuses to start, while running ingest
-    /// answers 503.
+    /// Opens the store that exists in `data_dir`, without recovery, for the CLI tools: a directory
+    /// without one is [`StoreError::Missing`], and nothing is created.
+    pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
+        if !data_dir.join(DB_FILE).is_file() {
+            return Err(StoreError::Missing {
+                path: data_dir.display().to_string(),
+                file: DB_FILE.into(),
+            });
+        }
+        Self::open(data_dir, false)
+    }
+
+    /// Like [`SqliteStore::open`], with the database and its WAL capped at about `max_bytes` (0: no
+    /// cap) from the first write on. Writes that would grow the database further fail with SQLite's
+    /// "database or disk is full", exactly as on a full disk: at start-up the daemon refuses to
+    /// start, while running ingest answers 503.
     pub fn open_with_limit(
         data_dir: &Path,
         recover: bool,
         max_bytes: u64,
     ) -> Result<Self, StoreError> {
+        let options = Options {
+            max_bytes,
+            reserve_bytes: 0,
+        };
+        Self::open_with(data_dir, recover, options)
+    }
+
+    /// Opens (creating if needed) the store in `data_dir` with `options`; `recover` (the daemon)
+    /// takes the directory's lock, keeps the disk reserve and clears stale leases.
+    pub fn open_with(data_dir: &Path, recover: bool, options: Options) -> Result<Self, StoreError> {
+        let max_bytes = options.max_bytes;
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
         })?;
-        // Only the one daemon that owns the directory may keep its leases in memory.
+        // Before anything else is written: on a full disk the reserve makes room for the lock file,
+        // SQLite's shared memory and its log.
+        let reserve = recover.then(|| Arc::new(Reserve::open(data_dir, options.reserve_bytes)));
+        // Recovery clears every lease: only the one daemon that owns the directory may do it.
         let lock = if recover {
             Some(Arc::new(DataDirLock::acquire(data_dir)?))
         } else {
@@ -546,7 +650,7 @@ impl SqliteStore {
             Err(_) => {} // let SQLite say what is wrong with it
         }
         let conn = Connection::open(&path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(sqlite_retention::BUSY_TIMEOUT)?;
         let fresh = check_identity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -558,20 +662,45 @@ impl SqliteStore {
             conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
         if recover {
-            // Leases live in memory now; a database written by an older build may hold some.
-            conn.execute(
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
+            if options.reserve_bytes > 0 {
+                // Checkpoint often enough that the WAL fits in the reserve on a full disk.
+                let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+                let pages = (options.reserve_bytes / 4 / page.max(1) as u64).clamp(16, 1000);
+                if max_bytes == 0 {
+                    conn.pragma_update(None, "wal_autocheckpoint", pages as i64)?;
+                }
+            }
+            match conn.execute(
                 "UPDATE outbox SET leased_until = 0 WHERE leased_until <> 0",
                 [],
-            )?;
+            ) {
+                Ok(_) => {}
+                Err(e) => {
+                    let e = StoreError::from(e);
+                    if !e.is_full() {
+                        return Err(e);
+                    }
+                    // On a full disk the daemon still starts: leases of the crashed run expire.
+                    tracing::warn!("disk full: stale leases are left to expire");
+                }
+            }
         }
+        let on_full = reserve
+            .clone()
+            .map(|r| -> super::writer::OnFull { Box::new(move || r.on_full()) });
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                writer: Writer::start(conn),
-                readers: Readers::new(path),
+                writer: Writer::start_with(conn, on_full),
+                readers: Readers::new(path.clone()),
                 leases: Arc::default(),
                 lease_reads: AtomicU64::new(0),
                 _lock: lock,
             }),
+            path,
+            max_bytes,
+            reserve,
+            pruned_in_accept: Arc::default(),
         })
     }
 
@@ -589,110 +718,109 @@ impl SqliteStore {
         })
     }
 
+    /// Wraps a write so that a failure for want of space marks the disk full (the reserve).
+    fn guarded<T, F>(
+        &self,
+        mut f: F,
+    ) -> impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static
+    where
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reserve = self.reserve.clone();
+        move |c: &Connection| {
+            let result = f(c);
+            if let (Err(e), Some(r)) = (&result, &reserve)
+                && e.is_full()
+            {
+                r.on_full();
+            }
+            result
+        }
+    }
+
     /// Runs `f` in the writer's next commit ([`Writer`]); answers once it is durable.
     fn write<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        Box::pin(self.inner.writer.submit(f, |t| t))
+        Box::pin(self.inner.writer.submit(self.guarded(f), |t| t))
     }
 
-    /// Like [`SqliteStore::write`], for a write that records the outcome of leased delivery `id`:
-    /// its lease ends once the outcome is committed.
+    /// Runs `f` alone on the writer, between turns and outside any transaction.
+    fn write_alone<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Box::pin(
+            self.inner
+                .writer
+                .submit_as(Kind::Alone, self.guarded(f), |t| t),
+        )
+    }
+
+    /// Like `write`, for the writes that keep delivery going (ack, retry, dead letter,
+    /// suppression...): when the disk is full, the reserve is released and the write tried once
+    /// more (in a savepoint of its own; a COMMIT that fails is retried by the writer).
+    fn write_delivery<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Box::pin(
+            self.inner
+                .writer
+                .submit_as(Kind::Delivery, self.delivery_work(f), |t| t),
+        )
+    }
+
+    /// Like [`SqliteStore::write_delivery`], for a write that records the outcome of leased
+    /// delivery `id`: its lease ends once the outcome is committed.
     fn write_outcome<T, F>(&self, id: &str, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (leases, id) = (self.inner.leases.clone(), id.to_owned());
-        Box::pin(self.inner.writer.submit(f, move |t| {
-            leases.release(&id);
-            t
-        }))
+        Box::pin(
+            self.inner
+                .writer
+                .submit_as(Kind::Delivery, self.delivery_work(f), move |t| {
+                    leases.release(&id);
+                    t
+                }),
+        )
     }
-}
 
-/// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
-fn deliveries_of(c: &Connection, event_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
-    type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
-    let sources: [(&str, Make); 5] = [
-        (
-            "SELECT id, rule, target, attempts, next_attempt_at, last_error FROM outbox
-             WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Pending {
-                    attempts: r.get(3)?,
-                    next_attempt_at_ms: r.get(4)?,
-                    last_error: r.get(5)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, attempts, at, digest_event_id FROM delivered
-             WHERE event_id = ?1",
-            |r| {
-                Ok(match r.get::<_, Option<String>>(5)? {
-                    Some(digest_event_id) => DeliveryState::InDigest {
-                        digest_event_id,
-                        at_ms: r.get(4)?,
-                    },
-                    None => DeliveryState::Delivered {
-                        attempts: r.get(3)?,
-                        at_ms: r.get(4)?,
-                    },
-                })
-            },
-        ),
-        (
-            "SELECT m.delivery_id, g.rule, g.target, m.group_id, m.added_at
-             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Grouped {
-                    group_id: r.get(3)?,
-                    at_ms: r.get(4)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, attempts, failed_at, reason FROM dead_letters
-             WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::DeadLettered {
-                    attempts: r.get(3)?,
-                    at_ms: r.get(4)?,
-                    reason: r.get(5)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, reason, detail, at FROM suppressed WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Suppressed {
-                    reason: r.get(3)?,
-                    detail: r.get(4)?,
-                    at_ms: r.get(5)?,
-                })
-            },
-        ),
-    ];
-    let mut out = Vec::new();
-    for (sql, make) in sources {
-        let mut st = c.prepare_cached(sql)?;
-        let rows = st.query_map(params![event_id], |r| {
-            Ok(DeliveryRecord {
-                id: r.get(0)?,
-                rule: r.get(1)?,
-                target: r.get(2)?,
-                state: make(r)?,
-            })
-        })?;
-        for row in rows {
-            out.push(row?);
+    fn delivery_work<T, F>(
+        &self,
+        mut f: F,
+    ) -> impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reserve = self.reserve.clone();
+        move |c: &Connection| {
+            c.execute_batch("SAVEPOINT delivery")?;
+            let first = f(c);
+            let result = match first {
+                Err(e) if e.is_full() && !c.is_autocommit() => {
+                    c.execute_batch("ROLLBACK TO delivery")?;
+                    match &reserve {
+                        Some(r) if r.on_full() => f(c),
+                        _ => Err(e),
+                    }
+                }
+                other => other,
+            };
+            if !c.is_autocommit() {
+                c.execute_batch("RELEASE delivery")?;
+            }
+            result
         }
     }
-    out.sort_by(|a, b| (&a.rule, &a.target, &a.id).cmp(&(&b.rule, &b.target, &b.id)));
-    Ok(out)
 }
 
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
@@ -733,7 +861,7 @@ fn lease_read(
     let rows = inner.readers.with(|c| {
         let mut st = c.prepare_cached(
             "SELECT o.id, o.event_id, o.rule, o.target, o.input, o.attempts, o.created_at, e.body,
-                    e.previous, o.alert_kind, o.alert_key, o.alert_time, o.alert_record
+                    e.previous, o.alert_kind, o.alert_key, o.alert_time, o.alert_record, o.replay
              FROM outbox o LEFT JOIN events e ON e.id = o.event_id
              WHERE o.next_attempt_at <= ?1 AND o.target NOT IN (SELECT value FROM json_each(?2))
              ORDER BY o.next_attempt_at LIMIT ?3",
@@ -752,6 +880,7 @@ fn lease_read(
                     .unwrap_or_else(|| "{}".into()),
                 previous: r.get(8)?,
                 alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
+                replay: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -787,18 +916,22 @@ fn lease_read(
 
 /// Stores `events` (the body of [`Store::accept`]) on the writer's connection, inside its
 /// transaction; also returns, unleased, up to `max_fresh` of the deliveries it added (in order),
-/// for [`Store::accept_leasing`].
+/// for [`Store::accept_leasing`], and how many archived events it pruned to make room.
 fn accept_in(
     tx: &Connection,
     events: &[NewEvent],
     now: i64,
+    max_bytes: u64,
     max_fresh: usize,
-) -> Result<(Vec<Stored>, Vec<Leased>), StoreError> {
+) -> Result<(Vec<Stored>, Vec<Leased>, u64), StoreError> {
+    // Near store.max_db_bytes the oldest archived events make room first.
+    let pruned = sqlite_retention::room_for_accept(tx, max_bytes)?;
     let mut outcomes = Vec::with_capacity(events.len());
     let mut fresh: Vec<Leased> = Vec::new();
     {
         let mut ev = tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO events (id, body, received_at, matched, routed)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut ob = tx.prepare_cached(
             "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
@@ -814,7 +947,11 @@ fn accept_in(
             let kept = fresh.len();
             let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
                 || -> Result<Stored, StoreError> {
-                    if ev.execute(params![e.id, e.body, now])? == 0 {
+                    let matched = !e.matched.is_empty() || !e.deliveries.is_empty();
+                    let routes = e.deliveries.iter().map(|d| (&d.id, &d.rule, &d.target));
+                    let routed =
+                        matched.then(|| super::sqlite_archive::routed(&e.matched, routes.clone()));
+                    if ev.execute(params![e.id, e.body, now, matched, routed])? == 0 {
                         return Ok(Stored::Duplicate); // already routed when first accepted
                     }
                     let mut previous = None;
@@ -853,11 +990,20 @@ fn accept_in(
                                 created_at_ms: now,
                                 previous: previous.clone(),
                                 alert: d.alert.clone(),
+                                replay: None,
                             });
                         }
                     }
                     if let Some(check) = &e.resolve {
-                        add_resolves(tx, &e.id, check, now)?;
+                        let added = add_resolves(tx, &e.id, check, now)?;
+                        if !added.is_empty() {
+                            // Resolves make the event part of the archive's matched class.
+                            let all = routes.chain(added.iter().map(|(i, r, t)| (i, r, t)));
+                            tx.execute(
+                                "UPDATE events SET matched = 1, routed = ?2 WHERE id = ?1",
+                                params![e.id, super::sqlite_archive::routed(&e.matched, all)],
+                            )?;
+                        }
                     }
                     Ok(Stored::New)
                 },
@@ -885,7 +1031,7 @@ fn accept_in(
             }
         }
     }
-    Ok((outcomes, fresh))
+    Ok((outcomes, fresh, pruned))
 }
 
 impl Store for SqliteStore {
@@ -894,7 +1040,14 @@ impl Store for SqliteStore {
         events: Vec<NewEvent>,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
-        self.write(move |c: &Connection| Ok(accept_in(c, &events, now, 0)?.0))
+        let (max_bytes, pruned_in_accept) = (self.max_bytes, self.pruned_in_accept.clone());
+        Box::pin(self.inner.writer.submit(
+            self.guarded(move |c: &Connection| accept_in(c, &events, now, max_bytes, 0)),
+            move |(stored, _, pruned)| {
+                pruned_in_accept.fetch_add(pruned, Ordering::Relaxed);
+                stored
+            },
+        ))
     }
 
     fn accept_leasing(
@@ -904,13 +1057,15 @@ impl Store for SqliteStore {
         lease: Duration,
         max: usize,
     ) -> BoxFuture<'_, Result<AcceptedLeasing, StoreError>> {
+        let (max_bytes, pruned_in_accept) = (self.max_bytes, self.pruned_in_accept.clone());
         let leases = self.inner.leases.clone();
         let until = now.saturating_add(lease.as_millis() as i64);
         Box::pin(self.inner.writer.submit(
-            move |c: &Connection| accept_in(c, &events, now, max),
+            self.guarded(move |c: &Connection| accept_in(c, &events, now, max_bytes, max)),
             // After the commit, before any later turn: nobody could have leased these yet
             // unless a lease read ran since the commit (then `claim_new` skips them).
-            move |(stored, fresh)| {
+            move |(stored, fresh, pruned)| {
+                pruned_in_accept.fetch_add(pruned, Ordering::Relaxed);
                 let fresh = fresh
                     .into_iter()
                     .filter(|d| leases.claim_new(&d.id, until, now))
@@ -963,8 +1118,8 @@ impl Store for SqliteStore {
         self.write_outcome(&id.clone(), move |c: &Connection| {
             let tx = c;
             tx.execute(
-                "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at)
-                 SELECT event_id, id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
+                "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at, replay)
+                 SELECT event_id, id, rule, target, attempts + 1, ?2, replay FROM outbox WHERE id = ?1",
                 params![id, now],
             )?;
             type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
@@ -1035,9 +1190,9 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT OR REPLACE INTO dead_letters
                    (id, event_id, rule, target, input, attempts, created_at, failed_at, reason,
-                    alert_kind, alert_key, alert_time, alert_record)
+                    alert_kind, alert_key, alert_time, alert_record, replay)
                  SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4,
-                        alert_kind, alert_key, alert_time, alert_record FROM outbox WHERE id = ?1",
+                        alert_kind, alert_key, alert_time, alert_record, replay FROM outbox WHERE id = ?1",
                 params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
@@ -1095,9 +1250,9 @@ impl Store for SqliteStore {
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
                 "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, attempts, created_at, next_attempt_at,
-                                               alert_kind, alert_key, alert_time, alert_record)
+                                               alert_kind, alert_key, alert_time, alert_record, replay)
                  SELECT id, event_id, rule, target, input, 0, ?1, ?1,
-                        alert_kind, alert_key, alert_time, alert_record FROM dead_letters
+                        alert_kind, alert_key, alert_time, alert_record, replay FROM dead_letters
                  WHERE ?2 IS NULL OR id = ?2",
                 params![now, id],
             )?;
@@ -1178,7 +1333,7 @@ impl Store for SqliteStore {
         window_ms: i64,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
-        self.write(move |c: &Connection| {
+        self.write_delivery(move |c: &Connection| {
             let tx = c;
             let held: Option<(String, i64)> = tx
                 .query_row(
@@ -1422,9 +1577,16 @@ impl Store for SqliteStore {
         self.write(move |c: &Connection| {
             let tx = c;
             if !members.is_empty() {
+                let routes = digest.deliveries.iter().map(|d| (&d.id, &d.rule, &d.target));
                 tx.execute(
-                    "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
-                    params![digest.id, digest.body, now_ms],
+                    "INSERT OR IGNORE INTO events (id, body, received_at, matched, routed)
+                     VALUES (?1, ?2, ?3, 1, ?4)",
+                    params![
+                        digest.id,
+                        digest.body,
+                        now_ms,
+                        super::sqlite_archive::routed(&digest.matched, routes)
+                    ],
                 )?;
                 for d in &digest.deliveries {
                     tx.execute(
@@ -1455,6 +1617,78 @@ impl Store for SqliteStore {
                 params![group_id, next, now_ms],
             )?;
             Ok(())
+        })
+    }
+
+    fn events(&self, query: EventQuery) -> BoxFuture<'_, Result<EventPage, StoreError>> {
+        self.read(move |c| sqlite_archive::page(c, &query))
+    }
+
+    fn event_get(&self, id: String) -> BoxFuture<'_, Result<ArchivedEvent, StoreError>> {
+        self.read(move |c| sqlite_archive::get(c, &id))
+    }
+
+    fn replay_enqueue(
+        &self,
+        deliveries: Vec<ReplayDelivery>,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.write(move |c: &Connection| {
+            let tx = c;
+            let n = sqlite_archive::enqueue(tx, &deliveries, now_ms)?;
+            Ok(n)
+        })
+    }
+
+    fn prune(&self, retention: Retention) -> BoxFuture<'_, Result<Pruned, StoreError>> {
+        self.write(move |c: &Connection| {
+            let tx = c;
+            let p = sqlite_retention::prune(tx, &retention)?;
+            Ok(p)
+        })
+    }
+
+    fn prune_oldest(&self, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.write_alone(move |c: &Connection| {
+            let tx = c.unchecked_transaction()?;
+            let n = sqlite_retention::prune_oldest(&tx, limit)?;
+            tx.commit()?;
+            // Back to the WAL's part of the limit (never waiting for readers).
+            sqlite_retention::shrink_wal(c)?;
+            Ok(n)
+        })
+    }
+
+    fn space(&self) -> BoxFuture<'_, Result<Space, StoreError>> {
+        let (path, limit_bytes, reserve) =
+            (self.path.clone(), self.max_bytes, self.reserve.clone());
+        let pruned_in_accept = self.pruned_in_accept.clone();
+        Box::pin(async move {
+            // The reserve's file I/O runs without the connection.
+            let disk_full = match reserve {
+                Some(r) => tokio::task::spawn_blocking(move || r.refresh())
+                    .await
+                    .map_err(|e| StoreError::Join(e.to_string()))?,
+                None => false,
+            };
+            let (used_bytes, at_limit) = self
+                .write_alone(move |c: &Connection| {
+                    let mut used = sqlite_retention::used_bytes(c, &path)?;
+                    if limit_bytes > 0 && used >= limit_bytes / 2 {
+                        // A big transaction may have grown the WAL past its part: shrink it first.
+                        sqlite_retention::shrink_wal(c)?;
+                        used = sqlite_retention::used_bytes(c, &path)?;
+                    }
+                    Ok((used, sqlite_retention::at_limit(c, limit_bytes, used)?))
+                })
+                .await?;
+            Ok(Space {
+                used_bytes,
+                limit_bytes,
+                disk_full,
+                at_limit,
+                pruned: pruned_in_accept.swap(0, std::sync::atomic::Ordering::Relaxed),
+            })
         })
     }
 
@@ -1490,7 +1724,7 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|(id, received_at_ms, body)| {
                     Ok(EventRecord {
-                        deliveries: deliveries_of(c, &id)?,
+                        deliveries: sqlite_archive::deliveries_of(c, &id)?,
                         id,
                         received_at_ms,
                         body,
@@ -1510,12 +1744,34 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound { what: "event", id });
             };
             Ok(EventRecord {
-                deliveries: deliveries_of(c, &id)?,
+                deliveries: sqlite_archive::deliveries_of(c, &id)?,
                 id,
                 received_at_ms,
                 body,
             })
         })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Vec<Problem>, StoreError>> {
+        self.read(|c| {
+            let mut problems = sqlite_integrity::check(c)?;
+            let id: i64 = c.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            if id != APPLICATION_ID {
+                problems.push(Problem {
+                    what: format!(
+                        "the database is not marked as a scanbridge store (application_id {id:#x})"
+                    ),
+                    count: 1,
+                    examples: Vec::new(),
+                });
+            }
+            Ok(problems)
+        })
+    }
+
+    fn backup(&self, path: PathBuf) -> BoxFuture<'_, Result<Backup, StoreError>> {
+        // VACUUM INTO runs outside any transaction, on the writer (a read connection may not write).
+        self.write_alone(move |c: &Connection| sqlite_integrity::backup(c, &path))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
@@ -1542,6 +1798,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DeliveryState;
     use crate::store::NewDelivery;
     use std::sync::Arc;
 
@@ -1552,6 +1809,7 @@ mod tests {
         NewEvent {
             id: id.into(),
             body: format!("{{\"id\":\"{id}\"}}"),
+            matched: vec!["r".into()],
             deliveries: vec![NewDelivery {
                 id: format!("d-{id}"),
                 rule: "r".into(),
@@ -1855,6 +2113,7 @@ mod tests {
         NewEvent {
             id: id.into(),
             body: format!("{{\"id\":\"{id}\"}}"),
+            matched: Vec::new(),
             deliveries: Vec::new(),
             history: None,
             resolve: Some(ResolveCheck {

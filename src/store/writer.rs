@@ -21,6 +21,11 @@
 //! - Requests are run in the order they were submitted; a request may run more than once (only after
 //!   a rollback that undid its writes), so `work` must not have side effects outside the database.
 //!
+//! - A request of [`Kind::Alone`] runs by itself between turns, outside any transaction (a WAL
+//!   checkpoint; a request that commits on its own). A [`Kind::Delivery`] request is committed again
+//!   without the others when the turn's COMMIT failed for want of space and the store's hook made
+//!   room (the disk reserve: delivery goes on while ingest is refused).
+//!
 //! The thread ends when the last [`Writer`] is dropped, after answering what it already took.
 
 use std::sync::Arc;
@@ -35,8 +40,22 @@ use super::StoreError;
 /// Most requests committed in one transaction (a turn with more waiting takes the first ones).
 pub const MAX_BATCH: usize = 1024;
 
+/// How a request is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// In the turn's transaction, with the others waiting.
+    Batched,
+    /// In the turn's transaction; it keeps delivery going, so when the turn's COMMIT fails for want
+    /// of space and the store's `on_full` hook made room (the disk reserve), the turn is committed
+    /// again with these requests alone.
+    Delivery,
+    /// Alone, between turns, outside any transaction (checkpoints; a request that commits by itself).
+    Alone,
+}
+
 /// One request, type-erased for the queue.
 trait Job: Send {
+    fn kind(&self) -> Kind;
     /// Runs the request's statements on the connection, inside the turn's transaction.
     fn run(&mut self, conn: &Connection) -> Result<(), StoreError>;
     /// After the commit: runs `then` and answers `Ok`.
@@ -46,6 +65,7 @@ trait Job: Send {
 }
 
 struct Typed<T, R, W, G> {
+    kind: Kind,
     work: W,
     then: G,
     out: Option<T>,
@@ -59,6 +79,10 @@ where
     W: FnMut(&Connection) -> Result<T, StoreError> + Send,
     G: FnOnce(T) -> R + Send,
 {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
     fn run(&mut self, conn: &Connection) -> Result<(), StoreError> {
         self.out = None;
         let work = &mut self.work;
@@ -81,6 +105,7 @@ where
             then,
             out,
             reply,
+            ..
         } = *self;
         drop(work); // what it captured may be moved on by `then` (shared buffers)
         let answer = match out {
@@ -131,14 +156,21 @@ impl Drop for Joiner {
 
 impl Writer {
     /// Starts the writer thread on `conn` (which must be in WAL mode and otherwise ready).
+    #[cfg(test)]
     pub fn start(conn: Connection) -> Writer {
+        Writer::start_with(conn, None)
+    }
+
+    /// Like [`Writer::start`], with the hook a COMMIT that failed for want of space calls: it
+    /// returns whether it made room (then the turn's [`Kind::Delivery`] requests are committed again).
+    pub fn start_with(conn: Connection, on_full: Option<OnFull>) -> Writer {
         let (queue, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(WriteStats::default());
         let thread = {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("scanbridge-store-writer".into())
-                .spawn(move || run(conn, rx, &stats))
+                .spawn(move || run(conn, rx, &stats, on_full.as_deref()))
                 .expect("spawn the store writer thread")
         };
         // The Joiner is created after the queue: dropping the last Writer drops the sender first
@@ -158,8 +190,20 @@ impl Writer {
         W: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
         G: FnOnce(T) -> R + Send + 'static,
     {
+        self.submit_as(Kind::Batched, work, then).await
+    }
+
+    /// Like [`Writer::submit`], run as `kind`.
+    pub async fn submit_as<T, R, W, G>(&self, kind: Kind, work: W, then: G) -> Result<R, StoreError>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        W: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+        G: FnOnce(T) -> R + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Typed {
+            kind,
             work,
             then,
             out: None,
@@ -212,18 +256,58 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>, stats: &WriteStats) {
+/// The hook of a COMMIT that failed for want of space (see [`Writer::start_with`]).
+pub type OnFull = Box<dyn Fn() -> bool + Send>;
+
+fn run(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>,
+    stats: &WriteStats,
+    on_full: Option<&(dyn Fn() -> bool + Send)>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(64);
+    let mut alone: Option<Box<dyn Job>> = None;
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        if first.kind() == Kind::Alone {
+            alone = Some(first);
+        } else {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) if job.kind() == Kind::Alone => {
+                        alone = Some(job);
+                        break;
+                    }
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
         }
-        stats.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        turn(&conn, &mut batch, stats);
+        stats.queued.fetch_sub(
+            batch.len() + usize::from(alone.is_some()),
+            Ordering::Relaxed,
+        );
+        if !batch.is_empty() {
+            turn(&conn, &mut batch, stats, on_full);
+        }
+        if let Some(job) = alone.take() {
+            run_alone(&conn, job, stats);
+        }
+    }
+}
+
+/// Runs a [`Kind::Alone`] request by itself, outside any transaction.
+fn run_alone(conn: &Connection, mut job: Box<dyn Job>, stats: &WriteStats) {
+    let ran = job.run(conn);
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK"); // it left a transaction open: nothing of it is kept
+    }
+    match ran {
+        Ok(()) => {
+            stats.requests.fetch_add(1, Ordering::Relaxed);
+            job.done()
+        }
+        Err(e) => job.fail(e),
     }
 }
 
@@ -234,6 +318,7 @@ fn copy_of(err: &StoreError) -> StoreError {
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, msg)) => {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone()))
         }
+        StoreError::Full(why) => StoreError::Full(why.clone()),
         other => StoreError::Join(other.to_string()),
     }
 }
@@ -244,8 +329,14 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 }
 
 /// Runs `jobs` in one transaction and answers each (see the module doc).
-fn turn(conn: &Connection, jobs: &mut Vec<Box<dyn Job>>, stats: &WriteStats) {
+fn turn(
+    conn: &Connection,
+    jobs: &mut Vec<Box<dyn Job>>,
+    stats: &WriteStats,
+    on_full: Option<&(dyn Fn() -> bool + Send)>,
+) {
     let mut failed: Vec<(Box<dyn Job>, StoreError)> = Vec::new();
+    let mut made_room = false;
     'again: loop {
         if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
             for j in jobs.drain(..) {
@@ -298,6 +389,16 @@ fn turn(conn: &Connection, jobs: &mut Vec<Box<dyn Job>>, stats: &WriteStats) {
             Err(e) => {
                 if !conn.is_autocommit() {
                     let _ = exec(conn, "ROLLBACK");
+                }
+                let delivery = jobs.iter().any(|j| j.kind() == Kind::Delivery);
+                if e.is_full() && delivery && !made_room && on_full.is_some_and(|f| f()) {
+                    // Room was made for delivery: commit its requests again, without the others.
+                    made_room = true;
+                    let (keep, others): (Vec<_>, Vec<_>) =
+                        jobs.drain(..).partition(|j| j.kind() == Kind::Delivery);
+                    failed.extend(others.into_iter().map(|j| (j, copy_of(&e))));
+                    *jobs = keep;
+                    continue 'again;
                 }
                 tracing::error!(error = %e, requests = jobs.len(), "store commit failed; every request of the batch fails");
                 for j in jobs.drain(..) {
