@@ -161,7 +161,7 @@ impl Writer {
         Writer::start_with(conn, None)
     }
 
-    /// Like [`Writer::start`], with the hook a COMMIT that failed for want of space calls: it
+    /// Starts the writer thread on `conn` (in WAL mode and otherwise ready), with the hook a COMMIT that failed for want of space calls: it
     /// returns whether it made room (then the turn's [`Kind::Delivery`] requests are committed again).
     pub fn start_with(conn: Connection, on_full: Option<OnFull>) -> Writer {
         let (queue, rx) = mpsc::unbounded_channel();
@@ -539,5 +539,36 @@ mod tests {
         // The writer goes on.
         insert(&w, "c").await.unwrap();
         assert_eq!(keys(&dir), ["c"]);
+    }
+
+    #[tokio::test]
+    async fn an_alone_request_runs_between_turns_outside_any_transaction() {
+        let (dir, w) = writer();
+        let release = w.pause_for_tests().await;
+        let before = tokio::spawn(insert(&w, "a"));
+        let alone = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                w.submit_as(
+                    Kind::Alone,
+                    |c: &Connection| {
+                        // Outside a transaction, and after the turn before it committed.
+                        let n: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
+                        Ok((c.is_autocommit(), n))
+                    },
+                    |t| t,
+                )
+                .await
+            })
+        };
+        let after = tokio::spawn(insert(&w, "b"));
+        while w.queue_len_for_tests() < 3 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        before.await.unwrap().unwrap();
+        assert_eq!(alone.await.unwrap().unwrap(), (true, 1));
+        after.await.unwrap().unwrap();
+        assert_eq!(keys(&dir), ["a", "b"]);
     }
 }
