@@ -183,6 +183,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../rules/high-findings-production.yaml"),
     ),
     (
+        "inspector-critical-findings.json",
+        include_str!("../rules/inspector-critical-findings.json"),
+    ),
+    (
+        "inspector-high-findings-fixable.json",
+        include_str!("../rules/inspector-high-findings-fixable.json"),
+    ),
+    (
         "report-critical-findings.json",
         include_str!("../rules/report-critical-findings.json"),
     ),
@@ -247,7 +255,8 @@ pub fn load_text(file: &Path, text: &str, known: &Known) -> Result<Rule, Vec<Rul
         })
 }
 
-const KEYS: [&str; 11] = [
+/// The keys of a rule file.
+pub const RULE_KEYS: [&str; 11] = [
     "name",
     "description",
     "enabled",
@@ -271,10 +280,13 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             "a rule file must hold one object".into(),
         )]);
     };
-    for k in m.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+    for k in m.keys().filter(|k| !RULE_KEYS.contains(&k.as_str())) {
         errs.push((
             format!("/{}", escape(k)),
-            format!("unknown key {k:?}; expected one of {}", KEYS.join(", ")),
+            format!(
+                "unknown key {k:?}; expected one of {}",
+                RULE_KEYS.join(", ")
+            ),
         ));
     }
     let name = match m.get("name") {

@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod check_patterns;
+pub mod client;
 pub mod dlq;
 pub mod health;
+mod input;
 pub mod notify_test;
 mod outcome;
 pub mod report_event;

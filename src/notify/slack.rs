@@ -230,6 +230,9 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
                 .map(|v| md(v, V))
                 .unwrap_or_else(|| "no fix available yet".into()),
         ));
+        if let Some(r) = &f.resource {
+            fields.push(field("Resource", &code(r, V)));
+        }
     }
     fields.truncate(10);
     if !fields.is_empty() {

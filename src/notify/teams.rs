@@ -269,6 +269,9 @@ pub fn card(ctx: &Context<'_>) -> Value {
             .map(md)
             .unwrap_or_else(|| "no fix available yet".into());
         facts.push(fact("Fixed in", &fixed));
+        if let Some(r) = &f.resource {
+            facts.push(fact("Resource", &md(r)));
+        }
     }
     if !facts.is_empty() {
         body.push(json!({"type": "FactSet", "facts": facts}));

@@ -11,6 +11,7 @@ mod email;
 mod escaping;
 mod hostile;
 mod ingest;
+mod inspector;
 mod layout;
 mod pagers;
 mod parse_once;
