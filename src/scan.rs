@@ -116,6 +116,9 @@ pub struct Facts {
     pub top_findings: Vec<Finding>,
     /// Findings counted but not in `top_findings`.
     pub findings_more: u64,
+    /// A digest's images (`kind == "digest"`), one line each, read from `detail.items`; empty for
+    /// other kinds.
+    pub items: Vec<DigestItem>,
     /// Non-zero counts, "2 CRITICAL, 7 HIGH" (or "no findings"); an Inspector2 finding: its CVE,
     /// severity, score and package, "CVE-2026-10001 CRITICAL (score 9.8) in libssl3 3.0.15".
     pub summary: String,
@@ -124,6 +127,40 @@ pub struct Facts {
     /// What changed since the previous scan of the image, when the store knew one (set by
     /// [`crate::render::template::Context::with_delta`]).
     pub delta: Option<Delta>,
+}
+
+/// One image of a digest: its latest result among the group's matches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DigestItem {
+    /// `repo:tag` (or `-`).
+    pub image: String,
+    /// "2 CRITICAL, 7 HIGH".
+    pub summary: String,
+    pub worst: Option<String>,
+    pub short_digest: Option<String>,
+    /// The ECR console link as the digest event holds it (content: show it only through the
+    /// `console_link` filter).
+    pub console_url: Option<String>,
+    /// How many of the group's matches were this image (a rescan, a repeated event).
+    pub scans: u64,
+}
+
+/// The items of a digest event, as text (a forged digest's items may hold anything).
+fn digest_items(event: &Value) -> Vec<DigestItem> {
+    let Some(Value::Array(items)) = event.pointer("/detail/items") else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|i| DigestItem {
+            image: s(i, "/image").unwrap_or_else(|| "-".into()),
+            summary: s(i, "/summary").unwrap_or_else(|| "-".into()),
+            worst: s(i, "/worst"),
+            short_digest: s(i, "/short_digest"),
+            console_url: s(i, "/console_url"),
+            scans: i.get("scans").and_then(Value::as_u64).unwrap_or(1),
+        })
+        .collect()
 }
 
 /// One severity's change, for templates.
@@ -381,6 +418,11 @@ impl Facts {
             _ => top_findings.len() as u64,
         };
         let findings_more = listed.saturating_sub(top_findings.len() as u64);
+        let items = if kind == Kind::Digest {
+            digest_items(event)
+        } else {
+            Vec::new()
+        };
         let mut facts = Facts {
             kind,
             detail_type,
@@ -405,6 +447,7 @@ impl Facts {
             resource,
             top_findings,
             findings_more,
+            items,
             summary: String::new(),
             headline: String::new(),
             delta: None,

@@ -42,6 +42,9 @@ impl Console {
     }
 }
 
+/// A digest's images listed on the console, at most (one screen).
+pub const MAX_DIGEST_LINES: usize = 50;
+
 /// The widest value printed, in characters (longer ones end with `…`).
 pub const MAX_VALUE: usize = 300;
 
@@ -186,17 +189,24 @@ pub fn render(msg: &Message<'_>) -> String {
             "  {}",
             s(e, "/detail/headline").unwrap_or_else(|| "digest".into())
         );
-        for item in e
-            .pointer("/detail/items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for item in facts.items.iter().take(MAX_DIGEST_LINES) {
+            let scans = if item.scans > 1 {
+                format!(" ({} scans)", item.scans)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 t,
-                "    {}  {}",
-                s(item, "/image").unwrap_or_else(|| "-".into()),
-                s(item, "/summary").unwrap_or_else(|| "-".into())
+                "    {}  {}{scans}",
+                clip(&item.image, MAX_VALUE),
+                clip(&item.summary, MAX_VALUE)
+            );
+        }
+        if facts.items.len() > MAX_DIGEST_LINES {
+            let _ = writeln!(
+                t,
+                "    ...and {} more",
+                facts.items.len() - MAX_DIGEST_LINES
             );
         }
     }
