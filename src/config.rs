@@ -23,9 +23,9 @@ use serde::Deserialize;
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A layer could not be read or parsed, or a key is unknown or has the wrong type.
+    /// A layer could not be read or parsed (the config crate's words, said once).
     #[error("configuration: {0}")]
-    Load(#[from] ::config::ConfigError),
+    Load(String),
     /// A secret file could not be read.
     #[error("configuration: {key}: cannot read secret file {path}: {source}")]
     SecretFile {

@@ -612,7 +612,7 @@ mod tests {
     fn shipped_rules_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let rules = load_dir(&dir, &known()).unwrap();
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.len(), 6);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod check_patterns;
+mod check_templates;
 pub mod client;
 pub mod dlq;
 pub mod health;

@@ -130,6 +130,9 @@ pub fn alert_key(msg: &Message<'_>) -> String {
 
 /// `url` if it is an `https:` URL (and, with `host_suffix`, its host ends with it).
 pub fn https_link(url: &str, host_suffix: Option<&str>) -> Option<String> {
+    // The one rule for links from content (crate::escape::https_url): no whitespace or hidden
+    // character, which a parser would quietly percent-encode into a link the event never held.
+    crate::escape::https_url(url)?;
     let u = reqwest::Url::parse(url).ok()?;
     if u.scheme() != "https" || u.username() != "" || u.password().is_some() {
         return None;
