@@ -541,11 +541,13 @@ fn check(event: &Value, out: &[Rendering]) -> Vec<String> {
                     fail("message over the limit".into());
                 }
                 // Links: the console, or an `https:` URL the event itself holds (advisories).
-                let held = event.to_string();
-                let from_event = |u: &str| {
-                    crate::escape::https_url(u).as_deref() == Some(u)
-                        && held.contains(&Value::String(u.to_owned()).to_string())
-                };
+                let mut held = Vec::new();
+                strings(event, &mut held);
+                let held: Vec<String> = held
+                    .into_iter()
+                    .filter_map(crate::escape::https_url)
+                    .collect();
+                let from_event = |u: &str| held.iter().any(|h| h == u);
                 for l in v["links"].as_array().into_iter().flatten() {
                     if let Some(u) = l["href"].as_str()
                         && !allowed_link(u, advisory)

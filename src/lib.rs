@@ -27,6 +27,9 @@
 //!   receiver sends (input transformation, message templates).
 //! - `compute`: the bounded pool where CPU work (validation, matching, rule compilation) runs, off the
 //!   async runtime.
+//! - `admin`: the admin API (`/api/v1`: events and what became of their deliveries, dead letters,
+//!   silences, rules, the pattern sandbox) that the UI and programs use; `ui`: the browser sandbox
+//!   and console under `/ui` (embedded pages, sign-in sessions, CSRF, security headers).
 //! - `metrics`, `logging`, `shutdown`: observability and lifecycle.
 //! - `infra`: event patterns in CloudFormation, SAM, CDK, Terraform and Serverless files, checked and
 //!   tested by `check-patterns` (issue 20), one module per source format.
@@ -38,6 +41,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod alerting;
 mod cli;
 mod compute;
@@ -62,6 +66,7 @@ mod settings;
 mod shutdown;
 mod store;
 mod strict_json;
+mod ui;
 mod worker;
 
 pub use cli::{Cli, Command, Outcome, run};

@@ -7,9 +7,11 @@
 //! Promise: a reload is all-or-nothing. If any file is broken, the previous rule set keeps running, the
 //! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
 //! file triggers the next reload. File events are debounced (editors write in several steps).
+//! [`Status`] keeps the outcome of the last load (time, errors) for the console and `GET
+//! /api/v1/rules`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
@@ -21,6 +23,51 @@ use crate::metrics::Metrics;
 use crate::router::{Router, RouterHandle};
 use crate::rules;
 
+/// The outcome of the last load of the rules.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LastLoad {
+    /// When it was tried (ms since the epoch).
+    pub at_ms: i64,
+    /// Whether it is the set in force.
+    pub ok: bool,
+    /// Every error, with file and JSON pointer, when it failed.
+    pub errors: Vec<String>,
+    /// When the set in force was loaded.
+    pub loaded_at_ms: i64,
+    /// The set in force is the built-in example rules (no rules directory).
+    pub builtin: bool,
+}
+
+/// Shared record of the last load (see [`LastLoad`]).
+#[derive(Debug, Default)]
+pub struct Status(Mutex<LastLoad>);
+
+impl Status {
+    /// Records a load, at `now`, that is now in force.
+    pub fn loaded(&self, builtin: bool, now: i64) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = LastLoad {
+            at_ms: now,
+            ok: true,
+            errors: Vec::new(),
+            loaded_at_ms: now,
+            builtin,
+        };
+    }
+
+    /// Records a failed reload at `now` (every error, with file and pointer); the previous set stays
+    /// in force.
+    pub fn failed(&self, errors: Vec<String>, now: i64) {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.at_ms = now;
+        last.ok = false;
+        last.errors = errors;
+    }
+
+    pub fn last(&self) -> LastLoad {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// What a reload needs.
 pub struct Reloader {
     pub dir: PathBuf,
@@ -29,6 +76,9 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Topics come from the configuration, which a reload does not re-read.
     pub topics: Arc<crate::notify::topic::Topics>,
+    pub status: Arc<Status>,
+    /// When a reload happened (for [`Status`]).
+    pub clock: crate::alerting::SharedClock,
 }
 
 impl Reloader {
@@ -37,27 +87,33 @@ impl Reloader {
     pub async fn reload(&self) -> bool {
         let (dir, known, topics) = (self.dir.clone(), self.known.clone(), self.topics.clone());
         let built = crate::compute::run(move || {
-            rules::load_dir_or_builtin(&dir, &known).map(|(rules, _)| Router::new(rules, topics))
+            rules::load_dir_or_builtin(&dir, &known)
+                .map(|(rules, builtin)| (Router::new(rules, topics), builtin))
         })
         .await;
         let built = match built {
             Ok(b) => b,
             Err(panicked) => {
                 self.metrics.reload(false, 0);
+                self.status
+                    .failed(vec![panicked.to_string()], self.clock.now_ms());
                 tracing::error!(error = %panicked, "rule reload failed; keeping the previous rules");
                 return false;
             }
         };
         match built {
-            Ok(router) => {
+            Ok((router, builtin)) => {
                 let n = router.len();
                 self.router.swap(router);
+                self.status.loaded(builtin, self.clock.now_ms());
                 self.metrics.reload(true, n);
                 tracing::info!(rules = n, dir = %self.dir.display(), "rules reloaded");
                 true
             }
             Err(errs) => {
                 self.metrics.reload(false, 0);
+                let shown = errs.0.iter().map(ToString::to_string).collect();
+                self.status.failed(shown, self.clock.now_ms());
                 for e in &errs.0 {
                     tracing::error!(error = %e, "rule reload failed; keeping the previous rules");
                 }

@@ -91,6 +91,11 @@ impl Router {
         ids.into_iter().map(|i| &self.rules[i])
     }
 
+    /// The enabled rules, in rule-file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }

@@ -23,8 +23,12 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
+    /// For the people reading the rule (the console shows it).
+    pub description: Option<String>,
     pub enabled: bool,
     pub pattern: Pattern,
+    /// The pattern as the rule file gives it (JSON), for people and the sandbox.
+    pub pattern_json: Value,
     pub targets: Vec<RuleTarget>,
     pub file: PathBuf,
     /// Deduplication, notify_on and digest options.
@@ -307,13 +311,14 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             None
         }
     };
-    // `description` is for the people reading the rule file: checked, not kept.
-    if !matches!(
-        m.get("description"),
-        None | Some(Value::Null | Value::String(_))
-    ) {
-        errs.push(("/description".into(), "description must be a string".into()));
-    }
+    let description = match m.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errs.push(("/description".into(), "description must be a string".into()));
+            None
+        }
+    };
     let enabled = match m.get("enabled") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -336,7 +341,13 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
                 other => other.to_string(),
             };
             match Pattern::parse_with_limits(&text, &known.limits) {
-                Ok(p) => Some(p),
+                Ok(p) => {
+                    let shown = match v {
+                        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
+                        other => other.clone(),
+                    };
+                    Some((p, shown))
+                }
                 Err(e) => {
                     errs.push((format!("/event_pattern{}", e.pointer()), e.to_string()));
                     None
@@ -349,10 +360,13 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
     if !errs.is_empty() {
         return Err(errs);
     }
+    let (pattern, pattern_json) = pattern.expect("no errors");
     Ok(Rule {
         name: name.expect("no errors"),
+        description,
         enabled,
-        pattern: pattern.expect("no errors"),
+        pattern,
+        pattern_json,
         targets: rule_targets,
         file: PathBuf::new(),
         alert,

@@ -641,6 +641,29 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_event_cannot_steer_the_console_link() {
+        let mut e = sample("ecr-image-scan-critical.json");
+        assert!(Facts::of(&e).console_url.is_some());
+        for (ptr, bad) in [
+            ("/region", "evil.example/#"),
+            ("/account", "1234|<x>"),
+            ("/detail/repository-name", "a/<https://evil.example|click>"),
+            ("/detail/image-digest", "sha256:ab>cd"),
+        ] {
+            let mut v = e.clone();
+            *v.pointer_mut(ptr).unwrap() = json!(bad);
+            assert_eq!(Facts::of(&v).console_url, None, "{ptr} = {bad}");
+        }
+        *e.pointer_mut("/region").unwrap() = json!("eu-west-3");
+        assert!(
+            Facts::of(&e)
+                .console_url
+                .unwrap()
+                .starts_with("https://eu-west-3.console.")
+        );
+    }
+
+    #[test]
     fn generic_and_helpers() {
         let f = Facts::of(&json!({"source":"ci","detail-type":"Build","detail":{}}));
         assert_eq!(f.kind, Kind::Generic);

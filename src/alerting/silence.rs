@@ -21,6 +21,97 @@ use serde_json::{Map, Value, json};
 use super::stage::{Flow, Ledger, Notice, Stage};
 use crate::store::Silence;
 
+/// What a person asks for when adding a silence: the flags of `silence add`, or the JSON body of
+/// `POST /api/v1/silences` (`{"matchers": [...], "pattern": {...} or "text", "cve", "package",
+/// "repository", "expires", "comment", "author"}`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceSpec {
+    /// `path=value` or `path=glob*`, all of which must hold.
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    /// A whole event pattern: a JSON object, or its text.
+    #[serde(default)]
+    pub pattern: Option<Value>,
+    #[serde(default)]
+    pub cve: Option<String>,
+    #[serde(default)]
+    pub package: Option<String>,
+    /// Narrows a CVE allowlist entry to one repository (globs allowed).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// A duration from now (`7d`) or a UTC date or time ([`parse_expires`]).
+    pub expires: String,
+    pub comment: String,
+    #[serde(default)]
+    pub author: Option<String>,
+}
+
+/// The trimmed text, unless it is absent or blank.
+fn nonempty(o: &Option<String>) -> Option<&str> {
+    o.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl SilenceSpec {
+    /// The silence this describes, made at `now_ms`; `author` is used when the spec names none.
+    pub fn build(&self, now_ms: i64, author: &str) -> Result<Silence, SilenceError> {
+        let (cve, package, repository) = (
+            nonempty(&self.cve),
+            nonempty(&self.package),
+            nonempty(&self.repository),
+        );
+        let matchers: Vec<String> = self
+            .matchers
+            .iter()
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect();
+        let mut pattern = Value::Object(Default::default());
+        let mut shown = matchers.clone();
+        if !matchers.is_empty() {
+            merge(&mut pattern, matchers_pattern(&matchers)?)?;
+        }
+        match &self.pattern {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) if t.trim().is_empty() => {}
+            Some(p) => {
+                let v: Value = match p {
+                    Value::String(t) => {
+                        serde_json::from_str(t).map_err(|e| SilenceError::Pattern(e.to_string()))?
+                    }
+                    other => other.clone(),
+                };
+                shown.push(format!("pattern {v}"));
+                merge(&mut pattern, v)?;
+            }
+        }
+        if repository.is_some() && cve.is_none() && package.is_none() {
+            return Err(SilenceError::Empty); // a repository only narrows an allowlist entry
+        }
+        if cve.is_some() || package.is_some() {
+            merge(&mut pattern, allowlist_pattern(cve, package, repository)?)?;
+            let mut what = Vec::new();
+            what.extend(cve.map(|c| format!("cve={c}")));
+            what.extend(package.map(|p| format!("package={p}")));
+            what.extend(repository.map(|r| format!("repository={r}")));
+            shown.push(format!("allowlist {}", what.join(" ")));
+        }
+        if pattern.as_object().is_some_and(|o| o.is_empty()) {
+            return Err(SilenceError::Empty);
+        }
+        let text = check_pattern(&pattern)?;
+        Ok(Silence {
+            id: new_id(),
+            pattern: text,
+            matchers: shown.join(", "),
+            comment: self.comment.clone(),
+            created_by: nonempty(&self.author).unwrap_or(author).to_owned(),
+            created_at_ms: now_ms,
+            expires_at_ms: parse_expires(&self.expires, now_ms)?,
+        })
+    }
+}
+
 /// Why a silence could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SilenceError {

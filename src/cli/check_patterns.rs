@@ -363,7 +363,7 @@ fn entry_json(e: &Entry) -> Value {
                         pattern_tests::Outcome::Failed(why) => {
                             o["result"] = json!("failed");
                             o["message"] = json!(failed_because(why));
-                            o["explain"] = super::test_pattern::explanation_json(why);
+                            o["explain"] = why.to_json();
                         }
                         pattern_tests::Outcome::Error(m) => {
                             o["result"] = json!("error");

@@ -3,7 +3,7 @@
 //! of every kind of event scanbridge alerts on, so that a typo in a variable name is found before the
 //! first alert rather than by it.
 //!
-//! The samples (embedded): ECR basic scans (CRITICAL, HIGH only, clean, failed), an Inspector2 scan and
+//! The samples (the sandbox's, embedded): ECR basic scans (CRITICAL, HIGH only, clean, failed), an Inspector2 scan and
 //! finding, an ECR push, a scanner report's Image Scan (Grype), a digest, an event of no known kind,
 //! each also with a delta to a previous scan, and a transformed payload; the `email/resolved_*`
 //! templates are rendered with resolves (a clean rescan, a CLOSED finding). Each problem is reported
@@ -17,34 +17,16 @@ use crate::notify::TargetConfig;
 use crate::render::template::{Context, Templates};
 use crate::settings::Settings;
 use crate::store::{AlertKind, AlertMark};
+use crate::ui::assets::SAMPLES;
 
-const CRITICAL: &str = include_str!("../../tests/fixtures/ecr-image-scan-critical.json");
-const SAMPLES: &[(&str, &str)] = &[
-    (
-        "ECR Image Scan (HIGH only)",
-        include_str!("../../tests/fixtures/samples/ecr-image-scan-high-only.json"),
-    ),
-    (
-        "ECR Image Scan (clean)",
-        include_str!("../../tests/fixtures/samples/ecr-image-scan-clean.json"),
-    ),
-    (
-        "ECR Image Scan (FAILED)",
-        include_str!("../../tests/fixtures/samples/ecr-image-scan-failed.json"),
-    ),
-    (
-        "Inspector2 Scan",
-        include_str!("../../tests/fixtures/samples/inspector2-scan.json"),
-    ),
-    (
-        "Inspector2 Finding",
-        include_str!("../../tests/fixtures/samples/inspector2-finding.json"),
-    ),
-    (
-        "ECR Image Action (push)",
-        include_str!("../../tests/fixtures/samples/ecr-image-action-push.json"),
-    ),
-];
+/// A sample's event by file name (the sandbox's samples, [`SAMPLES`], are every kind of event).
+fn sample(name: &str) -> Value {
+    let (_, _, text) = SAMPLES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .expect("an embedded sample");
+    parse(text)
+}
 const GRYPE: &str = include_str!("../../tests/fixtures/reports/grype-image.json");
 
 /// The templates rendered for alerts, and for resolves.
@@ -75,10 +57,11 @@ fn parse(text: &str) -> Value {
 
 /// Every sample context.
 fn samples() -> Vec<Sample> {
-    let critical = parse(CRITICAL);
-    let mut events: Vec<(String, Value)> =
-        vec![("ECR Image Scan (CRITICAL)".into(), critical.clone())];
-    events.extend(SAMPLES.iter().map(|(l, t)| ((*l).to_owned(), parse(t))));
+    let critical = sample("ecr-image-scan-critical.json");
+    let mut events: Vec<(String, Value)> = SAMPLES
+        .iter()
+        .map(|(_, title, t)| ((*title).to_owned(), parse(t)))
+        .collect();
     let rules = crate::event::EnvelopeRules {
         max_event_bytes: 262_144,
         account: "123456789012".into(),
@@ -95,7 +78,7 @@ fn samples() -> Vec<Sample> {
             "account": "123456789012", "region": "us-east-1", "time": "2026-11-20T09:00:00Z",
             "resources": [], "detail": {"job": "release", "status": "FAILED"}}),
     ));
-    let members = [critical.clone(), parse(SAMPLES[0].1), critical.clone()];
+    let members = [critical.clone(), sample("ecr-image-scan-high-only.json"), critical.clone()];
     events.push((
         "Scan Digest".into(),
         crate::alerting::digest_event(
@@ -139,7 +122,7 @@ fn samples() -> Vec<Sample> {
         }
     }
     out.push(Sample {
-        label: "ECR Image Scan (CRITICAL), with a transformed payload".into(),
+        label: "ECR scan: 2 CRITICAL, 7 HIGH, with a transformed payload".into(),
         payload: json!("payments/api needs a rebuild"),
         event: critical.clone(),
         delta: None,
@@ -149,11 +132,11 @@ fn samples() -> Vec<Sample> {
     let mut clean = critical.clone();
     clean["id"] = json!("sample-clean-rescan");
     clean["detail"]["finding-severity-counts"] = json!({"LOW": 1});
-    let mut closed = parse(SAMPLES[4].1);
+    let mut closed = sample("inspector2-finding.json");
     closed["detail"]["status"] = json!("CLOSED");
     for (label, before, after) in [
         ("a resolve (clean rescan)", &critical, clean),
-        ("a resolve (CLOSED finding)", &parse(SAMPLES[4].1), closed),
+        ("a resolve (CLOSED finding)", &sample("inspector2-finding.json"), closed),
     ] {
         let Some(o) = crate::alerting::observe(before) else {
             continue;
@@ -263,7 +246,7 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:#?}");
         assert!(
             problems[0].starts_with(
-                "template email/subject.txt, line 2: undefined variable or key: scan.sumary (rendering the sample ECR Image Scan (CRITICAL);"
+                "template email/subject.txt, line 2: undefined variable or key: scan.sumary (rendering the sample ECR scan: 2 CRITICAL, 7 HIGH;"
             ),
             "{}",
             problems[0]

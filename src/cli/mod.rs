@@ -16,6 +16,7 @@ pub mod notify_test;
 mod outcome;
 pub mod report_event;
 pub mod route;
+pub mod sandbox;
 pub mod send;
 pub mod serve;
 pub mod silence;
@@ -62,6 +63,8 @@ pub enum Command {
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
+    /// Serve the browser pattern sandbox alone (no store, nothing sent): http://ADDR/ui/sandbox.
+    Sandbox(sandbox::Args),
 }
 
 /// Runs the parsed command line.
@@ -79,5 +82,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::NotifyTest(args) => notify_test::run(args),
         Command::Silence(args) => silence::run(args),
         Command::Suppressed(args) => suppressed::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }

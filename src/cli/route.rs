@@ -50,6 +50,8 @@ pub(crate) struct Offline {
     /// Wall time, read as the daemon reads its clock.
     pub clock: SharedClock,
     pub router: Router,
+    /// No rules directory: the built-in example rules are loaded.
+    pub builtin: bool,
     pub targets: Targets,
     pub topics: Arc<crate::notify::topic::Topics>,
 }
@@ -66,12 +68,11 @@ impl Offline {
             settings.rules.dir = r;
         }
         let known = crate::rules::Known::from_settings(&settings);
-        let rules = if with_rules {
+        let (rules, builtin) = if with_rules {
             crate::rules::load_dir_or_builtin(&settings.rules.dir, &known)
                 .map_err(|e| anyhow::anyhow!("{} error(s) in the rules: {e}", e.0.len()))?
-                .0
         } else {
-            Vec::new()
+            (Vec::new(), false)
         };
         let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
@@ -79,6 +80,7 @@ impl Offline {
         Ok(Offline {
             clock: crate::alerting::system_clock(),
             router: Router::new(rules, topics.clone()),
+            builtin,
             settings,
             targets,
             topics,

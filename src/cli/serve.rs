@@ -67,6 +67,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     result.map(|()| Outcome::Success)
 }
 
+/// The TLS acceptor of `[server]`, when a certificate and key are configured.
+pub(crate) fn tls_acceptor(
+    server: &crate::config::ServerConfig,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, crate::config::ConfigError> {
+    match (&server.tls_cert_file, &server.tls_key_file) {
+        (Some(cert), Some(key)) => Ok(Some(crate::ingest::tls::acceptor(cert, key)?)),
+        _ => Ok(None),
+    }
+}
+
 async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let known = crate::rules::Known::from_settings(&settings);
@@ -94,13 +104,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     // Everything that can refuse the configuration is checked before the store is opened.
     let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
     let sns = Arc::new(crate::ingest::sns::door::Sns::new(&settings.sns)?);
-    let tls = match (
-        &settings.server.tls_cert_file,
-        &settings.server.tls_key_file,
-    ) {
-        (Some(cert), Some(key)) => Some(crate::ingest::tls::acceptor(cert, key)?),
-        _ => None,
-    };
+    let tls = tls_acceptor(&settings.server)?;
     let store = SqliteStore::open_with_limit(
         &settings.store.data_dir,
         true,
@@ -155,21 +159,31 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
     ));
     let worker = Worker {
         store: store.clone(),
-        targets,
+        targets: targets.clone(),
         metrics: metrics.clone(),
-        wake,
+        wake: wake.clone(),
         config: settings.delivery.clone(),
         alerting,
         clock: clock.clone(),
         handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
+    let reload_status = Arc::new(crate::reload::Status::default());
+    reload_status.loaded(builtin, clock.now_ms());
+    let routing = Arc::new(crate::admin::routing::Routing::new(
+        router.clone(),
+        targets,
+        topics.clone(),
+        &settings,
+    ));
     let reloader = Reloader {
         dir: settings.rules.dir.clone(),
         known,
         router,
         metrics,
         topics,
+        status: reload_status.clone(),
+        clock: clock.clone(),
     };
     tracker.spawn(reloader.run(settings.rules.watch, hup_rx, shutdown.clone()));
     if stdin {
@@ -189,14 +203,31 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         limiter: Arc::new(RateLimiter::new(
             settings.server.rate_limit,
             settings.server.rate_burst,
-            clock,
+            clock.clone(),
         )),
         max_body_bytes: settings.server.max_body_bytes,
         body_timeout: settings.server.body_timeout,
         max_batch_events: settings.server.max_batch_events,
         sns,
     };
-    let app = http::app(state);
+    let access = Arc::new(crate::ui::access::Access::new(
+        tokens.clone(),
+        tls.is_some(),
+    ));
+    let admin = crate::admin::AdminState {
+        access,
+        limiter: state.limiter.clone(),
+        body_timeout: settings.server.body_timeout,
+        limits: crate::rules::Known::from_settings(&settings).limits,
+        routing,
+        reload: reload_status,
+        rules_dir: settings.rules.dir.display().to_string(),
+        store: Some(store.clone()),
+        wake,
+        clock: clock.clone(),
+    };
+    let app =
+        http::app(state.clone()).merge(crate::admin::browser_app(admin, crate::ui::Mode::Daemon));
     tracing::info!(
         auth = tokens.required(),
         tls = tls.is_some(),

@@ -74,50 +74,18 @@ pub struct AddArgs {
 impl AddArgs {
     /// The silence these arguments describe, at `now_ms`.
     pub fn silence(&self, now_ms: i64) -> Result<Silence, SilenceError> {
-        let mut pattern = Value::Object(Default::default());
-        let mut shown = self.matchers.clone();
-        if !self.matchers.is_empty() {
-            silence::merge(&mut pattern, silence::matchers_pattern(&self.matchers)?)?;
-        }
-        if let Some(p) = &self.pattern {
-            let v: Value =
-                serde_json::from_str(p).map_err(|e| SilenceError::Pattern(e.to_string()))?;
-            silence::merge(&mut pattern, v)?;
-            shown.push(format!("pattern {p}"));
-        }
-        if self.repository.is_some() && self.cve.is_none() && self.package.is_none() {
-            return Err(SilenceError::Empty); // --repository only narrows an allowlist entry
-        }
-        if self.cve.is_some() || self.package.is_some() {
-            let allow = silence::allowlist_pattern(
-                self.cve.as_deref(),
-                self.package.as_deref(),
-                self.repository.as_deref(),
-            )?;
-            silence::merge(&mut pattern, allow)?;
-            let mut what = Vec::new();
-            what.extend(self.cve.as_ref().map(|c| format!("cve={c}")));
-            what.extend(self.package.as_ref().map(|p| format!("package={p}")));
-            what.extend(self.repository.as_ref().map(|r| format!("repository={r}")));
-            shown.push(format!("allowlist {}", what.join(" ")));
-        }
-        if pattern.as_object().is_some_and(|o| o.is_empty()) {
-            return Err(SilenceError::Empty);
-        }
-        let text = silence::check_pattern(&pattern)?;
-        Ok(Silence {
-            id: silence::new_id(),
-            pattern: text,
-            matchers: shown.join(", "),
+        let spec = silence::SilenceSpec {
+            matchers: self.matchers.clone(),
+            pattern: self.pattern.clone().map(Value::String),
+            cve: self.cve.clone(),
+            package: self.package.clone(),
+            repository: self.repository.clone(),
+            expires: self.expires.clone(),
             comment: self.comment.clone(),
-            created_by: self
-                .author
-                .clone()
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "unknown".into()),
-            created_at_ms: now_ms,
-            expires_at_ms: silence::parse_expires(&self.expires, now_ms)?,
-        })
+            author: self.author.clone(),
+        };
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        spec.build(now_ms, &user)
     }
 }
 
@@ -182,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
             Action::Expire { id } => match store.silence_expire(id.clone(), now).await {
                 Ok(()) => println!("expired: {id}"),
-                Err(crate::store::StoreError::NotFound(_)) => {
+                Err(crate::store::StoreError::NotFound { .. }) => {
                     eprintln!("scanbridge: error: no silence with id {id}");
                     return Ok(Outcome::Invalid);
                 }

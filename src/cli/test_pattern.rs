@@ -16,7 +16,7 @@ use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use scanbridge_pattern::{Event, Explanation, Limits, Pattern};
+use scanbridge_pattern::{Event, Limits, Pattern};
 use serde_json::{Value, json};
 
 use super::outcome::Outcome;
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let mut out =
                 json!({"event": name, "result": if matched { "match" } else { "nomatch" }});
             if args.explain {
-                out["explain"] = explanation_json(&pattern.explain(&event));
+                out["explain"] = pattern.explain(&event).to_json();
             }
             writeln!(stdout, "{out}")?;
         } else if args.explain {
@@ -230,24 +230,6 @@ fn parse_event(text: &str, envelope: bool) -> Result<Event, String> {
         }
     }
     Ok(event)
-}
-
-/// `--explain`'s reasons as JSON (also `check-patterns --json` for failing test cases).
-pub(crate) fn explanation_json(e: &Explanation) -> Value {
-    Value::Array(
-        e.branches
-            .iter()
-            .map(|b| {
-                json!({
-                    "matched": b.matched,
-                    "inconsistent_arrays": b.inconsistent_arrays,
-                    "fields": b.conditions.iter().map(|c| json!({
-                        "path": c.path, "held": c.held, "reason": c.reason,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    )
 }
 
 /// Batch mode: one output line per case; exit 0 once every case was evaluated.

@@ -93,7 +93,12 @@ impl Tokens {
 
     /// Whether `presented` is one of the accepted tokens (constant-time; see the module doc).
     pub fn accepts(&self, presented: &str) -> bool {
-        let given = digest(presented.as_bytes());
+        self.accepts_digest(&digest(presented.as_bytes()))
+    }
+
+    /// Whether the token whose SHA-256 digest is `given` is accepted (constant-time). UI sessions keep
+    /// only this digest, so a token withdrawn from the file ends the sessions it opened.
+    pub fn accepts_digest(&self, given: &[u8; 32]) -> bool {
         let mut ok = Choice::from(0);
         for t in &self.inline {
             ok |= given.ct_eq(t);
@@ -104,6 +109,15 @@ impl Tokens {
             ok |= given.ct_eq(t);
         }
         ok.into()
+    }
+
+    /// Makes the next check re-read the tokens file (tests: no waiting for [`RECHECK`], and a new
+    /// mtime is not needed on file systems with coarse timestamps).
+    #[cfg(test)]
+    pub(crate) fn force_recheck(&self) {
+        let mut f = self.from_file.lock().unwrap();
+        f.checked -= RECHECK;
+        f.modified = None;
     }
 
     fn refresh(&self, f: &mut FileTokens) {
@@ -151,12 +165,7 @@ mod tests {
         let t = Tokens::new(&[], Some(path.clone())).unwrap();
         assert!(t.accepts("old-token") && !t.accepts("# comment"));
         std::fs::write(&path, "new-token\n").unwrap();
-        // Force the next check (and a different mtime on coarse file systems).
-        {
-            let mut f = t.from_file.lock().unwrap();
-            f.checked -= RECHECK;
-            f.modified = None;
-        }
+        t.force_recheck();
         assert!(t.accepts("new-token"));
         assert!(!t.accepts("old-token"));
         let missing = Tokens::new(&[], Some(dir.path().join("nope"))).unwrap_err();

@@ -52,6 +52,30 @@ impl<'a> Message<'a> {
     }
 }
 
+/// Hands `f` the message of one delivery of `event` as an attempt at `now_ms` would build it (the
+/// rule target's input transformation applied; no delta or alert mark), for previews that send
+/// nothing (the admin API's route preview). Err with the reason when the transformation fails: the
+/// daemon would dead-letter that delivery.
+pub fn with_message<T>(
+    event_id: &str,
+    event: &Value,
+    (delivery_id, rule, input): (&str, &str, Option<&Value>),
+    now_ms: i64,
+    f: impl FnOnce(&Message<'_>) -> T,
+) -> Result<T, String> {
+    let payload = crate::render::payload(event, input, rule).map_err(|e| e.to_string())?;
+    Ok(f(&Message {
+        delivery_id,
+        rule,
+        event_id,
+        event,
+        payload: &payload,
+        delta: None,
+        now_ms,
+        alert: None,
+    }))
+}
+
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

@@ -226,21 +226,34 @@ impl Email {
     /// The message as a person reads it: envelope headers, subject, then both parts.
     pub fn preview(&self, msg: &Message<'_>) -> Result<String, String> {
         let (subject, text, html) = self.render(msg)?;
-        let list = |v: &[Mailbox]| {
-            v.iter()
-                .map(|m| m.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut t = format!("From: {}\nTo: {}\n", self.from, list(&self.to));
+        let mut t = format!(
+            "From: {}\nTo: {}\n",
+            self.from,
+            mailboxes(&self.to).join(", ")
+        );
         if !self.cc.is_empty() {
-            t.push_str(&format!("Cc: {}\n", list(&self.cc)));
+            t.push_str(&format!("Cc: {}\n", mailboxes(&self.cc).join(", ")));
         }
         t.push_str(&format!(
-            "Subject: {subject}\nMessage-ID: <{}@scanbridge>\n\n--- text/plain ---\n{text}\n\n--- text/html ---\n{html}",
-            msg.delivery_id
+            "Subject: {subject}\nMessage-ID: {}\n\n--- text/plain ---\n{text}\n\n--- text/html ---\n{html}",
+            message_id(msg)
         ));
         Ok(t)
+    }
+
+    /// The message as data for the UI: `{"from", "to", "cc", "subject", "message_id", "text",
+    /// "html"}` (the server and its credentials are not shown).
+    pub fn preview_data(&self, msg: &Message<'_>) -> Result<serde_json::Value, String> {
+        let (subject, text, html) = self.render(msg)?;
+        Ok(serde_json::json!({
+            "from": self.from.to_string(),
+            "to": mailboxes(&self.to),
+            "cc": mailboxes(&self.cc),
+            "subject": subject,
+            "message_id": message_id(msg),
+            "text": text,
+            "html": html,
+        }))
     }
 
     /// Builds the whole message.
@@ -249,7 +262,7 @@ impl Email {
         let mut b = Mail::builder()
             .from(self.from.clone())
             .subject(subject)
-            .message_id(Some(format!("<{}@scanbridge>", msg.delivery_id)));
+            .message_id(Some(message_id(msg)));
         for m in &self.to {
             b = b.to(m.clone());
         }
@@ -275,6 +288,15 @@ impl Email {
             },
         }
     }
+}
+
+fn mailboxes(v: &[Mailbox]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+/// The Message-ID: derived from the delivery id, so a redelivery threads with the first copy.
+fn message_id(msg: &Message<'_>) -> String {
+    format!("<{}@scanbridge>", msg.delivery_id)
 }
 
 /// Classifies an SMTP failure.

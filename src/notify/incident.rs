@@ -128,22 +128,17 @@ pub fn alert_key(msg: &Message<'_>) -> String {
         .unwrap_or_else(|| format!("event:{}", msg.event_id))
 }
 
-/// `url` if it is an `https:` URL (and, with `host_suffix`, its host ends with it).
+/// `url` as a link target if it is a valid `https:` URL ([`crate::escape::https_url`]: a host, no user
+/// info, no hidden or space characters, normalised) and, with `host_suffix`, its host ends with it.
 pub fn https_link(url: &str, host_suffix: Option<&str>) -> Option<String> {
-    // The one rule for links from content (crate::escape::https_url): no whitespace or hidden
-    // character, which a parser would quietly percent-encode into a link the event never held.
-    crate::escape::https_url(url)?;
-    let u = reqwest::Url::parse(url).ok()?;
-    if u.scheme() != "https" || u.username() != "" || u.password().is_some() {
-        return None;
+    let u = crate::escape::https_url(url)?;
+    if let Some(suffix) = host_suffix {
+        let host = reqwest::Url::parse(&u).ok()?.host_str()?.to_owned();
+        if !host.ends_with(suffix) {
+            return None;
+        }
     }
-    let host = u.host_str()?;
-    if let Some(suffix) = host_suffix
-        && !host.ends_with(suffix)
-    {
-        return None;
-    }
-    Some(u.to_string())
+    Some(u)
 }
 
 /// Whether `name` follows ECR's repository name syntax (lowercase components of letters and digits

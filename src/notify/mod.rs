@@ -29,7 +29,7 @@ pub mod teams;
 pub mod topic;
 pub mod webhook;
 
-pub use attempt::{Message, Outcome};
+pub use attempt::{Message, Outcome, with_message};
 
 /// `[targets.NAME]`, selected by `type`.
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +153,27 @@ impl Target {
         }
     }
 
+    /// What an attempt would send, as data for the UI (`POST /api/v1/route`): `{"kind", ...}` with,
+    /// per kind, the webhook request (method, content type, header names, body), the email (from, to,
+    /// subject, both parts), the Slack message (`payload`) or the console text. No secret is in it.
+    pub fn preview_data(&self, msg: &Message<'_>) -> Result<serde_json::Value, String> {
+        let (kind, mut data) = match self {
+            Target::Webhook(t) => ("webhook", t.preview_data(msg)),
+            Target::Console(_) => ("console", serde_json::json!({"text": console::render(msg)})),
+            Target::Email(t) => ("email", t.preview_data(msg)?),
+            Target::Slack(t) => ("slack", serde_json::json!({"payload": t.payload(msg)?})),
+            // The pagers' requests as a webhook's: the body, never the URL or the key.
+            Target::PagerDuty(t) => ("pagerduty", json_request(&[], t.body(msg, false))),
+            Target::Opsgenie(t) => (
+                "opsgenie",
+                json_request(&["authorization"], t.request(msg).1),
+            ),
+            Target::Teams(_) => ("teams", json_request(&[], teams::payload(msg))),
+        };
+        data["kind"] = kind.into();
+        Ok(data)
+    }
+
     /// Makes one attempt.
     pub async fn notify(&self, msg: &Message<'_>) -> Outcome {
         match self {
@@ -165,6 +186,13 @@ impl Target {
             Target::Teams(t) => t.notify(msg).await,
         }
     }
+}
+
+/// A JSON POST as [`Target::preview_data`] shows it: the header names it carries (values hidden) and
+/// the body.
+fn json_request(headers: &[&str], body: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"method": "POST", "content_type": "application/json", "headers": headers,
+        "signed": false, "body": body})
 }
 
 /// All configured targets with their effective retry policies.

@@ -207,6 +207,19 @@ impl Webhook {
         t
     }
 
+    /// The request as data for the UI, without the URL or header values: `{"method",
+    /// "content_type", "headers" (names), "signed", "body"}` (the body as JSON, or text).
+    pub fn preview_data(&self, msg: &Message<'_>) -> Value {
+        let (_, content_type) = body(msg.payload);
+        serde_json::json!({
+            "method": self.method.as_str(),
+            "content_type": content_type,
+            "headers": self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "signed": self.key.is_some(),
+            "body": msg.payload,
+        })
+    }
+
     /// The request of one attempt (not sent).
     pub fn request(&self, msg: &Message<'_>) -> reqwest::RequestBuilder {
         let resolved = msg.is_resolve().then(|| resolved_body(msg));

@@ -26,6 +26,15 @@
 //!   (a retried delivery is not its own duplicate).
 //! - Silences are stored as given; matching them is the caller's job ([`crate::alerting::silence`]).
 //!
+//! What became of each delivery (issue 17: the console and the admin API), same backend:
+//! - `ack` keeps a record of the delivery (id, rule, target, attempts, time) when it leaves the outbox,
+//!   and `group_flush` one for each member sent in the digest (with the digest event's id), so that
+//!   every delivery ever made has exactly one state: pending (in the outbox, maybe retrying), delivered,
+//!   sent in a digest, waiting in a digest group, dead-lettered or suppressed ([`DeliveryState`]).
+//! - `recent_events` and `event_record` read events with those states, newest first, in pages
+//!   (a cursor names the last event of the previous page); `counts` gives the totals a dashboard shows.
+//!   They only read, and return event bodies as stored (the caller parses them).
+//!
 //! Time: the store never reads a clock. Every method that decides something by time (accept and
 //! received-at, due and lease times, retry delays, dedup windows, digest schedules, silence expiry)
 //! is handed `now_ms` by its caller, who reads the daemon's one clock ([`crate::alerting`]'s `Clock`),
@@ -89,8 +98,9 @@ pub enum StoreError {
     },
     #[error("store: background task failed: {0}")]
     Join(String),
-    #[error("store: no dead letter with id {0}")]
-    NotFound(String),
+    /// No dead letter, silence or event has that id (`what` says which).
+    #[error("store: no {what} with id {id}")]
+    NotFound { what: &'static str, id: String },
     /// Another daemon holds the data directory ([`lock::DataDirLock`]).
     #[error(
         "store: data directory {path} is in use by another `scanbridge serve` ({}); stop it first, or give this one its own --data-dir",
@@ -117,7 +127,7 @@ impl StoreError {
             StoreError::Sqlite(_) => "database error".into(),
             StoreError::DataDir { .. } => "data directory unavailable".into(),
             StoreError::Join(_) => "internal error".into(),
-            StoreError::NotFound(_) => "not found".into(),
+            StoreError::NotFound { .. } => "not found".into(),
             StoreError::InUse { .. } | StoreError::Lock { .. } => "data directory in use".into(),
             StoreError::NotAStore { .. } => "not a scanbridge store".into(),
         }
@@ -360,6 +370,71 @@ pub struct DeadLetter {
     pub event: Option<serde_json::Value>,
 }
 
+/// What became of one delivery (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// In the outbox: due at `next_attempt_at_ms`, after `attempts` failed attempts (the last
+    /// failure's reason in `last_error`).
+    Pending {
+        attempts: u32,
+        next_attempt_at_ms: i64,
+        last_error: Option<String>,
+    },
+    /// Sent and confirmed by the receiver, at the `attempts`-th attempt.
+    Delivered { attempts: u32, at_ms: i64 },
+    /// Waiting in a digest group since `at_ms`.
+    Grouped { group_id: String, at_ms: i64 },
+    /// Folded into the digest event `digest_event_id`, whose own delivery says how that went.
+    InDigest { digest_event_id: String, at_ms: i64 },
+    /// Gave up after `attempts` attempts.
+    DeadLettered {
+        attempts: u32,
+        at_ms: i64,
+        reason: String,
+    },
+    /// Not sent on purpose ([`Suppressed`]'s reason and detail).
+    Suppressed {
+        reason: String,
+        detail: String,
+        at_ms: i64,
+    },
+}
+
+/// One delivery of an event and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub rule: String,
+    pub target: String,
+    #[serde(flatten)]
+    pub state: DeliveryState,
+}
+
+/// An accepted event with what became of each of its deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub id: String,
+    pub received_at_ms: i64,
+    /// The event JSON, as stored.
+    pub body: String,
+    /// In a stable order (rule, then target).
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// Totals for a dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Deliveries in the outbox.
+    pub outbox: u64,
+    /// Of those, how many failed at least once.
+    pub retrying: u64,
+    pub dead_letters: u64,
+    pub suppressed: u64,
+    /// Deliveries waiting in digest groups.
+    pub grouped: u64,
+}
+
 /// The store interface (see the module doc for the contract).
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries, atomically and durably.
@@ -377,7 +452,8 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>>;
-    /// Delivered at `now_ms`: removes the delivery (and records its alert mark's effect).
+    /// Delivered at `now_ms`: removes the delivery (and records its alert mark's effect), and keeps a
+    /// record of it as delivered.
     fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Failed retryably: counts the attempt and schedules the next one `delay` after `now_ms`.
     fn retry_later(
@@ -449,7 +525,7 @@ pub trait Store: Send + Sync + 'static {
     fn alert_states(&self, keys: Vec<String>)
     -> BoxFuture<'_, Result<Vec<AlertState>, StoreError>>;
     /// Replaces the listed members of a group by the digest event (with its deliveries, due at
-    /// `now_ms`), atomically.
+    /// `now_ms`), atomically; each member is recorded as sent in that digest.
     fn group_flush(
         &self,
         group_id: String,
@@ -458,4 +534,17 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         interval_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Up to `limit` events, newest first (in the order they were stored), with their deliveries'
+    /// states; `before` (an event id) continues a listing after that event. An unknown `before` gives
+    /// `NotFound`.
+    fn recent_events(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<EventRecord>, StoreError>>;
+    /// One event with its deliveries' states (`NotFound` if no event has that id).
+    fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>>;
+    /// Totals of the outbox, dead letters, suppressed and grouped deliveries.
+    fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>>;
 }

@@ -23,6 +23,13 @@
 //! - `alert_state(rule, key, target, open, opened_at, resolved_at, trigger_event_id, record,
 //!   trigger_time, resolve_time, episode, updated_at, PRIMARY KEY (rule, key, target))`: one alert
 //!   per rule, key and target.
+//! - `delivered(event_id, id, rule, target, attempts, at, digest_event_id, PRIMARY KEY (event_id,
+//!   id)) WITHOUT ROWID`: deliveries that left the outbox through `ack`, or (with `digest_event_id`)
+//!   as members of a flushed digest. Like `events`, it is kept; the console reads what became of each
+//!   delivery from here, the outbox, the dead letters, the suppressed list and the groups, all
+//!   indexed by `event_id` (here by the key itself, so an ack writes one B-tree, not three). Events
+//!   are listed newest first by rowid, which follows the order they were stored in (events are never
+//!   deleted), so the listing needs no index of its own.
 //!
 //! Migrations: tables are created if missing; columns added since the first release are added with
 //! `ALTER TABLE` when absent, so a data directory from an older build opens unchanged.
@@ -61,9 +68,9 @@ use serde_json::value::RawValue;
 
 use super::lock::DataDirLock;
 use super::{
-    AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, DeadLetter, DueGroup, GroupAdd,
-    HistoryUpdate, Leased, Member, NewEvent, ResolveCheck, Silence, Store, StoreError, Stored,
-    Suppressed,
+    AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter, DeliveryRecord,
+    DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member, NewEvent,
+    ResolveCheck, Silence, Store, StoreError, Stored, Suppressed,
 };
 
 const SCHEMA: &str = "
@@ -111,6 +118,19 @@ CREATE TABLE IF NOT EXISTS suppressed (
     at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS suppressed_at ON suppressed (at);
+CREATE INDEX IF NOT EXISTS suppressed_event ON suppressed (event_id);
+CREATE TABLE IF NOT EXISTS delivered (
+    event_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    digest_event_id TEXT,
+    PRIMARY KEY (event_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (event_id);
+CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
 CREATE TABLE IF NOT EXISTS dedup (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -142,6 +162,7 @@ CREATE TABLE IF NOT EXISTS group_members (
     event_id TEXT NOT NULL,
     added_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS group_members_event ON group_members (event_id);
 CREATE TABLE IF NOT EXISTS alert_state (
     rule TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -533,6 +554,88 @@ impl SqliteStore {
     }
 }
 
+/// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
+fn deliveries_of(c: &Connection, event_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+    type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
+    let sources: [(&str, Make); 5] = [
+        (
+            "SELECT id, rule, target, attempts, next_attempt_at, last_error FROM outbox
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Pending {
+                    attempts: r.get(3)?,
+                    next_attempt_at_ms: r.get(4)?,
+                    last_error: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, at, digest_event_id FROM delivered
+             WHERE event_id = ?1",
+            |r| {
+                Ok(match r.get::<_, Option<String>>(5)? {
+                    Some(digest_event_id) => DeliveryState::InDigest {
+                        digest_event_id,
+                        at_ms: r.get(4)?,
+                    },
+                    None => DeliveryState::Delivered {
+                        attempts: r.get(3)?,
+                        at_ms: r.get(4)?,
+                    },
+                })
+            },
+        ),
+        (
+            "SELECT m.delivery_id, g.rule, g.target, m.group_id, m.added_at
+             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Grouped {
+                    group_id: r.get(3)?,
+                    at_ms: r.get(4)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, attempts, failed_at, reason FROM dead_letters
+             WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::DeadLettered {
+                    attempts: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            },
+        ),
+        (
+            "SELECT id, rule, target, reason, detail, at FROM suppressed WHERE event_id = ?1",
+            |r| {
+                Ok(DeliveryState::Suppressed {
+                    reason: r.get(3)?,
+                    detail: r.get(4)?,
+                    at_ms: r.get(5)?,
+                })
+            },
+        ),
+    ];
+    let mut out = Vec::new();
+    for (sql, make) in sources {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(params![event_id], |r| {
+            Ok(DeliveryRecord {
+                id: r.get(0)?,
+                rule: r.get(1)?,
+                target: r.get(2)?,
+                state: make(r)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by(|a, b| (&a.rule, &a.target, &a.id).cmp(&(&b.rule, &b.target, &b.id)));
+    Ok(out)
+}
+
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
     Ok(DeadLetter {
         id: r.get(0)?,
@@ -674,6 +777,11 @@ impl Store for SqliteStore {
     fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(move |c| {
             let tx = c.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at)
+                 SELECT event_id, id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
+                params![id, now],
+            )?;
             type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
             let row: Option<Row> = tx
                 .query_row(
@@ -781,7 +889,10 @@ impl Store for SqliteStore {
                     dead_letter_row,
                 )
                 .optional()?;
-            let mut dl = dl.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            let mut dl = dl.ok_or_else(|| StoreError::NotFound {
+                what: "dead letter",
+                id: id.clone(),
+            })?;
             let body: Option<String> = c
                 .query_row(
                     "SELECT body FROM events WHERE id = ?1",
@@ -812,7 +923,10 @@ impl Store for SqliteStore {
             if moved == 0
                 && let Some(id) = id
             {
-                return Err(StoreError::NotFound(id));
+                return Err(StoreError::NotFound {
+                    what: "dead letter",
+                    id,
+                });
             }
             Ok(moved as u64)
         })
@@ -945,7 +1059,10 @@ impl Store for SqliteStore {
                 params![id, now_ms],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(id));
+                return Err(StoreError::NotFound {
+                    what: "silence",
+                    id,
+                });
             }
             Ok(())
         })
@@ -1133,6 +1250,12 @@ impl Store for SqliteStore {
                 }
             }
             for m in &members {
+                tx.execute(
+                    "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at, digest_event_id)
+                     SELECT m.event_id, m.delivery_id, g.rule, g.target, 0, ?2, ?3
+                     FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.delivery_id = ?1",
+                    params![m, now_ms, digest.id],
+                )?;
                 tx.execute("DELETE FROM group_members WHERE delivery_id = ?1", params![m])?;
             }
             // Members that arrived meanwhile wait for the next interval.
@@ -1148,6 +1271,86 @@ impl Store for SqliteStore {
             )?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn recent_events(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> BoxFuture<'_, Result<Vec<EventRecord>, StoreError>> {
+        self.run(move |c| {
+            if let Some(b) = &before {
+                let known = c
+                    .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+                    .exists(params![b])?;
+                if !known {
+                    return Err(StoreError::NotFound {
+                        what: "event",
+                        id: b.clone(),
+                    });
+                }
+            }
+            let events: Vec<(String, i64, String)> = {
+                let mut st = c.prepare_cached(
+                    "SELECT id, received_at, body FROM events
+                     WHERE ?2 IS NULL OR rowid < (SELECT rowid FROM events WHERE id = ?2)
+                     ORDER BY rowid DESC LIMIT ?1",
+                )?;
+                st.query_map(params![limit as i64, before], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?
+            };
+            events
+                .into_iter()
+                .map(|(id, received_at_ms, body)| {
+                    Ok(EventRecord {
+                        deliveries: deliveries_of(c, &id)?,
+                        id,
+                        received_at_ms,
+                        body,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>> {
+        self.run(move |c| {
+            let row: Option<(i64, String)> = c
+                .prepare_cached("SELECT received_at, body FROM events WHERE id = ?1")?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((received_at_ms, body)) = row else {
+                return Err(StoreError::NotFound { what: "event", id });
+            };
+            Ok(EventRecord {
+                deliveries: deliveries_of(c, &id)?,
+                id,
+                received_at_ms,
+                body,
+            })
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
+        self.run(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox WHERE attempts > 0),
+                        (SELECT COUNT(*) FROM dead_letters), (SELECT COUNT(*) FROM suppressed),
+                        (SELECT COUNT(*) FROM group_members)",
+                [],
+                |r| {
+                    Ok(Counts {
+                        outbox: r.get::<_, i64>(0)? as u64,
+                        retrying: r.get::<_, i64>(1)? as u64,
+                        dead_letters: r.get::<_, i64>(2)? as u64,
+                        suppressed: r.get::<_, i64>(3)? as u64,
+                        grouped: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )?)
         })
     }
 }
@@ -1224,7 +1427,7 @@ mod tests {
         assert_eq!((again.len(), again[0].attempts), (1, 0));
         assert!(matches!(
             s.redrive(Some("nope".into()), NOW).await,
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound { .. })
         ));
     }
 
@@ -1285,6 +1488,111 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn every_delivery_has_one_state_and_events_list_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        s.accept(ids.iter().map(|i| event(i)).collect(), NOW)
+            .await
+            .unwrap();
+        s.retry_later("d-a".into(), Duration::ZERO, "HTTP 500".into(), NOW)
+            .await
+            .unwrap();
+        s.ack("d-a".into(), NOW).await.unwrap();
+        s.retry_later("d-b".into(), Duration::from_secs(60), "timeout".into(), NOW)
+            .await
+            .unwrap();
+        s.dead_letter("d-c".into(), 3, "HTTP 400".into(), NOW)
+            .await
+            .unwrap();
+        s.suppress(Suppressed {
+            id: "d-d".into(),
+            event_id: "d".into(),
+            rule: "r".into(),
+            target: "t".into(),
+            reason: "silenced".into(),
+            detail: "silence s1 (c)".into(),
+            at_ms: 5,
+        })
+        .await
+        .unwrap();
+        for d in ["d-e", "d-f"] {
+            s.group_add(GroupAdd {
+                group_id: "g".into(),
+                rule: "r".into(),
+                target: "t".into(),
+                labels: "{}".into(),
+                delivery_id: d.into(),
+                now_ms: 7,
+                wait_ms: 0,
+                interval_ms: 1000,
+            })
+            .await
+            .unwrap();
+        }
+        let digest = event("digest-1");
+        s.group_flush("g".into(), vec!["d-f".into()], digest, 8, 1000)
+            .await
+            .unwrap();
+
+        let state = |r: &EventRecord| {
+            assert_eq!(r.deliveries.len(), 1, "{r:?}");
+            r.deliveries[0].state.clone()
+        };
+        let all = s.recent_events(10, None).await.unwrap();
+        let got: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(got[1..], ["f", "e", "d", "c", "b", "a"], "{got:?}");
+        assert_eq!(got[0], "digest-1", "the digest came last");
+        let by = |id: &str| all.iter().find(|e| e.id == id).unwrap();
+        assert!(matches!(
+            state(by("a")),
+            DeliveryState::Delivered { attempts: 2, .. }
+        ));
+        assert!(
+            matches!(state(by("b")), DeliveryState::Pending { attempts: 1, ref last_error, .. }
+            if last_error.as_deref() == Some("timeout"))
+        );
+        assert!(
+            matches!(state(by("c")), DeliveryState::DeadLettered { attempts: 3, ref reason, .. } if reason == "HTTP 400")
+        );
+        assert!(
+            matches!(state(by("d")), DeliveryState::Suppressed { ref reason, .. } if reason == "silenced")
+        );
+        assert!(
+            matches!(state(by("e")), DeliveryState::Grouped { ref group_id, at_ms: 7 } if group_id == "g")
+        );
+        assert!(
+            matches!(state(by("f")), DeliveryState::InDigest { ref digest_event_id, .. } if digest_event_id == "digest-1")
+        );
+        assert!(matches!(
+            state(by("digest-1")),
+            DeliveryState::Pending { attempts: 0, .. }
+        ));
+        assert_eq!(by("a").body, "{\"id\":\"a\"}");
+
+        let page = s.recent_events(2, Some("e".into())).await.unwrap();
+        let got: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(got, ["d", "c"]);
+        assert!(matches!(
+            s.recent_events(2, Some("nope".into())).await,
+            Err(StoreError::NotFound { what: "event", .. })
+        ));
+        assert_eq!(s.event_record("c".into()).await.unwrap().id, "c");
+        assert!(s.event_record("zz".into()).await.is_err());
+        let c = s.counts().await.unwrap();
+        assert_eq!(
+            (
+                c.outbox,
+                c.retrying,
+                c.dead_letters,
+                c.suppressed,
+                c.grouped
+            ),
+            (2, 1, 1, 1, 1)
         );
     }
 

@@ -75,9 +75,10 @@ async fn a_full_store_answers_503_and_loses_nothing_that_got_202() {
     let home = Home::new(&rx.target(), &[("all.json", &r)]);
     let config = home.path().join("config.toml");
     let text = std::fs::read_to_string(&config).unwrap();
+    // Room for the empty schema (32 pages of 4 KiB) and a handful of the padded events below.
     std::fs::write(
         &config,
-        text.replace("[store]\n", "[store]\nmax_db_bytes = 131072\n"),
+        text.replace("[store]\n", "[store]\nmax_db_bytes = 196608\n"),
     )
     .unwrap();
     let d = home.start();
@@ -120,7 +121,7 @@ async fn a_full_store_answers_503_and_loses_nothing_that_got_202() {
         &config,
         std::fs::read_to_string(&config)
             .unwrap()
-            .replace("max_db_bytes = 131072", "max_db_bytes = 0"),
+            .replace("max_db_bytes = 196608", "max_db_bytes = 0"),
     )
     .unwrap();
     let d = home.start();

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real `scanbridge` binary over real files, pipes and sockets.
 
+mod admin;
 mod alerting;
 mod aws_cli;
 mod check_patterns;
@@ -27,5 +28,6 @@ mod sns;
 mod support;
 mod test_pattern;
 mod topic;
+mod ui;
 mod vendor;
 mod webhook;

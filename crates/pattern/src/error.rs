@@ -14,6 +14,8 @@ pub struct PatternError {
     reason: String,
     pointer: String,
     position: Option<(usize, usize)>,
+    /// Byte offset of a JSON syntax error.
+    offset: Option<usize>,
 }
 
 impl PatternError {
@@ -22,6 +24,7 @@ impl PatternError {
             reason: reason.into(),
             pointer: pointer.into(),
             position: None,
+            offset: None,
         }
     }
 
@@ -30,6 +33,7 @@ impl PatternError {
             reason: e.message,
             pointer: String::new(),
             position: Some((e.line, e.column)),
+            offset: Some(e.offset),
         }
     }
 
@@ -46,6 +50,23 @@ impl PatternError {
     /// Line and column of a JSON syntax error, when the text is not JSON at all.
     pub fn position(&self) -> Option<(usize, usize)> {
         self.position
+    }
+
+    /// The byte range of `text` (the pattern text that was parsed) at fault: the character where a
+    /// JSON syntax error was noticed, else the node at [`PatternError::pointer`] (see
+    /// [`crate::locate`]). `None` when the text holds no value at all.
+    pub fn span(&self, text: &str) -> Option<std::ops::Range<usize>> {
+        match self.offset {
+            Some(at) => {
+                let at = (0..=at.min(text.len()))
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                let len = text[at..].chars().next().map_or(0, char::len_utf8);
+                Some(at..at + len)
+            }
+            None => crate::locate::locate(text, &self.pointer),
+        }
     }
 
     /// The AWS message plus where the fault is, for people: `... (at /detail/state/0)`.
@@ -104,6 +125,23 @@ mod tests {
         assert_eq!(
             e.detailed(),
             "Event pattern is not valid. Reason: Empty arrays are not allowed (at /resources)"
+        );
+    }
+
+    #[test]
+    fn spans_cover_the_node_or_the_bad_character() {
+        let text = r#"{"detail": {"scan-status": []}}"#;
+        let e = crate::Pattern::parse(text).unwrap_err();
+        assert_eq!(&text[e.span(text).unwrap()], "[]");
+        let text = "{\"détail\": [\"x\"] oops}";
+        let e = crate::Pattern::parse(text).unwrap_err();
+        assert!(e.position().is_some());
+        assert_eq!(&text[e.span(text).unwrap()], "o");
+        let e = crate::Pattern::parse("{\"a\": [\"x\"]").unwrap_err();
+        assert_eq!(
+            e.span("{\"a\": [\"x\"]"),
+            Some(11..11),
+            "end of input: an empty span at the end"
         );
     }
 

@@ -246,6 +246,28 @@ pub fn explain(branches: &[Branch], fields: &[Field]) -> Explanation {
     }
 }
 
+impl Explanation {
+    /// The reasons as data, one object per branch: `{"matched", "inconsistent_arrays", "fields":
+    /// [{"path", "held", "reason"}]}` (the `explain` of `test-pattern --json --explain`, of
+    /// `check-patterns --json` and of the admin API's `test-pattern`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.branches
+                .iter()
+                .map(|b| {
+                    serde_json::json!({
+                        "matched": b.matched,
+                        "inconsistent_arrays": b.inconsistent_arrays,
+                        "fields": b.conditions.iter().map(|c| serde_json::json!({
+                            "path": c.path, "held": c.held, "reason": c.reason,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", if self.matched { "match" } else { "no match" })?;

@@ -56,6 +56,7 @@ pub mod eval;
 pub mod flatten;
 pub mod ip;
 pub mod json;
+pub mod locate;
 pub mod number;
 mod parse;
 mod ruleset;
