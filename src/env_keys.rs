@@ -64,7 +64,8 @@ pub fn split(vars: impl IntoIterator<Item = (String, String)>, declared: &[Strin
             [one] => (*one).clone(),
             [] => parts[1].to_ascii_lowercase(),
             several => {
-                let names: Vec<String> = several.iter().map(|n| format!("{n:?}")).collect();
+                let mut names: Vec<String> = several.iter().map(|n| format!("{n:?}")).collect();
+                names.sort();
                 out.ambiguous.push((
                     var.clone(),
                     format!(

@@ -156,6 +156,7 @@ fn section<T: serde::de::DeserializeOwned>(
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     let mut clean_run = true;
+    let mut bad: Vec<String> = Vec::new();
     for _ in 0..256 {
         match serde_path_to_error::deserialize::<_, T>(value.clone()) {
             Ok(t) => return clean_run.then_some(t),
@@ -198,8 +199,23 @@ fn section<T: serde::de::DeserializeOwned>(
                         } else {
                             message
                         };
+                        // A key taken out below for its bad value is now missing: said already.
+                        let missing = ["missing field `", "missing configuration field \""]
+                            .iter()
+                            .find_map(|p| message.strip_prefix(p))
+                            .and_then(|r| r.split(['`', '"']).next())
+                            .map(|f| format!("{at}.{f}"));
+                        if missing.is_some_and(|m| bad.contains(&m)) {
+                            return None;
+                        }
                         problems.push(origins.problem(&at, message));
-                        return None;
+                        // Take the bad value out and look for the next problem (a table's other
+                        // keys may be wrong too); its absence is not reported again.
+                        let field = at.rsplit('.').next().unwrap_or_default().to_owned();
+                        if at == key || !remove(&mut value, &at[key.len()..], &field) {
+                            return None;
+                        }
+                        bad.push(at);
                     }
                 }
             }
@@ -251,6 +267,18 @@ impl Settings {
                 .unwrap_or_else(|| "built-in defaults (config.toml)".into()),
             error: ConfigError::Load(clean_load(e)),
         };
+        if let Some(path) = file
+            && !path.is_file()
+        {
+            return Err(Problem {
+                origin: path.display().to_string(),
+                error: ConfigError::Load(
+                    "no such file (give --config an existing file, or leave it out for the built-in defaults)"
+                        .into(),
+                ),
+            }
+            .into());
+        }
         let layers = || {
             let mut b = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
             if let Some(path) = file {

@@ -78,7 +78,11 @@ fn samples() -> Vec<Sample> {
             "account": "123456789012", "region": "us-east-1", "time": "2026-11-20T09:00:00Z",
             "resources": [], "detail": {"job": "release", "status": "FAILED"}}),
     ));
-    let members = [critical.clone(), sample("ecr-image-scan-high-only.json"), critical.clone()];
+    let members = [
+        critical.clone(),
+        sample("ecr-image-scan-high-only.json"),
+        critical.clone(),
+    ];
     events.push((
         "Scan Digest".into(),
         crate::alerting::digest_event(
@@ -136,7 +140,11 @@ fn samples() -> Vec<Sample> {
     closed["detail"]["status"] = json!("CLOSED");
     for (label, before, after) in [
         ("a resolve (clean rescan)", &critical, clean),
-        ("a resolve (CLOSED finding)", &sample("inspector2-finding.json"), closed),
+        (
+            "a resolve (CLOSED finding)",
+            &sample("inspector2-finding.json"),
+            closed,
+        ),
     ] {
         let Some(o) = crate::alerting::observe(before) else {
             continue;
@@ -206,7 +214,13 @@ pub fn check(settings: &Settings, templates: &Templates) -> Vec<String> {
     }
     problems
         .into_iter()
-        .map(|(e, on)| format!("{e} (rendering the sample {})", on.join("; ")))
+        .map(|(e, on)| match on.as_slice() {
+            [one] => format!("{e} (rendering the sample {one})"),
+            [first, ..] if on.len() > 3 => {
+                format!("{e} (rendering {} of the samples, first {first})", on.len())
+            }
+            _ => format!("{e} (rendering the samples {})", on.join("; ")),
+        })
         .collect()
 }
 
@@ -245,9 +259,8 @@ mod tests {
         let problems = check(&settings(), &t);
         assert_eq!(problems.len(), 1, "{problems:#?}");
         assert!(
-            problems[0].starts_with(
-                "template email/subject.txt, line 2: undefined variable or key: scan.sumary (rendering the sample ECR scan: 2 CRITICAL, 7 HIGH;"
-            ),
+            problems[0]
+                == ("template email/subject.txt, line 2: undefined variable or key: scan.sumary (rendering 17 of the samples, first ECR scan: 2 CRITICAL, 7 HIGH)"),
             "{}",
             problems[0]
         );

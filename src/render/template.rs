@@ -129,8 +129,16 @@ fn describe_in(
             Some(s) if at == name => s.to_owned(),
             _ => env.get_template(&at).ok()?.source().to_owned(),
         };
+        // minijinja's span of an attribute lookup may start at its `.`: widen it to the name before.
+        let bytes = source.as_bytes();
+        let mut start = r.start.min(bytes.len());
+        while start > 0
+            && (bytes[start - 1].is_ascii_alphanumeric() || matches!(bytes[start - 1], b'_' | b'.'))
+        {
+            start -= 1;
+        }
         source
-            .get(r)
+            .get(start..r.end)
             .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
     });
     match (err.kind(), expr) {
