@@ -103,12 +103,18 @@ impl Daemon {
 
     /// Like [`Daemon::spawn_with`], run from `cwd` (where `rules/` and `./data` are looked up).
     pub fn spawn_in(cwd: &Path, args: &[&str], stdin: Stdio) -> Daemon {
+        Self::spawn_env(cwd, args, stdin, &[])
+    }
+
+    /// Like [`Daemon::spawn_in`], with `env` set for the daemon.
+    pub fn spawn_env(cwd: &Path, args: &[&str], stdin: Stdio, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"));
         for (k, _) in std::env::vars() {
             if k.starts_with("SCANBRIDGE__") {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .args(args)
             .current_dir(cwd)

@@ -17,6 +17,7 @@ mod inspector;
 mod layout;
 mod pagers;
 mod parse_once;
+mod readme;
 mod reload;
 mod reports;
 mod resolve;
