@@ -173,7 +173,7 @@ pub struct Change {
 
 /// What changed since the previous result of the same image or finding (computed by the alerting
 /// history): templates show it as `scan.delta`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Delta {
     /// `same image` (a rescan of the digest) or `previous image of repo:tag`.
     pub compared_with: String,

@@ -438,6 +438,114 @@ mod tests {
     use crate::testing::sample;
     use serde_json::json;
 
+    /// The backticked names of `text` before any `(`-group's content, and those inside groups too.
+    fn names(text: &str) -> std::collections::BTreeSet<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The keys of a JSON object.
+    fn keys(v: &Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_template_variable() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("Templates see these variables").unwrap();
+        let end = start + readme[start..].find("Values that may be absent").unwrap();
+        let bullets: Vec<&str> = readme[start..end].split("\n- ").skip(1).collect();
+        assert_eq!(bullets.len(), 3, "{bullets:?}");
+        // A finding's event has every part: `finding`, `top_findings`, `resource`.
+        let event: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/samples/inspector2-finding.json"
+        ))
+        .unwrap();
+        let ctx = Context::new(&event, &event, "r", "d", "e");
+        let v = serde_json::to_value(&ctx).unwrap();
+        let (mut scan, finding, top) = (names(bullets[0]), names(bullets[1]), names(bullets[2]));
+        scan.remove("scan");
+        for k in keys(&v["scan"]) {
+            assert!(scan.contains(&k), "README does not list scan.{k}");
+        }
+        for k in keys(&v["scan"]["finding"]) {
+            assert!(
+                finding.contains(&k),
+                "README does not list scan.finding.{k}"
+            );
+        }
+        for k in keys(&v) {
+            assert!(k == "scan" || top.contains(&k), "README does not list {k}");
+        }
+        // And lists nothing that does not exist.
+        let digest = crate::alerting::digest_event(
+            "g",
+            "r",
+            &json!({}),
+            &[event.clone()],
+            std::time::Duration::from_secs(60),
+            "t",
+        );
+        let d = serde_json::to_value(crate::scan::Facts::of(&digest)).unwrap();
+        let mut real: std::collections::BTreeSet<String> = keys(&v["scan"]).into_iter().collect();
+        real.extend(keys(&d["items"][0]));
+        real.extend(["severity", "count", "before", "after"].map(str::to_owned));
+        let delta = serde_json::to_value(crate::scan::Delta::default()).unwrap();
+        real.extend(keys(&delta));
+        real.extend(
+            [
+                "image_scan",
+                "inspector_scan",
+                "inspector_finding",
+                "push",
+                "digest",
+                "generic",
+            ]
+            .map(str::to_owned),
+        );
+        for n in &scan {
+            assert!(
+                real.contains(n),
+                "README lists scan.{n}, which templates do not see"
+            );
+        }
+        let mut real = keys(&v);
+        real.extend(["headline", "key", "changes"].map(str::to_owned));
+        for n in &top {
+            assert!(
+                real.contains(n),
+                "README lists {n}, which templates do not see"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_subject_example_reads_well_for_an_inspector_finding() {
+        let readme = include_str!("../../README.md");
+        let at = readme
+            .find("{# /etc/scanbridge/templates/email/subject.txt #}\n")
+            .unwrap();
+        let line = readme[at..].lines().nth(1).unwrap();
+        let event: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/samples/inspector2-finding.json"
+        ))
+        .unwrap();
+        let t = Templates::load(None).unwrap();
+        let ctx = Context::new(&event, &event, "inspector-critical-findings", "d", "e");
+        let subject = t.render_inline("README", line, &ctx).unwrap();
+        assert!(
+            subject.starts_with("[CRITICAL] ")
+                && subject.contains("(CVE-")
+                && subject.contains(" in "),
+            "{subject}"
+        );
+        assert!(!subject.contains("no findings"), "{subject}");
+    }
+
     fn render_all(event: &Value) -> Vec<String> {
         let t = Templates::load(None).unwrap();
         let ctx = Context::new(event, event, "critical-findings", "d-1", "e-1");
