@@ -486,7 +486,7 @@ mod tests {
             "g",
             "r",
             &json!({}),
-            &[event.clone()],
+            std::slice::from_ref(&event),
             std::time::Duration::from_secs(60),
             "t",
         );
