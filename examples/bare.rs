@@ -42,7 +42,10 @@ async fn main() {
     println!("listening on {}", listener.local_addr().expect("address"));
     let limits = ConnLimits {
         max_connections: 512,
+        // The load generator is one client: no per-client share.
+        max_per_client: 0,
         header_timeout: Duration::from_secs(10),
+        on_refused: None,
     };
     serve(listener, app, limits, None, CancellationToken::new()).await;
 }

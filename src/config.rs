@@ -23,9 +23,23 @@ use serde::Deserialize;
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A layer could not be read or parsed (the config crate's words, said once).
-    #[error("configuration: {0}")]
+    /// A layer could not be read or parsed (the config crate's words, said once). Quoted values in
+    /// the message are hidden: the value of a mistyped key may be a secret.
+    #[error("configuration: {}", hide_values(.0))]
     Load(String),
+    /// A configuration file is not valid TOML. Its position and the key of the line (when there is
+    /// one) are given, never the line itself: it may hold a secret.
+    #[error(
+        "configuration: {file}: line {line}, column {column}{}: {message} (the line is not shown: it may hold a secret)",
+        key.as_deref().map(|k| format!(" (key `{k}`)")).unwrap_or_default()
+    )]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        key: Option<String>,
+        message: String,
+    },
     /// A secret file could not be read.
     #[error("configuration: {key}: cannot read secret file {path}: {source}")]
     SecretFile {
@@ -36,6 +50,29 @@ pub enum ConfigError {
     /// Values that are well-typed but do not make sense together.
     #[error("configuration: {key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+/// `text` with every `"quoted"` part shown as `"***"`: the config crate quotes the values it could not
+/// use, and a value may be a secret (keys are in backticks and stay).
+pub fn hide_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if inside {
+                out.push_str("***\"");
+            } else {
+                out.push('"');
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    if inside {
+        out.push_str("***");
+    }
+    out
 }
 
 /// A secret string: redacted in `Debug` and `Display`; use [`Secret::expose`] at the point of use only.
@@ -112,8 +149,21 @@ pub struct ServerConfig {
     /// A file of accepted tokens, one per line; re-read when it changes (rotation without restart).
     #[serde(default)]
     pub tokens_file: Option<PathBuf>,
+    /// AWS credentials whose SigV4 signatures the AWS JSON door accepts; with any, every request to
+    /// that door must be signed by one of them. Each is `{ access_key_id, secret_access_key }` (or
+    /// `secret_access_key_file`), or `"ACCESS_KEY_ID:SECRET"` (the environment's form:
+    /// `SCANBRIDGE__SERVER__AWS_CREDENTIALS=id1:secret1,id2:secret2`).
+    #[serde(default)]
+    pub aws_credentials: Vec<AwsCredentialConfig>,
+    /// Also accept an ingest token in this header (an EventBridge API destination's API-key
+    /// connection sends its key in a header of the user's choosing, e.g. `x-api-key`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
     /// Open connections at most; further clients wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Open connections one client (IPv4 address, IPv6 /64) may hold; more are refused at once
+    /// (0: no per-client limit).
+    pub max_connections_per_client: usize,
     /// Time allowed for a request's headers to arrive (also closes idle keep-alive connections).
     #[serde(with = "humantime_serde")]
     pub header_timeout: Duration,
@@ -130,6 +180,66 @@ pub struct ServerConfig {
     /// The PEM private key of `tls_cert_file`.
     #[serde(default)]
     pub tls_key_file: Option<PathBuf>,
+}
+
+/// One entry of `server.aws_credentials`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AwsCredentialConfig {
+    /// `{ access_key_id = "AKID...", secret_access_key = "..." }` (or `secret_access_key_file`).
+    Table(AwsCredentialTable),
+    /// `"AKID...:SECRET"`.
+    Pair(Secret),
+}
+
+/// `{ access_key_id, secret_access_key | secret_access_key_file }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsCredentialTable {
+    pub access_key_id: String,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+impl AwsCredentialConfig {
+    /// The access key id and its secret, the secret read from its file if need be; errors name
+    /// `key` (`server.aws_credentials[i]`) and never show the secret.
+    pub fn resolve(&self, key: &str) -> Result<(String, Secret), ConfigError> {
+        let invalid = |message: &str| ConfigError::Invalid {
+            key: key.to_owned(),
+            message: message.into(),
+        };
+        let (id, secret) = match self {
+            AwsCredentialConfig::Pair(both) => {
+                let (id, secret) = both
+                    .expose()
+                    .split_once(':')
+                    .ok_or_else(|| invalid("must be \"ACCESS_KEY_ID:SECRET\" or a table { access_key_id, secret_access_key }"))?;
+                (id.trim().to_owned(), Secret(secret.trim().to_owned()))
+            }
+            AwsCredentialConfig::Table(t) => {
+                let mut secret = t.secret_access_key.clone();
+                resolve_secret(
+                    &format!("{key}.secret_access_key"),
+                    &mut secret,
+                    &t.secret_access_key_file,
+                )?;
+                let secret = secret.ok_or_else(|| {
+                    invalid("needs `secret_access_key` (or `secret_access_key_file`)")
+                })?;
+                (t.access_key_id.trim().to_owned(), secret)
+            }
+        };
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(invalid("the access key id must be letters and digits"));
+        }
+        if secret.expose().is_empty() {
+            return Err(invalid("the secret access key is empty"));
+        }
+        Ok((id, secret))
+    }
 }
 
 /// `[store]`: where accepted events and deliveries live.

@@ -331,8 +331,8 @@ impl Rig {
 
 /// The links a rendering may hold: the ECR console (built from validated parts) or the event's own
 /// advisory URL when it is a valid `https:` URL.
-fn allowed_link(url: &str, advisory: Option<&str>) -> bool {
-    crate::escape::console_link(url).as_deref() == Some(url) || Some(url) == advisory
+fn allowed_link(url: &str, advisories: &[String]) -> bool {
+    crate::escape::console_link(url).as_deref() == Some(url) || advisories.iter().any(|a| a == url)
 }
 
 fn hidden_in(text: &str, keep_newlines: bool) -> Option<char> {
@@ -364,11 +364,17 @@ fn mrkdwn_texts<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
 }
 
 fn check(event: &Value, out: &[Rendering]) -> Vec<String> {
-    let advisory = event
+    // The event's own advisory URLs (an Inspector2 finding's, a scanner report's findings'), when
+    // they are valid https URLs: the only links besides the ECR console.
+    let findings = event.pointer("/detail/findings").and_then(Value::as_array);
+    let advisories: Vec<String> = event
         .pointer("/detail/packageVulnerabilityDetails/sourceUrl")
-        .and_then(Value::as_str)
-        .and_then(crate::escape::https_url);
-    let advisory = advisory.as_deref();
+        .into_iter()
+        .chain(findings.into_iter().flatten().filter_map(|f| f.get("url")))
+        .filter_map(Value::as_str)
+        .filter_map(crate::escape::https_url)
+        .collect();
+    let advisory = &advisories[..];
     let mut bad = Vec::new();
     for r in out {
         let mut fail = |why: String| bad.push(format!("{} ({}): {why}", r.kind, r.target));
@@ -448,8 +454,8 @@ fn check(event: &Value, out: &[Rendering]) -> Vec<String> {
                         let raw = rest.split(['|', '>']).next().unwrap_or("");
                         let ok = raw.starts_with("https://")
                             && rest.contains('|')
-                            && (advisory.map(crate::escape::slack_url).as_deref() == Some(raw)
-                                || allowed_link(&raw.replace("&amp;", "&"), None));
+                            && (advisory.iter().any(|a| crate::escape::slack_url(a) == raw)
+                                || allowed_link(&raw.replace("&amp;", "&"), &[]));
                         if !ok {
                             fail(format!(
                                 "a mention, ping or link from content: <{}",
@@ -581,7 +587,7 @@ fn escape_for_report(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    //! The property test: generated ECR, Inspector2 and generic events with arbitrary strings (any
+    //! The property test: generated ECR, Inspector2, scanner-report and generic events with arbitrary strings (any
     //! Unicode, long, and the pieces attackers use: mrkdwn controls, CR/LF, bidi overrides, NULs,
     //! multi-byte characters where digests are cut) in every field, through every room. Bounded:
     //! `PROPTEST_CASES` (default below) keeps it to seconds in the test command; the fuzz target
@@ -781,8 +787,38 @@ mod tests {
         })
     }
 
+    /// A scanner report's Image Scan (`scanbridge.trivy` and friends): ECR's keys and `findings`.
+    fn report_scan() -> impl Strategy<Value = Value> {
+        let finding = (text(), text(), severity(), text(), text(), text(), text()).prop_map(
+            |(id, title, sev, pkg, version, fixed, url)| {
+                json!({"id": id, "title": title, "severity": sev, "package": pkg,
+                    "installed-version": version, "fixed-version": fixed, "url": url})
+            },
+        );
+        (
+            envelope(),
+            prop_oneof![
+                Just("scanbridge.trivy".to_owned()),
+                Just("scanbridge.grype".to_owned())
+            ],
+            text(),
+            prop::collection::btree_map(severity(), count(), 0..7),
+            prop::collection::vec(finding, 0..8),
+        )
+            .prop_map(|(mut m, source, repo, counts, findings)| {
+                m.insert("source".into(), json!(source));
+                m.insert("detail-type".into(), json!("Image Scan"));
+                m.insert(
+                    "detail".into(),
+                    json!({"repository-name": repo, "scan-status": "COMPLETE",
+                    "finding-severity-counts": counts, "findings": findings}),
+                );
+                Value::Object(m)
+            })
+    }
+
     fn any_event() -> impl Strategy<Value = Value> {
-        prop_oneof![ecr_scan(), inspector_finding(), generic()]
+        prop_oneof![ecr_scan(), inspector_finding(), report_scan(), generic()]
     }
 
     /// `PROPTEST_CASES`, or `default`.
@@ -955,6 +991,9 @@ mod tests {
                 Duration::from_secs(60),
                 "2026-11-20T13:00:00Z",
             ),
+            report if report.starts_with("report:") => {
+                crate::testing::report_event(&report["report:".len()..])
+            }
             sample => crate::testing::sample(sample),
         }
     }

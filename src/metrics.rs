@@ -150,7 +150,7 @@ impl Metrics {
         self.silences_active.store(n, Ordering::Relaxed);
     }
     /// An ingest request refused before its events were read (`rate`, `unauthorized`, `body_size`,
-    /// `body_timeout`, `body_broken`).
+    /// `body_timeout`, `body_broken`), or a connection refused (`client_connections`).
     pub fn limited(&self, reason: &'static str) {
         *self
             .refused

@@ -61,7 +61,11 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = self.error.to_string();
         let text = text.strip_prefix("configuration: ").unwrap_or(&text);
-        write!(f, "{}: {text}", self.origin)
+        if text.starts_with(&self.origin) {
+            write!(f, "{text}")
+        } else {
+            write!(f, "{}: {text}", self.origin)
+        }
     }
 }
 
@@ -135,8 +139,21 @@ impl Origins {
     }
 }
 
-/// The config crate's words without its own " for key ..." / " in FILE" tail (we say both).
+/// The config crate's words without its own " for key ..." / " in FILE" tail (we say both), its
+/// quoted values hidden (the value of a mistyped key may be a secret: [`crate::config::hide_values`]).
 fn clean(message: String) -> String {
+    let message = match message
+        .strip_prefix("missing configuration field \"")
+        .and_then(|r| r.split_once('"'))
+    {
+        Some((field, rest)) => format!("missing field `{field}`{rest}"),
+        None => message,
+    };
+    crate::config::hide_values(&cut_tail(message))
+}
+
+/// `message` without the config crate's " for key ..." / " in FILE" tail.
+fn cut_tail(message: String) -> String {
     let cut = [" for key `", " in "]
         .iter()
         .filter_map(|m| message.find(m))
@@ -200,10 +217,9 @@ fn section<T: serde::de::DeserializeOwned>(
                             message
                         };
                         // A key taken out below for its bad value is now missing: said already.
-                        let missing = ["missing field `", "missing configuration field \""]
-                            .iter()
-                            .find_map(|p| message.strip_prefix(p))
-                            .and_then(|r| r.split(['`', '"']).next())
+                        let missing = message
+                            .strip_prefix("missing field `")
+                            .and_then(|r| r.split('`').next())
                             .map(|f| format!("{at}.{f}"));
                         if missing.is_some_and(|m| bad.contains(&m)) {
                             return None;
@@ -247,6 +263,57 @@ fn remove(value: &mut ::config::Value, path: &str, field: &str) -> bool {
     }
 }
 
+/// Refuses a file that is not valid TOML with its position and the key of the line, never the line:
+/// the config crate's own message quotes the line, and the line may be `token = "..."`. (A file that
+/// cannot be read is left for the config crate to report.)
+fn check_syntax(path: &Path) -> Result<(), ConfigError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Err(e) = toml::de::DeTable::parse(&text) else {
+        return Ok(());
+    };
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Err(ConfigError::Syntax {
+        file: path.to_owned(),
+        line,
+        column,
+        key: key_at(&text, line),
+        message: crate::escape::line(e.message(), 200),
+    })
+}
+
+/// The dotted key that line `line` (1-based) of a TOML text sets, from its `[table]` and its
+/// `key =` part, when both look like keys.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let is_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?;
+    let (k, _) = here.split_once('=')?;
+    let k = k.trim();
+    if !is_key(k) {
+        return None;
+    }
+    let table = lines[..line - 1].iter().rev().find_map(|l| {
+        let t = l.trim();
+        t.strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .map(|t| t.trim_matches(['[', ']']).trim())
+    });
+    match table {
+        Some(t) if is_key(t) => Some(format!("{t}.{k}")),
+        Some(_) => None,
+        None => Some(k.to_owned()),
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file` if given, then the environment; resolves `*_file` secrets.
     /// Every problem found is reported, each with where its value came from.
@@ -276,6 +343,15 @@ impl Settings {
                     "no such file (give --config an existing file, or leave it out for the built-in defaults)"
                         .into(),
                 ),
+            }
+            .into());
+        }
+        if let Some(path) = file
+            && let Err(e) = check_syntax(path)
+        {
+            return Err(Problem {
+                origin: path.display().to_string(),
+                error: e,
             }
             .into());
         }
@@ -328,6 +404,7 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("server.tokens")
+            .with_list_parse_key("server.aws_credentials")
             .with_list_parse_key("sns.topic_arns")
             .source(Some(split.rest.clone()));
         let mut builder = layers().add_source(env_source);
@@ -440,7 +517,7 @@ impl Settings {
                 ConfigError::Invalid { key, .. } | ConfigError::SecretFile { key, .. } => {
                     key.trim_end_matches("_file").to_owned()
                 }
-                ConfigError::Load(_) => String::new(),
+                ConfigError::Load(_) | ConfigError::Syntax { .. } => String::new(),
             };
             problems.push(Problem {
                 origin: origins.of(&key),
@@ -467,6 +544,14 @@ impl Settings {
             key: key.into(),
             message: message.into(),
         };
+        if let Err(e) = self.aws_credentials() {
+            record(e);
+        }
+        if let Some(h) = &self.server.api_key_header
+            && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            record(invalid("server.api_key_header", "not an HTTP header name"));
+        }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             record(invalid(
                 "server.tls_cert_file",
@@ -498,6 +583,24 @@ impl Settings {
         if let Err(e) = self.load_templates() {
             record(e);
         }
+    }
+
+    /// `server.aws_credentials`, resolved: (access key id, secret), in order; an id given twice is an
+    /// error.
+    pub fn aws_credentials(&self) -> Result<Vec<(String, crate::config::Secret)>, ConfigError> {
+        let mut out: Vec<(String, crate::config::Secret)> = Vec::new();
+        for (i, c) in self.server.aws_credentials.iter().enumerate() {
+            let key = format!("server.aws_credentials[{i}]");
+            let (id, secret) = c.resolve(&key)?;
+            if out.iter().any(|(x, _)| *x == id) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("access key id {id} is given twice"),
+                });
+            }
+            out.push((id, secret));
+        }
+        Ok(out)
     }
 
     /// The message templates: the embedded defaults with `templates.dir` overrides.
@@ -554,6 +657,92 @@ mod tests {
         assert_eq!(s.server.listen.port(), 9999, "file overrides defaults");
         assert_eq!(s.delivery.max_attempts, 3, "env overrides file");
         assert_eq!(s.delivery.workers, 4, "untouched keys keep their default");
+    }
+
+    #[test]
+    fn syntax_errors_give_the_position_and_key_never_the_line() {
+        for (text, line, key) in [
+            (
+                "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cr3t-value\n",
+                3,
+                "server.token",
+            ),
+            ("[server]\ntoken = s3cr3t-value\n", 2, "server.token"),
+            (
+                "[targets.h]\ntype = \"webhook\"\nurl = \"https://x/s3cr3t\" oops\n",
+                3,
+                "targets.h.url",
+            ),
+        ] {
+            let err = load_err(text);
+            assert!(!err.contains("s3cr3t"), "{err}");
+            assert!(err.contains(&format!("line {line}, column ")), "{err}");
+            assert!(err.contains(&format!("(key `{key}`)")), "{err}");
+            assert!(err.contains(".toml"), "names the file: {err}");
+        }
+        // A value of the wrong type is not shown either.
+        let e = load_err("[server]\nmax_connections = \"s3cr3t-value\"\n");
+        assert!(
+            e.contains("max_connections") && !e.contains("s3cr3t"),
+            "{e}"
+        );
+        assert_eq!(
+            crate::config::hide_values(r#"invalid type: string "x", for `a`"#),
+            r#"invalid type: string "***", for `a`"#
+        );
+    }
+
+    #[test]
+    fn aws_credentials_from_tables_files_and_the_environment() {
+        let secret = file("from-file-s3cr3t\n");
+        let f = file(&format!(
+            "[server]\naws_credentials = [ {{ access_key_id = \"AKIDONE\", secret_access_key = \"inline-s3cr3t\" }}, {{ access_key_id = \"AKIDTWO\", secret_access_key_file = {:?} }}, \"AKIDTHREE:pair-s3cr3t\" ]\napi_key_header = \"x-api-key\"\n",
+            secret.path().display().to_string()
+        ));
+        let s = Settings::load_with_env(Some(f.path()), no_env()).unwrap();
+        let keys: Vec<(String, String)> = s
+            .aws_credentials()
+            .unwrap()
+            .into_iter()
+            .map(|(id, k)| (id, k.expose().to_owned()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("AKIDONE".to_owned(), "inline-s3cr3t".to_owned()),
+                ("AKIDTWO".to_owned(), "from-file-s3cr3t".to_owned()),
+                ("AKIDTHREE".to_owned(), "pair-s3cr3t".to_owned())
+            ]
+        );
+        assert_eq!(s.server.api_key_header.as_deref(), Some("x-api-key"));
+        assert!(!format!("{s:?}").contains("s3cr3t"), "secrets never print");
+        let env = HashMap::from([(
+            "SCANBRIDGE__SERVER__AWS_CREDENTIALS".to_owned(),
+            "AKIDENV:env-s3cr3t,AKIDENV2:two-s3cr3t".to_owned(),
+        )]);
+        let s = Settings::load_with_env(None, Some(env)).unwrap();
+        assert_eq!(s.aws_credentials().unwrap().len(), 2);
+        for (text, key) in [
+            (
+                "[server]\naws_credentials = [ { access_key_id = \"AKID\" } ]\n",
+                "server.aws_credentials[0]",
+            ),
+            (
+                "[server]\naws_credentials = [ \"no-colon-s3cr3t\" ]\n",
+                "server.aws_credentials[0]",
+            ),
+            (
+                "[server]\naws_credentials = [ \"A:x\", \"A:y\" ]\n",
+                "server.aws_credentials[1]",
+            ),
+            (
+                "[server]\napi_key_header = \"not a header\"\n",
+                "server.api_key_header",
+            ),
+        ] {
+            let e = load_err(text);
+            assert!(e.contains(key) && !e.contains("s3cr3t"), "{e}");
+        }
     }
 
     #[test]

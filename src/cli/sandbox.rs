@@ -105,7 +105,9 @@ async fn serve(offline: super::route::Offline, listen: SocketAddr) -> anyhow::Re
     tracing::info!("listening on {addr}");
     let limits = crate::ingest::server::ConnLimits {
         max_connections: settings.server.max_connections,
+        max_per_client: settings.server.max_connections_per_client,
         header_timeout: settings.server.header_timeout,
+        on_refused: None,
     };
     crate::ingest::server::serve(listener, app, limits, tls, shutdown.clone()).await;
     shutdown.cancel();

@@ -180,7 +180,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         dir: settings.rules.dir.clone(),
         known,
         router,
-        metrics,
+        metrics: metrics.clone(),
         topics,
         status: reload_status.clone(),
         clock: clock.clone(),
@@ -193,6 +193,14 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         ));
     }
 
+    let aws_keys = Arc::new(crate::ingest::sigv4::Credentials::new(
+        settings.aws_credentials()?,
+    ));
+    if aws_keys.is_empty() {
+        tracing::warn!(
+            "the AWS JSON door (POST /) does not verify SigV4 signatures: server.aws_credentials is empty, so the access key id alone authenticates (taken as an ingest token) and it travels in clear text; configure server.aws_credentials to verify signatures"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -209,6 +217,12 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         body_timeout: settings.server.body_timeout,
         max_batch_events: settings.server.max_batch_events,
         sns,
+        aws_keys: aws_keys.clone(),
+        api_key_header: settings
+            .server
+            .api_key_header
+            .as_deref()
+            .and_then(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).ok()),
     };
     let access = Arc::new(crate::ui::access::Access::new(
         tokens.clone(),
@@ -232,11 +246,18 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         auth = tokens.required(),
         tls = tls.is_some(),
         max_connections = settings.server.max_connections,
+        max_connections_per_client = settings.server.max_connections_per_client,
+        sigv4 = !aws_keys.is_empty(),
         "listening on {addr}"
     );
+    let refused = metrics.clone();
     let limits = server::ConnLimits {
         max_connections: settings.server.max_connections,
+        max_per_client: settings.server.max_connections_per_client,
         header_timeout: settings.server.header_timeout,
+        on_refused: Some(server::OnRefused(Arc::new(move || {
+            refused.limited("client_connections")
+        }))),
     };
     server::serve(listener, app, limits, tls, shutdown.clone()).await;
     shutdown.cancel();

@@ -10,9 +10,14 @@
 //!   the whole call (500, nothing accepted).
 //! - TestEventPattern answers with the reference interpreter ([`scanbridge_pattern::Pattern`]) and
 //!   AWS's own error messages for an invalid pattern.
-//! - Errors have AWS's shape: `{"__type", "message"}` and the `x-amzn-errortype` header.
+//! - Errors have AWS's shape: `{"__type", "message"}` and the `x-amzn-errortype` header. A request whose
+//!   entries cannot be read (an entry's `Time` that is not a timestamp) is a 400
+//!   `ValidationException`, nothing accepted.
 //!
-//! The signature itself is not verified: the access key id is the token (see [`super::auth`]).
+//! Authentication: with `server.aws_credentials` set, every request's SigV4 signature is verified
+//! ([`super::sigv4`]: canonical request, credential scope, signed headers, payload hash, a 15-minute
+//! window), errors in AWS's words. Without them, the signature is not verified and the access key id
+//! is taken as an ingest token (see [`super::auth`]); `serve` warns about it at start-up.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -47,8 +52,40 @@ fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
     r
 }
 
-/// Answers one AWS JSON 1.1 request (`X-Amz-Target` names the operation).
-pub async fn handle(ingestor: &Ingestor, headers: &HeaderMap, body: &[u8]) -> Response {
+/// What the door needs to verify a request's signature: the accepted keys (none: no verification) and
+/// the request line as received.
+pub struct Signed<'a> {
+    pub keys: &'a super::sigv4::Credentials,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+/// Answers one AWS JSON 1.1 request (`X-Amz-Target` names the operation). With keys configured, its
+/// SigV4 signature is verified first ([`super::sigv4`]), and a request that fails gets AWS's error.
+pub async fn handle(
+    ingestor: &Ingestor,
+    request: Signed<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if !request.keys.is_empty() {
+        let now = ingestor.clock.now_ms();
+        if let Err(e) = super::sigv4::verify(
+            request.keys,
+            request.method,
+            request.path,
+            request.query,
+            headers,
+            body,
+            now,
+        ) {
+            ingestor.metrics.limited("unauthorized");
+            let (status, kind, message) = e.aws();
+            tracing::info!(kind, "AWS JSON request refused: {message}");
+            return aws_error(status, kind, &message);
+        }
+    }
     let op = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -109,7 +146,8 @@ fn entry_to_event(entry: &Value) -> Result<Value, (&'static str, String)> {
     ev.insert("source".into(), json!(source));
     match entry.get("Time") {
         Some(Value::Number(n)) => {
-            let secs = n.as_f64().unwrap_or(0.0).max(0.0);
+            // Checked by `bad_time` before any entry is built: finite, 1970..=9999.
+            let secs = n.as_f64().unwrap_or(0.0).clamp(0.0, MAX_TIME);
             let t = UNIX_EPOCH + Duration::from_secs_f64(secs);
             ev.insert(
                 "time".into(),
@@ -137,6 +175,29 @@ fn entry_to_event(entry: &Value) -> Result<Value, (&'static str, String)> {
     Ok(Value::Object(ev))
 }
 
+/// The latest `Time` a PutEvents entry may carry: 9999-12-31T23:59:59Z, in seconds.
+const MAX_TIME: f64 = 253_402_300_799.0;
+
+/// AWS's validation message for an entry whose `Time` is not a timestamp (a number of seconds from
+/// 1970 to 9999, or a string), if any entry's is not. Such a request is refused whole, as AWS refuses
+/// input it cannot deserialise: `"Time": 1e300` is a 400, never a panic.
+fn bad_time(entries: &[Value]) -> Option<String> {
+    entries.iter().enumerate().find_map(|(i, e)| {
+        let ok = match e.get("Time") {
+            None | Some(Value::Null) | Some(Value::String(_)) => true,
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|f| (0.0..=MAX_TIME).contains(&f)),
+            Some(_) => false,
+        };
+        (!ok).then(|| {
+            let shown = crate::escape::line(&e["Time"].to_string(), 64);
+            format!(
+                "1 validation error detected: Value '{shown}' at 'entries.{}.member.time' failed to satisfy constraint: Member must be a timestamp between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+                i + 1
+            )
+        })
+    })
+}
+
 async fn put_events(ingestor: &Ingestor, req: &Value) -> Response {
     let Some(Value::Array(entries)) = req.get("Entries") else {
         return aws_error(
@@ -151,6 +212,9 @@ async fn put_events(ingestor: &Ingestor, req: &Value) -> Response {
             "ValidationException",
             "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length between 1 and 10",
         );
+    }
+    if let Some(message) = bad_time(entries) {
+        return aws_error(StatusCode::BAD_REQUEST, "ValidationException", &message);
     }
     // Per entry: the event built (handed to ingest as is), or AWS's error code and message.
     let mut codes: Vec<Option<(&'static str, String)>> = Vec::with_capacity(entries.len());
@@ -237,6 +301,34 @@ fn test_event_pattern(req: &Value) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_that_are_not_timestamps_are_named() {
+        assert_eq!(
+            bad_time(&[
+                json!({"Time": 1700000000}),
+                json!({"Time": "2026-01-01T00:00:00Z"}),
+                json!({})
+            ]),
+            None
+        );
+        for bad in [
+            json!(1e300),
+            json!(-1),
+            json!(true),
+            json!([1]),
+            json!(253_402_300_800u64),
+        ] {
+            let msg = bad_time(&[json!({}), json!({"Time": bad})]).expect("refused");
+            assert!(msg.contains("'entries.2.member.time'"), "{msg}");
+        }
+        // At the bound: no panic building it.
+        let ok = entry_to_event(
+            &json!({"Source":"s","DetailType":"t","Detail":"{}","Time":253_402_300_799u64}),
+        )
+        .unwrap();
+        assert_eq!(ok["time"], "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn put_events_entries() {

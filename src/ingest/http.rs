@@ -48,6 +48,11 @@ pub struct AppState {
     pub body_timeout: Duration,
     pub max_batch_events: usize,
     pub sns: Arc<super::sns::door::Sns>,
+    /// `server.aws_credentials`: when any, the AWS JSON door verifies every request's SigV4 signature
+    /// (and the access key id is no longer taken as a token).
+    pub aws_keys: Arc<super::sigv4::Credentials>,
+    /// `server.api_key_header`: a header that may carry an ingest token too.
+    pub api_key_header: Option<axum::http::HeaderName>,
 }
 
 /// The whole HTTP application.
@@ -123,32 +128,57 @@ async fn read_body(State(st): State<AppState>, req: Request, next: Next) -> Resp
     }
 }
 
-/// The credential a request presents: a bearer token, a Basic password or a SigV4 access key id.
-fn presented(headers: &HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+/// The credential a request presents: a bearer token, a Basic password or (when signatures are not
+/// verified) a SigV4 access key id.
+fn presented(headers: &HeaderMap, sigv4_verified: bool) -> Option<std::borrow::Cow<'_, str>> {
     use base64::Engine;
-    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    if let Some(token) = auth.strip_prefix("Bearer ") {
-        return Some(token.trim().into());
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    // The auth scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `BEARER` and `Bearer` alike.
+    let (scheme, credentials) = auth.split_once([' ', '\t']).unwrap_or((auth, ""));
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.into());
     }
-    if let Some(b64) = auth.strip_prefix("Basic ") {
+    if scheme.eq_ignore_ascii_case("basic") {
+        let b64 = credentials;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         return text.split_once(':').map(|(_, p)| p.to_owned().into());
     }
+    if sigv4_verified {
+        return None; // the access key id is not a secret: only a verified signature counts
+    }
     super::aws::access_key_id(auth).map(Into::into)
 }
 
-/// Whether the request may ingest: no token is required, or it presents an accepted one.
+/// Whether the request may ingest: no token is required, or it presents an accepted one (in
+/// `Authorization`, or in `server.api_key_header`).
 fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
-    !st.tokens.required()
-        || st
-            .tokens
-            .accepts(presented(headers).as_deref().unwrap_or(""))
+    if !st.tokens.required() {
+        return true;
+    }
+    let in_header = st
+        .api_key_header
+        .as_ref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| st.tokens.accepts(v.trim()));
+    in_header
+        || st.tokens.accepts(
+            presented(headers, !st.aws_keys.is_empty())
+                .as_deref()
+                .unwrap_or(""),
+        )
 }
 
 async fn authenticate(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    // With AWS credentials configured, the AWS JSON door verifies the signature of every request
+    // itself, once the body is read (the signature covers it).
+    if req.uri().path() == "/" && !st.aws_keys.is_empty() {
+        return next.run(req).await;
+    }
     if !authorized(&st, req.headers()) {
         st.ingestor.metrics.limited("unauthorized");
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or invalid token");
@@ -243,8 +273,20 @@ async fn metrics(State(st): State<AppState>) -> Response {
 }
 
 /// `POST /`: the AWS JSON 1.1 door ([`super::aws`]).
-async fn aws_json(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    super::aws::handle(&st.ingestor, &headers, &body).await
+async fn aws_json(
+    State(st): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = super::aws::Signed {
+        keys: &st.aws_keys,
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+    };
+    super::aws::handle(&st.ingestor, request, &headers, &body).await
 }
 
 /// `POST /reports`: scanner reports ([`super::reports::door`]).
@@ -266,20 +308,27 @@ mod tests {
     fn credentials_from_bearer_and_sigv4() {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(presented(&h).as_deref(), Some("abc"));
+        assert_eq!(presented(&h, false).as_deref(), Some("abc"));
         h.insert(
             header::AUTHORIZATION,
             "AWS4-HMAC-SHA256 Credential=KEY123/20260101/us-east-1/events/aws4_request, SignedHeaders=host, Signature=x"
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(presented(&h).as_deref(), Some("KEY123"));
+        assert_eq!(presented(&h, false).as_deref(), Some("KEY123"));
         h.insert(header::AUTHORIZATION, "Basic Zm9v".parse().unwrap());
-        assert_eq!(presented(&h), None, "no colon");
+        assert_eq!(presented(&h, false), None, "no colon");
         // "sns:tok-1", as SNS sends https://sns:tok-1@host/sns
         h.insert(header::AUTHORIZATION, "Basic c25zOnRvay0x".parse().unwrap());
-        assert_eq!(presented(&h).as_deref(), Some("tok-1"));
+        assert_eq!(presented(&h, false).as_deref(), Some("tok-1"));
         h.insert(header::AUTHORIZATION, "Digest x".parse().unwrap());
-        assert_eq!(presented(&h), None);
+        assert_eq!(presented(&h, false), None);
+        // The scheme is case-insensitive, and any whitespace separates it.
+        for v in ["bearer abc", "BEARER abc", "Bearer   abc ", "bEaReR\tabc"] {
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            assert_eq!(presented(&h, false).as_deref(), Some("abc"), "{v:?}");
+        }
+        h.insert(header::AUTHORIZATION, "basic c25zOnRvay0x".parse().unwrap());
+        assert_eq!(presented(&h, false).as_deref(), Some("tok-1"));
     }
 }

@@ -33,6 +33,7 @@ pub mod http;
 pub mod rate;
 pub mod reports;
 pub mod server;
+pub mod sigv4;
 pub mod sns;
 pub mod stdin;
 pub mod tls;

@@ -1,8 +1,8 @@
 //! What an on-call tool receives about one alert, whatever the vendor (PagerDuty, Opsgenie): the
 //! stable key that groups repeated alerts into one incident, the severity, a one-line summary, the
 //! affected image, links, and the details a responder reads. Also the HTTP plumbing the pager and
-//! chat targets share: one client per target that never follows redirects and sends no `Referer`,
-//! and the classification of vendor answers.
+//! chat targets share: the sending and the classification of vendor answers (the client, which never
+//! follows redirects and sends no `Referer`, is [`super::webhook::http_client`]).
 //!
 //! Promises:
 //! - [`vendor_key`] is stable: the same rule and alert key always give the same string, at most 255
@@ -11,12 +11,9 @@
 //! - Links are `https:` only: the ECR console link only when it points at an AWS console host, and
 //!   advisory URLs from the event only when they parse as `https:` URLs; anything else is left out.
 //! - A 3xx answer is a permanent failure naming the status and the redirect's host (never the secret
-//!   URL); an error answer's body is quoted (capped, control characters removed, the target's secret
+//!   URL: [`super::webhook::classify`]); an error answer's body is quoted (capped, control characters removed, the target's secret
 //!   replaced by `***`) so a dead letter says why the vendor refused.
 
-use std::time::Duration;
-
-use reqwest::header::LOCATION;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -25,18 +22,6 @@ use crate::scan::{Facts, Kind, SEVERITIES};
 
 /// PagerDuty's `dedup_key` limit (characters); the vendor key never exceeds it.
 pub const MAX_KEY: usize = 255;
-
-/// An HTTP client for one target: the timeout for connecting and for the whole request, connections
-/// kept alive and reused, no redirects followed, no `Referer` sent.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("scanbridge/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .build()
-}
 
 /// How urgent an alert is, from its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -392,18 +377,6 @@ pub async fn send(req: reqwest::RequestBuilder, secret: &str, now_ms: i64) -> Ou
         }
     };
     let status = resp.status();
-    if status.is_redirection() {
-        let to = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| reqwest::Url::parse(l).ok())
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "a relative location".into());
-        return Outcome::Permanent {
-            reason: format!("HTTP {status}: redirect to {to} refused (redirects are not followed)"),
-        };
-    }
     let outcome = super::webhook::classify(status, resp.headers(), now_ms);
     if outcome == Outcome::Delivered {
         return outcome;

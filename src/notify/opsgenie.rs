@@ -111,7 +111,7 @@ impl Opsgenie {
         Ok(Opsgenie {
             api_key: cfg.api_key.clone().expect("checked at load"),
             base: reqwest::Url::parse(&cfg.url).expect("checked at load"),
-            client: super::incident::client(cfg.timeout)?,
+            client: super::webhook::http_client(cfg.timeout)?,
         })
     }
 

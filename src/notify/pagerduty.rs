@@ -92,7 +92,7 @@ impl PagerDuty {
         Ok(PagerDuty {
             routing_key: cfg.routing_key.clone().expect("checked at load"),
             url: cfg.url.clone(),
-            client: super::incident::client(cfg.timeout)?,
+            client: super::webhook::http_client(cfg.timeout)?,
         })
     }
 

@@ -9,7 +9,8 @@
 //! text ≤ 3000 characters, header ≤ 150, at most 10 fields of ≤ 2000.
 //!
 //! Classification as the webhook target (Slack answers 429 with Retry-After when rate limiting;
-//! 400/403/404 such as `invalid_payload` or `no_service` are permanent). The webhook URL is a secret:
+//! 400/403/404 such as `invalid_payload` or `no_service` are permanent; a redirect is never followed
+//! and is permanent). The webhook URL is a secret:
 //! its path is the credential, so it never appears in logs or reasons.
 
 use std::sync::Arc;
@@ -75,11 +76,7 @@ pub struct Slack {
 
 impl Slack {
     pub fn new(cfg: &SlackConfig, templates: Arc<Templates>) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .user_agent(concat!("scanbridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = super::webhook::http_client(cfg.timeout)?;
         Ok(Slack {
             url: cfg.webhook_url.clone().expect("checked at load"),
             client,

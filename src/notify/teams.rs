@@ -85,7 +85,7 @@ impl Teams {
     pub fn new(cfg: &TeamsConfig) -> Result<Self, reqwest::Error> {
         Ok(Teams {
             url: cfg.webhook_url.clone().expect("checked at load"),
-            client: super::incident::client(cfg.timeout)?,
+            client: super::webhook::http_client(cfg.timeout)?,
         })
     }
 

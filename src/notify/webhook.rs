@@ -9,8 +9,10 @@
 //! base64 part of `whsec_<base64>`.
 //!
 //! Classification (alertmanager's and EventBridge's): 2xx delivered; 408, 429 and 5xx retryable with the
-//! receiver's Retry-After (seconds or HTTP date); timeouts and connection errors retryable; any other
-//! status permanent. The URL is a [`Secret`] (it often carries a token): it never appears in logs or in
+//! receiver's Retry-After (seconds or HTTP date); timeouts and connection errors retryable; a request
+//! that cannot be built permanent; a 3xx permanent (redirects are never followed, and no `Referer` is
+//! sent: [`http_client`]), the reason naming the status and the redirect's host, never a URL; any
+//! other status permanent. The URL is a [`Secret`] (it often carries a token): it never appears in logs or in
 //! reasons (reqwest errors are stripped of it); header values and the signing secret are secrets too.
 
 use std::collections::BTreeMap;
@@ -19,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
@@ -153,11 +155,7 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(_name: &str, cfg: &WebhookConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .user_agent(concat!("scanbridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = http_client(cfg.timeout)?;
         let mut headers = HeaderMap::new();
         for (k, v) in &cfg.headers {
             let (Ok(k), Ok(mut v)) = (
@@ -276,12 +274,29 @@ pub fn resolved_body(msg: &Message<'_>) -> Value {
     })
 }
 
+/// The HTTP client of every HTTP receiver (webhook, Slack, ...): `timeout` for connecting and for the
+/// whole request; it never follows a redirect (a 3xx is the answer, see [`classify`]), so the body,
+/// the secret headers and the signature only ever go to the configured URL, and it sends no `Referer`
+/// (which would hold that URL).
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .user_agent(concat!("scanbridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Sends a request at `now_ms` and classifies the answer; errors never carry the URL.
 pub async fn send(req: reqwest::RequestBuilder, now_ms: i64) -> Outcome {
     match req.send().await {
         Ok(resp) => classify(resp.status(), resp.headers(), now_ms),
         Err(e) => {
             let timeout = e.is_timeout();
+            // A request that cannot be built (a header value it refuses...) never will be: retrying
+            // for a day changes nothing.
+            let unbuildable = e.is_builder();
             let e = e.without_url();
             // The causes (connection refused, DNS...) say what went wrong; none of them holds the URL.
             let mut text = e.to_string();
@@ -290,6 +305,11 @@ pub async fn send(req: reqwest::RequestBuilder, now_ms: i64) -> Outcome {
                 text.push_str(": ");
                 text.push_str(&c.to_string());
                 cause = c.source();
+            }
+            if unbuildable {
+                return Outcome::Permanent {
+                    reason: format!("the request could not be built: {text}"),
+                };
             }
             Outcome::Retryable {
                 retry_after: None,
@@ -308,6 +328,11 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, now_ms: i64) -> Outcome
     if status.is_success() {
         return Outcome::Delivered;
     }
+    if status.is_redirection() {
+        return Outcome::Permanent {
+            reason: redirect_reason(status, headers),
+        };
+    }
     let reason = format!("HTTP {status}");
     if status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
@@ -320,6 +345,24 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, now_ms: i64) -> Outcome
     } else {
         Outcome::Permanent { reason }
     }
+}
+
+/// Why a redirect is a permanent failure, naming the status and where it points (host and port only:
+/// the receiver's URL, and the redirect's, may hold secrets in their paths).
+fn redirect_reason(status: StatusCode, headers: &HeaderMap) -> String {
+    let location = headers.get(LOCATION).and_then(|v| v.to_str().ok());
+    let to = match location.map(reqwest::Url::parse) {
+        Some(Ok(u)) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("to {}:{p}", crate::escape::line(h, 253)),
+            (Some(h), None) => format!("to {}", crate::escape::line(h, 253)),
+            (None, _) => "to a URL without a host".to_owned(),
+        },
+        Some(Err(_)) => "to another path on the same host".to_owned(),
+        None => "without a Location".to_owned(),
+    };
+    format!(
+        "HTTP {status}: the receiver redirects {to}; scanbridge never follows redirects (the body and secret headers go only to the configured URL): configure the final URL"
+    )
 }
 
 /// Parses Retry-After: delay-seconds or an HTTP date (the delay from `now_ms` until then).
@@ -359,6 +402,51 @@ mod tests {
             let got = classify(StatusCode::from_u16(code).unwrap(), &none, NOW);
             assert_eq!(got.label(), want, "HTTP {code}");
         }
+    }
+
+    #[test]
+    fn redirects_are_permanent_and_name_only_the_host() {
+        for (code, location, want) in [
+            (
+                301,
+                Some("https://other.example/s3cr3t?token=t"),
+                "redirects to other.example;",
+            ),
+            (
+                302,
+                Some("http://127.0.0.1:9999/x/s3cr3t"),
+                "redirects to 127.0.0.1:9999;",
+            ),
+            (
+                307,
+                Some("/moved/s3cr3t"),
+                "redirects to another path on the same host;",
+            ),
+            (308, None, "redirects without a Location;"),
+        ] {
+            let mut h = HeaderMap::new();
+            if let Some(l) = location {
+                h.insert(LOCATION, l.parse().unwrap());
+            }
+            let got = classify(StatusCode::from_u16(code).unwrap(), &h, 0);
+            let Outcome::Permanent { reason } = &got else {
+                panic!("{code}: {got:?}")
+            };
+            assert!(reason.starts_with(&format!("HTTP {code} ")), "{reason}");
+            assert!(reason.contains(want), "{reason}");
+            assert!(
+                !reason.contains("s3cr3t") && !reason.contains("token"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unbuildable_request_is_permanent() {
+        let client = http_client(Duration::from_secs(1)).unwrap();
+        let req = client.post("http://127.0.0.1:9/").header("X-Id", "a\r\nb");
+        let got = send(req, 0).await;
+        assert_eq!(got.label(), "permanent", "{got:?}");
     }
 
     #[test]

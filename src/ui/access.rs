@@ -91,7 +91,11 @@ impl Access {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| {
+                // The scheme is case-insensitive (RFC 9110 §11.1), as on ingest.
+                let (scheme, token) = v.trim().split_once([' ', '\t'])?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            });
         if let Some(token) = bearer {
             return if self.tokens.accepts(token.trim()) {
                 Ok(Caller::Bearer)
@@ -204,6 +208,8 @@ mod tests {
         let bearer = headers(&[("authorization", "Bearer s3cret-token")]);
         assert_eq!(a.check(&Method::POST, &bearer), Ok(Caller::Bearer));
         let bad = headers(&[("authorization", "Bearer nope")]);
+        let lower = headers(&[("authorization", "bearer s3cret-token")]);
+        assert_eq!(a.check(&Method::POST, &lower), Ok(Caller::Bearer));
         assert_eq!(a.check(&Method::GET, &bad), Err(Refusal::Unauthenticated));
         let id = a.sessions.sign_in(&a.tokens, "s3cret-token").unwrap();
         let cookie = format!("{}={id}", session::COOKIE);

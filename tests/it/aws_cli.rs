@@ -8,6 +8,11 @@ use crate::daemon::{Daemon, Home, Receiver, rule};
 
 /// The AWS CLI with dummy credentials and no user configuration, or None (with the reason printed).
 fn aws(home: &Home, key: &str) -> Option<Command> {
+    aws_signing(home, key, "test")
+}
+
+/// The AWS CLI signing with `key` and `secret`, no user configuration, or None (reason printed).
+fn aws_signing(home: &Home, key: &str, secret: &str) -> Option<Command> {
     if Command::new("aws").arg("--version").output().is_err() {
         eprintln!(
             "SKIPPED: the AWS CLI (`aws`) is not on PATH; run the suite through scripts/test"
@@ -16,7 +21,7 @@ fn aws(home: &Home, key: &str) -> Option<Command> {
     }
     let mut c = Command::new("aws");
     c.env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", home.path().join("none"))
         .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
@@ -50,6 +55,12 @@ async fn put_events_and_test_event_pattern_through_the_aws_cli() {
     let config = format!("[server]\ntoken = \"cli-key\"\n{}", rx.target());
     let home = Home::new(&config, &[("critical.json", &critical)]);
     let d = home.start();
+    // Without server.aws_credentials, today's behaviour (the access key id as the token), with a warning.
+    assert!(
+        d.logs().contains("does not verify SigV4 signatures") && d.logs().contains("sigv4=false"),
+        "{}",
+        d.logs()
+    );
     let Some(cli) = aws(&home, "cli-key") else {
         return;
     };
@@ -144,5 +155,106 @@ async fn put_events_and_test_event_pattern_through_the_aws_cli() {
     assert!(
         err.contains("401") || err.to_lowercase().contains("unauthorized"),
         "{err}"
+    );
+}
+
+/// AWS's example key, from its SigV4 documentation.
+const AKID: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_signatures_are_verified_with_the_real_aws_cli() {
+    let rx = Receiver::start().await;
+    let all = rule("all", json!({"source": ["ci"]}), &["hook"]);
+    let home = Home::new("", &[("all.json", &all)]);
+    let secret_file = home.path().join("aws-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let config = home.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\naws_credentials = [ {{ access_key_id = \"{AKID}\", secret_access_key_file = {:?} }} ]\n{text}{}",
+            secret_file.display().to_string(),
+            rx.target()
+        ),
+    )
+    .unwrap();
+    let d = home.start();
+    assert!(d.logs().contains("sigv4=true"), "{}", d.logs());
+    let Some(cli) = aws_signing(&home, AKID, SECRET) else {
+        return;
+    };
+    let entries = json!([{"Source": "ci", "DetailType": "t", "Detail": "{\"n\": 1}"}]).to_string();
+    // The right secret: accepted and delivered.
+    let (code, out, err) = run(cli, &d, &["events", "put-events", "--entries", &entries]);
+    assert_eq!(code, Some(0), "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["FailedEntryCount"], 0, "{answer}");
+    let hits = rx.wait_hits(1, &d).await;
+    assert_eq!(hits[0].body["id"], answer["Entries"][0]["EventId"]);
+    let (code, out, err) = run(
+        aws_signing(&home, AKID, SECRET).unwrap(),
+        &d,
+        &[
+            "events",
+            "test-event-pattern",
+            "--event-pattern",
+            r#"{"source":["ci"]}"#,
+            "--event",
+            r#"{"id":"1","source":"ci","detail-type":"t","account":"1","region":"r","time":"2026-01-01T00:00:00Z","resources":[],"detail":{}}"#,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        json!({"Result": true})
+    );
+    // A wrong secret: InvalidSignatureException, in AWS's words; nothing accepted.
+    let (code, _, err) = run(
+        aws_signing(&home, AKID, "wrong-secret").unwrap(),
+        &d,
+        &["events", "put-events", "--entries", &entries],
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("(InvalidSignatureException)")
+            && err.contains(
+                "The request signature we calculated does not match the signature you provided"
+            ),
+        "{err}"
+    );
+    // An unknown access key id: UnrecognizedClientException.
+    let (code, _, err) = run(
+        aws_signing(&home, "AKIDUNKNOWN", SECRET).unwrap(),
+        &d,
+        &["events", "put-events", "--entries", &entries],
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("(UnrecognizedClientException)")
+            && err.contains("The security token included in the request is invalid"),
+        "{err}"
+    );
+    // No signature at all (a bearer token is not enough for this door once keys are configured).
+    let r = reqwest::Client::new()
+        .post(d.url("/"))
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .bearer_auth(AKID)
+        .body(json!({"Entries": [{"Source": "ci", "DetailType": "t", "Detail": "{}"}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        r.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(rx.hits().len(), 1, "only the signed event was accepted");
+    let logs = d.stop();
+    assert!(
+        !logs.contains(SECRET) && !logs.contains("wrong-secret"),
+        "{logs}"
     );
 }

@@ -436,3 +436,145 @@ async fn a_poisoned_batch_is_accepted_whole_and_every_event_delivered() {
         4.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection() {
+    // Defaults: 512 connections, 64 per client. The header timeout is long, so that the failure mode
+    // (every slot held until it fires) would be obvious.
+    let home = Home::new(
+        "[server]\nheader_timeout = \"30s\"\nrate_limit = 0.0\n",
+        &[],
+    );
+    let d = home.start();
+    // 530 slow connections from one address (127.0.0.2: loopback, but not the address this test's
+    // other clients and `scanbridge health` come from), each stuck in the middle of its headers.
+    let mut slow = Vec::new();
+    for _ in 0..530 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = sock.connect(d.addr).await.unwrap();
+        s.write_all(b"POST /events HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let refused = "scanbridge_ingest_refused_total{reason=\"client_connections\"}";
+    d.wait_metric(refused, 466.0).await;
+    // Everyone else is served at once: the container health check, and a producer.
+    let start = Instant::now();
+    let out = crate::daemon::cli(&["health", "--url", &d.url("")]);
+    let took = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(3), "health took {took:?}");
+    let start = Instant::now();
+    assert_eq!(d.post(event("beside-them", "ci").to_string()).await.0, 202);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // Exactly one client's share was kept; the others were told why and closed.
+    assert_eq!(d.metric(refused).await, 466.0);
+    let mut told = 0;
+    for s in slow.iter_mut().rev().take(20) {
+        let mut buf = vec![0u8; 512];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await
+            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503")
+        {
+            told += 1;
+        }
+    }
+    assert!(told > 0, "the refused connections get a 503");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smaller_hostile_inputs_get_clear_answers() {
+    let rx = Receiver::start().await;
+    let home = everything_to_hook(&rx, "[server]\ntoken = \"tok-Case-1\"\n");
+    let d = home.start();
+    let client = reqwest::Client::new();
+    // The auth scheme is case-insensitive.
+    for (i, scheme) in ["bearer", "BEARER", "Bearer"].iter().enumerate() {
+        let r = client
+            .post(d.url("/events"))
+            .header("authorization", format!("{scheme} tok-Case-1"))
+            .body(event(&format!("scheme-{i}"), "ci").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{scheme}");
+    }
+    // PutEvents with a Time no timestamp can hold: 400 in AWS's shape, nothing accepted, no panic.
+    let r = client
+        .post(d.url("/"))
+        .header("authorization", "Bearer tok-Case-1")
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(r#"{"Entries":[{"Source":"ci","DetailType":"t","Detail":"{}","Time":1e300}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.headers()["x-amzn-errortype"], "ValidationException");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["__type"], "ValidationException", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("'entries.1.member.time'"),
+        "{body}"
+    );
+    // An event id with control characters and non-ASCII still makes a valid webhook request (its
+    // header is percent-encoded): delivered at once, not retried for a day.
+    let (status, body) = client
+        .post(d.url("/events"))
+        .bearer_auth("tok-Case-1")
+        .body(json!({"id": "evt\u{1}\r\nX-Injected: 1 é", "source": "ci", "detail-type": "t", "detail": {}}).to_string())
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
+    assert_eq!(status, 202, "{:?}", body.text().await);
+    let start = Instant::now();
+    let hit = loop {
+        if let Some(h) = rx
+            .hits()
+            .into_iter()
+            .find(|h| h.body["id"].as_str().is_some_and(|i| i.starts_with("evt")))
+        {
+            break h;
+        }
+        assert!(start.elapsed() < PATIENCE, "{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        hit.headers["x-scanbridge-event-id"],
+        "evt%01%0D%0AX-Injected:%201%20%C3%A9"
+    );
+    assert!(hit.headers.get("x-injected").is_none());
+    assert_eq!(rx.attempts(), rx.hits().len(), "no failed attempt");
+    drop(d);
+
+    // A TOML syntax error on a secret's line: position and key, never the line.
+    let bad = home.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cr3t-Never-Shown\n",
+    )
+    .unwrap();
+    for cmd in ["serve", "check"] {
+        let out = crate::daemon::cli(&[cmd, "--config", &bad.display().to_string()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("bad.toml: line 3, column 28 (key `server.token`)")
+                && !err.contains("s3cr3t"),
+            "{cmd}: {err}"
+        );
+    }
+}

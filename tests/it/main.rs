@@ -2,6 +2,7 @@
 
 mod admin;
 mod alerting;
+mod api_destination;
 mod aws_cli;
 mod check_patterns;
 mod daemon;
@@ -18,6 +19,7 @@ mod layout;
 mod pagers;
 mod parse_once;
 mod readme;
+mod redirects;
 mod reload;
 mod reports;
 mod resolve;

@@ -5,10 +5,11 @@
 //! A block runs with `scanbridge` on PATH (the binary under test, as after `cargo install`), in the
 //! listed directory, under `sh`: its commands exactly as printed, one script (so `echo $?`
 //! sees the command before it). Blocks with a `$ ` prompt show their output: every line shown must come
-//! out (`...` in a line matches anything; ids, times and the port are compared as placeholders), and
+//! out (`...` in a line matches anything; ids, times and the port are compared as placeholders; a daemon block's `127.0.0.1:8080` is the test daemon's address), and
 //! an offline block with no `...` shows all of its output, in order.
 //! Blocks that need a tool this machine lacks (trivy, cdk, terraform, the AWS account) are listed with
-//! the reason and only their scanbridge part runs, or are said to be skipped when the test runs.
+//! the reason and only their scanbridge part runs, or are said to be skipped when the test runs. A
+//! block that shows no output must exit 0.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -99,7 +100,7 @@ const EXAMPLES: &[(&str, How)] = &[
             edits: &[
                 (
                     "trivy image --format json --output report.json registry.example.org/payments/api:v2.15.0",
-                    "cp trivy-image.json \"$TMPDIR/report.json\" && ln -s \"$REPO/rules\" \"$TMPDIR/rules\" && cd \"$TMPDIR\"",
+                    "cp trivy-alpine-39-high-critical.json \"$TMPDIR/report.json\" && ln -s \"$REPO/rules\" \"$TMPDIR/rules\" && cd \"$TMPDIR\"",
                 ),
                 (
                     "case $? in 0) echo \"CRITICAL findings: do not deploy\"; exit 1 ;;",
@@ -126,6 +127,12 @@ const EXAMPLES: &[(&str, How)] = &[
     (
         "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1 \\",
         How::Daemon,
+    ),
+    (
+        "AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=... AWS_DEFAULT_REGION=us-east-1 \\",
+        How::Not(
+            "`...` is the secret of a configured key pair: aws_cli.rs signs put-events with the real AWS CLI",
+        ),
     ),
     (
         "SCANBRIDGE__TARGETS__HOOK__TYPE=webhook SCANBRIDGE__TARGETS__HOOK__URL=https://hooks.example.org/x scanbridge check",
@@ -328,6 +335,14 @@ fn sh(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
     c.output().unwrap()
 }
 
+/// Whether `tool` is on PATH.
+fn has(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
 /// A free port on loopback (bound and released; the daemon binds it next).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -337,8 +352,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs a block beside a daemon with the shipped defaults; its output and the daemon's.
-fn with_daemon(b: &Block) -> String {
+/// Runs a block beside a daemon with the shipped defaults; its output and the daemon's, and whether
+/// the block's script exited 0.
+fn with_daemon(b: &Block) -> (String, bool) {
     let home = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(repo().join("tests"), home.path().join("tests")).unwrap();
     std::os::unix::fs::symlink(repo().join("rules"), home.path().join("rules")).unwrap();
@@ -352,7 +368,8 @@ fn with_daemon(b: &Block) -> String {
         .lines()
         .filter(|l| l.trim() != serve)
         .collect::<Vec<_>>()
-        .join("\n");
+        .join("\n")
+        .replace("127.0.0.1:8080", &listen);
     let d = Daemon::spawn_env(
         home.path(),
         &["serve"],
@@ -377,7 +394,7 @@ fn with_daemon(b: &Block) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     d.stop();
-    text
+    (text, o.status.success())
 }
 
 #[test]
@@ -409,7 +426,11 @@ fn every_readme_example_runs_as_written() {
                     );
                     continue;
                 }
-                String::from_utf8_lossy(&sh(&repo().join(dir), &b.script, &tmp).stdout).into_owned()
+                let o = sh(&repo().join(dir), &b.script, &tmp);
+                (
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                    o.status.success(),
+                )
             }
             How::Rewritten { dir, edits, why } => {
                 eprintln!("README.md line {}: run with edits: {why}", b.line);
@@ -422,10 +443,32 @@ fn every_readme_example_runs_as_written() {
                     );
                     script = script.replace(from, to);
                 }
-                String::from_utf8_lossy(&sh(&repo().join(dir), &script, &tmp).stdout).into_owned()
+                let o = sh(&repo().join(dir), &script, &tmp);
+                (
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                    o.status.success(),
+                )
             }
-            How::Daemon => with_daemon(b),
+            How::Daemon => {
+                if b.script.contains("aws events") && !has("aws") {
+                    eprintln!(
+                        "SKIPPED README.md line {}: the AWS CLI is not on PATH (scripts/test installs it)",
+                        b.line
+                    );
+                    continue;
+                }
+                with_daemon(b)
+            }
         };
+        let (got, ok) = got;
+        // A block that shows no output says it works by its exit status.
+        if b.shown.is_empty() && !ok {
+            failures.push(format!(
+                "README.md line {}: `{}` failed:\n{got}",
+                b.line, b.first
+            ));
+            continue;
+        }
         let mut lost = missing(&b.shown, &got);
         // An offline block that shows its output without `...` shows all of it, in order.
         let whole = !matches!(how, How::Daemon)
