@@ -282,3 +282,24 @@ async fn rule_matches_count_matches_and_deliveries_count_per_target_and_outcome(
     );
     d.stop();
 }
+
+#[test]
+fn the_container_build_context_leaves_out_build_output_and_stores() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.dockerignore"))
+        .expect(".dockerignore: without it a build sends the whole target/ as its context");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for needed in ["target/", "data/", ".git/"] {
+        assert!(lines.contains(&needed), "{needed} in {lines:?}");
+    }
+    // What the image copies is not ignored.
+    for copied in ["config.toml", "rules/", "src/", "Cargo.lock"] {
+        assert!(
+            !lines.iter().any(|l| copied.starts_with(l)),
+            "{copied} ignored"
+        );
+    }
+}
