@@ -409,6 +409,18 @@ pub fn event(id: &str, source: &str) -> Value {
     serde_json::json!({"id": id, "source": source, "detail-type": "Test", "detail": {"n": 1}})
 }
 
+/// PATH with the binary under test's directory first: `scanbridge` as after `cargo install`.
+pub fn path_with_binary() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_scanbridge"))
+        .parent()
+        .unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// Runs the binary to completion (for `check`, `send`, `dlq`).
 pub fn cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"))

@@ -20,14 +20,7 @@ fn out(o: &Output) -> String {
 
 /// `sh -c SCRIPT` in `dir`, with the binary's directory first on PATH (as after `cargo install`).
 fn shell(dir: &Path, script: &str) -> Output {
-    let bin = Path::new(env!("CARGO_BIN_EXE_scanbridge"))
-        .parent()
-        .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = crate::daemon::path_with_binary();
     std::process::Command::new("sh")
         .args(["-c", script])
         .current_dir(dir)

@@ -314,14 +314,7 @@ fn repo() -> PathBuf {
 
 /// Runs `script` with sh in `dir`, `scanbridge` first on PATH, `env` set; stdout and stderr together.
 fn sh(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
-    let bin = Path::new(env!("CARGO_BIN_EXE_scanbridge"))
-        .parent()
-        .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = crate::daemon::path_with_binary();
     let mut c = std::process::Command::new("sh");
     c.args(["-c", &format!("exec 2>&1\n{script}")])
         .current_dir(dir)
