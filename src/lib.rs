@@ -7,7 +7,8 @@
 //! - `settings` (the whole configuration, layered: defaults, file, environment) over `config` (the
 //!   typed sections, secrets redacted, the error every room reports).
 //! - `rules`: rule files to validated rules, every error with file and JSON pointer; `reload`: hot
-//!   reload on file change and SIGHUP.
+//!   reload on file change and SIGHUP; [`lint`]: warnings for patterns AWS accepts that almost never
+//!   mean what they say (public: `scanbridge::lint::{lint, Lint}`, for `check-patterns`).
 //! - `event`: the EventBridge envelope: validation and normalisation; `strict_json` parses it,
 //!   refusing duplicate keys. `scan`: the scan facts every room reads (kinds, severities, digests,
 //!   repository from ARN).
@@ -53,6 +54,7 @@ mod event;
 pub mod exercise;
 mod infra;
 mod ingest;
+pub mod lint;
 mod logging;
 mod metrics;
 mod notify;

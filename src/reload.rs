@@ -6,8 +6,9 @@
 //!
 //! Promise: a reload is all-or-nothing. If any file is broken, the previous rule set keeps running, the
 //! errors are logged with file and pointer, and `scanbridge_rule_reload_failures_total` grows; fixing the
-//! file triggers the next reload. File events are debounced (editors write in several steps).
-//! [`Status`] keeps the outcome of the last load (time, errors) for the console and `GET
+//! file triggers the next reload. A rule whose pattern has lints (`crate::lint`) loads, and each lint
+//! is logged as a warning with file and pointer. File events are debounced (editors write in several
+//! steps). [`Status`] keeps the outcome of the last load (time, errors) for the console and `GET
 //! /api/v1/rules`.
 
 use std::path::PathBuf;
@@ -76,9 +77,27 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Topics come from the configuration, which a reload does not re-read.
     pub topics: Arc<crate::notify::topic::Topics>,
+    /// Whether to log the rules' pattern lints (`serve --no-lint` turns them off).
+    pub lint: bool,
     pub status: Arc<Status>,
     /// When a reload happened (for [`Status`]).
     pub clock: crate::alerting::SharedClock,
+}
+
+/// Logs every lint of `rules` as a warning (file, pointer, message): a pattern AWS accepts that
+/// likely means something else. Nothing else changes: the rule is live.
+pub fn log_lints(rules: &[rules::Rule]) {
+    for r in rules {
+        for l in &r.lints {
+            tracing::warn!(
+                rule = %r.name,
+                file = %r.file.display(),
+                pointer = %l.pointer,
+                lint = %l.message,
+                "rule pattern warning"
+            );
+        }
+    }
 }
 
 impl Reloader {
@@ -86,9 +105,14 @@ impl Reloader {
     /// (seconds for many thousands of rules) run on the compute pool, off the async runtime.
     pub async fn reload(&self) -> bool {
         let (dir, known, topics) = (self.dir.clone(), self.known.clone(), self.topics.clone());
+        let lint = self.lint;
         let built = crate::compute::run(move || {
-            rules::load_dir_or_builtin(&dir, &known)
-                .map(|(rules, builtin)| (Router::new(rules, topics), builtin))
+            rules::load_dir_or_builtin(&dir, &known).map(|(rules, builtin)| {
+                if lint {
+                    log_lints(&rules);
+                }
+                (Router::new(rules, topics), builtin)
+            })
         })
         .await;
         let built = match built {

@@ -8,7 +8,9 @@
 //! are errors.
 //!
 //! Promise: loading reports every error at once, each with the file, the JSON pointer of the node at
-//! fault (pattern errors point inside `/event_pattern`) and an AWS-style message. A directory loads
+//! fault (pattern errors point inside `/event_pattern`) and an AWS-style message. A rule whose pattern
+//! AWS accepts but that likely means something else loads all the same, with its warnings
+//! (`Rule::lints`, from `crate::lint`) for the commands and the log to show. A directory loads
 //! all-or-nothing, so a broken file never yields a partial rule set. Files starting with `.` or ending
 //! with `~` (editor droppings) and other extensions are ignored.
 
@@ -33,6 +35,18 @@ pub struct Rule {
     pub file: PathBuf,
     /// Deduplication, notify_on and digest options.
     pub alert: crate::alerting::AlertOptions,
+    /// Warnings about the pattern (`crate::lint`), pointers from the rule file's root
+    /// (`/event_pattern/...`). They never stop a rule from loading.
+    pub lints: Vec<crate::lint::Lint>,
+}
+
+impl Rule {
+    /// The rule's lints as lines for people: `FILE: POINTER: MESSAGE`.
+    pub fn lint_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.lints
+            .iter()
+            .map(|l| format!("{}: {}: {}", self.file.display(), l.pointer, l.message))
+    }
 }
 
 /// A target of a rule, with the optional input transformation (validated at load by
@@ -327,6 +341,7 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             true
         }
     };
+    let mut lints = Vec::new();
     let pattern = match m.get("event_pattern") {
         None => {
             errs.push((
@@ -342,6 +357,13 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             };
             match Pattern::parse_with_limits(&text, &known.limits) {
                 Ok(p) => {
+                    lints = crate::lint::lint(&text)
+                        .into_iter()
+                        .map(|mut l| {
+                            l.pointer = format!("/event_pattern{}", l.pointer);
+                            l
+                        })
+                        .collect();
                     let shown = match v {
                         Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
                         other => other.clone(),
@@ -370,6 +392,7 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
         targets: rule_targets,
         file: PathBuf::new(),
         alert,
+        lints,
     })
 }
 

@@ -66,7 +66,7 @@ pub fn human(d: Duration) -> String {
 /// The digest event for the member events of one group.
 ///
 /// Promises: each image is listed once (`detail.items`, in the order first matched), with its latest
-/// result among the members and how many members were that image (`scans`); the headline counts
+/// result among the members (by the events' `time`) and how many members were that image (`scans`); the headline counts
 /// exactly the images listed ("3 images with CRITICAL findings in the last 10 minutes") and
 /// `detail.count` the members. Receivers list as many items as their limits allow and say how many
 /// more there are.
@@ -86,7 +86,10 @@ pub fn digest_event(
             .find(|(l, _)| l.image == f.image && l.digest == f.digest)
         {
             Some(line) => {
-                line.0 = f;
+                // The latest scan by the event's time; members of one moment in the order given.
+                if f.time >= line.0.time {
+                    line.0 = f;
+                }
                 line.1 += 1;
             }
             None => lines.push((f, 1)),

@@ -10,6 +10,11 @@
 //! Warnings, unreadable files, the summary and GitHub annotations go to stderr (GitHub reads
 //! workflow commands from both streams), so stdout stays exactly that.
 //!
+//! Pattern lints (`crate::lint`: valid patterns that likely mean something else) are warnings like a
+//! repeated key: `FILE: RESOURCE: warning: /pointer: MESSAGE` on stderr, a `lints` array
+//! (`[{pointer, message, line}]`) in `--json`, `::warning` annotations; they change no verdict and
+//! no exit code. `--no-lint` turns them off.
+//!
 //! Exit codes: 0 all valid and every test passed; 1 a pattern is invalid or a test failed; 2 some
 //! input could not be read (a path, a file that does not parse, a test file or an event).
 
@@ -62,6 +67,10 @@ pub struct Args {
     /// Longest pattern accepted, in characters (EventBridge: 2048 by default, up to 4096 by quota).
     #[arg(long, default_value_t = Limits::default().max_len, value_name = "CHARS")]
     pub max_pattern_length: usize,
+
+    /// Do not warn about patterns AWS accepts that likely mean something else.
+    #[arg(long)]
+    pub no_lint: bool,
 }
 
 /// One pattern and what became of it.
@@ -94,6 +103,8 @@ struct Run {
     errors: Vec<InfraError>,
     read: HashSet<PathBuf>,
     files: usize,
+    /// Whether the patterns' lints are kept (`--no-lint` clears them).
+    lint: bool,
 }
 
 impl Run {
@@ -104,11 +115,19 @@ impl Run {
             }
             self.files += 1;
             match discover::extract_file(&file, explicit) {
-                Ok(found) => self.entries.extend(found.into_iter().map(|found| Entry {
-                    checked: check(&found.body, limits),
-                    found,
-                    tests: Vec::new(),
-                })),
+                Ok(found) => {
+                    for found in found {
+                        let mut checked = check(&found.body, limits);
+                        if !self.lint {
+                            checked.lints.clear();
+                        }
+                        self.entries.push(Entry {
+                            checked,
+                            found,
+                            tests: Vec::new(),
+                        });
+                    }
+                }
                 Err(e) => self.errors.push(e),
             }
         }
@@ -169,6 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let walked = discover::walk(&paths);
     let mut run = Run {
         errors: walked.errors,
+        lint: !args.no_lint,
         ..Run::default()
     };
     run.read_files(walked.files, &limits);
@@ -214,13 +234,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
     let mut stderr = std::io::stderr().lock();
     for e in &run.entries {
-        for w in &e.checked.warnings {
+        for (pointer, message) in warnings(&e.checked) {
             let line = format!(
-                "{}: {}: warning: {}: {}",
+                "{}: {}: warning: {pointer}: {message}",
                 e.found.file.display(),
                 e.found.resource,
-                w.pointer,
-                w.message
             );
             writeln!(stderr, "{}", one_line(&line))?;
         }
@@ -264,6 +282,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// Every warning of a pattern, as (pointer, message): the pattern crate's (a repeated key), then the
+/// lints.
+fn warnings(c: &Checked) -> impl Iterator<Item = (&str, &str)> {
+    c.warnings
+        .iter()
+        .map(|w| (w.pointer.as_str(), w.message.as_str()))
+        .chain(
+            c.lints
+                .iter()
+                .map(|l| (l.pointer.as_str(), l.message.as_str())),
+        )
 }
 
 fn passed(t: &TestResult) -> bool {
@@ -343,6 +374,7 @@ fn entry_json(e: &Entry) -> Value {
         "resource_type": f.resource_type,
         "unchecked": c.unresolved.iter().map(|u| json!({"pointer": u.pointer, "expression": u.shown})).collect::<Vec<_>>(),
         "warnings": c.warnings.iter().map(|w| json!({"pointer": w.pointer, "message": w.message})).collect::<Vec<_>>(),
+        "lints": c.lints.iter().map(|l| json!({"pointer": l.pointer, "message": l.message, "line": f.lines.line_of(&l.pointer)})).collect::<Vec<_>>(),
     });
     if let Some(p) = &f.construct_path {
         out["construct_path"] = json!(p);
@@ -459,13 +491,13 @@ fn annotations(run: &Run) -> Vec<Annotation> {
                 message: c.message.clone().unwrap_or_default(),
             }),
         }
-        for w in &c.warnings {
+        for (pointer, message) in warnings(c) {
             out.push(Annotation {
                 level: Level::Warning,
                 file: file.clone(),
-                line: f.lines.line_of(&w.pointer),
+                line: f.lines.line_of(pointer),
                 title: Some(format!("Event pattern warning: {}", f.resource)),
-                message: format!("{}: {}", w.pointer, w.message),
+                message: format!("{pointer}: {message}"),
             });
         }
         for t in e.tests.iter().filter(|t| !passed(t)) {

@@ -10,7 +10,9 @@
 //! notify_resolved) and, when the data directory holds a store, the silences in force that match the
 //! event (the daemon would hold its deliveries), the state of each alert the event triggers (open
 //! since when, by which event), and the open alerts it would resolve, with each resolve's payload.
-//! The store is only read, never created.
+//! The store is only read, never created. Patterns AWS accepts that likely mean
+//! something else (`crate::lint`) are warned about on stderr, matching or not (a rule that should have
+//! matched often has one); `--no-lint` turns that off.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +44,9 @@ pub struct Args {
     /// Data directory whose silences to apply (overrides `store.data_dir`).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Do not warn about rule patterns that likely mean something else.
+    #[arg(long)]
+    pub no_lint: bool,
 }
 
 /// Settings, router and targets, built as `serve` builds them but without a store or a server.
@@ -50,6 +55,8 @@ pub(crate) struct Offline {
     /// Wall time, read as the daemon reads its clock.
     pub clock: SharedClock,
     pub router: Router,
+    /// The rules' pattern warnings, as `FILE: POINTER: MESSAGE` lines.
+    pub lint_lines: Vec<String>,
     /// No rules directory: the built-in example rules are loaded.
     pub builtin: bool,
     pub targets: Targets,
@@ -77,8 +84,10 @@ impl Offline {
         let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
         let templates = Arc::new(settings.load_templates()?);
         let targets = Targets::build(&settings.targets, &settings.delivery, templates)?;
+        let lint_lines = rules.iter().flat_map(|r| r.lint_lines()).collect();
         Ok(Offline {
             clock: crate::alerting::system_clock(),
+            lint_lines,
             router: Router::new(rules, topics.clone()),
             builtin,
             settings,
@@ -114,6 +123,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    if !args.no_lint {
+        for line in &offline.lint_lines {
+            eprintln!("scanbridge: warning: {line}");
+        }
+    }
     let data_dir = args
         .data_dir
         .clone()

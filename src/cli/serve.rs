@@ -44,6 +44,9 @@ pub struct Args {
     /// Also ingest NDJSON events from standard input.
     #[arg(long)]
     pub stdin: bool,
+    /// Do not log warnings about rule patterns (at start and on each reload).
+    #[arg(long)]
+    pub no_lint: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -61,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(serve(settings, args.stdin));
+    let result = rt.block_on(serve(settings, args.stdin, !args.no_lint));
     // A pending blocking read of stdin cannot be interrupted; do not wait for it.
     rt.shutdown_timeout(Duration::from_secs(1));
     result.map(|()| Outcome::Success)
@@ -77,7 +80,7 @@ pub(crate) fn tls_acceptor(
     }
 }
 
-async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
+async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let known = crate::rules::Known::from_settings(&settings);
     let (rules, builtin) =
@@ -92,6 +95,9 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
             dir = %settings.rules.dir.display(),
             "no rules directory here: using the built-in example rules (CRITICAL and prod/ HIGH scans from ECR and Inspector2, Inspector2 CRITICAL and fixable HIGH findings, failed scans, CRITICAL scanner reports); create the directory or pass --rules to use your own"
         );
+    }
+    if lint {
+        crate::reload::log_lints(&rules);
     }
     let topics = Arc::new(crate::notify::compile_topics(&settings.targets)?);
     let router = Router::new(rules, topics.clone());
@@ -182,6 +188,7 @@ async fn serve(settings: Settings, stdin: bool) -> anyhow::Result<()> {
         router,
         metrics: metrics.clone(),
         topics,
+        lint,
         status: reload_status.clone(),
         clock: clock.clone(),
     };

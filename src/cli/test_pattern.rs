@@ -3,6 +3,9 @@
 //! Three ways in:
 //! - one pattern, one or more events (`--event` repeated, a directory of `*.json`, or NDJSON on stdin);
 //! - `--explain` adds the field-by-field reasons, `--json` prints one JSON object per event;
+//! - patterns AWS accepts that likely mean something else get warnings on stderr (`crate::lint`), and
+//!   with `--json` a `lints` array (`[{"pointer", "message"}]`) on each line; `--no-lint` turns them
+//!   off. Warnings never change the exit code;
 //! - `--cases FILE.jsonl` runs a conformance suite: each line has `name`, `event`, `pattern` (an object,
 //!   or a string holding raw pattern text) and gets one output line
 //!   `{"name": ..., "result": "match"|"nomatch"|"error", "message": ...}` (message on errors only).
@@ -57,6 +60,10 @@ pub struct Args {
     /// Longest pattern accepted, in characters (EventBridge: 2048 by default, up to 4096 by quota).
     #[arg(long, default_value_t = Limits::default().max_len, value_name = "CHARS")]
     pub max_pattern_length: usize,
+
+    /// Do not warn about patterns that AWS accepts but that likely mean something else.
+    #[arg(long)]
+    pub no_lint: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -88,6 +95,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     for w in pattern.warnings() {
         eprintln!("scanbridge: pattern {pattern_name}: warning: {w}");
     }
+    let lints = if args.no_lint {
+        Vec::new()
+    } else {
+        crate::lint::lint(&pattern_text)
+    };
+    for l in &lints {
+        eprintln!("scanbridge: pattern {pattern_name}: warning: {l}");
+    }
 
     if args.event.is_empty() {
         bail!(
@@ -112,11 +127,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Err(super::input::Failed { name, message: msg }) => {
                 any_invalid = true;
                 if args.json {
-                    writeln!(
-                        stdout,
-                        "{}",
-                        json!({"event": name, "result": "error", "message": msg})
-                    )?;
+                    let mut out = json!({"event": name, "result": "error", "message": msg});
+                    if !lints.is_empty() {
+                        out["lints"] = json!(lints);
+                    }
+                    writeln!(stdout, "{out}")?;
                 }
                 eprintln!("scanbridge: event {name}: {msg}");
                 continue;
@@ -129,6 +144,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 json!({"event": name, "result": if matched { "match" } else { "nomatch" }});
             if args.explain {
                 out["explain"] = pattern.explain(&event).to_json();
+            }
+            if !lints.is_empty() {
+                out["lints"] = json!(lints);
             }
             writeln!(stdout, "{out}")?;
         } else if args.explain {

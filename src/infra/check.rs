@@ -8,6 +8,10 @@
 //! invalid. Any other error is the pattern's own: the verdict is [`Verdict::Invalid`] with AWS's message
 //! and pointer. A pattern with holes and no error of its own is [`Verdict::Unchecked`], naming every
 //! hole by pointer.
+//!
+//! A valid pattern (ok, or unchecked with the rest valid) also gets its lints ([`crate::lint`]):
+//! warnings that change no verdict. With holes, the lints of the placeholder-filled pattern are kept
+//! except those at, inside or just above a hole (a placeholder's value is nobody's intent).
 
 use scanbridge_pattern::{Limits, Pattern, Warning};
 use serde_json::{Map, Value, json};
@@ -15,6 +19,7 @@ use serde_json::{Map, Value, json};
 use super::found::Body;
 use super::holes::{Holed, markers_in, replace_markers};
 use super::pointer::pointer_push;
+use crate::lint::Lint;
 
 /// The outcome for one pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,9 @@ pub struct Checked {
     pub unresolved: Vec<Unresolved>,
     /// Valid but suspicious text (a repeated key), from the pattern crate.
     pub warnings: Vec<Warning>,
+    /// Patterns AWS accepts that likely mean something else ([`crate::lint`]), pointers inside the
+    /// pattern.
+    pub lints: Vec<Lint>,
     /// The validated pattern, when there is nothing unchecked (what tests run against).
     pub pattern: Option<Pattern>,
 }
@@ -65,6 +73,7 @@ impl Checked {
             pointer: None,
             unresolved: Vec::new(),
             warnings: Vec::new(),
+            lints: Vec::new(),
             pattern: None,
         }
     }
@@ -122,6 +131,7 @@ fn check_holed(h: &Holed, limits: &Limits) -> Checked {
                 } else {
                     Vec::new()
                 },
+                lints: crate::lint::lint_pattern(&p),
                 pattern: Some(p),
                 ..Checked::new(Verdict::Ok)
             },
@@ -166,7 +176,11 @@ fn check_holed(h: &Holed, limits: &Limits) -> Checked {
         let text = serde_json::to_string(&substitute(&value, "", &uses, &choice))
             .expect("a JSON value serializes");
         match Pattern::parse_with_limits(&text, limits) {
-            Ok(_) => {
+            Ok(p) => {
+                let lints = crate::lint::lint_pattern(&p)
+                    .into_iter()
+                    .filter(|l| !uses.iter().any(|u| near(&l.pointer, &u.pointer)))
+                    .collect();
                 let list: Vec<String> = unresolved
                     .iter()
                     .map(|u| format!("{} is {}", shown_pointer(&u.pointer), u.shown))
@@ -177,6 +191,7 @@ fn check_holed(h: &Holed, limits: &Limits) -> Checked {
                         list.join(", ")
                     )),
                     unresolved,
+                    lints,
                     ..Checked::new(Verdict::Unchecked)
                 };
             }

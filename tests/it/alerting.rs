@@ -398,20 +398,24 @@ async fn a_large_digest_counts_what_it_lists_lists_each_image_once_and_stays_wit
     let long = "x".repeat(70);
     let mut batch: Vec<Value> = Vec::new();
     for i in 0..400 {
-        batch.push(scan_event(
+        let mut first = scan_event(
             &format!("big-{i}"),
             &format!("team/service-with-a-long-name-{i:03}-{long}"),
             "sha256:aa",
             json!({"HIGH": 1}),
-        ));
+        );
+        first["time"] = json!("2026-11-20T09:00:00Z");
+        batch.push(first);
         if i == 7 {
             for n in 0..3 {
-                batch.push(scan_event(
+                let mut again = scan_event(
                     &format!("again-{n}"),
                     &format!("team/service-with-a-long-name-007-{long}"),
                     "sha256:aa",
                     json!({"CRITICAL": n + 1}),
-                ));
+                );
+                again["time"] = json!(format!("2026-11-20T09:0{}:00Z", n + 1));
+                batch.push(again);
             }
         }
     }

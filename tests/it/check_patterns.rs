@@ -756,3 +756,101 @@ fn the_github_action_is_well_formed_and_its_steps_run() {
             .contains("<testsuites")
     );
 }
+
+#[test]
+fn lints_are_warnings_naming_file_resource_and_pointer_and_no_lint_turns_them_off() {
+    let file = "tests/fixtures/infra/checks/lints/template.yaml";
+    let literal = "/detail/finding-severity-counts/CRITICAL/0";
+    let wildcard = "/detail/repository-name/0";
+    let o = check(&[file]);
+    // Lints are warnings: every pattern is valid, so exit 0 and stdout keeps the contract lines.
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().next(),
+        Some(format!("{file}: OperatorAsLiteral: ok").as_str())
+    );
+    let err = stderr(&o);
+    let warned: Vec<&str> = err.lines().filter(|l| l.contains(": warning: ")).collect();
+    assert_eq!(warned.len(), 2, "{err}");
+    assert!(
+        warned[0].starts_with(&format!(
+            "{file}: OperatorAsLiteral: warning: {literal}: [\">\", 0] matches the string \">\" or the number 0"
+        )),
+        "{err}"
+    );
+    assert!(warned[0].contains("[{\"numeric\": [\">\", 0]}]"), "{err}");
+    // An unchecked pattern is linted too, but not where a placeholder stands in for a deploy-time
+    // value (/detail/image-tags/0/wildcard is ${Env}).
+    assert!(
+        warned[1].starts_with(&format!(
+            "{file}: WildcardWithoutStar: warning: {wildcard}: {{\"wildcard\": \"prod\"}} has no *"
+        )),
+        "{err}"
+    );
+
+    // --json: a lints array on every object, with the line of the node at fault.
+    let o = check(&["--json", file]);
+    assert_eq!(o.status.code(), Some(0));
+    let objs = json_lines(&o);
+    let lints: Vec<(String, Vec<(String, i64)>)> = objs
+        .iter()
+        .map(|o| {
+            let l = o["lints"].as_array().unwrap_or_else(|| panic!("{o}"));
+            (
+                o["resource"].as_str().unwrap().to_owned(),
+                l.iter()
+                    .map(|l| {
+                        assert!(!l["message"].as_str().unwrap().is_empty());
+                        (
+                            l["pointer"].as_str().unwrap().to_owned(),
+                            l["line"].as_i64().unwrap(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lints,
+        [
+            ("OperatorAsLiteral".into(), vec![(literal.into(), 18)]),
+            ("WildcardWithoutStar".into(), vec![(wildcard.into(), 26)]),
+            ("Clean".into(), vec![]),
+        ]
+    );
+    assert_eq!(objs[1]["result"], "unchecked");
+    assert!(
+        objs.iter().all(|o| o["warnings"] == serde_json::json!([])),
+        "lints are not the pattern crate's warnings"
+    );
+
+    // GitHub annotations: a ::warning on the line of the node.
+    let o = check(&["--annotations", "always", file]);
+    assert!(
+        stderr(&o).lines().any(|l| l.starts_with(&format!(
+            "::warning file={file},line=18,title=Event pattern warning%3A OperatorAsLiteral::{literal}: "
+        ))),
+        "{}",
+        stderr(&o)
+    );
+
+    // --no-lint: none of it, same verdicts and exit code.
+    let o = check(&["--no-lint", "--annotations", "always", file]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(
+        !err.contains(": warning: ") && !err.contains("Event pattern warning"),
+        "{err}"
+    );
+    // (the unchecked pattern's own ::warning annotation stays)
+    assert!(
+        err.contains("partly unchecked%3A WildcardWithoutStar"),
+        "{err}"
+    );
+    let o = check(&["--no-lint", "--json", file]);
+    assert!(
+        json_lines(&o)
+            .iter()
+            .all(|o| o["lints"] == serde_json::json!([]))
+    );
+}

@@ -16,6 +16,7 @@ mod hostile;
 mod ingest;
 mod inspector;
 mod layout;
+mod lint;
 mod pagers;
 mod parse_once;
 mod readme;

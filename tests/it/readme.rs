@@ -1,7 +1,7 @@
 //! README.md's examples, run as written, so that the README cannot drift from the program.
 //!
 //! Every shell block (```sh / ```console) of README.md is found and looked up in [`EXAMPLES`] by its
-//! first command; a block that is not listed fails the test, so a new example must say how it runs.
+//! first command (and first output line, for blocks that start alike); a block that is not listed fails the test, so a new example must say how it runs.
 //! A block runs with `scanbridge` on PATH (the binary under test, as after `cargo install`), in the
 //! listed directory, under `sh`: its commands exactly as printed, one script (so `echo $?`
 //! sees the command before it). Blocks with a `$ ` prompt show their output: every line shown must come
@@ -50,8 +50,12 @@ const EXAMPLES: &[(&str, How)] = &[
         How::In("."),
     ),
     (
-        "scanbridge check-patterns template.yaml",
+        "scanbridge check-patterns template.yaml\ntemplate.yaml: CriticalScans: ok",
         How::In("tests/fixtures/infra/checks/contract"),
+    ),
+    (
+        "scanbridge check-patterns template.yaml\ntemplate.yaml: OperatorAsLiteral: ok",
+        How::In("tests/fixtures/infra/checks/lints"),
     ),
     (
         "scanbridge check-patterns log-setup-management.yaml log-setup-target-accounts.json",
@@ -172,6 +176,19 @@ struct Block {
     shown: Vec<String>,
 }
 
+impl Block {
+    /// Whether `key` names this block: its first command, or (for two blocks that start alike) its
+    /// first command, a line feed and the first line of output it shows.
+    fn is(&self, key: &str) -> bool {
+        match key.split_once('\n') {
+            Some((first, shown)) => {
+                first == self.first && self.shown.first().is_some_and(|s| s == shown)
+            }
+            None => key == self.first,
+        }
+    }
+}
+
 fn blocks(readme: &str) -> Vec<Block> {
     let mut out = Vec::new();
     let lines: Vec<&str> = readme.lines().collect();
@@ -184,10 +201,17 @@ fn blocks(readme: &str) -> Vec<Block> {
             continue;
         }
         let start = i + 1;
+        // A block inside a list item is indented like its fence.
+        let indent = lines[i].len() - fence.len();
         let mut body = Vec::new();
         i += 1;
         while i < lines.len() && !lines[i].trim_start().starts_with("```") {
-            body.push(lines[i]);
+            let l = lines[i];
+            body.push(if l.len() >= indent && l[..indent].trim().is_empty() {
+                &l[indent..]
+            } else {
+                l
+            });
             i += 1;
         }
         i += 1;
@@ -397,7 +421,7 @@ fn every_readme_example_runs_as_written() {
     assert!(found.len() >= 20, "{} blocks", found.len());
     let mut failures = Vec::new();
     for b in &found {
-        let Some((_, how)) = EXAMPLES.iter().find(|(first, _)| *first == b.first) else {
+        let Some((_, how)) = EXAMPLES.iter().find(|(key, _)| b.is(key)) else {
             failures.push(format!(
                 "README.md line {}: a new example, not in tests/it/readme.rs EXAMPLES: {:?}",
                 b.line, b.first
@@ -495,7 +519,7 @@ fn every_readme_example_runs_as_written() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     for (first, _) in EXAMPLES {
         assert!(
-            found.iter().any(|b| b.first == *first),
+            found.iter().any(|b| b.is(first)),
             "EXAMPLES lists {first:?}, which README.md no longer has"
         );
     }

@@ -10,11 +10,18 @@
 //! checked: against expected-matches.tsv (event-ruler's answers) when all 213,068 events run, otherwise
 //! event by event against the reference interpreter. Exits 1 on any wrong count.
 //!
+//! `--reference-totals CACHE` checks each set's total against the reference interpreter run over every
+//! event (two threads; the totals are cached in CACHE, keyed by the rules' and events' bytes): the
+//! daemon's own sets (ECR and Inspector2 events, `scan_100`, `scan_10k`) have no event-ruler counts.
+//! On those sets quamina runs the rules it accepts, and its count is checked against scanbridge's on
+//! the same rules.
+//!
 //! `--compile-only SET` compiles one set and reports compile time, peak heap (a counting allocator)
 //! and the process's peak resident memory (VmHWM), for the 10k/100k-rule figures.
 //!
 //! For profiling only: `BENCH_NO_QUAMINA=1` skips quamina, `BENCH_ONLY_PREVALIDATED=1` times only the
-//! prevalidated door (counts are still checked).
+//! prevalidated door (counts are still checked), and `--profile prevalidated|validating|quamina` runs
+//! one untimed pass of that door per set and nothing else (for callgrind; see BENCHMARKS.md).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -70,6 +77,9 @@ struct Args {
     sets: Option<Vec<String>>,
     passes: usize,
     compile_only: Option<String>,
+    profile: Option<String>,
+    cpu_clock: bool,
+    reference_totals: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -81,6 +91,9 @@ fn args() -> Args {
         sets: None,
         passes: 3,
         compile_only: None,
+        profile: None,
+        cpu_clock: false,
+        reference_totals: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -96,6 +109,15 @@ fn args() -> Args {
             "--sets" => a.sets = Some(v().split(',').map(str::to_string).collect()),
             "--passes" => a.passes = v().parse().unwrap_or_else(|_| die("--passes N")),
             "--compile-only" => a.compile_only = Some(v()),
+            "--profile" => a.profile = Some(v()),
+            "--reference-totals" => a.reference_totals = Some(v().into()),
+            "--clock" => {
+                a.cpu_clock = match v().as_str() {
+                    "cpu" => true,
+                    "wall" => false,
+                    _ => die("--clock cpu|wall"),
+                }
+            }
             "--bench" => {} // cargo bench passes this
             other => die(&format!("unknown argument {other}")),
         }
@@ -130,6 +152,44 @@ fn load_rules(path: &Path) -> Vec<(String, String)> {
             (n.to_string(), p.to_string())
         })
         .collect()
+}
+
+/// Times a pass: wall time, or with `--clock cpu` the benchmark thread's time on a CPU
+/// (`CLOCK_THREAD_CPUTIME_ID`), which time slices given to other processes do not count in.
+struct Clock {
+    cpu: bool,
+    wall: Instant,
+    on_cpu_ns: u64,
+}
+
+fn on_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        die("--clock cpu: clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Clock {
+    fn start(cpu: bool) -> Clock {
+        Clock {
+            cpu,
+            wall: Instant::now(),
+            on_cpu_ns: if cpu { on_cpu_ns() } else { 0 },
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        if self.cpu {
+            (on_cpu_ns() - self.on_cpu_ns) as f64 / 1e9
+        } else {
+            self.wall.elapsed().as_secs_f64()
+        }
+    }
 }
 
 fn vm_hwm_mb() -> f64 {
@@ -170,11 +230,14 @@ fn panic_text() -> String {
 struct Quamina {
     q: quamina::Quamina<u32>,
     note: String,
+    /// The rules it runs (all, unless it rejected some of a set where that is allowed).
+    accepted: Vec<u32>,
 }
 
-/// Builds quamina for the set, or says why it cannot run it.
-fn quamina_for(rules: &[(String, String)]) -> Result<(Quamina, f64), String> {
-    let build = |budget: Option<usize>| -> Result<(quamina::Quamina<u32>, f64), String> {
+/// Builds quamina for the set, or says why it cannot run it. With `partial`, a set some of whose
+/// rules quamina rejects runs with the rules it accepts (their numbers are in `accepted`).
+fn quamina_for(rules: &[(String, String)], partial: bool) -> Result<(Quamina, f64), String> {
+    let build = |budget: Option<usize>| -> Result<(quamina::Quamina<u32>, f64, Vec<u32>), String> {
         let t = Instant::now();
         let mut q = match budget {
             None => quamina::Quamina::new(),
@@ -185,9 +248,10 @@ fn quamina_for(rules: &[(String, String)]) -> Result<(Quamina, f64), String> {
         };
         let mut rejected = 0;
         let mut first = String::new();
+        let mut accepted = Vec::new();
         for (i, (_, text)) in rules.iter().enumerate() {
             match catch_unwind(AssertUnwindSafe(|| q.add_pattern(i as u32, text))) {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => accepted.push(i as u32),
                 Ok(Err(e)) => {
                     rejected += 1;
                     if first.is_empty() {
@@ -197,31 +261,40 @@ fn quamina_for(rules: &[(String, String)]) -> Result<(Quamina, f64), String> {
                 Err(_) => return Err(format!("quamina panics adding rule {i}: {}", panic_text())),
             }
         }
-        if rejected > 0 {
-            return Err(format!(
-                "quamina rejects {rejected} of {} rules ({first})",
-                rules.len()
-            ));
+        let why = format!(
+            "quamina rejects {rejected} of {} rules ({first})",
+            rules.len()
+        );
+        if rejected > 0 && (!partial || accepted.is_empty()) {
+            return Err(why);
         }
-        Ok((q, t.elapsed().as_secs_f64()))
+        Ok((q, t.elapsed().as_secs_f64(), accepted))
+    };
+    let wrap = |(q, s, accepted): (quamina::Quamina<u32>, f64, Vec<u32>), note: String| {
+        let mut note = note;
+        if accepted.len() < rules.len() {
+            let n = rules.len() - accepted.len();
+            let part = format!(
+                "quamina runs the {} of {} rules it accepts (rejects {n})",
+                accepted.len(),
+                rules.len()
+            );
+            note = if note.is_empty() {
+                part
+            } else {
+                format!("{part}; {note}")
+            };
+        }
+        (Quamina { q, note, accepted }, s)
     };
     match build(None) {
-        Ok((q, s)) => Ok((
-            Quamina {
-                q,
-                note: String::new(),
-            },
-            s,
-        )),
+        Ok(b) => Ok(wrap(b, String::new())),
         Err(e) if e.contains("budget") || e.contains("arena") => {
-            let (q, s) =
+            let b =
                 build(Some(1 << 36)).map_err(|e2| format!("{e}; with a raised budget: {e2}"))?;
-            Ok((
-                Quamina {
-                    q,
-                    note: format!("quamina needed a raised arena budget (by default: {e})"),
-                },
-                s,
+            Ok(wrap(
+                b,
+                format!("quamina needed a raised arena budget (by default: {e})"),
             ))
         }
         Err(e) => Err(e),
@@ -289,6 +362,85 @@ fn reference_check(
     Ok((events.len(), total))
 }
 
+/// FNV-1a of some byte strings, to key cached reference totals by exactly what they were computed on.
+fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The reference interpreter's total number of (event, rule) matches over every event, on two
+/// threads, cached in `cache` (`SET<TAB>FINGERPRINT<TAB>TOTAL` lines) because it costs rules × events.
+fn reference_total(
+    cache: &Path,
+    set: &str,
+    rules_text: &str,
+    rules: &[(String, String)],
+    events: &[&[u8]],
+) -> usize {
+    let mut parts: Vec<&[u8]> = vec![rules_text.as_bytes()];
+    parts.extend(events.iter().copied());
+    let key = fingerprint(&parts);
+    let text = std::fs::read_to_string(cache).unwrap_or_default();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() == 3
+            && f[0] == set
+            && f[1] == key
+            && let Ok(n) = f[2].parse()
+        {
+            eprintln!(
+                "  {set}: reference total {n} (cached in {})",
+                cache.display()
+            );
+            return n;
+        }
+    }
+    let t = Instant::now();
+    let patterns: Vec<Pattern> = rules
+        .iter()
+        .map(|(_, t)| Pattern::parse(t).unwrap())
+        .collect();
+    let half = events.len() / 2;
+    let count = |evs: &[&[u8]]| -> usize {
+        evs.iter()
+            .map(|e| {
+                let ev = Event::from_bytes(e).unwrap_or_else(|x| die(&format!("reference: {x}")));
+                patterns.iter().filter(|p| p.matches_event(&ev)).count()
+            })
+            .sum()
+    };
+    let total = std::thread::scope(|sc| {
+        let a = sc.spawn(|| count(&events[..half]));
+        let b = count(&events[half..]);
+        a.join()
+            .unwrap_or_else(|_| die("reference thread panicked"))
+            + b
+    });
+    eprintln!(
+        "  {set}: reference total {total} over {} events ({:.0} s), cached in {}",
+        events.len(),
+        t.elapsed().as_secs_f64(),
+        cache.display()
+    );
+    let mut kept: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split('\t').next() != Some(set))
+        .collect();
+    let line = format!("{set}\t{key}\t{total}");
+    kept.push(&line);
+    std::fs::write(cache, kept.join("\n") + "\n")
+        .unwrap_or_else(|e| die(&format!("{}: {e}", cache.display())));
+    total
+}
+
 fn expected(kit: &Path) -> HashMap<String, (usize, usize)> {
     let text = std::fs::read_to_string(kit.join("expected-matches.tsv"))
         .unwrap_or_else(|e| die(&format!("expected-matches.tsv: {e}")));
@@ -310,6 +462,41 @@ fn set_names(kit: &Path) -> Vec<String> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| l.split('\t').next().unwrap_or_default().to_string())
         .collect()
+}
+
+/// `--profile DOOR`: `--passes` untimed passes (default 3) of one door over the events for each set,
+/// nothing else, for `valgrind --tool=callgrind --toggle-collect=match::profiled_pass` (with
+/// `--passes 1`) or `perf record -e cpu-clock`.
+fn profile(a: &Args, door: &str, events: &[&[u8]]) {
+    let sets = a.sets.clone().unwrap_or_else(|| set_names(&a.kit));
+    for set in &sets {
+        let rules = load_rules(&rules_file(a, set));
+        let (rs, _, _) = compile(&rules);
+        let q =
+            (door == "quamina").then(|| quamina_for(&rules, true).unwrap_or_else(|e| die(&e)).0);
+        let mut n = 0;
+        for _ in 0..a.passes {
+            n = profiled_pass(&rs, q.as_ref().map(|q| &q.q), door, events);
+        }
+        println!("{set} {door} {n} matches over {} events", events.len());
+    }
+}
+
+#[inline(never)]
+fn profiled_pass(
+    rs: &RuleSet<u32>,
+    q: Option<&quamina::Quamina<u32>>,
+    door: &str,
+    events: &[&[u8]],
+) -> usize {
+    let mut s = Scratch::new();
+    let mut out = Vec::new();
+    match (door, q) {
+        ("prevalidated", _) => scanbridge_pass(rs, events, true, &mut s, &mut out),
+        ("validating", _) => scanbridge_pass(rs, events, false, &mut s, &mut out),
+        (_, Some(q)) => quamina_pass(q, events).unwrap_or_else(|e| die(&e)),
+        _ => die("--profile prevalidated|validating|quamina"),
+    }
 }
 
 fn main() {
@@ -349,6 +536,10 @@ fn main() {
     if events.len() < a.count {
         die(&format!("only {} events in the file", events.len()));
     }
+    if let Some(door) = &a.profile {
+        profile(&a, door, &events);
+        return;
+    }
     let full = events.len() == FULL;
     let want = expected(&a.kit);
     let sets = a.sets.clone().unwrap_or_else(|| set_names(&a.kit));
@@ -356,7 +547,9 @@ fn main() {
         "bench-match: {} events, {} passes, counts checked against {}",
         events.len(),
         a.passes,
-        if full {
+        if a.reference_totals.is_some() {
+            "the reference interpreter's totals over every event"
+        } else if full {
             "expected-matches.tsv (event-ruler)"
         } else {
             "the reference interpreter"
@@ -366,7 +559,8 @@ fn main() {
     let mut scratch = Scratch::new();
     let mut out = Vec::new();
     for set in &sets {
-        let rules = load_rules(&rules_file(&a, set));
+        let rules_path = rules_file(&a, set);
+        let rules = load_rules(&rules_path);
         let (rs, secs, heap) = compile(&rules);
         let count = scanbridge_pass(&rs, &events, false, &mut scratch, &mut out);
         let fast_count = scanbridge_pass(&rs, &events, true, &mut scratch, &mut out);
@@ -375,7 +569,14 @@ fn main() {
             wrong += 1;
             note.push(format!("WRONG: the prevalidated door counts {fast_count}"));
         }
-        if full {
+        if let Some(cache) = &a.reference_totals {
+            let text = std::fs::read_to_string(&rules_path).unwrap_or_default();
+            let w = reference_total(cache, set, &text, &rules, &events);
+            if w != count {
+                wrong += 1;
+                note.push(format!("WRONG COUNT: the reference interpreter counts {w}"));
+            }
+        } else if full {
             match want.get(set) {
                 Some(&(_, w)) if w == count => {}
                 Some(&(_, w)) => {
@@ -400,7 +601,9 @@ fn main() {
         let q = if std::env::var_os("BENCH_NO_QUAMINA").is_some() {
             Err("skipped (BENCH_NO_QUAMINA)".to_string())
         } else {
-            quamina_for(&rules)
+            // Quamina runs the rules it accepts of the daemon's own sets (not of the kit's, where a
+            // rejected rule means quamina cannot run the set).
+            quamina_for(&rules, !want.contains_key(set))
         };
         let mut q_secs = 0.0;
         let mut q_ok = match q {
@@ -409,10 +612,23 @@ fn main() {
                 if !q.note.is_empty() {
                     note.push(q.note.clone());
                 }
+                // Quamina's count is checked against ours on the same rules.
+                let same = if q.accepted.len() == rules.len() {
+                    count
+                } else {
+                    let subset: Vec<(String, String)> = q
+                        .accepted
+                        .iter()
+                        .map(|&i| rules[i as usize].clone())
+                        .collect();
+                    scanbridge_pass(&compile(&subset).0, &events, false, &mut scratch, &mut out)
+                };
                 match quamina_pass(&q.q, &events) {
-                    Ok(n) if n == count => Ok(q),
+                    Ok(n) if n == same => Ok(q),
                     Ok(n) => {
-                        note.push(format!("quamina counts {n} matches"));
+                        note.push(format!(
+                            "quamina counts {n} matches where scanbridge counts {same}"
+                        ));
                         Ok(q)
                     }
                     Err(e) => Err(e),
@@ -423,19 +639,19 @@ fn main() {
         let (mut sb_eps, mut fast_eps, mut q_eps) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..a.passes {
             if std::env::var_os("BENCH_ONLY_PREVALIDATED").is_none() {
-                let t = Instant::now();
+                let t = Clock::start(a.cpu_clock);
                 std::hint::black_box(scanbridge_pass(&rs, &events, false, &mut scratch, &mut out));
-                sb_eps.push(events.len() as f64 / t.elapsed().as_secs_f64());
+                sb_eps.push(events.len() as f64 / t.seconds());
             }
-            let t = Instant::now();
+            let t = Clock::start(a.cpu_clock);
             std::hint::black_box(scanbridge_pass(&rs, &events, true, &mut scratch, &mut out));
-            fast_eps.push(events.len() as f64 / t.elapsed().as_secs_f64());
+            fast_eps.push(events.len() as f64 / t.seconds());
             if let Ok(q) = &q_ok {
-                let t = Instant::now();
+                let t = Clock::start(a.cpu_clock);
                 match quamina_pass(&q.q, &events) {
                     Ok(n) => {
                         std::hint::black_box(n);
-                        q_eps.push(events.len() as f64 / t.elapsed().as_secs_f64());
+                        q_eps.push(events.len() as f64 / t.seconds());
                     }
                     Err(e) => q_ok = Err(e),
                 }

@@ -31,6 +31,12 @@ pub struct Condition {
 }
 
 impl Condition {
+    /// The JSON pointer of matcher `i` in the pattern text (the matchers are the value list's
+    /// elements, in order).
+    pub fn matcher_pointer(&self, i: usize) -> String {
+        format!("{}/{i}", self.pointer)
+    }
+
     /// Whether `exists: false` is among the matchers: the condition also holds when the path is absent.
     pub fn allows_absence(&self) -> bool {
         self.matchers

@@ -317,6 +317,16 @@ impl Reader<'_> {
             b"true" => Json::Bool(true),
             b"false" => Json::Bool(false),
             b"null" => Json::Null,
+            // Jackson knows these, and says how to allow them (AWS does not).
+            b"NaN" | b"Infinity" => {
+                return Err(self.err_at(
+                    start,
+                    format!(
+                        "Non-standard token '{}': enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow",
+                        String::from_utf8_lossy(word)
+                    ),
+                ));
+            }
             _ if word.is_empty() => {
                 return Err(self.err_at(
                     start,
@@ -354,6 +364,12 @@ impl Reader<'_> {
         }
         let int_start = i;
         let n = digits(&mut i);
+        if n == 0 && b[start] == b'-' && b[int_start..].starts_with(b"Infinity") {
+            return Err(self.err_at(
+                start,
+                "Non-standard token '-Infinity': enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow".into(),
+            ));
+        }
         if n == 0 {
             return Err(self.err_at(
                 i,

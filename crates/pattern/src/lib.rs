@@ -63,6 +63,7 @@ mod ruleset;
 pub mod wildcard;
 
 pub use ast::{AnythingBut, Branch, Condition, Literal, Matcher, Range};
+pub use automaton::simd::Simd;
 pub use error::{EventError, PatternError};
 pub use eval::Explanation;
 pub use flatten::{Field, Leaf};
@@ -100,6 +101,22 @@ impl Pattern {
     /// The alternatives of the pattern (one per `$or` combination).
     pub fn branches(&self) -> &[Branch] {
         &self.branches
+    }
+
+    /// Every condition of the pattern once (a condition outside `$or` is in every branch; a key that
+    /// a later duplicate replaces, as AWS lets it, is not there), with the branches it is in (indexes
+    /// into [`Pattern::branches`]), in the order the branches first name them.
+    pub fn conditions(&self) -> Vec<(&Condition, Vec<usize>)> {
+        let mut out: Vec<(&Condition, Vec<usize>)> = Vec::new();
+        for (i, b) in self.branches.iter().enumerate() {
+            for c in &b.conditions {
+                match out.iter_mut().find(|(d, _)| d.pointer == c.pointer) {
+                    Some((_, branches)) => branches.push(i),
+                    None => out.push((c, vec![i])),
+                }
+            }
+        }
+        out
     }
 
     /// Whether the pattern matches the event. A non-object is never matched.

@@ -479,7 +479,11 @@ fn number_range_reason() -> String {
     .replace("5000000000.0", "5.0E9")
 }
 
-/// `["op", n]` or `[">"|">=", n, "<"|"<=", m]`, with AWS's reason for each malformed shape.
+/// `["op", n]` or `[">"|">=", n, "<"|"<=", m]`, with AWS's reason for each malformed shape, checked in
+/// event-ruler's order (`JsonRuleCompiler.processNumericMatchExpression`): the shape of the array
+/// first, then each bound against the ±5e9 limit (bottom first), then that the bottom of a
+/// two-sided range is below its top (`Range.between`: "Bottom must be less than top", also when
+/// they are equal, whatever the operators).
 fn numeric(terms: &[Json], ptr: &str) -> Result<Range> {
     let at = |i: usize| pointer_push(ptr, &i.to_string());
     let text_of = |i: usize| terms.get(i).map_or("]".to_string(), Json::token_text);
@@ -489,13 +493,15 @@ fn numeric(terms: &[Json], ptr: &str) -> Result<Range> {
             &at(0),
         );
     };
-    let value = |i: usize, name: &str| -> Result<i64> {
+    // The number text at `i`, or AWS's reason why there is none.
+    let number = |i: usize, name: &str| -> Result<&str> {
         match terms.get(i) {
-            Some(Json::Number(t)) => {
-                number::comparable(t).ok_or_else(|| PatternError::new(number_range_reason(), at(i)))
-            }
+            Some(Json::Number(t)) => Ok(t.as_str()),
             _ => fail(format!("Value of {name} must be numeric"), &at(i)),
         }
+    };
+    let comparable = |i: usize, t: &str| -> Result<i64> {
+        number::comparable(t).ok_or_else(|| PatternError::new(number_range_reason(), at(i)))
     };
     let mut r = Range {
         low: None,
@@ -503,25 +509,26 @@ fn numeric(terms: &[Json], ptr: &str) -> Result<Range> {
         text: String::new(),
     };
     match op.as_str() {
-        "=" => {
-            let v = value(1, "equals")?;
-            r.low = Some((v, true));
-            r.high = Some((v, true));
+        "=" | "<" | "<=" => {
+            let name = if op == "=" { "equals" } else { op.as_str() };
+            let t = number(1, name)?;
             if terms.len() > 2 {
                 return fail(TOO_MANY_NUMERIC, &at(2));
             }
-        }
-        "<" | "<=" => {
-            let v = value(1, op)?;
-            r.high = Some((v, op == "<="));
-            if terms.len() > 2 {
-                return fail(TOO_MANY_NUMERIC, &at(2));
+            let v = comparable(1, t)?;
+            match op.as_str() {
+                "=" => {
+                    r.low = Some((v, true));
+                    r.high = Some((v, true));
+                }
+                _ => r.high = Some((v, op == "<=")),
             }
         }
         ">" | ">=" => {
-            let v = value(1, op)?;
-            r.low = Some((v, op == ">="));
-            if terms.len() > 2 {
+            let bottom = number(1, op)?;
+            if terms.len() == 2 {
+                r.low = Some((comparable(1, bottom)?, op == ">="));
+            } else {
                 let Json::String(op2) = &terms[2] else {
                     return fail(
                         format!("Bad value in numeric range: {}", text_of(2)),
@@ -531,11 +538,16 @@ fn numeric(terms: &[Json], ptr: &str) -> Result<Range> {
                 if op2 != "<" && op2 != "<=" {
                     return fail(format!("Bad numeric range operator: {op2}"), &at(2));
                 }
-                let top = value(3, op2)?;
-                r.high = Some((top, op2 == "<="));
+                let top = number(3, op2)?;
                 if terms.len() > 4 {
                     return fail("Too many terms in numeric range expression", &at(4));
                 }
+                let (low, high) = (comparable(1, bottom)?, comparable(3, top)?);
+                if low >= high {
+                    return fail("Bottom must be less than top", &at(3));
+                }
+                r.low = Some((low, op == ">="));
+                r.high = Some((high, op2 == "<="));
             }
         }
         other => {

@@ -69,6 +69,11 @@ impl Wildcard {
         })
     }
 
+    /// Whether the operand has a star (an escaped `\*` is a literal star, not a wildcard).
+    pub fn has_star(&self) -> bool {
+        self.tokens.contains(&Token::Star)
+    }
+
     /// Whether `s` matches the whole pattern.
     pub fn matches(&self, s: &str) -> bool {
         let (t, s) = (&self.tokens, s.as_bytes());

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use scanbridge_pattern::{Pattern, RuleSet};
+use scanbridge_pattern::{Pattern, RuleSet, Scratch, Simd};
 use serde_json::Value;
 
 fn shared() -> PathBuf {
@@ -44,39 +44,57 @@ fn corpus() -> Vec<(String, String, String)> {
     out
 }
 
-/// Compares the doors for rules (index = id) on one event; returns a description of a disagreement.
+/// Compares the doors for rules (index = id) on one event, under every byte classifier this CPU has,
+/// and with the event shifted by leading whitespace (so that its bytes fall differently into the
+/// scanner's 64-byte blocks); returns a description of a disagreement.
 fn disagreement(rules: &[Pattern], event: &[u8]) -> Option<String> {
     let mut set = RuleSet::new();
     for (i, p) in rules.iter().enumerate() {
         set.add(i, p);
     }
-    let compiled = set.matches(event);
-    let reference: Result<Vec<usize>, _> = rules
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p.matches_bytes(event).map(|m| m.then_some(i)))
-        .collect::<Result<Vec<_>, _>>()
-        .map(|v| v.into_iter().flatten().collect());
-    if let Ok(want) = &reference {
-        // On valid JSON the prevalidated door must agree too (it skips unnamed values unvalidated).
-        let fast = set.matches_prevalidated(event);
-        if fast.as_ref() != Ok(want) {
-            return Some(format!(
-                "prevalidated {fast:?} != reference {want:?}\n  event {}",
-                String::from_utf8_lossy(event)
-            ));
+    let shifted = [b"   ".repeat(7), event.to_vec()].concat();
+    for event in [event, &shifted[..]] {
+        let reference: Result<Vec<usize>, _> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.matches_bytes(event).map(|m| m.then_some(i)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.into_iter().flatten().collect());
+        let shown = || String::from_utf8_lossy(event).into_owned();
+        for simd in Simd::available() {
+            let mut scratch = Scratch::with_simd(simd).unwrap();
+            let mut got = Vec::new();
+            let compiled = set
+                .matches_with(event, &mut scratch, &mut got)
+                .map(|()| got);
+            match (&compiled, &reference) {
+                (Ok(a), Ok(b)) if a == b => {}
+                (Err(a), Err(b)) if a == b => {}
+                _ => {
+                    return Some(format!(
+                        "{simd:?}: compiled {compiled:?} != reference {reference:?}\n  event {}",
+                        shown()
+                    ));
+                }
+            }
+            // On valid JSON the prevalidated door must agree too (it skips unnamed values
+            // unvalidated); on anything else it must not panic.
+            let mut fast = Vec::new();
+            let r = set.matches_prevalidated_with(event, &mut scratch, &mut fast);
+            if let Ok(want) = &reference
+                && (r.is_err() || &fast != want)
+            {
+                return Some(format!(
+                    "{simd:?}: prevalidated {r:?} {fast:?} != reference {want:?}\n  event {}",
+                    shown()
+                ));
+            }
         }
-    } else {
-        let _ = set.matches_prevalidated(event); // must not panic
+        if set.matches(event) != reference {
+            return Some(format!("RuleSet::matches disagrees on {}", shown()));
+        }
     }
-    match (&compiled, &reference) {
-        (Ok(a), Ok(b)) if a == b => None,
-        (Err(a), Err(b)) if a == b => None,
-        _ => Some(format!(
-            "compiled {compiled:?} != reference {reference:?}\n  event {}",
-            String::from_utf8_lossy(event)
-        )),
-    }
+    None
 }
 
 #[test]
@@ -171,6 +189,16 @@ fn malformed_and_non_object_events_are_errors_in_both_doors() {
     assert!(disagreement(std::slice::from_ref(&p), deep.as_bytes()).is_none());
 }
 
+/// Found by the fuzz target: on bytes that are not JSON, a bracket inside the mangled text seemed to
+/// close the object before the scanner's position, and the long-object search subtracted the two.
+#[test]
+fn prevalidated_door_survives_brackets_that_seem_to_close_behind_it() {
+    let p = Pattern::parse(r#"{"a": [{"suffix": {"equals-ignore-case": "Y"}}]}"#).unwrap();
+    let event: &[u8] = b"{\\b\xe3,\x00a,\x10\xc6\xc6\xc6\xc6}\xc6\xc6\xc6\xc6\xc6\xc6\xc6tIat\xe3,\x00a,\
+        \x10\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6\xc6,\x10\xc6\xe3,\x00a,\x10\xc6\xc6\xc6]]\xc6\x00.\"~";
+    assert_eq!(disagreement(&[p.clone(), p], event), None);
+}
+
 // ---- generated cases ----
 
 /// A JSON tree that can hold duplicate keys and spells strings as raw JSON text (escapes included).
@@ -212,6 +240,9 @@ impl J {
 }
 
 const KEYS: &[&str] = &[
+    // Keys no generated pattern names: after a few of them, a long object is searched.
+    r#""u""#,
+    r#""v""#,
     r#""a""#,
     r#""b""#,
     r#""c""#,
@@ -239,6 +270,15 @@ const SCALARS: &[&str] = &[
     "100",
     "123456789012",
     "0.0000001",
+    "-122.42925025966552",
+    // Long values, so that escapes, quotes and brackets fall on the 64-byte block boundaries.
+    r#""xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"x\\""#,
+    r#""{[\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\]}""#,
+    r#""x\u00e9xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx""#,
+    "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+    // Long enough that objects holding it are searched for their keys rather than read member by
+    // member (see `Scanner::search_rest`).
+    r#""a b c a.b \"a\" {\"a\": 1} ....................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................""#,
     "true",
     "false",
     "null",
@@ -369,6 +409,67 @@ proptest! {
             prop_assert!(d.is_none(), "{}", d.unwrap_or_default());
         }
     }
+}
+
+/// The rest of a long object with few relevant keys is searched for them after a few unnamed
+/// members: keys written as values, in nested objects, repeated, escaped, or dotted must still count
+/// exactly as the reference counts them.
+#[test]
+fn long_objects_searched_for_their_keys_agree_with_the_reference() {
+    let filler = format!("\"{}\"", "f".repeat(400));
+    let patterns: Vec<Pattern> = [
+        r#"{"a": ["x"]}"#,
+        r#"{"a": [{"exists": true}], "b": [{"prefix": "y"}]}"#,
+        r#"{"k": {"a": ["x"], "b": [1]}}"#,
+        r#"{"a.b": ["x"]}"#,
+        r#"{"a": [{"exists": false}]}"#,
+        r#"{"": ["x"]}"#,
+    ]
+    .iter()
+    .map(|p| Pattern::parse(p).unwrap())
+    .collect();
+    let events = [
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x"}}"#),
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"q":"a","a":"y","a":"x"}}"#),
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x","a":"y"}}"#),
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"n":{{"a":"x"}},"m":["a","b"]}}"#),
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"\u0061":"x"}}"#),
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a.b":"x","b":"yes"}}"#),
+        format!(
+            r#"{{"k":{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x","b":1,"b":2}},"a":["q","x"]}}"#
+        ),
+        format!(
+            r#"{{"k":{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"c":{{"a":"x"}},"a":"a","b":[1]}}}}"#
+        ),
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"":"x","a":{{"b":"x"}}}}"#),
+        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler}, "a" : "x" , "b" :"y1"}}"#),
+        format!(r#"{{"s":"\"a\":\"x\"","z":{filler}}}"#),
+        // Long containers no rule reads, skipped past the indexed blocks.
+        format!(
+            r#"{{"big":[{filler},{{"a":"y"}},[{filler},"\"]"]],"a":"x","deep":{{"k":[{filler}]}}}}"#
+        ),
+        format!(r#"{{"k":{{"big":{{"z":[{filler},{filler}]}},"a":"x","b":1}},"a":["x"]}}"#),
+    ];
+    for e in &events {
+        assert_eq!(disagreement(&patterns, e.as_bytes()), None, "{e}");
+        for p in &patterns {
+            assert_eq!(
+                disagreement(std::slice::from_ref(p), e.as_bytes()),
+                None,
+                "{e}"
+            );
+        }
+    }
+    // Some of these must match, or agreement would be cheap.
+    let matched = events
+        .iter()
+        .filter(|e| {
+            patterns
+                .iter()
+                .any(|p| p.matches_bytes(e.as_bytes()).unwrap())
+        })
+        .count();
+    assert!(matched >= 8, "{matched}");
 }
 
 /// Guards the generators: a good share of generated pairs must match, or agreement would be cheap.

@@ -1,6 +1,7 @@
 //! Operator families, one data-driven case file: the awkward cases (null vs missing, empty arrays,
 //! exists on objects, escapes, IPv6, numbers at extremes, array consistency). Each case is checked
-//! through both `Pattern::matches` (serde_json value) and `Pattern::matches_bytes` (raw text); an
+//! through both `Pattern::matches` (serde_json value) and `Pattern::matches_bytes` (raw text); an error
+//! case checks AWS's reason and, where given, the JSON pointer of the node at fault; an
 //! event written as a JSON string is raw text, for numbers serde_json cannot hold (`1e400`).
 
 use scanbridge_pattern::Pattern;
@@ -26,6 +27,14 @@ fn operator_cases() {
                         "{name}: reason {:?}, expected {:?}",
                         e.reason(),
                         c["reason"]
+                    ));
+                }
+                if let Some(want) = c["pointer"].as_str()
+                    && e.pointer() != want
+                {
+                    failures.push(format!(
+                        "{name}: pointer {:?}, expected {want:?}",
+                        e.pointer()
                     ));
                 }
             }

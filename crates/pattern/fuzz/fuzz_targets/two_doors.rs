@@ -1,13 +1,14 @@
 //! The two doors must agree on any input: `RuleSet::matches` (compiled, on raw bytes) against
 //! `Pattern::matches_bytes` (the reference interpreter), for the same verdict or the same error; and
-//! `RuleSet::matches_prevalidated` must agree on valid JSON and never panic on anything.
+//! `RuleSet::matches_prevalidated` must agree on valid JSON and never panic on anything; and both must
+//! give the same answers under every byte classifier (`Simd`) the CPU has.
 //!
 //! Input: an optional first line of pattern text (used when it is a valid pattern), whose first bytes
 //! also pick patterns from a fixed list that covers every operator; the rest is the event.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scanbridge_pattern::{Pattern, RuleSet};
+use scanbridge_pattern::{Pattern, RuleSet, Scratch, Simd};
 
 const TEMPLATES: &[&str] = &[
     r#"{"a": ["x"]}"#,
@@ -69,5 +70,16 @@ fuzz_target!(|data: &[u8]| {
     let fast = set.matches_prevalidated(event);
     if let Ok(want) = &reference {
         assert_eq!(fast.as_ref(), Ok(want));
+    }
+    // Every byte classifier this CPU has gives the same answers (both doors).
+    for simd in Simd::available() {
+        let mut scratch = Scratch::with_simd(simd).expect("available");
+        let mut out = Vec::new();
+        let got = set.matches_with(event, &mut scratch, &mut out).map(|()| out.clone());
+        assert_eq!(got, reference, "{simd:?} on {:?}", String::from_utf8_lossy(event));
+        let fast = set.matches_prevalidated_with(event, &mut scratch, &mut out);
+        if let Ok(want) = &reference {
+            assert!(fast.is_ok() && &out == want, "{simd:?} prevalidated");
+        }
     }
 });

@@ -3,8 +3,10 @@
 //! Owns: [`Machine`], the facts compiled from every rule's branches, and the decision of which rules
 //! an event matches. The pieces, one concept per file:
 //! - `paths`: the field-path trie that tells the scanner which keys to descend into;
-//! - `scan`: the single pass over the raw bytes that finds leaves at rule fields and their hits, with
-//!   `bytes` for its byte-level primitives (SWAR masks, the structural skip of prevalidated events);
+//! - `scan`: the single pass over the raw bytes that finds leaves at rule fields and their hits, over
+//!   the event's `index` (64 bytes a block, classified by `simd`: AVX-512, AVX2, SSE2 or portable,
+//!   chosen at run time); for the validating door `validate` checks the whole event in bulk first;
+//!   `bytes` has the scalar number grammar;
 //! - `values`: per field, which conditions a leaf value satisfies (one index per operator family,
 //!   with `affix` for prefixes/suffixes, `glob` for wildcards, `numbers` for ranges and
 //!   `anything_but` for exclusions);
@@ -21,9 +23,12 @@ mod anything_but;
 mod bytes;
 mod consistency;
 mod glob;
+mod index;
 mod numbers;
 mod paths;
 pub mod scan;
+pub mod simd;
+mod validate;
 mod values;
 
 use std::collections::HashMap;

@@ -12,46 +12,97 @@ use super::FxMap;
 pub type NodeId = u32;
 pub const ROOT: NodeId = 0;
 
-/// Key bytes (decoded) → child node. Few keys (the common case: a node leads to a handful of
-/// fields) are compared directly, length first; many are hashed.
+/// Key bytes (decoded) → child node. A key whose length no child key has is refused by one bit test
+/// (most keys of an event lead nowhere, and this spares the loop's data-dependent branches). Few keys
+/// (the common case: a node leads to a handful of fields) are compared directly, length first; many
+/// are hashed. At most [`SEARCHED`] keys, none of
+/// which needs escaping in JSON, may be searched for in a long object (see `Children::searched`).
 #[derive(Debug, Clone, Default)]
 pub struct Children {
     few: Vec<(Box<[u8]>, NodeId)>,
     many: FxMap<Box<[u8]>, NodeId>,
+    searchable: bool,
+    /// Bit `min(len, 63)` set for the length of every key.
+    lens: u64,
+}
+
+#[inline(always)]
+fn len_bit(n: usize) -> u64 {
+    1 << n.min(63)
 }
 
 const FEW: usize = 8;
+
+/// The most keys a node may have for the scanner to search for them (see `Children::needles`).
+pub const SEARCHED: usize = 4;
 
 impl Children {
     pub fn is_empty(&self) -> bool {
         self.few.is_empty() && self.many.is_empty()
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, key: &[u8]) -> Option<NodeId> {
+        if self.lens & len_bit(key.len()) == 0 {
+            return None;
+        }
         if self.many.is_empty() {
             self.few
                 .iter()
-                .find(|(k, _)| k.len() == key.len() && **k == *key)
+                .find(|(k, _)| same_bytes(k, key))
                 .map(|&(_, n)| n)
         } else {
             self.many.get(key).copied()
         }
     }
 
+    /// For a node with at most `SEARCHED` keys, none of which needs escaping: every key with its
+    /// child (so that a key in JSON text without escapes is exactly these bytes); else nothing.
+    pub fn searched(&self) -> &[(Box<[u8]>, NodeId)] {
+        if self.searchable { &self.few } else { &[] }
+    }
+
     fn insert_if_absent(&mut self, key: &[u8], node: NodeId) {
         if self.get(key).is_some() {
             return;
         }
+        self.lens |= len_bit(key.len());
         if self.many.is_empty() && self.few.len() < FEW {
             self.few.push((key.into(), node));
+            self.searchable =
+                self.few.len() <= SEARCHED && self.few.iter().all(|(k, _)| searchable(k));
             return;
         }
+        self.searchable = false;
         for (k, n) in self.few.drain(..) {
             self.many.insert(k, n);
         }
         self.many.insert(key.into(), node);
     }
+}
+
+/// `a == b`, inline for the short keys of events (two overlapping words, no call to `bcmp`).
+#[inline(always)]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w8 = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let w4 = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// Whether a key, written as a JSON string without escapes, is the key itself: no quote, backslash
+/// or control byte in it.
+fn searchable(key: &[u8]) -> bool {
+    !key.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -1,21 +1,26 @@
-//! One pass over the raw event bytes: descend only into keys that lead to a rule's field, skip
-//! everything else with a byte-level skipper, and decode only the leaves that rules name.
+//! One pass over the event: descend only into keys that lead to a rule's field, skip everything else,
+//! and decode only the leaves that rules name.
 //!
 //! Owns: [`scan`] and the per-call [`Scratch`] it fills: the leaves found at rule fields (with their
-//! array trail, as `flatten` assigns it), and the `(condition, leaf)` hits their values produce. Values
-//! no rule names are skipped by the validating skipper here, or, for bytes the caller vouches for
-//! (`trusted`), by the structural skipper in `bytes`.
+//! array trail, as `flatten` assigns it), and the `(condition, leaf)` hits their values produce.
+//! The scan walks the event's `index` token by token: the end of a string, the next token, or the end
+//! of a container is bit arithmetic on 64-byte blocks, not a loop over bytes. Validating, the whole
+//! event is first checked (and indexed) in bulk by `validate`; for bytes the caller vouches for
+//! (`trusted`), `index::build` indexes it without checking.
 //! Promises:
-//! - validating, it accepts exactly the inputs `json::parse` accepts (same grammar, same depth limit), so
-//!   an event is rejected by both doors or by neither; on rejection the caller asks `json::parse` for the
-//!   message; trusted, it gives the same leaves for every valid input;
+//! - validating, it accepts exactly the inputs for which `json::parse` returns an object, so an event
+//!   is rejected by both doors or by neither (on rejection the caller asks `json::parse` for the
+//!   message); trusted, it gives the same leaves for every valid input;
 //! - leaves, values and array positions are those of `flatten` restricted to rule fields, including
 //!   "the last duplicate key wins" (the leaves of an overridden key are marked dead);
-//! - never panics, never recurses deeper than `json::MAX_DEPTH`.
+//! - never panics, never recurses deeper than `json::MAX_DEPTH`, and gives the same answer under every
+//!   [`Simd`] implementation.
 
 use super::Machine;
-use super::bytes::{non_digit, skip_container_fast, skip_string_fast, special};
+use super::bytes::valid_number;
+use super::index::{Cursor, Index};
 use super::paths::{NodeId, ROOT};
+use super::simd::{self, Simd};
 use super::values::{Scalar, ValueScratch};
 use crate::json::{self, Json, MAX_DEPTH};
 
@@ -39,6 +44,8 @@ pub struct Scratch {
     pub(crate) hits: Vec<(u32, u32)>,
     /// Relevant keys of the objects being scanned: (child node, first leaf, end leaf).
     seen: Vec<(NodeId, u32, u32)>,
+    /// Members found by searching objects being scanned: (key position, child node).
+    found: Vec<(usize, NodeId)>,
     pub(crate) any_dead: bool,
     next_array: u32,
     values: ValueScratch,
@@ -55,11 +62,25 @@ pub struct Scratch {
     pub(crate) matched: Vec<u32>,
     /// One bit per rule, all zero between calls.
     pub(crate) rule_bits: Vec<u64>,
+    /// The event's index (see `index`).
+    index: Index,
+    /// The classifier to use instead of the detected one (for testing them against each other).
+    simd: Option<Simd>,
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
         Scratch::default()
+    }
+
+    /// A scratch whose calls classify bytes with `simd` rather than the fastest implementation
+    /// detected, or `None` when this CPU lacks its instructions. Every implementation gives the same
+    /// answers; this exists to test that, and to measure them against each other.
+    pub fn with_simd(simd: Simd) -> Option<Scratch> {
+        simd.is_available().then(|| Scratch {
+            simd: Some(simd),
+            ..Scratch::default()
+        })
     }
 
     fn reset(&mut self) {
@@ -68,6 +89,7 @@ impl Scratch {
         self.trail.clear();
         self.hits.clear();
         self.seen.clear();
+        self.found.clear();
         self.any_dead = false;
         self.next_array = 0;
     }
@@ -79,65 +101,124 @@ pub struct Rejected;
 
 type R<T> = Result<T, Rejected>;
 
-/// Which bytes end a bare word (`true`, `false`, `null`), as `json::Reader::keyword` decides.
-const fn word_end(c: u8) -> bool {
-    matches!(
-        c,
-        b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b'[' | b']' | b'{' | b'}' | b'"'
-    )
-}
+/// An object is searched for its keys (`Scanner::search_rest`) when it is at least `SEARCH_WHOLE`
+/// bytes long per key searched for; else its rest after `SEARCH_AFTER` members in a row that no rule
+/// names, when at least `SEARCH_BYTES` remain per key.
+const SEARCH_WHOLE: usize = 100000;
+const SEARCH_AFTER: usize = 3;
+const SEARCH_BYTES: usize = 64;
+
+/// How many blocks the lazy index builds at a time.
+const AHEAD: usize = 4;
 
 /// Scans one event. `Ok(true)` when it is an object (the scratch then holds its leaves and hits),
-/// `Ok(false)` when it is valid JSON but not an object.
+/// `Ok(false)` when it is valid JSON but not an object (trusted only: validating, a non-object is
+/// rejected, and the caller's error says why).
 pub fn scan(m: &Machine, b: &[u8], trusted: bool, s: &mut Scratch) -> R<bool> {
     s.reset();
+    let simd = s.simd.unwrap_or_else(Simd::detected);
+    let mut ix = std::mem::take(&mut s.index);
+    if trusted {
+        ix.restart(0);
+        ix.escapes = false;
+    } else if !simd::validate(simd, b, &mut ix) {
+        s.index = ix;
+        return Err(Rejected);
+    }
     let mut sc = Scanner {
-        trusted,
         m,
         b,
-        i: 0,
+        ix,
+        simd,
+        t: Cursor::default(),
         depth: 0,
         s,
     };
-    sc.ws();
-    let object = sc.peek() == Some(b'{');
-    if object {
-        sc.object(ROOT)?;
-    } else {
-        sc.skip_validating()?;
-    }
-    sc.ws();
-    if sc.i < b.len() {
-        return Err(Rejected);
-    }
-    Ok(object)
+    let r = sc.walk();
+    sc.s.index = sc.ix;
+    r
 }
 
 struct Scanner<'a, 'm, 's> {
-    /// Whether the bytes are known to be valid JSON: values no rule names are then skipped by their
-    /// structure alone (quotes, escapes, brackets), without validating them.
-    trusted: bool,
     m: &'m Machine,
     b: &'a [u8],
-    i: usize,
+    ix: Index,
+    simd: Simd,
+    /// The token being read.
+    t: Cursor,
     depth: usize,
     s: &'s mut Scratch,
 }
 
 impl<'a> Scanner<'a, '_, '_> {
-    #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
+    fn walk(&mut self) -> R<bool> {
+        self.seek(0);
+        if self.peek() != Some(b'{') {
+            return Ok(false);
+        }
+        self.object(ROOT)?;
+        if self.pos() < self.b.len() {
+            return Err(Rejected); // more than one value
+        }
+        Ok(true)
     }
 
-    #[inline(always)]
-    fn ws(&mut self) {
-        while let Some(&c) = self.b.get(self.i) {
-            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-                break;
-            }
-            self.i += 1;
+    /// Builds more of the index; `false` when it is complete.
+    #[inline]
+    fn grow(&mut self) -> bool {
+        if self.ix.complete {
+            return false;
         }
+        simd::extend(self.simd, self.b, &mut self.ix, AHEAD);
+        true
+    }
+
+    /// The position of the token being read (the end of the event or more, past the last token).
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.ix.pos(self.t)
+    }
+
+    /// The first byte of the token being read.
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos()).copied()
+    }
+
+    /// Consumes the token being read.
+    #[inline(always)]
+    fn bump(&mut self) {
+        self.ix.advance(&mut self.t);
+        if self.t.exhausted() {
+            self.more();
+        }
+    }
+
+    /// Past the built blocks: builds on until a token is found or the event ends.
+    #[cold]
+    fn more(&mut self) {
+        while self.t.exhausted() && self.grow() {
+            self.ix.refill(&mut self.t);
+        }
+    }
+
+    /// Moves to the first token at or after `at`.
+    fn seek(&mut self, at: usize) {
+        while at >= self.ix.built_end() && self.grow() {}
+        self.t = self.ix.seek(at);
+        if self.t.exhausted() {
+            self.more();
+        }
+    }
+
+    /// Consumes the token being read if it is `c`.
+    #[inline(always)]
+    fn eat(&mut self, c: u8) -> bool {
+        let yes = self.peek() == Some(c);
+        if yes {
+            self.bump();
+        }
+        yes
     }
 
     #[inline]
@@ -149,63 +230,26 @@ impl<'a> Scanner<'a, '_, '_> {
         Ok(())
     }
 
-    /// After `"`: finds the closing quote, validating escapes, control bytes and UTF-8. Returns the
-    /// raw content range and whether it holds escapes; leaves `i` after the closing quote.
+    /// At a string's token: its raw content range, consuming it.
     #[inline(always)]
-    fn string_raw(&mut self) -> R<(usize, usize, bool)> {
-        let b = self.b;
-        let start = self.i + 1;
-        let mut i = start;
-        let mut escaped = false;
-        let mut high = false;
-        loop {
-            // Eight bytes at a time until one may be a quote, a backslash, a control or a non-ASCII byte.
-            while let Some(chunk) = b.get(i..i + 8) {
-                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                let m = special(w);
-                if m != 0 {
-                    i += (m.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                i += 8;
+    fn string_span(&mut self) -> R<(usize, usize)> {
+        let open = self.pos();
+        let end = loop {
+            if let Some(q) = self.ix.quote(open + 1) {
+                break q;
             }
-            let Some(&c) = b.get(i) else {
+            if !self.grow() {
                 return Err(Rejected);
-            };
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    match b.get(i + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
-                        Some(b'u') => {
-                            let ok = b
-                                .get(i + 2..i + 6)
-                                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
-                            if !ok {
-                                return Err(Rejected);
-                            }
-                            i += 6;
-                        }
-                        _ => return Err(Rejected),
-                    }
-                }
-                0..=0x1f => return Err(Rejected),
-                0x80.. => {
-                    high = true;
-                    i += 1;
-                }
-                _ => i += 1, // a false alarm of `special`
             }
-        }
-        if high && std::str::from_utf8(&b[start..i]).is_err() {
+        };
+        if end >= self.b.len() {
             return Err(Rejected);
         }
-        self.i = i + 1;
-        Ok((start, i, escaped))
+        self.bump();
+        Ok((open + 1, end))
     }
 
-    /// Decodes a validated string's content (with its quotes at `start-1` and `end`).
+    /// Decodes a string's content (with its quotes at `start-1` and `end`).
     fn decode(&self, start: usize, end: usize) -> R<String> {
         match json::parse(&self.b[start - 1..=end]) {
             Ok(Json::String(s)) => Ok(s),
@@ -213,243 +257,84 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
+    /// The raw text of the scalar being read, consuming it.
     #[inline(always)]
-    fn number(&mut self) -> R<(usize, usize)> {
-        let b = self.b;
-        let start = self.i;
-        let mut i = start;
-        let digits = |i: &mut usize| {
-            let s = *i;
-            // Eight bytes at a time: the lowest byte that is not a digit is exact.
-            while let Some(chunk) = b.get(*i..*i + 8) {
-                let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-                let m = non_digit(w);
-                if m != 0 {
-                    *i += (m.trailing_zeros() / 8) as usize;
-                    return *i - s;
-                }
-                *i += 8;
+    fn scalar(&mut self) -> (usize, usize) {
+        let start = self.pos();
+        let end = loop {
+            if let Some(e) = self.ix.scalar_end(start) {
+                break e.min(self.b.len());
             }
-            while let Some(c) = b.get(*i)
-                && c.is_ascii_digit()
-            {
-                *i += 1;
+            if !self.grow() {
+                break self.b.len();
             }
-            *i - s
         };
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        let int_start = i;
-        let n = digits(&mut i);
-        if n == 0 || (n > 1 && b[int_start] == b'0') {
-            return Err(Rejected);
-        }
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            if digits(&mut i) == 0 {
-                return Err(Rejected);
-            }
-        }
-        if let Some(b'e' | b'E') = b.get(i) {
-            i += 1;
-            if let Some(b'+' | b'-') = b.get(i) {
-                i += 1;
-            }
-            if digits(&mut i) == 0 {
-                return Err(Rejected);
-            }
-        }
-        if let Some(&c) = b.get(i)
-            && (c.is_ascii_alphanumeric() || c == b'.' || c == b'+' || c == b'-')
-        {
-            return Err(Rejected);
-        }
-        self.i = i;
-        Ok((start, i))
+        self.bump();
+        (start, end)
     }
 
-    fn keyword(&mut self) -> R<Scalar<'static>> {
-        let start = self.i;
-        let mut end = start;
-        while end < self.b.len() && !word_end(self.b[end]) {
-            end += 1;
+    /// At the token of a value no rule names: skips it.
+    #[inline(always)]
+    fn skip_value(&mut self) -> R<()> {
+        match self.peek() {
+            Some(b'{' | b'[') => self.skip_container(),
+            Some(b':' | b',' | b'}' | b']') | None => Err(Rejected),
+            // A string or a scalar: one token.
+            Some(_) => {
+                self.bump();
+                Ok(())
+            }
         }
-        let v = match &self.b[start..end] {
-            b"true" => Scalar::Bool(true),
-            b"false" => Scalar::Bool(false),
-            b"null" => Scalar::Null,
-            _ => return Err(Rejected),
-        };
-        self.i = end;
-        Ok(v)
     }
 
-    /// After `{` or `,` in an object being skipped: a key and its colon.
-    #[inline(always)]
-    fn skip_key(&mut self) -> R<()> {
-        self.ws();
-        if self.peek() != Some(b'"') {
-            return Err(Rejected);
-        }
-        self.string_raw()?;
-        self.ws();
-        if self.peek() != Some(b':') {
-            return Err(Rejected);
-        }
-        self.i += 1;
+    /// At the `{` or `[` of a value no rule names: skips it, by the built index as far as it goes,
+    /// then (without indexing) by counting brackets, restarting the index after it.
+    fn skip_container(&mut self) -> R<()> {
+        let end = match self.ix.container_end(self.pos()) {
+            Ok(end) => end,
+            Err(_) if self.ix.complete => return Err(Rejected),
+            Err(depth) => {
+                let at = self.ix.built_end();
+                let end =
+                    simd::skip(self.simd, self.b, at, depth, self.ix.carry).ok_or(Rejected)?;
+                self.ix.restart(end);
+                end
+            }
+        };
+        self.seek(end);
         Ok(())
     }
 
-    /// Skips a value no rule names.
-    #[inline]
-    fn skip_value(&mut self) -> R<()> {
-        if self.trusted {
-            self.skip_structure()
-        } else {
-            self.skip_validating()
-        }
-    }
-
-    /// Skips a value of bytes known to be valid JSON: finds its end by quotes, escapes and brackets,
-    /// eight bytes at a time. On invalid bytes it still never reads out of bounds or panics.
-    fn skip_structure(&mut self) -> R<()> {
-        self.ws();
-        let b = self.b;
-        let mut i = self.i;
-        match b.get(i) {
-            Some(b'"') => {
-                self.i = skip_string_fast(b, i + 1).ok_or(Rejected)?;
-                Ok(())
-            }
-            Some(b'{' | b'[') => {
-                self.i = skip_container_fast(b, i + 1).ok_or(Rejected)?;
-                Ok(())
-            }
-            Some(_) => {
-                while let Some(&c) = b.get(i) {
-                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                        break;
-                    }
-                    i += 1;
-                }
-                if i == self.i {
-                    return Err(Rejected);
-                }
-                self.i = i;
-                Ok(())
-            }
-            None => Err(Rejected),
-        }
-    }
-
-    /// Skips any value, validating it. Iterative: nesting is a bit stack (1 = object), not recursion.
-    fn skip_validating(&mut self) -> R<()> {
-        // Scalars (most skipped values) need no nesting stack.
-        self.ws();
-        match self.peek() {
-            Some(b'"') => return self.string_raw().map(|_| ()),
-            Some(b'-' | b'0'..=b'9') => return self.number().map(|_| ()),
-            Some(b'{' | b'[') => {}
-            Some(_) => return self.keyword().map(|_| ()),
-            None => return Err(Rejected),
-        }
-        let mut kinds = [0u64; MAX_DEPTH / 64 + 1];
-        let mut level = 0usize;
-        'value: loop {
-            self.ws();
-            match self.peek() {
-                Some(b'{') => {
-                    self.enter()?;
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b'}') {
-                        self.i += 1;
-                        self.depth -= 1;
-                    } else {
-                        kinds[level / 64] |= 1 << (level % 64);
-                        level += 1;
-                        self.skip_key()?;
-                        continue 'value;
-                    }
-                }
-                Some(b'[') => {
-                    self.enter()?;
-                    self.i += 1;
-                    self.ws();
-                    if self.peek() == Some(b']') {
-                        self.i += 1;
-                        self.depth -= 1;
-                    } else {
-                        kinds[level / 64] &= !(1 << (level % 64));
-                        level += 1;
-                        continue 'value;
-                    }
-                }
-                Some(b'"') => {
-                    self.string_raw()?;
-                }
-                Some(b'-' | b'0'..=b'9') => {
-                    self.number()?;
-                }
-                Some(_) => {
-                    self.keyword()?;
-                }
-                None => return Err(Rejected),
-            }
-            // After a value: close finished containers, or go on to the next member.
-            loop {
-                if level == 0 {
-                    return Ok(());
-                }
-                let object = kinds[(level - 1) / 64] & (1 << ((level - 1) % 64)) != 0;
-                self.ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.i += 1;
-                        if object {
-                            self.skip_key()?;
-                        }
-                        continue 'value;
-                    }
-                    Some(b'}') if object => {}
-                    Some(b']') if !object => {}
-                    _ => return Err(Rejected),
-                }
-                self.i += 1;
-                self.depth -= 1;
-                level -= 1;
-            }
-        }
-    }
-
-    /// An object whose path is `node`'s.
+    /// At the `{` of an object whose path is `node`'s. A long object with few relevant keys (and no
+    /// escapes) is searched for them rather than read member by member: from the start when it is
+    /// long enough, else after a few members in a row that no rule names.
     fn object(&mut self, node: NodeId) -> R<()> {
+        let m = self.m;
+        let open = self.pos();
+        let children = &m.paths.nodes[node as usize].children;
+        let searched = children.searched().len();
         self.enter()?;
-        self.i += 1;
+        if searched > 0
+            && let Ok(end) = self.ix.container_end(open)
+            && end - open >= SEARCH_WHOLE * searched
+            && !self.backslash(open, end)
+        {
+            return self.search_rest(node, self.s.seen.len(), open + 1, end);
+        }
+        self.bump();
         let base = self.s.seen.len();
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
+        if self.eat(b'}') {
             self.depth -= 1;
             return Ok(());
         }
-        let m = self.m;
-        let children = &m.paths.nodes[node as usize].children;
+        let mut unnamed = 0;
         loop {
-            self.ws();
-            if self.peek() != Some(b'"') {
-                return Err(Rejected);
-            }
-            let (ks, ke, escaped) = self.string_raw()?;
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(Rejected);
-            }
-            self.i += 1;
+            // The bytes are JSON (vouched for, or validated): at a key, then its `:`.
+            let (ks, ke) = self.string_span()?;
+            self.bump();
             let child = if children.is_empty() {
                 None
-            } else if escaped {
+            } else if self.backslash(ks, ke) {
                 let k = self.decode(ks, ke)?;
                 children.get(k.as_bytes())
             } else {
@@ -457,48 +342,101 @@ impl<'a> Scanner<'a, '_, '_> {
             };
             match child {
                 Some(c) => {
-                    let first = self.s.leaves.len() as u32;
-                    let dup = self.s.seen[base..].iter().position(|x| x.0 == c);
-                    if let Some(p) = dup {
-                        // An earlier occurrence of this key is overridden: its leaves no longer count.
-                        let (_, a, z) = self.s.seen[base + p];
-                        for l in &mut self.s.leaves[a as usize..z as usize] {
-                            l.alive = false;
-                        }
-                        self.s.any_dead = true;
-                    }
-                    self.value(c)?;
-                    let end = self.s.leaves.len() as u32;
-                    match dup {
-                        Some(p) => self.s.seen[base + p] = (c, first, end),
-                        None => self.s.seen.push((c, first, end)),
-                    }
+                    self.member(base, c)?;
+                    unnamed = 0;
                 }
-                None => self.skip_value()?,
-            }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    self.s.seen.truncate(base);
-                    return Ok(());
+                None => {
+                    self.skip_value()?;
+                    unnamed += 1;
                 }
-                _ => return Err(Rejected),
             }
+            if self.eat(b',') {
+                if unnamed >= SEARCH_AFTER
+                    && searched > 0
+                    && let at = self.pos()
+                    && let Ok(end) = self.ix.container_end(open)
+                    // (on bytes that are not JSON, a bracket may seem to close before `at`)
+                    && end > at
+                    && end - at >= SEARCH_BYTES * searched
+                    && !self.backslash(at, end)
+                {
+                    return self.search_rest(node, base, at, end);
+                }
+                continue;
+            }
+            if self.eat(b'}') {
+                self.depth -= 1;
+                self.s.seen.truncate(base);
+                return Ok(());
+            }
+            return Err(Rejected);
         }
     }
 
-    /// An array whose path is `node`'s: every element sits at the same path, one array position each.
+    /// Whether `b[from..to]` holds a backslash (never, when no block built so far has one).
+    #[inline(always)]
+    fn backslash(&self, from: usize, to: usize) -> bool {
+        self.ix.escapes && self.ix.backslash(from, to)
+    }
+
+    /// The rest of the object, `from..end` (`from` at a key, no backslash up to `end`, after its
+    /// closing brace), by searching for the keys of `node`: a string that spells a key is a member
+    /// when it is at the object's own level and a `:` follows it. Members are then read in document
+    /// order, as `object` reads them (`base`: where the object's keys start in `seen`).
+    fn search_rest(&mut self, node: NodeId, base: usize, from: usize, end: usize) -> R<()> {
+        let m = self.m;
+        let keys = m.paths.nodes[node as usize].children.searched();
+        let found = self.s.found.len();
+        self.ix
+            .find_keys(self.b, from, end - 1, keys, &mut self.s.found);
+        let mut i = found;
+        while i < self.s.found.len() {
+            let (q, c) = self.s.found[i];
+            i += 1;
+            self.seek(q);
+            self.bump(); // the key
+            if !self.eat(b':') {
+                continue; // a string value that reads like the key
+            }
+            self.member(base, c)?;
+        }
+        self.s.found.truncate(found);
+        self.s.seen.truncate(base);
+        self.depth -= 1;
+        self.seek(end);
+        Ok(())
+    }
+
+    /// The value of a member whose key leads to `c` (`base`: where the object's keys start in `seen`).
+    #[inline]
+    fn member(&mut self, base: usize, c: NodeId) -> R<()> {
+        let first = self.s.leaves.len() as u32;
+        let dup = self.s.seen[base..].iter().position(|x| x.0 == c);
+        if let Some(p) = dup {
+            // An earlier occurrence of this key is overridden: its leaves no longer count.
+            let (_, a, z) = self.s.seen[base + p];
+            for l in &mut self.s.leaves[a as usize..z as usize] {
+                l.alive = false;
+            }
+            self.s.any_dead = true;
+        }
+        self.value(c)?;
+        let end = self.s.leaves.len() as u32;
+        match dup {
+            Some(p) => self.s.seen[base + p] = (c, first, end),
+            None => self.s.seen.push((c, first, end)),
+        }
+        Ok(())
+    }
+
+    /// At the `[` of an array whose path is `node`'s: every element sits at the same path, one array
+    /// position each.
     fn array(&mut self, node: NodeId) -> R<()> {
         self.enter()?;
-        self.i += 1;
+        self.bump();
         let id = self.s.next_array;
         self.s.next_array += 1;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.i += 1;
+        if self.eat(b']') {
             self.depth -= 1;
             return Ok(());
         }
@@ -508,49 +446,54 @@ impl<'a> Scanner<'a, '_, '_> {
             self.value(node)?;
             self.s.trail.pop();
             ix += 1;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Rejected),
+            if self.eat(b',') {
+                continue;
             }
+            if self.eat(b']') {
+                self.depth -= 1;
+                return Ok(());
+            }
+            return Err(Rejected);
         }
     }
 
-    /// A value whose path is `node`'s.
+    /// At the token of a value whose path is `node`'s.
     fn value(&mut self, node: NodeId) -> R<()> {
-        self.ws();
         let n = &self.m.paths.nodes[node as usize];
         let field = n.field;
         match self.peek() {
             Some(b'{') if !n.children.is_empty() => self.object(node),
             Some(b'[') => self.array(node),
             Some(b'"') if field.is_some() => {
-                let (a, z, escaped) = self.string_raw()?;
+                let (a, z) = self.string_span()?;
                 let b: &'a [u8] = self.b;
-                if escaped {
+                if self.backslash(a, z) {
                     let s = self.decode(a, z)?;
                     self.leaf(field, Scalar::Str(&s));
                 } else {
-                    // Validated UTF-8 by `string_raw`.
                     let s = std::str::from_utf8(&b[a..z]).map_err(|_| Rejected)?;
                     self.leaf(field, Scalar::Str(s));
                 }
                 Ok(())
             }
             Some(b'-' | b'0'..=b'9') if field.is_some() => {
-                let (a, z) = self.number()?;
+                let (a, z) = self.scalar();
                 let b: &'a [u8] = self.b;
+                if !valid_number(b, a, z) {
+                    return Err(Rejected);
+                }
                 let t = std::str::from_utf8(&b[a..z]).map_err(|_| Rejected)?;
                 self.leaf(field, Scalar::Num(t));
                 Ok(())
             }
-            Some(c) if field.is_some() && c != b'{' => {
-                let v = self.keyword()?;
+            Some(b't' | b'f' | b'n') if field.is_some() => {
+                let (a, z) = self.scalar();
+                let v = match &self.b[a..z] {
+                    b"true" => Scalar::Bool(true),
+                    b"false" => Scalar::Bool(false),
+                    b"null" => Scalar::Null,
+                    _ => return Err(Rejected),
+                };
                 self.leaf(field, v);
                 Ok(())
             }

@@ -1,0 +1,586 @@
+//! Byte classification, 64 bytes at a time, with the widest instructions the CPU has.
+//!
+//! Owns: [`Simd`], the choice of implementation (AVX-512BW or AVX2, each with PCLMULQDQ, POPCNT and
+//! BMI1, where run-time detection finds them; SSE2, the x86_64 baseline; a portable table on any other
+//! target), [`Masks`], what one 64-byte chunk looks like (one bit per byte for each class of byte the
+//! scanner needs), and the entry points that run the byte-level algorithms compiled for the chosen
+//! implementation: the event validator (`validate`) and the index builder (`index::build`). Those
+//! algorithms are written once, generic over the classifier,
+//! and inlined into one wrapper per implementation whose `#[target_feature]` lets them use its
+//! instructions throughout.
+//!
+//! Promises: every implementation gives bit-for-bit the same masks (the unit tests compare them with
+//! the table on every byte value), so no answer of the matcher depends on the CPU (the differential
+//! tests and the fuzz target also run the matcher under each implementation the CPU has); an
+//! implementation runs only on a CPU that has its instructions (`Simd::Avx2` asked of a CPU without
+//! AVX2 runs SSE2).
+//!
+//! This module holds the crate's `unsafe` code: unaligned vector loads (in bounds by construction) and
+//! calls into code compiled for CPU features (made only when detection found them, or for SSE2, which
+//! every x86_64 CPU has).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::index::{self, Carry, Index};
+use super::validate;
+
+/// Which implementation classifies the event's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Simd {
+    /// 64 bytes per instruction into mask registers (x86_64 with AVX-512F and AVX-512BW, and what
+    /// `Avx2` needs).
+    Avx512,
+    /// 2 × 32 bytes, with carry-less multiplication for the in-string mask (x86_64 with AVX2,
+    /// PCLMULQDQ, POPCNT and BMI1).
+    Avx2,
+    /// 4 × 16 bytes (the x86_64 baseline).
+    Sse2,
+    /// A 256-entry table, byte by byte (any target).
+    Portable,
+}
+
+const ALL: [Simd; 4] = [Simd::Avx512, Simd::Avx2, Simd::Sse2, Simd::Portable];
+
+impl Simd {
+    /// The fastest implementation this CPU has (detected once, then cached).
+    pub fn detected() -> Simd {
+        let bits = detected_bits();
+        ALL[(bits & 0xf).trailing_zeros() as usize]
+    }
+
+    /// Every implementation this CPU can run, fastest first (the portable one always).
+    pub fn available() -> Vec<Simd> {
+        let bits = detected_bits();
+        ALL.iter()
+            .copied()
+            .filter(|&s| bits & (1 << s as u8) != 0)
+            .collect()
+    }
+
+    /// Whether this CPU can run the implementation.
+    pub fn is_available(self) -> bool {
+        detected_bits() & (1 << self as u8) != 0
+    }
+}
+
+/// Bit `s as u8` for each available implementation (bit 7 marks the cache as filled).
+#[inline]
+fn detected_bits() -> u8 {
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+    match CACHE.load(Ordering::Relaxed) {
+        0 => {
+            let mut bits = 0x80 | 1 << Simd::Portable as u8;
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                bits |= 1 << Simd::Sse2 as u8;
+                if has!("avx2") && has!("pclmulqdq") && has!("popcnt") && has!("bmi1") {
+                    bits |= 1 << Simd::Avx2 as u8;
+                    if has!("avx512f") && has!("avx512bw") {
+                        bits |= 1 << Simd::Avx512 as u8;
+                    }
+                }
+            }
+            CACHE.store(bits, Ordering::Relaxed);
+            bits
+        }
+        b => b,
+    }
+}
+
+/// One 64-byte chunk, one bit per byte (bit k for byte k) for each class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Masks {
+    pub quote: u64,
+    pub backslash: u64,
+    /// Space, tab, line feed, carriage return.
+    pub ws: u64,
+    /// Bytes below 0x20.
+    pub ctrl: u64,
+    pub lbrace: u64,
+    pub lbracket: u64,
+    pub rbrace: u64,
+    pub rbracket: u64,
+    /// `{` or `[`, and `}` or `]`: one test each (`byte | 0x20` is `{` or `}` exactly for these), for
+    /// the builders that only count brackets.
+    pub opening: u64,
+    pub closing: u64,
+    pub colon: u64,
+    pub comma: u64,
+    /// `0` to `9`, and `0` alone.
+    pub digit: u64,
+    pub zero: u64,
+    pub minus: u64,
+    pub dot: u64,
+    /// Bytes of 0x80 or more (non-ASCII).
+    pub high: u64,
+}
+
+/// Bits of the table entries, one per class.
+mod class {
+    pub const QUOTE: u16 = 1;
+    pub const BACKSLASH: u16 = 1 << 1;
+    pub const WS: u16 = 1 << 2;
+    pub const CTRL: u16 = 1 << 3;
+    pub const LBRACE: u16 = 1 << 4;
+    pub const LBRACKET: u16 = 1 << 5;
+    pub const RBRACE: u16 = 1 << 6;
+    pub const RBRACKET: u16 = 1 << 7;
+    pub const COLON: u16 = 1 << 8;
+    pub const COMMA: u16 = 1 << 9;
+    pub const DIGIT: u16 = 1 << 10;
+    pub const ZERO: u16 = 1 << 11;
+    pub const MINUS: u16 = 1 << 12;
+    pub const DOT: u16 = 1 << 13;
+    pub const HIGH: u16 = 1 << 14;
+}
+
+/// The classes of every byte value: the definition every implementation must match.
+static TABLE: [u16; 256] = {
+    use class::*;
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let mut k = 0;
+        if c < 0x20 {
+            k |= CTRL;
+        }
+        if c >= 0x80 {
+            k |= HIGH;
+        }
+        k |= match c {
+            b'"' => QUOTE,
+            b'\\' => BACKSLASH,
+            b' ' | b'\t' | b'\n' | b'\r' => WS,
+            b'{' => LBRACE,
+            b'[' => LBRACKET,
+            b'}' => RBRACE,
+            b']' => RBRACKET,
+            b':' => COLON,
+            b',' => COMMA,
+            b'0' => DIGIT | ZERO,
+            b'1'..=b'9' => DIGIT,
+            b'-' => MINUS,
+            b'.' => DOT,
+            _ => 0,
+        };
+        t[i] = k;
+        i += 1;
+    }
+    t
+};
+
+/// The portable classifier: the table, byte by byte.
+pub fn classify_portable(c: &[u8; 64]) -> Masks {
+    let mut v = [0u64; 15];
+    for (k, &x) in c.iter().enumerate() {
+        let t = TABLE[x as usize];
+        for (j, m) in v.iter_mut().enumerate() {
+            *m |= u64::from((t >> j) & 1) << k;
+        }
+    }
+    Masks {
+        quote: v[0],
+        backslash: v[1],
+        ws: v[2],
+        ctrl: v[3],
+        lbrace: v[4],
+        lbracket: v[5],
+        rbrace: v[6],
+        rbracket: v[7],
+        opening: v[4] | v[5],
+        closing: v[6] | v[7],
+        colon: v[8],
+        comma: v[9],
+        digit: v[10],
+        zero: v[11],
+        minus: v[12],
+        dot: v[13],
+        high: v[14],
+    }
+}
+
+/// Bit k of the result is the XOR of bits 0..=k of `x`: from a mask of quotes, the bytes inside strings.
+#[inline(always)]
+pub fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// Runs `$call` on the wrapper module of the chosen implementation (portable: `$portable`).
+macro_rules! dispatch {
+    ($simd:expr, $m:ident => $call:expr, $portable:expr) => {
+        match $simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 if Simd::Avx512.is_available() => {
+                use x86::avx512 as $m;
+                // SAFETY: the CPU has every feature the function enables (run-time detection).
+                unsafe { $call }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
+                use x86::avx2 as $m;
+                // SAFETY: the CPU has every feature the function enables (run-time detection).
+                unsafe { $call }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 | Simd::Avx2 | Simd::Sse2 => {
+                use x86::sse2 as $m;
+                // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 CPU has it.
+                unsafe { $call }
+            }
+            _ => $portable,
+        }
+    };
+}
+
+/// Whether `b` is one JSON object as `json::parse` reads it (see `validate`), building the complete
+/// index of it into `ix` as it goes.
+pub fn validate(simd: Simd, b: &[u8], ix: &mut Index) -> bool {
+    ix.restart(0);
+    let ok = dispatch!(simd, m => m::validate(b, &mut ix.blocks),
+        validate::run(b, &mut ix.blocks, classify_portable, prefix_xor));
+    ix.complete = true;
+    ix.escapes = ix.blocks.iter().any(|blk| blk.backslash != 0);
+    ok
+}
+
+/// Builds up to `n` more blocks of the lazy index `ix` of `b` (bytes known to be JSON).
+pub fn extend(simd: Simd, b: &[u8], ix: &mut Index, n: usize) {
+    dispatch!(simd, m => m::extend(b, ix, n),
+        index::extend(b, ix, n, classify_portable, prefix_xor))
+}
+
+/// From `at`, inside `depth` open containers in the string state `carry`: the position after the
+/// bracket that closes the outermost (see `index::skip`).
+pub fn skip(simd: Simd, b: &[u8], at: usize, depth: u32, carry: Carry) -> Option<usize> {
+    dispatch!(simd, m => m::skip(b, at, depth, carry),
+        index::skip(b, at, depth, carry, classify_portable, prefix_xor))
+}
+
+/// Builds the complete index of `b` (bytes known to be JSON) into `out`.
+#[cfg(test)]
+pub fn build(simd: Simd, b: &[u8], out: &mut Vec<index::Block>) {
+    dispatch!(simd, m => m::build(b, out), index::build(b, out, classify_portable, prefix_xor))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::Masks;
+
+    /// One wrapper per entry point, compiled with the implementation's features, into which the
+    /// generic algorithm and the classifier are inlined.
+    macro_rules! wrappers {
+        ($name:ident, $features:literal, $classify:ident, $prefix_xor:path) => {
+            pub mod $name {
+                use super::super::super::index::{self, Block, Carry, Index};
+                use super::super::super::validate;
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn validate(b: &[u8], out: &mut Vec<Block>) -> bool {
+                    super::prefetch(b);
+                    validate::run(b, out, |c| super::$classify(c), |x| $prefix_xor(x))
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn extend(b: &[u8], ix: &mut Index, n: usize) {
+                    if ix.blocks.is_empty() {
+                        super::prefetch(&b[ix.origin.min(b.len())..]);
+                    }
+                    index::extend(b, ix, n, |c| super::$classify(c), |x| $prefix_xor(x))
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn skip(b: &[u8], at: usize, depth: u32, carry: Carry) -> Option<usize> {
+                    index::skip(
+                        b,
+                        at,
+                        depth,
+                        carry,
+                        |c| super::$classify(c),
+                        |x| $prefix_xor(x),
+                    )
+                }
+
+                #[cfg(test)]
+                #[target_feature(enable = $features)]
+                pub unsafe fn build(b: &[u8], out: &mut Vec<Block>) {
+                    index::build(b, out, |c| super::$classify(c), |x| $prefix_xor(x))
+                }
+            }
+        };
+    }
+
+    wrappers!(
+        avx512,
+        "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1",
+        classify_avx512,
+        super::prefix_xor_clmul
+    );
+    wrappers!(
+        avx2,
+        "avx2,pclmulqdq,popcnt,bmi1",
+        classify_avx2,
+        super::prefix_xor_clmul
+    );
+    wrappers!(sse2, "sse2", classify_sse2, super::super::prefix_xor);
+
+    /// Asks for every cache line of the event (up to 4 KiB) at once, so that they arrive together
+    /// rather than one per block as the builder reaches them.
+    #[inline(always)]
+    pub fn prefetch(b: &[u8]) {
+        for at in (0..b.len().min(4096)).step_by(64) {
+            // SAFETY: a prefetch is only a hint: it never faults, and the address is inside `b`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().add(at).cast()) };
+        }
+    }
+
+    /// simdjson's one-instruction whitespace test: a byte is whitespace when `WS[byte & 15] == byte`
+    /// (a byte of 0x80 or more looks up 0 and never matches).
+    const WS: [u8; 16] = [
+        b' ', 100, 100, 100, 17, 100, 113, 2, 100, b'\t', b'\n', 112, 100, b'\r', 100, 100,
+    ];
+
+    #[target_feature(enable = "pclmulqdq")]
+    #[inline]
+    pub fn prefix_xor_clmul(x: u64) -> u64 {
+        // Carry-less multiplication by all ones: bit k is the XOR of bits 0..=k.
+        let v = _mm_set_epi64x(0, x as i64);
+        _mm_cvtsi128_si64(_mm_clmulepi64_si128::<0>(v, _mm_set1_epi8(-1))) as u64
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    pub fn classify_avx512(c: &[u8; 64]) -> Masks {
+        // SAFETY: the unaligned load reads the 64 bytes of the array.
+        let v = unsafe { _mm512_loadu_si512(c.as_ptr().cast()) };
+        let eq = |c: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(c as i8));
+        let x = i128::from_le_bytes(WS);
+        let (lo, hi) = (x as i64, (x >> 64) as i64);
+        let table = _mm512_set_epi64(hi, lo, hi, lo, hi, lo, hi, lo);
+        let digits = _mm512_sub_epi8(v, _mm512_set1_epi8(b'0' as i8));
+        let folded = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+        Masks {
+            quote: eq(b'"'),
+            backslash: eq(b'\\'),
+            ws: _mm512_cmpeq_epi8_mask(_mm512_shuffle_epi8(table, v), v),
+            ctrl: _mm512_cmple_epu8_mask(v, _mm512_set1_epi8(0x1f)),
+            lbrace: eq(b'{'),
+            lbracket: eq(b'['),
+            rbrace: eq(b'}'),
+            rbracket: eq(b']'),
+            opening: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'{' as i8)),
+            closing: _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(b'}' as i8)),
+            colon: eq(b':'),
+            comma: eq(b','),
+            digit: _mm512_cmple_epu8_mask(digits, _mm512_set1_epi8(9)),
+            zero: eq(b'0'),
+            minus: eq(b'-'),
+            dot: eq(b'.'),
+            high: _mm512_movepi8_mask(v),
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn classify_avx2(c: &[u8; 64]) -> Masks {
+        // SAFETY: the two unaligned loads read bytes 0..32 and 32..64 of the 64-byte array.
+        let halves = unsafe {
+            [
+                _mm256_loadu_si256(c.as_ptr().cast()),
+                _mm256_loadu_si256(c.as_ptr().add(32).cast()),
+            ]
+        };
+        let x = i128::from_le_bytes(WS);
+        let (lo, hi) = (x as i64, (x >> 64) as i64);
+        let table = _mm256_set_epi64x(hi, lo, hi, lo);
+        macro_rules! both {
+            ($f:expr) => {{
+                let f = $f;
+                let a = _mm256_movemask_epi8(f(halves[0])) as u32;
+                let b = _mm256_movemask_epi8(f(halves[1])) as u32;
+                u64::from(a) | (u64::from(b) << 32)
+            }};
+        }
+        let eq = |c: u8| both!(|v| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8)));
+        // Unsigned `v <= n`: `min(v, n) == v`.
+        let le =
+            |v: __m256i, n: u8| _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(n as i8)), v);
+        let folded_eq = |v: __m256i, c: u8| {
+            _mm256_cmpeq_epi8(
+                _mm256_or_si256(v, _mm256_set1_epi8(0x20)),
+                _mm256_set1_epi8(c as i8),
+            )
+        };
+        Masks {
+            quote: eq(b'"'),
+            backslash: eq(b'\\'),
+            ws: both!(|v| _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, v), v)),
+            ctrl: both!(|v| le(v, 0x1f)),
+            lbrace: eq(b'{'),
+            lbracket: eq(b'['),
+            rbrace: eq(b'}'),
+            rbracket: eq(b']'),
+            opening: both!(|v| folded_eq(v, b'{')),
+            closing: both!(|v| folded_eq(v, b'}')),
+            colon: eq(b':'),
+            comma: eq(b','),
+            digit: both!(|v| le(_mm256_sub_epi8(v, _mm256_set1_epi8(b'0' as i8)), 9)),
+            zero: eq(b'0'),
+            minus: eq(b'-'),
+            dot: eq(b'.'),
+            high: both!(|v| v),
+        }
+    }
+
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    pub fn classify_sse2(c: &[u8; 64]) -> Masks {
+        // SAFETY: the unaligned loads read bytes 16k..16k+16 of the 64-byte array (k < 4).
+        let q = unsafe {
+            [0, 16, 32, 48].map(|o| _mm_loadu_si128(c.as_ptr().add(o).cast::<__m128i>()))
+        };
+        macro_rules! all {
+            ($f:expr) => {{
+                let f = $f;
+                let mut m = 0u64;
+                for (k, v) in q.iter().enumerate() {
+                    m |= u64::from(_mm_movemask_epi8(f(*v)) as u16) << (16 * k);
+                }
+                m
+            }};
+        }
+        let is = |v: __m128i, c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+        let eq = |c: u8| all!(|v| is(v, c));
+        let le = |v: __m128i, n: u8| _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(n as i8)), v);
+        Masks {
+            quote: eq(b'"'),
+            backslash: eq(b'\\'),
+            ws: all!(|v| {
+                _mm_or_si128(
+                    _mm_or_si128(is(v, b' '), is(v, b'\t')),
+                    _mm_or_si128(is(v, b'\n'), is(v, b'\r')),
+                )
+            }),
+            ctrl: all!(|v| le(v, 0x1f)),
+            lbrace: eq(b'{'),
+            lbracket: eq(b'['),
+            rbrace: eq(b'}'),
+            rbracket: eq(b']'),
+            opening: all!(|v| is(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'{')),
+            closing: all!(|v| is(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'}')),
+            colon: eq(b':'),
+            comma: eq(b','),
+            digit: all!(|v| le(_mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8)), 9)),
+            zero: eq(b'0'),
+            minus: eq(b'-'),
+            dot: eq(b'.'),
+            high: all!(|v| v),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn classify_for_tests(simd: super::Simd, c: &[u8; 64]) -> Masks {
+        assert!(simd.is_available());
+        match simd {
+            // SAFETY: the CPU has the features (asserted just above; SSE2 always).
+            super::Simd::Avx512 => unsafe { classify_avx512(c) },
+            super::Simd::Avx2 => unsafe { classify_avx2(c) },
+            _ => unsafe { classify_sse2(c) },
+        }
+    }
+
+    #[cfg(test)]
+    pub fn prefix_xor_for_tests(x: u64) -> u64 {
+        assert!(super::Simd::Avx2.is_available());
+        // SAFETY: the CPU has PCLMULQDQ (part of what `Avx2` requires, asserted just above).
+        unsafe { prefix_xor_clmul(x) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks() -> Vec<[u8; 64]> {
+        let mut out = Vec::new();
+        // Every byte value in every position, and random chunks.
+        for start in 0..4u32 {
+            for rot in [0u32, 17, 40] {
+                let mut c = [0u8; 64];
+                for (k, x) in c.iter_mut().enumerate() {
+                    *x = (start * 64 + (k as u32 + rot) % 64) as u8;
+                }
+                out.push(c);
+            }
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut c = [0u8; 64];
+            for x in c.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let alphabet =
+                    b"{}[]:,\" \t\n\r\\ax0159.-eE+\x0c\x1a\x1f\x20\x7b\x5d\x80\xff\x2f\x3a";
+                *x = alphabet[(seed % alphabet.len() as u64) as usize];
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn every_implementation_classifies_like_the_table() {
+        for c in chunks() {
+            let want = classify_portable(&c);
+            // The table itself, spot-checked.
+            assert_eq!(
+                want.quote.count_ones() as usize,
+                c.iter().filter(|&&x| x == b'"').count()
+            );
+            #[cfg(target_arch = "x86_64")]
+            for simd in Simd::available() {
+                if simd != Simd::Portable {
+                    assert_eq!(x86::classify_for_tests(simd, &c), want, "{simd:?} on {c:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_xor_is_the_running_parity() {
+        let mut seed = 12345u64;
+        for _ in 0..1000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let x = seed;
+            let mut want = 0u64;
+            let mut p = 0;
+            for k in 0..64 {
+                p ^= (x >> k) & 1;
+                want |= p << k;
+            }
+            assert_eq!(prefix_xor(x), want);
+            #[cfg(target_arch = "x86_64")]
+            if Simd::Avx2.is_available() {
+                assert_eq!(x86::prefix_xor_for_tests(x), want);
+            }
+        }
+    }
+
+    #[test]
+    fn detection_is_stable_and_available() {
+        assert_eq!(Simd::detected(), Simd::detected());
+        assert!(Simd::detected().is_available());
+        assert!(Simd::Portable.is_available());
+        assert_eq!(Simd::available()[0], Simd::detected());
+    }
+}

@@ -1,0 +1,563 @@
+//! Whether an event is one JSON object that `json::parse` accepts, checked 64 bytes at a time.
+//!
+//! Owns: [`run`], the validating door's check, which also builds the event's complete index. Per block
+//! it classifies the bytes (`simd`), finds the strings, and then checks with bit arithmetic rather
+//! than byte by byte:
+//! - strings: no raw control byte inside one, every escape one of `\" \\ \/ \b \f \n \r \t \uXXXX`,
+//!   and, when the event has a non-ASCII byte, valid UTF-8 (the whole event at once, with `simdutf8`);
+//! - what may follow what: for each kind of token, the next byte that is not whitespace must be one
+//!   that may follow it (`:` only after a string, a value only after `{ [ : ,`, and so on). "The next
+//!   non-whitespace byte" of every byte of a mask at once is one addition: `(ws + (m << 1)) & !ws`;
+//! - numbers: every scalar that holds only digits, `-` and `.` is checked in bulk (`-` only first,
+//!   one `.` between digits, no leading zero); any other scalar (`true`, `false`, `null`, exponents,
+//!   anything else) by the scalar checks of `bytes`;
+//! - nesting: the brackets alone are walked in order, with a bit stack of open containers (they pair
+//!   up by kind; at most `json::MAX_DEPTH` levels), which also gives the mask of bytes whose innermost
+//!   container is an object; with it, the successor rules tell keys from values: in an object a key
+//!   follows `{` or `,`, and a `:` follows every key and nothing else.
+//!
+//! Promise: `run` accepts exactly the byte strings for which `json::parse` returns an object (the
+//! unit tests compare the two on generated texts, the differential tests and the fuzz target through
+//! the matcher), never panics, and, when it accepts, leaves `ix` complete and exact.
+
+use super::bytes::valid_number;
+use super::index::{self, Block, Carry};
+use super::simd::Masks;
+use crate::json::MAX_DEPTH;
+
+/// Carries of the successor rules: for one mask, the bit shifted out of the previous block and the
+/// carry out of its addition (both land on the next block's first byte).
+#[derive(Default, Clone, Copy)]
+struct Next(u64);
+
+impl Next {
+    /// Bits of the first non-whitespace byte after each byte of `m` (`ws`: whitespace outside strings).
+    #[inline(always)]
+    fn of(&mut self, m: u64, ws: u64) -> u64 {
+        let (sum, over) = ws.overflowing_add((m << 1) | self.0);
+        self.0 = (m >> 63) | u64::from(over);
+        sum & !ws
+    }
+}
+
+#[derive(Default)]
+struct State {
+    carry: Carry,
+    /// Successors of: scalars, `}` and `]`; closing quotes of values; of keys; `{`; `[`; `:` and
+    /// `,`; `{` and `,` in objects.
+    next: [Next; 7],
+    /// The addition that finds the closing quotes of keys.
+    key: u64,
+    /// Number carries: the byte after a `-`, after a `.`, after a leading zero; a digit before; the
+    /// addition that marks bytes after a scalar's first `.`.
+    after_minus: u64,
+    after_dot: u64,
+    after_zero: u64,
+    digit_before: u64,
+    dotted: u64,
+    /// Where the scalar that runs into the next block started.
+    scalar_start: usize,
+    /// Open containers, innermost last: bit `d` of the stack is 1 for an object at depth `d`.
+    depth: usize,
+    stack: [u64; MAX_DEPTH / 64 + 1],
+    /// Whether the innermost container is an object.
+    in_object: bool,
+    /// Whether the root object has closed.
+    done: bool,
+}
+
+/// Whether `b` is one JSON object as `json::parse` reads it; builds its index into `out`.
+#[inline(always)]
+pub fn run(
+    b: &[u8],
+    out: &mut Vec<Block>,
+    classify: impl Fn(&[u8; 64]) -> Masks,
+    prefix_xor: impl Fn(u64) -> u64,
+) -> bool {
+    out.clear();
+    // The root must be an object: only whitespace before its `{`.
+    let Some(first) = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    else {
+        return false;
+    };
+    if b[first] != b'{' {
+        return false;
+    }
+    let mut st = State::default();
+    let mut high = 0;
+    out.resize(b.len().div_ceil(64), Block::default());
+    let mut chunks = b.chunks_exact(64);
+    let mut slots = out.iter_mut();
+    let mut at = 0;
+    for (c, slot) in (&mut chunks).zip(&mut slots) {
+        let c: &[u8; 64] = c.try_into().expect("64 bytes");
+        let m = classify(c);
+        high |= m.high;
+        match block(b, at, &m, &mut st, &prefix_xor) {
+            Some(blk) => *slot = blk,
+            None => return false,
+        }
+        at += 64;
+    }
+    if let Some(slot) = slots.next() {
+        let m = classify(&index::chunk(b, at));
+        high |= m.high;
+        match block(b, at, &m, &mut st, &prefix_xor) {
+            Some(blk) => *slot = blk,
+            None => return false,
+        }
+    }
+    // Non-ASCII bytes: the whole text must be UTF-8 (for an acceptable text they are all in strings).
+    (high == 0 || simdutf8::basic::from_utf8(b).is_ok())
+        && st.carry.string == 0
+        && st.depth == 0
+        && st.done
+}
+
+#[inline(always)]
+fn block(
+    b: &[u8],
+    base: usize,
+    m: &Masks,
+    st: &mut State,
+    prefix_xor: &impl Fn(u64) -> u64,
+) -> Option<Block> {
+    let (quote, string, escaped) = index::strings(m, &mut st.carry, prefix_xor);
+    if m.ctrl & string != 0 || (escaped != 0 && !escapes_valid(b, base, escaped)) {
+        return None;
+    }
+    let outside = !(string | quote);
+    let opening = quote & string;
+    let closing = quote & !string;
+    let (lbrace, lbracket) = (m.lbrace & outside, m.lbracket & outside);
+    let (rbrace, rbracket) = (m.rbrace & outside, m.rbracket & outside);
+    let (colon, comma) = (m.colon & outside, m.comma & outside);
+    let ops = lbrace | lbracket | rbrace | rbracket | colon | comma;
+    let ws = m.ws & outside;
+    let scalar = outside & !ops & !ws;
+    let continued = st.carry.scalar;
+    let starts = scalar & !((scalar << 1) | continued);
+    st.carry.scalar = scalar >> 63;
+    let values = opening | starts | lbrace | lbracket;
+    if st.done && (values | ops) != 0 {
+        return None; // something after the root object
+    }
+    let brackets = lbrace | lbracket | rbrace | rbracket;
+    let objects = if brackets == 0 {
+        if st.in_object { u64::MAX } else { 0 }
+    } else {
+        nesting(b, base, brackets, values | ops, st)?
+    };
+
+    // What may follow what (whitespace aside). Keys: the strings after `{`, and after `,` in objects.
+    let [n_end, n_value, n_key, n_lbrace, n_lbracket, n_sep, n_member] = &mut st.next;
+    let member = n_member.of(lbrace | (comma & objects), ws);
+    let (sum, over) = string.overflowing_add((member & opening) | st.key);
+    st.key = u64::from(over);
+    let key_end = sum & closing;
+    let bad = (colon & !objects)
+        | (member & (starts | lbrace | lbracket))
+        | (n_end.of(scalar | rbrace | rbracket, ws) & (values | colon))
+        | (n_value.of(closing & !key_end, ws) & (values | colon))
+        | (n_key.of(key_end, ws) & !colon)
+        | (n_lbrace.of(lbrace, ws) & (starts | lbrace | lbracket | colon | comma | rbracket))
+        | (n_lbracket.of(lbracket, ws) & (colon | comma | rbrace))
+        | (n_sep.of(colon | comma, ws) & (colon | comma | rbrace | rbracket));
+    if bad != 0 {
+        return None;
+    }
+
+    if (scalar | st.after_minus | st.after_dot) != 0
+        && !numbers(b, base, m, scalar, starts, continued, st)
+    {
+        return None;
+    }
+    let (open, close) = (lbrace | lbracket, rbrace | rbracket);
+    Some(Block {
+        quote,
+        token: ops | opening | starts,
+        scalar,
+        backslash: m.backslash,
+        open,
+        close,
+        opens: open.count_ones(),
+        closes: close.count_ones(),
+    })
+}
+
+/// The scalars with a byte in this block (or ending just before it, when `continued`): in bulk when
+/// they hold only digits, `-` and `.`; else (or when the bulk rules object, which a scalar crossing
+/// from a block checked one by one may cause) one by one.
+#[inline(always)]
+fn numbers(
+    b: &[u8],
+    base: usize,
+    m: &Masks,
+    s: u64,
+    starts: u64,
+    continued: u64,
+    st: &mut State,
+) -> bool {
+    let (digit, minus, dot) = (m.digit & s, m.minus & s, m.dot & s);
+    let after_minus = (minus << 1) | st.after_minus;
+    let after_dot = (dot << 1) | st.after_dot;
+    // Where the integer part starts, and a zero there.
+    let lead = ((starts & !minus) | after_minus) & m.zero & s;
+    let after_zero = (lead << 1) | st.after_zero;
+    // Bytes from each scalar's first `.` to its end: adding the dots carries through the scalar.
+    let (sum, over) = s.overflowing_add(dot);
+    let (marked, over2) = sum.overflowing_add(st.dotted);
+    let from_dot = s & !marked;
+    st.after_minus = minus >> 63;
+    st.after_dot = dot >> 63;
+    st.after_zero = lead >> 63;
+    let digit_before = (digit << 1) | st.digit_before;
+    st.digit_before = digit >> 63;
+    st.dotted = u64::from(over | over2);
+    let other = s & !(digit | minus | dot);
+    let bad = (minus & !starts)
+        | (after_minus & !digit)
+        | (dot & !digit_before)
+        | (after_dot & !digit)
+        | (after_zero & digit)
+        | (dot & marked)
+        | (from_dot & !dot & !digit);
+    let ok = (other | bad) == 0 || one_by_one(b, base, continued != 0, starts, st.scalar_start);
+    if starts != 0 {
+        st.scalar_start = base + 63 - starts.leading_zeros() as usize;
+    }
+    ok
+}
+
+/// Checks by the scalar rules (`bytes::valid_number`, or the words `true`, `false`, `null`) every
+/// scalar that starts in this block, and the one that runs into it (or up to it) from `continued_from`.
+#[cold]
+#[inline(never)]
+fn one_by_one(
+    b: &[u8],
+    base: usize,
+    continued: bool,
+    mut starts: u64,
+    continued_from: usize,
+) -> bool {
+    let check = |start: usize| {
+        let end = b[start..]
+            .iter()
+            .position(|c| {
+                matches!(
+                    c,
+                    b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'}' | b'[' | b']' | b':' | b',' | b'"'
+                )
+            })
+            .map_or(b.len(), |n| start + n);
+        match b[start] {
+            b'-' | b'0'..=b'9' => valid_number(b, start, end),
+            _ => matches!(&b[start..end], b"true" | b"false" | b"null"),
+        }
+    };
+    if continued && !check(continued_from) {
+        return false;
+    }
+    while starts != 0 {
+        let start = base + starts.trailing_zeros() as usize;
+        starts &= starts - 1;
+        if !check(start) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Walks the block's brackets in order against the stack of open containers; returns the mask of
+/// bytes whose innermost container is an object (for a bracket: the container around it), or `None`
+/// when they do not nest. `tokens`: every token of the block (nothing may follow the root).
+#[inline(always)]
+fn nesting(b: &[u8], base: usize, mut brackets: u64, tokens: u64, st: &mut State) -> Option<u64> {
+    let mut objects = 0u64;
+    let mut from = 0u32;
+    while brackets != 0 {
+        let bit = brackets.trailing_zeros();
+        brackets &= brackets - 1;
+        if st.in_object {
+            objects |= (u64::MAX << from) & (u64::MAX >> (63 - bit));
+        }
+        from = bit + 1;
+        match b[base + bit as usize] {
+            c @ (b'{' | b'[') => {
+                if st.done || st.depth == MAX_DEPTH || (st.depth == 0 && c == b'[') {
+                    return None;
+                }
+                let word = &mut st.stack[st.depth / 64];
+                if c == b'{' {
+                    *word |= 1 << (st.depth % 64);
+                } else {
+                    *word &= !(1 << (st.depth % 64));
+                }
+                st.depth += 1;
+                st.in_object = c == b'{';
+            }
+            c => {
+                if st.depth == 0 || st.in_object != (c == b'}') {
+                    return None;
+                }
+                st.depth -= 1;
+                if st.depth == 0 {
+                    st.done = true;
+                    st.in_object = false;
+                    if bit < 63 && tokens >> (bit + 1) != 0 {
+                        return None; // something after the root object
+                    }
+                } else {
+                    let d = st.depth - 1;
+                    st.in_object = st.stack[d / 64] >> (d % 64) & 1 == 1;
+                }
+            }
+        }
+    }
+    if st.in_object && from < 64 {
+        objects |= u64::MAX << from;
+    }
+    Some(objects)
+}
+
+/// Whether every escaped byte (absolute offsets `base + bit`) is one `json::parse` accepts.
+#[cold]
+#[inline(never)]
+fn escapes_valid(b: &[u8], base: usize, mut escaped: u64) -> bool {
+    while escaped != 0 {
+        let at = base + escaped.trailing_zeros() as usize;
+        escaped &= escaped - 1;
+        match b.get(at) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+            Some(b'u') => {
+                let hex = b.get(at + 1..at + 5);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::index::tests::{next, text};
+    use super::super::simd::{self, Simd};
+
+    fn agree(t: &[u8]) {
+        let want = matches!(crate::json::parse(t), Ok(crate::json::Json::Object(_)));
+        for simd in Simd::available() {
+            let mut ix = super::super::index::Index::default();
+            assert_eq!(
+                simd::validate(simd, t, &mut ix),
+                want,
+                "{simd:?} on {:?}",
+                String::from_utf8_lossy(t)
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_exactly_what_the_reader_accepts_on_random_text() {
+        let mut seed = 17;
+        for _ in 0..20_000 {
+            let mut t = text(&mut seed);
+            if next(&mut seed).is_multiple_of(2) {
+                t.insert(0, b'{');
+            }
+            agree(&t);
+        }
+    }
+
+    /// Valid objects, then every one-byte deletion, duplication and substitution of them.
+    #[test]
+    fn accepts_exactly_what_the_reader_accepts_near_valid_objects() {
+        let objects: &[&str] = &[
+            r#"{"a":1}"#,
+            r#"{"a": [1, -2.5, 3e5, 0, -0, 0.25, "x", true, false, null, {}, []], "b": {"c": {"d": "e\"\\"}}}"#,
+            r#" { "type":"Feature","properties":{"MAPBLKLOT":"0001001","BLKLOT":"0001001"},"geometry":{"type":"Polygon","coordinates":[[{"x":-122.42292,"y":37.80874,"z":0.0},{"x":-122.42300,"y":37.80870,"z":0.0}]]}} "#,
+            "{\"k\":\"caf\u{e9} \\u00e9 \\ud83d\\ude80\",\"n\":[[[[]]]],\"e\":{},\"s\":\"\"}",
+            r#"{"":"","a":{"":{"":[1e-7,1E+7,123456789012345678901234567890,-1.0e0]}}}"#,
+        ];
+        let mut cases = Vec::new();
+        for o in objects {
+            let o = o.as_bytes();
+            cases.push(o.to_vec());
+            for i in 0..o.len() {
+                let mut del = o.to_vec();
+                del.remove(i);
+                cases.push(del);
+                let mut dup = o.to_vec();
+                dup.insert(i, o[i]);
+                cases.push(dup);
+                for c in [
+                    b'"', b'\\', b'{', b'}', b'[', b']', b':', b',', b' ', b'0', b'1', b'-', b'.',
+                    b'e', b'x', 0x01, 0xff,
+                ] {
+                    let mut sub = o.to_vec();
+                    sub[i] = c;
+                    cases.push(sub);
+                }
+            }
+        }
+        // And shifted across block boundaries.
+        for c in cases {
+            agree(&c);
+            for pad in [1, 40, 63] {
+                let mut p = vec![b' '; pad];
+                p.extend_from_slice(&c);
+                agree(&p);
+            }
+        }
+    }
+
+    /// A random JSON value: all the grammar's forms, with random whitespace.
+    fn value(seed: &mut u64, depth: usize, out: &mut Vec<u8>) {
+        let ws = |seed: &mut u64, out: &mut Vec<u8>| {
+            if next(seed).is_multiple_of(4) {
+                out.extend_from_slice([&b" "[..], b"\n", b"\t ", b"\r\n  "][next(seed) % 4]);
+            }
+        };
+        ws(seed, out);
+        let scalars: &[&[u8]] = &[
+            b"0",
+            b"-0",
+            b"1",
+            b"-12",
+            b"3.25",
+            b"-0.5",
+            b"1e5",
+            b"2E-3",
+            b"-1.5e+10",
+            b"123456789012345678901",
+            b"true",
+            b"false",
+            b"null",
+            b"\"\"",
+            b"\"a\"",
+            b"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+            b"\"\\u00e9\\uD83D\\ude80\"",
+            b"\"caf\xc3\xa9 {[:,]}\"",
+            b"\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"",
+        ];
+        match if depth > 5 { 0 } else { next(seed) % 4 } {
+            0 | 1 => out.extend_from_slice(scalars[next(seed) % scalars.len()]),
+            k => {
+                let object = k == 2;
+                out.push(if object { b'{' } else { b'[' });
+                let n = next(seed) % 5;
+                for i in 0..n {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    if object {
+                        ws(seed, out);
+                        out.extend_from_slice(
+                            [&b"\"k\""[..], b"\"\"", b"\"a.b\"", b"\"\\u0041\""][next(seed) % 4],
+                        );
+                        ws(seed, out);
+                        out.push(b':');
+                    }
+                    value(seed, depth + 1, out);
+                }
+                ws(seed, out);
+                out.push(if object { b'}' } else { b']' });
+            }
+        }
+        ws(seed, out);
+    }
+
+    #[test]
+    fn accepts_exactly_what_the_reader_accepts_on_generated_and_mutated_json() {
+        let mut seed = 41;
+        let alphabet = b"{}[]:,\" \\0159-.eE+tfnulx\x01\xc3\xff";
+        let (mut valid, mut mutants_valid) = (0, 0);
+        for _ in 0..6000 {
+            let mut t = vec![b'{'];
+            let n = next(&mut seed) % 6;
+            for i in 0..n {
+                if i > 0 {
+                    t.push(b',');
+                }
+                t.extend_from_slice(b"\"f\":");
+                value(&mut seed, 1, &mut t);
+            }
+            t.push(b'}');
+            agree(&t);
+            valid += usize::from(crate::json::parse(&t).is_ok());
+            for _ in 0..4 {
+                let mut u = t.clone();
+                let at = next(&mut seed) % u.len();
+                match next(&mut seed) % 3 {
+                    0 => {
+                        u.remove(at);
+                    }
+                    1 => u.insert(at, alphabet[next(&mut seed) % alphabet.len()]),
+                    _ => u[at] = alphabet[next(&mut seed) % alphabet.len()],
+                }
+                agree(&u);
+                mutants_valid += usize::from(crate::json::parse(&u).is_ok());
+            }
+        }
+        // The generator writes valid JSON, and mutations break most of it, not all.
+        assert_eq!(valid, 6000);
+        assert!((1000..20_000).contains(&mutants_valid), "{mutants_valid}");
+    }
+
+    #[test]
+    fn numbers_crossing_blocks_and_deep_nesting() {
+        for n in [
+            "1",
+            "-0",
+            "0.5",
+            "-122.42925025966552",
+            "1.5e-3",
+            "12345678901234567890.123",
+            "01",
+            "1.2.3",
+            "-",
+            "1.",
+            "--1",
+            "1-2",
+        ] {
+            for pad in 0..70 {
+                let t = format!("{{\"{}\":{n}}}", "k".repeat(pad));
+                agree(t.as_bytes());
+            }
+        }
+        for depth in [511, 512, 513] {
+            let t = format!(
+                "{{\"a\":{}{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            );
+            agree(t.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_index_it_builds_is_the_builders() {
+        let mut seed = 29;
+        let mut checked = 0;
+        for _ in 0..3000 {
+            let mut v = Vec::new();
+            value(&mut seed, 1, &mut v);
+            let t = [&b"{\"k\":"[..], &v, b"}"].concat();
+            for simd in Simd::available() {
+                let mut checked_index = super::super::index::Index::default();
+                if !simd::validate(simd, &t, &mut checked_index) {
+                    continue;
+                }
+                let mut built = Vec::new();
+                simd::build(simd, &t, &mut built);
+                assert_eq!(checked_index.blocks, built, "{simd:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+}
