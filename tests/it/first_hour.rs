@@ -296,3 +296,95 @@ fn the_container_build_context_leaves_out_build_output_and_stores() {
         );
     }
 }
+
+#[test]
+fn every_command_takes_events_the_same_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let critical: Value =
+        serde_json::from_str(include_str!("../fixtures/ecr-image-scan-critical.json")).unwrap();
+    let clean: Value = serde_json::from_str(include_str!(
+        "../fixtures/samples/ecr-image-scan-clean.json"
+    ))
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pretty.json"),
+        serde_json::to_string_pretty(&critical).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("both.json"),
+        json!([critical, clean]).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("both.ndjson"),
+        format!("{critical}\n{clean}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(repo.join("rules"), dir.path().join("rules")).unwrap();
+    // A pretty-printed event on stdin, with the pattern of a rule file.
+    let o = shell(
+        dir.path(),
+        "scanbridge test-pattern -p rules/critical-findings.json -e - < pretty.json",
+    );
+    assert_eq!(
+        (o.status.code(), out(&o).trim()),
+        (Some(0), "match"),
+        "{}",
+        err(&o)
+    );
+    // A JSON array and NDJSON: each event reported.
+    // (An array's events are named FILE[i], NDJSON's FILE:LINE.)
+    for (file, first, second) in [
+        ("both.json", "both.json[0]", "both.json[1]"),
+        ("both.ndjson", "both.ndjson:1", "both.ndjson:2"),
+    ] {
+        let o = shell(
+            dir.path(),
+            &format!("scanbridge test-pattern -p rules/critical-findings.json -e {file}"),
+        );
+        let text = out(&o);
+        assert!(
+            text.contains(&format!("{first}: match"))
+                && text.contains(&format!("{second}: no match")),
+            "{text}{}",
+            err(&o)
+        );
+        // notify-test sends each of them.
+        let o = shell(
+            dir.path(),
+            &format!("scanbridge notify-test console --event {file}"),
+        );
+        assert!(o.status.success(), "{}", err(&o));
+        assert_eq!(
+            out(&o).matches("=== scanbridge alert").count(),
+            2,
+            "{}",
+            out(&o)
+        );
+    }
+    // Inline JSON to route, and a directory.
+    let o = shell(
+        dir.path(),
+        &format!("scanbridge route --event '{}'", critical),
+    );
+    assert!(
+        out(&o).contains("1 of 6 rules matched; 1 delivery would be sent"),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+    std::fs::create_dir(dir.path().join("events")).unwrap();
+    std::fs::copy(
+        dir.path().join("pretty.json"),
+        dir.path().join("events/a.json"),
+    )
+    .unwrap();
+    let o = shell(
+        dir.path(),
+        "scanbridge test-pattern -p rules/critical-findings.json -e events",
+    );
+    assert!(out(&o).contains("match"), "{}{}", out(&o), err(&o));
+    assert_eq!(o.status.code(), Some(0));
+}
