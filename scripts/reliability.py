@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The crash, outage and load runs of scripts/{crash,outage,load} (Python 3, standard library only).
+"""The crash, outage, load and disk runs of scripts/{crash,outage,load,disk} (Python 3, standard library only).
 
 Everything runs on loopback: the release binary `scanbridge serve` in a temporary home, a local
 webhook receiver (this file, or examples/bare for load), and a load generator. Each run is bounded in
@@ -8,6 +8,7 @@ time and count, prints a summary table, and exits 1 if an event that got 202 was
     scripts/reliability.py crash  [--kills 20] [--rate 150]
     scripts/reliability.py outage [--phase 4]
     scripts/reliability.py load   [--step 5] [--max-conns 32]
+    scripts/reliability.py disk   [--events 5000] [--cap-mib 8] [--tmpfs-mib 32]
 """
 
 import argparse
@@ -606,6 +607,267 @@ def load(args):
     return 0
 
 
+# ---- disk ----------------------------------------------------------------------------------------
+
+
+def store_bytes(data):
+    """(bytes of live pages, bytes of the database and WAL files) of the store in `data`."""
+    import sqlite3
+
+    db = os.path.join(data, "scanbridge.db")
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    page, count, free = (c.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_size", "page_count", "freelist_count"))
+    c.close()
+    files = sum(os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s))
+    return (count - free) * page, files
+
+
+def db_exec(data, sql, params=()):
+    import sqlite3
+
+    c = sqlite3.connect(os.path.join(data, "scanbridge.db"), timeout=30)
+    n = c.execute(sql, params).rowcount
+    c.commit()
+    c.close()
+    return n
+
+
+def db_count(data, table):
+    import sqlite3
+
+    c = sqlite3.connect(f"file:{os.path.join(data, 'scanbridge.db')}?mode=ro", uri=True, timeout=10)
+    n = c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    c.close()
+    return n
+
+
+def post_many(port, make, ids, batch=50):
+    """Posts events make(id) in batches; returns (accepted ids, refused ids, statuses seen)."""
+    accepted, refused, statuses = [], [], {}
+    for k in range(0, len(ids), batch):
+        chunk = ids[k:k + batch]
+        status, data = post(port, "\n".join(json.dumps(make(i)) for i in chunk))
+        statuses[status] = statuses.get(status, 0) + 1
+        (accepted if status == 202 else refused).extend(chunk)
+    return accepted, refused, statuses
+
+
+def until(pred, deadline_s, step=0.1):
+    """Seconds until pred() is true (None after the deadline)."""
+    start = time.time()
+    while time.time() - start < deadline_s:
+        if pred():
+            return time.time() - start
+        time.sleep(step)
+    return None
+
+
+def quantiles(xs):
+    xs = sorted(xs)
+    if not xs:
+        return "-"
+    q = lambda f: xs[min(len(xs) - 1, int(f * len(xs)))] * 1000
+    return f"p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {xs[-1] * 1000:.1f} ms ({len(xs)} requests)"
+
+
+def timed_posts(port, make, prefix, stop, out):
+    """Posts one event at a time until `stop` is set, recording each request's latency."""
+    i = 0
+    while not stop.is_set():
+        t0 = time.time()
+        post(port, json.dumps(make(f"{prefix}{i}")))
+        out.append(time.time() - t0)
+        i += 1
+        time.sleep(0.01)
+
+
+def disk(args):
+    """Retention, the size limit and a real full disk: the figures of RELIABILITY.md "Disk budget"."""
+    with open(os.path.join(ROOT, "tests", "fixtures", "ecr-image-scan-critical.json")) as f:
+        scan = json.load(f)
+    with open(os.path.join(ROOT, "tests", "fixtures", "samples", "ecr-image-action-push.json")) as f:
+        push = json.load(f)
+    matched = lambda i: {**scan, "id": i}
+    unmatched = lambda i: {**push, "id": i}
+    rx = Receiver()
+    targets = f'[targets.hook]\ntype = "webhook"\nurl = "{rx.url("/hook")}"\ntimeout = "2s"\n\n'
+    rules = {"scans.json": {"name": "scans", "event_pattern": {"detail-type": ["ECR Image Scan"]},
+                            "targets": ["hook"]}}
+    failures = 0
+
+    # 1. What an event costs in the store, matched (with its delivered record) and unmatched.
+    home = tempfile.mkdtemp(prefix="scanbridge-disk-")
+    data = os.path.join(home, "data")
+    cfg = write_home(home, targets, rules)
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace("[store]\n", '[store]\nprune_interval = "1s"\n'))
+    port = free_port()
+    d = Daemon(cfg, port)
+    d.start()
+    base, _ = store_bytes(data)
+    n = args.events
+    ids = [f"m{i}" for i in range(n)]
+    post_many(port, matched, ids)
+    ok = wait_delivered(rx, {"/hook": set(ids)}, 120)
+    after_m, files_m = store_bytes(data)
+    post_many(port, unmatched, [f"u{i}" for i in range(n)])
+    after_u, files_u = store_bytes(data)
+    per_m = (after_m - base) / n
+    per_u = (after_u - after_m) / n
+    rows = [
+        (f"matched events (sample CRITICAL scan, {len(json.dumps(scan))} B of JSON), delivered", n),
+        ("  store bytes per matched event (event, delivery record, indexes)", f"{per_m:.0f}"),
+        (f"unmatched events (sample ECR push, {len(json.dumps(push))} B of JSON)", n),
+        ("  store bytes per unmatched event", f"{per_u:.0f}"),
+        ("database + WAL files after both", files_u),
+        ("all matched delivered", ok),
+    ]
+    failures += not ok
+    table("disk: what an event costs", rows)
+    budget = []
+    for per_day in (1_000, 10_000, 100_000):
+        for share in (0.1, 1.0):
+            b = per_day * (30 * share * per_m + 1 * (1 - share) * per_u)
+            budget.append((f"{per_day:>7} events/day, {int(share * 100):>3} % matched", f"{b / 2**20:,.0f} MiB"))
+    table("disk: budget at the defaults (retain_events 30d, retain_unmatched 1d)", budget)
+
+    # 2. Pruning in the background: every event made 40 days old; ingest latency before and during.
+    lat_before, lat_during = [], []
+    stop = threading.Event()
+    th = threading.Thread(target=timed_posts, args=(port, unmatched, "before", stop, lat_before))
+    th.start()
+    time.sleep(3)
+    stop.set()
+    th.join()
+    aged = db_exec(data, "UPDATE events SET received_at = received_at - ?", (40 * 86_400_000,))
+    stop = threading.Event()
+    th = threading.Thread(target=timed_posts, args=(port, unmatched, "during", stop, lat_during))
+    th.start()
+    t_prune = until(lambda: db_count(data, "events") <= len(lat_during) + 5, 120)
+    stop.set()
+    th.join()
+    m = d.metrics()
+    table("disk: pruning in the background", [
+        ("events aged past both windows", aged),
+        ("seconds until all were pruned (prune_interval 1s, batches of 500)", f"{t_prune:.1f}" if t_prune else "NOT PRUNED"),
+        ("scanbridge_pruned_total{kind=events}", int(metric(m, 'scanbridge_pruned_total{kind="events"}'))),
+        ("ingest latency before", quantiles(lat_before)),
+        ("ingest latency while pruning", quantiles(lat_during)),
+        ("store check after", subprocess.run([BIN, "store", "check", "--config", cfg], capture_output=True).returncode == 0),
+    ])
+    failures += t_prune is None
+    d.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+    # 3. The size limit: far more than the limit accepted while deliveries succeed; refused only while
+    #    pending work fills it; accepted again by itself once it drains.
+    cap = args.cap_mib * 2**20
+    home = tempfile.mkdtemp(prefix="scanbridge-cap-")
+    data = os.path.join(home, "data")
+    cfg = write_home(home, targets, rules)
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace("[store]\n", f"[store]\nmax_db_bytes = {cap}\n"))
+    port = free_port()
+    d = Daemon(cfg, port)
+    d.start()
+    big = lambda i: {**scan, "id": i, "detail": {**scan["detail"], "pad": "x" * 4000}}
+    ids = [f"c{i}" for i in range(int(3 * cap / 4500))]
+    acc1, ref1 = [], []
+    ok1 = True
+    for k in range(0, len(ids), 10):
+        # Paced by delivery (each batch delivered before the next): what is kept is the archive.
+        a, r, _ = post_many(port, big, ids[k:k + 10], batch=10)
+        acc1 += a
+        ref1 += r
+        ok1 &= wait_delivered(rx, {"/hook": set(a)}, 60)
+    used1, files1 = store_bytes(data)
+    rx.mode = "500"
+    acc2, ref2, st2 = [], [], {}
+    k = 0
+    while not ref2 and k < 100_000:
+        a, r, s = post_many(port, big, [f"p{k + j}" for j in range(10)], batch=10)
+        acc2 += a
+        ref2 += r
+        k += 10
+    used2, files2 = store_bytes(data)
+    rx.mode = "ok"
+    t_back = until(lambda: post(port, json.dumps(big(f"back{time.time()}")))[0] == 202, 120, 0.25)
+    ok2 = wait_delivered(rx, {"/hook": set(acc2)}, 120)
+    m = d.metrics()
+    table(f"disk: store.max_db_bytes = {cap} ({args.cap_mib} MiB)", [
+        ("events posted (3x the limit, 4.6 KB each), each batch of 10 delivered before the next", len(ids)),
+        ("  accepted / refused", f"{len(acc1)} / {len(ref1)}"),
+        ("  all accepted delivered", ok1),
+        ("  database + WAL files after", f"{files1} ({files1 / cap * 100:.0f} % of the limit)"),
+        ("  scanbridge_pruned_total{kind=oldest}", int(metric(m, 'scanbridge_pruned_total{kind="oldest"}'))),
+        ("receiver down: events accepted until the first 503", len(acc2)),
+        ("  database + WAL files at the first 503", f"{files2} ({files2 / cap * 100:.0f} % of the limit)"),
+        ("receiver back: seconds until 202 again (no restart)", f"{t_back:.1f}" if t_back is not None else "NEVER"),
+        ("  every 202 delivered", ok2),
+    ])
+    failures += (not ok1) + (not ok2) + bool(ref1) + (t_back is None)
+    d.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+    # 4. A real full disk: the data directory on a small tmpfs, filled by a ballast file.
+    mnt = tempfile.mkdtemp(prefix="scanbridge-tmpfs-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.tmpfs_mib}m", "tmpfs", mnt],
+                      capture_output=True).returncode != 0:
+        print("\ndisk: a real full disk SKIPPED: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
+        os.rmdir(mnt)
+        return 1 if failures else 0
+    try:
+        home = tempfile.mkdtemp(prefix="scanbridge-full-")
+        data = os.path.join(mnt, "data")
+        cfg = write_home(home, targets, rules)
+        with open(cfg) as f:
+            text = f.read()
+        with open(cfg, "w") as f:
+            f.write(text.replace(f'data_dir = "{home}/data"', f'data_dir = "{data}"'))
+        port = free_port()
+        d = Daemon(cfg, port)
+        d.start()
+        rx.mode = "500"
+        reserve = os.path.join(data, "scanbridge.reserve")
+        until(lambda: os.path.exists(reserve) and os.path.getsize(reserve) >= 8 * 2**20, 30)
+        free = lambda: os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+        ballast = os.path.join(mnt, "ballast")
+        with open(ballast, "wb") as f:
+            while free() > 3 * 2**20:
+                f.write(b"\0" * min(2**20, free() - 3 * 2**20))
+                f.flush()
+        acc, ref, k = [], [], 0
+        while not ref and k < 100_000:
+            a, r, _ = post_many(port, big, [f"f{k + j}" for j in range(10)], batch=10)
+            acc += a
+            ref += r
+            k += 10
+        free_at_503 = free()
+        rx.mode = "ok"
+        t_deliver = until(lambda: acc and set(acc) <= set(rx.delivered("/hook")), 120)
+        still = post(port, json.dumps(big("still-full")))[0]
+        os.remove(ballast)
+        t_back = until(lambda: post(port, json.dumps(big(f"back{time.time()}")))[0] == 202, 120, 0.25)
+        d.stop()
+        table(f"disk: a real full disk ({args.tmpfs_mib} MiB tmpfs, reserve_bytes 8 MiB)", [
+            ("receiver down: events accepted until the first 503", len(acc)),
+            ("  bytes free on the disk then", free_at_503),
+            ("receiver back, disk still full: seconds until every 202 was delivered", f"{t_deliver:.1f}" if t_deliver else "NOT DELIVERED"),
+            ("  a new event meanwhile", still),
+            ("ballast removed: seconds until 202 again (no restart)", f"{t_back:.1f}" if t_back is not None else "NEVER"),
+        ])
+        failures += (t_deliver is None) + (t_back is None) + (still != 503)
+    finally:
+        subprocess.run(["umount", "-l", mnt])
+        os.rmdir(mnt)
+        shutil.rmtree(home, ignore_errors=True)
+    return 1 if failures else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -620,10 +882,14 @@ def main():
     lo.add_argument("--step", type=int, default=5, help="seconds per concurrency step")
     lo.add_argument("--max-conns", type=int, default=32)
     lo.add_argument("--soak", type=int, default=20, help="seconds of constant load at the end")
+    dk = sub.add_parser("disk")
+    dk.add_argument("--events", type=int, default=5000, help="events of each class measured")
+    dk.add_argument("--cap-mib", type=int, default=8, help="store.max_db_bytes of the limit run, MiB")
+    dk.add_argument("--tmpfs-mib", type=int, default=32, help="size of the full-disk tmpfs, MiB")
     a = ap.parse_args()
     if not os.path.exists(BIN):
         raise SystemExit(f"{BIN} is missing: cargo build --release")
-    sys.exit({"crash": crash, "outage": outage, "load": load}[a.cmd](a))
+    sys.exit({"crash": crash, "outage": outage, "load": load, "disk": disk}[a.cmd](a))
 
 
 if __name__ == "__main__":

@@ -247,8 +247,27 @@ impl AwsCredentialConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub data_dir: PathBuf,
-    /// Largest size of the database in bytes (0: no limit); when reached, ingest answers 503.
+    /// Largest size of the store in bytes, the write-ahead log included (0: no limit). Near it the
+    /// oldest archived events are pruned first; ingest answers 503 only when pending work fills it.
     pub max_db_bytes: u64,
+    /// How long events that matched a rule are kept after their deliveries are done (the archive
+    /// `scanbridge replay` reads). 0: forever.
+    #[serde(with = "humantime_serde")]
+    pub retain_events: Duration,
+    /// How long events that matched no rule are kept. 0: forever.
+    #[serde(with = "humantime_serde")]
+    pub retain_unmatched: Duration,
+    /// How long alerting state is kept after its last change: scan history, resolved alerts, idle
+    /// digest groups. 0: forever.
+    #[serde(with = "humantime_serde")]
+    pub retain_history: Duration,
+    /// How often the background pruner looks for expired rows (it also runs when the store nears
+    /// `max_db_bytes`).
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+    /// Bytes of disk kept in reserve in the data directory (`scanbridge.reserve`), released when the
+    /// disk fills so that deliveries can still be acknowledged (0: no reserve).
+    pub reserve_bytes: u64,
 }
 
 /// `[rules]`: the rule files.

@@ -75,6 +75,29 @@ impl Event {
     }
 }
 
+/// The field EventBridge adds to a replayed event: the replay's name (here its id).
+pub const REPLAY_FIELD: &str = "replay-name";
+
+/// `event` as a replay delivers it: with [`REPLAY_FIELD`] set to `replay` (replacing one the event
+/// may have carried, so the field always says what the store says).
+pub fn replayed(event: &Value, replay: &str) -> Value {
+    let mut v = event.clone();
+    if let Value::Object(m) = &mut v {
+        m.insert(REPLAY_FIELD.to_owned(), Value::String(replay.to_owned()));
+    }
+    v
+}
+
+impl Event {
+    /// An archived event (its stored bytes) as replay `replay` routes it: with `replay-name` set.
+    pub fn replay_of(stored: &str, replay: &str) -> Option<Event> {
+        let value = replayed(&parse_stored(stored)?, replay);
+        let id = value.get("id")?.as_str()?.to_owned();
+        let body = value.to_string();
+        Some(Event { id, value, body })
+    }
+}
+
 /// A time in EventBridge's format (RFC 3339, seconds, UTC): `2026-12-31T00:00:00Z`.
 pub fn rfc3339(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);

@@ -271,6 +271,7 @@ impl Rig {
             delta,
             now_ms: NOW_MS,
             alert,
+            replay: None,
         };
         let (kind, text) = match t {
             Target::Console(_) => ("console", crate::notify::console::render(&msg)),
@@ -899,6 +900,7 @@ mod tests {
             wake: Arc::default(),
             clock: clock.clone(),
             handoff: handoff.clone(),
+            room: Arc::default(),
         };
         let mut good = crate::testing::sample("ecr-image-scan-critical.json");
         good["id"] = json!("the-good-one");

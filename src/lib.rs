@@ -20,6 +20,8 @@
 //! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
 //!   SQLite.
 //! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
+//! - `retention`: the background pruner (retention windows, room near `store.max_db_bytes`) and
+//!   `room`: whether ingest may accept now (503 when the disk is full or pending work fills the store).
 //! - `alerting`: the stages between the outbox and a receiver: resolve (alert keys and the order of
 //!   triggers and resolves), silences, new-findings-only (scan history), deduplication, digests and
 //!   rate limits, all reading time from one clock.
@@ -60,7 +62,9 @@ mod metrics;
 mod notify;
 mod reload;
 mod render;
+mod retention;
 mod retry;
+mod room;
 mod router;
 mod rules;
 mod scan;

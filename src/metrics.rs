@@ -40,6 +40,12 @@ pub struct Metrics {
     /// Alerting counters: (metric, label text) -> count.
     alerting: Mutex<BTreeMap<(&'static str, String), u64>>,
     silences_active: AtomicU64,
+    /// Rows deleted by retention, by kind.
+    pruned: Mutex<BTreeMap<&'static str, u64>>,
+    store_bytes: AtomicU64,
+    store_limit_bytes: AtomicU64,
+    /// 1 while ingest is refused for want of room (disk full, or pending work fills the limit).
+    store_full: AtomicU64,
 }
 
 /// The alerting counters: name and help.
@@ -171,6 +177,24 @@ impl Metrics {
         let e = m.entry((target.to_owned(), label)).or_default();
         e.0 += 1;
         e.1 += delay.as_secs_f64();
+    }
+    /// Rows of `kind` deleted by retention (`events`, `suppressed`, `history`, `dedup`, `alerts`,
+    /// `groups`, and `oldest` for archived events pruned early to make room).
+    pub fn pruned(&self, kind: &'static str, n: u64) {
+        if n > 0 {
+            *self
+                .pruned
+                .lock()
+                .expect("metrics lock")
+                .entry(kind)
+                .or_default() += n;
+        }
+    }
+    /// The store's size when last measured, its limit, and whether ingest is refused for room.
+    pub fn store_space(&self, used: u64, limit: u64, full: bool) {
+        self.store_bytes.store(used, Ordering::Relaxed);
+        self.store_limit_bytes.store(limit, Ordering::Relaxed);
+        self.store_full.store(full as u64, Ordering::Relaxed);
     }
     /// Time from acceptance to confirmed delivery.
     pub fn delivered_after(&self, d: Duration) {
@@ -310,6 +334,20 @@ impl Metrics {
                 "# HELP scanbridge_queue_depth Deliveries waiting in the outbox.\n# TYPE scanbridge_queue_depth gauge\nscanbridge_queue_depth {depth}"
             );
         }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_pruned_total Rows deleted by retention, by kind (oldest: archived events pruned early to make room under store.max_db_bytes).\n# TYPE scanbridge_pruned_total counter"
+        );
+        for (kind, n) in self.pruned.lock().expect("metrics lock").iter() {
+            let _ = writeln!(o, "scanbridge_pruned_total{{kind=\"{kind}\"}} {n}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_store_bytes Bytes the store occupies (pages in use and the write-ahead log), when last measured.\n# TYPE scanbridge_store_bytes gauge\nscanbridge_store_bytes {}\n# HELP scanbridge_store_limit_bytes store.max_db_bytes (0: no limit).\n# TYPE scanbridge_store_limit_bytes gauge\nscanbridge_store_limit_bytes {}\n# HELP scanbridge_store_full 1 while new events are refused for want of room (the disk is full, or pending work fills store.max_db_bytes).\n# TYPE scanbridge_store_full gauge\nscanbridge_store_full {}",
+            get(&self.store_bytes),
+            get(&self.store_limit_bytes),
+            get(&self.store_full)
+        );
         let h = self.latency.lock().expect("metrics lock");
         let name = "scanbridge_delivery_latency_seconds";
         let _ = writeln!(

@@ -100,6 +100,14 @@ impl Router {
         self.rules.len()
     }
 
+    /// The longest `dedup` window of the enabled rules (claims older than it can hold nothing back).
+    pub fn longest_dedup_window(&self) -> Option<std::time::Duration> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.alert.dedup.as_ref().map(|d| d.window))
+            .max()
+    }
+
     /// The enabled rule named `name`.
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)

@@ -12,6 +12,9 @@
 //! turn. A delivery that triggers or resolves an alert carries its mark to the target (a resolve
 //! says "resolved" in the target's own terms), and its ack records the alert's new state.
 //!
+//! A replayed delivery (`scanbridge replay`, [`Leased::replay`]) sends its archived event with
+//! EventBridge's `replay-name` field set to the replay id, and carries the id to the receiver.
+//!
 //! Shutdown: on cancellation the dispatcher stops leasing and waits for in-flight attempts (each bounded
 //! by its target's timeout) to finish and record their outcome. Anything not recorded (a crash) is
 //! leased again after restart: at-least-once, never lost.
@@ -112,7 +115,11 @@ impl Worker {
             return;
         };
         // At most one parse per attempt, none when ingest (or an earlier attempt) handed the view over.
-        let event = self.handoff.view(&d.event_id, &d.body);
+        let mut event = self.handoff.view(&d.event_id, &d.body);
+        if let Some(replay) = &d.replay {
+            // A replay delivers the archived event as EventBridge replays do: with `replay-name`.
+            event = Arc::new(crate::event::replayed(&event, replay));
+        }
         let input: Option<Value> = d
             .input
             .as_deref()
@@ -139,6 +146,7 @@ impl Worker {
             delta: delta.as_ref(),
             now_ms: self.clock.now_ms(),
             alert: d.alert.as_ref(),
+            replay: d.replay.as_deref(),
         };
         let outcome = target.notify(&msg).await;
         self.metrics.delivery(&d.target, outcome.label());

@@ -128,6 +128,7 @@ mod tests {
                 id: "d1".into(),
                 rule: "r".into(),
                 target: "hook".into(),
+                replay: None,
                 state: retrying,
             }],
         };

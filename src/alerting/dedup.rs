@@ -5,6 +5,9 @@
 //! store to *claim* the key for the rule and target, and a second delivery with the same key inside the
 //! window is suppressed (recorded in the store, counted in `/metrics`, logged at debug).
 //!
+//! A replayed delivery (`scanbridge replay`) claims its keys in a scope of its own replay: it is never
+//! suppressed as a duplicate of a live delivery, and never keeps a live one from being sent.
+//!
 //! Default keys, when the rule names none: ECR Image Scan and Inspector2 Scan: repository + image
 //! digest + the severity counts (fixed order, absent = 0, so `{}` and `{"LOW": 0}` are the same);
 //! Inspector2 Finding: findingArn + severity + status; any other event: its `detail-type` and `detail`.
@@ -90,7 +93,13 @@ impl Stage for DedupStage {
         };
         let d = n.delivery;
         let episode = n.dedup_scope.get().map(String::as_str).unwrap_or("");
-        let scope = format!("{}\u{0}{}{episode}", d.rule, d.target);
+        // A replay dedups within itself, never against live deliveries (nor they against it).
+        let replay = d
+            .replay
+            .as_deref()
+            .map(|r| format!("\u{0}replay:{r}"))
+            .unwrap_or_default();
+        let scope = format!("{}\u{0}{}{episode}{replay}", d.rule, d.target);
         let claim = self
             .ledger
             .store

@@ -149,8 +149,10 @@ impl Stage for DigestStage {
     const NAME: &'static str = "digest";
 
     async fn exec(&self, n: &Notice<'_>) -> Flow {
-        // A resolve names one alert: it is never folded into a digest.
-        let Some(g) = n.options.group.as_ref().filter(|_| !n.is_resolve()) else {
+        // A resolve names one alert: it is never folded into a digest. Nor is a replayed delivery:
+        // a digest is a live message, so each replayed match is sent on its own, marked as a replay.
+        let live = n.delivery.replay.is_none();
+        let Some(g) = n.options.group.as_ref().filter(|_| !n.is_resolve() && live) else {
             return Flow::Next;
         };
         let d = n.delivery;
@@ -222,6 +224,7 @@ impl DigestStage {
             let digest_event = NewEvent {
                 id: id.clone(),
                 body,
+                matched: vec![g.rule.clone()],
                 deliveries: vec![NewDelivery {
                     id: delivery_id(&id, &g.rule, &g.target),
                     rule: g.rule.clone(),

@@ -244,6 +244,7 @@ mod tests {
                     vec![NewEvent {
                         id,
                         body: event.to_string(),
+                        matched: vec!["r".into()],
                         deliveries: vec![NewDelivery {
                             id: d.clone(),
                             rule: "r".into(),
@@ -435,6 +436,7 @@ mod tests {
                 wake: Arc::default(),
                 clock: self.clock.clone(),
                 handoff: Arc::default(),
+                room: Arc::default(),
             };
             let item = Ok(crate::event::Incoming::Text(event.to_string()));
             let results = ingest.ingest(vec![item]).await.unwrap();

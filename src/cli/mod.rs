@@ -16,12 +16,14 @@ pub mod health;
 mod input;
 pub mod notify_test;
 mod outcome;
+pub mod replay;
 pub mod report_event;
 pub mod route;
 pub mod sandbox;
 pub mod send;
 pub mod serve;
 pub mod silence;
+pub mod store;
 pub mod store_args;
 pub mod suppressed;
 pub mod test_pattern;
@@ -54,8 +56,6 @@ pub enum Command {
     ReportEvent(report_event::Args),
     /// Inspect, redrive or purge dead letters (through the daemon's admin API, or --data-dir).
     Dlq(dlq::Args),
-    /// List recent events and what became of each delivery (through the daemon, or --data-dir).
-    Events(events::Args),
     /// Exit 0 if a running daemon is ready (for container health checks).
     Health(health::Args),
     /// Show which rules, targets and subscriptions an event reaches and the exact payloads, sending
@@ -67,6 +67,12 @@ pub enum Command {
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
+    /// Browse the archive of accepted events and what became of their deliveries.
+    Events(events::Args),
+    /// Send archived events again through the current rules (--dry-run: print what would be sent).
+    Replay(replay::Args),
+    /// Check the store's integrity, or back it up while the daemon runs.
+    Store(store::Args),
     /// Serve the browser pattern sandbox alone (no store, nothing sent): http://ADDR/ui/sandbox.
     Sandbox(sandbox::Args),
 }
@@ -81,12 +87,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Send(args) => send::run(args),
         Command::ReportEvent(args) => report_event::run(args),
         Command::Dlq(args) => dlq::run(args),
-        Command::Events(args) => events::run(args),
         Command::Health(args) => health::run(args),
         Command::Route(args) => route::run(args),
         Command::NotifyTest(args) => notify_test::run(args),
         Command::Silence(args) => silence::run(args),
         Command::Suppressed(args) => suppressed::run(args),
+        Command::Events(args) => events::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Store(args) => store::run(args),
         Command::Sandbox(args) => sandbox::run(args),
     }
 }

@@ -137,6 +137,7 @@ fn send(
             delta: None,
             now_ms: offline.clock.now_ms(),
             alert: None,
+            replay: None,
         };
         // Rendered first: a template error is the user's to fix now, not a failed send.
         if let Err(e) = target.preview(&msg) {

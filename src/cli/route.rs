@@ -437,6 +437,7 @@ fn show(
         delta,
         now_ms: offline.clock.now_ms(),
         alert,
+        replay: None,
     };
     match offline.targets.get(&d.target) {
         Some((target, _)) => match target.preview(&msg) {

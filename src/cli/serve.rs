@@ -1,6 +1,7 @@
 //! `scanbridge serve`: the daemon. Loads settings and rules (refusing to start on any error), opens the
-//! store (recovering leases), starts the worker, the rules reloader, the signal handler and the HTTP
-//! server, and logs `listening on ADDR` once the socket is bound. On SIGTERM/SIGINT it stops accepting,
+//! store (recovering leases), starts the worker, the retention task (pruning, room for new events),
+//! the rules reloader, the signal handler and the HTTP server, and logs `listening on ADDR` once the
+//! socket is bound. On SIGTERM/SIGINT it stops accepting,
 //! lets in-flight deliveries finish, and closes the store.
 
 use std::net::SocketAddr;
@@ -111,12 +112,12 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
     let tokens = Arc::new(http_auth::Tokens::from_config(&settings.server)?);
     let sns = Arc::new(crate::ingest::sns::door::Sns::new(&settings.sns)?);
     let tls = tls_acceptor(&settings.server)?;
-    let store = SqliteStore::open_with_limit(
-        &settings.store.data_dir,
-        true,
-        settings.store.max_db_bytes,
-    )
-    .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
+    let options = crate::store::sqlite::Options {
+        max_bytes: settings.store.max_db_bytes,
+        reserve_bytes: settings.store.reserve_bytes,
+    };
+    let store = SqliteStore::open_with(&settings.store.data_dir, true, options)
+        .with_context(|| format!("opening the store in {}", settings.store.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let pending = store.depth().await?;
     tracing::info!(data_dir = %settings.store.data_dir.display(), pending, "store open");
@@ -137,6 +138,8 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
     let (hup_tx, hup_rx) = mpsc::channel(1);
     spawn_signal_handler(&tracker, shutdown.clone(), hup_tx)?;
 
+    // Whether there is room for new events: set by the retention task, read by ingest.
+    let room = Arc::new(crate::room::Room::default());
     let ingestor = Ingestor {
         router: router.clone(),
         store: store.clone(),
@@ -149,6 +152,7 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
         wake: wake.clone(),
         clock: clock.clone(),
         handoff: handoff.clone(),
+        room: room.clone(),
     };
     let limits = settings
         .targets
@@ -174,6 +178,15 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
         handoff,
     };
     tracker.spawn(worker.run(shutdown.clone()));
+    let retainer = crate::retention::Retainer {
+        store: store.clone(),
+        config: settings.store.clone(),
+        clock: clock.clone(),
+        room,
+        router: router.clone(),
+        metrics: metrics.clone(),
+    };
+    tracker.spawn(retainer.run(shutdown.clone()));
     let reload_status = Arc::new(crate::reload::Status::default());
     reload_status.loaded(builtin, clock.now_ms());
     let routing = Arc::new(crate::admin::routing::Routing::new(

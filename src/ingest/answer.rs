@@ -13,7 +13,13 @@ pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp
 
 /// 503 for a store failure: nothing was accepted, retry later.
 pub(crate) fn store_unavailable(e: &crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "store failure: events not accepted");
+    match e {
+        // No room: the retention task logs the state once; each refused request is not news.
+        crate::store::StoreError::Full(_) => {
+            tracing::debug!(error = %e, "no room in the store: events not accepted")
+        }
+        _ => tracing::error!(error = %e, "store failure: events not accepted"),
+    }
     let mut r = error(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("store unavailable ({}); nothing was accepted", e.kind()),

@@ -7,6 +7,9 @@
 //! are rejected one by one (index-aligned results); a store failure fails the whole call. One event
 //! whose processing fails inside scanbridge (a panic while routing it, a value the store refuses) is
 //! rejected alone with the reason ([`Rejection::Internal`]); it never fails the events beside it.
+//! While there is no room for new events ([`crate::room`]: the disk is full, or pending work fills
+//! `store.max_db_bytes`) the whole call fails with [`StoreError::Full`] before anything is done, and a
+//! store write that fails for want of room wakes the retention task.
 //!
 //! The doors: [`http`] (the plain door: `POST /events`, health, metrics), [`aws`] (the AWS JSON 1.1
 //! door: PutEvents, TestEventPattern, SigV4 credentials), [`stdin`] (NDJSON on standard input). The HTTP
@@ -22,6 +25,7 @@ use tokio::sync::Notify;
 use crate::alerting::{Fate, SharedClock};
 use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
 use crate::metrics::Metrics;
+use crate::room::Room;
 use crate::router::RouterHandle;
 use crate::store::{NewDelivery, NewEvent, Store, StoreError, Stored};
 
@@ -50,6 +54,8 @@ pub struct Ingestor {
     pub clock: SharedClock,
     /// Where the parsed views of stored events go for the worker.
     pub handoff: Arc<Handoff>,
+    /// Whether there is room for new events ([`crate::room`]): refused with 503 when there is not.
+    pub room: Arc<Room>,
 }
 
 /// One event's fate: accepted (maybe as a duplicate of one accepted before), or why it was rejected.
@@ -77,6 +83,9 @@ impl Ingestor {
     ) -> Result<Vec<ItemResult>, StoreError> {
         let now = self.clock.now_ms();
         self.metrics.received(items.len() as u64);
+        if let Some(why) = self.room.refusal() {
+            return Err(StoreError::Full(why.to_string()));
+        }
         let (router, envelope, metrics) = (
             self.router.current(),
             self.envelope.clone(),
@@ -93,7 +102,15 @@ impl Ingestor {
         if !prepared.is_empty() {
             let (batch, views): (Vec<NewEvent>, Vec<_>) = prepared.into_iter().unzip();
             let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-            let stored = self.store.accept(batch, now).await?;
+            let stored = match self.store.accept(batch, now).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if e.is_full() {
+                        self.room.hit_full(); // make room, or refuse until there is
+                    }
+                    return Err(e);
+                }
+            };
             for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
                 if let (Stored::New, Some((value, len))) = (s, view) {
                     self.handoff.put(id, value, len);
@@ -218,6 +235,7 @@ fn one(
         NewEvent {
             id: ev.id,
             body: ev.body,
+            matched: matched.iter().map(|r| (*r).to_owned()).collect(),
             deliveries,
             history,
             resolve: plan.check,
@@ -317,6 +335,7 @@ mod tests {
             wake: Arc::default(),
             clock: ManualClock::at(now),
             handoff: Arc::default(),
+            room: Arc::default(),
         };
         let raw = r#"{"id": "e1", "source": "ci", "detail-type": "t", "detail": {}}"#;
         let results = ingestor

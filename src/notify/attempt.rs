@@ -29,6 +29,9 @@ pub struct Message<'a> {
     pub now_ms: i64,
     /// The alert this delivery triggers or resolves (rules with `notify_resolved`).
     pub alert: Option<&'a crate::store::AlertMark>,
+    /// The replay this delivery belongs to (`scanbridge replay`), from the store, never from the
+    /// event: receivers mark it (`X-Scanbridge-Replay`, templates' `replay`). None when live.
+    pub replay: Option<&'a str>,
 }
 
 impl<'a> Message<'a> {
@@ -43,6 +46,7 @@ impl<'a> Message<'a> {
         )
         .with_delta(self.delta)
         .with_alert(self.alert)
+        .with_replay(self.replay)
     }
 
     /// Whether this delivery says that an alert is resolved: each receiver says so in its own terms.
@@ -73,6 +77,7 @@ pub fn with_message<T>(
         delta: None,
         now_ms,
         alert: None,
+        replay: None,
     }))
 }
 

@@ -219,6 +219,13 @@ pub fn render(msg: &Message<'_>) -> String {
         s(e, "/time").unwrap_or_else(|| "-".into()),
     );
     let _ = writeln!(t, "  delivery: {}", msg.delivery_id);
+    if let Some(r) = msg.replay {
+        let _ = writeln!(
+            t,
+            "  replay:   {} (an archived event sent again)",
+            clip(r, MAX_VALUE)
+        );
+    }
     t
 }
 
@@ -237,6 +244,7 @@ mod tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         })
     }
 
@@ -309,6 +317,7 @@ mod tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         };
         let text = render(&msg);
         assert!(text.contains("rule critical"), "{text}");

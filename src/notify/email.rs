@@ -375,6 +375,7 @@ mod tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         };
         let out = email.notify(&msg).await;
         assert_eq!(out.label(), "retryable", "{out:?}");

@@ -251,6 +251,7 @@ fn details(msg: &Message<'_>, f: &Facts) -> Map<String, Value> {
         }
     };
     put("rule", json!(msg.rule));
+    put("replay", json!(msg.replay));
     put("image", json!(f.image));
     put("repository", json!(f.repository));
     if !f.tags.is_empty() {
@@ -434,6 +435,7 @@ mod tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         }
     }
 

@@ -310,6 +310,7 @@ mod tests {
             delta: Some(delta),
             now_ms: 0,
             alert: Some(mark),
+            replay: None,
         }
     }
 
@@ -441,6 +442,7 @@ mod report_tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         };
         let keys = crate::alerting::alert_keys(&e).expect("an image scan has an alert key");
         let pd = pagerduty::event(&msg, "k");

@@ -324,6 +324,7 @@ mod tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         }
     }
 

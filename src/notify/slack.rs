@@ -284,6 +284,7 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
             "text": {"type": "plain_text", "text": "Open in ECR console"}, "url": url}]}));
     }
     let mut context = vec![format!("rule *{}*", md(ctx.rule, 100))];
+    context.extend(ctx.replay.map(|r| format!("replay *{}*", md(r, 100))));
     context.extend(f.account.iter().map(|a| format!("account {}", md(a, 100))));
     context.extend(f.region.iter().map(|r| md(r, 100)));
     context.extend(f.time.iter().map(|t| md(t, 100)));

@@ -233,6 +233,9 @@ pub fn card(ctx: &Context<'_>) -> Value {
         body.push(text(&md(&cap(m, 3000))));
     }
     let mut facts = Vec::new();
+    if let Some(r) = ctx.replay {
+        facts.push(fact("Replay", &md(r)));
+    }
     if let Some(r) = &f.repository {
         facts.push(fact("Repository", &md(r)));
     }
@@ -488,6 +491,7 @@ pub(crate) mod tests {
             delta: None,
             now_ms: 0,
             alert: None,
+            replay: None,
         }
     }
 

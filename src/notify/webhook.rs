@@ -3,7 +3,8 @@
 //! Request: `method` (default POST) with the configured `headers`; a JSON body, or `text/plain` when
 //! the transformed input is a string; `Idempotency-Key: <delivery id>`; `X-Scanbridge-Rule` and
 //! `X-Scanbridge-Event-Id` (the event's id percent-encoded outside visible ASCII, at most 256 bytes,
-//! so no id can split a header or make the request unbuildable); and, when `secret` is set,
+//! so no id can split a header or make the request unbuildable); `X-Scanbridge-Replay: <replay id>`
+//! on a replayed delivery (whose event also carries EventBridge's `replay-name`); and, when `secret` is set,
 //! Standard Webhooks signing: `webhook-id` (the delivery id), `webhook-timestamp` (Unix seconds) and
 //! `webhook-signature: v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>` where the key is the
 //! base64 part of `whsec_<base64>`.
@@ -186,6 +187,9 @@ impl Webhook {
             crate::config::redact_url(self.url.expose()),
             msg.delivery_id
         );
+        if let Some(r) = msg.replay {
+            t.push_str(&format!("x-scanbridge-replay: {r}\n"));
+        }
         for k in self.headers.keys() {
             t.push_str(&format!("{k}: ***\n"));
         }
@@ -236,6 +240,12 @@ impl Webhook {
             );
         if resolved.is_some() {
             req = req.header("X-Scanbridge-Status", "resolved");
+        }
+        if let Some(r) = msg.replay {
+            req = req.header(
+                "X-Scanbridge-Replay",
+                crate::escape::header_value(r, MAX_EVENT_ID_HEADER),
+            );
         }
         if let Some(key) = &self.key {
             let ts = (msg.now_ms.max(0) / 1000) as u64;

@@ -15,7 +15,8 @@
 //! (`scan.kind == "digest"`) the lines are `event.detail.items` [{image, summary, worst, short_digest,
 //! console_url, ...}]), `event` (the whole event), `payload` (what the rule sends),
 //! `transformed` (whether the rule target transforms the input), `message` (the payload as text when
-//! transformed), `rule`, `delivery_id`, `event_id`. Helpers: filters `short_digest`,
+//! transformed), `rule`, `delivery_id`, `event_id`, `replay` (the replay id when the delivery is a
+//! replay of an archived event, `scanbridge replay`; none when live). Helpers: filters `short_digest`,
 //! `repository_name` (name or ARN → name), `mrkdwn` (Slack escaping of `&`, `<`, `>`), `multiline`
 //! (escaped for the template's format, line feeds kept), `https_url` (the URL if it is a valid
 //! `https:` URL, else none: use it for every `href`), `console_link` (the URL if it is an ECR console
@@ -169,6 +170,8 @@ pub struct Context<'a> {
     pub event_id: &'a str,
     /// Set when this delivery says an alert is resolved (rules with `notify_resolved`).
     pub resolved: Option<Resolved>,
+    /// The replay id when this delivery is a replay of an archived event (`scanbridge replay`).
+    pub replay: Option<&'a str>,
 }
 
 /// What a "resolved" message says (templates: `resolved`).
@@ -205,14 +208,21 @@ impl<'a> Context<'a> {
             delivery_id,
             event_id,
             resolved: None,
+            replay: None,
         }
     }
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// Adds what changed since the previous scan (`scan.delta`).
     pub fn with_delta(mut self, delta: Option<&crate::scan::Delta>) -> Self {
         self.scan.delta = delta.cloned();
+        self
+    }
+
+    /// Marks a replayed delivery (`replay`).
+    pub fn with_replay(mut self, replay: Option<&'a str>) -> Self {
+        self.replay = replay;
         self
     }
 

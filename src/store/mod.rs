@@ -58,6 +58,29 @@
 //!   delivery of the opposite kind for the same alert was accepted before it and is still in the
 //!   outbox (then this one waits: triggers and resolves of one alert reach the target in the order
 //!   they were accepted). `alert_states` lists the states of some keys, for `scanbridge route`.
+//!
+//! Archive, retention and space (issue 13), same backend, same durability:
+//! - Every accepted event is kept as the **archive**, marked with whether it matched a rule (or
+//!   caused a delivery) and which rules and deliveries it had at ingest. `events` pages through it
+//!   (oldest or newest first, by acceptance time), `event_get` shows one event with what became of
+//!   each of its deliveries ([`DeliveryState`], as `event_record` does) and the replay each belongs
+//!   to.
+//! - `replay_enqueue` queues deliveries of archived events again (a replay: the caller routed them
+//!   through the current rules), each with its replay id ([`ReplayDelivery`], ids from
+//!   [`replay_delivery_id`]); the replay id comes back in [`Leased::replay`], survives dead letters
+//!   and redrives, and an id already queued or dead-lettered is not queued twice.
+//! - `prune` deletes, in one bounded batch per kind of row, what the caller's [`Retention`] says has
+//!   expired (an event with the records of its delivered deliveries); `prune_oldest` deletes the oldest archived events whatever their age (making room).
+//!   Neither ever deletes a pending delivery, a dead letter, a silence, an open alert, a digest group
+//!   with members, or an event that a pending delivery, a dead letter or a digest member still needs.
+//! - `accept` under a size limit makes room itself: the oldest archived events go first; only when
+//!   none is left (pending deliveries, dead letters and silences fill the store) is the accept
+//!   refused with [`StoreError::Full`], leaving room for the writes that keep delivery going.
+//! - `space` says how much the store occupies (its journal included) against its limit, whether new
+//!   events are refused, and whether the disk under it is full. A backend keeps room to delete on a full disk
+//!   (SQLite: a reserve file), so that acks, retries and dead letters go on while ingest is refused.
+//! - `check` runs the backend's own integrity check and the outbox's invariants ([`Problem`]);
+//!   `backup` writes a consistent copy while the daemon runs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -67,7 +90,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub mod lock;
+pub mod reserve;
 pub mod sqlite;
+mod sqlite_archive;
+mod sqlite_integrity;
+mod sqlite_retention;
 
 /// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
 /// once; receivers drop duplicates with it): SHA-256 of event id, rule and target (NUL-separated), 32 hex digits.
@@ -81,6 +108,13 @@ pub fn delivery_id(event_id: &str, rule: &str, target: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The id of a replayed delivery: the live delivery's id scoped by the replay id, so a replay never
+/// collides with the live delivery (receivers and dedup tell them apart) and re-running the same
+/// replay queues nothing twice.
+pub fn replay_delivery_id(replay: &str, live_id: &str) -> String {
+    delivery_id(live_id, replay, "#replay")
 }
 
 /// A boxed, sendable future: keeps [`Store`] usable as `dyn Store`.
@@ -112,6 +146,14 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// A command that only reads (or works on) an existing store found none.
+    #[error(
+        "store: no store in {path} (no {file}); give the daemon's data directory with --data-dir or store.data_dir"
+    )]
+    Missing { path: String, file: String },
+    /// No room for new events: the disk is full, or pending work fills `store.max_db_bytes`.
+    #[error("store: {0}")]
+    Full(String),
     /// The database file exists but is not a scanbridge store (empty, not SQLite, or another schema).
     #[error(
         "store: {path} {why}; refusing to start rather than treat it as an empty store (move it away to start afresh, or restore it from a backup)"
@@ -130,6 +172,19 @@ impl StoreError {
             StoreError::NotFound { .. } => "not found".into(),
             StoreError::InUse { .. } | StoreError::Lock { .. } => "data directory in use".into(),
             StoreError::NotAStore { .. } => "not a scanbridge store".into(),
+            StoreError::Missing { .. } => "no store".into(),
+            StoreError::Full(why) => why.clone(),
+        }
+    }
+
+    /// Whether this is the store running out of room (the disk, or its configured limit).
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Full(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
         }
     }
 }
@@ -242,6 +297,9 @@ pub struct AlertCheck {
 pub struct NewEvent {
     pub id: String,
     pub body: String,
+    /// The rules the event matched (a matching rule may cause no delivery: a topic whose filter
+    /// policies all refuse it). Recorded in the archive.
+    pub matched: Vec<String>,
     pub deliveries: Vec<NewDelivery>,
     /// What the event teaches the scan history, if anything (computed by the caller).
     pub history: Option<HistoryUpdate>,
@@ -283,6 +341,8 @@ pub struct Leased {
     pub previous: Option<String>,
     /// The alert this delivery triggers or resolves, if any.
     pub alert: Option<AlertMark>,
+    /// The replay this delivery belongs to (`scanbridge replay`); None for a live delivery.
+    pub replay: Option<String>,
 }
 
 /// A delivery that was not sent on purpose, and why.
@@ -370,6 +430,63 @@ pub struct DeadLetter {
     pub event: Option<serde_json::Value>,
 }
 
+/// A delivery of an archived event queued again by a replay (the caller routed the event through
+/// the current rules).
+#[derive(Debug, Clone)]
+pub struct ReplayDelivery {
+    /// [`replay_delivery_id`] of the replay and the live delivery id.
+    pub id: String,
+    pub event_id: String,
+    pub rule: String,
+    pub target: String,
+    /// The rule target's input transformation (JSON), if any.
+    pub input: Option<String>,
+    /// The replay id.
+    pub replay: String,
+}
+
+/// Which archived events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Accepted at or after (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// Accepted before.
+    pub until_ms: Option<i64>,
+    /// Only events that matched a rule (`Some(true)`), only those that did not, or all.
+    pub matched: Option<bool>,
+    pub newest_first: bool,
+    /// Where the previous page ended ([`EventPage::next`]).
+    pub after: Option<String>,
+    /// At most this many (the backend may cap it).
+    pub limit: usize,
+    /// Fill [`ArchivedEvent::body`].
+    pub bodies: bool,
+}
+
+/// One page of archived events.
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    pub events: Vec<ArchivedEvent>,
+    /// Give it as [`EventQuery::after`] for the next page; None at the end.
+    pub next: Option<String>,
+}
+
+/// An event in the archive and what became of its deliveries.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchivedEvent {
+    pub id: String,
+    pub received_at_ms: i64,
+    /// Whether it matched a rule or caused a delivery (kept `retain_events`, else `retain_unmatched`).
+    pub matched: bool,
+    /// The rules it matched at ingest (empty for events stored by builds before the archive).
+    pub rules: Vec<String>,
+    /// Its deliveries: those made at ingest, and the resolves and replays still in the store.
+    pub deliveries: Vec<DeliveryRecord>,
+    /// The event JSON (when asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
 /// What became of one delivery (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -401,12 +518,29 @@ pub enum DeliveryState {
     },
 }
 
+impl DeliveryState {
+    /// One word: pending, delivered, grouped, in_digest, dead_lettered, suppressed.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DeliveryState::Pending { .. } => "pending",
+            DeliveryState::Delivered { .. } => "delivered",
+            DeliveryState::Grouped { .. } => "grouped",
+            DeliveryState::InDigest { .. } => "in_digest",
+            DeliveryState::DeadLettered { .. } => "dead_lettered",
+            DeliveryState::Suppressed { .. } => "suppressed",
+        }
+    }
+}
+
 /// One delivery of an event and its state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryRecord {
     pub id: String,
     pub rule: String,
     pub target: String,
+    /// The replay it belongs to (None: a live delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
     #[serde(flatten)]
     pub state: DeliveryState,
 }
@@ -433,6 +567,80 @@ pub struct Counts {
     pub suppressed: u64,
     /// Deliveries waiting in digest groups.
     pub grouped: u64,
+}
+
+/// What has expired, decided by the caller (the retention policy and the clock): rows older than
+/// each cutoff (ms since the Unix epoch; None keeps them) go, at most `limit` of each kind per call.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Events that matched a rule, accepted before this, whose deliveries are all done.
+    pub matched_before_ms: Option<i64>,
+    /// Events that matched no rule, accepted before this.
+    pub unmatched_before_ms: Option<i64>,
+    /// Records of suppressed notifications.
+    pub suppressed_before_ms: Option<i64>,
+    /// Scan history entries, resolved alerts and idle digest groups, last changed before this.
+    pub history_before_ms: Option<i64>,
+    /// Dedup claims made before this (older than every live rule's window).
+    pub dedup_before_ms: Option<i64>,
+    pub limit: usize,
+}
+
+/// How many rows one [`Store::prune`] call deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: u64,
+    pub suppressed: u64,
+    pub history: u64,
+    pub dedup: u64,
+    pub alerts: u64,
+    pub groups: u64,
+    /// Some kind filled its batch: call again.
+    pub more: bool,
+}
+
+impl Pruned {
+    pub fn total(&self) -> u64 {
+        self.events + self.suppressed + self.history + self.dedup + self.alerts + self.groups
+    }
+}
+
+/// How much room the store has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes in use: live data and the journal (SQLite: pages in use and the WAL file).
+    pub used_bytes: u64,
+    /// The configured limit (`store.max_db_bytes`; 0: none).
+    pub limit_bytes: u64,
+    /// The disk under the store is full (its reserve is spent): new events are refused until space
+    /// returns.
+    pub disk_full: bool,
+    /// Pending work fills the limit: `accept` refuses new events ([`StoreError::Full`]) once the
+    /// archive has nothing left to prune, keeping the rest for the writes of delivery.
+    pub at_limit: bool,
+    /// Archived rows `accept` itself pruned to make room since the last call (counted by the
+    /// caller with its own pruning).
+    pub pruned: u64,
+}
+
+/// An inconsistency `check` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What is wrong, in words.
+    pub what: String,
+    /// How many rows.
+    pub count: u64,
+    /// Some of them (ids).
+    pub examples: Vec<String>,
+}
+
+/// What `backup` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backup {
+    pub bytes: u64,
+    pub events: u64,
+    pub pending: u64,
+    pub dead_letters: u64,
 }
 
 /// The store interface (see the module doc for the contract).
@@ -535,6 +743,30 @@ pub trait Store: Send + Sync + 'static {
         interval_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// A page of the archive ([`EventQuery`]).
+    fn events(&self, query: EventQuery) -> BoxFuture<'_, Result<EventPage, StoreError>>;
+    /// One archived event with its body and deliveries (`NotFound` if it is not in the archive).
+    fn event_get(&self, id: String) -> BoxFuture<'_, Result<ArchivedEvent, StoreError>>;
+    /// Queues replayed deliveries, due at `now_ms`; returns how many were new (an id already in the
+    /// outbox or the dead letters, or whose event is gone, is skipped).
+    fn replay_enqueue(
+        &self,
+        deliveries: Vec<ReplayDelivery>,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Deletes one bounded batch of each kind of expired row ([`Retention`]).
+    fn prune(&self, retention: Retention) -> BoxFuture<'_, Result<Pruned, StoreError>>;
+    /// Deletes the `limit` oldest archived events whose deliveries are all done, whatever their age
+    /// (events that matched no rule first), and as many of the oldest suppressed records; returns
+    /// how many rows went (0: nothing left to make room with).
+    fn prune_oldest(&self, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// How much room the store has ([`Space`]); a backend may restore its disk reserve here when
+    /// space has returned.
+    fn space(&self) -> BoxFuture<'_, Result<Space, StoreError>>;
+    /// The backend's integrity check and the outbox's invariants: empty when all is well.
+    fn check(&self) -> BoxFuture<'_, Result<Vec<Problem>, StoreError>>;
+    /// Writes a consistent copy of the whole store to `path` (which must not exist).
+    fn backup(&self, path: std::path::PathBuf) -> BoxFuture<'_, Result<Backup, StoreError>>;
     /// Up to `limit` events, newest first (in the order they were stored), with their deliveries'
     /// states; `before` (an event id) continues a listing after that event. An unknown `before` gives
     /// `NotFound`.

@@ -23,13 +23,22 @@
 //! - `alert_state(rule, key, target, open, opened_at, resolved_at, trigger_event_id, record,
 //!   trigger_time, resolve_time, episode, updated_at, PRIMARY KEY (rule, key, target))`: one alert
 //!   per rule, key and target.
-//! - `delivered(event_id, id, rule, target, attempts, at, digest_event_id, PRIMARY KEY (event_id,
-//!   id)) WITHOUT ROWID`: deliveries that left the outbox through `ack`, or (with `digest_event_id`)
-//!   as members of a flushed digest. Like `events`, it is kept; the console reads what became of each
-//!   delivery from here, the outbox, the dead letters, the suppressed list and the groups, all
-//!   indexed by `event_id` (here by the key itself, so an ack writes one B-tree, not three). Events
-//!   are listed newest first by rowid, which follows the order they were stored in (events are never
-//!   deleted), so the listing needs no index of its own.
+//! - `delivered(event_id, id, rule, target, attempts, at, digest_event_id, replay, PRIMARY KEY
+//!   (event_id, id)) WITHOUT ROWID`: deliveries that left the outbox through `ack`, or (with
+//!   `digest_event_id`) as members of a flushed digest. It lives as long as its event (retention
+//!   deletes both together); the console reads what became of each delivery from here, the outbox,
+//!   the dead letters, the suppressed list and the groups, all indexed by `event_id` (here by the key
+//!   itself, so an ack writes one B-tree, not three). Events are listed newest first by rowid, which
+//!   follows the order they were stored in: retention deletes the oldest, and SQLite gives a new row
+//!   a rowid above every row present, so the listing needs no index of its own.
+//!
+//! - `events.matched` (1 when the event matched a rule or caused a delivery; older rows count as
+//!   matched) and `events.routed` (JSON `{"rules": [...], "deliveries": [[id, rule, target], ...]}`,
+//!   what ingest routed; NULL when nothing matched): the archive ([`super::sqlite_archive`]).
+//!   `outbox.replay`, `dead_letters.replay` and `delivered.replay`: the replay a delivery belongs to
+//!   (NULL: live).
+//!   Indexes for retention ([`super::sqlite_retention`]): events by (matched, received_at), the
+//!   outbox, dead letters, digest members and suppressed records by event, history and dedup by age.
 //!
 //! Migrations: tables are created if missing; columns added since the first release are added with
 //! `ALTER TABLE` when absent, so a data directory from an older build opens unchanged.
@@ -59,7 +68,7 @@
 //! Concurrency: one connection behind a mutex; every call runs on tokio's blocking pool, never on an
 //! async worker thread.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,10 +76,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
 use super::lock::DataDirLock;
+use super::reserve::Reserve;
 use super::{
-    AlertCheck, AlertKind, AlertMark, AlertState, BoxFuture, Counts, DeadLetter, DeliveryRecord,
-    DeliveryState, DueGroup, EventRecord, GroupAdd, HistoryUpdate, Leased, Member, NewEvent,
-    ResolveCheck, Silence, Store, StoreError, Stored, Suppressed,
+    AlertCheck, AlertKind, AlertMark, AlertState, ArchivedEvent, Backup, BoxFuture, Counts,
+    DeadLetter, DueGroup, EventPage, EventQuery, EventRecord, GroupAdd, HistoryUpdate, Leased,
+    Member, NewEvent, Problem, Pruned, ReplayDelivery, ResolveCheck, Retention, Silence, Space,
+    Store, StoreError, Stored, Suppressed, sqlite_archive, sqlite_integrity, sqlite_retention,
 };
 
 const SCHEMA: &str = "
@@ -236,12 +247,18 @@ fn particular_to_the_event(err: &StoreError) -> bool {
     }
 }
 
-/// Caps the database at about `max_bytes` (0: no cap) through `max_page_count`.
+/// Caps the database and its WAL at about `max_bytes` (0: no cap): the WAL's part
+/// ([`sqlite_retention::wal_budget`]) is kept by checkpoints and `journal_size_limit`, the pages get
+/// the rest through `max_page_count`.
 fn cap(conn: &Connection, max_bytes: u64) -> Result<(), StoreError> {
     if max_bytes > 0 {
         let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
-        conn.pragma_update(None, "max_page_count", pages)?;
+        let wal = sqlite_retention::wal_budget(max_bytes);
+        let pages = sqlite_retention::max_pages(max_bytes, page.max(1) as u64).min(i64::MAX as u64);
+        conn.pragma_update(None, "max_page_count", pages as i64)?;
+        conn.pragma_update(None, "journal_size_limit", wal as i64)?;
+        let checkpoint = (wal / 2 / page.max(1) as u64).max(4) as i64;
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint)?;
     }
     Ok(())
 }
@@ -319,8 +336,42 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         "CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_key) WHERE alert_key IS NOT NULL",
         [],
     )?;
+    for (table, column, ty) in ARCHIVE_COLUMNS {
+        let has: bool = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"
+            ))?
+            .exists([])?;
+        if !has {
+            conn.execute(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"), [])?;
+        }
+    }
+    conn.execute_batch(ARCHIVE_INDEXES)?;
     Ok(())
 }
+
+/// The columns of the archive and of replays (issue 13). Events stored by an older build count as
+/// matched (kept the longer window) and have no routing record.
+const ARCHIVE_COLUMNS: [(&str, &str, &str); 5] = [
+    ("events", "matched", "INTEGER NOT NULL DEFAULT 1"),
+    ("events", "routed", "TEXT"),
+    ("outbox", "replay", "TEXT"),
+    ("dead_letters", "replay", "TEXT"),
+    ("delivered", "replay", "TEXT"),
+];
+
+/// The indexes retention and the archive read by: events by class and age; the rows that keep an
+/// event (pending deliveries, dead letters, digest members) and its suppressed records by event; the
+/// alerting state by age.
+const ARCHIVE_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS events_archive ON events (matched, received_at);
+CREATE INDEX IF NOT EXISTS outbox_event ON outbox (event_id);
+CREATE INDEX IF NOT EXISTS dead_letters_event ON dead_letters (event_id);
+CREATE INDEX IF NOT EXISTS group_members_event ON group_members (event_id);
+CREATE INDEX IF NOT EXISTS suppressed_event ON suppressed (event_id);
+CREATE INDEX IF NOT EXISTS scan_history_age ON scan_history (updated_at);
+CREATE INDEX IF NOT EXISTS dedup_age ON dedup (at);
+";
 
 /// An [`AlertMark`] from its four columns (absent when the kind is NULL or unknown).
 fn mark(
@@ -343,7 +394,7 @@ fn add_resolves(
     event_id: &str,
     check: &ResolveCheck,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, String, String)>, StoreError> {
     let mut found: Vec<(String, String, String)> = Vec::new();
     {
         let mut open = tx.prepare_cached(
@@ -368,9 +419,10 @@ fn add_resolves(
          SELECT ?1, ?2, ?3, ?4, NULL, ?5, ?5, 'resolve', ?6, ?7, ?8
          WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
     )?;
+    let mut added = Vec::new();
     for (rule, key, target) in found {
         let id = super::delivery_id(event_id, &rule, &format!("{target}#resolve"));
-        put.execute(params![
+        let n = put.execute(params![
             id,
             event_id,
             rule,
@@ -380,8 +432,11 @@ fn add_resolves(
             check.time_ms,
             check.record
         ])?;
+        if n > 0 {
+            added.push((id, rule, target));
+        }
     }
-    Ok(())
+    Ok(added)
 }
 
 fn alert_state_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertState> {
@@ -475,6 +530,24 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Held by the daemon's store (opened with recovery) for as long as any clone lives.
     _lock: Option<Arc<DataDirLock>>,
+    /// The database file (its WAL is beside it).
+    path: PathBuf,
+    /// `store.max_db_bytes` (0: none).
+    max_bytes: u64,
+    /// The daemon's disk reserve ([`super::reserve`]); none for the CLI tools.
+    reserve: Option<Arc<Reserve>>,
+    /// Archived events `accept` pruned to make room since the last `space` ([`Space::pruned`]).
+    pruned_in_accept: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How the daemon's store is opened, beyond the directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `store.max_db_bytes`: the database and its WAL together stay under it (0: no limit).
+    pub max_bytes: u64,
+    /// `store.reserve_bytes`: disk kept in reserve for deliveries on a full disk (0: none). Only a
+    /// store opened with recovery (the daemon's) keeps one.
+    pub reserve_bytes: u64,
 }
 
 impl SqliteStore {
@@ -483,19 +556,45 @@ impl SqliteStore {
         Self::open_with_limit(data_dir, recover, 0)
     }
 
-    /// Like [`SqliteStore::open`], with the database capped at about `max_bytes` (0: no cap) from the
-    /// first write on. Writes that would grow it further fail with SQLite's "database or disk is full",
-    /// exactly as on a full disk: at start-up the daemon refuses to start, while running ingest
-    /// answers 503.
+    /// Opens the store that exists in `data_dir`, without recovery, for the CLI tools: a directory
+    /// without one is [`StoreError::Missing`], and nothing is created.
+    pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
+        if !data_dir.join(DB_FILE).is_file() {
+            return Err(StoreError::Missing {
+                path: data_dir.display().to_string(),
+                file: DB_FILE.into(),
+            });
+        }
+        Self::open(data_dir, false)
+    }
+
+    /// Like [`SqliteStore::open`], with the database and its WAL capped at about `max_bytes` (0: no
+    /// cap) from the first write on. Writes that would grow the database further fail with SQLite's
+    /// "database or disk is full", exactly as on a full disk: at start-up the daemon refuses to
+    /// start, while running ingest answers 503.
     pub fn open_with_limit(
         data_dir: &Path,
         recover: bool,
         max_bytes: u64,
     ) -> Result<Self, StoreError> {
+        let options = Options {
+            max_bytes,
+            reserve_bytes: 0,
+        };
+        Self::open_with(data_dir, recover, options)
+    }
+
+    /// Opens (creating if needed) the store in `data_dir` with `options`; `recover` (the daemon)
+    /// takes the directory's lock, keeps the disk reserve and clears stale leases.
+    pub fn open_with(data_dir: &Path, recover: bool, options: Options) -> Result<Self, StoreError> {
+        let max_bytes = options.max_bytes;
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
         })?;
+        // Before anything else is written: on a full disk the reserve makes room for the lock file,
+        // SQLite's shared memory and its log.
+        let reserve = recover.then(|| Arc::new(Reserve::open(data_dir, options.reserve_bytes)));
         // Recovery clears every lease: only the one daemon that owns the directory may do it.
         let lock = if recover {
             Some(Arc::new(DataDirLock::acquire(data_dir)?))
@@ -514,7 +613,7 @@ impl SqliteStore {
             Err(_) => {} // let SQLite say what is wrong with it
         }
         let conn = Connection::open(&path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(sqlite_retention::BUSY_TIMEOUT)?;
         let fresh = check_identity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -526,14 +625,37 @@ impl SqliteStore {
             conn.pragma_update(None, "application_id", APPLICATION_ID)?;
         }
         if recover {
-            conn.execute(
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
+            if options.reserve_bytes > 0 {
+                // Checkpoint often enough that the WAL fits in the reserve on a full disk.
+                let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+                let pages = (options.reserve_bytes / 4 / page.max(1) as u64).clamp(16, 1000);
+                if max_bytes == 0 {
+                    conn.pragma_update(None, "wal_autocheckpoint", pages as i64)?;
+                }
+            }
+            match conn.execute(
                 "UPDATE outbox SET leased_until = 0 WHERE leased_until <> 0",
                 [],
-            )?;
+            ) {
+                Ok(_) => {}
+                Err(e) => {
+                    let e = StoreError::from(e);
+                    if !e.is_full() {
+                        return Err(e);
+                    }
+                    // On a full disk the daemon still starts: leases of the crashed run expire.
+                    tracing::warn!("disk full: stale leases are left to expire");
+                }
+            }
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             _lock: lock,
+            path,
+            max_bytes,
+            reserve,
+            pruned_in_accept: Arc::default(),
         })
     }
 
@@ -543,97 +665,47 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let reserve = self.reserve.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-                f(&mut guard)
+                let result = f(&mut guard);
+                if let (Err(e), Some(r)) = (&result, &reserve)
+                    && e.is_full()
+                {
+                    r.on_full();
+                }
+                result
             })
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?
         })
     }
-}
 
-/// What became of every delivery of `event_id` (see [`DeliveryState`]), by rule, target and id.
-fn deliveries_of(c: &Connection, event_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
-    type Make = fn(&rusqlite::Row<'_>) -> rusqlite::Result<DeliveryState>;
-    let sources: [(&str, Make); 5] = [
-        (
-            "SELECT id, rule, target, attempts, next_attempt_at, last_error FROM outbox
-             WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Pending {
-                    attempts: r.get(3)?,
-                    next_attempt_at_ms: r.get(4)?,
-                    last_error: r.get(5)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, attempts, at, digest_event_id FROM delivered
-             WHERE event_id = ?1",
-            |r| {
-                Ok(match r.get::<_, Option<String>>(5)? {
-                    Some(digest_event_id) => DeliveryState::InDigest {
-                        digest_event_id,
-                        at_ms: r.get(4)?,
+    /// Like `run`, for the writes that keep delivery going (ack, retry, dead letter, suppression...):
+    /// when the disk is full, the reserve is released and the write tried once more.
+    fn run_delivery<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let reserve = self.reserve.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                match f(&mut guard) {
+                    Err(e) if e.is_full() => match &reserve {
+                        Some(r) if r.on_full() => f(&mut guard),
+                        _ => Err(e),
                     },
-                    None => DeliveryState::Delivered {
-                        attempts: r.get(3)?,
-                        at_ms: r.get(4)?,
-                    },
-                })
-            },
-        ),
-        (
-            "SELECT m.delivery_id, g.rule, g.target, m.group_id, m.added_at
-             FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Grouped {
-                    group_id: r.get(3)?,
-                    at_ms: r.get(4)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, attempts, failed_at, reason FROM dead_letters
-             WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::DeadLettered {
-                    attempts: r.get(3)?,
-                    at_ms: r.get(4)?,
-                    reason: r.get(5)?,
-                })
-            },
-        ),
-        (
-            "SELECT id, rule, target, reason, detail, at FROM suppressed WHERE event_id = ?1",
-            |r| {
-                Ok(DeliveryState::Suppressed {
-                    reason: r.get(3)?,
-                    detail: r.get(4)?,
-                    at_ms: r.get(5)?,
-                })
-            },
-        ),
-    ];
-    let mut out = Vec::new();
-    for (sql, make) in sources {
-        let mut st = c.prepare_cached(sql)?;
-        let rows = st.query_map(params![event_id], |r| {
-            Ok(DeliveryRecord {
-                id: r.get(0)?,
-                rule: r.get(1)?,
-                target: r.get(2)?,
-                state: make(r)?,
+                    other => other,
+                }
             })
-        })?;
-        for row in rows {
-            out.push(row?);
-        }
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+        })
     }
-    out.sort_by(|a, b| (&a.rule, &a.target, &a.id).cmp(&(&b.rule, &b.target, &b.id)));
-    Ok(out)
 }
 
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
@@ -656,12 +728,16 @@ impl Store for SqliteStore {
         events: Vec<NewEvent>,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
+        let (max_bytes, pruned_in_accept) = (self.max_bytes, self.pruned_in_accept.clone());
         self.run(move |c| {
             let tx = c.transaction()?;
+            // Near store.max_db_bytes the oldest archived events make room first.
+            let pruned = sqlite_retention::room_for_accept(&tx, max_bytes)?;
             let mut outcomes = Vec::with_capacity(events.len());
             {
                 let mut ev = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO events (id, body, received_at, matched, routed)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
                 let mut ob = tx.prepare_cached(
                     "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
@@ -675,7 +751,11 @@ impl Store for SqliteStore {
                     tx.execute_batch("SAVEPOINT one_event")?;
                     let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
                         || -> Result<Stored, StoreError> {
-                            if ev.execute(params![e.id, e.body, now])? == 0 {
+                            let matched = !e.matched.is_empty() || !e.deliveries.is_empty();
+                            let routes = e.deliveries.iter().map(|d| (&d.id, &d.rule, &d.target));
+                            let routed = matched
+                                .then(|| super::sqlite_archive::routed(&e.matched, routes.clone()));
+                            if ev.execute(params![e.id, e.body, now, matched, routed])? == 0 {
                                 return Ok(Stored::Duplicate); // already routed when first accepted
                             }
                             if let Some(h) = &e.history
@@ -702,7 +782,15 @@ impl Store for SqliteStore {
                                 ])?;
                             }
                             if let Some(check) = &e.resolve {
-                                add_resolves(&tx, &e.id, check, now)?;
+                                let added = add_resolves(&tx, &e.id, check, now)?;
+                                if !added.is_empty() {
+                                    // Resolves make the event part of the archive's matched class.
+                                    let all = routes.chain(added.iter().map(|(i, r, t)| (i, r, t)));
+                                    tx.execute(
+                                        "UPDATE events SET matched = 1, routed = ?2 WHERE id = ?1",
+                                        params![e.id, super::sqlite_archive::routed(&e.matched, all)],
+                                    )?;
+                                }
                             }
                             Ok(Stored::New)
                         },
@@ -730,6 +818,7 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()?;
+            pruned_in_accept.fetch_add(pruned, std::sync::atomic::Ordering::Relaxed);
             Ok(outcomes)
         })
     }
@@ -740,7 +829,7 @@ impl Store for SqliteStore {
         lease: Duration,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let until = now + lease.as_millis() as i64;
             let tx = c.transaction()?;
             let rows = {
@@ -751,7 +840,7 @@ impl Store for SqliteStore {
                      RETURNING id, event_id, rule, target, input, attempts, created_at,
                                (SELECT body FROM events WHERE events.id = outbox.event_id),
                                (SELECT previous FROM events WHERE events.id = outbox.event_id),
-                               alert_kind, alert_key, alert_time, alert_record",
+                               alert_kind, alert_key, alert_time, alert_record, replay",
                 )?;
                 let rows = st.query_map(params![until, now, limit as i64], |r| {
                     Ok(Leased {
@@ -765,6 +854,7 @@ impl Store for SqliteStore {
                         body: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| "{}".into()),
                         previous: r.get(8)?,
                         alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
+                        replay: r.get(13)?,
                     })
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()?
@@ -775,11 +865,11 @@ impl Store for SqliteStore {
     }
 
     fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at)
-                 SELECT event_id, id, rule, target, attempts + 1, ?2 FROM outbox WHERE id = ?1",
+                "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at, replay)
+                 SELECT event_id, id, rule, target, attempts + 1, ?2, replay FROM outbox WHERE id = ?1",
                 params![id, now],
             )?;
             type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
@@ -828,7 +918,7 @@ impl Store for SqliteStore {
         error: String,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
@@ -846,14 +936,14 @@ impl Store for SqliteStore {
         reason: String,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR REPLACE INTO dead_letters
                    (id, event_id, rule, target, input, attempts, created_at, failed_at, reason,
-                    alert_kind, alert_key, alert_time, alert_record)
+                    alert_kind, alert_key, alert_time, alert_record, replay)
                  SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4,
-                        alert_kind, alert_key, alert_time, alert_record FROM outbox WHERE id = ?1",
+                        alert_kind, alert_key, alert_time, alert_record, replay FROM outbox WHERE id = ?1",
                 params![id, attempts, now, reason],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
@@ -912,9 +1002,9 @@ impl Store for SqliteStore {
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
                 "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, attempts, created_at, next_attempt_at,
-                                               alert_kind, alert_key, alert_time, alert_record)
+                                               alert_kind, alert_key, alert_time, alert_record, replay)
                  SELECT id, event_id, rule, target, input, 0, ?1, ?1,
-                        alert_kind, alert_key, alert_time, alert_record FROM dead_letters
+                        alert_kind, alert_key, alert_time, alert_record, replay FROM dead_letters
                  WHERE ?2 IS NULL OR id = ?2",
                 params![now, id],
             )?;
@@ -942,7 +1032,7 @@ impl Store for SqliteStore {
         delay: Duration,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET next_attempt_at = ?2, leased_until = 0 WHERE id = ?1",
@@ -953,7 +1043,7 @@ impl Store for SqliteStore {
     }
 
     fn suppress(&self, s: Suppressed) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR REPLACE INTO suppressed (id, event_id, rule, target, reason, detail, at)
@@ -997,7 +1087,7 @@ impl Store for SqliteStore {
         window_ms: i64,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let tx = c.transaction()?;
             let held: Option<(String, i64)> = tx
                 .query_row(
@@ -1069,7 +1159,7 @@ impl Store for SqliteStore {
     }
 
     fn group_add(&self, g: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.run_delivery(move |c| {
             let tx = c.transaction()?;
             let event_id: Option<String> = tx
                 .query_row(
@@ -1237,9 +1327,16 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction()?;
             if !members.is_empty() {
+                let routes = digest.deliveries.iter().map(|d| (&d.id, &d.rule, &d.target));
                 tx.execute(
-                    "INSERT OR IGNORE INTO events (id, body, received_at) VALUES (?1, ?2, ?3)",
-                    params![digest.id, digest.body, now_ms],
+                    "INSERT OR IGNORE INTO events (id, body, received_at, matched, routed)
+                     VALUES (?1, ?2, ?3, 1, ?4)",
+                    params![
+                        digest.id,
+                        digest.body,
+                        now_ms,
+                        super::sqlite_archive::routed(&digest.matched, routes)
+                    ],
                 )?;
                 for d in &digest.deliveries {
                     tx.execute(
@@ -1271,6 +1368,80 @@ impl Store for SqliteStore {
             )?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn events(&self, query: EventQuery) -> BoxFuture<'_, Result<EventPage, StoreError>> {
+        self.run(move |c| sqlite_archive::page(c, &query))
+    }
+
+    fn event_get(&self, id: String) -> BoxFuture<'_, Result<ArchivedEvent, StoreError>> {
+        self.run(move |c| sqlite_archive::get(c, &id))
+    }
+
+    fn replay_enqueue(
+        &self,
+        deliveries: Vec<ReplayDelivery>,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let n = sqlite_archive::enqueue(&tx, &deliveries, now_ms)?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    fn prune(&self, retention: Retention) -> BoxFuture<'_, Result<Pruned, StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let p = sqlite_retention::prune(&tx, &retention)?;
+            tx.commit()?;
+            Ok(p)
+        })
+    }
+
+    fn prune_oldest(&self, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let n = sqlite_retention::prune_oldest(&tx, limit)?;
+            tx.commit()?;
+            // Back to the WAL's part of the limit (never waiting for readers).
+            sqlite_retention::shrink_wal(c)?;
+            Ok(n)
+        })
+    }
+
+    fn space(&self) -> BoxFuture<'_, Result<Space, StoreError>> {
+        let (path, limit_bytes, reserve) =
+            (self.path.clone(), self.max_bytes, self.reserve.clone());
+        let pruned_in_accept = self.pruned_in_accept.clone();
+        Box::pin(async move {
+            // The reserve's file I/O runs without the connection.
+            let disk_full = match reserve {
+                Some(r) => tokio::task::spawn_blocking(move || r.refresh())
+                    .await
+                    .map_err(|e| StoreError::Join(e.to_string()))?,
+                None => false,
+            };
+            let (used_bytes, at_limit) = self
+                .run(move |c| {
+                    let mut used = sqlite_retention::used_bytes(c, &path)?;
+                    if limit_bytes > 0 && used >= limit_bytes / 2 {
+                        // A big transaction may have grown the WAL past its part: shrink it first.
+                        sqlite_retention::shrink_wal(c)?;
+                        used = sqlite_retention::used_bytes(c, &path)?;
+                    }
+                    Ok((used, sqlite_retention::at_limit(c, limit_bytes, used)?))
+                })
+                .await?;
+            Ok(Space {
+                used_bytes,
+                limit_bytes,
+                disk_full,
+                at_limit,
+                pruned: pruned_in_accept.swap(0, std::sync::atomic::Ordering::Relaxed),
+            })
         })
     }
 
@@ -1306,7 +1477,7 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|(id, received_at_ms, body)| {
                     Ok(EventRecord {
-                        deliveries: deliveries_of(c, &id)?,
+                        deliveries: sqlite_archive::deliveries_of(c, &id)?,
                         id,
                         received_at_ms,
                         body,
@@ -1326,12 +1497,33 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound { what: "event", id });
             };
             Ok(EventRecord {
-                deliveries: deliveries_of(c, &id)?,
+                deliveries: sqlite_archive::deliveries_of(c, &id)?,
                 id,
                 received_at_ms,
                 body,
             })
         })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<Vec<Problem>, StoreError>> {
+        self.run(|c| {
+            let mut problems = sqlite_integrity::check(c)?;
+            let id: i64 = c.pragma_query_value(None, "application_id", |r| r.get(0))?;
+            if id != APPLICATION_ID {
+                problems.push(Problem {
+                    what: format!(
+                        "the database is not marked as a scanbridge store (application_id {id:#x})"
+                    ),
+                    count: 1,
+                    examples: Vec::new(),
+                });
+            }
+            Ok(problems)
+        })
+    }
+
+    fn backup(&self, path: PathBuf) -> BoxFuture<'_, Result<Backup, StoreError>> {
+        self.run(move |c| sqlite_integrity::backup(c, &path))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
@@ -1358,6 +1550,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DeliveryState;
     use crate::store::NewDelivery;
     use std::sync::Arc;
 
@@ -1368,6 +1561,7 @@ mod tests {
         NewEvent {
             id: id.into(),
             body: format!("{{\"id\":\"{id}\"}}"),
+            matched: vec!["r".into()],
             deliveries: vec![NewDelivery {
                 id: format!("d-{id}"),
                 rule: "r".into(),
@@ -1614,6 +1808,7 @@ mod tests {
         NewEvent {
             id: id.into(),
             body: format!("{{\"id\":\"{id}\"}}"),
+            matched: Vec::new(),
             deliveries: Vec::new(),
             history: None,
             resolve: Some(ResolveCheck {

@@ -36,8 +36,9 @@ impl Home {
         for (name, text) in rules {
             std::fs::write(p.join("rules").join(name), text).unwrap();
         }
+        // A 1 MiB disk reserve instead of 8: dozens of daemons run at once and each writes its own.
         let config = format!(
-            "[store]\ndata_dir = {:?}\n\n[rules]\ndir = {:?}\nwatch = true\n\n\
+            "[store]\ndata_dir = {:?}\nreserve_bytes = 1048576\n\n[rules]\ndir = {:?}\nwatch = true\n\n\
              [delivery]\npoll_interval = \"50ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\n\n{extra_config}\n",
             p.join("data").display().to_string(),
             p.join("rules").display().to_string(),
@@ -48,6 +49,46 @@ impl Home {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Sets `lines` (TOML `key = value` lines) in the `[store]` table of the home's config.toml,
+    /// replacing the keys it has already.
+    pub fn store_config(&self, lines: &str) {
+        let path = self.path().join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_owned();
+        let new: Vec<&str> = lines.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut out = Vec::new();
+        let mut table = String::new();
+        for l in text.lines() {
+            if l.starts_with('[') {
+                table = l.to_owned();
+            }
+            let replaced =
+                table == "[store]" && new.iter().any(|n| key(n) == key(l)) && l.contains('=');
+            if !replaced {
+                out.push(l.to_owned());
+            }
+            if l == "[store]" {
+                out.extend(new.iter().map(|n| n.to_string()));
+            }
+        }
+        std::fs::write(path, out.join("\n") + "\n").unwrap();
+    }
+
+    /// The daemon's database, opened beside it (to move time back or plant a fault).
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.path().join("data/scanbridge.db")).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
+    }
+
+    /// Runs `scanbridge ARGS --config HOME/config.toml` to completion.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let config = self.path().join("config.toml").display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--config", &config]);
+        cli(&all)
     }
 
     /// Writes a rule file atomically (temp file + rename), as editors and deploy tools do.
@@ -237,6 +278,21 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// POSTs a body to /events; the answer's status, headers and JSON body.
+    pub async fn post_full(&self, body: impl Into<reqwest::Body>) -> (u16, HeaderMap, Value) {
+        let resp = reqwest::Client::new()
+            .post(self.url("/events"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, headers, body)
     }
 
     /// POSTs a body to /events.

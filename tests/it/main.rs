@@ -3,6 +3,7 @@
 mod admin;
 mod alerting;
 mod api_destination;
+mod archive;
 mod aws_cli;
 mod check_patterns;
 mod daemon;
