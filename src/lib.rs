@@ -49,6 +49,7 @@ mod alerting;
 mod cli;
 mod compute;
 mod config;
+mod env_keys;
 mod escape;
 mod event;
 #[doc(hidden)]

@@ -94,7 +94,7 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
     if builtin {
         tracing::warn!(
             dir = %settings.rules.dir.display(),
-            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans, critical findings in scanner reports); create the directory or pass --rules to use your own"
+            "no rules directory here: using the built-in example rules (CRITICAL and prod/ HIGH scans from ECR and Inspector2, Inspector2 CRITICAL and fixable HIGH findings, failed scans, CRITICAL scanner reports); create the directory or pass --rules to use your own"
         );
     }
     if lint {

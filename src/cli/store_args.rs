@@ -1,27 +1,35 @@
-//! `--config` and `--data-dir`: the arguments of the commands that read or change the store beside a
-//! running daemon (`dlq`, `silence`, `suppressed`, `events`, `replay`, `store`), opening that store,
-//! and the time window (`--since`, `--until`) of the commands that read the archive.
+//! The arguments of the commands that read or change the store: `--config`, `--data-dir`, and the
+//! daemon to ask (`--url`, `--token`: [`super::client`]).
 //!
-//! These commands open the store without recovery: the daemon owns the leases; SQLite's WAL lets a CLI
-//! read and write beside it (writes wait on a busy timeout). They open only a store that exists:
-//! pointed at the wrong directory they say so, and create nothing.
+//! `silence`, `dlq` and `suppressed` ask the running daemon's admin API by default, or with
+//! `--data-dir` open a data directory directly ([`super::admin_client`]). `events`, `replay` and
+//! `store` open the store directly (`--data-dir`, else the configured `store.data_dir`), without
+//! recovery: the daemon owns the leases; SQLite's WAL lets a CLI read and write beside it. Every one
+//! of them opens only a store that exists: pointed at the wrong directory they say so, and create
+//! nothing. This file also has the time window (`--since`, `--until`) of the commands that read the
+//! archive.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::admin_client::{self, Admin, CallError};
+use super::outcome::Outcome;
 use crate::settings::Settings;
 use crate::store::sqlite::SqliteStore;
 
-/// Where the store is.
+/// Where the store is: a running daemon (the default for the admin-API commands) or a data directory.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// Configuration file layered over the built-in defaults.
+    /// Configuration file layered over the built-in defaults (the daemon's address and token, or
+    /// `store.data_dir`).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Data directory of the store (overrides `store.data_dir`).
-    #[arg(long, global = true)]
+    /// Open this data directory directly; it must already hold a store (nothing is created).
+    #[arg(long, global = true, conflicts_with = "url")]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: super::client::DaemonArgs,
 }
 
 impl StoreArgs {
@@ -36,9 +44,48 @@ impl StoreArgs {
     /// Opens the store that exists there, without clearing the daemon's leases; a directory without
     /// a store is an error, and nothing is created (the commands that read never make a store).
     pub fn open(&self) -> anyhow::Result<SqliteStore> {
+        if let Some(url) = &self.daemon.url {
+            anyhow::bail!(
+                "--url {url}: this command reads the store directly, not through the daemon yet; give --data-dir (or --config with store.data_dir)"
+            );
+        }
         let dir = self.data_dir()?;
         SqliteStore::open_existing(&dir)
             .with_context(|| format!("opening the store in {}", dir.display()))
+    }
+
+    /// The admin API of the daemon, or the store of `--data-dir`.
+    pub fn connect(&self) -> anyhow::Result<Admin> {
+        match &self.data_dir {
+            Some(dir) => admin_client::open_dir(dir),
+            None => Ok(Admin::Api(self.daemon.daemon(self.config.as_deref())?)),
+        }
+    }
+
+    /// Runs a store command: connects as these arguments say, runs `f` on a current-thread runtime,
+    /// and turns a failed call into one error line on stderr and exit 2.
+    pub fn run<F, Fut>(&self, f: F) -> anyhow::Result<Outcome>
+    where
+        F: FnOnce(Admin) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, CallError>>,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let admin = match self.connect() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("scanbridge: error: {e:#}");
+                return Ok(Outcome::Invalid);
+            }
+        };
+        match rt.block_on(f(admin)) {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                eprintln!("scanbridge: error: {e:#}");
+                Ok(Outcome::Invalid)
+            }
+        }
     }
 }
 

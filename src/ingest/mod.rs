@@ -203,8 +203,12 @@ fn prepare(
     for outcome in isolate(items, |it| one(it, router, envelope, now)) {
         match outcome {
             Ok(p) => {
-                for d in &p.0.deliveries {
-                    metrics.rule_matched(&d.rule);
+                // Matches, not deliveries: a rule with three targets matched the event once.
+                let mut rules: Vec<&str> = p.0.deliveries.iter().map(|d| d.rule.as_str()).collect();
+                rules.sort_unstable();
+                rules.dedup();
+                for rule in rules {
+                    metrics.rule_matched(rule);
                 }
                 results.push(Ok(Accepted {
                     id: p.0.id.clone(),

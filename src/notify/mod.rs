@@ -245,12 +245,12 @@ impl Targets {
                 }
                 TargetConfig::Console(_) => Target::Console(console::Console),
                 TargetConfig::Email(e) => {
-                    Target::Email(email::Email::new(e, templates.clone()).map_err(|source| {
-                        BuildError::Smtp {
+                    Target::Email(email::Email::new(name, e, templates.clone()).map_err(
+                        |source| BuildError::Smtp {
                             name: name.clone(),
                             source,
-                        }
-                    })?)
+                        },
+                    )?)
                 }
                 TargetConfig::Slack(s) => {
                     Target::Slack(slack::Slack::new(s, templates.clone()).map_err(http)?)
@@ -428,7 +428,7 @@ mod tests {
             "subject": "custom {{ rule }}"}))
         .unwrap();
         let templates = Arc::new(Templates::load(None).unwrap());
-        let mail = email::Email::new(&cfg, templates).unwrap();
+        let mail = email::Email::new("mail", &cfg, templates).unwrap();
         let (subject, text, html) = mail.render(&msg).unwrap();
         assert_eq!(
             subject,

@@ -144,12 +144,18 @@ impl Daemon {
 
     /// Like [`Daemon::spawn_with`], run from `cwd` (where `rules/` and `./data` are looked up).
     pub fn spawn_in(cwd: &Path, args: &[&str], stdin: Stdio) -> Daemon {
+        Self::spawn_env(cwd, args, stdin, &[])
+    }
+
+    /// Like [`Daemon::spawn_in`], with `env` set for the daemon.
+    pub fn spawn_env(cwd: &Path, args: &[&str], stdin: Stdio, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"));
         for (k, _) in std::env::vars() {
             if k.starts_with("SCANBRIDGE__") {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .args(args)
             .current_dir(cwd)
@@ -457,6 +463,18 @@ pub fn rule(name: &str, pattern: Value, targets: &[&str]) -> String {
 /// A minimal valid event with `source` and an id.
 pub fn event(id: &str, source: &str) -> Value {
     serde_json::json!({"id": id, "source": source, "detail-type": "Test", "detail": {"n": 1}})
+}
+
+/// PATH with the binary under test's directory first: `scanbridge` as after `cargo install`.
+pub fn path_with_binary() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_scanbridge"))
+        .parent()
+        .unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 /// Runs the binary to completion (for `check`, `send`, `dlq`).

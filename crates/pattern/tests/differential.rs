@@ -177,7 +177,37 @@ fn malformed_and_non_object_events_are_errors_in_both_doors() {
         b"{\"b\":1e}",
         b"{\"b\":.5}",
     ];
-    for e in bad {
+    // In a container no rule names (skipped: short ones walked token by token, long ones in bulk).
+    let mut skipped = Vec::new();
+    for inner in [
+        "{1:2}",
+        "{\"a\" 1}",
+        "{\"a\":1,}",
+        "{,}",
+        "{\"a\"::1}",
+        "{\"a\":1]",
+        "[1,]",
+        "[tru]",
+        "[01]",
+        "[\"\x01\"]",
+        "[\"\\q\"]",
+        "[1:2]",
+        "{\"a\":1}}",
+    ] {
+        // As it is, and with a 300-byte member first (so that it is checked in bulk).
+        for pad in [0, 300] {
+            let (head, tail) = inner.split_at(1);
+            let long = format!("[{}0]", "0,".repeat(pad / 2));
+            let first = match (pad, head) {
+                (0, _) => String::new(),
+                (_, "[") => format!("{long},"),
+                _ => format!("\"l\":{long},"),
+            };
+            let e = format!("{{\"z\":{head}{first}{tail},\"y\":1}}");
+            skipped.push(e.into_bytes());
+        }
+    }
+    for e in bad.iter().copied().chain(skipped.iter().map(|e| &e[..])) {
         assert_eq!(disagreement(std::slice::from_ref(&p), e), None);
         assert!(
             p.matches_bytes(e).is_err(),
@@ -525,4 +555,57 @@ fn many_wildcard_and_ignore_case_rules_have_no_cliff() {
     assert_eq!(got, want);
     assert!(!got.is_empty());
     assert!(elapsed.as_secs() < 10, "took {elapsed:?}");
+}
+
+/// The validating door checks what its walk reads token by token and each container it skips in
+/// bulk: every one-byte deletion and substitution of events holding short and long skipped
+/// containers (read members before and after them) must get the reference's answer or error.
+#[test]
+fn mutated_events_get_the_reference_verdict_whatever_the_walk_skips() {
+    let long: String = (0..40)
+        .map(|i| format!("[-122.{i:05},37.8{i},0.0]"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let events = [
+        r#"{"source":"aws.ecr","tags":["v1","x"],"detail":{"repo":"web/api","counts":{"HIGH":3,"LOW":1},"n":-1.5e3,"ok":true,"z":null}}"#.to_string(),
+        // A short container no rule names, across the end of the first blocks the walk builds.
+        format!(
+            r#"{{"pad":"{}","other":[1,"a",{{"b":[true]}},-2],"source":"aws.ecr"}}"#,
+            "p".repeat(230)
+        ),
+        format!(r#"{{"type":"F","properties":{{"K":"0001","S":"a\"b\\u00e9"}},"geometry":{{"t":"P","c":[{long}],"e":{{}}}},"last":[1,{{"k":false}}]}}"#),
+    ];
+    let patterns = [
+        r#"{"source": ["aws.ecr"], "detail": {"counts": {"HIGH": [{"numeric": [">", 0]}]}}}"#,
+        r#"{"detail": {"repo": [{"prefix": "web/"}]}, "tags": ["x"]}"#,
+        r#"{"type": ["F"], "last": {"k": [false]}}"#,
+        r#"{"properties": {"S": [{"exists": true}]}, "geometry": {"e": [{"exists": false}]}}"#,
+    ];
+    let rules: Vec<Pattern> = patterns
+        .iter()
+        .map(|p| Pattern::parse(p).unwrap())
+        .collect();
+    let mut checked = 0;
+    for e in &events {
+        let e = e.as_bytes();
+        assert_eq!(disagreement(&rules, e), None);
+        let step = if e.len() > 400 { 3 } else { 1 };
+        for i in (0..e.len()).step_by(step) {
+            let mut del = e.to_vec();
+            del.remove(i);
+            let mut cases = vec![del];
+            for c in [b'"', b'\\', b'{', b']', b':', b',', b'0', b'-', b'x', 0x01] {
+                let mut sub = e.to_vec();
+                sub[i] = c;
+                cases.push(sub);
+            }
+            for case in cases {
+                if let Some(d) = disagreement(&rules, &case) {
+                    panic!("{d}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 5000, "{checked}");
 }

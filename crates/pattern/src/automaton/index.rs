@@ -1,8 +1,8 @@
 //! The event index: where the strings, tokens and brackets of an event are, 64 bytes per [`Block`]
 //! (simdjson's "stage 1"), and the scanner's navigation over it.
 //!
-//! Owns: [`extend`] (the lazy index of bytes known to be JSON, a few blocks at a time; the validator
-//! builds the same blocks as it checks), the fused [`skip`] past a container without indexing it,
+//! Owns: [`extend`] (the lazy index, a few blocks at a time; validating, it also checks each block's
+//! strings), the fused [`skip`] past a container without indexing it,
 //! [`Index`] and [`Cursor`], a place in the token sequence, and the string arithmetic every builder
 //! shares ([`escaped`], [`strings`], [`Carry`]).
 //!
@@ -78,10 +78,14 @@ pub fn strings(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -
     (quote, string, escaped)
 }
 
-/// The block of one chunk (without validation).
+/// The block of one chunk, with the bytes inside its strings and its escaped bytes (see `strings`).
 #[inline(always)]
-pub fn block(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -> Block {
-    let (quote, string, _) = strings(m, carry, prefix_xor);
+fn block_strings(
+    m: &Masks,
+    carry: &mut Carry,
+    prefix_xor: &impl Fn(u64) -> u64,
+) -> (Block, u64, u64) {
+    let (quote, string, escaped) = strings(m, carry, prefix_xor);
     let outside = !(string | quote);
     let open = m.opening & outside;
     let close = m.closing & outside;
@@ -89,7 +93,7 @@ pub fn block(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -> 
     let scalar = outside & !ops & !m.ws;
     let starts = scalar & !((scalar << 1) | carry.scalar);
     carry.scalar = scalar >> 63;
-    Block {
+    let blk = Block {
         quote,
         token: ops | (quote & string) | starts,
         scalar,
@@ -98,7 +102,8 @@ pub fn block(m: &Masks, carry: &mut Carry, prefix_xor: &impl Fn(u64) -> u64) -> 
         close,
         opens: open.count_ones(),
         closes: close.count_ones(),
-    }
+    };
+    (blk, string, escaped)
 }
 
 /// The 64 bytes at `at` (padded with spaces past the end).
@@ -132,20 +137,19 @@ pub fn build(
     let mut slots = out.iter_mut();
     for (c, slot) in (&mut chunks).zip(&mut slots) {
         let c: &[u8; 64] = c.try_into().expect("64 bytes");
-        *slot = block(&classify(c), &mut carry, &prefix_xor);
+        *slot = block_strings(&classify(c), &mut carry, &prefix_xor).0;
     }
     if let Some(slot) = slots.next() {
-        *slot = block(
-            &classify(&chunk(b, b.len() / 64 * 64)),
-            &mut carry,
-            &prefix_xor,
-        );
+        let m = classify(&chunk(b, b.len() / 64 * 64));
+        *slot = block_strings(&m, &mut carry, &prefix_xor).0;
     }
 }
 
-/// Builds up to `n` more blocks of a lazy index of `b`.
+/// Builds up to `n` more blocks of a lazy index of `b`. With `CHECK` (bytes not known to be JSON), it
+/// also checks what a block's strings hold without context (no raw control byte, every escape one
+/// `json::parse` accepts) and sets `ix.bad` when they do not.
 #[inline(always)]
-pub fn extend(
+pub fn extend<const CHECK: bool>(
     b: &[u8],
     ix: &mut Index,
     n: usize,
@@ -161,7 +165,11 @@ pub fn extend(
             Some(c) => classify(c.try_into().expect("64 bytes")),
             None => classify(&chunk(b, at)),
         };
-        let blk = block(&m, &mut ix.carry, &prefix_xor);
+        let (blk, string, escaped) = block_strings(&m, &mut ix.carry, &prefix_xor);
+        if CHECK {
+            ix.bad |= m.ctrl & string != 0
+                || (escaped != 0 && !super::validate::escapes_valid(b, at, escaped));
+        }
         ix.escapes |= blk.backslash != 0;
         ix.blocks.push(blk);
     }
@@ -223,9 +231,9 @@ fn closer(opens: u64, closes: u64, n: u32, depth: &mut u32) -> Option<usize> {
 }
 
 /// The index of an event: blocks from `origin` on, as far as they are built (all of them when
-/// `complete`). The validator builds all of them; for bytes known to be JSON the scanner builds them
-/// a few at a time as it reads on, skips a container it does not read by counting brackets without
-/// indexing (`skip`), and restarts the index after it.
+/// `complete`). The scanner builds them a few at a time as it reads on, skips a container it does
+/// not read without indexing it (by counting brackets with `skip`, or validating, checking it with
+/// `validate`), and restarts the index after it.
 #[derive(Debug, Default)]
 pub struct Index {
     pub blocks: Vec<Block>,
@@ -237,6 +245,8 @@ pub struct Index {
     pub complete: bool,
     /// Whether any block built so far (since the event began) holds a backslash.
     pub escapes: bool,
+    /// Whether a block built with checks (since the event began) holds what no JSON text does.
+    pub bad: bool,
 }
 
 /// A place in the token sequence: the current token is the lowest set bit of `rest`, in block `k`.

@@ -5,8 +5,8 @@
 //! - `paths`: the field-path trie that tells the scanner which keys to descend into;
 //! - `scan`: the single pass over the raw bytes that finds leaves at rule fields and their hits, over
 //!   the event's `index` (64 bytes a block, classified by `simd`: AVX-512, AVX2, SSE2 or portable,
-//!   chosen at run time); for the validating door `validate` checks the whole event in bulk first;
-//!   `bytes` has the scalar number grammar;
+//!   chosen at run time); for the validating door the walk checks what it reads token by token and
+//!   `validate` checks in bulk each container it skips; `bytes` has the scalar number grammar;
 //! - `values`: per field, which conditions a leaf value satisfies (one index per operator family,
 //!   with `affix` for prefixes/suffixes, `glob` for wildcards, `numbers` for ranges and
 //!   `anything_but` for exclusions);

@@ -4,9 +4,16 @@
 //! Owns: [`scan`] and the per-call [`Scratch`] it fills: the leaves found at rule fields (with their
 //! array trail, as `flatten` assigns it), and the `(condition, leaf)` hits their values produce.
 //! The scan walks the event's `index` token by token: the end of a string, the next token, or the end
-//! of a container is bit arithmetic on 64-byte blocks, not a loop over bytes. Validating, the whole
-//! event is first checked (and indexed) in bulk by `validate`; for bytes the caller vouches for
-//! (`trusted`), `index::build` indexes it without checking.
+//! of a container is bit arithmetic on 64-byte blocks, not a loop over bytes. The index is built
+//! lazily, a few blocks ahead of the walk. For bytes the caller vouches for (`trusted`) nothing is
+//! checked, and a container no rule reads is skipped by counting its brackets. Validating, each
+//! byte is checked once, by whichever part reads it: the whole event is UTF-8 (`simdutf8`, once);
+//! the index checks the strings of every block it builds (control bytes, escapes); the walk checks
+//! the grammar of the tokens it reads (a key, then `:`, then a value, then `,` or the closer; every
+//! scalar, read or skipped, by the number and literal rules); and a container no rule reads is
+//! checked token by token when it is short and built, else in bulk by `validate` (which also finds
+//! its end). Long objects are searched for their keys only when trusted (validating, their members
+//! are read in turn: every byte must be checked anyway).
 //! Promises:
 //! - validating, it accepts exactly the inputs for which `json::parse` returns an object, so an event
 //!   is rejected by both doors or by neither (on rejection the caller asks `json::parse` for the
@@ -108,6 +115,10 @@ const SEARCH_WHOLE: usize = 100000;
 const SEARCH_AFTER: usize = 3;
 const SEARCH_BYTES: usize = 64;
 
+/// Validating, a container no rule reads is checked token by token when it is at most this long and
+/// built, else in bulk (`simd::value_end`).
+const WALK_SKIPPED: usize = 256;
+
 /// How many blocks the lazy index builds at a time.
 const AHEAD: usize = 4;
 
@@ -117,29 +128,26 @@ const AHEAD: usize = 4;
 pub fn scan(m: &Machine, b: &[u8], trusted: bool, s: &mut Scratch) -> R<bool> {
     s.reset();
     let simd = s.simd.unwrap_or_else(Simd::detected);
-    let mut ix = std::mem::take(&mut s.index);
-    if trusted {
-        ix.restart(0);
-        ix.escapes = false;
-    } else if !simd::validate(simd, b, &mut ix) {
-        s.index = ix;
-        return Err(Rejected);
-    }
-    let mut sc = Scanner {
-        m,
-        b,
-        ix,
-        simd,
-        t: Cursor::default(),
-        depth: 0,
-        s,
+    // Validating, the whole event is UTF-8 (its strings then are: their quotes are ASCII).
+    let text = if trusted {
+        ""
+    } else {
+        simdutf8::basic::from_utf8(b).map_err(|_| Rejected)?
     };
-    let r = sc.walk();
-    sc.s.index = sc.ix;
-    r
+    let mut ix = std::mem::take(&mut s.index);
+    ix.restart(0);
+    ix.escapes = false;
+    ix.bad = false;
+    if trusted {
+        Scanner::<false>::run(m, b, text, ix, simd, s)
+    } else {
+        Scanner::<true>::run(m, b, text, ix, simd, s)
+    }
 }
 
-struct Scanner<'a, 'm, 's> {
+/// `CHECK`: validating (the walk checks the tokens it reads, the index the strings of the blocks it
+/// builds, and `simd::value_end` or `walk_skipped` each container it skips).
+struct Scanner<'a, 'm, 's, const CHECK: bool> {
     m: &'m Machine,
     b: &'a [u8],
     ix: Index,
@@ -148,17 +156,42 @@ struct Scanner<'a, 'm, 's> {
     t: Cursor,
     depth: usize,
     s: &'s mut Scratch,
+    /// Validating: the event as text (checked to be UTF-8 once); trusted: empty.
+    text: &'a str,
 }
 
-impl<'a> Scanner<'a, '_, '_> {
+impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
+    fn run(
+        m: &'m Machine,
+        b: &'a [u8],
+        text: &'a str,
+        ix: Index,
+        simd: Simd,
+        s: &'s mut Scratch,
+    ) -> R<bool> {
+        let mut sc = Scanner::<CHECK> {
+            m,
+            b,
+            ix,
+            simd,
+            t: Cursor::default(),
+            depth: 0,
+            s,
+            text,
+        };
+        let r = sc.walk();
+        sc.s.index = sc.ix;
+        r
+    }
+
     fn walk(&mut self) -> R<bool> {
         self.seek(0);
         if self.peek() != Some(b'{') {
-            return Ok(false);
+            return if CHECK { Err(Rejected) } else { Ok(false) };
         }
         self.object(ROOT)?;
-        if self.pos() < self.b.len() {
-            return Err(Rejected); // more than one value
+        if self.pos() < self.b.len() || self.ix.bad {
+            return Err(Rejected); // more than one value, or a block's strings are not JSON
         }
         Ok(true)
     }
@@ -169,7 +202,11 @@ impl<'a> Scanner<'a, '_, '_> {
         if self.ix.complete {
             return false;
         }
-        simd::extend(self.simd, self.b, &mut self.ix, AHEAD);
+        if CHECK {
+            simd::extend_checked(self.simd, self.b, &mut self.ix, AHEAD);
+        } else {
+            simd::extend(self.simd, self.b, &mut self.ix, AHEAD);
+        }
         true
     }
 
@@ -230,10 +267,13 @@ impl<'a> Scanner<'a, '_, '_> {
         Ok(())
     }
 
-    /// At a string's token: its raw content range, consuming it.
+    /// At a string's token (validating: checked to be one): its raw content range, consuming it.
     #[inline(always)]
     fn string_span(&mut self) -> R<(usize, usize)> {
         let open = self.pos();
+        if CHECK && self.b.get(open) != Some(&b'"') {
+            return Err(Rejected); // validating, where a key must be
+        }
         let end = loop {
             if let Some(q) = self.ix.quote(open + 1) {
                 break q;
@@ -247,6 +287,16 @@ impl<'a> Scanner<'a, '_, '_> {
         }
         self.bump();
         Ok((open + 1, end))
+    }
+
+    /// `b[a..z]` as text (validating, without checking it again).
+    #[inline(always)]
+    fn str(&self, a: usize, z: usize) -> R<&'a str> {
+        if CHECK {
+            self.text.get(a..z).ok_or(Rejected)
+        } else {
+            std::str::from_utf8(&self.b[a..z]).map_err(|_| Rejected)
+        }
     }
 
     /// Decodes a string's content (with its quotes at `start-1` and `end`).
@@ -279,7 +329,19 @@ impl<'a> Scanner<'a, '_, '_> {
         match self.peek() {
             Some(b'{' | b'[') => self.skip_container(),
             Some(b':' | b',' | b'}' | b']') | None => Err(Rejected),
-            // A string or a scalar: one token.
+            // A string (its content is checked with its block) or a scalar: one token.
+            Some(b'"') => {
+                self.bump();
+                Ok(())
+            }
+            Some(_) if CHECK => {
+                let (a, z) = self.scalar();
+                let ok = match self.b[a] {
+                    b'-' | b'0'..=b'9' => valid_number(self.b, a, z),
+                    _ => matches!(&self.b[a..z], b"true" | b"false" | b"null"),
+                };
+                if ok { Ok(()) } else { Err(Rejected) }
+            }
             Some(_) => {
                 self.bump();
                 Ok(())
@@ -287,9 +349,79 @@ impl<'a> Scanner<'a, '_, '_> {
         }
     }
 
+    /// Validating, at the `{` or `[` of a container the walk does not read member by member: its
+    /// end, once it is checked as one JSON value in bulk (with the levels left below `MAX_DEPTH`).
+    fn checked_end(&self, open: usize, outer: usize) -> R<usize> {
+        simd::value_end(self.simd, self.b, open, MAX_DEPTH - outer).ok_or(Rejected)
+    }
+
+    /// Validating, at the `{` or `[` of a short container no rule reads (all of it in built blocks,
+    /// whose strings are checked): checks it token by token, as `object` and `array` read.
+    fn walk_skipped(&mut self) -> R<()> {
+        let close = if self.peek() == Some(b'{') {
+            b'}'
+        } else {
+            b']'
+        };
+        self.enter()?;
+        self.bump();
+        if !self.eat(close) {
+            loop {
+                if close == b'}' {
+                    if self.peek() != Some(b'"') {
+                        return Err(Rejected);
+                    }
+                    self.bump();
+                    if !self.eat(b':') {
+                        return Err(Rejected);
+                    }
+                }
+                self.skip_value()?;
+                if self.eat(b',') {
+                    continue;
+                }
+                if self.eat(close) {
+                    break;
+                }
+                return Err(Rejected);
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// Moves to `end`, after a container the walk did not read, restarting the index there when
+    /// it is not built that far.
+    fn resume(&mut self, end: usize) {
+        if end > self.ix.built_end() {
+            self.ix.restart(end);
+        }
+        self.seek(end);
+    }
+
     /// At the `{` or `[` of a value no rule names: skips it, by the built index as far as it goes,
     /// then (without indexing) by counting brackets, restarting the index after it.
     fn skip_container(&mut self) -> R<()> {
+        if CHECK {
+            // Short (ending within what is built, or in the next two blocks by counting brackets):
+            // walked over the index (the walk builds the blocks after it anyway).
+            let open = self.pos();
+            let short = match self.ix.container_end(open) {
+                Ok(end) => end - open <= WALK_SKIPPED,
+                Err(depth) => {
+                    let at = self.ix.built_end();
+                    let probe = &self.b[..(at + 128).min(open + WALK_SKIPPED).min(self.b.len())];
+                    at < probe.len()
+                        && simd::skip(self.simd, probe, at, depth, self.ix.carry).is_some()
+                }
+            };
+            if short {
+                return self.walk_skipped();
+            }
+            let end = self.checked_end(open, self.depth)?;
+            self.resume(end);
+            return Ok(());
+        }
         let end = match self.ix.container_end(self.pos()) {
             Ok(end) => end,
             Err(_) if self.ix.complete => return Err(Rejected),
@@ -315,6 +447,7 @@ impl<'a> Scanner<'a, '_, '_> {
         let searched = children.searched().len();
         self.enter()?;
         if searched > 0
+            && !CHECK
             && let Ok(end) = self.ix.container_end(open)
             && end - open >= SEARCH_WHOLE * searched
             && !self.backslash(open, end)
@@ -329,9 +462,13 @@ impl<'a> Scanner<'a, '_, '_> {
         }
         let mut unnamed = 0;
         loop {
-            // The bytes are JSON (vouched for, or validated): at a key, then its `:`.
+            // At a key, then its `:` (the bytes are JSON when they are vouched for).
             let (ks, ke) = self.string_span()?;
-            self.bump();
+            if !CHECK {
+                self.bump();
+            } else if !self.eat(b':') {
+                return Err(Rejected);
+            }
             let child = if children.is_empty() {
                 None
             } else if self.backslash(ks, ke) {
@@ -353,6 +490,7 @@ impl<'a> Scanner<'a, '_, '_> {
             if self.eat(b',') {
                 if unnamed >= SEARCH_AFTER
                     && searched > 0
+                    && !CHECK
                     && let at = self.pos()
                     && let Ok(end) = self.ix.container_end(open)
                     // (on bytes that are not JSON, a bracket may seem to close before `at`)
@@ -466,12 +604,11 @@ impl<'a> Scanner<'a, '_, '_> {
             Some(b'[') => self.array(node),
             Some(b'"') if field.is_some() => {
                 let (a, z) = self.string_span()?;
-                let b: &'a [u8] = self.b;
                 if self.backslash(a, z) {
                     let s = self.decode(a, z)?;
                     self.leaf(field, Scalar::Str(&s));
                 } else {
-                    let s = std::str::from_utf8(&b[a..z]).map_err(|_| Rejected)?;
+                    let s = self.str(a, z)?;
                     self.leaf(field, Scalar::Str(s));
                 }
                 Ok(())
@@ -482,7 +619,7 @@ impl<'a> Scanner<'a, '_, '_> {
                 if !valid_number(b, a, z) {
                     return Err(Rejected);
                 }
-                let t = std::str::from_utf8(&b[a..z]).map_err(|_| Rejected)?;
+                let t = self.str(a, z)?;
                 self.leaf(field, Scalar::Num(t));
                 Ok(())
             }

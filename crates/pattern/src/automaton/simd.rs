@@ -4,7 +4,7 @@
 //! BMI1, where run-time detection finds them; SSE2, the x86_64 baseline; a portable table on any other
 //! target), [`Masks`], what one 64-byte chunk looks like (one bit per byte for each class of byte the
 //! scanner needs), and the entry points that run the byte-level algorithms compiled for the chosen
-//! implementation: the event validator (`validate`) and the index builder (`index::build`). Those
+//! implementation: the container validator (`validate`) and the index builder (`index::extend`). Those
 //! algorithms are written once, generic over the classifier,
 //! and inlined into one wrapper per implementation whose `#[target_feature]` lets them use its
 //! instructions throughout.
@@ -240,21 +240,25 @@ macro_rules! dispatch {
     };
 }
 
-/// Whether `b` is one JSON object as `json::parse` reads it (see `validate`), building the complete
-/// index of it into `ix` as it goes.
-pub fn validate(simd: Simd, b: &[u8], ix: &mut Index) -> bool {
-    ix.restart(0);
-    let ok = dispatch!(simd, m => m::validate(b, &mut ix.blocks),
-        validate::run(b, &mut ix.blocks, classify_portable, prefix_xor));
-    ix.complete = true;
-    ix.escapes = ix.blocks.iter().any(|blk| blk.backslash != 0);
-    ok
-}
-
 /// Builds up to `n` more blocks of the lazy index `ix` of `b` (bytes known to be JSON).
 pub fn extend(simd: Simd, b: &[u8], ix: &mut Index, n: usize) {
     dispatch!(simd, m => m::extend(b, ix, n),
-        index::extend(b, ix, n, classify_portable, prefix_xor))
+        index::extend::<false>(b, ix, n, classify_portable, prefix_xor))
+}
+
+/// Like `extend`, checking the strings of the blocks it builds (see `index::extend`).
+pub fn extend_checked(simd: Simd, b: &[u8], ix: &mut Index, n: usize) {
+    dispatch!(simd, m => m::extend_checked(b, ix, n),
+        index::extend::<true>(b, ix, n, classify_portable, prefix_xor))
+}
+
+/// From the `{` or `[` at `open`, the position after the container when it is one JSON value (at
+/// most `limit` levels deep; see `validate::value_end`).
+pub fn value_end(simd: Simd, b: &[u8], open: usize, limit: usize) -> Option<usize> {
+    let b = b.get(open..)?;
+    let n = dispatch!(simd, m => m::value_end(b, limit),
+        validate::value_end(b, limit, classify_portable, prefix_xor))?;
+    Some(open + n)
 }
 
 /// From `at`, inside `depth` open containers in the string state `carry`: the position after the
@@ -281,21 +285,28 @@ mod x86 {
     macro_rules! wrappers {
         ($name:ident, $features:literal, $classify:ident, $prefix_xor:path) => {
             pub mod $name {
-                use super::super::super::index::{self, Block, Carry, Index};
+                use super::super::super::index::{self, Carry, Index};
                 use super::super::super::validate;
-
-                #[target_feature(enable = $features)]
-                pub unsafe fn validate(b: &[u8], out: &mut Vec<Block>) -> bool {
-                    super::prefetch(b);
-                    validate::run(b, out, |c| super::$classify(c), |x| $prefix_xor(x))
-                }
 
                 #[target_feature(enable = $features)]
                 pub unsafe fn extend(b: &[u8], ix: &mut Index, n: usize) {
                     if ix.blocks.is_empty() {
                         super::prefetch(&b[ix.origin.min(b.len())..]);
                     }
-                    index::extend(b, ix, n, |c| super::$classify(c), |x| $prefix_xor(x))
+                    index::extend::<false>(b, ix, n, |c| super::$classify(c), |x| $prefix_xor(x))
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn extend_checked(b: &[u8], ix: &mut Index, n: usize) {
+                    if ix.blocks.is_empty() {
+                        super::prefetch(&b[ix.origin.min(b.len())..]);
+                    }
+                    index::extend::<true>(b, ix, n, |c| super::$classify(c), |x| $prefix_xor(x))
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn value_end(b: &[u8], limit: usize) -> Option<usize> {
+                    validate::value_end(b, limit, |c| super::$classify(c), |x| $prefix_xor(x))
                 }
 
                 #[target_feature(enable = $features)]
@@ -312,7 +323,7 @@ mod x86 {
 
                 #[cfg(test)]
                 #[target_feature(enable = $features)]
-                pub unsafe fn build(b: &[u8], out: &mut Vec<Block>) {
+                pub unsafe fn build(b: &[u8], out: &mut Vec<index::Block>) {
                     index::build(b, out, |c| super::$classify(c), |x| $prefix_xor(x))
                 }
             }

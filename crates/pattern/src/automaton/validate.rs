@@ -1,10 +1,11 @@
-//! Whether an event is one JSON object that `json::parse` accepts, checked 64 bytes at a time.
+//! Whether a container in an event is one JSON value that `json::parse` accepts, checked 64 bytes at
+//! a time: the validating door's check of the containers its walk skips (`scan` checks what it
+//! reads token by token).
 //!
-//! Owns: [`run`], the validating door's check, which also builds the event's complete index. Per block
-//! it classifies the bytes (`simd`), finds the strings, and then checks with bit arithmetic rather
-//! than byte by byte:
-//! - strings: no raw control byte inside one, every escape one of `\" \\ \/ \b \f \n \r \t \uXXXX`,
-//!   and, when the event has a non-ASCII byte, valid UTF-8 (the whole event at once, with `simdutf8`);
+//! Owns: [`value_end`]. Per block it classifies the bytes (`simd`), finds the strings, and then
+//! checks with bit arithmetic rather than byte by byte:
+//! - strings: no raw control byte inside one, every escape one of `\" \\ \/ \b \f \n \r \t \uXXXX`
+//!   (UTF-8 is the caller's: `scan` checks the whole event at once, with `simdutf8`);
 //! - what may follow what: for each kind of token, the next byte that is not whitespace must be one
 //!   that may follow it (`:` only after a string, a value only after `{ [ : ,`, and so on). "The next
 //!   non-whitespace byte" of every byte of a mask at once is one addition: `(ws + (m << 1)) & !ws`;
@@ -12,16 +13,17 @@
 //!   one `.` between digits, no leading zero); any other scalar (`true`, `false`, `null`, exponents,
 //!   anything else) by the scalar checks of `bytes`;
 //! - nesting: the brackets alone are walked in order, with a bit stack of open containers (they pair
-//!   up by kind; at most `json::MAX_DEPTH` levels), which also gives the mask of bytes whose innermost
-//!   container is an object; with it, the successor rules tell keys from values: in an object a key
-//!   follows `{` or `,`, and a `:` follows every key and nothing else.
+//!   up by kind; at most the levels the caller has left below `json::MAX_DEPTH`), which also gives
+//!   the mask of bytes whose innermost container is an object; with it, the successor rules tell
+//!   keys from values: in an object a key follows `{` or `,`, and a `:` follows every key and
+//!   nothing else.
 //!
-//! Promise: `run` accepts exactly the byte strings for which `json::parse` returns an object (the
-//! unit tests compare the two on generated texts, the differential tests and the fuzz target through
-//! the matcher), never panics, and, when it accepts, leaves `ix` complete and exact.
+//! Promise: `value_end` accepts a container exactly when `json::parse` accepts it as a value (UTF-8
+//! aside; the unit tests compare the two on generated texts, the differential tests and the fuzz
+//! target through the matcher), and never panics.
 
 use super::bytes::valid_number;
-use super::index::{self, Block, Carry};
+use super::index::{self, Carry};
 use super::simd::Masks;
 use crate::json::MAX_DEPTH;
 
@@ -29,6 +31,21 @@ use crate::json::MAX_DEPTH;
 /// carry out of its addition (both land on the next block's first byte).
 #[derive(Default, Clone, Copy)]
 struct Next(u64);
+
+impl State {
+    /// The bits of the block at `base` that the successor rules judge: all of them, but once the
+    /// container has closed in this block, only up to its closing bracket (what follows depends on
+    /// the context around it).
+    #[inline(always)]
+    fn sub_keep(&self, base: usize) -> u64 {
+        if self.done {
+            let n = self.end - base; // 1..=64
+            u64::MAX >> (64 - n)
+        } else {
+            u64::MAX
+        }
+    }
+}
 
 impl Next {
     /// Bits of the first non-whitespace byte after each byte of `m` (`ws`: whitespace outside strings).
@@ -62,58 +79,39 @@ struct State {
     stack: [u64; MAX_DEPTH / 64 + 1],
     /// Whether the innermost container is an object.
     in_object: bool,
-    /// Whether the root object has closed.
+    /// Whether the container has closed, and the position after its closing bracket.
     done: bool,
+    end: usize,
+    /// How many levels may nest.
+    limit: usize,
 }
 
-/// Whether `b` is one JSON object as `json::parse` reads it; builds its index into `out`.
+/// From `b[0]`, a `{` or `[` outside strings in an event (at most `limit` levels may nest from it):
+/// the length of that container when it is one JSON value as `json::parse` reads it (its strings'
+/// UTF-8 aside: the caller checks the whole event's), `None` when it is not or the bytes end first.
+/// Bytes after its closing bracket (in its last block) are checked only for what needs no context:
+/// raw control bytes and escapes in strings, numbers.
 #[inline(always)]
-pub fn run(
+pub fn value_end(
     b: &[u8],
-    out: &mut Vec<Block>,
+    limit: usize,
     classify: impl Fn(&[u8; 64]) -> Masks,
     prefix_xor: impl Fn(u64) -> u64,
-) -> bool {
-    out.clear();
-    // The root must be an object: only whitespace before its `{`.
-    let Some(first) = b
-        .iter()
-        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-    else {
-        return false;
+) -> Option<usize> {
+    let mut st = State {
+        limit,
+        ..State::default()
     };
-    if b[first] != b'{' {
-        return false;
-    }
-    let mut st = State::default();
-    let mut high = 0;
-    out.resize(b.len().div_ceil(64), Block::default());
-    let mut chunks = b.chunks_exact(64);
-    let mut slots = out.iter_mut();
     let mut at = 0;
-    for (c, slot) in (&mut chunks).zip(&mut slots) {
-        let c: &[u8; 64] = c.try_into().expect("64 bytes");
-        let m = classify(c);
-        high |= m.high;
-        match block(b, at, &m, &mut st, &prefix_xor) {
-            Some(blk) => *slot = blk,
-            None => return false,
-        }
+    while at < b.len() && !st.done {
+        let m = match b.get(at..at + 64) {
+            Some(c) => classify(c.try_into().expect("64 bytes")),
+            None => classify(&index::chunk(b, at)),
+        };
+        block(b, at, &m, &mut st, &prefix_xor)?;
         at += 64;
     }
-    if let Some(slot) = slots.next() {
-        let m = classify(&index::chunk(b, at));
-        high |= m.high;
-        match block(b, at, &m, &mut st, &prefix_xor) {
-            Some(blk) => *slot = blk,
-            None => return false,
-        }
-    }
-    // Non-ASCII bytes: the whole text must be UTF-8 (for an acceptable text they are all in strings).
-    (high == 0 || simdutf8::basic::from_utf8(b).is_ok())
-        && st.carry.string == 0
-        && st.depth == 0
-        && st.done
+    st.done.then_some(st.end)
 }
 
 #[inline(always)]
@@ -123,7 +121,7 @@ fn block(
     m: &Masks,
     st: &mut State,
     prefix_xor: &impl Fn(u64) -> u64,
-) -> Option<Block> {
+) -> Option<()> {
     let (quote, string, escaped) = index::strings(m, &mut st.carry, prefix_xor);
     if m.ctrl & string != 0 || (escaped != 0 && !escapes_valid(b, base, escaped)) {
         return None;
@@ -141,14 +139,11 @@ fn block(
     let starts = scalar & !((scalar << 1) | continued);
     st.carry.scalar = scalar >> 63;
     let values = opening | starts | lbrace | lbracket;
-    if st.done && (values | ops) != 0 {
-        return None; // something after the root object
-    }
     let brackets = lbrace | lbracket | rbrace | rbracket;
     let objects = if brackets == 0 {
         if st.in_object { u64::MAX } else { 0 }
     } else {
-        nesting(b, base, brackets, values | ops, st)?
+        nesting(b, base, brackets, st)?
     };
 
     // What may follow what (whitespace aside). Keys: the strings after `{`, and after `,` in objects.
@@ -165,7 +160,7 @@ fn block(
         | (n_lbrace.of(lbrace, ws) & (starts | lbrace | lbracket | colon | comma | rbracket))
         | (n_lbracket.of(lbracket, ws) & (colon | comma | rbrace))
         | (n_sep.of(colon | comma, ws) & (colon | comma | rbrace | rbracket));
-    if bad != 0 {
+    if bad & st.sub_keep(base) != 0 {
         return None;
     }
 
@@ -174,17 +169,7 @@ fn block(
     {
         return None;
     }
-    let (open, close) = (lbrace | lbracket, rbrace | rbracket);
-    Some(Block {
-        quote,
-        token: ops | opening | starts,
-        scalar,
-        backslash: m.backslash,
-        open,
-        close,
-        opens: open.count_ones(),
-        closes: close.count_ones(),
-    })
+    Some(())
 }
 
 /// The scalars with a byte in this block (or ending just before it, when `continued`): in bulk when
@@ -272,9 +257,9 @@ fn one_by_one(
 
 /// Walks the block's brackets in order against the stack of open containers; returns the mask of
 /// bytes whose innermost container is an object (for a bracket: the container around it), or `None`
-/// when they do not nest. `tokens`: every token of the block (nothing may follow the root).
+/// when they do not nest. It stops at the bracket that closes the outermost.
 #[inline(always)]
-fn nesting(b: &[u8], base: usize, mut brackets: u64, tokens: u64, st: &mut State) -> Option<u64> {
+fn nesting(b: &[u8], base: usize, mut brackets: u64, st: &mut State) -> Option<u64> {
     let mut objects = 0u64;
     let mut from = 0u32;
     while brackets != 0 {
@@ -286,7 +271,7 @@ fn nesting(b: &[u8], base: usize, mut brackets: u64, tokens: u64, st: &mut State
         from = bit + 1;
         match b[base + bit as usize] {
             c @ (b'{' | b'[') => {
-                if st.done || st.depth == MAX_DEPTH || (st.depth == 0 && c == b'[') {
+                if st.depth == st.limit {
                     return None;
                 }
                 let word = &mut st.stack[st.depth / 64];
@@ -306,9 +291,8 @@ fn nesting(b: &[u8], base: usize, mut brackets: u64, tokens: u64, st: &mut State
                 if st.depth == 0 {
                     st.done = true;
                     st.in_object = false;
-                    if bit < 63 && tokens >> (bit + 1) != 0 {
-                        return None; // something after the root object
-                    }
+                    st.end = base + bit as usize + 1;
+                    break;
                 } else {
                     let d = st.depth - 1;
                     st.in_object = st.stack[d / 64] >> (d % 64) & 1 == 1;
@@ -325,7 +309,7 @@ fn nesting(b: &[u8], base: usize, mut brackets: u64, tokens: u64, st: &mut State
 /// Whether every escaped byte (absolute offsets `base + bit`) is one `json::parse` accepts.
 #[cold]
 #[inline(never)]
-fn escapes_valid(b: &[u8], base: usize, mut escaped: u64) -> bool {
+pub(super) fn escapes_valid(b: &[u8], base: usize, mut escaped: u64) -> bool {
     while escaped != 0 {
         let at = base + escaped.trailing_zeros() as usize;
         escaped &= escaped - 1;
@@ -347,17 +331,40 @@ fn escapes_valid(b: &[u8], base: usize, mut escaped: u64) -> bool {
 mod tests {
     use super::super::index::tests::{next, text};
     use super::super::simd::{self, Simd};
+    use crate::json::MAX_DEPTH;
 
+    /// Whether `t` is one JSON object by `value_end` (as the validating door checks an object it
+    /// skips: UTF-8 being the whole event's), under `simd`.
+    fn whole(simd: Simd, t: &[u8], at: usize, limit: usize) -> Option<usize> {
+        let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+        let first = at + t[at..].iter().position(|c| !ws(c))?;
+        if !matches!(t[first], b'{' | b'[') || std::str::from_utf8(t).is_err() {
+            return None;
+        }
+        simd::value_end(simd, t, first, limit)
+    }
+
+    /// `value_end` agrees with the reader on `t` as a whole event (an object), and on `t` as the
+    /// value of a member inside an object, with more members after it.
     fn agree(t: &[u8]) {
+        let shown = || String::from_utf8_lossy(t).into_owned();
         let want = matches!(crate::json::parse(t), Ok(crate::json::Json::Object(_)));
+        let inner = [&b"{\"k\":"[..], t, b",\"z\":[{\"y\":1}]}"].concat();
+        let want_inner = crate::json::parse(&inner).is_ok();
+        let trailing_ws = |b: &[u8]| b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
+        let starts_container = t
+            .iter()
+            .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .is_some_and(|c| matches!(c, b'{' | b'['));
         for simd in Simd::available() {
-            let mut ix = super::super::index::Index::default();
-            assert_eq!(
-                simd::validate(simd, t, &mut ix),
-                want,
-                "{simd:?} on {:?}",
-                String::from_utf8_lossy(t)
-            );
+            let got = t.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
+                && whole(simd, t, 0, MAX_DEPTH).is_some_and(|e| trailing_ws(&t[e..]));
+            assert_eq!(got, want, "{simd:?} on {}", shown());
+            if starts_container {
+                let got = whole(simd, &inner, 5, MAX_DEPTH - 1)
+                    .is_some_and(|e| e <= 5 + t.len() && trailing_ws(&inner[e..5 + t.len()]));
+                assert_eq!(got, want_inner, "{simd:?} inside an object: {}", shown());
+            }
         }
     }
 
@@ -537,27 +544,5 @@ mod tests {
             );
             agree(t.as_bytes());
         }
-    }
-
-    #[test]
-    fn the_index_it_builds_is_the_builders() {
-        let mut seed = 29;
-        let mut checked = 0;
-        for _ in 0..3000 {
-            let mut v = Vec::new();
-            value(&mut seed, 1, &mut v);
-            let t = [&b"{\"k\":"[..], &v, b"}"].concat();
-            for simd in Simd::available() {
-                let mut checked_index = super::super::index::Index::default();
-                if !simd::validate(simd, &t, &mut checked_index) {
-                    continue;
-                }
-                let mut built = Vec::new();
-                simd::build(simd, &t, &mut built);
-                assert_eq!(checked_index.blocks, built, "{simd:?}");
-                checked += 1;
-            }
-        }
-        assert!(checked > 1000, "{checked}");
     }
 }
