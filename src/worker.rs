@@ -133,6 +133,9 @@ struct Held {
     ids: HashSet<String>,
     /// Targets whose room held the last lease read back: read again when one of their attempts ends.
     capped: HashSet<String>,
+    /// Deliveries a lease read handed out while their attempt was still being booked here (its
+    /// outcome committed, its task not yet joined): given back, and read again once it is joined.
+    again: HashSet<String>,
 }
 
 impl Worker {
@@ -234,7 +237,13 @@ impl Worker {
     /// Starts the attempt of `d` (which holds one of the inbox's slots) in its target's lane.
     fn start(&self, d: Leased, via: Via, held: &mut Held, inflight: &mut JoinSet<()>) {
         if !held.ids.insert(d.id.clone()) {
-            self.inbox.free(1); // being attempted already: that attempt's outcome ends the lease
+            // Being attempted already. Either its lease expired while it waited for its target,
+            // or its outcome (a retry due at once) was committed and its task is not joined yet:
+            // in the second case nothing else would end this new lease before it expires, so it
+            // is given back, and the outbox is read again when the running attempt is joined.
+            self.store.unlease(&d.id);
+            held.again.insert(d.id);
+            self.inbox.free(1);
             return;
         }
         let lane = held.lanes.lane(&self.targets, &d.target);
@@ -286,7 +295,8 @@ impl Worker {
         if let Some(lane) = held.lanes.by_target.get_mut(&target) {
             lane.held = lane.held.saturating_sub(1);
         }
-        held.capped.remove(&target)
+        let again = held.again.remove(&id);
+        held.capped.remove(&target) | again
     }
 
     /// One attempt of `d`; `permit` is its place in its target's lane, held while the receiver is

@@ -318,3 +318,49 @@ async fn a_batch_of_events_costs_one_commit() {
         (2.0, 2.0)
     );
 }
+
+/// Retries due at once (a 1 ms backoff: full jitter often draws 0) race the worker's own booking:
+/// a lease read can hand out a delivery whose failed attempt has committed its retry but is not yet
+/// joined by the dispatcher. That lease used to be dropped and held until it expired (the 60 s
+/// `lease`), so one delivery in a few hundred such retries arrived a minute late. Now every one is
+/// delivered as soon as the receiver answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_due_at_once_are_never_held_until_their_lease_expires() {
+    let rx = crate::daemon::Receiver::start().await;
+    let targets = format!(
+        "{}[targets.hook.retry]\ninitial_backoff = \"1ms\"\nmax_backoff = \"1ms\"\n",
+        rx.target()
+    );
+    let home = Home::new(
+        &targets,
+        &[("r.json", &rule("r", json!({"source": ["ci"]}), &["hook"]))],
+    );
+    let d = home.start();
+    rx.fail(500);
+    for i in 0..40 {
+        assert_eq!(
+            d.post(event(&format!("q{i}"), "ci").to_string()).await.0,
+            202
+        );
+    }
+    // Thousands of failed attempts, each retried at once.
+    rx.wait_attempts(4_000, &d).await;
+    rx.fail(0);
+    let start = Instant::now();
+    loop {
+        let ids: HashSet<String> = rx
+            .hits()
+            .iter()
+            .map(|h| h.body["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        if ids.len() == 40 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} of 40 delivered 10 s after the receiver came back (the lease is 60 s)",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
