@@ -35,6 +35,7 @@ impl Readers {
     fn open(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open(&self.path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }

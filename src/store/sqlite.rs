@@ -651,6 +651,9 @@ impl SqliteStore {
         }
         let conn = Connection::open(&path)?;
         conn.busy_timeout(sqlite_retention::BUSY_TIMEOUT)?;
+        // The writer's statements (accept, the outcomes, the savepoints, alerting state) all stay
+        // prepared: rusqlite's default cache of 16 would evict and parse them again under load.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let fresh = check_identity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -803,11 +806,11 @@ impl SqliteStore {
     {
         let reserve = self.reserve.clone();
         move |c: &Connection| {
-            c.execute_batch("SAVEPOINT delivery")?;
+            cached(c, "SAVEPOINT delivery")?;
             let first = f(c);
             let result = match first {
                 Err(e) if e.is_full() && !c.is_autocommit() => {
-                    c.execute_batch("ROLLBACK TO delivery")?;
+                    cached(c, "ROLLBACK TO delivery")?;
                     match &reserve {
                         Some(r) if r.on_full() => f(c),
                         _ => Err(e),
@@ -816,11 +819,21 @@ impl SqliteStore {
                 other => other,
             };
             if !c.is_autocommit() {
-                c.execute_batch("RELEASE delivery")?;
+                cached(c, "RELEASE delivery")?;
             }
             result
         }
     }
+}
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Runs one statement without parameters (a savepoint's) from the connection's statement cache: the
+/// per-event and per-delivery savepoints are not parsed again on every write.
+fn cached(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
@@ -942,7 +955,7 @@ fn accept_in(
         for e in events {
             // Each event in its own savepoint: one that fails on its own is rolled back
             // alone; a failure of the store itself still fails the whole transaction.
-            tx.execute_batch("SAVEPOINT one_event")?;
+            cached(tx, "SAVEPOINT one_event")?;
             // Deliveries of the events stored so far (a refused event's are dropped with it).
             let kept = fresh.len();
             let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
@@ -1021,10 +1034,11 @@ fn accept_in(
                 )),
             };
             match refused {
-                None => tx.execute_batch("RELEASE one_event")?,
+                None => cached(tx, "RELEASE one_event")?,
                 Some(why) => {
                     tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
-                    tx.execute_batch("ROLLBACK TO one_event; RELEASE one_event")?;
+                    cached(tx, "ROLLBACK TO one_event")?;
+                    cached(tx, "RELEASE one_event")?;
                     fresh.truncate(kept);
                     outcomes.push(Stored::Refused(why));
                 }
@@ -1117,25 +1131,24 @@ impl Store for SqliteStore {
     fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write_outcome(&id.clone(), move |c: &Connection| {
             let tx = c;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at, replay)
                  SELECT event_id, id, rule, target, attempts + 1, ?2, replay FROM outbox WHERE id = ?1",
-                params![id, now],
-            )?;
+            )?
+            .execute(params![id, now])?;
             type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
             let row: Option<Row> = tx
-                .query_row(
+                .prepare_cached(
                     "DELETE FROM outbox WHERE id = ?1
                      RETURNING rule, target, event_id, alert_kind, alert_key, alert_time, alert_record",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-                )
+                )?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
                 .optional()?;
             if let Some((rule, target, event_id, kind, key, time, record)) = row
                 && let Some(m) = mark(kind, key, time, record)
             {
                 match m.kind {
-                    AlertKind::Trigger => tx.execute(
+                    AlertKind::Trigger => tx.prepare_cached(
                         "INSERT INTO alert_state (rule, key, target, open, opened_at, trigger_event_id, record,
                                                   trigger_time, updated_at)
                          VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?4)
@@ -1146,14 +1159,14 @@ impl Store for SqliteStore {
                            trigger_time = MAX(COALESCE(trigger_time, excluded.trigger_time),
                                               COALESCE(excluded.trigger_time, trigger_time)),
                            updated_at = excluded.updated_at",
-                        params![rule, m.key, target, now, event_id, m.record, m.time_ms],
-                    )?,
-                    AlertKind::Resolve => tx.execute(
+                    )?
+                    .execute(params![rule, m.key, target, now, event_id, m.record, m.time_ms])?,
+                    AlertKind::Resolve => tx.prepare_cached(
                         "UPDATE alert_state SET open = 0, resolved_at = ?4, resolve_time = ?5,
                                 episode = episode + 1, updated_at = ?4
                          WHERE rule = ?1 AND key = ?2 AND target = ?3",
-                        params![rule, m.key, target, now, m.time_ms],
-                    )?,
+                    )?
+                    .execute(params![rule, m.key, target, now, m.time_ms])?,
                 };
             }
             Ok(())
@@ -1169,11 +1182,11 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write_outcome(&id.clone(), move |c: &Connection| {
             let at = now + delay.as_millis() as i64;
-            c.execute(
+            c.prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
                  last_error = ?3 WHERE id = ?1",
-                params![id, at, error],
-            )?;
+            )?
+            .execute(params![id, at, error])?;
             Ok(())
         })
     }
@@ -1187,15 +1200,15 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write_outcome(&id.clone(), move |c: &Connection| {
             let tx = c;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO dead_letters
                    (id, event_id, rule, target, input, attempts, created_at, failed_at, reason,
                     alert_kind, alert_key, alert_time, alert_record, replay)
                  SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4,
                         alert_kind, alert_key, alert_time, alert_record, replay FROM outbox WHERE id = ?1",
-                params![id, attempts, now, reason],
-            )?;
-            tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            )?
+            .execute(params![id, attempts, now, reason])?;
+            tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute(params![id])?;
             Ok(())
         })
     }
