@@ -13,7 +13,7 @@
 //! archived event with its body (404 when it is not in the archive).
 //!
 //! `POST /api/v1/replay` with `{"since_ms", "until_ms"?, "rules"?: [...], "dry_run"?}` runs a replay
-//! ([`crate::replay`]) through the daemon's live rules and answers [`ReplayReport`]: `{"replay",
+//! ([`crate::replay`]) through the daemon's live rules and answers [`crate::replay::ReplayReport`]: `{"replay",
 //! "dry_run", "events", "replayed", "queued", "deliveries": [{event_id, rule, topic, target,
 //! delivery_id}]}`. A rule that is not loaded and enabled is a 400 naming it, before anything is read.
 //! The worker is woken when something was queued.
