@@ -181,7 +181,8 @@ impl Admin {
     }
 
     /// Runs a replay: in the daemon through its live rules (`POST /api/v1/replay`), or on the data
-    /// directory through the rules `rules` loads (only then), `rules_dir` naming them in errors.
+    /// directory through the rules `rules` loads (called only then) with their directory, which an
+    /// unknown rule's error names.
     pub async fn replay<F>(&self, req: ReplayRequest, rules: F) -> Result<ReplayReport, CallError>
     where
         F: FnOnce() -> anyhow::Result<(Router, PathBuf)>,
