@@ -1,11 +1,12 @@
-//! The one way the store commands (`silence`, `dlq`, `suppressed`, `events`) reach a store: the
-//! running daemon's admin API (`/api/v1`, [`crate::admin`]) by default, as `amtool` talks to
+//! The one way the store commands (`silence`, `dlq`, `suppressed`, `events`, `replay`) reach a store:
+//! the running daemon's admin API (`/api/v1`, [`crate::admin`]) by default, as `amtool` talks to
 //! Alertmanager, or, with `--data-dir`, a data directory opened directly.
 //!
 //! Promises:
 //! - Both ways answer with the admin API's JSON shapes (the directory's answers are built by the same
 //!   functions the API's handlers use), so a command prints the same thing whichever way it went, and
-//!   works on every store backend the daemon has.
+//!   works on every store backend the daemon has. The archive and replays travel as the store's and
+//!   [`crate::replay`]'s own types, read back into the same values either way.
 //! - `--data-dir` must name a directory that already holds a store (`scanbridge.db`): nothing reads or
 //!   changes an absent store into existence. The command says on stderr which store it opened.
 //! - Over the API, a refusal is one error with the daemon's reason and status (a 401 says which
@@ -20,8 +21,10 @@ use serde_json::{Value, json};
 use super::client::Daemon;
 use super::outcome::Outcome;
 use crate::alerting::silence::SilenceSpec;
+use crate::replay::{ReplayError, ReplayReport, ReplayRequest};
+use crate::router::Router;
 use crate::store::sqlite::{DB_FILE, SqliteStore};
-use crate::store::{Store, StoreError};
+use crate::store::{ArchivedEvent, EventPage, EventQuery, Store, StoreError};
 
 /// What a store command asks for: one admin API call.
 #[derive(Debug, Clone)]
@@ -49,6 +52,10 @@ pub enum Op {
     },
     /// `GET /api/v1/events/{id}`.
     Event(String),
+    /// `GET /api/v1/archive?...`: a page of the archive.
+    Archive(EventQuery),
+    /// `GET /api/v1/archive/{id}`.
+    Archived(String),
 }
 
 /// Why a call failed: the store (or daemon) said no (`NotFound`: an unknown id), or it could not be
@@ -96,16 +103,7 @@ pub fn open_dir(dir: &Path) -> anyhow::Result<Admin> {
 impl Op {
     /// The method, path and body of this call on the admin API.
     fn request(&self) -> (Method, String, Option<Value>) {
-        let enc = |s: &str| -> String {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect()
-        };
+        let enc = crate::admin::archive::percent;
         match self {
             Op::Silences { all } => (
                 Method::GET,
@@ -148,6 +146,12 @@ impl Op {
                 )
             }
             Op::Event(id) => (Method::GET, format!("/api/v1/events/{}", enc(id)), None),
+            Op::Archive(q) => (
+                Method::GET,
+                format!("/api/v1/archive?{}", crate::admin::archive::query_string(q)),
+                None,
+            ),
+            Op::Archived(id) => (Method::GET, format!("/api/v1/archive/{}", enc(id)), None),
         }
     }
 }
@@ -156,9 +160,70 @@ impl Admin {
     /// Runs `op`; the answer is the admin API's JSON.
     pub async fn call(&self, op: Op) -> Result<Value, CallError> {
         match self {
-            Admin::Api(d) => api(d, &op).await,
+            Admin::Api(d) => {
+                let (method, path, body) = op.request();
+                api(d, method, &path, body).await
+            }
             Admin::Dir { store, .. } => local(store, op).await,
         }
+    }
+
+    /// A page of the archive.
+    pub async fn archive(&self, q: EventQuery) -> Result<EventPage, CallError> {
+        let v = self.call(Op::Archive(q)).await?;
+        self.typed(v, "/api/v1/archive")
+    }
+
+    /// One archived event (`NotFound` when it is not in the archive).
+    pub async fn archived(&self, id: String) -> Result<ArchivedEvent, CallError> {
+        let v = self.call(Op::Archived(id)).await?;
+        self.typed(v, "/api/v1/archive/{id}")
+    }
+
+    /// Runs a replay: in the daemon through its live rules (`POST /api/v1/replay`), or on the data
+    /// directory through the rules `rules` loads (called only then) with their directory, which an
+    /// unknown rule's error names.
+    pub async fn replay<F>(&self, req: ReplayRequest, rules: F) -> Result<ReplayReport, CallError>
+    where
+        F: FnOnce() -> anyhow::Result<(Router, PathBuf)>,
+    {
+        match self {
+            Admin::Api(d) => {
+                let v = api(d, Method::POST, "/api/v1/replay", Some(json!(req))).await?;
+                self.typed(v, "/api/v1/replay")
+            }
+            Admin::Dir { store, .. } => {
+                let (router, dir) = rules().map_err(CallError::Other)?;
+                let now = crate::alerting::system_clock().now_ms();
+                crate::replay::run(
+                    store,
+                    std::sync::Arc::new(router),
+                    &req,
+                    crate::replay::new_id(),
+                    now,
+                )
+                .await
+                .map_err(|e| match e {
+                    ReplayError::UnknownRule { rule } => CallError::Refused(format!(
+                        "--rule {}: no enabled rule of that name in {}",
+                        crate::escape::line(&rule, 200),
+                        dir.display()
+                    )),
+                    ReplayError::Store(e) => e.into(),
+                    other => CallError::Other(other.into()),
+                })
+            }
+        }
+    }
+
+    /// An answer read back into its type; one that does not fit names who answered.
+    fn typed<T: serde::de::DeserializeOwned>(&self, v: Value, path: &str) -> Result<T, CallError> {
+        serde_json::from_value(v).map_err(|e| {
+            CallError::Other(anyhow::anyhow!(
+                "{} answered {path} with an unexpected shape ({e}); is it the same scanbridge version?",
+                self.which()
+            ))
+        })
     }
 
     /// Who answered: "the daemon at URL" or "the store FILE".
@@ -170,9 +235,13 @@ impl Admin {
     }
 }
 
-async fn api(d: &Daemon, op: &Op) -> Result<Value, CallError> {
-    let (method, path, body) = op.request();
-    let mut req = d.request(method, &path);
+async fn api(
+    d: &Daemon,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, CallError> {
+    let mut req = d.request(method, path);
     if let Some(b) = &body {
         req = req.json(b);
     }
@@ -184,7 +253,7 @@ async fn api(d: &Daemon, op: &Op) -> Result<Value, CallError> {
         return value.ok_or_else(|| {
             CallError::Other(anyhow::anyhow!(
                 "{}: answered {status} with a body that is not JSON; is this a scanbridge daemon?",
-                d.url(&path)
+                d.url(path)
             ))
         });
     }
@@ -198,7 +267,7 @@ async fn api(d: &Daemon, op: &Op) -> Result<Value, CallError> {
         404 if value.is_some() => CallError::NotFound(reason),
         404 => CallError::Refused(format!(
             "{}: HTTP 404: this daemon has no admin API route for it (an older scanbridge, or `scanbridge sandbox`)",
-            d.url(&path)
+            d.url(path)
         )),
         401 => CallError::Refused(format!(
             "the daemon at {} refused (HTTP 401): {reason}; give --token or set SCANBRIDGE__SERVER__TOKEN",
@@ -258,6 +327,10 @@ async fn local(store: &SqliteStore, op: Op) -> Result<Value, CallError> {
             crate::admin::events::page(&store.recent_events(limit, before).await?, limit)
         }
         Op::Event(id) => crate::admin::events::event(&store.event_record(id).await?, true),
+        Op::Archive(q) => {
+            crate::admin::archive::page(&store.events(crate::admin::archive::clamped(q)).await?)
+        }
+        Op::Archived(id) => crate::admin::archive::one_event(&store.event_get(id).await?),
     })
 }
 

@@ -67,9 +67,11 @@ pub enum Command {
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
-    /// Browse the archive of accepted events and what became of their deliveries.
+    /// Browse the archive of accepted events and what became of their deliveries, through the daemon
+    /// or --data-dir.
     Events(events::Args),
-    /// Send archived events again through the current rules (--dry-run: print what would be sent).
+    /// Send archived events again through the current rules, in the daemon or on --data-dir
+    /// (--dry-run: print what would be sent).
     Replay(replay::Args),
     /// Check the store's integrity, or back it up while the daemon runs.
     Store(store::Args),

@@ -1,13 +1,14 @@
 //! The arguments of the commands that read or change the store: `--config`, `--data-dir`, and the
 //! daemon to ask (`--url`, `--token`: [`super::client`]).
 //!
-//! `silence`, `dlq` and `suppressed` ask the running daemon's admin API by default, or with
-//! `--data-dir` open a data directory directly ([`super::admin_client`]). `events`, `replay` and
-//! `store` open the store directly (`--data-dir`, else the configured `store.data_dir`), without
+//! `silence`, `dlq`, `suppressed`, `events` and `replay` ask the running daemon's admin API by
+//! default, or with `--data-dir` open a data directory directly ([`super::admin_client`]), printing
+//! the same lines either way. `store` (check, backup: SQLite's own file) opens the store directly
+//! (`--data-dir`, else the configured `store.data_dir`). Opened directly, a store is opened without
 //! recovery: the daemon owns the leases; SQLite's WAL lets a CLI read and write beside it. Every one
 //! of them opens only a store that exists: pointed at the wrong directory they say so, and create
-//! nothing. This file also has the time window (`--since`, `--until`) of the commands that read the
-//! archive.
+//! nothing; `--data-dir` also says on stderr which store it opened. This file also has the time
+//! window (`--since`, `--until`) of the commands that read the archive.
 
 use std::path::PathBuf;
 
@@ -21,8 +22,8 @@ use crate::store::sqlite::SqliteStore;
 /// Where the store is: a running daemon (the default for the admin-API commands) or a data directory.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// Configuration file layered over the built-in defaults (the daemon's address and token, or
-    /// `store.data_dir`).
+    /// Configuration file layered over the built-in defaults (the daemon's address and token; for
+    /// `store`, `store.data_dir`; for `replay --data-dir`, the rules and targets).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// Open this data directory directly; it must already hold a store (nothing is created).
@@ -46,7 +47,7 @@ impl StoreArgs {
     pub fn open(&self) -> anyhow::Result<SqliteStore> {
         if let Some(url) = &self.daemon.url {
             anyhow::bail!(
-                "--url {url}: this command reads the store directly, not through the daemon yet; give --data-dir (or --config with store.data_dir)"
+                "--url {url}: `store` works on the SQLite file of a data directory, not through the daemon; give --data-dir (or --config with store.data_dir)"
             );
         }
         let dir = self.data_dir()?;

@@ -86,7 +86,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod leases;
@@ -466,8 +466,8 @@ pub struct EventQuery {
     pub bodies: bool,
 }
 
-/// One page of archived events.
-#[derive(Debug, Clone, Default)]
+/// One page of archived events (the admin API's `GET /api/v1/archive` answer, as JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EventPage {
     pub events: Vec<ArchivedEvent>,
     /// Give it as [`EventQuery::after`] for the next page; None at the end.
@@ -475,7 +475,7 @@ pub struct EventPage {
 }
 
 /// An event in the archive and what became of its deliveries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArchivedEvent {
     pub id: String,
     pub received_at_ms: i64,
@@ -485,13 +485,13 @@ pub struct ArchivedEvent {
     pub rules: Vec<String>,
     /// Its deliveries: those made at ingest, and the resolves and replays still in the store.
     pub deliveries: Vec<DeliveryRecord>,
-    /// The event JSON (when asked for).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The event JSON as stored (when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }
 
 /// What became of one delivery (see the module doc).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeliveryState {
     /// In the outbox: due at `next_attempt_at_ms`, after `attempts` failed attempts (the last
@@ -536,13 +536,13 @@ impl DeliveryState {
 }
 
 /// One delivery of an event and its state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     pub id: String,
     pub rule: String,
     pub target: String,
     /// The replay it belongs to (None: a live delivery).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<String>,
     #[serde(flatten)]
     pub state: DeliveryState,

@@ -1,6 +1,7 @@
 //! The archive, replay, retention and the store's own tools, through the real binary beside a real
-//! daemon: `scanbridge events list|show`, `scanbridge replay`, `[store] retain_events` and
-//! `retain_unmatched`, `scanbridge store check|backup`.
+//! daemon: `scanbridge events list|show` and `scanbridge replay` (through the daemon's admin API, and
+//! on a data directory with `--data-dir`), `[store] retain_events` and `retain_unmatched`,
+//! `scanbridge store check|backup`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -31,11 +32,11 @@ fn exits(out: &Output, code: i32) {
     );
 }
 
-/// `events list --json` of the home: the ids listed, newest first.
-fn listed(home: &Home, extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["events", "list", "--json"];
+/// `events list --json` of the daemon at `url`: the ids listed, newest first.
+fn listed(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["events", "list", "--json", "--url", url];
     args.extend(extra);
-    let out = home.cli(&args);
+    let out = crate::daemon::cli(&args);
     exits(&out, 0);
     stdout(&out)
         .lines()
@@ -62,17 +63,19 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
         .to_str()
         .unwrap()
         .to_owned();
+    let url = d.url("");
+    let u = url.as_str();
 
     // events list: newest first, both classes; --matched / --unmatched split them.
-    assert_eq!(listed(&home, &[]), ["e-other", "e-ci"]);
-    assert_eq!(listed(&home, &["--matched"]), ["e-ci"]);
-    assert_eq!(listed(&home, &["--unmatched"]), ["e-other"]);
-    assert_eq!(listed(&home, &["--oldest-first", "--limit", "1"]), ["e-ci"]);
+    assert_eq!(listed(u, &[]), ["e-other", "e-ci"]);
+    assert_eq!(listed(u, &["--matched"]), ["e-ci"]);
+    assert_eq!(listed(u, &["--unmatched"]), ["e-other"]);
+    assert_eq!(listed(u, &["--oldest-first", "--limit", "1"]), ["e-ci"]);
     assert!(
-        listed(&home, &["--until", "1h"]).is_empty(),
+        listed(u, &["--until", "1h"]).is_empty(),
         "accepted just now"
     );
-    let table = home.cli(&["events", "list"]);
+    let table = home.cli(&["events", "list", "--url", u]);
     let text = stdout(&table);
     assert!(
         text.lines().next().unwrap().starts_with("RECEIVED"),
@@ -84,7 +87,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
         "{row}"
     );
     // events show: the delivery's state and the event.
-    let out = home.cli(&["events", "show", "e-ci"]);
+    let out = home.cli(&["events", "show", "e-ci", "--url", u]);
     exits(&out, 0);
     let text = stdout(&out);
     assert!(
@@ -92,7 +95,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
         "{text}"
     );
     assert!(text.contains("\"detail-type\": \"Test\""), "{text}");
-    let out = home.cli(&["events", "show", "nope"]);
+    let out = home.cli(&["events", "show", "nope", "--url", u]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("no event with id nope"),
@@ -100,10 +103,21 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
         stderr(&out)
     );
 
-    // A rule added today, tried on what was archived: the dry run prints and changes nothing.
+    // A rule added today (the daemon reloads it), tried on what was archived: the dry run prints
+    // and changes nothing.
     let new = rule("new", json!({"source": ["other"]}), &["hook"]);
     home.write_rule("new.json", &new);
-    let out = home.cli(&["replay", "--since", "1h", "--rule", "new", "--dry-run"]);
+    d.wait_metric("scanbridge_rule_reloads_total", 1.0).await;
+    let out = home.cli(&[
+        "replay",
+        "--since",
+        "1h",
+        "--rule",
+        "new",
+        "--dry-run",
+        "--url",
+        u,
+    ]);
     exits(&out, 0);
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -118,16 +132,25 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.hits().len(), 1, "a dry run sends nothing");
-    assert_eq!(
-        listed(&home, &["--matched"]),
-        ["e-ci"],
-        "and changes nothing"
+    assert_eq!(listed(u, &["--matched"]), ["e-ci"], "and changes nothing");
+    let shown = stdout(&home.cli(&["events", "show", "e-other", "--json", "--url", u]));
+    let v: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["deliveries"], json!([]), "nothing queued: {v}");
+    // Bad input: an unknown rule (named, with where the daemon's rules are), a bad time, no --since.
+    let out = home.cli(&["replay", "--since", "1h", "--rule", "nosuch", "--url", u]);
+    exits(&out, 2);
+    let rules_dir = home.path().join("rules").display().to_string();
+    assert!(
+        stderr(&out).contains(&format!(
+            "rule nosuch: no enabled rule of that name in the daemon's rules ({rules_dir})"
+        )),
+        "{}",
+        stderr(&out)
     );
-    // Bad input: an unknown rule, a bad time, no --since.
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     for bad in [
-        &["replay", "--since", "1h", "--rule", "nosuch"][..],
-        &["replay", "--since", "last tuesday"],
-        &["replay", "--rule", "new"],
+        &["replay", "--since", "last tuesday", "--url", u][..],
+        &["replay", "--rule", "new", "--url", u],
     ] {
         let out = home.cli(bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stdout(&out));
@@ -135,7 +158,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
     }
 
     // The replay: every current rule, new delivery ids scoped by the replay, marked for receivers.
-    let out = home.cli(&["replay", "--since", "1h"]);
+    let out = home.cli(&["replay", "--since", "1h", "--url", u]);
     exits(&out, 0);
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -177,7 +200,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
             .any(|h| h.headers.contains_key("x-scanbridge-replay")
                 && h.headers["idempotency-key"] == live_id.as_str())
     );
-    let show = stdout(&home.cli(&["events", "show", "e-ci", "--json"]));
+    let show = stdout(&home.cli(&["events", "show", "e-ci", "--json", "--url", u]));
     let v: Value = serde_json::from_str(&show).unwrap();
     let ds = v["deliveries"].as_array().unwrap();
     assert_eq!(ds.len(), 2, "{v}");
@@ -188,9 +211,8 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules() {
     assert_eq!(marked.len(), 1, "{v}");
     let start = Instant::now();
     loop {
-        let v: Value =
-            serde_json::from_str(&stdout(&home.cli(&["events", "show", "e-other", "--json"])))
-                .unwrap();
+        let shown = stdout(&home.cli(&["events", "show", "e-other", "--json", "--url", u]));
+        let v: Value = serde_json::from_str(&shown).unwrap();
         if v["deliveries"][0]["state"] == "delivered" {
             assert_eq!(
                 v["matched"], true,
@@ -281,10 +303,11 @@ async fn retention_prunes_unmatched_events_after_a_day_and_matched_ones_after_th
     // Two days old: the unmatched one goes, the matched one stays.
     age("m-old", 2);
     age("u-old", 2);
+    let url = d.url("");
     let wait_for = |want: &'static [&'static str]| {
         let start = Instant::now();
         loop {
-            let mut ids = listed(&home, &[]);
+            let mut ids = listed(&url, &[]);
             ids.sort();
             if ids == want {
                 return;
@@ -306,7 +329,7 @@ async fn retention_prunes_unmatched_events_after_a_day_and_matched_ones_after_th
     rx.wait_attempts(3, &d).await;
     age("m-pending", 400);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(listed(&home, &[]).contains(&"m-pending".to_owned()));
+    assert!(listed(&url, &[]).contains(&"m-pending".to_owned()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

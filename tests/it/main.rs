@@ -4,6 +4,7 @@ mod admin;
 mod alerting;
 mod api_destination;
 mod archive;
+mod archive_api;
 mod aws_cli;
 mod check_patterns;
 mod daemon;

@@ -125,22 +125,24 @@ async fn silences_and_listings_go_through_the_daemon_from_any_directory() {
     );
     assert_eq!(sup["detail"], format!("silence {id} (payments rebuild)"));
 
-    // events reads the archive directly (not through the daemon yet): --url is refused, not ignored.
+    // events reads the archive through the daemon too, and the same lines from the directory.
     let data = home.path().join("data").display().to_string();
     let o = cli_in(elsewhere.path(), &[], &["events", "list", "--url", &url]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(err(&o).contains("reads the store directly"), "{}", err(&o));
-    let o = cli_in(
-        elsewhere.path(),
-        &[],
-        &["events", "list", "--data-dir", &data],
-    );
     assert!(o.status.success(), "{}", err(&o));
     assert!(
         out(&o).contains("muted") && out(&o).contains("loud"),
         "{}",
         out(&o)
     );
+    let listed = out(&o);
+    let o = cli_in(
+        elsewhere.path(),
+        &[],
+        &["events", "list", "--data-dir", &data],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), listed);
+    assert!(err(&o).starts_with("store: /"), "{}", err(&o));
 
     // The same answers from the data directory itself, which says which store it opened.
     let o = cli_in(
@@ -286,6 +288,10 @@ fn a_data_dir_is_never_created_by_a_command_that_reads_or_queues() {
             "x",
         ],
         vec!["dlq", "redrive", "--all"],
+        vec!["events", "list"],
+        vec!["events", "show", "e1"],
+        vec!["replay", "--since", "1h", "--dry-run"],
+        vec!["replay", "--since", "1h"],
     ] {
         let mut all = args.clone();
         all.extend(["--data-dir", &a]);
@@ -320,6 +326,19 @@ fn a_data_dir_is_never_created_by_a_command_that_reads_or_queues() {
         "{}",
         err(&o)
     );
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    for args in [
+        &["events", "list", "--data-dir", &e][..],
+        &["replay", "--since", "1h", "--data-dir", &e],
+    ] {
+        let o = cli(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(err(&o).contains("holds no store"), "{args:?}: {}", err(&o));
+    }
     assert_eq!(
         std::fs::read_dir(&empty).unwrap().count(),
         0,
