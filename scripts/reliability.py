@@ -8,7 +8,7 @@ time and count, prints a summary table, and exits 1 if an event that got 202 was
 
     scripts/reliability.py crash  [--kills 20] [--rate 150]
     scripts/reliability.py outage [--phase 4]
-    scripts/reliability.py load   [--step 5] [--max-conns 32] [--backend sqlite|jetstream|both]
+    scripts/reliability.py load   [--step 5] [--max-conns 32] [--soak 60] [--open-rate 2000] [--open-secs 20] [--backend sqlite|jetstream|both]
     scripts/reliability.py cluster [--kills 12] [--rate 90]   (3 NATS nodes, 3 daemons, JetStream)
     scripts/reliability.py disk   [--events 5000] [--cap-mib 8] [--tmpfs-mib 32]
 """
@@ -201,7 +201,7 @@ def metric(text, series):
     return 0.0
 
 
-def write_home(home, targets, rules, extra=""):
+def write_home(home, targets, rules, extra="", workers=8, server=""):
     os.makedirs(os.path.join(home, "rules"), exist_ok=True)
     for name, body in rules.items():
         with open(os.path.join(home, "rules", name), "w") as f:
@@ -209,9 +209,9 @@ def write_home(home, targets, rules, extra=""):
     cfg = os.path.join(home, "config.toml")
     with open(cfg, "w") as f:
         f.write(
-            f'[server]\nrate_limit = 0.0\n\n[store]\ndata_dir = "{home}/data"\n\n'
+            f'[server]\nrate_limit = 0.0\n{server}\n[store]\ndata_dir = "{home}/data"\n\n'
             f'[rules]\ndir = "{home}/rules"\nwatch = false\n\n'
-            '[delivery]\nworkers = 8\npoll_interval = "50ms"\ninitial_backoff = "100ms"\n'
+            f'[delivery]\nworkers = {workers}\npoll_interval = "50ms"\ninitial_backoff = "100ms"\n'
             'max_backoff = "1s"\n\n[log]\nlevel = "warn"\n\n'
         )
         f.write(extra)
@@ -487,8 +487,30 @@ done = function(summary, latency, requests)
 end
 """
 
+OPENLOOP = os.path.join(ROOT, "target", "release", "examples", "openloop")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid):
+    """CPU seconds (user + system) used so far by process `pid` and its threads."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    except OSError:
+        return 0.0
+
+
+def children_cpu_s():
+    """CPU seconds of the finished child processes (wrk runs)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
 
 def wrk(port, conns, secs, script):
+    c0 = children_cpu_s()
     out = subprocess.run(
         ["wrk", "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{secs}s", "--timeout", "5s",
          "-s", script, f"http://127.0.0.1:{port}/events"],
@@ -496,7 +518,8 @@ def wrk(port, conns, secs, script):
     ).stdout
     line = [l for l in out.splitlines() if l.startswith("WRK ")][0].split()
     reqs, dur, errs, p50, p99 = int(line[1]), float(line[2]), int(line[3]), int(line[4]), int(line[5])
-    return {"rps": reqs / dur, "errors": errs, "reqs": reqs, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000}
+    return {"rps": reqs / dur, "errors": errs, "reqs": reqs, "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
+            "wrk_cpu": (children_cpu_s() - c0) / dur}
 
 
 def histogram(text):
@@ -522,6 +545,34 @@ def quantile(before, after, q):
 
 
 DELIVERED = 'scanbridge_deliveries_total{target="hook",outcome="delivered"}'
+COMMITS = "scanbridge_store_commits_total"
+WRITES = "scanbridge_store_writes_total"
+
+
+def fsync_rate(directory, secs=2.0):
+    """fsyncs per second this file system does (4 KiB appended, then fsync, in a loop): the ceiling of
+    one-commit-per-request ingest."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    n, block, t0 = 0, b"x" * 4096, time.time()
+    try:
+        while time.time() - t0 < secs:
+            os.write(fd, block)
+            os.fsync(fd)
+            n += 1
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return n / (time.time() - t0)
+
+
+def openloop_start(rate, secs):
+    """Starts the open-loop generator (examples/openloop) and reads its receiver's address."""
+    if not os.path.exists(OPENLOOP):
+        raise SystemExit(f"{OPENLOOP} is missing: cargo build --release --example openloop")
+    gen = subprocess.Popen([OPENLOOP, "--rate", str(rate), "--secs", str(secs), "--wait", "30"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return gen, gen.stdout.readline().rsplit(" ", 1)[1].strip()
 
 
 def load(args):
@@ -546,6 +597,11 @@ def load(args):
             r = results[b]
             print(f"{b:>9}: peak {r['peak']:.0f} ev/s; soak {r['soak']['rps']:.0f} ev/s, p99 {r['soak']['p99_ms']:.1f} ms, "
                   f"errors {r['soak']['errors']}; RSS {r['rss'][0] / 1024:.1f} -> {r['rss'][1] / 1024:.1f} MiB")
+            if r["ol"]:
+                o = r["ol"]
+                print(f"{'':>9}  open loop {o['offered_rate']:.0f} ev/s: accepted {o['accepted']}, errors {o['errors']}, "
+                      f"send->delivered p50 {o['send_to_delivery']['p50_ms']:.1f} ms p99 {o['send_to_delivery']['p99_ms']:.1f} ms, "
+                      f"send->202 p99 {o['send_to_202']['p99_ms']:.1f} ms, undelivered at the end {o['missing_at_end']}")
     return 0
 
 
@@ -556,8 +612,13 @@ def load_one(args, backend):
         f.write(WRK_LUA)
     bare = subprocess.Popen([BARE, "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
     bare_port = int(bare.stdout.readline().rsplit(":", 1)[1])
-    targets = f'[targets.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{bare_port}/hook"\ntimeout = "5s"\n\n'
-    rules = {"crit.json": {"name": "crit", "event_pattern": {"detail": {"severity": ["CRITICAL"]}}, "targets": ["hook"]}}
+    gen, gen_addr = openloop_start(args.open_rate, args.open_secs) if args.open_rate > 0 else (None, "127.0.0.1:9")
+    targets = (f'[targets.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{bare_port}/hook"\ntimeout = "5s"\n\n'
+               f'[targets.stamp]\ntype = "webhook"\nurl = "http://{gen_addr}/stamp"\ntimeout = "5s"\n\n')
+    rules = {
+        "crit.json": {"name": "crit", "event_pattern": {"detail": {"severity": ["CRITICAL"]}}, "targets": ["hook"]},
+        "open.json": {"name": "open", "event_pattern": {"detail": {"severity": ["OPEN"]}}, "targets": ["stamp"]},
+    }
     nats = None
     extra = ""
     if backend == "jetstream":
@@ -570,7 +631,10 @@ def load_one(args, backend):
         extra = (f'[store.jetstream]\nservers = ["nats://127.0.0.1:{nats_port}"]\nprefix = "load"\n'
                  'replicas = 1\n\n')
         os.environ["SCANBRIDGE__STORE__BACKEND"] = "jetstream"
-    cfg = write_home(home, targets, rules, extra=extra)
+    # The daemon's defaults for delivery (64 slots); the load generators are one client each, so the
+    # per-client connection share (a defence against one address taking every slot) is off.
+    cfg = write_home(home, targets, rules, extra=extra, workers=64, server="max_connections_per_client = 0\n")
+    fsyncs = fsync_rate(home)
     port = free_port()
     d = Daemon(cfg, port)
     d.start()
@@ -593,8 +657,12 @@ def load_one(args, backend):
         b = wrk(bare_port, conns, args.step, script)
         m0 = d.metrics()
         before, delivered0, t0 = histogram(m0), metric(m0, DELIVERED), time.time()
+        commits0, writes0, cpu0 = metric(m0, COMMITS), metric(m0, WRITES), cpu_s(d.proc.pid)
         s = wrk(port, conns, args.step, script)
-        # Let the outbox drain before reading the delivery latencies of this step.
+        s["daemon_cpu"] = (cpu_s(d.proc.pid) - cpu0) / args.step
+        m_end = d.metrics()
+        # Deliveries during the step itself, then let the outbox drain before reading the latencies.
+        s["delivery_rate_step"] = (metric(m_end, DELIVERED) - delivered0) / (time.time() - t0)
         deadline = time.time() + 60
         while metric(d.metrics(), "scanbridge_queue_depth") > 0 and time.time() < deadline:
             time.sleep(0.2)
@@ -602,20 +670,46 @@ def load_one(args, backend):
         after = histogram(m1)
         s["delivery_rate"] = (metric(m1, DELIVERED) - delivered0) / (time.time() - t0)
         s["drain_s"] = time.time() - t0 - args.step
+        commits = metric(m1, COMMITS) - commits0
+        s["commits_s"] = commits / (time.time() - t0)
+        s["writes_per_commit"] = (metric(m1, WRITES) - writes0) / commits if commits else 0
         p50, p99 = quantile(before, after, 0.5), quantile(before, after, 0.99)
         rows.append((conns, b, s, p50, p99, d.rss_kib()))
         print(f"conns {conns:>3}: bare {b['rps']:>8.0f} req/s  scanbridge {s['rps']:>7.0f} ev/s "
-              f"(p99 {s['p99_ms']:.1f} ms, errors {s['errors']}), delivery p50<={p50}s p99<={p99}s", flush=True)
+              f"(p99 {s['p99_ms']:.1f} ms, errors {s['errors']}), delivery p50<={p50}s p99<={p99}s"
+              f", deliveries {s['delivery_rate']:.0f}/s, commits {s['commits_s']:.0f}/s "
+              f"({s['writes_per_commit']:.1f} writes each), CPU daemon {s['daemon_cpu'] * 100:.0f}% wrk {s['wrk_cpu'] * 100:.0f}%",
+              flush=True)
         base_p99 = base_p99 or s["p99_ms"]
         if s["errors"] > 0.01 * max(s["reqs"], 1) or s["p99_ms"] > 20 * max(base_p99, 1):
             print("latency or errors rose: stopping")
             break
         conns *= 2
+    # Open loop: a fixed offered rate, whatever the daemon does; latencies from real timestamps.
+    ol = None
+    if gen:
+        cpu0 = cpu_s(d.proc.pid)
+        gen.stdin.write(f"http://127.0.0.1:{port}/events\n")
+        gen.stdin.flush()
+        ol = json.loads(gen.stdout.readline())
+        ol["daemon_cpu"] = (cpu_s(d.proc.pid) - cpu0) / max(args.open_secs, 1)
+        gen.wait()
+        g = ol["generator_late"]
+        print(f"open loop {ol['offered_rate']:.0f} ev/s for {ol['seconds']:.0f}s: sent {ol['sent']} "
+              f"(send rate {ol['send_rate']:.0f}/s, generator late p99 {g['p99_ms']:.1f} ms max {g['max_ms']:.1f} ms), "
+              f"accepted {ol['accepted']}, errors {ol['errors']}; "
+              f"send->delivered p50 {ol['send_to_delivery']['p50_ms']:.1f} ms p99 {ol['send_to_delivery']['p99_ms']:.1f} ms "
+              f"max {ol['send_to_delivery']['max_ms']:.1f} ms; 202->delivered p50 {ol['accept_to_delivery']['p50_ms']:.1f} ms "
+              f"p99 {ol['accept_to_delivery']['p99_ms']:.1f} ms; send->202 p99 {ol['send_to_202']['p99_ms']:.1f} ms; "
+              f"undelivered 2 s after the load: {ol['missing_2s_after_stop']}, at the end: {ol['missing_at_end']}, "
+              f"duplicates {ol['duplicates']}; CPU daemon {ol['daemon_cpu'] * 100:.0f}%", flush=True)
     # Soak: a constant load for a while; memory must stay flat.
     soak_conns = 4
     rss_before = d.rss_kib()
+    mem_from = len(mem)
     soak = wrk(port, soak_conns, args.soak, script)
     rss_after = d.rss_kib()
+    soak_rss = [k for _, k in mem[mem_from:] if k]
     stop.set()
     m = d.metrics()
     accepted = metric(m, "scanbridge_events_accepted_total")
@@ -628,26 +722,37 @@ def load_one(args, backend):
     print(f"\nscripts/load ({backend}): wrk, {args.step}s per step, closed loop (each connection sends the next "
           "request when the previous is answered), 1 event per request")
     print(f"{'conns':>5} | {'bare req/s':>10} {'bare p99':>9} | {'durable ev/s':>12} {'p50':>7} {'p99':>8} {'errors':>6} | "
-          f"{'ratio':>5} | {'deliv/s':>7} {'drain':>6} {'deliv p50':>9} {'deliv p99':>9} | {'RSS MiB':>7}")
+          f"{'ratio':>5} | {'deliv/s':>7} {'drain':>6} {'deliv p50':>9} {'deliv p99':>9} | {'RSS MiB':>7} | "
+          f"{'commits/s':>9} {'writes/c':>8} | {'CPU d':>5} {'wrk':>4}")
     for c, b, s, p50, p99, rss in rows:
         print(f"{c:>5} | {b['rps']:>10.0f} {b['p99_ms']:>7.1f}ms | {s['rps']:>12.0f} {s['p50_ms']:>5.1f}ms "
               f"{s['p99_ms']:>6.1f}ms {s['errors']:>6} | {s['rps'] / b['rps']:>5.2f} | "
               f"{s['delivery_rate']:>7.0f} {s['drain_s']:>5.1f}s "
-              f"{'<=' + str(p50) + 's':>9} {'<=' + str(p99) + 's':>9} | {(rss or 0) / 1024:>7.1f}")
+              f"{'<=' + str(p50) + 's':>9} {'<=' + str(p99) + 's':>9} | {(rss or 0) / 1024:>7.1f} | "
+              f"{s['commits_s']:>9.0f} {s['writes_per_commit']:>8.1f} | {s['daemon_cpu'] * 100:>4.0f}% {s['wrk_cpu'] * 100:>3.0f}%")
+    rss_note = ""
+    if soak_rss:
+        rss_note = f" (min {min(soak_rss) / 1024:.1f}, max {max(soak_rss) / 1024:.1f} MiB during it)"
     print(f"\nsoak: {soak_conns} connections for {args.soak}s: {soak['rps']:.0f} ev/s, p99 {soak['p99_ms']:.1f} ms, "
-          f"errors {soak['errors']}; RSS {(rss_before or 0) / 1024:.1f} -> {(rss_after or 0) / 1024:.1f} MiB")
+          f"errors {soak['errors']}; RSS {(rss_before or 0) / 1024:.1f} -> {(rss_after or 0) / 1024:.1f} MiB{rss_note}")
     print("\nmemory (RSS) of the daemon over time:")
     for t, kib in mem[:: max(1, len(mem) // 12)]:
         print(f"  t={t:5.0f}s  {(kib or 0) / 1024:6.1f} MiB")
     deliveries = int(bare_got) if bare_got.strip().isdigit() else -1
     peak = max(s["rps"] for _, _, s, *_ in rows)
-    table(f"totals ({backend})", [
+    totals = [
         ("events accepted durably", int(accepted)),
         ("webhook deliveries received (bare, includes its own load)", deliveries),
         ("peak sustained durable ev/s", f"{peak:.0f}"),
-    ])
+        ("fsyncs/s of the data directory's file system (4 KiB + fsync loop)", f"{fsyncs:.0f}"),
+        ("CPUs", os.cpu_count()),
+        ("load average (1, 5, 15 min) at the end", " ".join(f"{x:.2f}" for x in os.getloadavg())),
+    ]
+    if ol:
+        totals.append(("open loop: send->delivered p99 (ms)", f"{ol['send_to_delivery']['p99_ms']:.1f}"))
+    table(f"totals ({backend})", totals)
     shutil.rmtree(home, ignore_errors=True)
-    return {"rows": rows, "soak": soak, "peak": peak, "rss": (rss_before or 0, rss_after or 0)}
+    return {"rows": rows, "soak": soak, "peak": peak, "rss": (rss_before or 0, rss_after or 0), "ol": ol}
 
 
 # ---- disk ----------------------------------------------------------------------------------------
@@ -1064,7 +1169,10 @@ def main():
     lo = sub.add_parser("load")
     lo.add_argument("--step", type=int, default=5, help="seconds per concurrency step")
     lo.add_argument("--max-conns", type=int, default=32)
-    lo.add_argument("--soak", type=int, default=20, help="seconds of constant load at the end")
+    lo.add_argument("--soak", type=int, default=60, help="seconds of constant load at the end")
+    lo.add_argument("--open-rate", type=float, default=2000.0,
+                    help="events/s offered by the open-loop step (0: no open-loop step)")
+    lo.add_argument("--open-secs", type=int, default=20, help="seconds of the open-loop step")
     lo.add_argument("--backend", choices=["sqlite", "jetstream", "both"], default="sqlite",
                     help="the store: SQLite, one NATS server with JetStream, or both side by side")
     dk = sub.add_parser("disk")

@@ -23,10 +23,10 @@ use serde::Deserialize;
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A layer could not be read or parsed, or a key is unknown or has the wrong type. Quoted values
-    /// in the message are hidden: the value of a mistyped key may be a secret.
-    #[error("configuration: {}", hide_values(&.0.to_string()))]
-    Load(#[from] ::config::ConfigError),
+    /// A layer could not be read or parsed (the config crate's words, said once). Quoted values in
+    /// the message are hidden: the value of a mistyped key may be a secret.
+    #[error("configuration: {}", hide_values(.0))]
+    Load(String),
     /// A configuration file is not valid TOML. Its position and the key of the line (when there is
     /// one) are given, never the line itself: it may hold a secret.
     #[error(

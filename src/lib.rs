@@ -20,6 +20,8 @@
 //! - `store`: the durable store (events, outbox, dead letters, alerting state) behind a small trait;
 //!   SQLite.
 //! - `worker` and `retry`: lease, send, ack, retry with backoff, dead-letter.
+//! - `replay`: archived events routed again through the current rules (one path for the daemon's
+//!   `POST /api/v1/replay` and `scanbridge replay --data-dir`).
 //! - `retention`: the background pruner (retention windows, room near `store.max_db_bytes`) and
 //!   `room`: whether ingest may accept now (503 when the disk is full or pending work fills the store).
 //! - `alerting`: the stages between the outbox and a receiver: resolve (alert keys and the order of
@@ -49,10 +51,12 @@ mod alerting;
 mod cli;
 mod compute;
 mod config;
+mod env_keys;
 mod escape;
 mod event;
 #[doc(hidden)]
 pub mod exercise;
+mod inbox;
 mod infra;
 mod ingest;
 pub mod lint;
@@ -61,6 +65,7 @@ mod metrics;
 mod notify;
 mod reload;
 mod render;
+mod replay;
 mod retention;
 mod retry;
 mod room;

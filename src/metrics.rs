@@ -40,6 +40,9 @@ pub struct Metrics {
     /// Alerting counters: (metric, label text) -> count.
     alerting: Mutex<BTreeMap<(&'static str, String), u64>>,
     silences_active: AtomicU64,
+    /// Deliveries that reached the worker: leased by the accepting commit, or by a lease read.
+    leased_at_accept: AtomicU64,
+    leased_by_poll: AtomicU64,
     /// Rows deleted by retention, by kind.
     pruned: Mutex<BTreeMap<&'static str, u64>>,
     store_bytes: AtomicU64,
@@ -79,6 +82,18 @@ fn escape(v: &str) -> String {
 }
 
 impl Metrics {
+    /// A delivery reached the worker, `via` "accept" (leased by the commit that stored it) or
+    /// "poll" (a lease read).
+    pub fn leased(&self, via: &str) {
+        inc(
+            if via == "accept" {
+                &self.leased_at_accept
+            } else {
+                &self.leased_by_poll
+            },
+            1,
+        );
+    }
     pub fn received(&self, n: u64) {
         inc(&self.events_received, n);
     }
@@ -209,9 +224,53 @@ impl Metrics {
         h.sum += s;
     }
 
-    /// The Prometheus text exposition; `queue_depth` is read from the store by the caller.
-    pub fn render(&self, queue_depth: Option<u64>) -> String {
+    /// The Prometheus text exposition; `queue_depth` and the store's own counters are read from the
+    /// store by the caller.
+    pub fn render(&self, queue_depth: Option<u64>, io: Option<crate::store::IoStats>) -> String {
         let mut o = String::new();
+        if let Some(io) = io {
+            let series = [
+                (
+                    "scanbridge_store_commits_total",
+                    "counter",
+                    "Store transactions committed (one fsync each; group commit puts every write waiting into one).",
+                    io.commits,
+                ),
+                (
+                    "scanbridge_store_writes_total",
+                    "counter",
+                    "Store write requests committed (an accepted batch of events is one).",
+                    io.writes,
+                ),
+                (
+                    "scanbridge_store_writes_queued",
+                    "gauge",
+                    "Store write requests waiting for the writer.",
+                    io.queued,
+                ),
+                (
+                    "scanbridge_lease_reads_total",
+                    "counter",
+                    "Reads of the outbox for due deliveries.",
+                    io.lease_reads,
+                ),
+                (
+                    "scanbridge_deliveries_leased",
+                    "gauge",
+                    "Deliveries leased now (held by the worker).",
+                    io.leased,
+                ),
+            ];
+            for (name, kind, help, v) in series {
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP scanbridge_deliveries_leased_total Deliveries that reached the worker, by how: leased by the commit that stored them (accept) or by a read of the outbox (poll).\n# TYPE scanbridge_deliveries_leased_total counter\nscanbridge_deliveries_leased_total{{via=\"accept\"}} {}\nscanbridge_deliveries_leased_total{{via=\"poll\"}} {}",
+            self.leased_at_accept.load(Ordering::Relaxed),
+            self.leased_by_poll.load(Ordering::Relaxed)
+        );
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let counters = [
             (
@@ -379,7 +438,7 @@ mod tests {
         m.delivered_after(Duration::from_millis(30));
         m.retry_scheduled("hook", 2, Duration::from_millis(1500));
         m.retry_scheduled("hook", 12, Duration::from_secs(60));
-        let text = m.render(Some(5));
+        let text = m.render(Some(5), None);
         assert!(
             text.contains("scanbridge_retries_scheduled_total{target=\"hook\",attempt=\"2\"} 1")
         );
@@ -397,7 +456,7 @@ mod tests {
         m.suppressed("r", "hook", "silenced");
         m.suppressed("r", "hook", "silenced");
         m.delayed("slack");
-        let text = m.render(None);
+        let text = m.render(None, None);
         assert!(
             text.contains(
                 "scanbridge_notifications_suppressed_total{rule=\"r\",target=\"hook\",reason=\"silenced\"} 2"

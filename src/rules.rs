@@ -201,6 +201,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../rules/high-findings-production.yaml"),
     ),
     (
+        "inspector-critical-findings.json",
+        include_str!("../rules/inspector-critical-findings.json"),
+    ),
+    (
+        "inspector-high-findings-fixable.json",
+        include_str!("../rules/inspector-high-findings-fixable.json"),
+    ),
+    (
         "report-critical-findings.json",
         include_str!("../rules/report-critical-findings.json"),
     ),
@@ -265,7 +273,8 @@ pub fn load_text(file: &Path, text: &str, known: &Known) -> Result<Rule, Vec<Rul
         })
 }
 
-const KEYS: [&str; 11] = [
+/// The keys of a rule file.
+pub const RULE_KEYS: [&str; 11] = [
     "name",
     "description",
     "enabled",
@@ -289,10 +298,13 @@ pub fn parse_rule(doc: &Value, known: &Known) -> Result<Rule, Vec<(String, Strin
             "a rule file must hold one object".into(),
         )]);
     };
-    for k in m.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+    for k in m.keys().filter(|k| !RULE_KEYS.contains(&k.as_str())) {
         errs.push((
             format!("/{}", escape(k)),
-            format!("unknown key {k:?}; expected one of {}", KEYS.join(", ")),
+            format!(
+                "unknown key {k:?}; expected one of {}",
+                RULE_KEYS.join(", ")
+            ),
         ));
     }
     let name = match m.get("name") {
@@ -637,7 +649,7 @@ mod tests {
     fn shipped_rules_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let rules = load_dir(&dir, &known()).unwrap();
-        assert_eq!(rules.len(), 4);
+        assert_eq!(rules.len(), 6);
     }
 
     #[test]

@@ -104,22 +104,63 @@ pub struct Facts {
     /// carries no counts and is not a completed scan.
     pub counts: Vec<Count>,
     pub total: u64,
-    /// The most severe severity with a non-zero count.
+    /// The most severe severity with a non-zero count (an Inspector2 finding: its severity).
     pub worst: Option<String>,
     pub console_url: Option<String>,
     pub finding: Option<Finding>,
+    /// What the event is about, as AWS names it: an Inspector2 finding's resource id (the image's
+    /// ARN with its digest), else the event's first `resources` entry.
+    pub resource: Option<String>,
     /// The findings worth naming, most severe first (an Image Scan's `detail.findings`; an Inspector2
     /// Finding's one finding).
     pub top_findings: Vec<Finding>,
     /// Findings counted but not in `top_findings`.
     pub findings_more: u64,
-    /// Non-zero counts, "2 CRITICAL, 7 HIGH" (or "no findings").
+    /// A digest's images (`kind == "digest"`), one line each, read from `detail.items`; empty for
+    /// other kinds.
+    pub items: Vec<DigestItem>,
+    /// Non-zero counts, "2 CRITICAL, 7 HIGH" (or "no findings"); an Inspector2 finding: its CVE,
+    /// severity, score and package, "CVE-2026-10001 CRITICAL (score 9.8) in libssl3 3.0.15".
     pub summary: String,
     /// One line saying what happened ("2 CRITICAL, 7 HIGH in payments/api:v2.14.0").
     pub headline: String,
     /// What changed since the previous scan of the image, when the store knew one (set by
     /// [`crate::render::template::Context::with_delta`]).
     pub delta: Option<Delta>,
+}
+
+/// One image of a digest: its latest result among the group's matches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DigestItem {
+    /// `repo:tag` (or `-`).
+    pub image: String,
+    /// "2 CRITICAL, 7 HIGH".
+    pub summary: String,
+    pub worst: Option<String>,
+    pub short_digest: Option<String>,
+    /// The ECR console link as the digest event holds it (content: show it only through the
+    /// `console_link` filter).
+    pub console_url: Option<String>,
+    /// How many of the group's matches were this image (a rescan, a repeated event).
+    pub scans: u64,
+}
+
+/// The items of a digest event, as text (a forged digest's items may hold anything).
+fn digest_items(event: &Value) -> Vec<DigestItem> {
+    let Some(Value::Array(items)) = event.pointer("/detail/items") else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|i| DigestItem {
+            image: s(i, "/image").unwrap_or_else(|| "-".into()),
+            summary: s(i, "/summary").unwrap_or_else(|| "-".into()),
+            worst: s(i, "/worst"),
+            short_digest: s(i, "/short_digest"),
+            console_url: s(i, "/console_url"),
+            scans: i.get("scans").and_then(Value::as_u64).unwrap_or(1),
+        })
+        .collect()
 }
 
 /// One severity's change, for templates.
@@ -132,7 +173,7 @@ pub struct Change {
 
 /// What changed since the previous result of the same image or finding (computed by the alerting
 /// history): templates show it as `scan.delta`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Delta {
     /// `same image` (a rescan of the digest) or `previous image of repo:tag`.
     pub compared_with: String,
@@ -349,7 +390,13 @@ impl Facts {
         let worst = counts
             .iter()
             .find(|c| c.count > 0)
-            .map(|c| c.severity.to_owned());
+            .map(|c| c.severity.to_owned())
+            .or_else(|| finding.as_ref().and_then(|f| f.severity.clone()));
+        let resource = match kind {
+            Kind::InspectorFinding => s(event, "/detail/resources/0/id"),
+            _ => None,
+        }
+        .or_else(|| s(event, "/resources/0"));
         let tag = tags.first().cloned();
         let image = match (&repository, &tag) {
             (Some(r), Some(t)) => format!("{r}:{t}"),
@@ -371,6 +418,11 @@ impl Facts {
             _ => top_findings.len() as u64,
         };
         let findings_more = listed.saturating_sub(top_findings.len() as u64);
+        let items = if kind == Kind::Digest {
+            digest_items(event)
+        } else {
+            Vec::new()
+        };
         let mut facts = Facts {
             kind,
             detail_type,
@@ -392,8 +444,10 @@ impl Facts {
             worst,
             console_url,
             finding,
+            resource,
             top_findings,
             findings_more,
+            items,
             summary: String::new(),
             headline: String::new(),
             delta: None,
@@ -407,8 +461,26 @@ impl Facts {
         facts
     }
 
-    /// Non-zero counts as "2 CRITICAL, 7 HIGH" (or "no findings").
+    /// Non-zero counts as "2 CRITICAL, 7 HIGH" (or "no findings"); a finding's CVE, severity, score
+    /// and package.
     pub fn summary(&self) -> String {
+        if let (Kind::InspectorFinding, Some(f)) = (self.kind, &self.finding) {
+            let mut t = format!(
+                "{} {}",
+                f.id.as_deref().unwrap_or("finding"),
+                f.severity.as_deref().unwrap_or("UNKNOWN")
+            );
+            if let Some(score) = f.score {
+                t.push_str(&format!(" (score {score})"));
+            }
+            if let Some(p) = &f.package {
+                t.push_str(&format!(" in {p}"));
+                if let Some(v) = &f.installed_version {
+                    t.push_str(&format!(" {v}"));
+                }
+            }
+            return t;
+        }
         let parts: Vec<String> = self
             .counts
             .iter()
@@ -554,6 +626,18 @@ mod tests {
             "CRITICAL CVE-2026-10001 in libssl3 (payments/worker:release-2026.11)"
         );
         assert!(f.console_url.is_some());
+        // A finding is not a scan with counts, but says its severity and what it is.
+        assert_eq!(f.worst.as_deref(), Some("CRITICAL"));
+        assert_eq!(
+            f.summary,
+            "CVE-2026-10001 CRITICAL (score 9.8) in libssl3 3.0.15"
+        );
+        assert_eq!(
+            f.resource.as_deref(),
+            Some(
+                "arn:aws:ecr:us-east-2:123456789012:repository/payments/worker/sha256:1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809"
+            )
+        );
     }
 
     #[test]

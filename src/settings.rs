@@ -20,6 +20,11 @@ use crate::config::{
 };
 use crate::notify::TargetConfig;
 
+/// A config crate error as text, without repeating itself (it has no source to chain).
+fn clean_load(e: ::config::ConfigError) -> String {
+    e.to_string()
+}
+
 /// The reference configuration, which is also the complete set of defaults.
 pub const DEFAULTS: &str = include_str!("../config.toml");
 
@@ -42,6 +47,220 @@ pub struct Settings {
     /// Delivery targets by name; rules refer to these names.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
+}
+
+/// One problem of a configuration: where the value at fault came from (the file, an environment
+/// variable, the built-in defaults) and what is wrong with it.
+#[derive(Debug)]
+pub struct Problem {
+    pub origin: String,
+    pub error: ConfigError,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.error.to_string();
+        let text = text.strip_prefix("configuration: ").unwrap_or(&text);
+        if text.starts_with(&self.origin) {
+            write!(f, "{text}")
+        } else {
+            write!(f, "{}: {text}", self.origin)
+        }
+    }
+}
+
+/// Every problem found in a configuration, in the order of the file's sections.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            all => {
+                write!(f, "{} configuration errors:", all.len())?;
+                for p in all {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<Problem> for ConfigErrors {
+    fn from(p: Problem) -> Self {
+        ConfigErrors(vec![p])
+    }
+}
+
+/// The sections of the configuration.
+const SECTIONS: [&str; 9] = [
+    "server",
+    "store",
+    "rules",
+    "log",
+    "delivery",
+    "aws",
+    "templates",
+    "sns",
+    "targets",
+];
+
+/// Where each key's value came from, for messages.
+struct Origins {
+    file: Option<String>,
+    /// (dotted key, variable) of every variable read.
+    vars: Vec<(String, String)>,
+}
+
+impl Origins {
+    fn of(&self, key: &str) -> String {
+        let hit = self.vars.iter().find(|(k, _)| {
+            k == key || k.starts_with(&format!("{key}.")) || key.starts_with(&format!("{k}."))
+        });
+        match (hit, &self.file) {
+            (Some((_, var)), _) => format!("environment variable {var}"),
+            (None, Some(f)) => f.clone(),
+            (None, None) => "built-in defaults (config.toml)".into(),
+        }
+    }
+
+    fn problem(&self, key: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            origin: self.of(key),
+            error: ConfigError::Invalid {
+                key: key.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// The config crate's words without its own " for key ..." / " in FILE" tail (we say both), its
+/// quoted values hidden (the value of a mistyped key may be a secret: [`crate::config::hide_values`]).
+fn clean(message: String) -> String {
+    let message = match message
+        .strip_prefix("missing configuration field \"")
+        .and_then(|r| r.split_once('"'))
+    {
+        Some((field, rest)) => format!("missing field `{field}`{rest}"),
+        None => message,
+    };
+    crate::config::hide_values(&cut_tail(message))
+}
+
+/// `message` without the config crate's " for key ..." / " in FILE" tail.
+fn cut_tail(message: String) -> String {
+    let cut = [" for key `", " in "]
+        .iter()
+        .filter_map(|m| message.find(m))
+        .min();
+    match cut {
+        Some(i) if message[..i].contains(' ') => message[..i].to_owned(),
+        _ => message,
+    }
+}
+
+/// Deserializes one section (or one target) alone, reporting every unknown key in it and then its
+/// first wrongly typed or missing value, each with its full key.
+fn section<T: serde::de::DeserializeOwned>(
+    key: &str,
+    mut value: ::config::Value,
+    origins: &Origins,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let mut clean_run = true;
+    let mut bad: Vec<String> = Vec::new();
+    for _ in 0..256 {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(t) => return clean_run.then_some(t),
+            Err(e) => {
+                clean_run = false;
+                let path = e.path().to_string();
+                let at = if path == "." {
+                    key.to_owned()
+                } else {
+                    format!("{key}.{path}")
+                };
+                let message = clean(e.into_inner().to_string());
+                let unknown = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|r| r.split('`').next())
+                    .map(str::to_owned);
+                match unknown {
+                    Some(field) => {
+                        let full = if at.ends_with(&format!(".{field}")) {
+                            at.clone()
+                        } else {
+                            format!("{at}.{field}")
+                        };
+                        let expected = message
+                            .split_once(", expected ")
+                            .map(|(_, x)| format!("; expected {x}"))
+                            .unwrap_or_default();
+                        problems.push(origins.problem(&full, format!("unknown key{expected}")));
+                        // Take the unknown key out and look for the next problem.
+                        if !remove(&mut value, &full[key.len()..], &field) {
+                            return None;
+                        }
+                    }
+                    None => {
+                        let message = if message.contains("\"type\"") || message.contains("`type`")
+                        {
+                            format!(
+                                "{message}: every target needs `type` (console, webhook, email, slack, topic, pagerduty, opsgenie, teams); from the environment: SCANBRIDGE__TARGETS__NAME__TYPE"
+                            )
+                        } else {
+                            message
+                        };
+                        // A key taken out below for its bad value is now missing: said already.
+                        let missing = message
+                            .strip_prefix("missing field `")
+                            .and_then(|r| r.split('`').next())
+                            .map(|f| format!("{at}.{f}"));
+                        if missing.is_some_and(|m| bad.contains(&m)) {
+                            return None;
+                        }
+                        problems.push(origins.problem(&at, message));
+                        // Take the bad value out and look for the next problem (a table's other
+                        // keys may be wrong too); its absence is not reported again.
+                        let field = at.rsplit('.').next().unwrap_or_default().to_owned();
+                        if at == key || !remove(&mut value, &at[key.len()..], &field) {
+                            return None;
+                        }
+                        bad.push(at);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Removes `field` from the table at `path` (`.a.b.field` relative to `value`); whether it was there.
+fn remove(value: &mut ::config::Value, path: &str, field: &str) -> bool {
+    let parts: Vec<&str> = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut v = value;
+    for p in &parts[..parts.len().saturating_sub(1)] {
+        let ::config::ValueKind::Table(t) = &mut v.kind else {
+            return false;
+        };
+        let Some(next) = t.get_mut(*p) else {
+            return false;
+        };
+        v = next;
+    }
+    match &mut v.kind {
+        ::config::ValueKind::Table(t) => t.remove(field).is_some(),
+        _ => false,
+    }
 }
 
 /// Refuses a file that is not valid TOML with its position and the key of the line, never the line:
@@ -97,7 +316,8 @@ fn key_at(text: &str, line: usize) -> Option<String> {
 
 impl Settings {
     /// Loads defaults, then `file` if given, then the environment; resolves `*_file` secrets.
-    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    /// Every problem found is reported, each with where its value came from.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigErrors> {
         Self::load_with_env(file, None)
     }
 
@@ -105,14 +325,80 @@ impl Settings {
     pub fn load_with_env(
         file: Option<&Path>,
         env: Option<std::collections::HashMap<String, String>>,
-    ) -> Result<Settings, ConfigError> {
+    ) -> Result<Settings, ConfigErrors> {
         use ::config::{Config, Environment, File, FileFormat};
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = file {
-            check_syntax(path)?;
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        let file_name = file.map(|f| f.display().to_string());
+        let whole = |e: ::config::ConfigError| Problem {
+            origin: file_name
+                .clone()
+                .unwrap_or_else(|| "built-in defaults (config.toml)".into()),
+            error: ConfigError::Load(clean_load(e)),
+        };
+        if let Some(path) = file
+            && !path.is_file()
+        {
+            return Err(Problem {
+                origin: path.display().to_string(),
+                error: ConfigError::Load(
+                    "no such file (give --config an existing file, or leave it out for the built-in defaults)"
+                        .into(),
+                ),
+            }
+            .into());
         }
-        let mut env_source = Environment::with_prefix("SCANBRIDGE")
+        if let Some(path) = file
+            && let Err(e) = check_syntax(path)
+        {
+            return Err(Problem {
+                origin: path.display().to_string(),
+                error: e,
+            }
+            .into());
+        }
+        let layers = || {
+            let mut b = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+            if let Some(path) = file {
+                b = b.add_source(File::from(path).format(FileFormat::Toml).required(true));
+            }
+            b
+        };
+        // The targets the files declare, to resolve the environment's target names.
+        let files = layers().build().map_err(whole)?;
+        let declared: Vec<String> = files
+            .get_table("targets")
+            .map(|t| t.into_keys().collect())
+            .unwrap_or_default();
+        let vars: Vec<(String, String)> = match env {
+            Some(env) => env.into_iter().collect(),
+            None => std::env::vars().collect(),
+        };
+        let split = crate::env_keys::split(vars, &declared);
+        let mut origins = Origins {
+            file: file_name.clone(),
+            vars: split
+                .targets
+                .iter()
+                .map(|(k, _, var)| (k.clone(), var.clone()))
+                .collect(),
+        };
+        origins.vars.extend(split.rest.keys().map(|var| {
+            let key = var[crate::env_keys::PREFIX.len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            (key, var.clone())
+        }));
+        let mut problems: Vec<Problem> = split
+            .ambiguous
+            .iter()
+            .map(|(var, message)| Problem {
+                origin: format!("environment variable {var}"),
+                error: ConfigError::Invalid {
+                    key: "targets".into(),
+                    message: message.clone(),
+                },
+            })
+            .collect();
+        let env_source = Environment::with_prefix("SCANBRIDGE")
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
@@ -120,21 +406,132 @@ impl Settings {
             .with_list_parse_key("server.tokens")
             .with_list_parse_key("server.aws_credentials")
             .with_list_parse_key("sns.topic_arns")
-            .with_list_parse_key("store.jetstream.servers");
-        if let Some(env) = env {
-            env_source = env_source.source(Some(env));
+            .with_list_parse_key("store.jetstream.servers")
+            .source(Some(split.rest.clone()));
+        let mut builder = layers().add_source(env_source);
+        for (key, value, var) in &split.targets {
+            builder = match builder.set_override(key.as_str(), value.clone()) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Err(Problem {
+                        origin: format!("environment variable {var}"),
+                        error: ConfigError::Load(clean_load(e)),
+                    }
+                    .into());
+                }
+            };
         }
-        let mut s: Settings = builder.add_source(env_source).build()?.try_deserialize()?;
-        s.finish()?;
-        Ok(s)
+        let cfg = builder.build().map_err(whole)?;
+        let root: ::config::Value = cfg.try_deserialize().map_err(whole)?;
+        let ::config::ValueKind::Table(mut table) = root.kind else {
+            return Err(whole(::config::ConfigError::Message(
+                "the configuration is not a table".into(),
+            ))
+            .into());
+        };
+        let mut unknown: Vec<&String> = table
+            .keys()
+            .filter(|k| !SECTIONS.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        for k in unknown {
+            problems.push(origins.problem(
+                k,
+                format!("unknown section; expected one of {}", SECTIONS.join(", ")),
+            ));
+        }
+        let empty = || ::config::Value::new(None, ::config::ValueKind::Table(Default::default()));
+        let mut take = |k: &str| table.remove(k).unwrap_or_else(empty);
+        let (server, store, rules, log, delivery, aws) = (
+            section::<ServerConfig>("server", take("server"), &origins, &mut problems),
+            section::<StoreConfig>("store", take("store"), &origins, &mut problems),
+            section::<RulesConfig>("rules", take("rules"), &origins, &mut problems),
+            section::<LogConfig>("log", take("log"), &origins, &mut problems),
+            section::<DeliveryConfig>("delivery", take("delivery"), &origins, &mut problems),
+            section::<AwsConfig>("aws", take("aws"), &origins, &mut problems),
+        );
+        let templates =
+            section::<TemplatesConfig>("templates", take("templates"), &origins, &mut problems);
+        let sns = section::<crate::config::SnsConfig>("sns", take("sns"), &origins, &mut problems);
+        let mut targets = BTreeMap::new();
+        let mut targets_ok = true;
+        match take("targets").kind {
+            ::config::ValueKind::Table(t) => {
+                let mut t: Vec<(String, ::config::Value)> = t.into_iter().collect();
+                t.sort_by(|a, b| a.0.cmp(&b.0));
+                for (name, v) in t {
+                    match section::<TargetConfig>(
+                        &format!("targets.{name}"),
+                        v,
+                        &origins,
+                        &mut problems,
+                    ) {
+                        Some(t) => {
+                            targets.insert(name, t);
+                        }
+                        None => targets_ok = false,
+                    }
+                }
+            }
+            ::config::ValueKind::Nil => {}
+            _ => problems.push(origins.problem("targets", "must be a table of targets")),
+        }
+        let (
+            Some(server),
+            Some(store),
+            Some(rules),
+            Some(log),
+            Some(delivery),
+            Some(aws),
+            Some(templates),
+            Some(sns),
+            true,
+        ) = (
+            server, store, rules, log, delivery, aws, templates, sns, targets_ok,
+        )
+        else {
+            return Err(ConfigErrors(problems));
+        };
+        let mut s = Settings {
+            server,
+            store,
+            rules,
+            log,
+            delivery,
+            aws,
+            templates,
+            sns,
+            targets,
+        };
+        s.finish(&origins, &mut problems);
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            Err(ConfigErrors(problems))
+        }
     }
 
-    fn finish(&mut self) -> Result<(), ConfigError> {
-        resolve_secret(
+    /// The checks across keys and sections; every problem is recorded.
+    fn finish(&mut self, origins: &Origins, problems: &mut Vec<Problem>) {
+        let mut record = |e: ConfigError| {
+            let key = match &e {
+                ConfigError::Invalid { key, .. } | ConfigError::SecretFile { key, .. } => {
+                    key.trim_end_matches("_file").to_owned()
+                }
+                ConfigError::Load(_) | ConfigError::Syntax { .. } => String::new(),
+            };
+            problems.push(Problem {
+                origin: origins.of(&key),
+                error: e,
+            });
+        };
+        if let Err(e) = resolve_secret(
             "server.token",
             &mut self.server.token,
             &self.server.token_file,
-        )?;
+        ) {
+            record(e);
+        }
         if self
             .server
             .token
@@ -144,47 +541,52 @@ impl Settings {
             self.server.token = None;
         }
         self.server.tokens.retain(|t| !t.expose().is_empty());
-        self.aws_credentials()?;
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        if let Err(e) = self.aws_credentials() {
+            record(e);
+        }
         if let Some(h) = &self.server.api_key_header
             && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
         {
-            return Err(ConfigError::Invalid {
-                key: "server.api_key_header".into(),
-                message: "not an HTTP header name".into(),
-            });
+            record(invalid("server.api_key_header", "not an HTTP header name"));
         }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
-            return Err(ConfigError::Invalid {
-                key: "server.tls_cert_file".into(),
-                message: "set both `server.tls_cert_file` and `server.tls_key_file`, or neither"
-                    .into(),
-            });
+            record(invalid(
+                "server.tls_cert_file",
+                "set both `server.tls_cert_file` and `server.tls_key_file`, or neither",
+            ));
         }
         if self.server.max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                key: "server.max_connections".into(),
-                message: "must be at least 1".into(),
-            });
+            record(invalid("server.max_connections", "must be at least 1"));
         }
         if !(self.server.rate_limit >= 0.0 && self.server.rate_limit.is_finite()) {
-            return Err(ConfigError::Invalid {
-                key: "server.rate_limit".into(),
-                message: "must be a number >= 0 (0: no limit)".into(),
-            });
+            record(invalid(
+                "server.rate_limit",
+                "must be a number >= 0 (0: no limit)",
+            ));
         }
         if self.delivery.workers == 0 {
-            return Err(ConfigError::Invalid {
-                key: "delivery.workers".into(),
-                message: "must be at least 1".into(),
-            });
+            record(invalid("delivery.workers", "must be at least 1"));
         }
-        self.store.jetstream.finish()?;
+        if let Err(e) = self.store.jetstream.finish() {
+            record(e);
+        }
+        let mut targets_ok = true;
         for (name, t) in &mut self.targets {
-            t.finish(name)?;
+            if let Err(e) = t.finish(name) {
+                targets_ok = false;
+                record(e);
+            }
         }
-        crate::notify::compile_topics(&self.targets)?;
-        self.load_templates()?;
-        Ok(())
+        if targets_ok && let Err(e) = crate::notify::compile_topics(&self.targets) {
+            record(e);
+        }
+        if let Err(e) = self.load_templates() {
+            record(e);
+        }
     }
 
     /// `server.aws_credentials`, resolved: (access key id, secret), in order; an id given twice is an
@@ -258,7 +660,7 @@ mod tests {
         let s = Settings::load_with_env(Some(f.path()), Some(env)).unwrap();
         assert_eq!(s.server.listen.port(), 9999, "file overrides defaults");
         assert_eq!(s.delivery.max_attempts, 3, "env overrides file");
-        assert_eq!(s.delivery.workers, 4, "untouched keys keep their default");
+        assert_eq!(s.delivery.workers, 64, "untouched keys keep their default");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! One file per concept: [`sandbox`] (test a pattern, samples), [`routing`] (which rules and targets an
 //! event reaches, rendered; the loaded rules), [`events`] (recent events and what became of each
-//! delivery; suppressed), [`deadletters`], [`silences`]; `state.rs` is the handlers' contract (what they
+//! delivery, as the console shows them; suppressed), [`archive`] (the archive's pages and replays,
+//! as `scanbridge events` and `scanbridge replay` read them), [`deadletters`], [`silences`]; `state.rs` is the handlers' contract (what they
 //! share, how they fail). This file: the routes, the guard, and the small handlers (rules with the
 //! last reload, the dashboard's status). [`browser_app`] joins this API and
 //! the UI pages of [`crate::ui`].
@@ -25,6 +26,7 @@ use serde_json::json;
 
 pub use state::{AdminState, ApiError, ApiResult, body};
 
+pub mod archive;
 pub mod deadletters;
 pub mod events;
 pub mod routing;
@@ -47,6 +49,9 @@ pub fn router(state: AdminState) -> Router {
             .route("/api/v1/status", get(status))
             .route("/api/v1/events", get(events::list))
             .route("/api/v1/events/{id}", get(events::one))
+            .route("/api/v1/archive", get(archive::list))
+            .route("/api/v1/archive/{id}", get(archive::one))
+            .route("/api/v1/replay", post(archive::replay))
             .route("/api/v1/suppressed", get(events::suppressed))
             .route("/api/v1/deadletters", get(deadletters::list))
             .route(

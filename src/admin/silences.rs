@@ -23,7 +23,8 @@ pub struct ListQuery {
     pub all: bool,
 }
 
-fn shown(s: &Silence, now: i64) -> Value {
+/// A silence as the API shows it: its fields, `expires_at` (RFC 3339) and whether it is `active`.
+pub fn shown(s: &Silence, now: i64) -> Value {
     let mut v = json!(s);
     v["expires_at"] = format_ms(s.expires_at_ms).into();
     v["active"] = s.active_at(now).into();

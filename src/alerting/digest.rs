@@ -64,6 +64,12 @@ pub fn human(d: Duration) -> String {
 }
 
 /// The digest event for the member events of one group.
+///
+/// Promises: each image is listed once (`detail.items`, in the order first matched), with its latest
+/// result among the members (by the events' `time`) and how many members were that image (`scans`); the headline counts
+/// exactly the images listed ("3 images with CRITICAL findings in the last 10 minutes") and
+/// `detail.count` the members. Receivers list as many items as their limits allow and say how many
+/// more there are.
 pub fn digest_event(
     id: &str,
     rule: &str,
@@ -72,27 +78,40 @@ pub fn digest_event(
     window: Duration,
     time: &str,
 ) -> Value {
-    let facts: Vec<Facts> = members.iter().map(|m| Facts::of(m.borrow())).collect();
+    // One line per image: the same repository, tag and digest is one image, however many events.
+    let mut lines: Vec<(Facts, u64)> = Vec::new();
+    for f in members.iter().map(|m| Facts::of(m.borrow())) {
+        match lines
+            .iter_mut()
+            .find(|(l, _)| l.image == f.image && l.digest == f.digest)
+        {
+            Some(line) => {
+                // The latest scan by the event's time; members of one moment in the order given.
+                if f.time >= line.0.time {
+                    line.0 = f;
+                }
+                line.1 += 1;
+            }
+            None => lines.push((f, 1)),
+        }
+    }
     let worst = SEVERITIES
         .iter()
-        .find(|s| facts.iter().any(|f| f.worst.as_deref() == Some(**s)));
-    let mut images: Vec<&str> = facts.iter().map(|f| f.image.as_str()).collect();
-    images.sort();
-    images.dedup();
-    let n = images.len();
+        .find(|s| lines.iter().any(|(f, _)| f.worst.as_deref() == Some(**s)));
+    let n = lines.len();
     let what = if n == 1 { "image" } else { "images" };
     let headline = match worst {
         Some(w) => format!("{n} {what} with {w} findings in the last {}", human(window)),
         None => format!("{n} {what} in the last {}", human(window)),
     };
-    let items: Vec<Value> = facts
+    let items: Vec<Value> = lines
         .iter()
-        .map(|f| {
+        .map(|(f, scans)| {
             json!({
                 "image": f.image, "repository": f.repository, "tag": f.tag,
                 "digest": f.digest, "short_digest": f.short_digest,
                 "worst": f.worst, "summary": f.summary, "headline": f.headline,
-                "console_url": f.console_url, "event_id": f.event_id,
+                "console_url": f.console_url, "event_id": f.event_id, "scans": scans,
             })
         })
         .collect();
@@ -276,7 +295,33 @@ mod tests {
             "2 images with CRITICAL findings in the last 10 minutes"
         );
         assert_eq!(e["detail"]["count"], 3);
-        assert_eq!(e["detail"]["items"][0]["summary"], "1 HIGH");
+        // Each image once, with how many matches it was: the headline counts what is listed.
+        let items = e["detail"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["summary"], "1 HIGH");
+        assert_eq!(
+            (items[1]["image"].as_str(), items[1]["scans"].as_u64()),
+            (Some("b:1"), Some(2))
+        );
+        // A rescan of one image with a new result: listed once, with the latest result.
+        let members = [
+            scan("a", "1", json!({"HIGH": 1})),
+            scan("a", "1", json!({"CRITICAL": 3})),
+        ];
+        let e = digest_event(
+            "d2",
+            "r",
+            &json!({}),
+            &members,
+            Duration::from_secs(30),
+            "t",
+        );
+        assert_eq!(
+            e["detail"]["headline"],
+            "1 image with CRITICAL findings in the last 30 seconds"
+        );
+        assert_eq!(e["detail"]["items"].as_array().unwrap().len(), 1);
+        assert_eq!(e["detail"]["items"][0]["summary"], "3 CRITICAL");
         assert_eq!(human(Duration::from_secs(1)), "1 second");
         assert_eq!(human(Duration::from_secs(7200)), "2 hours");
     }

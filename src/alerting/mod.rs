@@ -332,7 +332,7 @@ mod tests {
         r.clock.advance(Duration::from_secs(10));
         assert!(matches!(r.offer(scan("e2", 1)).await, Verdict::Send(_)));
         assert_eq!(r.reasons().await, ["silenced"]);
-        assert!(r.metrics.render(None).contains(
+        assert!(r.metrics.render(None, None).contains(
             "scanbridge_notifications_suppressed_total{rule=\"r\",target=\"hook\",reason=\"silenced\"} 1"
         ));
     }
@@ -436,6 +436,7 @@ mod tests {
                 wake: Arc::default(),
                 clock: self.clock.clone(),
                 handoff: Arc::default(),
+                inbox: Arc::new(crate::inbox::Inbox::none()),
                 room: Arc::default(),
             };
             let item = Ok(crate::event::Incoming::Text(event.to_string()));

@@ -24,7 +24,7 @@ use crate::store::Silence;
 /// What a person asks for when adding a silence: the flags of `silence add`, or the JSON body of
 /// `POST /api/v1/silences` (`{"matchers": [...], "pattern": {...} or "text", "cve", "package",
 /// "repository", "expires", "comment", "author"}`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceSpec {
     /// `path=value` or `path=glob*`, all of which must hold.
@@ -240,27 +240,54 @@ pub fn check_pattern(pattern: &Value) -> Result<String, SilenceError> {
     Ok(text)
 }
 
-/// `--expires`: a duration from `now_ms` (`7d`, `90m`) or an absolute UTC date or time.
+/// `--expires`: a duration from `now_ms` (`7d`, `90m`), a UTC date (`2026-12-31`: the end of that
+/// day, so the silence holds all of it, until `2027-01-01T00:00:00Z`) or a full UTC time
+/// (`2026-12-31T18:00:00Z`).
 pub fn parse_expires(text: &str, now_ms: i64) -> Result<i64, SilenceError> {
     let t = text.trim();
     let at = if let Ok(d) = humantime::parse_duration(t) {
         now_ms.saturating_add(d.as_millis() as i64)
     } else {
-        let full = if t.len() == 10 {
+        let date = is_date(t);
+        let full = if date {
             format!("{t}T00:00:00Z")
         } else {
             t.to_owned()
         };
         let when = humantime::parse_rfc3339_weak(full.trim_end_matches('Z'))
             .map_err(|_| SilenceError::Expires(text.to_owned()))?;
-        when.duration_since(std::time::UNIX_EPOCH)
+        let ms = when
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
-            .as_millis() as i64
+            .as_millis() as i64;
+        if date { ms + 86_400_000 } else { ms }
     };
     if at <= now_ms {
         return Err(SilenceError::Past(text.to_owned()));
     }
     Ok(at)
+}
+
+/// Whether `t` is a date alone (`2026-12-31`).
+fn is_date(t: &str) -> bool {
+    t.len() == 10
+        && t.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// How `--expires TEXT` was read, for the confirmation: "the end of 2026-12-31, UTC", "a duration
+/// from now", "a UTC time".
+pub fn expires_reading(text: &str) -> String {
+    let t = text.trim();
+    if humantime::parse_duration(t).is_ok() {
+        format!("{t} from now")
+    } else if is_date(t) {
+        format!("the end of {t}, UTC")
+    } else {
+        "a UTC time".to_owned()
+    }
 }
 
 /// A new silence id: 12 hex digits.
@@ -436,10 +463,14 @@ mod tests {
         let now = 1_700_000_000_000;
         assert_eq!(parse_expires("7d", now).unwrap(), now + 7 * 86_400_000);
         assert_eq!(parse_expires("90m", now).unwrap(), now + 90 * 60_000);
+        // A date is the end of that day (UTC): the silence holds all of it.
         let d = parse_expires("2030-01-01", now).unwrap();
-        assert_eq!(crate::event::rfc3339(d), "2030-01-01T00:00:00Z");
+        assert_eq!(crate::event::rfc3339(d), "2030-01-02T00:00:00Z");
+        assert_eq!(expires_reading("2030-01-01"), "the end of 2030-01-01, UTC");
         let t = parse_expires("2030-01-01T18:30:00Z", now).unwrap();
-        assert_eq!(t - d, (18 * 60 + 30) * 60_000);
+        assert_eq!(d - t, (5 * 60 + 30) * 60_000);
+        assert_eq!(expires_reading("2030-01-01T18:30:00Z"), "a UTC time");
+        assert_eq!(expires_reading("7d"), "7d from now");
         assert!(matches!(
             parse_expires("2020-01-01", now),
             Err(SilenceError::Past(_))

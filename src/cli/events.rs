@@ -1,19 +1,22 @@
-//! `scanbridge events list | show ID`: the archive of accepted events in the store of the data
-//! directory (EventBridge's archive, browsed), with what became of each event's deliveries: pending,
-//! delivered, waiting in a digest group or sent in a digest, dead-lettered, or suppressed (and why). Read only; safe beside a running daemon.
+//! `scanbridge events list | show ID`: the archive of accepted events (EventBridge's archive,
+//! browsed), with what became of each event's deliveries: pending, delivered, waiting in a digest
+//! group or sent in a digest, dead-lettered, or suppressed (and why). Read only. It asks the running
+//! daemon's admin API (`GET /api/v1/archive`), or with `--data-dir` reads a data directory's store
+//! beside it ([`super::store_args`]); both print the same lines.
 //!
 //! `list` is newest first (`--oldest-first` to reverse), within `--since`/`--until` (acceptance
 //! time), optionally only events that matched a rule (`--matched`) or none (`--unmatched`); `--json`
 //! prints one JSON object per event. `show` prints one event with its deliveries and its JSON.
-//! Exit 0, or 2 when the store or the event does not exist.
+//! Exit 0, or 2 when the daemon does not answer or refuses, the store or the event does not exist.
 
 use serde_json::Value;
 
+use super::admin_client::{Admin, CallError};
 use super::outcome::Outcome;
 use super::store_args::{StoreArgs, Window};
 use crate::escape::line;
 use crate::event::rfc3339;
-use crate::store::{ArchivedEvent, DeliveryRecord, DeliveryState, EventQuery, StoreError};
+use crate::store::{ArchivedEvent, DeliveryRecord, DeliveryState, EventPage, EventQuery};
 
 /// Arguments of `scanbridge events`.
 #[derive(Debug, clap::Args)]
@@ -56,10 +59,6 @@ pub enum Action {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let store = args.store.open(&rt)?;
     let now = crate::alerting::system_clock().now_ms();
     match args.action {
         Action::List {
@@ -77,67 +76,90 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     return Ok(Outcome::Invalid);
                 }
             };
-            let mut query = EventQuery {
+            let query = EventQuery {
                 since_ms,
                 until_ms,
                 matched: (matched || unmatched).then_some(matched),
                 newest_first: !oldest_first,
                 after: None,
-                limit: limit.min(1000),
+                limit: PAGE,
                 bodies: true,
             };
-            let mut shown = 0;
-            if !json {
-                println!(
-                    "{:<20}  {:<36}  {:<7}  {:<40}  {:<24}  DELIVERIES",
-                    "RECEIVED", "ID", "MATCHED", "WHAT", "RULES"
-                );
-            }
-            while shown < limit {
-                query.limit = (limit - shown).min(1000);
-                let page = rt.block_on(store.events(query.clone()))?;
-                for e in &page.events {
-                    if json {
-                        println!("{}", serde_json::to_string(&as_json(e))?);
-                    } else {
-                        println!(
-                            "{:<20}  {:<36}  {:<7}  {:<40}  {:<24}  {}",
-                            rfc3339(e.received_at_ms),
-                            line(&e.id, 200),
-                            if e.matched { "yes" } else { "no" },
-                            line(&what(e), 40),
-                            line(&e.rules.join(","), 200),
-                            summary(&e.deliveries)
-                        );
-                    }
-                }
-                shown += page.events.len();
-                match page.next {
-                    Some(next) if !page.events.is_empty() => query.after = Some(next),
-                    _ => break,
-                }
-            }
-            eprintln!("{shown} event(s)");
+            args.store
+                .run(|admin| async move { list(&admin, query, limit, json).await })
         }
-        Action::Show { id, json } => {
-            let e = match rt.block_on(store.event_get(id.clone())) {
+        Action::Show { id, json } => args.store.run(|admin| async move {
+            let e = match admin.archived(id.clone()).await {
                 Ok(e) => e,
-                Err(StoreError::NotFound { .. }) => {
+                Err(CallError::NotFound(_)) => {
                     eprintln!(
                         "scanbridge: error: no event with id {} in the archive (never accepted, or pruned)",
                         line(&id, 200)
                     );
                     return Ok(Outcome::Invalid);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&as_json(&e))?);
+                let text = serde_json::to_string_pretty(&as_json(&e)).map_err(anyhow::Error::from)?;
+                println!("{text}");
             } else {
                 show(&e);
             }
+            Ok(Outcome::Success)
+        }),
+    }
+}
+
+/// Events asked for per page (the admin API's largest page).
+const PAGE: usize = crate::admin::archive::MAX_LIMIT;
+
+/// `list`: up to `limit` events from `query` on, page by page; the table's header once the first
+/// page came (so a daemon that does not answer prints no half table).
+async fn list(
+    admin: &Admin,
+    mut query: EventQuery,
+    limit: usize,
+    json: bool,
+) -> Result<Outcome, CallError> {
+    let mut shown = 0;
+    let mut header = !json;
+    while shown < limit || header {
+        let page = if shown < limit {
+            query.limit = (limit - shown).min(PAGE);
+            admin.archive(query.clone()).await?
+        } else {
+            EventPage::default()
+        };
+        if std::mem::take(&mut header) {
+            println!(
+                "{:<20}  {:<36}  {:<7}  {:<40}  {:<24}  DELIVERIES",
+                "RECEIVED", "ID", "MATCHED", "WHAT", "RULES"
+            );
+        }
+        for e in &page.events {
+            if json {
+                let text = serde_json::to_string(&as_json(e)).map_err(anyhow::Error::from)?;
+                println!("{text}");
+            } else {
+                println!(
+                    "{:<20}  {:<36}  {:<7}  {:<40}  {:<24}  {}",
+                    rfc3339(e.received_at_ms),
+                    line(&e.id, 200),
+                    if e.matched { "yes" } else { "no" },
+                    line(&what(e), 40),
+                    line(&e.rules.join(","), 200),
+                    summary(&e.deliveries)
+                );
+            }
+        }
+        shown += page.events.len();
+        match page.next {
+            Some(next) if !page.events.is_empty() => query.after = Some(next),
+            _ => break,
         }
     }
+    eprintln!("{shown} event(s)");
     Ok(Outcome::Success)
 }
 

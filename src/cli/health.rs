@@ -1,6 +1,9 @@
-//! `scanbridge health [--url URL]`: exit 0 when a running daemon answers `GET /readyz` with 200, 2
-//! otherwise. Used by the container HEALTHCHECK (the runtime image has no curl).
+//! `scanbridge health [--url URL]`: prints `ok` and exits 0 when a running daemon answers `GET /readyz`
+//! with 200; otherwise says what answered (or that nothing did, naming the URL) and exits 2. Used by
+//! the container HEALTHCHECK (the runtime image has no curl). The daemon is found as
+//! [`super::client`] says (default: the configured `server.listen`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::outcome::Outcome;
@@ -8,30 +11,41 @@ use super::outcome::Outcome;
 /// Arguments of `scanbridge health`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Base URL of the daemon.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    #[command(flatten)]
+    pub daemon: super::client::DaemonArgs,
+    /// Configuration file (for the default --url).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let daemon = args.daemon.daemon(args.config.as_deref())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let url = format!("{}/readyz", args.url.trim_end_matches('/'));
-    let status = rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(4))
-            .build()?;
-        client.get(&url).send().await.map(|r| r.status())
+    let url = daemon.url("/readyz");
+    let answer = rt.block_on(async {
+        let req = daemon
+            .request(reqwest::Method::GET, "/readyz")
+            .timeout(Duration::from_secs(4));
+        let resp = daemon.send(req).await?;
+        let status = resp.status();
+        Ok::<_, anyhow::Error>((status, resp.text().await.unwrap_or_default()))
     });
-    match status {
-        Ok(s) if s.is_success() => Ok(Outcome::Success),
-        Ok(s) => {
-            eprintln!("{url}: HTTP {s}");
+    match answer {
+        Ok((s, _)) if s.is_success() => {
+            println!("ok");
+            Ok(Outcome::Success)
+        }
+        Ok((s, body)) => {
+            eprintln!(
+                "scanbridge: error: {url}: HTTP {s}: not ready {}",
+                crate::escape::line(body.trim(), 300)
+            );
             Ok(Outcome::Invalid)
         }
         Err(e) => {
-            eprintln!("{url}: {}", e.without_url());
+            eprintln!("scanbridge: error: {e:#}");
             Ok(Outcome::Invalid)
         }
     }

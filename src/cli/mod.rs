@@ -5,11 +5,15 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod admin_client;
 pub mod check;
 pub mod check_patterns;
+mod check_templates;
+pub mod client;
 pub mod dlq;
 pub mod events;
 pub mod health;
+mod input;
 pub mod notify_test;
 mod outcome;
 pub mod replay;
@@ -50,7 +54,7 @@ pub enum Command {
     Send(send::Args),
     /// Print the event a Trivy, Grype or trivy-operator report becomes (one JSON line), offline.
     ReportEvent(report_event::Args),
-    /// Inspect, redrive or purge dead letters.
+    /// Inspect, redrive or purge dead letters (through the daemon's admin API, or --data-dir).
     Dlq(dlq::Args),
     /// Exit 0 if a running daemon is ready (for container health checks).
     Health(health::Args),
@@ -59,13 +63,15 @@ pub enum Command {
     Route(route::Args),
     /// Send one sample event to a configured target now and report the outcome (exit 0 delivered).
     NotifyTest(notify_test::Args),
-    /// Add, list or expire silences (and CVE allowlist entries) in the store.
+    /// Add, list or expire silences (and CVE allowlist entries), through the daemon or --data-dir.
     Silence(silence::Args),
     /// List notifications not sent on purpose (silenced, duplicate, not news), newest first.
     Suppressed(suppressed::Args),
-    /// Browse the archive of accepted events and what became of their deliveries.
+    /// Browse the archive of accepted events and what became of their deliveries, through the daemon
+    /// or --data-dir.
     Events(events::Args),
-    /// Send archived events again through the current rules (--dry-run: print what would be sent).
+    /// Send archived events again through the current rules, in the daemon or on --data-dir
+    /// (--dry-run: print what would be sent).
     Replay(replay::Args),
     /// Check the store's integrity, or back it up while the daemon runs.
     Store(store::Args),

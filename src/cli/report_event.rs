@@ -1,16 +1,16 @@
-//! `scanbridge report-event FILE|-`: prints the event a scanner report becomes (one line of JSON, as the
-//! daemon would store it), so a CI job can test its rules with no daemon:
+//! `scanbridge report-event INPUT...`: prints the event each scanner report becomes (one line of JSON
+//! per report, as the daemon would store it), so a CI job can test its rules with no daemon:
 //! `trivy image -f json IMG | scanbridge report-event - | scanbridge test-pattern --pattern P --event -`.
+//! Inputs are read as every command reads them ([`super::input`]): files, directories, inline JSON
+//! or `-`, each holding one report, a JSON array of reports, or NDJSON.
 //!
 //! `account`, `region` and the event size limit come from the configuration (`--config`, defaults as
 //! `serve`). Exit 0 with the event on stdout; 2 (the reason on stderr) for a body that is no report, or a
-//! report kind that carries no vulnerabilities.
+//! report kind that carries no vulnerabilities (the other reports are still printed).
 
 use crate::alerting::system_clock;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
-
-use anyhow::Context;
 
 use super::outcome::Outcome;
 use crate::event::EnvelopeRules;
@@ -20,8 +20,10 @@ use crate::settings::Settings;
 /// Arguments of `scanbridge report-event`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The report: a file, or `-` for stdin.
-    pub report: String,
+    /// The report(s): files, directories (their *.json, *.jsonl, *.ndjson), inline JSON, or - for
+    /// stdin; each one report (pretty or not), a JSON array of reports, or NDJSON.
+    #[arg(required = true, value_name = "INPUT")]
+    pub reports: Vec<String>,
     /// Force the format instead of detecting it: trivy, grype or trivy-operator.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
@@ -32,17 +34,6 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let settings = Settings::load(args.config.as_deref())?;
-    let (name, body) = if args.report == "-" {
-        let mut b = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut b)
-            .context("reading stdin")?;
-        ("<stdin>".to_owned(), b)
-    } else {
-        let b = std::fs::read(&args.report).with_context(|| format!("reading {}", args.report))?;
-        (args.report.clone(), b)
-    };
     let forced = match args.format.as_deref().map(Format::parse).transpose() {
         Ok(f) => f,
         Err(e) => {
@@ -55,22 +46,46 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         account: settings.aws.account.clone(),
         region: settings.aws.region.clone(),
     };
-    match reports::convert(&body, forced, &rules) {
+    let mut outcome = Outcome::Success;
+    for item in super::input::read(&args.reports) {
+        let doc = match item {
+            Ok(d) => d,
+            Err(f) => {
+                eprintln!("scanbridge: {f}");
+                outcome = Outcome::Invalid;
+                continue;
+            }
+        };
+        if !convert(&doc.name, doc.text.as_bytes(), forced, &rules)? {
+            outcome = Outcome::Invalid;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Converts one report and prints its event (true); the reason on stderr when it is none (false).
+fn convert(
+    name: &str,
+    body: &[u8],
+    forced: Option<Format>,
+    rules: &EnvelopeRules,
+) -> std::io::Result<bool> {
+    match reports::convert(body, forced, rules) {
         Err(e) => {
             eprintln!("scanbridge: {name}: {e}");
-            Ok(Outcome::Invalid)
+            Ok(false)
         }
         Ok(Converted::Ignored(why)) => {
             eprintln!("scanbridge: {name}: skipped: {why}");
-            Ok(Outcome::Invalid)
+            Ok(false)
         }
         Ok(Converted::Event { event, omitted, .. }) => {
             // Exactly what the daemon stores: the same validation and normalisation.
-            let ev = match crate::event::validate_built(event, &rules, system_clock().now_ms()) {
+            let ev = match crate::event::validate_built(event, rules, system_clock().now_ms()) {
                 Ok(ev) => ev,
                 Err(e) => {
                     eprintln!("scanbridge: {name}: {e}");
-                    return Ok(Outcome::Invalid);
+                    return Ok(false);
                 }
             };
             if omitted > 0 {
@@ -79,9 +94,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     rules.max_event_bytes
                 );
             }
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", ev.body)?;
-            Ok(Outcome::Success)
+            writeln!(std::io::stdout().lock(), "{}", ev.body)?;
+            Ok(true)
         }
     }
 }

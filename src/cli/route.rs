@@ -1,11 +1,14 @@
-//! `scanbridge route --event FILE`: what the daemon would do with one event, sending nothing — which
+//! `scanbridge route --event E`: what the daemon would do with each event, sending nothing — which
 //! rules match, which targets and topic subscriptions receive it (with their delivery ids), and the
 //! exact payload each would get, rendered (email headers and both parts, the Slack Block Kit JSON, the
-//! webhook request). Secrets are not shown. Exit 0 if some rule matched, 1 if none, 2 on error.
+//! webhook request). Secrets are not shown. Events are read as every command reads them
+//! ([`super::input`]). Exit 0 if some rule matched every event, 1 if one matched none, 2 on error.
+//! The last line of each event says what would be sent in one wording ([`summary`]): a silenced
+//! event's deliveries are counted and said to be held, never "would be sent".
 //!
 //! It also shows the alerting side: each matching rule's options (notify_on, dedup, digest,
 //! notify_resolved) and, when the data directory holds a store, the silences in force that match the
-//! event (the daemon would send nothing for it), the state of each alert the event triggers (open
+//! event (the daemon would hold its deliveries), the state of each alert the event triggers (open
 //! since when, by which event), and the open alerts it would resolve, with each resolve's payload.
 //! The store is only read, never created. Patterns AWS accepts that likely mean
 //! something else (`crate::lint`) are warned about on stderr, matching or not (a rule that should have
@@ -14,7 +17,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use serde_json::Value;
 
 use super::outcome::Outcome;
@@ -27,9 +29,11 @@ use crate::settings::Settings;
 /// Arguments of `scanbridge route`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The event (one EventBridge event as JSON; `-` reads standard input).
-    #[arg(long)]
-    pub event: PathBuf,
+    /// The event(s): a file, a directory (its *.json, *.jsonl, *.ndjson files), inline JSON, or -
+    /// for stdin; each holding one event (pretty or not), a JSON array of events, or NDJSON. Repeat
+    /// for several.
+    #[arg(long, required = true, value_name = "E")]
+    pub event: Vec<String>,
     /// Configuration file layered over the built-in defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -103,16 +107,6 @@ impl Offline {
     }
 }
 
-pub(crate) fn read(path: &Path) -> anyhow::Result<String> {
-    if path == Path::new("-") {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-    }
-}
-
 fn indent(text: &str) -> String {
     text.lines()
         .map(|l| format!("      {l}"))
@@ -121,15 +115,8 @@ fn indent(text: &str) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let offline = match Offline::load(args.config.as_deref(), args.rules, true) {
+    let offline = match Offline::load(args.config.as_deref(), args.rules.clone(), true) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("scanbridge: error: {e:#}");
-            return Ok(Outcome::Invalid);
-        }
-    };
-    let event = match read(&args.event).and_then(|t| offline.event(&t)) {
-        Ok(e) => e,
         Err(e) => {
             eprintln!("scanbridge: error: {e:#}");
             return Ok(Outcome::Invalid);
@@ -140,14 +127,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             eprintln!("scanbridge: warning: {line}");
         }
     }
-    let s = |k: &str| event.value.get(k).and_then(Value::as_str).unwrap_or("-");
-    println!(
-        "event {} ({} from {})",
-        event.id,
-        s("detail-type"),
-        s("source")
-    );
-    let (deliveries, matching) = offline.router.route_matching(&event);
     let mut store_config = offline.settings.store.clone();
     if let Some(d) = &args.data_dir {
         store_config.data_dir = d.clone();
@@ -175,9 +154,66 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }),
         None => Default::default(),
     };
-    if let Some(s) = silences.find(&event.value, offline.clock.now_ms()) {
+    let mut outcome = Outcome::Success;
+    let mut first = true;
+    for item in super::input::read(&args.event) {
+        let event = match item.map_err(|f| anyhow::anyhow!("{f}")).and_then(|doc| {
+            offline
+                .event(&doc.text)
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", doc.name))
+        }) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("scanbridge: error: {e:#}");
+                outcome = Outcome::Invalid;
+                continue;
+            }
+        };
+        if !first {
+            println!("\n---\n");
+        }
+        first = false;
+        let ctx = RouteContext {
+            offline: &offline,
+            store: store.as_ref(),
+            silences: &silences,
+            rt: &rt,
+        };
+        if !route_one(&ctx, &event) && outcome == Outcome::Success {
+            outcome = Outcome::NoMatch;
+        }
+    }
+    Ok(outcome)
+}
+
+/// What every event of one `route` run is routed with.
+struct RouteContext<'a> {
+    offline: &'a Offline,
+    store: Option<&'a std::sync::Arc<dyn crate::store::Store>>,
+    silences: &'a crate::alerting::silence::SilenceSet,
+    rt: &'a tokio::runtime::Runtime,
+}
+
+/// `n thing` / `n things`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Routes one event and prints what the daemon would do; whether a rule matched.
+fn route_one(ctx: &RouteContext<'_>, event: &Event) -> bool {
+    let offline = ctx.offline;
+    let s = |k: &str| event.value.get(k).and_then(Value::as_str).unwrap_or("-");
+    println!(
+        "event {} ({} from {})",
+        event.id,
+        s("detail-type"),
+        s("source")
+    );
+    let (deliveries, matching) = offline.router.route_matching(event);
+    let silence = ctx.silences.find(&event.value, offline.clock.now_ms());
+    if let Some(s) = silence {
         println!(
-            "silenced by {} until {} ({}; by {}): the daemon would send nothing for this event",
+            "silenced by {} until {} ({}; by {}): its deliveries would be held, none sent",
             s.id,
             crate::event::rfc3339(s.expires_at_ms),
             s.comment,
@@ -197,8 +233,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     keys.sort();
     keys.dedup();
-    let states = match &store {
-        Some(s) if !keys.is_empty() => rt.block_on(s.alert_states(keys)).unwrap_or_default(),
+    let states = match ctx.store {
+        Some(s) if !keys.is_empty() => ctx.rt.block_on(s.alert_states(keys)).unwrap_or_default(),
         _ => Vec::new(),
     };
     let mut made = 0;
@@ -229,7 +265,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     .find(|s| s.rule == *rule && s.target == d.target && s.key == m.key);
                 println!("  alert {}: trigger ({})", m.key, describe_state(state));
             }
-            show(&offline, &event, d, mark, None);
+            show(
+                offline,
+                event,
+                d,
+                mark,
+                None,
+                silence.map(|s| s.id.as_str()),
+            );
             made += 1;
         }
     }
@@ -266,13 +309,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 topic: None,
                 input: None,
             };
-            show(&offline, &event, &d, Some(&mark), delta.as_ref());
+            show(
+                offline,
+                event,
+                &d,
+                Some(&mark),
+                delta.as_ref(),
+                silence.map(|s| s.id.as_str()),
+            );
             resolves += 1;
         }
     }
     for (name, subs) in offline.topics.iter() {
         let reached = deliveries.iter().any(|d| d.topic.as_deref() == Some(name));
-        if offline.router.routes_to(&event, name) && !reached {
+        if offline.router.routes_to(event, name) && !reached {
             let names: Vec<&str> = subs.iter().map(|s| s.target.as_str()).collect();
             println!(
                 "\ntopic {name}: no subscription's filter policy matches ({})",
@@ -281,25 +331,47 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     }
     println!(
-        "\n{} of {} rule(s) matched; {} delivery(ies) would be made{}",
-        matching.len(),
-        offline.router.len(),
-        made,
-        if resolves > 0 {
-            format!(", and {resolves} resolve(s)")
-        } else {
-            String::new()
-        }
+        "\n{}",
+        summary(
+            matching.len(),
+            offline.router.len(),
+            made,
+            resolves,
+            silence.map(|s| s.id.as_str())
+        )
     );
-    Ok(if matching.is_empty() {
-        Outcome::NoMatch
-    } else {
-        Outcome::Success
-    })
+    !matching.is_empty()
 }
 
-/// The configured store, read-only use (none when a data directory holds no store yet; `route` is
-/// offline: a cluster it cannot reach within a few seconds is a warning, not an error).
+/// The last line of `route`: what matched and what would be sent, in one wording whatever happens
+/// ("1 of 4 rules matched; 2 deliveries would be sent, and 1 resolve", "...; 1 delivery, held by
+/// silence ID: nothing would be sent").
+fn summary(
+    matched: usize,
+    rules: usize,
+    made: usize,
+    resolves: usize,
+    silence: Option<&str>,
+) -> String {
+    let rules = format!("{matched} of {} matched", count(rules, "rule", "rules"));
+    let sends = count(made, "delivery", "deliveries");
+    let any = made + resolves > 0;
+    let resolves = if resolves > 0 {
+        format!(", and {}", count(resolves, "resolve", "resolves"))
+    } else {
+        String::new()
+    };
+    match silence {
+        Some(id) if any => {
+            format!("{rules}; {sends}{resolves}, held by silence {id}: nothing would be sent")
+        }
+        _ => format!("{rules}; {sends}{resolves} would be sent"),
+    }
+}
+
+/// The configured store, read-only use (none when it holds no store yet: no database file in the
+/// data directory, no store of the prefix on the cluster; `route` is offline: a cluster it cannot
+/// reach within a few seconds is a warning, not an error).
 fn open_store(
     cfg: &crate::config::StoreConfig,
     rt: &tokio::runtime::Runtime,
@@ -317,9 +389,11 @@ fn open_store(
                 .min(std::time::Duration::from_secs(3));
         }
     }
-    Ok(Some(
-        rt.block_on(crate::store::open::for_tools(&cfg, false))?,
-    ))
+    match rt.block_on(crate::store::open::for_tools(&cfg, false)) {
+        Ok(s) => Ok(Some(s)),
+        Err(crate::store::StoreError::NoLayout { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// "open since ..., by event E" / "resolved at ..." / "not open".
@@ -345,6 +419,7 @@ fn show(
     d: &crate::router::Delivery,
     alert: Option<&crate::store::AlertMark>,
     delta: Option<&crate::scan::Delta>,
+    silenced: Option<&str>,
 ) {
     let kind = offline
         .settings
@@ -352,9 +427,15 @@ fn show(
         .get(&d.target)
         .map(|c| c.kind())
         .unwrap_or("?");
+    let held = silenced
+        .map(|id| format!("  (held by silence {id})"))
+        .unwrap_or_default();
     match &d.topic {
-        Some(t) => println!("  -> topic {t} -> {} ({kind})  delivery {}", d.target, d.id),
-        None => println!("  -> {} ({kind})  delivery {}", d.target, d.id),
+        Some(t) => println!(
+            "  -> topic {t} -> {} ({kind})  delivery {}{held}",
+            d.target, d.id
+        ),
+        None => println!("  -> {} ({kind})  delivery {}{held}", d.target, d.id),
     }
     let payload = match crate::render::payload(&event.value, d.input.as_ref(), &d.rule) {
         Ok(p) => p,

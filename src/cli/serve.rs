@@ -92,7 +92,7 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
     if builtin {
         tracing::warn!(
             dir = %settings.rules.dir.display(),
-            "no rules directory here: using the built-in example rules (critical findings, HIGH >= 5 on prod/, failed scans, critical findings in scanner reports); create the directory or pass --rules to use your own"
+            "no rules directory here: using the built-in example rules (CRITICAL and prod/ HIGH scans from ECR and Inspector2, Inspector2 CRITICAL and fixable HIGH findings, failed scans, CRITICAL scanner reports); create the directory or pass --rules to use your own"
         );
     }
     if lint {
@@ -131,6 +131,12 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
     let handoff = Arc::new(crate::event::Handoff::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Deliveries leased by the accepting commit, from ingest to the worker; its slots bound every
+    // delivery the worker holds.
+    let inbox = Arc::new(crate::inbox::Inbox::new(
+        settings.delivery.workers,
+        settings.delivery.lease,
+    ));
     let (hup_tx, hup_rx) = mpsc::channel(1);
     spawn_signal_handler(&tracker, shutdown.clone(), hup_tx)?;
 
@@ -148,6 +154,7 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
         wake: wake.clone(),
         clock: clock.clone(),
         handoff: handoff.clone(),
+        inbox: inbox.clone(),
         room: room.clone(),
     };
     let limits = settings
@@ -172,6 +179,7 @@ async fn serve(settings: Settings, stdin: bool, lint: bool) -> anyhow::Result<()
         alerting,
         clock: clock.clone(),
         handoff,
+        inbox,
     };
     tracker.spawn(worker.run(shutdown.clone()));
     let retainer = crate::retention::Retainer {

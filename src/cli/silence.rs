@@ -1,14 +1,17 @@
-//! `scanbridge silence add | list | expire ID`: silences (and CVE allowlist entries) in the store of
-//! the data directory. Safe beside a running daemon, like `dlq`: the daemon re-reads silences before
-//! every delivery attempt, so a new silence applies to the next attempt.
+//! `scanbridge silence add | list | expire ID`: silences (and CVE allowlist entries), through the
+//! running daemon's admin API (`--url`), or in a data directory opened directly (`--data-dir`):
+//! [`super::admin_client`]. The daemon re-reads silences before every delivery attempt, so a new
+//! silence applies to the next attempt.
 //!
 //! `add` takes matchers (`--match 'detail.repository-name=payments/*'`, several ANDed), a whole
 //! `--pattern JSON`, or a CVE allowlist entry (`--cve`, `--package`, optional `--repository`), with
-//! `--expires` (a duration such as `7d`, or a date `2026-12-31`) and a `--comment`. A bad matcher, pattern
+//! `--expires` (a duration such as `7d`; a date `2026-12-31`, which is the end of that day, UTC; or a
+//! full UTC time `2026-12-31T18:00:00Z`; the confirmation says which it read) and a `--comment`. A bad matcher, pattern
 //! or expiry is an error (exit 2) and nothing is stored.
 
 use serde_json::Value;
 
+use super::admin_client::{CallError, Op, list, text};
 use super::outcome::Outcome;
 use crate::alerting::silence::{self, SilenceError};
 use crate::store::Silence;
@@ -57,7 +60,8 @@ pub struct AddArgs {
     /// CVE allowlist: only for this repository (name; `*` globs allowed).
     #[arg(long)]
     pub repository: Option<String>,
-    /// When the silence ends: a duration from now (7d, 12h) or a UTC date/time (2026-12-31).
+    /// When the silence ends: a duration from now (7d, 12h), a date (2026-12-31: the end of that day,
+    /// UTC) or a full UTC time (2026-12-31T18:00:00Z).
     #[arg(long)]
     pub expires: String,
     /// Why (shown in listings, logs and `route`).
@@ -71,7 +75,13 @@ pub struct AddArgs {
 impl AddArgs {
     /// The silence these arguments describe, at `now_ms`.
     pub fn silence(&self, now_ms: i64) -> Result<Silence, SilenceError> {
-        let spec = silence::SilenceSpec {
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        self.spec().build(now_ms, &user)
+    }
+
+    /// What is asked of the store: these arguments, the author defaulting to `$USER`.
+    pub fn spec(&self) -> silence::SilenceSpec {
+        silence::SilenceSpec {
             matchers: self.matchers.clone(),
             pattern: self.pattern.clone().map(Value::String),
             cve: self.cve.clone(),
@@ -79,19 +89,17 @@ impl AddArgs {
             repository: self.repository.clone(),
             expires: self.expires.clone(),
             comment: self.comment.clone(),
-            author: self.author.clone(),
-        };
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        spec.build(now_ms, &user)
+            author: self.author.clone().or_else(|| std::env::var("USER").ok()),
+        }
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let now = crate::alerting::system_clock().now_ms();
-    // Validate before touching the store, so a typo creates no data directory.
+    // Validated before anything is asked of the store: a typo reaches no daemon and no directory.
     let new = match &args.action {
         Action::Add(add) => match add.silence(now) {
-            Ok(s) => Some(s),
+            Ok(_) => Some(add.spec()),
             Err(e) => {
                 eprintln!("scanbridge: error: {e}");
                 return Ok(Outcome::Invalid);
@@ -99,61 +107,62 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         },
         _ => None,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Adding a silence before the daemon ever ran makes the store; listing or expiring does not.
-    let store = match &args.action {
-        Action::Add(_) => args.store.open_or_create(&rt)?,
-        _ => args.store.open(&rt)?,
-    };
-    rt.block_on(async move {
+    args.store.run(|admin| async move {
         match args.action {
-            Action::Add(_) => {
-                let s = new.expect("validated above");
-                let id = s.id.clone();
-                let until = crate::event::rfc3339(s.expires_at_ms);
-                store.silence_add(s).await?;
+            Action::Add(add) => {
+                let answer = admin
+                    .call(Op::SilenceAdd(Box::new(new.expect("validated above"))))
+                    .await?;
+                let s = &answer["silence"];
+                let id = text(s, "id", 100);
                 println!("{id}");
-                eprintln!("silence {id} in force until {until}");
+                eprintln!(
+                    "silence {id} in force until {} ({}) in {}",
+                    text(s, "expires_at", 40),
+                    silence::expires_reading(&add.expires),
+                    admin.which()
+                );
             }
             Action::List { all, json } => {
-                let list: Vec<Silence> = store
-                    .silences()
-                    .await?
-                    .into_iter()
-                    .filter(|s| all || s.active_at(now))
-                    .collect();
+                let answer = admin.call(Op::Silences { all }).await?;
+                let list = list(&answer, "silences");
                 if json {
-                    for s in &list {
-                        println!("{}", serde_json::to_string(s)?);
+                    for s in list {
+                        println!("{s}");
                     }
                 } else {
                     println!(
                         "{:<12}  {:<20}  {:<10}  {:<40}  COMMENT",
                         "ID", "EXPIRES", "BY", "MATCHERS"
                     );
-                    for s in &list {
-                        let state = if s.active_at(now) { "" } else { " (expired)" };
+                    for s in list {
+                        let state = if s["active"] == Value::Bool(false) {
+                            " (expired)"
+                        } else {
+                            ""
+                        };
                         println!(
                             "{:<12}  {:<20}  {:<10}  {:<40}  {}{state}",
-                            s.id,
-                            crate::event::rfc3339(s.expires_at_ms),
-                            s.created_by,
-                            s.matchers,
-                            s.comment
+                            text(s, "id", 100),
+                            text(s, "expires_at", 40),
+                            text(s, "created_by", 100),
+                            text(s, "matchers", 2000),
+                            text(s, "comment", 2000)
                         );
                     }
                 }
-                eprintln!("{} silence(s)", list.len());
+                eprintln!("{} silence(s) in {}", list.len(), admin.which());
             }
-            Action::Expire { id } => match store.silence_expire(id.clone(), now).await {
-                Ok(()) => println!("expired: {id}"),
-                Err(crate::store::StoreError::NotFound { .. }) => {
-                    eprintln!("scanbridge: error: no silence with id {id}");
+            Action::Expire { id } => match admin.call(Op::SilenceExpire(id.clone())).await {
+                Ok(_) => println!("expired: {id}"),
+                Err(CallError::NotFound(_)) => {
+                    eprintln!(
+                        "scanbridge: error: no silence with id {id} in {}",
+                        admin.which()
+                    );
                     return Ok(Outcome::Invalid);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             },
         }
         Ok(Outcome::Success)

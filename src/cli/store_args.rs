@@ -1,34 +1,53 @@
-//! `--config` and `--data-dir`: the arguments of the commands that read or change the store beside a
-//! running daemon (`dlq`, `silence`, `suppressed`, `events`, `replay`, `store`), opening that store,
-//! and the time window (`--since`, `--until`) of the commands that read the archive.
+//! The arguments of the commands that read or change the store: `--config`, `--data-dir`, and the
+//! daemon to ask (`--url`, `--token`: [`super::client`]).
 //!
-//! These commands open the store without recovery: the daemon owns the leases. With SQLite, the WAL
-//! lets a CLI read and write beside the daemon (writes wait on a busy timeout); with JetStream
-//! (`store.backend = "jetstream"` in the `--config` file), the CLI joins the same cluster as the
-//! daemons, from any machine that reaches it. They open only a store that exists: pointed at the
-//! wrong directory (or cluster prefix) they say so, and create nothing.
+//! `silence`, `dlq`, `suppressed`, `events` and `replay` ask the running daemon's admin API by
+//! default (on every backend: any daemon of a JetStream installation answers for all of it), or with
+//! `--data-dir` open a data directory directly ([`super::admin_client`]), printing the same lines
+//! either way. `store` (check, backup) opens the store directly: the configured backend, i.e.
+//! SQLite's own file (`--data-dir`, else `store.data_dir`) or the `[store.jetstream]` cluster. Opened directly, a store is opened without
+//! recovery: the daemon owns the leases; SQLite's WAL lets a CLI read and write beside it. Every one
+//! of them opens only a store that exists: pointed at the wrong directory they say so, and create
+//! nothing; `--data-dir` also says on stderr which store it opened. This file also has the time
+//! window (`--since`, `--until`) of the commands that read the archive.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::StoreConfig;
+use super::admin_client::{self, Admin, CallError};
+use super::outcome::Outcome;
 use crate::settings::Settings;
+use std::sync::Arc;
+
+use crate::config::StoreConfig;
 use crate::store::Store;
 
-/// Where the store is.
+/// Where the store is: a running daemon (the default for the admin-API commands) or a data directory.
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// Configuration file layered over the built-in defaults.
+    /// Configuration file layered over the built-in defaults (the daemon's address and token; for
+    /// `store`, `store.data_dir`; for `replay --data-dir`, the rules and targets).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Data directory of the store (overrides `store.data_dir`).
-    #[arg(long, global = true)]
+    /// Open this data directory directly; it must already hold a store (nothing is created).
+    #[arg(long, global = true, conflicts_with = "url")]
     pub data_dir: Option<PathBuf>,
+    /// Open the configured store directly instead of asking the daemon: SQLite's `store.data_dir`,
+    /// or the `[store.jetstream]` cluster of `--config` (from any machine that reaches it); it must
+    /// already hold a store (nothing is created).
+    #[arg(long, global = true, conflicts_with_all = ["url", "data_dir"])]
+    pub direct: bool,
+    #[command(flatten)]
+    pub daemon: super::client::DaemonArgs,
 }
 
 impl StoreArgs {
+    /// The data directory: `--data-dir`, else the configuration's `store.data_dir`.
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
+        Ok(self.store_config()?.data_dir)
+    }
+
     /// The store's configuration: the file's (or the defaults), with `--data-dir` over it.
     pub fn store_config(&self) -> anyhow::Result<StoreConfig> {
         let mut store = Settings::load(self.config.as_deref())?.store;
@@ -38,41 +57,64 @@ impl StoreArgs {
         Ok(store)
     }
 
-    /// The data directory: `--data-dir`, else the configuration's `store.data_dir`.
-    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
-        Ok(self.store_config()?.data_dir)
-    }
-
     /// Where the store is, for messages: the data directory or the cluster.
     pub fn describe(&self) -> anyhow::Result<String> {
         Ok(crate::store::open::describe(&self.store_config()?))
     }
 
-    /// Opens the store that exists there on `rt`, without the daemon's recovery; no store there is
-    /// an error, and nothing is created (the commands that read never make a store).
+    /// Opens the configured store that exists there directly on `rt` (`store check|backup`: the
+    /// SQLite file of the data directory, or the JetStream cluster of `--config`), without clearing
+    /// the daemon's leases; no store there is an error, and nothing is created.
     pub fn open(&self, rt: &tokio::runtime::Runtime) -> anyhow::Result<Arc<dyn Store>> {
-        self.open_with(rt, false)
-    }
-
-    /// Like [`StoreArgs::open`], making the store when there is none (`silence add` before the
-    /// daemon ever ran).
-    pub fn open_or_create(&self, rt: &tokio::runtime::Runtime) -> anyhow::Result<Arc<dyn Store>> {
-        self.open_with(rt, true)
-    }
-
-    fn open_with(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        create: bool,
-    ) -> anyhow::Result<Arc<dyn Store>> {
+        if let Some(url) = &self.daemon.url {
+            anyhow::bail!(
+                "--url {url}: `store` works on the store itself, not through the daemon; give --data-dir (or --config with store.data_dir, or with the [store.jetstream] cluster)"
+            );
+        }
         let cfg = self.store_config()?;
-        rt.block_on(crate::store::open::for_tools(&cfg, create))
+        rt.block_on(crate::store::open::for_tools(&cfg, false))
             .with_context(|| {
                 format!(
                     "opening the store in {}",
                     crate::store::open::describe(&cfg)
                 )
             })
+    }
+
+    /// The admin API of the daemon, or the store of `--data-dir`.
+    /// (A JetStream store is opened on `rt`, the runtime its calls then run on.)
+    pub fn connect(&self, rt: &tokio::runtime::Runtime) -> anyhow::Result<Admin> {
+        match &self.data_dir {
+            Some(dir) => admin_client::open_dir(dir),
+            None if self.direct => admin_client::open_configured(&self.store_config()?, rt),
+            None => Ok(Admin::Api(self.daemon.daemon(self.config.as_deref())?)),
+        }
+    }
+
+    /// Runs a store command: connects as these arguments say, runs `f` on a current-thread runtime,
+    /// and turns a failed call into one error line on stderr and exit 2.
+    pub fn run<F, Fut>(&self, f: F) -> anyhow::Result<Outcome>
+    where
+        F: FnOnce(Admin) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, CallError>>,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let admin = match self.connect(&rt) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("scanbridge: error: {e:#}");
+                return Ok(Outcome::Invalid);
+            }
+        };
+        match rt.block_on(f(admin)) {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                eprintln!("scanbridge: error: {e:#}");
+                Ok(Outcome::Invalid)
+            }
+        }
     }
 }
 

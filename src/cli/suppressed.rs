@@ -1,7 +1,9 @@
 //! `scanbridge suppressed`: deliveries the notification pipeline did not send on purpose (silenced,
 //! duplicate, not new, not worse), newest first, with the reason and what it refers to (the silence,
-//! the delivery it duplicates, the comparison made). Reads the store of the data directory.
+//! the delivery it duplicates, the comparison made). Through the daemon's admin API, or a data
+//! directory opened directly: [`super::admin_client`].
 
+use super::admin_client::{Op, list, text};
 use super::outcome::Outcome;
 
 /// Arguments of `scanbridge suppressed`.
@@ -18,33 +20,40 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let store = args.store.open(&rt)?;
-    let list = rt.block_on(store.suppressed(args.limit))?;
-    if args.json {
-        for s in &list {
-            println!("{}", serde_json::to_string(s)?);
-        }
-    } else {
-        println!(
-            "{:<20}  {:<24}  {:<12}  {:<10}  DETAIL",
-            "AT", "RULE", "TARGET", "REASON"
-        );
-        for s in &list {
+    args.store.run(|admin| async move {
+        let answer = admin.call(Op::Suppressed { limit: args.limit }).await?;
+        let list = list(&answer, "suppressed");
+        if args.json {
+            for s in list {
+                println!("{s}");
+            }
+        } else {
             println!(
-                "{:<20}  {:<24}  {:<12}  {:<10}  {} (event {})",
-                crate::event::rfc3339(s.at_ms),
-                s.rule,
-                s.target,
-                s.reason,
-                // Details and event ids come from events and silences: one visible line each.
-                crate::escape::line(&s.detail, 2000),
-                crate::escape::line(&s.event_id, 200)
+                "{:<20}  {:<24}  {:<12}  {:<10}  DETAIL",
+                "AT", "RULE", "TARGET", "REASON"
             );
+            for s in list {
+                let at = s["at_ms"]
+                    .as_i64()
+                    .map(crate::event::rfc3339)
+                    .unwrap_or_else(|| "-".into());
+                // Details and event ids come from events and silences: one visible line each.
+                println!(
+                    "{:<20}  {:<24}  {:<12}  {:<10}  {} (event {})",
+                    at,
+                    text(s, "rule", 200),
+                    text(s, "target", 200),
+                    text(s, "reason", 100),
+                    text(s, "detail", 2000),
+                    text(s, "event_id", 200)
+                );
+            }
         }
-    }
-    eprintln!("{} suppressed notification(s)", list.len());
-    Ok(Outcome::Success)
+        eprintln!(
+            "{} suppressed notification(s) in {}",
+            list.len(),
+            admin.which()
+        );
+        Ok(Outcome::Success)
+    })
 }

@@ -78,6 +78,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         bail!("--pattern or --cases is required");
     };
     let (pattern_name, pattern_text) = read_input(pattern_arg, "pattern")?;
+    let (pattern_name, pattern_text) = match rule_pattern(&pattern_name, pattern_text) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("scanbridge: pattern {pattern_name}: {msg}");
+            return Ok(Outcome::Invalid);
+        }
+    };
     let pattern = match Pattern::parse_with_limits(&pattern_text, &limits) {
         Ok(p) => p,
         Err(e) => {
@@ -97,14 +104,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         eprintln!("scanbridge: pattern {pattern_name}: warning: {l}");
     }
 
-    let events = collect_events(&args.event)?;
+    if args.event.is_empty() {
+        bail!(
+            "no event given: use --event FILE, --event DIR, --event '{{...}}' or --event - (stdin)"
+        );
+    }
+    let events = super::input::read(&args.event);
     let many = events.len() > 1;
     let mut stdout = std::io::stdout().lock();
     let (mut all_matched, mut any_invalid) = (true, false);
-    for (name, text) in events {
-        let event = match parse_event(&text, args.require_envelope) {
-            Ok(ev) => ev,
-            Err(msg) => {
+    for item in events {
+        let parsed = item.and_then(|doc| {
+            parse_event(&doc.text, args.require_envelope)
+                .map(|ev| (doc.name.clone(), ev))
+                .map_err(|message| super::input::Failed {
+                    name: doc.name,
+                    message,
+                })
+        });
+        let (name, event) = match parsed {
+            Ok(p) => p,
+            Err(super::input::Failed { name, message: msg }) => {
                 any_invalid = true;
                 if args.json {
                     let mut out = json!({"event": name, "result": "error", "message": msg});
@@ -174,42 +194,40 @@ fn read_input(arg: &str, what: &str) -> anyhow::Result<(String, String)> {
 }
 
 fn looks_inline(arg: &str) -> bool {
-    matches!(arg.trim_start().as_bytes().first(), Some(b'{' | b'['))
+    super::input::is_inline(arg)
 }
 
-/// Expands `--event` arguments into (name, text) pairs: files, inline JSON, directories, NDJSON stdin.
-fn collect_events(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    if args.is_empty() {
-        bail!(
-            "no event given: use --event FILE, --event '{{...}}', --event DIR or --event - (NDJSON on stdin)"
-        );
-    }
-    for arg in args {
-        if arg == "-" {
-            for (i, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line.context("reading stdin")?;
-                if !line.trim().is_empty() {
-                    out.push((format!("<stdin>:{}", i + 1), line));
-                }
-            }
-        } else if !looks_inline(arg) && Path::new(arg).is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
-                .with_context(|| format!("listing {arg}"))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            files.sort();
-            for f in files {
-                let text = std::fs::read_to_string(&f)
-                    .with_context(|| format!("reading {}", f.display()))?;
-                out.push((f.display().to_string(), text));
-            }
-        } else {
-            out.push(read_input(arg, "event")?);
+/// A pattern given as a rule file (JSON or YAML, as in `rules/`) is that rule's `event_pattern`: its
+/// name becomes `FILE (event_pattern)` and pointers stay those of the pattern. Anything else is the
+/// pattern itself. A `.yaml`/`.yml` file must be a rule file.
+fn rule_pattern(name: &str, text: String) -> Result<(String, String), String> {
+    let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+    let doc: Value = if yaml {
+        serde_norway::from_str(&text).map_err(|e| format!("not valid YAML: {e}"))?
+    } else {
+        match serde_json::from_str(&text) {
+            Ok(v) => v,
+            // Not JSON at all: the pattern parser says why, in AWS's words.
+            Err(_) => return Ok((name.to_owned(), text)),
         }
+    };
+    let is_rule = doc.as_object().is_some_and(|m| {
+        m.contains_key("event_pattern")
+            && m.keys()
+                .all(|k| crate::rules::RULE_KEYS.contains(&k.as_str()))
+    });
+    if !is_rule {
+        return if yaml {
+            Err("a YAML pattern file must be a rule file (with `event_pattern`)".into())
+        } else {
+            Ok((name.to_owned(), text))
+        };
     }
-    Ok(out)
+    let pattern = match &doc["event_pattern"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Ok((format!("{name} (event_pattern)"), pattern))
 }
 
 /// Parses an event; with `envelope`, also demands AWS's six fields.

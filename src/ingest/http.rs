@@ -261,7 +261,8 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 async fn metrics(State(st): State<AppState>) -> Response {
     let depth = st.ingestor.store.depth().await.ok();
-    let text = st.ingestor.metrics.render(depth);
+    let io = Some(st.ingestor.store.io_stats());
+    let text = st.ingestor.metrics.render(depth, io);
     (
         [(
             header::CONTENT_TYPE,

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use crate::alerting::{Fate, SharedClock};
 use crate::event::{self, EnvelopeRules, Handoff, Incoming, Rejection};
+use crate::inbox::Inbox;
 use crate::metrics::Metrics;
 use crate::room::Room;
 use crate::router::RouterHandle;
@@ -54,6 +55,8 @@ pub struct Ingestor {
     pub clock: SharedClock,
     /// Where the parsed views of stored events go for the worker.
     pub handoff: Arc<Handoff>,
+    /// Where the deliveries leased by the accepting commit go for the worker.
+    pub inbox: Arc<Inbox>,
     /// Whether there is room for new events ([`crate::room`]): refused with 503 when there is not.
     pub room: Arc<Room>,
 }
@@ -95,27 +98,18 @@ impl Ingestor {
             crate::compute::run(move || prepare(items, &router, &envelope, &metrics, now))
                 .await
                 .map_err(|p| StoreError::Join(p.to_string()))?;
-        // A resolve check may add deliveries in the store: wake the worker for it too.
-        let has_deliveries = prepared
-            .iter()
-            .any(|(e, _)| !e.deliveries.is_empty() || e.resolve.is_some());
+        // The deliveries the commit cannot lease at once (no free slot, or added by a resolve
+        // check) wait for the worker's lease read: wake it for them.
+        let mut unleased = prepared.iter().any(|(e, _)| e.resolve.is_some());
         if !prepared.is_empty() {
             let (batch, views): (Vec<NewEvent>, Vec<_>) = prepared.into_iter().unzip();
-            let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
-            let stored = match self.store.accept(batch, now).await {
-                Ok(s) => s,
-                Err(e) => {
-                    if e.is_full() {
-                        self.room.hit_full(); // make room, or refuse until there is
-                    }
-                    return Err(e);
-                }
-            };
-            for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
-                if let (Stored::New, Some((value, len))) = (s, view) {
-                    self.handoff.put(id, value, len);
-                }
-            }
+            // On a task of its own: a client that goes away cannot cancel it between the commit
+            // and the handover (the leases and slots taken would be stranded).
+            let me = self.clone();
+            let (stored, more) = tokio::spawn(async move { me.commit(batch, views, now).await })
+                .await
+                .map_err(|e| StoreError::Join(e.to_string()))??;
+            unleased |= more;
             let mut stored = stored.into_iter();
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 match stored.next() {
@@ -133,10 +127,63 @@ impl Ingestor {
         let accepted = results.iter().filter(|r| r.is_ok()).count() as u64;
         self.metrics.accepted(accepted);
         self.metrics.rejected(results.len() as u64 - accepted);
-        if has_deliveries {
+        if unleased {
             self.wake.notify_one();
         }
         Ok(results)
+    }
+}
+
+impl Ingestor {
+    /// Stores `batch`, leasing as many of its deliveries as the worker has free slots for in the
+    /// same commit, then hands the parsed views and the leased deliveries to the worker. Returns the
+    /// outcomes and whether some deliveries were left for the worker's lease read.
+    async fn commit(
+        &self,
+        batch: Vec<NewEvent>,
+        views: Vec<Option<(Arc<Value>, usize)>>,
+        now: i64,
+    ) -> Result<(Vec<Stored>, bool), StoreError> {
+        let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
+        let per_event: Vec<usize> = batch.iter().map(|e| e.deliveries.len()).collect();
+        let deliveries: usize = per_event.iter().sum();
+        let slots = self
+            .inbox
+            .reserve_waiting(deliveries, crate::inbox::PATIENCE)
+            .await;
+        let accepted = self
+            .store
+            .accept_leasing(batch, now, self.inbox.lease(), slots)
+            .await;
+        let (stored, fresh) = match accepted {
+            Ok(got) => got,
+            Err(e) => {
+                self.inbox.free(slots);
+                if e.is_full() {
+                    self.room.hit_full(); // make room, or refuse until there is
+                }
+                return Err(e);
+            }
+        };
+        self.inbox.free(slots - fresh.len());
+        // Deliveries stored and not leased (a duplicate's were not stored) wait for a lease read.
+        let new: usize = per_event
+            .iter()
+            .zip(&stored)
+            .filter(|(_, s)| **s == Stored::New)
+            .map(|(n, _)| n)
+            .sum();
+        let more = fresh.len() < new;
+        if more {
+            self.inbox.set_backlog(true);
+        }
+        for ((id, view), s) in ids.iter().zip(views).zip(&stored) {
+            if let (Stored::New, Some((value, len))) = (s, view) {
+                self.handoff.put(id, value, len);
+            }
+        }
+        self.inbox.put(fresh);
+        Ok((stored, more))
     }
 }
 
@@ -156,8 +203,12 @@ fn prepare(
     for outcome in isolate(items, |it| one(it, router, envelope, now)) {
         match outcome {
             Ok(p) => {
-                for d in &p.0.deliveries {
-                    metrics.rule_matched(&d.rule);
+                // Matches, not deliveries: a rule with three targets matched the event once.
+                let mut rules: Vec<&str> = p.0.deliveries.iter().map(|d| d.rule.as_str()).collect();
+                rules.sort_unstable();
+                rules.dedup();
+                for rule in rules {
+                    metrics.rule_matched(rule);
                 }
                 results.push(Ok(Accepted {
                     id: p.0.id.clone(),
@@ -331,6 +382,7 @@ mod tests {
             wake: Arc::default(),
             clock: ManualClock::at(now),
             handoff: Arc::default(),
+            inbox: Arc::new(crate::inbox::Inbox::none()),
             room: Arc::default(),
         };
         let raw = r#"{"id": "e1", "source": "ci", "detail-type": "t", "detail": {}}"#;

@@ -14,8 +14,6 @@ use super::attempt::{Message, Outcome};
 use crate::escape;
 use crate::retry::RetryOverrides;
 
-pub use crate::scan::SEVERITIES;
-
 /// `[targets.NAME] type = "console"`: no settings beyond `retry`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +22,9 @@ pub struct ConsoleConfig {
     /// outbox, never dropped.
     #[serde(default)]
     pub rate_limit: Option<crate::alerting::RateLimit>,
+    /// Deliveries sent to this target at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -44,6 +45,9 @@ impl Console {
     }
 }
 
+/// A digest's images listed on the console, at most (one screen).
+pub const MAX_DIGEST_LINES: usize = 50;
+
 /// The widest value printed, in characters (longer ones end with `…`).
 pub const MAX_VALUE: usize = 300;
 
@@ -61,8 +65,10 @@ fn s(v: &Value, ptr: &str) -> Option<String> {
         .map(|x| clip(x, MAX_VALUE))
 }
 
-/// The alert text: rule, image, severity counts in fixed order (absent = 0), digest; a resolve says
-/// what was fixed and what changed. Every value from the event is shown escaped and capped: whatever it
+/// The alert text: rule, image (repository name and tags), for an Inspector2 finding its CVE,
+/// severity, score, package with installed and fixed versions, resource and advisory, the scan status,
+/// severity counts in fixed order (absent = 0; an Inspector2 scan's TOTAL), digest, top findings; a
+/// resolve says what was fixed and what changed. Every value from the event is shown escaped and capped: whatever it
 /// holds, the alert has exactly the lines written here, the first starting with `===`, the others with
 /// two spaces.
 pub fn render(msg: &Message<'_>) -> String {
@@ -92,46 +98,69 @@ pub fn render(msg: &Message<'_>) -> String {
         "=== scanbridge alert: rule {} ({kind}) ===",
         clip(msg.rule, MAX_VALUE)
     );
-    let repo = s(e, "/detail/repository-name").unwrap_or_else(|| "-".into());
-    let tags: Vec<String> = match e.pointer("/detail/image-tags") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|t| clip(t, 128))
-            .collect(),
-        _ => s(e, "/detail/image-tag").into_iter().collect(),
-    };
-    let image = match tags.first() {
-        Some(tag) => format!("{repo}:{tag}"),
-        None => repo.clone(),
-    };
-    let _ = write!(t, "  image:    {image}");
-    if tags.len() > 1 {
-        let _ = write!(t, " (also {})", clip(&tags[1..].join(", "), MAX_VALUE));
+    // The facts every receiver shows: the repository is a name even when the event has an ARN, an
+    // Inspector2 finding's image comes from its resource, the counts are in the fixed order.
+    let facts = crate::scan::Facts::of(e);
+    let _ = write!(t, "  image:    {}", clip(&facts.image, MAX_VALUE));
+    if facts.tags.len() > 1 {
+        let _ = write!(
+            t,
+            " (also {})",
+            clip(&facts.tags[1..].join(", "), MAX_VALUE)
+        );
     }
     t.push('\n');
-    if let Some(status) = s(e, "/detail/scan-status") {
-        let _ = writeln!(t, "  scan:     {status}");
+    if let Some(f) = &facts.finding {
+        let mut line = format!(
+            "{} {}",
+            clip(f.id.as_deref().unwrap_or("-"), 60),
+            clip(f.severity.as_deref().unwrap_or("-"), 20)
+        );
+        if let Some(score) = f.score {
+            let _ = write!(line, " (score {score})");
+        }
+        if let Some(status) = &f.status {
+            let _ = write!(line, " {}", clip(status, 20));
+        }
+        let _ = writeln!(t, "  finding:  {line}");
+        let fix = match &f.fixed_in {
+            Some(v) => format!("fixed in {}", clip(v, 60)),
+            None => "no fix available yet".to_owned(),
+        };
+        let _ = writeln!(
+            t,
+            "  package:  {} {} -> {fix}",
+            clip(f.package.as_deref().unwrap_or("-"), 60),
+            clip(f.installed_version.as_deref().unwrap_or("-"), 60),
+        );
+        if let Some(r) = &facts.resource {
+            let _ = writeln!(t, "  resource: {}", clip(r, MAX_VALUE));
+        }
+        if let Some(u) = &f.url {
+            let _ = writeln!(t, "  advisory: {}", clip(u, MAX_VALUE));
+        }
     }
-    if let Some(Value::Object(counts)) = e.pointer("/detail/finding-severity-counts") {
-        let line: Vec<String> = SEVERITIES
+    if let Some(status) = &facts.status {
+        let _ = writeln!(t, "  scan:     {}", clip(status, MAX_VALUE));
+    }
+    if !facts.counts.is_empty() && facts.kind != crate::scan::Kind::InspectorFinding {
+        let mut line: Vec<String> = facts
+            .counts
             .iter()
-            .map(|sev| {
-                format!(
-                    "{sev} {}",
-                    counts.get(*sev).and_then(Value::as_u64).unwrap_or(0)
-                )
-            })
+            .map(|c| format!("{} {}", c.severity, c.count))
             .collect();
+        if facts.kind == crate::scan::Kind::InspectorScan {
+            line.push(format!("TOTAL {}", facts.total));
+        }
         let _ = writeln!(t, "  findings: {}", line.join("  "));
-    } else if e.pointer("/detail/scan-status").is_some() {
-        let _ = writeln!(t, "  findings: none reported");
+    } else if facts.failed {
+        let _ = writeln!(t, "  findings: none reported (the scan did not complete)");
     }
-    if let Some(digest) = s(e, "/detail/image-digest") {
-        let _ = writeln!(t, "  digest:   {digest}");
+    if let Some(digest) = &facts.digest {
+        let _ = writeln!(t, "  digest:   {}", clip(digest, MAX_VALUE));
     }
-    let facts = crate::scan::Facts::of(e);
-    for (i, f) in facts.top_findings.iter().enumerate() {
+    let listed = facts.kind != crate::scan::Kind::InspectorFinding;
+    for (i, f) in facts.top_findings.iter().enumerate().filter(|_| listed) {
         let label = if i == 0 { "top:     " } else { "         " };
         let fix = match &f.fixed_in {
             Some(v) => format!("fixed in {}", clip(v, 60)),
@@ -146,7 +175,7 @@ pub fn render(msg: &Message<'_>) -> String {
             clip(f.installed_version.as_deref().unwrap_or("-"), 60),
         );
     }
-    if facts.findings_more > 0 && !facts.top_findings.is_empty() {
+    if listed && facts.findings_more > 0 && !facts.top_findings.is_empty() {
         let _ = writeln!(t, "            ({} more findings)", facts.findings_more);
     }
     if let Some(d) = msg.delta {
@@ -163,17 +192,24 @@ pub fn render(msg: &Message<'_>) -> String {
             "  {}",
             s(e, "/detail/headline").unwrap_or_else(|| "digest".into())
         );
-        for item in e
-            .pointer("/detail/items")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for item in facts.items.iter().take(MAX_DIGEST_LINES) {
+            let scans = if item.scans > 1 {
+                format!(" ({} scans)", item.scans)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 t,
-                "    {}  {}",
-                s(item, "/image").unwrap_or_else(|| "-".into()),
-                s(item, "/summary").unwrap_or_else(|| "-".into())
+                "    {}  {}{scans}",
+                clip(&item.image, MAX_VALUE),
+                clip(&item.summary, MAX_VALUE)
+            );
+        }
+        if facts.items.len() > MAX_DIGEST_LINES {
+            let _ = writeln!(
+                t,
+                "    ...and {} more",
+                facts.items.len() - MAX_DIGEST_LINES
             );
         }
     }
@@ -248,10 +284,23 @@ mod tests {
         );
         let f = crate::testing::sample("inspector2-finding.json");
         let text = render_event(&f);
+        for line in [
+            "  image:    payments/worker:release-2026.11\n",
+            "  finding:  CVE-2026-10001 CRITICAL (score 9.8) ACTIVE\n",
+            "  package:  libssl3 3.0.15 -> fixed in 3.0.15-1~deb12u2\n",
+            "  resource: arn:aws:ecr:us-east-2:123456789012:repository/payments/worker/sha256:1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809\n",
+            "  advisory: https://security-tracker.debian.org/tracker/CVE-2026-10001\n",
+        ] {
+            assert!(text.contains(line), "{line}{text}");
+        }
+        let s = crate::testing::sample("inspector2-scan.json");
+        let text = render_event(&s);
         assert!(
-            text.contains(
-                "top:      CRITICAL CVE-2026-10001 libssl3 3.0.15 -> fixed in 3.0.15-1~deb12u2"
-            ),
+            text.contains("  image:    payments/worker:release-2026.11\n"),
+            "the name, not the ARN: {text}"
+        );
+        assert!(
+            text.contains("  findings: CRITICAL 1  HIGH 0  MEDIUM 6  TOTAL 10\n"),
             "{text}"
         );
     }

@@ -69,7 +69,8 @@ pub struct EmailConfig {
     /// Copy recipients.
     #[serde(default)]
     pub cc: Vec<String>,
-    /// Subject template for this target (minijinja; default: templates/email/subject.txt).
+    /// Subject template for this target (minijinja, escaped and strict like the template files;
+    /// default: templates/email/subject.txt).
     #[serde(default)]
     pub subject: Option<String>,
     /// Per-message timeout (connect + send), default 10 s.
@@ -79,6 +80,9 @@ pub struct EmailConfig {
     /// outbox, never dropped.
     #[serde(default)]
     pub rate_limit: Option<crate::alerting::RateLimit>,
+    /// Deliveries sent to this target at once (default 1).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -143,6 +147,8 @@ impl EmailConfig {
 
 /// A ready email target.
 pub struct Email {
+    /// The target's name (errors of its `subject` template name it).
+    name: String,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     to: Vec<Mailbox>,
@@ -163,6 +169,7 @@ impl std::fmt::Debug for Email {
 
 impl Email {
     pub fn new(
+        name: &str,
         cfg: &EmailConfig,
         templates: Arc<Templates>,
     ) -> Result<Self, lettre::transport::smtp::Error> {
@@ -179,6 +186,7 @@ impl Email {
         }
         let parse = |a: &String| a.parse::<Mailbox>().expect("checked at load");
         Ok(Email {
+            name: name.to_owned(),
             transport: builder.build(),
             from: parse(&cfg.from),
             to: cfg.to.iter().map(parse).collect(),
@@ -203,10 +211,12 @@ impl Email {
             ["email/subject.txt", "email/body.txt", "email/body.html"]
         };
         let render = |name: &str| self.templates.render(name, &ctx).map_err(|e| e.to_string());
+        // The target's own subject is escaped and strict like the files.
         let subject = match &self.subject {
-            Some(t) if !msg.is_resolve() => minijinja::Environment::new()
-                .render_str(t, &ctx)
-                .map_err(|e| format!("subject template: {e}"))?,
+            Some(t) if !msg.is_resolve() => self
+                .templates
+                .render_inline(&format!("targets.{}.subject", self.name), t, &ctx)
+                .map_err(|e| e.to_string())?,
             _ => render(names[0])?,
         };
         // A subject is one line (the templates already show CR/LF from content as `\r\n`; this folds
@@ -357,7 +367,7 @@ mod tests {
         }))
         .unwrap();
         assert!(!format!("{cfg:?}").contains("pa55"));
-        let email = Email::new(&cfg, Arc::new(Templates::load(None).unwrap())).unwrap();
+        let email = Email::new("mail", &cfg, Arc::new(Templates::load(None).unwrap())).unwrap();
         let e = serde_json::json!({"id":"e","source":"s","detail-type":"t","detail":{}});
         let msg = Message {
             delivery_id: "d",

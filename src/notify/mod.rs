@@ -49,6 +49,12 @@ impl TargetConfig {
     /// Resolves secrets and checks values; `name` is used in error messages. (Topics are checked
     /// against the other targets by [`compile_topics`].)
     pub fn finish(&mut self, name: &str) -> Result<(), ConfigError> {
+        if self.concurrency() == 0 {
+            return Err(ConfigError::Invalid {
+                key: format!("targets.{name}.concurrency"),
+                message: "must be at least 1 (deliveries sent at once)".into(),
+            });
+        }
         if let Some(problem) = self.rate_limit().and_then(|r| r.problem()) {
             return Err(ConfigError::Invalid {
                 key: format!("targets.{name}.rate_limit"),
@@ -92,6 +98,23 @@ impl TargetConfig {
             TargetConfig::Teams(t) => t.rate_limit,
             TargetConfig::Topic(_) => None,
         }
+    }
+
+    /// Deliveries sent to the target at once: its `concurrency`, or the default of its kind (several
+    /// for HTTP receivers, whose connections are pooled and reused; one SMTP connection; one console,
+    /// so that its lines keep their order). Topics have none: their subscriptions' targets do.
+    pub fn concurrency(&self) -> usize {
+        let (set, default) = match self {
+            TargetConfig::Webhook(w) => (w.concurrency, 8),
+            TargetConfig::Console(c) => (c.concurrency, 1),
+            TargetConfig::Email(e) => (e.concurrency, 1),
+            TargetConfig::Slack(s) => (s.concurrency, 4),
+            TargetConfig::PagerDuty(p) => (p.concurrency, 4),
+            TargetConfig::Opsgenie(o) => (o.concurrency, 4),
+            TargetConfig::Teams(t) => (t.concurrency, 4),
+            TargetConfig::Topic(_) => (None, 1),
+        };
+        set.unwrap_or(default)
     }
 
     /// The `type` name.
@@ -199,6 +222,7 @@ fn json_request(headers: &[&str], body: serde_json::Value) -> serde_json::Value 
 #[derive(Debug)]
 pub struct Targets {
     by_name: BTreeMap<String, (Target, RetryPolicy)>,
+    concurrency: BTreeMap<String, usize>,
 }
 
 impl Targets {
@@ -209,6 +233,7 @@ impl Targets {
         templates: Arc<Templates>,
     ) -> Result<Targets, BuildError> {
         let mut by_name = BTreeMap::new();
+        let mut concurrency = BTreeMap::new();
         for (name, cfg) in configs {
             let http = |source| BuildError::Http {
                 name: name.clone(),
@@ -220,12 +245,12 @@ impl Targets {
                 }
                 TargetConfig::Console(_) => Target::Console(console::Console),
                 TargetConfig::Email(e) => {
-                    Target::Email(email::Email::new(e, templates.clone()).map_err(|source| {
-                        BuildError::Smtp {
+                    Target::Email(email::Email::new(name, e, templates.clone()).map_err(
+                        |source| BuildError::Smtp {
                             name: name.clone(),
                             source,
-                        }
-                    })?)
+                        },
+                    )?)
                 }
                 TargetConfig::Slack(s) => {
                     Target::Slack(slack::Slack::new(s, templates.clone()).map_err(http)?)
@@ -243,8 +268,17 @@ impl Targets {
                 name.clone(),
                 (target, RetryPolicy::new(delivery, &cfg.retry())),
             );
+            concurrency.insert(name.clone(), cfg.concurrency().max(1));
         }
-        Ok(Targets { by_name })
+        Ok(Targets {
+            by_name,
+            concurrency,
+        })
+    }
+
+    /// Deliveries sent to `name` at once ([`TargetConfig::concurrency`]; 1 for an unknown name).
+    pub fn concurrency(&self, name: &str) -> usize {
+        self.concurrency.get(name).copied().unwrap_or(1)
     }
 
     pub fn get(&self, name: &str) -> Option<&(Target, RetryPolicy)> {
@@ -394,7 +428,7 @@ mod tests {
             "subject": "custom {{ rule }}"}))
         .unwrap();
         let templates = Arc::new(Templates::load(None).unwrap());
-        let mail = email::Email::new(&cfg, templates).unwrap();
+        let mail = email::Email::new("mail", &cfg, templates).unwrap();
         let (subject, text, html) = mail.render(&msg).unwrap();
         assert_eq!(
             subject,

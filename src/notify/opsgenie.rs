@@ -57,6 +57,9 @@ pub struct OpsgenieConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`).
     #[serde(default)]
     pub rate_limit: Option<crate::alerting::RateLimit>,
+    /// Deliveries sent to this target at once (default 4).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }

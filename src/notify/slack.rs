@@ -47,6 +47,9 @@ pub struct SlackConfig {
     /// outbox, never dropped.
     #[serde(default)]
     pub rate_limit: Option<crate::alerting::RateLimit>,
+    /// Deliveries sent to this target at once (default 4).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -227,6 +230,9 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
                 .map(|v| md(v, V))
                 .unwrap_or_else(|| "no fix available yet".into()),
         ));
+        if let Some(r) = &f.resource {
+            fields.push(field("Resource", &code(r, V)));
+        }
     }
     fields.truncate(10);
     if !fields.is_empty() {
@@ -265,42 +271,7 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
         )));
     }
     if f.kind == Kind::Digest {
-        let items = ctx
-            .event
-            .pointer("/detail/items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let lines: Vec<String> = items
-            .iter()
-            .map(|i| {
-                let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-");
-                // A digest event can be forged by a producer: its URLs are content like any other.
-                let link = i
-                    .get("console_url")
-                    .and_then(Value::as_str)
-                    .and_then(escape::console_link);
-                let image = match link {
-                    Some(u) => escape::slack_link(&u, &escape::cap(s("image"), V)),
-                    None => code(s("image"), V),
-                };
-                format!("• {image}  {}", md(s("summary"), V))
-            })
-            .collect();
-        // One section per chunk of lines, within the section text limit and the block limit.
-        let mut chunk = String::new();
-        for line in lines {
-            if chunk.chars().count() + line.chars().count() + 1 > MAX_SECTION_TEXT - 10 {
-                blocks.push(section(&chunk));
-                chunk.clear();
-            }
-            chunk.push_str(&line);
-            chunk.push('\n');
-        }
-        if !chunk.is_empty() {
-            blocks.push(section(chunk.trim_end()));
-        }
-        blocks.truncate(MAX_BLOCKS - 1);
+        blocks.extend(digest_sections(f));
     }
     if f.kind == Kind::Generic {
         let detail = serde_json::to_string_pretty(ctx.event.get("detail").unwrap_or(&Value::Null))
@@ -324,6 +295,56 @@ pub fn message(ctx: &Context<'_>, fallback: &str) -> Value {
         "text": truncate(&context.join(" · "), MAX_FIELD)}]}));
     blocks.truncate(MAX_BLOCKS);
     json!({"text": truncate(fallback, MAX_SECTION_TEXT), "blocks": blocks})
+}
+
+/// The sections of a digest, at most this many (10 full sections are ~30 KB: a message read at a
+/// glance, far inside Slack's 50 blocks).
+pub const MAX_DIGEST_SECTIONS: usize = 10;
+
+/// A digest's images, one line each (the console link only when it is one), in sections within
+/// Slack's section limit; past [`MAX_DIGEST_SECTIONS`], a last line says how many more there are.
+fn digest_sections(f: &Facts) -> Vec<Value> {
+    const V: usize = 300;
+    let lines: Vec<String> = f
+        .items
+        .iter()
+        .map(|i| {
+            // A digest event can be forged by a producer: its URLs are content like any other.
+            let image = match i.console_url.as_deref().and_then(escape::console_link) {
+                Some(u) => escape::slack_link(&u, &escape::cap(&i.image, V)),
+                None => code(&i.image, V),
+            };
+            let scans = if i.scans > 1 {
+                format!(" ({} scans)", i.scans)
+            } else {
+                String::new()
+            };
+            format!("• {image}  {}{scans}", md(&i.summary, V))
+        })
+        .collect();
+    let total = lines.len();
+    let (mut sections, mut chunk, mut shown) = (Vec::new(), String::new(), 0);
+    // Room for the "...and N more" line in the last section.
+    let room = MAX_SECTION_TEXT - 40;
+    for line in lines {
+        if !chunk.is_empty() && chunk.chars().count() + line.chars().count() + 1 > room {
+            if sections.len() + 1 == MAX_DIGEST_SECTIONS {
+                break;
+            }
+            sections.push(chunk.trim_end().to_owned());
+            chunk.clear();
+        }
+        chunk.push_str(&line);
+        chunk.push('\n');
+        shown += 1;
+    }
+    if shown < total {
+        chunk.push_str(&format!("…and {} more", total - shown));
+    }
+    if !chunk.is_empty() {
+        sections.push(chunk.trim_end().to_owned());
+    }
+    sections.iter().map(|t| section(t)).collect()
 }
 
 /// The "resolved" message of a rule with `notify_resolved`: what was fixed, what changed since the

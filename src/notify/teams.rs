@@ -55,6 +55,9 @@ pub struct TeamsConfig {
     /// Token bucket for this target (`{ per_second = 1, burst = 5 }`).
     #[serde(default)]
     pub rate_limit: Option<crate::alerting::RateLimit>,
+    /// Deliveries sent to this target at once (default 4).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
     #[serde(default)]
     pub retry: RetryOverrides,
 }
@@ -272,6 +275,9 @@ pub fn card(ctx: &Context<'_>) -> Value {
             .map(md)
             .unwrap_or_else(|| "no fix available yet".into());
         facts.push(fact("Fixed in", &fixed));
+        if let Some(r) = &f.resource {
+            facts.push(fact("Resource", &md(r)));
+        }
     }
     if !facts.is_empty() {
         body.push(json!({"type": "FactSet", "facts": facts}));
@@ -354,7 +360,7 @@ pub fn card(ctx: &Context<'_>) -> Value {
         actions.push(json!({"type": "Action.OpenUrl", "title": "Advisory", "url": u}));
     }
     let lines: Vec<Value> = if f.kind == Kind::Digest {
-        digest_lines(ctx.event)
+        digest_lines(f)
     } else {
         Vec::new()
     };
@@ -362,16 +368,17 @@ pub fn card(ctx: &Context<'_>) -> Value {
 }
 
 /// One text block per image of a digest.
-fn digest_lines(event: &Value) -> Vec<Value> {
-    event
-        .pointer("/detail/items")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+fn digest_lines(f: &crate::scan::Facts) -> Vec<Value> {
+    f.items
+        .iter()
         .map(|i| {
-            let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("-");
-            json!({"type": "TextBlock", "text": format!("- **{}**  {}", md(&cap(s("image"), 300)),
-                md(&cap(s("summary"), 300))), "wrap": true, "spacing": "none"})
+            let scans = if i.scans > 1 {
+                format!(" ({} scans)", i.scans)
+            } else {
+                String::new()
+            };
+            json!({"type": "TextBlock", "text": format!("- **{}**  {}{scans}", md(&cap(&i.image, 300)),
+                md(&cap(&i.summary, 300))), "wrap": true, "spacing": "none"})
         })
         .collect()
 }

@@ -22,7 +22,16 @@
 //! `https:` URL, else none: use it for every `href`), `console_link` (the URL if it is an ECR console
 //! link, else none), and functions `scan_facts(event)` and
 //! `console_url(region, account, repository, digest)` (none unless every part is valid).
-//! Undefined values are chainable (`scan.finding.id` is empty, not an error).
+//! Undefined is strict (minijinja's `UndefinedBehavior::Strict`): a variable or key that does not
+//! exist is an error naming the template, its line and the expression (`template email/subject.txt,
+//! line 2: undefined value: scan.summry`), never an empty string in a subject. In the daemon that
+//! error is a permanent failure with that reason; `check` and `notify-test` report it (exit 2). Values
+//! that exist but are empty are `none` (`scan.finding` of a scan, `scan.delta` without history) and
+//! test false; event fields that may be absent are tested with `is defined` or given a `default`.
+//!
+//! `templates.dir` must exist, and every file in it must be a template scanbridge uses (the names of
+//! [`DEFAULTS`]) or a partial that templates include, whose file name starts with `_`
+//! (`email/_footer.txt`); hidden files are ignored. A misnamed file or folder is an error naming it.
 //!
 //! Escaping is automatic and cannot be forgotten by an override: every printed value has its control,
 //! line-breaking, bidi and invisible characters shown as escapes ([`escape::visible`]), so no value
@@ -86,11 +95,60 @@ pub enum TemplateError {
         name: String,
         source: minijinja::Error,
     },
-    #[error("template {name}: rendering failed: {source:#}")]
-    Render {
-        name: String,
-        source: minijinja::Error,
-    },
+    /// Rendering failed: `message` names the template, the line and, for an undefined value, the
+    /// expression ([`describe`]).
+    #[error("{message}")]
+    Render { name: String, message: String },
+    #[error("{dir}: {message}")]
+    Dir { dir: PathBuf, message: String },
+}
+
+/// A render error in a person's words: the template (the included one when the error is there), the
+/// line, what went wrong and, for an undefined value, the expression as written in the template.
+pub fn describe(env: &Environment<'_>, name: &str, err: &minijinja::Error) -> String {
+    describe_in(env, name, None, err)
+}
+
+/// [`describe`], with the source of `name` given when it is not in `env` (an inline template).
+fn describe_in(
+    env: &Environment<'_>,
+    name: &str,
+    inline: Option<&str>,
+    err: &minijinja::Error,
+) -> String {
+    let at = err.name().unwrap_or(name).to_owned();
+    let line = err
+        .line()
+        .map(|l| format!(", line {l}"))
+        .unwrap_or_default();
+    let what = err
+        .detail()
+        .map(str::to_owned)
+        .unwrap_or_else(|| err.kind().to_string());
+    let expr = err.range().and_then(|r| {
+        let source = match inline {
+            Some(s) if at == name => s.to_owned(),
+            _ => env.get_template(&at).ok()?.source().to_owned(),
+        };
+        // minijinja's span of an attribute lookup may start at its `.`: widen it to the name before.
+        let bytes = source.as_bytes();
+        let mut start = r.start.min(bytes.len());
+        while start > 0
+            && (bytes[start - 1].is_ascii_alphanumeric() || matches!(bytes[start - 1], b'_' | b'.'))
+        {
+            start -= 1;
+        }
+        source
+            .get(start..r.end)
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+    });
+    match (err.kind(), expr) {
+        (minijinja::ErrorKind::UndefinedError, Some(e)) => {
+            format!("template {at}{line}: undefined variable or key: {e}")
+        }
+        (_, Some(e)) => format!("template {at}{line}: {what}: {e}"),
+        (_, None) => format!("template {at}{line}: {what}"),
+    }
 }
 
 /// The compiled templates.
@@ -232,8 +290,11 @@ fn format(out: &mut Output, state: &State, value: &Jv) -> Result<(), minijinja::
 impl Templates {
     /// The embedded defaults, with the files of `overrides` (if given) in their place.
     pub fn load(overrides: Option<&Path>) -> Result<Templates, TemplateError> {
+        if let Some(dir) = overrides {
+            check_dir(dir)?;
+        }
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_keep_trailing_newline(false);
@@ -298,12 +359,86 @@ impl Templates {
 
     /// Renders template `name` (one of [`DEFAULTS`]) with `ctx`, trimmed of surrounding whitespace.
     pub fn render(&self, name: &str, ctx: &Context<'_>) -> Result<String, TemplateError> {
-        let err = |source| TemplateError::Render {
+        let err = |e: minijinja::Error| TemplateError::Render {
             name: name.to_owned(),
-            source,
+            message: describe(&self.env, name, &e),
         };
         let t = self.env.get_template(name).map_err(err)?;
         Ok(t.render(ctx).map_err(err)?.trim().to_owned())
+    }
+
+    /// Renders `source`, a template given in the configuration (an email target's `subject`), named
+    /// `name` in errors, with the same escaping and strictness as the files.
+    pub fn render_inline(
+        &self,
+        name: &str,
+        source: &str,
+        ctx: &Context<'_>,
+    ) -> Result<String, TemplateError> {
+        let out =
+            self.env
+                .render_named_str(name, source, ctx)
+                .map_err(|e| TemplateError::Render {
+                    name: name.to_owned(),
+                    message: describe_in(&self.env, name, Some(source), &e),
+                })?;
+        Ok(out.trim().to_owned())
+    }
+
+    /// The names of the templates (the keys of [`DEFAULTS`]).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        DEFAULTS.iter().map(|(n, _)| *n)
+    }
+}
+
+/// `templates.dir` must exist and hold only the templates scanbridge uses, partials (`_name`) and
+/// hidden files: a misnamed file or folder would otherwise be silently ignored.
+fn check_dir(dir: &Path) -> Result<(), TemplateError> {
+    let fail = |message: String| TemplateError::Dir {
+        dir: dir.to_owned(),
+        message,
+    };
+    if !dir.is_dir() {
+        return Err(fail(
+            "no such directory (it holds the overrides: email/subject.txt, slack/text.txt, ...)"
+                .into(),
+        ));
+    }
+    let mut unknown = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| fail(format!("cannot read {}: {e}", d.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !file.starts_with('_') && !DEFAULTS.iter().any(|(n, _)| *n == rel) {
+                unknown.push(rel);
+            }
+        }
+    }
+    unknown.sort();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "{} {} not a template scanbridge uses (the templates: {}; partials that templates include start with `_`)",
+            unknown.join(", "),
+            if unknown.len() == 1 { "is" } else { "are" },
+            Templates::names().collect::<Vec<_>>().join(", ")
+        )))
     }
 }
 
@@ -312,6 +447,114 @@ mod tests {
     use super::*;
     use crate::testing::sample;
     use serde_json::json;
+
+    /// The backticked names of `text` before any `(`-group's content, and those inside groups too.
+    fn names(text: &str) -> std::collections::BTreeSet<String> {
+        text.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The keys of a JSON object.
+    fn keys(v: &Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_template_variable() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("Templates see these variables").unwrap();
+        let end = start + readme[start..].find("Values that may be absent").unwrap();
+        let bullets: Vec<&str> = readme[start..end].split("\n- ").skip(1).collect();
+        assert_eq!(bullets.len(), 3, "{bullets:?}");
+        // A finding's event has every part: `finding`, `top_findings`, `resource`.
+        let event: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/samples/inspector2-finding.json"
+        ))
+        .unwrap();
+        let ctx = Context::new(&event, &event, "r", "d", "e");
+        let v = serde_json::to_value(&ctx).unwrap();
+        let (mut scan, finding, top) = (names(bullets[0]), names(bullets[1]), names(bullets[2]));
+        scan.remove("scan");
+        for k in keys(&v["scan"]) {
+            assert!(scan.contains(&k), "README does not list scan.{k}");
+        }
+        for k in keys(&v["scan"]["finding"]) {
+            assert!(
+                finding.contains(&k),
+                "README does not list scan.finding.{k}"
+            );
+        }
+        for k in keys(&v) {
+            assert!(k == "scan" || top.contains(&k), "README does not list {k}");
+        }
+        // And lists nothing that does not exist.
+        let digest = crate::alerting::digest_event(
+            "g",
+            "r",
+            &json!({}),
+            std::slice::from_ref(&event),
+            std::time::Duration::from_secs(60),
+            "t",
+        );
+        let d = serde_json::to_value(crate::scan::Facts::of(&digest)).unwrap();
+        let mut real: std::collections::BTreeSet<String> = keys(&v["scan"]).into_iter().collect();
+        real.extend(keys(&d["items"][0]));
+        real.extend(["severity", "count", "before", "after"].map(str::to_owned));
+        let delta = serde_json::to_value(crate::scan::Delta::default()).unwrap();
+        real.extend(keys(&delta));
+        real.extend(
+            [
+                "image_scan",
+                "inspector_scan",
+                "inspector_finding",
+                "push",
+                "digest",
+                "generic",
+            ]
+            .map(str::to_owned),
+        );
+        for n in &scan {
+            assert!(
+                real.contains(n),
+                "README lists scan.{n}, which templates do not see"
+            );
+        }
+        let mut real = keys(&v);
+        real.extend(["headline", "key", "changes"].map(str::to_owned));
+        for n in &top {
+            assert!(
+                real.contains(n),
+                "README lists {n}, which templates do not see"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_subject_example_reads_well_for_an_inspector_finding() {
+        let readme = include_str!("../../README.md");
+        let at = readme
+            .find("{# /etc/scanbridge/templates/email/subject.txt #}\n")
+            .unwrap();
+        let line = readme[at..].lines().nth(1).unwrap();
+        let event: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/samples/inspector2-finding.json"
+        ))
+        .unwrap();
+        let t = Templates::load(None).unwrap();
+        let ctx = Context::new(&event, &event, "inspector-critical-findings", "d", "e");
+        let subject = t.render_inline("README", line, &ctx).unwrap();
+        assert!(
+            subject.starts_with("[CRITICAL] ")
+                && subject.contains("(CVE-")
+                && subject.contains(" in "),
+            "{subject}"
+        );
+        assert!(!subject.contains("no findings"), "{subject}");
+    }
 
     fn render_all(event: &Value) -> Vec<String> {
         let t = Templates::load(None).unwrap();

@@ -95,13 +95,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub mod jetstream;
+mod leases;
 pub mod lock;
 pub mod open;
+mod readers;
 pub mod reserve;
 pub mod sqlite;
 mod sqlite_archive;
 mod sqlite_integrity;
 mod sqlite_retention;
+mod writer;
 
 /// The deterministic delivery id (the outbox key, so accepting an event twice stores its deliveries
 /// once; receivers drop duplicates with it): SHA-256 of event id, rule and target (NUL-separated), 32 hex digits.
@@ -484,8 +487,8 @@ pub struct EventQuery {
     pub bodies: bool,
 }
 
-/// One page of archived events.
-#[derive(Debug, Clone, Default)]
+/// One page of archived events (the admin API's `GET /api/v1/archive` answer, as JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EventPage {
     pub events: Vec<ArchivedEvent>,
     /// Give it as [`EventQuery::after`] for the next page; None at the end.
@@ -493,7 +496,7 @@ pub struct EventPage {
 }
 
 /// An event in the archive and what became of its deliveries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArchivedEvent {
     pub id: String,
     pub received_at_ms: i64,
@@ -503,8 +506,8 @@ pub struct ArchivedEvent {
     pub rules: Vec<String>,
     /// Its deliveries: those made at ingest, and the resolves and replays still in the store.
     pub deliveries: Vec<DeliveryRecord>,
-    /// The event JSON (when asked for).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The event JSON as stored (when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }
 
@@ -554,13 +557,13 @@ impl DeliveryState {
 }
 
 /// One delivery of an event and its state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     pub id: String,
     pub rule: String,
     pub target: String,
     /// The replay it belongs to (None: a live delivery).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<String>,
     #[serde(flatten)]
     pub state: DeliveryState,
@@ -588,6 +591,25 @@ pub struct Counts {
     pub suppressed: u64,
     /// Deliveries waiting in digest groups.
     pub grouped: u64,
+}
+
+/// What [`Store::accept_leasing`] did: per event what became of it, and the deliveries it leased.
+pub type AcceptedLeasing = (Vec<Stored>, Vec<Leased>);
+
+/// Counters of a store's own work (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Transactions committed (each one fsync).
+    pub commits: u64,
+    /// Write requests committed (an accept of a whole batch is one; group commit puts many in one
+    /// transaction).
+    pub writes: u64,
+    /// Write requests waiting for the writer.
+    pub queued: u64,
+    /// Reads of the outbox for due deliveries.
+    pub lease_reads: u64,
+    /// Deliveries leased now.
+    pub leased: u64,
 }
 
 /// What has expired, decided by the caller (the retention policy and the clock): rows older than
@@ -693,6 +715,40 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>>;
+    /// Like `lease`, with at most `room[target]` deliveries of each target listed in `room` (a
+    /// target at 0 is not read at all), so that one slow target cannot take every slot.
+    fn lease_within(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now_ms: i64,
+        room: std::collections::BTreeMap<String, usize>,
+    ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
+        let _ = room;
+        self.lease(limit, lease, now_ms)
+    }
+    /// Like `accept`, and leases for `lease`, in the same commit, up to `max` of the deliveries it
+    /// stored (in order): handed back beside the outcomes, so that the worker can send them at
+    /// once without a lease read (the others are leased by the worker's reads as usual).
+    fn accept_leasing(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: i64,
+        lease: Duration,
+        max: usize,
+    ) -> BoxFuture<'_, Result<AcceptedLeasing, StoreError>> {
+        let _ = (lease, max);
+        Box::pin(async move { Ok((self.accept(events, now_ms).await?, Vec::new())) })
+    }
+    /// Gives back the lease of a delivery that was not attempted (it is due again at once); a
+    /// backend whose leases cannot be given back lets it expire.
+    fn unlease(&self, id: &str) {
+        let _ = id;
+    }
+    /// Counters of the backend's own work, for `/metrics` (zero where a backend has none).
+    fn io_stats(&self) -> IoStats {
+        IoStats::default()
+    }
     /// Delivered at `now_ms`: removes the delivery (and records its alert mark's effect), and keeps a
     /// record of it as delivered.
     fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -45,15 +45,17 @@
 //!
 //! Durability: `journal_mode=WAL` with `synchronous=FULL`. In WAL mode NORMAL only syncs at checkpoints,
 //! so a power loss can roll back the last commits — acceptable for a cache, not for a 202 that promises
-//! the event is durable. FULL fsyncs the WAL on every commit; ingest batches many events into one
-//! transaction, so the cost is one fsync per request, not per event.
+//! the event is durable. FULL fsyncs the WAL on every commit; group commit ([`super::writer`]) puts
+//! every write request waiting into one transaction, so the cost is one fsync per turn of the
+//! writer, whatever the number of requests and events in it.
 //!
-//! Recovery: leases are timestamps, so a crashed daemon's leases simply expire. One data directory
-//! belongs to one daemon: [`SqliteStore::open`] with `recover = true` (what `serve` does) first takes the
-//! directory's lock ([`super::lock`]; a second daemon is refused with the holder's pid), then clears all
-//! leases so that pending deliveries resume at once. CLI tools (`dlq`, `silence`, ...) open without
-//! recovery and without the lock, beside the daemon (WAL allows concurrent readers; writes wait on a
-//! busy timeout).
+//! Recovery: one data directory belongs to one daemon: [`SqliteStore::open`] with `recover = true`
+//! (what `serve` does) first takes the directory's lock ([`super::lock`]; a second daemon is refused
+//! with the holder's pid). So leases live in memory ([`super::leases`]), taken and dropped without a
+//! write; a restart starts with none, and every pending delivery resumes at once. (`outbox.leased_until`
+//! is kept for older databases and cleared at recovery; nothing reads it.) CLI tools (`dlq`,
+//! `silence`, ...) open without recovery and without the lock, beside the daemon (WAL allows
+//! concurrent readers; writes wait on a busy timeout); they never lease.
 //!
 //! Identity: a new store is created atomically (built under a temporary name, then linked into place)
 //! and marked with `PRAGMA application_id`. An existing `scanbridge.db` that is empty (0 bytes), not
@@ -65,23 +67,37 @@
 //! caps the database through `max_page_count`, which fails writes with the same SQLITE_FULL a full disk
 //! gives. Delivery goes on while ingest is refused (acks only delete rows).
 //!
-//! Concurrency: one connection behind a mutex; every call runs on tokio's blocking pool, never on an
-//! async worker thread.
+//! Concurrency: every write runs on the one write connection, owned by the writer thread
+//! ([`super::writer`]: group commit; a write returns once its commit did). Reads run on a small pool
+//! of read-only connections ([`super::readers`]) on tokio's blocking pool: in WAL mode they see the
+//! last commit and neither wait for the writer nor hold it up. Lease reads are reads: the lease is
+//! taken in memory ([`super::leases`]), and ended by the commit that records the attempt's outcome
+//! (`ack`, `retry_later`, `dead_letter`, `postpone`, `suppress`, `group_add`). `accept_leasing` leases
+//! the deliveries it stores as its commit completes, so the worker sends them without reading them
+//! back. The writes that keep delivery going are the writer's `Delivery` requests: on a full disk the
+//! reserve is released and they are committed again (ingest's are not). Checkpoints and pruning of
+//! the oldest events run alone on the writer, between turns.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
+use super::leases::Leases;
 use super::lock::DataDirLock;
+use super::readers::Readers;
 use super::reserve::Reserve;
+use super::writer::{Kind, Writer};
 use super::{
-    AlertCheck, AlertKind, AlertMark, AlertState, ArchivedEvent, Backup, BoxFuture, Counts,
-    DeadLetter, DueGroup, EventPage, EventQuery, EventRecord, GroupAdd, HistoryUpdate, Leased,
-    Member, NewEvent, Problem, Pruned, ReplayDelivery, ResolveCheck, Retention, Silence, Space,
-    Store, StoreError, Stored, Suppressed, sqlite_archive, sqlite_integrity, sqlite_retention,
+    AcceptedLeasing, AlertCheck, AlertKind, AlertMark, AlertState, ArchivedEvent, Backup,
+    BoxFuture, Counts, DeadLetter, DueGroup, EventPage, EventQuery, EventRecord, GroupAdd,
+    HistoryUpdate, Leased, Member, NewEvent, Problem, Pruned, ReplayDelivery, ResolveCheck,
+    Retention, Silence, Space, Store, StoreError, Stored, Suppressed, sqlite_archive,
+    sqlite_integrity, sqlite_retention,
 };
 
 const SCHEMA: &str = "
@@ -390,7 +406,7 @@ fn mark(
 
 /// Adds the resolve deliveries of `check` for event `event_id` (see the Store contract).
 fn add_resolves(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     event_id: &str,
     check: &ResolveCheck,
     now: i64,
@@ -462,7 +478,7 @@ const ALERT_STATE_COLUMNS: &str = "rule, key, target, open, opened_at, resolved_
 /// Records are the caller's JSON, copied as they are; one that is not JSON (a damaged row) is passed
 /// over.
 fn record_history(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     h: &HistoryUpdate,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
@@ -525,11 +541,9 @@ fn silence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
 }
 
 /// The SQLite implementation of [`Store`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-    /// Held by the daemon's store (opened with recovery) for as long as any clone lives.
-    _lock: Option<Arc<DataDirLock>>,
+    inner: Arc<Inner>,
     /// The database file (its WAL is beside it).
     path: PathBuf,
     /// `store.max_db_bytes` (0: none).
@@ -538,6 +552,29 @@ pub struct SqliteStore {
     reserve: Option<Arc<Reserve>>,
     /// Archived events `accept` pruned to make room since the last `space` ([`Space::pruned`]).
     pruned_in_accept: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Inner {
+    /// The one write connection, on its own thread: group commit.
+    writer: Writer,
+    /// Read connections: reads never wait for the writer.
+    readers: Readers,
+    /// Which deliveries are being attempted (in memory: the directory is locked to this process).
+    leases: Arc<Leases>,
+    /// Lease reads of the outbox (`scanbridge_lease_reads_total`).
+    lease_reads: AtomicU64,
+    /// Held by the daemon's store (opened with recovery) for as long as any clone lives; dropped
+    /// after the writer (field order), so the lock outlives the last write.
+    _lock: Option<Arc<DataDirLock>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("leases", &self.inner.leases.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How the daemon's store is opened, beyond the directory.
@@ -614,6 +651,9 @@ impl SqliteStore {
         }
         let conn = Connection::open(&path)?;
         conn.busy_timeout(sqlite_retention::BUSY_TIMEOUT)?;
+        // The writer's statements (accept, the outcomes, the savepoints, alerting state) all stay
+        // prepared: rusqlite's default cache of 16 would evict and parse them again under load.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let fresh = check_identity(&conn, &path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -649,9 +689,17 @@ impl SqliteStore {
                 }
             }
         }
+        let on_full = reserve
+            .clone()
+            .map(|r| -> super::writer::OnFull { Box::new(move || r.on_full()) });
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-            _lock: lock,
+            inner: Arc::new(Inner {
+                writer: Writer::start_with(conn, on_full),
+                readers: Readers::new(path.clone()),
+                leases: Arc::default(),
+                lease_reads: AtomicU64::new(0),
+                _lock: lock,
+            }),
             path,
             max_bytes,
             reserve,
@@ -659,53 +707,133 @@ impl SqliteStore {
         })
     }
 
-    fn run<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    /// Runs `f` on a read connection, on the blocking pool.
+    fn read<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let reserve = self.reserve.clone();
+        let inner = self.inner.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-                let result = f(&mut guard);
-                if let (Err(e), Some(r)) = (&result, &reserve)
-                    && e.is_full()
-                {
-                    r.on_full();
-                }
-                result
-            })
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))?
+            tokio::task::spawn_blocking(move || inner.readers.with(f))
+                .await
+                .map_err(|e| StoreError::Join(e.to_string()))?
         })
     }
 
-    /// Like `run`, for the writes that keep delivery going (ack, retry, dead letter, suppression...):
-    /// when the disk is full, the reserve is released and the write tried once more.
-    fn run_delivery<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    /// Wraps a write so that a failure for want of space marks the disk full (the reserve).
+    fn guarded<T, F>(
+        &self,
+        mut f: F,
+    ) -> impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static
+    where
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reserve = self.reserve.clone();
+        move |c: &Connection| {
+            let result = f(c);
+            if let (Err(e), Some(r)) = (&result, &reserve)
+                && e.is_full()
+            {
+                r.on_full();
+            }
+            result
+        }
+    }
+
+    /// Runs `f` in the writer's next commit ([`Writer`]); answers once it is durable.
+    fn write<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
         T: Send + 'static,
-        F: Fn(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let reserve = self.reserve.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-                match f(&mut guard) {
-                    Err(e) if e.is_full() => match &reserve {
-                        Some(r) if r.on_full() => f(&mut guard),
-                        _ => Err(e),
-                    },
-                    other => other,
-                }
-            })
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))?
-        })
+        Box::pin(self.inner.writer.submit(self.guarded(f), |t| t))
     }
+
+    /// Runs `f` alone on the writer, between turns and outside any transaction.
+    fn write_alone<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Box::pin(
+            self.inner
+                .writer
+                .submit_as(Kind::Alone, self.guarded(f), |t| t),
+        )
+    }
+
+    /// Like `write`, for the writes that keep delivery going (ack, retry, dead letter,
+    /// suppression...): when the disk is full, the reserve is released and the write tried once
+    /// more (in a savepoint of its own; a COMMIT that fails is retried by the writer).
+    fn write_delivery<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Box::pin(
+            self.inner
+                .writer
+                .submit_as(Kind::Delivery, self.delivery_work(f), |t| t),
+        )
+    }
+
+    /// Like [`SqliteStore::write_delivery`], for a write that records the outcome of leased
+    /// delivery `id`: its lease ends once the outcome is committed.
+    fn write_outcome<T, F>(&self, id: &str, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (leases, id) = (self.inner.leases.clone(), id.to_owned());
+        Box::pin(
+            self.inner
+                .writer
+                .submit_as(Kind::Delivery, self.delivery_work(f), move |t| {
+                    leases.release(&id);
+                    t
+                }),
+        )
+    }
+
+    fn delivery_work<T, F>(
+        &self,
+        mut f: F,
+    ) -> impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reserve = self.reserve.clone();
+        move |c: &Connection| {
+            cached(c, "SAVEPOINT delivery")?;
+            let first = f(c);
+            let result = match first {
+                Err(e) if e.is_full() && !c.is_autocommit() => {
+                    cached(c, "ROLLBACK TO delivery")?;
+                    match &reserve {
+                        Some(r) if r.on_full() => f(c),
+                        _ => Err(e),
+                    }
+                }
+                other => other,
+            };
+            if !c.is_autocommit() {
+                cached(c, "RELEASE delivery")?;
+            }
+            result
+        }
+    }
+}
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+/// Runs one statement without parameters (a savepoint's) from the connection's statement cache: the
+/// per-event and per-delivery savepoints are not parsed again on every write.
+fn cached(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
@@ -722,6 +850,204 @@ fn dead_letter_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
     })
 }
 
+/// A lease read (see [`Leases`]): the due deliveries, oldest first, on a read connection, leased in
+/// memory without a write. Targets whose `room` is 0 are skipped in the query; of the others at most
+/// `room` each (targets not listed: no bound), `limit` in all.
+fn lease_read(
+    inner: &Inner,
+    limit: usize,
+    lease: Duration,
+    now: i64,
+    room: &BTreeMap<String, usize>,
+) -> Result<Vec<Leased>, StoreError> {
+    inner.lease_reads.fetch_add(1, Ordering::Relaxed);
+    let until = now.saturating_add(lease.as_millis() as i64);
+    let full: Vec<&str> = room
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(t, _)| t.as_str())
+        .collect();
+    let full = serde_json::to_string(&full).unwrap_or_else(|_| "[]".into());
+    // Rows held by a lease are read too (they are skipped below): read past them.
+    let want = limit.saturating_add(inner.leases.len());
+    let ticket = inner.leases.begin();
+    let rows = inner.readers.with(|c| {
+        let mut st = c.prepare_cached(
+            "SELECT o.id, o.event_id, o.rule, o.target, o.input, o.attempts, o.created_at, e.body,
+                    e.previous, o.alert_kind, o.alert_key, o.alert_time, o.alert_record, o.replay
+             FROM outbox o LEFT JOIN events e ON e.id = o.event_id
+             WHERE o.next_attempt_at <= ?1 AND o.target NOT IN (SELECT value FROM json_each(?2))
+             ORDER BY o.next_attempt_at LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![now, full, want as i64], |r| {
+            Ok(Leased {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                rule: r.get(2)?,
+                target: r.get(3)?,
+                input: r.get(4)?,
+                attempts: r.get(5)?,
+                created_at_ms: r.get(6)?,
+                body: r
+                    .get::<_, Option<String>>(7)?
+                    .unwrap_or_else(|| "{}".into()),
+                previous: r.get(8)?,
+                alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
+                replay: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    });
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            inner.leases.claim(ticket, [], 0, until, now);
+            return Err(e);
+        }
+    };
+    // At most `room` per target, counting only rows nobody holds.
+    let mut taken: BTreeMap<&str, usize> = BTreeMap::new();
+    let candidates = rows.iter().filter(|d| {
+        if inner.leases.held(&d.id, now) {
+            return false;
+        }
+        let n = taken.entry(d.target.as_str()).or_default();
+        if room.get(&d.target).is_some_and(|max| *n >= *max) {
+            return false;
+        }
+        *n += 1;
+        true
+    });
+    let ids: Vec<&str> = candidates.map(|d| d.id.as_str()).collect();
+    let got: std::collections::HashSet<String> = inner
+        .leases
+        .claim(ticket, ids, limit, until, now)
+        .into_iter()
+        .collect();
+    Ok(rows.into_iter().filter(|d| got.contains(&d.id)).collect())
+}
+
+/// Stores `events` (the body of [`Store::accept`]) on the writer's connection, inside its
+/// transaction; also returns, unleased, up to `max_fresh` of the deliveries it added (in order),
+/// for [`Store::accept_leasing`], and how many archived events it pruned to make room.
+fn accept_in(
+    tx: &Connection,
+    events: &[NewEvent],
+    now: i64,
+    max_bytes: u64,
+    max_fresh: usize,
+) -> Result<(Vec<Stored>, Vec<Leased>, u64), StoreError> {
+    // Near store.max_db_bytes the oldest archived events make room first.
+    let pruned = sqlite_retention::room_for_accept(tx, max_bytes)?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut fresh: Vec<Leased> = Vec::new();
+    {
+        let mut ev = tx.prepare_cached(
+            "INSERT OR IGNORE INTO events (id, body, received_at, matched, routed)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut ob = tx.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
+                                           alert_kind, alert_key, alert_time, alert_record)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10
+             WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
+        )?;
+        for e in events {
+            // Each event in its own savepoint: one that fails on its own is rolled back
+            // alone; a failure of the store itself still fails the whole transaction.
+            cached(tx, "SAVEPOINT one_event")?;
+            // Deliveries of the events stored so far (a refused event's are dropped with it).
+            let kept = fresh.len();
+            let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || -> Result<Stored, StoreError> {
+                    let matched = !e.matched.is_empty() || !e.deliveries.is_empty();
+                    let routes = e.deliveries.iter().map(|d| (&d.id, &d.rule, &d.target));
+                    let routed =
+                        matched.then(|| super::sqlite_archive::routed(&e.matched, routes.clone()));
+                    if ev.execute(params![e.id, e.body, now, matched, routed])? == 0 {
+                        return Ok(Stored::Duplicate); // already routed when first accepted
+                    }
+                    let mut previous = None;
+                    if let Some(h) = &e.history {
+                        previous = record_history(tx, h, now)?;
+                        if let Some(p) = &previous {
+                            tx.execute(
+                                "UPDATE events SET previous = ?2 WHERE id = ?1",
+                                params![e.id, p],
+                            )?;
+                        }
+                    }
+                    for d in &e.deliveries {
+                        let a = d.alert.as_ref();
+                        let added = ob.execute(params![
+                            d.id,
+                            e.id,
+                            d.rule,
+                            d.target,
+                            d.input,
+                            now,
+                            a.map(|m| m.kind.as_str()),
+                            a.map(|m| &m.key),
+                            a.and_then(|m| m.time_ms),
+                            a.and_then(|m| m.record.as_deref()),
+                        ])?;
+                        if added == 1 && fresh.len() < max_fresh {
+                            fresh.push(Leased {
+                                id: d.id.clone(),
+                                event_id: e.id.clone(),
+                                rule: d.rule.clone(),
+                                target: d.target.clone(),
+                                input: d.input.clone(),
+                                body: e.body.clone(),
+                                attempts: 0,
+                                created_at_ms: now,
+                                previous: previous.clone(),
+                                alert: d.alert.clone(),
+                                replay: None,
+                            });
+                        }
+                    }
+                    if let Some(check) = &e.resolve {
+                        let added = add_resolves(tx, &e.id, check, now)?;
+                        if !added.is_empty() {
+                            // Resolves make the event part of the archive's matched class.
+                            let all = routes.chain(added.iter().map(|(i, r, t)| (i, r, t)));
+                            tx.execute(
+                                "UPDATE events SET matched = 1, routed = ?2 WHERE id = ?1",
+                                params![e.id, super::sqlite_archive::routed(&e.matched, all)],
+                            )?;
+                        }
+                    }
+                    Ok(Stored::New)
+                },
+            ));
+            let refused = match stored {
+                Ok(Ok(s)) => {
+                    outcomes.push(s);
+                    None
+                }
+                Ok(Err(err)) if particular_to_the_event(&err) => Some(err.to_string()),
+                Ok(Err(err)) => return Err(err),
+                Err(panic) => Some(format!(
+                    "internal error while storing it: {}",
+                    crate::compute::panic_message(&*panic)
+                )),
+            };
+            match refused {
+                None => cached(tx, "RELEASE one_event")?,
+                Some(why) => {
+                    tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
+                    cached(tx, "ROLLBACK TO one_event")?;
+                    cached(tx, "RELEASE one_event")?;
+                    fresh.truncate(kept);
+                    outcomes.push(Stored::Refused(why));
+                }
+            }
+        }
+    }
+    Ok((outcomes, fresh, pruned))
+}
+
 impl Store for SqliteStore {
     fn accept(
         &self,
@@ -729,98 +1055,38 @@ impl Store for SqliteStore {
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Stored>, StoreError>> {
         let (max_bytes, pruned_in_accept) = (self.max_bytes, self.pruned_in_accept.clone());
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            // Near store.max_db_bytes the oldest archived events make room first.
-            let pruned = sqlite_retention::room_for_accept(&tx, max_bytes)?;
-            let mut outcomes = Vec::with_capacity(events.len());
-            {
-                let mut ev = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (id, body, received_at, matched, routed)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                let mut ob = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO outbox (id, event_id, rule, target, input, created_at, next_attempt_at,
-                                                   alert_kind, alert_key, alert_time, alert_record)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, ?10
-                     WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE id = ?1)",
-                )?;
-                for e in &events {
-                    // Each event in its own savepoint: one that fails on its own is rolled back
-                    // alone; a failure of the store itself still fails the whole transaction.
-                    tx.execute_batch("SAVEPOINT one_event")?;
-                    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                        || -> Result<Stored, StoreError> {
-                            let matched = !e.matched.is_empty() || !e.deliveries.is_empty();
-                            let routes = e.deliveries.iter().map(|d| (&d.id, &d.rule, &d.target));
-                            let routed = matched
-                                .then(|| super::sqlite_archive::routed(&e.matched, routes.clone()));
-                            if ev.execute(params![e.id, e.body, now, matched, routed])? == 0 {
-                                return Ok(Stored::Duplicate); // already routed when first accepted
-                            }
-                            if let Some(h) = &e.history
-                                && let Some(previous) = record_history(&tx, h, now)?
-                            {
-                                tx.execute(
-                                    "UPDATE events SET previous = ?2 WHERE id = ?1",
-                                    params![e.id, previous],
-                                )?;
-                            }
-                            for d in &e.deliveries {
-                                let a = d.alert.as_ref();
-                                ob.execute(params![
-                                    d.id,
-                                    e.id,
-                                    d.rule,
-                                    d.target,
-                                    d.input,
-                                    now,
-                                    a.map(|m| m.kind.as_str()),
-                                    a.map(|m| &m.key),
-                                    a.and_then(|m| m.time_ms),
-                                    a.and_then(|m| m.record.as_deref()),
-                                ])?;
-                            }
-                            if let Some(check) = &e.resolve {
-                                let added = add_resolves(&tx, &e.id, check, now)?;
-                                if !added.is_empty() {
-                                    // Resolves make the event part of the archive's matched class.
-                                    let all = routes.chain(added.iter().map(|(i, r, t)| (i, r, t)));
-                                    tx.execute(
-                                        "UPDATE events SET matched = 1, routed = ?2 WHERE id = ?1",
-                                        params![e.id, super::sqlite_archive::routed(&e.matched, all)],
-                                    )?;
-                                }
-                            }
-                            Ok(Stored::New)
-                        },
-                    ));
-                    let refused = match stored {
-                        Ok(Ok(s)) => {
-                            outcomes.push(s);
-                            None
-                        }
-                        Ok(Err(err)) if particular_to_the_event(&err) => Some(err.to_string()),
-                        Ok(Err(err)) => return Err(err),
-                        Err(panic) => Some(format!(
-                            "internal error while storing it: {}",
-                            crate::compute::panic_message(&*panic)
-                        )),
-                    };
-                    match refused {
-                        None => tx.execute_batch("RELEASE one_event")?,
-                        Some(why) => {
-                            tracing::error!(event = %e.id, error = %why, "storing one event failed; it alone is refused");
-                            tx.execute_batch("ROLLBACK TO one_event; RELEASE one_event")?;
-                            outcomes.push(Stored::Refused(why));
-                        }
-                    }
-                }
-            }
-            tx.commit()?;
-            pruned_in_accept.fetch_add(pruned, std::sync::atomic::Ordering::Relaxed);
-            Ok(outcomes)
-        })
+        Box::pin(self.inner.writer.submit(
+            self.guarded(move |c: &Connection| accept_in(c, &events, now, max_bytes, 0)),
+            move |(stored, _, pruned)| {
+                pruned_in_accept.fetch_add(pruned, Ordering::Relaxed);
+                stored
+            },
+        ))
+    }
+
+    fn accept_leasing(
+        &self,
+        events: Vec<NewEvent>,
+        now: i64,
+        lease: Duration,
+        max: usize,
+    ) -> BoxFuture<'_, Result<AcceptedLeasing, StoreError>> {
+        let (max_bytes, pruned_in_accept) = (self.max_bytes, self.pruned_in_accept.clone());
+        let leases = self.inner.leases.clone();
+        let until = now.saturating_add(lease.as_millis() as i64);
+        Box::pin(self.inner.writer.submit(
+            self.guarded(move |c: &Connection| accept_in(c, &events, now, max_bytes, max)),
+            // After the commit, before any later turn: nobody could have leased these yet
+            // unless a lease read ran since the commit (then `claim_new` skips them).
+            move |(stored, fresh, pruned)| {
+                pruned_in_accept.fetch_add(pruned, Ordering::Relaxed);
+                let fresh = fresh
+                    .into_iter()
+                    .filter(|d| leases.claim_new(&d.id, until, now))
+                    .collect();
+                (stored, fresh)
+            },
+        ))
     }
 
     fn lease(
@@ -829,63 +1095,60 @@ impl Store for SqliteStore {
         lease: Duration,
         now: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
-        self.run_delivery(move |c| {
-            let until = now + lease.as_millis() as i64;
-            let tx = c.transaction()?;
-            let rows = {
-                let mut st = tx.prepare_cached(
-                    "UPDATE outbox SET leased_until = ?1
-                     WHERE id IN (SELECT id FROM outbox WHERE next_attempt_at <= ?2 AND leased_until <= ?2
-                                  ORDER BY next_attempt_at LIMIT ?3)
-                     RETURNING id, event_id, rule, target, input, attempts, created_at,
-                               (SELECT body FROM events WHERE events.id = outbox.event_id),
-                               (SELECT previous FROM events WHERE events.id = outbox.event_id),
-                               alert_kind, alert_key, alert_time, alert_record, replay",
-                )?;
-                let rows = st.query_map(params![until, now, limit as i64], |r| {
-                    Ok(Leased {
-                        id: r.get(0)?,
-                        event_id: r.get(1)?,
-                        rule: r.get(2)?,
-                        target: r.get(3)?,
-                        input: r.get(4)?,
-                        attempts: r.get(5)?,
-                        created_at_ms: r.get(6)?,
-                        body: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| "{}".into()),
-                        previous: r.get(8)?,
-                        alert: mark(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
-                        replay: r.get(13)?,
-                    })
-                })?;
-                rows.collect::<Result<Vec<_>, _>>()?
-            };
-            tx.commit()?;
-            Ok(rows)
+        self.lease_within(limit, lease, now, BTreeMap::new())
+    }
+
+    fn lease_within(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now: i64,
+        room: BTreeMap<String, usize>,
+    ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || lease_read(&inner, limit, lease, now, &room))
+                .await
+                .map_err(|e| StoreError::Join(e.to_string()))?
         })
     }
 
+    fn unlease(&self, id: &str) {
+        self.inner.leases.release(id);
+    }
+
+    fn io_stats(&self) -> super::IoStats {
+        let w = self.inner.writer.stats();
+        super::IoStats {
+            commits: w.commits.load(Ordering::Relaxed),
+            writes: w.requests.load(Ordering::Relaxed),
+            queued: w.queued.load(Ordering::Relaxed) as u64,
+            lease_reads: self.inner.lease_reads.load(Ordering::Relaxed),
+            leased: self.inner.leases.len() as u64,
+        }
+    }
+
     fn ack(&self, id: String, now: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run_delivery(move |c| {
-            let tx = c.transaction()?;
-            tx.execute(
+        self.write_outcome(&id.clone(), move |c: &Connection| {
+            let tx = c;
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO delivered (event_id, id, rule, target, attempts, at, replay)
                  SELECT event_id, id, rule, target, attempts + 1, ?2, replay FROM outbox WHERE id = ?1",
-                params![id, now],
-            )?;
+            )?
+            .execute(params![id, now])?;
             type Row = (String, String, String, Option<String>, Option<String>, Option<i64>, Option<String>);
             let row: Option<Row> = tx
-                .query_row(
+                .prepare_cached(
                     "DELETE FROM outbox WHERE id = ?1
                      RETURNING rule, target, event_id, alert_kind, alert_key, alert_time, alert_record",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-                )
+                )?
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
                 .optional()?;
             if let Some((rule, target, event_id, kind, key, time, record)) = row
                 && let Some(m) = mark(kind, key, time, record)
             {
                 match m.kind {
-                    AlertKind::Trigger => tx.execute(
+                    AlertKind::Trigger => tx.prepare_cached(
                         "INSERT INTO alert_state (rule, key, target, open, opened_at, trigger_event_id, record,
                                                   trigger_time, updated_at)
                          VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?4)
@@ -896,17 +1159,16 @@ impl Store for SqliteStore {
                            trigger_time = MAX(COALESCE(trigger_time, excluded.trigger_time),
                                               COALESCE(excluded.trigger_time, trigger_time)),
                            updated_at = excluded.updated_at",
-                        params![rule, m.key, target, now, event_id, m.record, m.time_ms],
-                    )?,
-                    AlertKind::Resolve => tx.execute(
+                    )?
+                    .execute(params![rule, m.key, target, now, event_id, m.record, m.time_ms])?,
+                    AlertKind::Resolve => tx.prepare_cached(
                         "UPDATE alert_state SET open = 0, resolved_at = ?4, resolve_time = ?5,
                                 episode = episode + 1, updated_at = ?4
                          WHERE rule = ?1 AND key = ?2 AND target = ?3",
-                        params![rule, m.key, target, now, m.time_ms],
-                    )?,
+                    )?
+                    .execute(params![rule, m.key, target, now, m.time_ms])?,
                 };
             }
-            tx.commit()?;
             Ok(())
         })
     }
@@ -918,13 +1180,13 @@ impl Store for SqliteStore {
         error: String,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run_delivery(move |c| {
+        self.write_outcome(&id.clone(), move |c: &Connection| {
             let at = now + delay.as_millis() as i64;
-            c.execute(
+            c.prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, leased_until = 0,
                  last_error = ?3 WHERE id = ?1",
-                params![id, at, error],
-            )?;
+            )?
+            .execute(params![id, at, error])?;
             Ok(())
         })
     }
@@ -936,30 +1198,29 @@ impl Store for SqliteStore {
         reason: String,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run_delivery(move |c| {
-            let tx = c.transaction()?;
-            tx.execute(
+        self.write_outcome(&id.clone(), move |c: &Connection| {
+            let tx = c;
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO dead_letters
                    (id, event_id, rule, target, input, attempts, created_at, failed_at, reason,
                     alert_kind, alert_key, alert_time, alert_record, replay)
                  SELECT id, event_id, rule, target, input, ?2, created_at, ?3, ?4,
                         alert_kind, alert_key, alert_time, alert_record, replay FROM outbox WHERE id = ?1",
-                params![id, attempts, now, reason],
-            )?;
-            tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
-            tx.commit()?;
+            )?
+            .execute(params![id, attempts, now, reason])?;
+            tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute(params![id])?;
             Ok(())
         })
     }
 
     fn depth(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(|c| {
+        self.read(|c| {
             Ok(c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
         })
     }
 
     fn dead_letters(&self, limit: usize) -> BoxFuture<'_, Result<Vec<DeadLetter>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT id, event_id, rule, target, attempts, created_at, failed_at, reason
                  FROM dead_letters ORDER BY failed_at, id LIMIT ?1",
@@ -970,7 +1231,7 @@ impl Store for SqliteStore {
     }
 
     fn dead_letter_get(&self, id: String) -> BoxFuture<'_, Result<DeadLetter, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let dl = c
                 .query_row(
                     "SELECT id, event_id, rule, target, attempts, created_at, failed_at, reason
@@ -996,8 +1257,8 @@ impl Store for SqliteStore {
     }
 
     fn redrive(&self, id: Option<String>, now: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c: &Connection| {
+            let tx = c;
             // `created_at` restarts too: max_age counts from the redrive, or a redriven delivery
             // older than max_age would be dead-lettered again at its first failure.
             let moved = tx.execute(
@@ -1009,9 +1270,8 @@ impl Store for SqliteStore {
                 params![now, id],
             )?;
             tx.execute("DELETE FROM dead_letters WHERE ?1 IS NULL OR id = ?1", params![id])?;
-            tx.commit()?;
             if moved == 0
-                && let Some(id) = id
+                && let Some(id) = id.clone()
             {
                 return Err(StoreError::NotFound {
                     what: "dead letter",
@@ -1023,7 +1283,7 @@ impl Store for SqliteStore {
     }
 
     fn purge(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(|c| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
+        self.write(|c: &Connection| Ok(c.execute("DELETE FROM dead_letters", [])? as u64))
     }
 
     fn postpone(
@@ -1032,7 +1292,7 @@ impl Store for SqliteStore {
         delay: Duration,
         now: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run_delivery(move |c| {
+        self.write_outcome(&id.clone(), move |c: &Connection| {
             let at = now + delay.as_millis() as i64;
             c.execute(
                 "UPDATE outbox SET next_attempt_at = ?2, leased_until = 0 WHERE id = ?1",
@@ -1043,8 +1303,8 @@ impl Store for SqliteStore {
     }
 
     fn suppress(&self, s: Suppressed) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run_delivery(move |c| {
-            let tx = c.transaction()?;
+        self.write_outcome(&s.id.clone(), move |c: &Connection| {
+            let tx = c;
             tx.execute(
                 "INSERT OR REPLACE INTO suppressed (id, event_id, rule, target, reason, detail, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1053,13 +1313,12 @@ impl Store for SqliteStore {
                 ],
             )?;
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![s.id])?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn suppressed(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Suppressed>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT id, event_id, rule, target, reason, detail, at FROM suppressed
                  ORDER BY at DESC, id LIMIT ?1",
@@ -1087,8 +1346,8 @@ impl Store for SqliteStore {
         window_ms: i64,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
-        self.run_delivery(move |c| {
-            let tx = c.transaction()?;
+        self.write_delivery(move |c: &Connection| {
+            let tx = c;
             let held: Option<(String, i64)> = tx
                 .query_row(
                     "SELECT delivery_id, at FROM dedup WHERE scope = ?1 AND key = ?2",
@@ -1107,13 +1366,12 @@ impl Store for SqliteStore {
                     None
                 }
             };
-            tx.commit()?;
             Ok(verdict)
         })
     }
 
     fn silence_add(&self, s: Silence) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.write(move |c: &Connection| {
             c.execute(
                 "INSERT INTO silences (id, pattern, matchers, comment, created_by, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1132,7 +1390,7 @@ impl Store for SqliteStore {
     }
 
     fn silences(&self) -> BoxFuture<'_, Result<Vec<Silence>, StoreError>> {
-        self.run(|c| {
+        self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT id, pattern, matchers, comment, created_by, created_at, expires_at
                  FROM silences ORDER BY created_at DESC, id",
@@ -1143,7 +1401,7 @@ impl Store for SqliteStore {
     }
 
     fn silence_expire(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
+        self.write(move |c: &Connection| {
             let n = c.execute(
                 "UPDATE silences SET expires_at = MIN(expires_at, ?2) WHERE id = ?1",
                 params![id, now_ms],
@@ -1151,7 +1409,7 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound {
                     what: "silence",
-                    id,
+                    id: id.clone(),
                 });
             }
             Ok(())
@@ -1159,8 +1417,8 @@ impl Store for SqliteStore {
     }
 
     fn group_add(&self, g: GroupAdd) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run_delivery(move |c| {
-            let tx = c.transaction()?;
+        self.write_outcome(&g.delivery_id.clone(), move |c: &Connection| {
+            let tx = c;
             let event_id: Option<String> = tx
                 .query_row(
                     "DELETE FROM outbox WHERE id = ?1 RETURNING event_id",
@@ -1202,13 +1460,12 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4)",
                 params![g.delivery_id, g.group_id, event_id, g.now_ms],
             )?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn groups_due(&self, now_ms: i64) -> BoxFuture<'_, Result<Vec<DueGroup>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut groups: Vec<DueGroup> = {
                 let mut st = c.prepare_cached(
                     "SELECT id, rule, target, labels FROM groups
@@ -1251,7 +1508,8 @@ impl Store for SqliteStore {
         delivery_id: String,
         now: i64,
     ) -> BoxFuture<'_, Result<AlertCheck, StoreError>> {
-        self.run(move |c| {
+        let leases = self.inner.leases.clone();
+        self.read(move |c| {
             let tx = c.transaction()?;
             type Row = (i64, String, String, Option<String>, Option<String>);
             let row: Option<Row> = tx
@@ -1271,13 +1529,18 @@ impl Store for SqliteStore {
             };
             let waiting: Option<(String, i64)> = tx
                 .query_row(
-                    "SELECT id, CASE WHEN leased_until > ?6 THEN 0 ELSE next_attempt_at END FROM outbox
+                    "SELECT id, next_attempt_at FROM outbox
                      WHERE alert_key = ?1 AND rule = ?2 AND target = ?3
                        AND alert_kind = ?4 AND rowid < ?5 ORDER BY rowid LIMIT 1",
-                    params![key, rule, target, opposite.as_str(), rowid, now],
+                    params![key, rule, target, opposite.as_str(), rowid],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
+            // 0 while it is being attempted (leased).
+            let waiting = waiting.map(|(id, at)| {
+                let at = if leases.held(&id, now) { 0 } else { at };
+                (id, at)
+            });
             let (waiting_for, waiting_until_ms) = waiting.unzip();
             let state = tx
                 .query_row(
@@ -1302,7 +1565,7 @@ impl Store for SqliteStore {
         &self,
         keys: Vec<String>,
     ) -> BoxFuture<'_, Result<Vec<AlertState>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {ALERT_STATE_COLUMNS} FROM alert_state WHERE key = ?1 ORDER BY rule, target"
             ))?;
@@ -1324,8 +1587,8 @@ impl Store for SqliteStore {
         now_ms: i64,
         interval_ms: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |c: &Connection| {
+            let tx = c;
             if !members.is_empty() {
                 let routes = digest.deliveries.iter().map(|d| (&d.id, &d.rule, &d.target));
                 tx.execute(
@@ -1366,17 +1629,16 @@ impl Store for SqliteStore {
                 "UPDATE groups SET flush_at = ?2, last_flush_at = ?3 WHERE id = ?1",
                 params![group_id, next, now_ms],
             )?;
-            tx.commit()?;
             Ok(())
         })
     }
 
     fn events(&self, query: EventQuery) -> BoxFuture<'_, Result<EventPage, StoreError>> {
-        self.run(move |c| sqlite_archive::page(c, &query))
+        self.read(move |c| sqlite_archive::page(c, &query))
     }
 
     fn event_get(&self, id: String) -> BoxFuture<'_, Result<ArchivedEvent, StoreError>> {
-        self.run(move |c| sqlite_archive::get(c, &id))
+        self.read(move |c| sqlite_archive::get(c, &id))
     }
 
     fn replay_enqueue(
@@ -1384,26 +1646,24 @@ impl Store for SqliteStore {
         deliveries: Vec<ReplayDelivery>,
         now_ms: i64,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            let n = sqlite_archive::enqueue(&tx, &deliveries, now_ms)?;
-            tx.commit()?;
+        self.write(move |c: &Connection| {
+            let tx = c;
+            let n = sqlite_archive::enqueue(tx, &deliveries, now_ms)?;
             Ok(n)
         })
     }
 
     fn prune(&self, retention: Retention) -> BoxFuture<'_, Result<Pruned, StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            let p = sqlite_retention::prune(&tx, &retention)?;
-            tx.commit()?;
+        self.write(move |c: &Connection| {
+            let tx = c;
+            let p = sqlite_retention::prune(tx, &retention)?;
             Ok(p)
         })
     }
 
     fn prune_oldest(&self, limit: usize) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.run(move |c| {
-            let tx = c.transaction()?;
+        self.write_alone(move |c: &Connection| {
+            let tx = c.unchecked_transaction()?;
             let n = sqlite_retention::prune_oldest(&tx, limit)?;
             tx.commit()?;
             // Back to the WAL's part of the limit (never waiting for readers).
@@ -1425,7 +1685,7 @@ impl Store for SqliteStore {
                 None => false,
             };
             let (used_bytes, at_limit) = self
-                .run(move |c| {
+                .write_alone(move |c: &Connection| {
                     let mut used = sqlite_retention::used_bytes(c, &path)?;
                     if limit_bytes > 0 && used >= limit_bytes / 2 {
                         // A big transaction may have grown the WAL past its part: shrink it first.
@@ -1450,7 +1710,7 @@ impl Store for SqliteStore {
         limit: usize,
         before: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<EventRecord>, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             if let Some(b) = &before {
                 let known = c
                     .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
@@ -1488,7 +1748,7 @@ impl Store for SqliteStore {
     }
 
     fn event_record(&self, id: String) -> BoxFuture<'_, Result<EventRecord, StoreError>> {
-        self.run(move |c| {
+        self.read(move |c| {
             let row: Option<(i64, String)> = c
                 .prepare_cached("SELECT received_at, body FROM events WHERE id = ?1")?
                 .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1506,7 +1766,7 @@ impl Store for SqliteStore {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<Vec<Problem>, StoreError>> {
-        self.run(|c| {
+        self.read(|c| {
             let mut problems = sqlite_integrity::check(c)?;
             let id: i64 = c.pragma_query_value(None, "application_id", |r| r.get(0))?;
             if id != APPLICATION_ID {
@@ -1523,11 +1783,12 @@ impl Store for SqliteStore {
     }
 
     fn backup(&self, path: PathBuf) -> BoxFuture<'_, Result<Backup, StoreError>> {
-        self.run(move |c| sqlite_integrity::backup(c, &path))
+        // VACUUM INTO runs outside any transaction, on the writer (a read connection may not write).
+        self.write_alone(move |c: &Connection| sqlite_integrity::backup(c, &path))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Counts, StoreError>> {
-        self.run(|c| {
+        self.read(|c| {
             Ok(c.query_row(
                 "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox WHERE attempts > 0),
                         (SELECT COUNT(*) FROM dead_letters), (SELECT COUNT(*) FROM suppressed),
@@ -1630,14 +1891,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path(), true).unwrap();
         // A trigger stands in for a value SQLite refuses (RAISE(ABORT) is a constraint failure).
-        s.conn
-            .lock()
-            .unwrap()
-            .execute_batch(
+        s.write(|c: &Connection| {
+            Ok(c.execute_batch(
                 "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = 'poison'
                  BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
-            )
-            .unwrap();
+            )?)
+        })
+        .await
+        .unwrap();
         let got = s
             .accept(
                 vec![event("a"), event("poison"), event("b"), event("a")],
@@ -1659,6 +1920,63 @@ mod tests {
             .map(|l| l.event_id)
             .collect();
         assert_eq!(leased, ["a", "b"], "the refused event left nothing behind");
+    }
+
+    #[tokio::test]
+    async fn accepted_deliveries_are_leased_in_the_commit_and_targets_get_their_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), true).unwrap();
+        let lease = Duration::from_secs(60);
+        let (stored, fresh) = s
+            .accept_leasing(vec![event("a"), event("b"), event("c")], NOW, lease, 2)
+            .await
+            .unwrap();
+        assert_eq!(stored, [Stored::New, Stored::New, Stored::New]);
+        let ids: Vec<&str> = fresh.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["d-a", "d-b"], "at most 2 leased at accept, in order");
+        assert_eq!(fresh[0].body, "{\"id\":\"a\"}");
+        // Only the third is left for a lease read; the first two are held.
+        let read: Vec<String> = s
+            .lease(10, lease, NOW)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(read, ["d-c"]);
+        assert_eq!(s.io_stats().leased, 3);
+        // Acked: the lease ends with the commit (and the row with it).
+        s.ack("d-a".into(), NOW).await.unwrap();
+        assert_eq!(s.io_stats().leased, 2);
+
+        // Room per target: "t" may take one more, "u" none (not even read).
+        let mut two = event("x");
+        two.deliveries.push(NewDelivery {
+            id: "d-x-u".into(),
+            target: "u".into(),
+            ..two.deliveries[0].clone()
+        });
+        s.accept(vec![two, event("y")], NOW).await.unwrap();
+        let room = BTreeMap::from([("t".to_owned(), 1), ("u".to_owned(), 0)]);
+        let got: Vec<String> = s
+            .lease_within(10, lease, NOW, room)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(got, ["d-x"]);
+        let rest: Vec<String> = s
+            .lease(10, lease, NOW)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(rest, ["d-x-u", "d-y"]);
+        // One commit per write request here (nothing was concurrent).
+        let io = s.io_stats();
+        assert_eq!(io.commits, io.writes);
     }
 
     #[tokio::test]

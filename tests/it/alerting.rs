@@ -369,3 +369,76 @@ async fn a_digest_folds_a_burst_into_one_message_and_survives_a_restart(store: S
     assert_eq!(rx.hits().len(), 1, "one message for the burst");
 }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_digest_counts_what_it_lists_lists_each_image_once_and_stays_within_slacks_limits()
+{
+    let rx = Receiver::start().await;
+    let config = format!(
+        "[targets.slack]\ntype = \"slack\"\nwebhook_url = \"http://{}/services/T/B/x\"\n",
+        rx.addr
+    );
+    let rule = json!({"name": "scans", "event_pattern": {"source": ["aws.ecr"]}, "targets": ["slack"],
+        "group_by": [], "group_wait": "8s", "group_interval": "1h"});
+    let home = Home::new(&config, &[("r.json", &rule.to_string())]);
+    let d = home.start();
+    // 403 matches: 400 images with long names (~100 characters, 40 KB of lines: more than a message
+    // should hold), one of them scanned four times (its last result counts).
+    let long = "x".repeat(70);
+    let mut batch: Vec<Value> = Vec::new();
+    for i in 0..400 {
+        let mut first = scan_event(
+            &format!("big-{i}"),
+            &format!("team/service-with-a-long-name-{i:03}-{long}"),
+            "sha256:aa",
+            json!({"HIGH": 1}),
+        );
+        first["time"] = json!("2026-11-20T09:00:00Z");
+        batch.push(first);
+        if i == 7 {
+            for n in 0..3 {
+                let mut again = scan_event(
+                    &format!("again-{n}"),
+                    &format!("team/service-with-a-long-name-007-{long}"),
+                    "sha256:aa",
+                    json!({"CRITICAL": n + 1}),
+                );
+                again["time"] = json!(format!("2026-11-20T09:0{}:00Z", n + 1));
+                batch.push(again);
+            }
+        }
+    }
+    for chunk in batch.chunks(100) {
+        let (s, b) = d.post(Value::Array(chunk.to_vec()).to_string()).await;
+        assert_eq!(s, 202, "{b}");
+    }
+    let hits = rx.wait_hits(1, &d).await;
+    let m = &hits[0].body;
+    let header = m["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        header.starts_with("400 images with CRITICAL findings in the last "),
+        "{header}"
+    );
+    let blocks = m["blocks"].as_array().unwrap();
+    assert!(blocks.len() <= 50, "{} blocks", blocks.len());
+    let size = m.to_string().len();
+    assert!(size < 40_000, "{size} bytes");
+    let body = m["blocks"].to_string();
+    assert_eq!(
+        body.matches(&format!("team/service-with-a-long-name-007-{long}:v1"))
+            .count(),
+        1,
+        "each image once"
+    );
+    assert!(
+        body.contains("3 CRITICAL (4 scans)"),
+        "the latest result, and how many scans"
+    );
+    let listed = body.matches("team/service-with-a-long-name-").count();
+    assert!(listed > 50 && listed < 400, "{listed} listed");
+    assert!(
+        body.contains(&format!("…and {} more", 400 - listed)),
+        "{listed} listed: {body}"
+    );
+    d.stop();
+}

@@ -1,8 +1,8 @@
 //! The archive, replay, retention and the store's own tools, through the real binary beside a real
-//! daemon: `scanbridge events list|show`, `scanbridge replay`, `[store] retain_events` and
-//! `retain_unmatched`, `scanbridge store check|backup`. The tests that hold for both backends run on
-//! each (`::sqlite`, `::jetstream`: a real nats-server); aging rows by hand and restoring a copy are
-//! SQLite's alone.
+//! daemon: `scanbridge events list|show` and `scanbridge replay` (through the daemon's admin API, and
+//! on a data directory with `--data-dir`), `[store] retain_events` and `retain_unmatched`,
+//! `scanbridge store check|backup`. The tests that hold for both backends run on each (`::sqlite`,
+//! `::jetstream`: a real nats-server); aging rows by hand and restoring a copy are SQLite's alone.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -61,11 +61,11 @@ fn exits(out: &Output, code: i32) {
     );
 }
 
-/// `events list --json` of the home: the ids listed, newest first.
-fn listed(home: &Home, extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["events", "list", "--json"];
+/// `events list --json` of the daemon at `url`: the ids listed, newest first.
+fn listed(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["events", "list", "--json", "--url", url];
     args.extend(extra);
-    let out = home.cli(&args);
+    let out = crate::daemon::cli(&args);
     exits(&out, 0);
     stdout(&out)
         .lines()
@@ -92,17 +92,19 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
         .to_str()
         .unwrap()
         .to_owned();
+    let url = d.url("");
+    let u = url.as_str();
 
     // events list: newest first, both classes; --matched / --unmatched split them.
-    assert_eq!(listed(&home, &[]), ["e-other", "e-ci"]);
-    assert_eq!(listed(&home, &["--matched"]), ["e-ci"]);
-    assert_eq!(listed(&home, &["--unmatched"]), ["e-other"]);
-    assert_eq!(listed(&home, &["--oldest-first", "--limit", "1"]), ["e-ci"]);
+    assert_eq!(listed(u, &[]), ["e-other", "e-ci"]);
+    assert_eq!(listed(u, &["--matched"]), ["e-ci"]);
+    assert_eq!(listed(u, &["--unmatched"]), ["e-other"]);
+    assert_eq!(listed(u, &["--oldest-first", "--limit", "1"]), ["e-ci"]);
     assert!(
-        listed(&home, &["--until", "1h"]).is_empty(),
+        listed(u, &["--until", "1h"]).is_empty(),
         "accepted just now"
     );
-    let table = home.cli(&["events", "list"]);
+    let table = home.cli(&["events", "list", "--url", u]);
     let text = stdout(&table);
     assert!(
         text.lines().next().unwrap().starts_with("RECEIVED"),
@@ -114,7 +116,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
         "{row}"
     );
     // events show: the delivery's state and the event.
-    let out = home.cli(&["events", "show", "e-ci"]);
+    let out = home.cli(&["events", "show", "e-ci", "--url", u]);
     exits(&out, 0);
     let text = stdout(&out);
     assert!(
@@ -122,7 +124,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
         "{text}"
     );
     assert!(text.contains("\"detail-type\": \"Test\""), "{text}");
-    let out = home.cli(&["events", "show", "nope"]);
+    let out = home.cli(&["events", "show", "nope", "--url", u]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("no event with id nope"),
@@ -130,10 +132,21 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
         stderr(&out)
     );
 
-    // A rule added today, tried on what was archived: the dry run prints and changes nothing.
+    // A rule added today (the daemon reloads it), tried on what was archived: the dry run prints
+    // and changes nothing.
     let new = rule("new", json!({"source": ["other"]}), &["hook"]);
     home.write_rule("new.json", &new);
-    let out = home.cli(&["replay", "--since", "1h", "--rule", "new", "--dry-run"]);
+    d.wait_metric("scanbridge_rule_reloads_total", 1.0).await;
+    let out = home.cli(&[
+        "replay",
+        "--since",
+        "1h",
+        "--rule",
+        "new",
+        "--dry-run",
+        "--url",
+        u,
+    ]);
     exits(&out, 0);
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -148,16 +161,25 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.hits().len(), 1, "a dry run sends nothing");
-    assert_eq!(
-        listed(&home, &["--matched"]),
-        ["e-ci"],
-        "and changes nothing"
+    assert_eq!(listed(u, &["--matched"]), ["e-ci"], "and changes nothing");
+    let shown = stdout(&home.cli(&["events", "show", "e-other", "--json", "--url", u]));
+    let v: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["deliveries"], json!([]), "nothing queued: {v}");
+    // Bad input: an unknown rule (named, with where the daemon's rules are), a bad time, no --since.
+    let out = home.cli(&["replay", "--since", "1h", "--rule", "nosuch", "--url", u]);
+    exits(&out, 2);
+    let rules_dir = home.path().join("rules").display().to_string();
+    assert!(
+        stderr(&out).contains(&format!(
+            "rule nosuch: no enabled rule of that name in the daemon's rules ({rules_dir})"
+        )),
+        "{}",
+        stderr(&out)
     );
-    // Bad input: an unknown rule, a bad time, no --since.
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     for bad in [
-        &["replay", "--since", "1h", "--rule", "nosuch"][..],
-        &["replay", "--since", "last tuesday"],
-        &["replay", "--rule", "new"],
+        &["replay", "--since", "last tuesday", "--url", u][..],
+        &["replay", "--rule", "new", "--url", u],
     ] {
         let out = home.cli(bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stdout(&out));
@@ -165,7 +187,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
     }
 
     // The replay: every current rule, new delivery ids scoped by the replay, marked for receivers.
-    let out = home.cli(&["replay", "--since", "1h"]);
+    let out = home.cli(&["replay", "--since", "1h", "--url", u]);
     exits(&out, 0);
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -207,7 +229,7 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
             .any(|h| h.headers.contains_key("x-scanbridge-replay")
                 && h.headers["idempotency-key"] == live_id.as_str())
     );
-    let show = stdout(&home.cli(&["events", "show", "e-ci", "--json"]));
+    let show = stdout(&home.cli(&["events", "show", "e-ci", "--json", "--url", u]));
     let v: Value = serde_json::from_str(&show).unwrap();
     let ds = v["deliveries"].as_array().unwrap();
     assert_eq!(ds.len(), 2, "{v}");
@@ -218,9 +240,8 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
     assert_eq!(marked.len(), 1, "{v}");
     let start = Instant::now();
     loop {
-        let v: Value =
-            serde_json::from_str(&stdout(&home.cli(&["events", "show", "e-other", "--json"])))
-                .unwrap();
+        let shown = stdout(&home.cli(&["events", "show", "e-other", "--json", "--url", u]));
+        let v: Value = serde_json::from_str(&shown).unwrap();
         if v["deliveries"][0]["state"] == "delivered" {
             assert_eq!(
                 v["matched"], true,
@@ -231,6 +252,10 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
         assert!(start.elapsed() < PATIENCE, "{v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The archive opened directly (no daemon in between) lists the same.
+    let out = home.tool(&["events", "list", "--json"]);
+    exits(&out, 0);
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
     // Pointed at a directory (a prefix) with no store, the tools say so and create nothing.
     match store {
         Store::Sqlite => {
@@ -249,9 +274,9 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
             let other = other_prefix(&home);
             let other = other.to_str().unwrap();
             for args in [
-                &["events", "list", "--config", other][..],
+                &["events", "list", "--direct", "--config", other][..],
                 &["store", "check", "--config", other],
-                &["replay", "--since", "1h", "--config", other],
+                &["replay", "--since", "1h", "--direct", "--config", other],
             ] {
                 let out = crate::daemon::cli(args);
                 assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -261,9 +286,6 @@ async fn events_are_archived_browsable_and_replayed_through_todays_rules(store: 
                     stderr(&out)
                 );
             }
-            // ... and made nothing there: still no store of that prefix.
-            let out = crate::daemon::cli(&["events", "list", "--config", other]);
-            assert_eq!(out.status.code(), Some(2));
         }
     }
 }
@@ -277,12 +299,13 @@ async fn unmatched_events_go_after_retain_unmatched_and_matched_ones_stay(store:
     // A one-second window for events no rule matched, a quick pruner; matched events are kept.
     home.store_config("retain_unmatched = \"1s\"\nprune_interval = \"100ms\"");
     let d = home.start();
+    let url = d.url("");
     assert_eq!(d.post(event("m1", "ci").to_string()).await.0, 202);
     assert_eq!(d.post(event("u1", "other").to_string()).await.0, 202);
     rx.wait_hits(1, &d).await;
     let start = Instant::now();
     loop {
-        let ids = listed(&home, &[]);
+        let ids = listed(&url, &[]);
         if ids == ["m1"] {
             break;
         }
@@ -290,13 +313,13 @@ async fn unmatched_events_go_after_retain_unmatched_and_matched_ones_stay(store:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     d.wait_metric("scanbridge_pruned_total{kind=\"events\"}", 1.0).await;
-    let out = home.cli(&["events", "show", "u1"]);
+    let out = home.tool(&["events", "show", "u1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     // The matched one, delivered, is kept with what became of its delivery.
-    let out = home.cli(&["events", "show", "m1"]);
+    let out = home.tool(&["events", "show", "m1"]);
     exits(&out, 0);
     assert!(stdout(&out).contains(": delivered at"), "{}", stdout(&out));
-    let out = home.cli(&["store", "check"]);
+    let out = home.tool(&["store", "check"]);
     exits(&out, 0);
 }
 }
@@ -368,10 +391,11 @@ async fn retention_prunes_unmatched_events_after_a_day_and_matched_ones_after_th
     // Two days old: the unmatched one goes, the matched one stays.
     age("m-old", 2);
     age("u-old", 2);
+    let url = d.url("");
     let wait_for = |want: &'static [&'static str]| {
         let start = Instant::now();
         loop {
-            let mut ids = listed(&home, &[]);
+            let mut ids = listed(&url, &[]);
             ids.sort();
             if ids == want {
                 return;
@@ -393,7 +417,7 @@ async fn retention_prunes_unmatched_events_after_a_day_and_matched_ones_after_th
     rx.wait_attempts(3, &d).await;
     age("m-pending", 400);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(listed(&home, &[]).contains(&"m-pending".to_owned()));
+    assert!(listed(&url, &[]).contains(&"m-pending".to_owned()));
 }
 
 on_both_stores! {

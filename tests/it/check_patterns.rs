@@ -452,6 +452,8 @@ fn scanbridge_rule_files_are_checked_by_name() {
         [
             "rules/critical-findings.json: critical-findings: ok",
             "rules/high-findings-production.yaml: high-findings-production: ok",
+            "rules/inspector-critical-findings.json: inspector-critical-findings: ok",
+            "rules/inspector-high-findings-fixable.json: inspector-high-findings-fixable: ok",
             "rules/report-critical-findings.json: report-critical-findings: ok",
             "rules/scan-failed.json: scan-failed: ok",
         ]

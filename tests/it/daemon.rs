@@ -66,9 +66,22 @@ impl Home {
         ]
     }
 
-    /// Runs a CLI tool (`dlq`, `silence`, `suppressed`...) on this home's store.
+    /// Runs a CLI tool (`dlq`, `silence`, `suppressed`, `events`, `route`, `store`...) on this home's
+    /// store directly, on either backend: SQLite's `--data-dir`, JetStream's cluster of `--config`
+    /// with `--direct` (`route` and `store` open the configured store themselves).
     pub fn tool(&self, args: &[&str]) -> std::process::Output {
-        self.cli(args)
+        let config = self.config_arg();
+        let text = std::fs::read_to_string(self.path().join("config.toml")).unwrap();
+        let jetstream = text.contains("backend = \"jetstream\"");
+        let data = self.path().join("data").display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(config.iter().map(String::as_str));
+        match (args.first().copied(), jetstream) {
+            (Some("route" | "store"), _) => {}
+            (_, true) => all.push("--direct"),
+            (_, false) => all.extend(["--data-dir", data.as_str()]),
+        }
+        cli(&all)
     }
 
     /// Sets `lines` (TOML `key = value` lines) in the `[store]` table of the home's config.toml,
@@ -164,12 +177,18 @@ impl Daemon {
 
     /// Like [`Daemon::spawn_with`], run from `cwd` (where `rules/` and `./data` are looked up).
     pub fn spawn_in(cwd: &Path, args: &[&str], stdin: Stdio) -> Daemon {
+        Self::spawn_env(cwd, args, stdin, &[])
+    }
+
+    /// Like [`Daemon::spawn_in`], with `env` set for the daemon.
+    pub fn spawn_env(cwd: &Path, args: &[&str], stdin: Stdio, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"));
         for (k, _) in std::env::vars() {
             if k.starts_with("SCANBRIDGE__") {
                 cmd.env_remove(k);
             }
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .args(args)
             .current_dir(cwd)
@@ -477,6 +496,18 @@ pub fn rule(name: &str, pattern: Value, targets: &[&str]) -> String {
 /// A minimal valid event with `source` and an id.
 pub fn event(id: &str, source: &str) -> Value {
     serde_json::json!({"id": id, "source": source, "detail-type": "Test", "detail": {"n": 1}})
+}
+
+/// PATH with the binary under test's directory first: `scanbridge` as after `cargo install`.
+pub fn path_with_binary() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_scanbridge"))
+        .parent()
+        .unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 /// Runs the binary to completion (for `check`, `send`, `dlq`).

@@ -9,10 +9,6 @@ use serde_json::json;
 
 use crate::daemon::{Home, Receiver, cli, event, rule};
 
-fn config_of(home: &Home) -> String {
-    home.path().join("config.toml").display().to_string()
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -40,9 +36,10 @@ async fn a_second_serve_on_a_held_data_directory_exits_2_and_the_tools_run_besid
         "the refused daemon left the holder's pid alone"
     );
 
-    // The tools that read or queue work open the store beside the daemon.
-    let config = config_of(&home);
-    let out = cli(&["dlq", "list", "--config", &config]);
+    // The tools that read or queue work open the store beside the daemon (--data-dir), or ask it.
+    let dir = data.display().to_string();
+    let url = first.url("");
+    let out = cli(&["dlq", "list", "--data-dir", &dir]);
     assert!(out.status.success(), "dlq: {}", text(&out.stderr));
     let out = cli(&[
         "silence",
@@ -53,17 +50,17 @@ async fn a_second_serve_on_a_held_data_directory_exits_2_and_the_tools_run_besid
         "1h",
         "--comment",
         "beside the daemon",
-        "--config",
-        &config,
+        "--data-dir",
+        &dir,
     ]);
     assert!(out.status.success(), "silence add: {}", text(&out.stderr));
-    let out = cli(&["silence", "list", "--config", &config]);
+    let out = cli(&["silence", "list", "--url", &url]);
     assert!(
         text(&out.stdout).contains("beside the daemon"),
         "{}",
         text(&out.stderr)
     );
-    let out = cli(&["suppressed", "--config", &config]);
+    let out = cli(&["suppressed", "--data-dir", &dir]);
     assert!(out.status.success(), "suppressed: {}", text(&out.stderr));
 
     // The first daemon never noticed.
@@ -106,7 +103,8 @@ fn an_empty_or_foreign_database_file_is_refused_and_left_alone() {
     std::fs::write(&db, b"").unwrap();
     refused_with(&home, "is empty (0 bytes)");
     assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "left untouched");
-    let out = cli(&["dlq", "list", "--config", &config_of(&home)]);
+    let dir = data.display().to_string();
+    let out = cli(&["dlq", "list", "--data-dir", &dir]);
     assert_eq!(out.status.code(), Some(2), "the tools refuse it too");
     assert!(text(&out.stderr).contains("is empty (0 bytes)"));
 

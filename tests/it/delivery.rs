@@ -3,16 +3,18 @@
 
 use serde_json::{Value, json};
 
-use crate::daemon::{Home, Receiver, event, rule};
+use crate::daemon::{Daemon, Home, Receiver, cli, event, rule};
 
 fn route_ci() -> String {
     rule("ci-to-hook", json!({"source": ["ci"]}), &["hook"])
 }
 
-fn dlq(home: &Home, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["dlq"];
+/// `scanbridge dlq ARGS` through the daemon's admin API, as an operator runs it.
+fn dlq(d: &Daemon, args: &[&str]) -> std::process::Output {
+    let url = d.url("");
+    let mut all = vec!["dlq", "--url", &url];
     all.extend_from_slice(args);
-    home.tool(&all)
+    cli(&all)
 }
 
 on_both_stores! {
@@ -59,7 +61,7 @@ async fn dead_letter_after_max_attempts_then_redrive(store: Store) {
     .await;
     assert_eq!(rx.attempts(), 3, "exactly max_attempts attempts");
 
-    let out = dlq(&home, &["list", "--json"]);
+    let out = dlq(&d, &["list", "--json"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let dl: Value = serde_json::from_str(text.lines().next().expect("one dead letter")).unwrap();
@@ -71,7 +73,7 @@ async fn dead_letter_after_max_attempts_then_redrive(store: Store) {
         "{reason}"
     );
     let id = dl["id"].as_str().unwrap();
-    let show = dlq(&home, &["show", id]);
+    let show = dlq(&d, &["show", id]);
     let shown: Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(shown["event"]["id"], "e-dead");
 
@@ -85,8 +87,22 @@ async fn dead_letter_after_max_attempts_then_redrive(store: Store) {
     .await;
     assert_eq!(rx.attempts(), 4);
 
+    // purge asks first: with no terminal to ask on and no --yes, it refuses and deletes nothing.
+    let out = dlq(&d, &["purge"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("dlq purge deletes 2 dead letter(s) in the daemon at http://")
+            && err.contains("give --yes to confirm"),
+        "{err}"
+    );
+    let listed = String::from_utf8_lossy(&dlq(&d, &["list", "--json"]).stdout)
+        .lines()
+        .count();
+    assert_eq!(listed, 2, "nothing purged");
+
     rx.fail(0);
-    let out = dlq(&home, &["redrive", id]);
+    let out = dlq(&d, &["redrive", id]);
     assert!(
         out.status.success(),
         "{}",
@@ -94,17 +110,17 @@ async fn dead_letter_after_max_attempts_then_redrive(store: Store) {
     );
     let hits = rx.wait_hits(1, &d).await;
     assert_eq!(hits[0].body["id"], "e-dead");
-    let out = dlq(&home, &["redrive", "--all"]);
+    let out = dlq(&d, &["redrive", "--all"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("redriven: 1"));
     rx.wait_hits(2, &d).await;
-    let out = dlq(&home, &["list", "--json"]);
+    let out = dlq(&d, &["list", "--json"]);
     assert!(
         out.stdout.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert!(dlq(&home, &["redrive", "nope"]).status.code() == Some(2));
-    assert!(String::from_utf8_lossy(&dlq(&home, &["purge"]).stdout).contains("purged: 0"));
+    assert!(dlq(&d, &["redrive", "nope"]).status.code() == Some(2));
+    assert!(String::from_utf8_lossy(&dlq(&d, &["purge", "--yes"]).stdout).contains("purged: 0"));
     d.stop();
 }
 

@@ -230,7 +230,7 @@ fn check_reports_every_error_and_exits_2() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("4 rule(s)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("6 rule(s)"));
 
     let home = Home::new(
         "",

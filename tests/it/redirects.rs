@@ -65,10 +65,10 @@ async fn redirects_are_never_followed_and_dead_letter_naming_status_and_host() {
     let ev = json!({"id": "e1", "source": "ci", "detail-type": "t", "detail": {"n": 1}});
     assert_eq!(d.post(ev.to_string()).await.0, 202);
 
-    let config_path = home.path().join("config.toml").display().to_string();
+    let url = d.url("");
     let start = Instant::now();
     let letters: Vec<Value> = loop {
-        let out = cli(&["dlq", "list", "--json", "--config", &config_path]);
+        let out = cli(&["dlq", "list", "--json", "--url", &url]);
         let letters: Vec<Value> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

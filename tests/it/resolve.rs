@@ -104,7 +104,7 @@ async fn contract_a_clean_rescan_resolves_the_pagerduty_incident_with_the_same_d
         out.contains("rule critical-to-pager: no longer matches: resolves alert 123456789012.dkr.ecr.us-east-1.amazonaws.com/payments/api:v2.14.0 (open since")
             && out.contains("by event 3f6a1c52-8e0b-4d1e-9a8f-5b2c7d9e1a01")
             && out.contains("\"event_action\": \"resolve\"")
-            && out.contains("and 1 resolve(s)"),
+            && out.contains("0 deliveries, and 1 resolve would be sent"),
         "{out}"
     );
     let out = run(

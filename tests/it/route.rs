@@ -61,7 +61,7 @@ fn route_shows_matches_fan_out_and_payloads_without_sending() {
         "input_path payload: {text}"
     );
     assert!(
-        text.contains("1 of 1 rule(s) matched; 2 delivery(ies) would be made"),
+        text.contains("1 of 1 rule matched; 2 deliveries would be sent"),
         "{text}"
     );
 
@@ -72,7 +72,10 @@ fn route_shows_matches_fan_out_and_payloads_without_sending() {
         text.contains("topic alerts: no subscription's filter policy matches (slack)"),
         "{text}"
     );
-    assert!(text.contains("1 delivery(ies)"), "{text}");
+    assert!(
+        text.contains("1 of 1 rule matched; 1 delivery would be sent"),
+        "{text}"
+    );
 
     let out = route("ecr-image-scan-failed.json");
     assert_eq!(
@@ -81,7 +84,11 @@ fn route_shows_matches_fan_out_and_payloads_without_sending() {
         "no rule matches: {}",
         stdout(&out)
     );
-    assert!(stdout(&out).contains("0 of 1 rule(s) matched"));
+    assert!(
+        stdout(&out).contains("0 of 1 rule matched; 0 deliveries would be sent"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = cli(&[
         "route",

@@ -679,6 +679,22 @@ impl Store for JetStreamStore {
         })
     }
 
+    fn unlease(&self, id: &str) {
+        // Given back at once: a NAK without delay makes it due now, for whichever daemon fetches.
+        let Some(h) = self.inner.outbox.take_held(id) else {
+            return;
+        };
+        let outbox = self.inner.outbox.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = outbox.settle(&h, AckKind::Nak(None)).await {
+                    tracing::debug!(delivery = %h.msg.id, error = %e,
+                        "giving a lease back failed; it returns after the ack wait");
+                }
+            });
+        }
+    }
+
     fn rate_take(
         &self,
         key: String,
