@@ -35,6 +35,10 @@
 //!   installation's streams, and a full disk is the NATS servers' (their refusal is the 503).
 //! - `store backup` writes every stream's and bucket's messages as JSON lines (`backup.rs`), not a
 //!   database file.
+//! - `unlease` is a NAK without delay (due at once, for any daemon); `lease_within` fetches as
+//!   `lease` does and puts back, due [`ROOM_WAIT`] later, what exceeds a target's room (the consumer
+//!   cannot be asked for one target's deliveries); `accept_leasing` keeps the default (the
+//!   worker fetches what an accept stored, woken by the doorbell).
 //! - Rate limits are shared: a target's token bucket is a value of `P_ratelimit` taken with
 //!   check-and-set by every daemon ([`ratelimit`]), where SQLite's one daemon keeps it in memory.
 //!
@@ -80,6 +84,10 @@ mod suppressed;
 mod wire;
 
 use cluster::{Cluster, Names, failed};
+
+/// How long a delivery fetched past its target's room ([`Store::lease_within`]) waits before it is
+/// due again.
+const ROOM_WAIT: Duration = Duration::from_millis(100);
 use wire::DeadMsg;
 
 /// The JetStream implementation of [`Store`]; cheap to clone.
@@ -337,6 +345,39 @@ impl Store for JetStreamStore {
         now_ms: i64,
     ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
         self.run(self.inner.outbox.lease(limit, lease, now_ms))
+    }
+
+    fn lease_within(
+        &self,
+        limit: usize,
+        lease: Duration,
+        now_ms: i64,
+        room: std::collections::BTreeMap<String, usize>,
+    ) -> BoxFuture<'_, Result<Vec<Leased>, StoreError>> {
+        // The consumer hands out deliveries of every target alike: those past their target's room
+        // go back at once, due a moment later (for whichever daemon has room), rather than to the
+        // worker, which would give them back itself and fetch them again at once.
+        self.run(async move {
+            let o = &self.inner.outbox;
+            let got = o.lease(limit, lease, now_ms).await?;
+            let mut taken: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut kept = Vec::with_capacity(got.len());
+            for d in got {
+                let n = taken.entry(d.target.clone()).or_default();
+                match room.get(&d.target) {
+                    Some(max) if *n >= *max => {
+                        if let Some(h) = o.take_held(&d.id) {
+                            let _ = o.settle(&h, AckKind::Nak(Some(ROOM_WAIT))).await;
+                        }
+                    }
+                    _ => {
+                        *n += 1;
+                        kept.push(d);
+                    }
+                }
+            }
+            Ok(kept)
+        })
     }
 
     fn ack(&self, id: String, now_ms: i64) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -1474,5 +1515,41 @@ mod tests {
         );
         // Another target is another bucket, full at first.
         assert_eq!(take(&b, "slack", NOW).await.unwrap(), RateTake::Taken);
+    }
+
+    #[tokio::test]
+    async fn lease_within_hands_out_no_more_than_each_targets_room() {
+        let srv = server().await;
+        let s = store(&srv, Duration::from_secs(30)).await;
+        for i in 0..4 {
+            s.accept(vec![event(&format!("e{i}"), None)], NOW)
+                .await
+                .unwrap();
+        }
+        // Target "t" has room for one: one comes now, the others stay in the outbox for later.
+        let room = std::collections::BTreeMap::from([("t".to_owned(), 1)]);
+        let mut got = Vec::new();
+        for _ in 0..50 {
+            got.extend(
+                s.lease_within(10, Duration::from_secs(30), NOW, room.clone())
+                    .await
+                    .unwrap(),
+            );
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(s.depth().await.unwrap(), 4);
+        // Given back once room returns: every other delivery comes to a plain lease.
+        s.ack(got[0].id.clone(), NOW).await.unwrap();
+        let rest = lease_n(&s, 3).await;
+        assert_eq!(rest.len(), 3, "{rest:?}");
+        // unlease: a delivery given back is due at once again.
+        s.unlease(&rest[0].id);
+        let again = lease_n(&s, 1).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, rest[0].id);
     }
 }
