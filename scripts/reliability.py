@@ -435,7 +435,11 @@ def outage(args):
     with open(os.path.join(ROOT, "target", "outage-metrics.txt"), "w") as f:
         f.write(m)
     d.stop()
-    dl = subprocess.run([BIN, "dlq", "list", "--json", "--config", cfg], capture_output=True, text=True)
+    # The daemon is stopped: read its data directory directly (by default `dlq` asks the daemon).
+    dl = subprocess.run(
+        [BIN, "dlq", "list", "--json", "--config", cfg, "--data-dir", os.path.join(home, "data")],
+        capture_output=True, text=True, check=True,
+    )
     dead = [json.loads(line) for line in dl.stdout.splitlines() if line.strip()]
     dead_short = [x for x in dead if x["target"] == "short"]
     reasons = {}
