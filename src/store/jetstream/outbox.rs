@@ -16,7 +16,8 @@
 //! Commit check: an accept publishes its deliveries, then the event's commit record in `P_seen`, and
 //! answers 202 only after both. A delivery published by an accept that then failed (the cluster went
 //! away mid-request: the client got 503) must not be sent, so before handing out a delivery marked
-//! `commit` the lease looks for its commit record (known locally for events this daemon accepted).
+//! `commit` the lease looks for its commit record (known locally for events this daemon accepted; a
+//! "none" from the bucket, which any replica may answer, is confirmed with the stream's leader).
 //! Without one it is NAKed for a moment (the accept may still be finishing, here or on another
 //! daemon) and, once older than [`GRACE`], dropped: its accept never completed. The grace outlasts
 //! the stream's duplicate window, so a client's retry of the failed request (which publishes the same
@@ -272,7 +273,23 @@ impl Outbox {
             return Ok(true);
         }
         match self.seen.get(token(&msg.event_id)).await {
-            Ok(found) => Ok(found.is_some()),
+            Ok(Some(_)) => Ok(true),
+            // A bucket read may be answered by any replica (direct get), one that has just
+            // restarted included: "none" is asked again of the stream's leader before the
+            // delivery is put back (or, past the grace, dropped).
+            Ok(None) => self.committed_at_leader(&msg.event_id).await,
+            Err(e) => Err(failed("reading commit records", e)),
+        }
+    }
+
+    /// The commit record of `event_id`, read from the leader of the bucket's stream.
+    async fn committed_at_leader(&self, event_id: &str) -> Result<bool, StoreError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let subject = format!("{}{}", self.seen.prefix, token(event_id));
+        let stream = self.cluster.stream(&self.seen.stream_name).await?;
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => Ok(!m.payload.is_empty()),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
             Err(e) => Err(failed("reading commit records", e)),
         }
     }
