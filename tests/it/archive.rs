@@ -4,15 +4,13 @@
 //! `scanbridge store check|backup`. The tests that hold for both backends run on each (`::sqlite`,
 //! `::jetstream`: a real nats-server); aging rows by hand and restoring a copy are SQLite's alone.
 
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::daemon::{Home, PATIENCE, Receiver, event, rule};
 use crate::stores::Store;
-use crate::support::{stderr, stdout};
+use crate::support::{exits, stderr, stdout};
 
 /// The JetStream home's first server URL and prefix, from its config.toml.
 fn jetstream_of(home: &Home) -> (String, String) {
@@ -39,26 +37,6 @@ fn other_prefix(home: &Home) -> std::path::PathBuf {
     )
     .unwrap();
     path
-}
-
-/// Runs the binary in `cwd` with nothing else given (no `--config`): the contract's own form.
-fn cli_in(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scanbridge"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-/// Asserts the exit code, showing both outputs when it differs.
-fn exits(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{}{}",
-        stdout(out),
-        stderr(out)
-    );
 }
 
 /// `events list --json` of the daemon at `url`: the ids listed, newest first.
@@ -335,8 +313,9 @@ async fn the_contract_replay_dry_run_prints_one_line_per_delivery_starting_with_
     }
     assert_eq!(d.post(event("n1", "other").to_string()).await.0, 202);
     d.stop();
-    let out = cli_in(
+    let out = crate::support::cli_in(
         home.path(),
+        &[],
         &[
             "replay",
             "--since",

@@ -3,37 +3,12 @@
 //! exactly what they print on a data directory opened with `--data-dir` (which says which store it
 //! opened, and must already hold one).
 
-use std::path::Path;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::daemon::{Home, PATIENCE, Receiver, event, rule};
-use crate::support::{stderr, stdout};
-
-/// Runs the binary in `cwd` with only `env`'s token variables (none inherited).
-fn cli_in(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"));
-    c.args(args).current_dir(cwd);
-    c.env_remove("SCANBRIDGE__SERVER__TOKEN")
-        .env_remove("SCANBRIDGE_TOKEN");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-/// Asserts the exit code, showing both outputs when it differs.
-fn exits(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{}{}",
-        stdout(out),
-        stderr(out)
-    );
-}
+use crate::support::{cli_in, exits, stderr, stdout};
 
 /// A replay's stdout with each line's delivery id (scoped by the replay's own id) cut off.
 fn without_ids(text: &str) -> Vec<String> {

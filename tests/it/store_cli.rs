@@ -9,6 +9,7 @@ use std::process::Output;
 use serde_json::{Value, json};
 
 use crate::daemon::{Daemon, Home, Receiver, cli, rule};
+use crate::support::cli_in;
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -16,18 +17,6 @@ fn out(o: &Output) -> String {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs the binary in `cwd` with `env` set.
-fn cli_in(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_scanbridge"));
-    c.args(args).current_dir(cwd);
-    c.env_remove("SCANBRIDGE__SERVER__TOKEN")
-        .env_remove("SCANBRIDGE_TOKEN");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
 }
 
 fn scan(id: &str, repo: &str) -> Value {

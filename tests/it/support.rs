@@ -1,7 +1,7 @@
 //! Shared helpers: where the binary and the shared corpus are, and running the binary.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The `scanbridge` binary built for this test run.
@@ -52,4 +52,28 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs the binary in `cwd` with `env` set and no token variable inherited from the test's own
+/// environment (`SCANBRIDGE__SERVER__TOKEN`, `SCANBRIDGE_TOKEN`).
+pub fn cli_in(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = bin();
+    c.args(args).current_dir(cwd);
+    c.env_remove("SCANBRIDGE__SERVER__TOKEN")
+        .env_remove("SCANBRIDGE_TOKEN");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Asserts the exit code, showing both outputs when it differs.
+pub fn exits(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
 }
