@@ -51,6 +51,9 @@ pub const MAX_DIGEST_LINES: usize = 50;
 /// The widest value printed, in characters (longer ones end with `…`).
 pub const MAX_VALUE: usize = 300;
 
+/// The cap of a short envelope field (`region`, `time`).
+pub const MAX_SHORT: usize = 60;
+
 /// `x` as one visible line of at most `max` characters ([`escape::line`]: control, line-breaking,
 /// bidi and invisible characters shown as escapes): event text cannot add lines to an alert, hide or
 /// reorder text, or push the rest off the screen.
@@ -63,6 +66,15 @@ fn s(v: &Value, ptr: &str) -> Option<String> {
     v.pointer(ptr)
         .and_then(Value::as_str)
         .map(|x| clip(x, MAX_VALUE))
+}
+
+/// A short envelope field (`region`, `time`: a few dozen characters when AWS writes them) capped at
+/// [`MAX_SHORT`], so that the event line, which holds four values, stays one line of readable length
+/// whatever the event holds.
+fn short(v: &Value, ptr: &str) -> String {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .map_or_else(|| "-".into(), |x| clip(x, MAX_SHORT))
 }
 
 /// The alert text: rule, image (repository name and tags), for an Inspector2 finding its CVE,
@@ -218,8 +230,8 @@ pub fn render(msg: &Message<'_>) -> String {
         "  event:    {} from {} in {} at {}",
         clip(msg.event_id, MAX_VALUE),
         s(e, "/source").unwrap_or_else(|| "-".into()),
-        s(e, "/region").unwrap_or_else(|| "-".into()),
-        s(e, "/time").unwrap_or_else(|| "-".into()),
+        short(e, "/region"),
+        short(e, "/time"),
     );
     let _ = writeln!(t, "  delivery: {}", msg.delivery_id);
     if let Some(r) = msg.replay {
@@ -303,6 +315,22 @@ mod tests {
             text.contains("  findings: CRITICAL 1  HIGH 0  MEDIUM 6  TOTAL 10\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_event_line_stays_readable_whatever_the_envelope_holds() {
+        // Found by the property run: a long source, region and time made one line of 1,013
+        // characters (four values of up to MAX_VALUE each on the event line).
+        let long = "0".repeat(2_000);
+        let e = json!({"id": long, "source": long, "region": long, "time": long,
+                       "detail-type": "x", "detail": {}});
+        let text = render_event(&e);
+        let line = text.lines().find(|l| l.starts_with("  event:")).unwrap();
+        assert!(
+            line.chars().count() <= 12 + MAX_VALUE + 6 + MAX_VALUE + 4 + MAX_SHORT + 4 + MAX_SHORT,
+            "{line}"
+        );
+        assert!(text.lines().all(|l| l.chars().count() <= 1000), "{text}");
     }
 
     #[test]
