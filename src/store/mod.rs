@@ -94,6 +94,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod backup_file;
 pub mod jetstream;
 mod leases;
 pub mod lock;

@@ -109,35 +109,12 @@ pub fn check(c: &mut Connection) -> Result<Vec<Problem>, StoreError> {
 
 /// Copies the store in `c` to `dest` (which must not exist) and checks the copy.
 pub fn backup(c: &Connection, dest: &Path) -> Result<Backup, StoreError> {
-    let io = |source| StoreError::DataDir {
-        path: dest.display().to_string(),
-        source,
-    };
-    if dest.exists() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "the backup file exists already; name a new one",
-        )));
-    }
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "backup".into());
-    let tmp = dest.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
+    let tmp = super::backup_file::staging(dest)?;
     let made = c
         .execute("VACUUM INTO ?1", params![tmp.to_string_lossy()])
         .map_err(StoreError::from)
         .and_then(|_| summary(&tmp));
-    let info = match made {
-        Ok(info) => info,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&tmp, dest).map_err(io)?;
-    Ok(info)
+    super::backup_file::land(&tmp, dest, made)
 }
 
 /// Opens a copy read-only, quick-checks it and counts what it holds.

@@ -54,35 +54,12 @@ fn io(dest: &Path, source: std::io::Error) -> StoreError {
 
 /// The Store contract's `backup`.
 pub async fn backup(c: &Cluster, dest: &Path) -> Result<Backup, StoreError> {
-    if dest.exists() {
-        return Err(io(
-            dest,
-            std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "the backup file exists already; name a new one",
-            ),
-        ));
-    }
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "backup".into());
-    let tmp = dest.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    let made = write(c, &tmp).await;
-    let summary = match made {
+    let tmp = crate::store::backup_file::staging(dest)?;
+    let made = match write(c, &tmp).await {
         Ok(counts) => verify(&tmp).map(|bytes| Backup { bytes, ..counts }),
         Err(e) => Err(e),
     };
-    match summary {
-        Ok(b) => {
-            std::fs::rename(&tmp, dest).map_err(|e| io(dest, e))?;
-            Ok(b)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    crate::store::backup_file::land(&tmp, dest, made)
 }
 
 /// Writes the copy to `path`; returns what it holds (bytes left 0).
