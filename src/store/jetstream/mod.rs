@@ -65,6 +65,7 @@ mod accept;
 mod alerts;
 mod archive;
 mod backup;
+mod backup_format;
 mod claims;
 mod cluster;
 mod dead;
@@ -1422,7 +1423,8 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(b.bytes, text.len() as u64);
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first["format"], backup::FORMAT);
+        assert_eq!(first["format"], backup_format::FORMAT);
+        assert_eq!(first["version"], backup_format::VERSION);
         assert_eq!(first["prefix"], "t");
         let lines: Vec<serde_json::Value> = text
             .lines()
