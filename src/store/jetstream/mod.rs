@@ -17,7 +17,8 @@
 //!   [`replay`] queueing replays;
 //! - [`retention`] pruning by `store.retain_*` and the room under `store.max_db_bytes`,
 //!   [`integrity`] `store check` (the cluster's health and the invariants), [`backup`] `store
-//!   backup` (every stream and bucket to a file of JSON lines).
+//!   backup` (every stream and bucket to a file of JSON lines, [`backup_format`]) and [`restore`]
+//!   `store restore` (that file published back into an empty installation).
 //!
 //! Differences from the SQLite backend, by nature of a shared cluster:
 //! - Time: due times of retries and postponements are kept by the NATS server (a NAK's delay), not
@@ -34,7 +35,8 @@
 //! - Retention deletes stream messages and bucket revisions; `space` is the bytes of the
 //!   installation's streams, and a full disk is the NATS servers' (their refusal is the 503).
 //! - `store backup` writes every stream's and bucket's messages as JSON lines (`backup.rs`), not a
-//!   database file.
+//!   database file, and `store restore` publishes them back (`restore.rs`) into an installation
+//!   whose streams are empty, rather than moving a file into place.
 //! - `unlease` is a NAK without delay (due at once, for any daemon); `lease_within` fetches as
 //!   `lease` does and puts back, due [`ROOM_WAIT`] later, what exceeds a target's room (the consumer
 //!   cannot be asked for one target's deliveries); `accept_leasing` keeps the default (the
@@ -78,6 +80,7 @@ mod outbox;
 mod ratelimit;
 mod records;
 mod replay;
+mod restore;
 mod retention;
 mod setup;
 mod silences;
@@ -213,6 +216,31 @@ async fn connect(cfg: &JetStreamConfig) -> Result<async_nats::Client, StoreError
     }
 }
 
+/// Connects to the cluster of `cfg` and makes (`make`) or finds its layout.
+async fn join(cfg: &JetStreamConfig, make: bool) -> Result<Cluster, StoreError> {
+    let client = connect(cfg).await?;
+    let js = async_nats::jetstream::context::ContextBuilder::new()
+        .timeout(cfg.timeout)
+        .build(client.clone());
+    let cluster = Cluster {
+        client,
+        js,
+        names: Names {
+            prefix: cfg.prefix.clone(),
+        },
+        replicas: cfg.replicas,
+        ack_wait: cfg.ack_wait,
+        timeout: cfg.timeout,
+    };
+    // A cluster that is starting (electing its JetStream leader) refuses for a moment.
+    let deadline = Instant::now() + cfg.connect_timeout;
+    match make {
+        true => make_layout(&cluster, deadline).await?,
+        false => find_layout(cfg, &cluster, deadline).await?,
+    }
+    Ok(cluster)
+}
+
 impl JetStreamStore {
     /// Opens the store on the cluster of `cfg`, making its streams, buckets and consumer if needed.
     /// `wake` (the daemon's worker wake-up) turns on what only a daemon needs (module doc);
@@ -234,32 +262,33 @@ impl JetStreamStore {
         Self::open_with(cfg, max_bytes, None, false).await
     }
 
+    /// `scanbridge store restore FILE` ([`restore`]): the whole file is checked before the cluster
+    /// is reached, then published into the prefix of `cfg`, which must hold no data unless
+    /// `replace`. `now_ms` is when the restored retries' remaining delays are counted from.
+    pub async fn restore(
+        cfg: &JetStreamConfig,
+        path: &std::path::Path,
+        replace: bool,
+        now_ms: i64,
+    ) -> Result<crate::store::restore::Restored, crate::store::restore::RestoreError> {
+        let checked = backup_format::check(path)?;
+        let cluster = join(cfg, true).await?;
+        let mut done = restore::restore(&cluster, path, &checked, replace, now_ms).await?;
+        done.into = format!(
+            "NATS JetStream at {} (prefix {})",
+            cfg.servers.join(", "),
+            cfg.prefix
+        );
+        Ok(done)
+    }
+
     async fn open_with(
         cfg: &JetStreamConfig,
         max_bytes: u64,
         wake: Option<Arc<Notify>>,
         make: bool,
     ) -> Result<JetStreamStore, StoreError> {
-        let client = connect(cfg).await?;
-        let js = async_nats::jetstream::context::ContextBuilder::new()
-            .timeout(cfg.timeout)
-            .build(client.clone());
-        let cluster = Cluster {
-            client,
-            js,
-            names: Names {
-                prefix: cfg.prefix.clone(),
-            },
-            replicas: cfg.replicas,
-            ack_wait: cfg.ack_wait,
-            timeout: cfg.timeout,
-        };
-        // A cluster that is starting (electing its JetStream leader) refuses for a moment.
-        let deadline = Instant::now() + cfg.connect_timeout;
-        match make {
-            true => make_layout(&cluster, deadline).await?,
-            false => find_layout(cfg, &cluster, deadline).await?,
-        }
+        let cluster = join(cfg, make).await?;
         let follow = wake.is_some();
         let outbox = Arc::new(outbox::Outbox::open(cluster.clone()).await?);
         let mut tasks = Vec::new();
