@@ -105,11 +105,6 @@ impl Kind {
         all
     }
 
-    /// The kind of stream `name` of the installation `names` (None: not one of its streams).
-    pub fn of(names: &Names, name: &str) -> Option<Kind> {
-        Kind::all().into_iter().find(|k| k.stream(names) == name)
-    }
-
     /// The stream's name in installation `names`.
     pub fn stream(self, names: &Names) -> String {
         match self {
@@ -173,6 +168,8 @@ pub struct Reader {
     lines: std::io::Lines<std::io::BufReader<std::fs::File>>,
     pub header: Header,
     from: Names,
+    /// The backup's stream names and what each holds.
+    kinds: std::collections::HashMap<String, Kind>,
     line: u64,
 }
 
@@ -237,12 +234,18 @@ impl Reader {
                 why: "the header names no prefix".into(),
             });
         }
+        let from = Names {
+            prefix: header.prefix.clone(),
+        };
+        let kinds = Kind::all()
+            .into_iter()
+            .map(|k| (k.stream(&from), k))
+            .collect();
         Ok(Reader {
             path: path.to_owned(),
             lines,
-            from: Names {
-                prefix: header.prefix.clone(),
-            },
+            from,
+            kinds,
             header,
             line: 1,
         })
@@ -263,7 +266,7 @@ impl Reader {
         if !self.header.streams.contains(&l.stream) {
             return Err(self.bad(format!("stream {:?} is not one the header lists", l.stream)));
         }
-        let kind = Kind::of(&self.from, &l.stream).ok_or_else(|| {
+        let kind = *self.kinds.get(&l.stream).ok_or_else(|| {
             self.bad(format!(
                 "stream {:?} is not one this build keeps for prefix {:?}",
                 l.stream, self.from.prefix

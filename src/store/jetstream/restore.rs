@@ -76,7 +76,18 @@ pub async fn restore(
         keys.insert(b, kv.put_prefix.clone().unwrap_or(kv.prefix.clone()));
     }
     let mut out = Publisher::new(c, path);
-    let mut counts: BTreeMap<Kind, Part> = BTreeMap::new();
+    // Every stream is listed, those the backup held nothing of too.
+    let mut counts: BTreeMap<Kind, Part> = Kind::all()
+        .into_iter()
+        .map(|k| {
+            let part = Part {
+                name: k.stream(&c.names),
+                count: 0,
+                deletes: 0,
+            };
+            (k, part)
+        })
+        .collect();
     // next_at of each delivery's recorded attempts (P_attempts: key = delivery id).
     let mut due: HashMap<String, i64> = HashMap::new();
     let passes: [&dyn Fn(Kind) -> bool; 3] = [
@@ -90,11 +101,7 @@ pub async fn restore(
             if !pass(e.kind) {
                 continue;
             }
-            let part = counts.entry(e.kind).or_insert_with(|| Part {
-                name: e.kind.stream(&c.names),
-                count: 0,
-                deletes: 0,
-            });
+            let part = counts.get_mut(&e.kind).expect("every kind is counted");
             match e.op {
                 Op::Put => part.count += 1,
                 Op::Delete | Op::Purge => part.deletes += 1,
