@@ -159,6 +159,15 @@ fn checked_copy(backup: &Path, tmp: &Path) -> Result<Vec<Part>, RestoreError> {
         path: shown.clone(),
         source,
     })?;
+    // The copy takes the backup's mode: a backup kept read-only still makes a store it can write.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut mode = std::fs::metadata(tmp)
+            .map_err(|source| dir_error(tmp, source))?
+            .permissions();
+        mode.set_mode(mode.mode() | 0o600);
+        std::fs::set_permissions(tmp, mode).map_err(|source| dir_error(tmp, source))?;
+    }
     let damaged = |e: StoreError| RestoreError::Damaged {
         path: shown.clone(),
         problems: e.to_string(),
@@ -221,12 +230,22 @@ mod tests {
         c.execute("VACUUM INTO ?1", [backup.to_string_lossy()])
             .unwrap();
         drop(c);
+        // Kept read-only, as backups often are.
+        let mut mode = std::fs::metadata(&backup).unwrap().permissions();
+        mode.set_readonly(true);
+        std::fs::set_permissions(&backup, mode).unwrap();
 
         // No store yet: restored, with its counts.
         let data = tmp.path().join("data");
         let r = restore(&backup, &data, false).unwrap();
         let history = r.parts.iter().find(|p| p.name == "scan_history").unwrap();
         assert_eq!(history.count, 1);
+        let mode = std::fs::metadata(data.join(DB_FILE)).unwrap().permissions();
+        assert_ne!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o200,
+            0,
+            "the store is writable"
+        );
         assert!(!sibling(&data.join(DB_FILE), "-wal").exists());
         let leftovers: Vec<_> = std::fs::read_dir(&data)
             .unwrap()
