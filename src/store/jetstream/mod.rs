@@ -1583,4 +1583,66 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].id, rest[0].id);
     }
+
+    #[tokio::test]
+    async fn a_restore_keeps_attempts_and_due_times_and_refuses_a_store_with_data() {
+        let (one, two) = (server().await, server().await);
+        let s = store(&one, Duration::from_secs(30)).await;
+        s.accept(vec![event("e1", None), event("e2", None)], NOW)
+            .await
+            .unwrap();
+        assert_eq!(lease_n(&s, 2).await.len(), 2);
+        // e1 waits an hour for its retry, e2 a moment.
+        let hour = Duration::from_secs(3600);
+        s.retry_later("d-e1".into(), hour, "503".into(), NOW)
+            .await
+            .unwrap();
+        s.retry_later("d-e2".into(), Duration::from_millis(1), "503".into(), NOW)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.jsonl");
+        s.backup(file.clone()).await.unwrap();
+
+        // Into another cluster, where a daemon made the layout and nothing else.
+        let _made = store(&two, Duration::from_secs(30)).await;
+        let cfg = JetStreamConfig {
+            servers: vec![format!("nats://127.0.0.1:{}", two.port)],
+            prefix: "t".into(),
+            replicas: 1,
+            creds_file: None,
+            token: None,
+            token_file: None,
+            ack_wait: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+        };
+        let done = JetStreamStore::restore(&cfg, &file, false, NOW + 10)
+            .await
+            .unwrap();
+        let outbox = done.parts.iter().find(|p| p.name == "t_OUTBOX").unwrap();
+        assert_eq!(outbox.count, 2);
+        assert!(
+            done.notes
+                .iter()
+                .any(|n| n.contains("1 due when their retry was due")),
+            "{done:?}"
+        );
+        let r = store(&two, Duration::from_secs(30)).await;
+        let c = r.counts().await.unwrap();
+        assert_eq!((c.outbox, c.retrying), (2, 2));
+        // e2 is due with its attempt counted; e1 still waits for its hour.
+        let got = lease_n(&r, 1).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].id.as_str(), got[0].attempts), ("d-e2", 1));
+        assert!(nothing_due(&r).await);
+        // Restored once: a second restore is refused, naming a stream; nothing is added.
+        let again = JetStreamStore::restore(&cfg, &file, false, NOW).await;
+        assert!(
+            matches!(&again, Err(crate::store::restore::RestoreError::NotEmpty { holds, .. })
+                if holds.contains("stream t_EVENTS holds 2 message(s)")),
+            "{again:?}"
+        );
+        assert_eq!(r.depth().await.unwrap(), 2);
+    }
 }
