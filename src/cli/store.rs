@@ -129,10 +129,8 @@ fn restore(
     let done = match cfg.backend {
         Backend::Sqlite => sqlite_restore::restore(file, &cfg.data_dir, replace),
         Backend::Jetstream => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
+            // The one clock: restored retries are due what remains of their delay from now.
+            let now = crate::alerting::system_clock().now_ms();
             rt.block_on(JetStreamStore::restore(&cfg.jetstream, file, replace, now))
         }
     };
