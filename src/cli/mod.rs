@@ -73,7 +73,7 @@ pub enum Command {
     /// Send archived events again through the current rules, in the daemon or on --data-dir
     /// (--dry-run: print what would be sent).
     Replay(replay::Args),
-    /// Check the store's integrity, or back it up while the daemon runs.
+    /// Check the store's integrity, back it up while the daemon runs, or restore a backup.
     Store(store::Args),
     /// Serve the browser pattern sandbox alone (no store, nothing sent): http://ADDR/ui/sandbox.
     Sandbox(sandbox::Args),

@@ -5,7 +5,8 @@
 //! default (on every backend: any daemon of a JetStream installation answers for all of it), or with
 //! `--data-dir` open a data directory directly ([`super::admin_client`]), printing the same lines
 //! either way. `store` (check, backup) opens the store directly: the configured backend, i.e.
-//! SQLite's own file (`--data-dir`, else `store.data_dir`) or the `[store.jetstream]` cluster. Opened directly, a store is opened without
+//! SQLite's own file (`--data-dir`, else `store.data_dir`) or the `[store.jetstream]` cluster
+//! (`store restore` reaches the same place without opening it: `super::store`). Opened directly, a store is opened without
 //! recovery: the daemon owns the leases; SQLite's WAL lets a CLI read and write beside it. Every one
 //! of them opens only a store that exists: pointed at the wrong directory they say so, and create
 //! nothing; `--data-dir` also says on stderr which store it opened. This file also has the time

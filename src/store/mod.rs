@@ -101,9 +101,11 @@ pub mod lock;
 pub mod open;
 mod readers;
 pub mod reserve;
+pub mod restore;
 pub mod sqlite;
 mod sqlite_archive;
 mod sqlite_integrity;
+pub mod sqlite_restore;
 mod sqlite_retention;
 mod writer;
 

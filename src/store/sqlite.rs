@@ -320,6 +320,28 @@ fn check_identity(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
     ))
 }
 
+/// Brings a copy of a store (a backup being restored, `sqlite_restore.rs`) to this build's schema,
+/// as opening it would: refuses a file that is not a scanbridge store (an SQLite file without
+/// tables included: that is no backup), then creates what is missing and marks it as ours.
+pub(super) fn adopt(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let fresh = check_identity(conn, path)?;
+    let has_events: bool = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'")?
+        .exists([])?;
+    if !has_events {
+        return Err(not_a_store(
+            path,
+            "is an SQLite database without tables".into(),
+        ));
+    }
+    conn.execute_batch(SCHEMA)?;
+    migrate(conn)?;
+    if fresh {
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    Ok(())
+}
+
 /// The columns of an [`AlertMark`], added to `outbox` and `dead_letters` after the first release.
 const ALERT_COLUMNS: [(&str, &str); 4] = [
     ("alert_kind", "TEXT"),

@@ -31,6 +31,7 @@ mod redirects;
 mod reload;
 mod reports;
 mod resolve;
+mod restore;
 mod route;
 mod secrets;
 mod security;

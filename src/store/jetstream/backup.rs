@@ -1,49 +1,30 @@
 //! `scanbridge store backup FILE` on JetStream (the Store contract's `backup`): every message of
 //! the installation's streams and buckets, written to one file of JSON lines while the daemons run.
 //!
-//! The file: a first line naming the format, its version, the prefix and the streams; then
-//! one line per message, `{"stream", "seq", "subject", "data"}` (`data`: the message's JSON as it is,
-//! or `null` for a bucket's delete marker), stream by stream in stream order: the archive, the
-//! outbox, the dead letters, the suppressed log, then each bucket's stream. It is written beside the
-//! destination and renamed into place only once complete and read back (every line parses), so a
-//! file at FILE is always whole. FILE must not exist.
+//! The file's format is `backup_format.rs`'s (version 2: each message with its headers), and
+//! `store restore` reads it back (`restore.rs`). The messages are written stream by stream in
+//! stream order: the archive, the outbox, the dead letters, the suppressed log, then each bucket's
+//! stream. It is written beside the destination and renamed into place only once complete and
+//! read back (every line parses), so a file at FILE is always whole. FILE must not exist.
 //!
 //! Consistency: each stream is copied up to its last message when its copy starts (NATS has no
 //! snapshot across streams), so a delivery settled during the backup may appear both in the outbox
 //! and delivered; restoring is at-least-once, as the store itself. For a byte-exact copy of a
 //! cluster use NATS' own `nats stream backup` per stream (the names are in `cluster.rs`); this file
-//! is what scanbridge itself can read and what a person can inspect with `jq`.
+//! is what `scanbridge store restore` reads and what a person can inspect with `jq`.
 
 use std::io::BufRead;
 use std::path::Path;
 
+use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use futures_util::StreamExt;
-use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::backup_format::{FORMAT, Header, LineOut, VERSION, headers_of};
 use super::cluster::{Cluster, failed};
 use crate::store::{Backup, StoreError};
-
-/// The format's name and version, in the first line.
-pub const FORMAT: &str = "scanbridge-jetstream-backup";
-
-#[derive(Serialize)]
-struct Header<'a> {
-    format: &'a str,
-    version: u32,
-    prefix: &'a str,
-    streams: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    stream: &'a str,
-    seq: u64,
-    subject: &'a str,
-    data: Option<&'a RawValue>,
-}
 
 fn io(dest: &Path, source: std::io::Error) -> StoreError {
     StoreError::DataDir {
@@ -68,9 +49,9 @@ async fn write(c: &Cluster, path: &Path) -> Result<Backup, StoreError> {
     let mut out = std::io::BufWriter::new(file);
     let streams = c.names.all_streams();
     let header = Header {
-        format: FORMAT,
-        version: 1,
-        prefix: &c.names.prefix,
+        format: FORMAT.to_owned(),
+        version: VERSION,
+        prefix: c.names.prefix.clone(),
         streams: streams.clone(),
     };
     let line = |out: &mut std::io::BufWriter<std::fs::File>, v: &dyn erased::Json| {
@@ -84,7 +65,7 @@ async fn write(c: &Cluster, path: &Path) -> Result<Backup, StoreError> {
         dead_letters: 0,
     };
     for name in &streams {
-        let n = copy_stream(c, name, &mut |seq, subject, payload| {
+        let n = copy_stream(c, name, &mut |seq, subject, headers, payload| {
             let data = match payload.is_empty() {
                 true => None,
                 false => Some(serde_json::from_slice::<&RawValue>(payload).map_err(|e| {
@@ -95,11 +76,12 @@ async fn write(c: &Cluster, path: &Path) -> Result<Backup, StoreError> {
             };
             line(
                 &mut out,
-                &Line {
+                &LineOut {
                     stream: name,
                     seq,
                     subject,
                     data,
+                    headers: headers_of(headers),
                 },
             )
         })
@@ -117,8 +99,9 @@ async fn write(c: &Cluster, path: &Path) -> Result<Backup, StoreError> {
     Ok(counts)
 }
 
-/// What [`copy_stream`] hands each message to: (sequence, subject, payload).
-type Each<'a> = dyn FnMut(u64, &str, &[u8]) -> Result<(), StoreError> + Send + 'a;
+/// What [`copy_stream`] hands each message to: (sequence, subject, headers, payload).
+type Each<'a> =
+    dyn FnMut(u64, &str, Option<&HeaderMap>, &[u8]) -> Result<(), StoreError> + Send + 'a;
 
 /// Hands every message of stream `name` (up to its last one now) to `each`; returns how many.
 async fn copy_stream(c: &Cluster, name: &str, each: &mut Each<'_>) -> Result<u64, StoreError> {
@@ -137,7 +120,7 @@ async fn copy_stream(c: &Cluster, name: &str, each: &mut Each<'_>) -> Result<u64
         for seq in state.first_sequence.max(1)..=state.last_sequence {
             match stream.get_raw_message(seq).await {
                 Ok(m) => {
-                    each(seq, &m.subject, &m.payload)?;
+                    each(seq, &m.subject, Some(&m.headers), &m.payload)?;
                     n += 1;
                 }
                 Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
@@ -171,7 +154,7 @@ async fn copy_stream(c: &Cluster, name: &str, each: &mut Each<'_>) -> Result<u64
         if seq > state.last_sequence {
             break;
         }
-        each(seq, &m.subject, &m.payload)?;
+        each(seq, &m.subject, m.headers.as_ref(), &m.payload)?;
         n += 1;
         if pending == 0 || seq == state.last_sequence {
             break;

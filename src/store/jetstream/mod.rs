@@ -17,7 +17,8 @@
 //!   [`replay`] queueing replays;
 //! - [`retention`] pruning by `store.retain_*` and the room under `store.max_db_bytes`,
 //!   [`integrity`] `store check` (the cluster's health and the invariants), [`backup`] `store
-//!   backup` (every stream and bucket to a file of JSON lines).
+//!   backup` (every stream and bucket to a file of JSON lines, [`backup_format`]) and [`restore`]
+//!   `store restore` (that file published back into an empty installation).
 //!
 //! Differences from the SQLite backend, by nature of a shared cluster:
 //! - Time: due times of retries and postponements are kept by the NATS server (a NAK's delay), not
@@ -34,7 +35,8 @@
 //! - Retention deletes stream messages and bucket revisions; `space` is the bytes of the
 //!   installation's streams, and a full disk is the NATS servers' (their refusal is the 503).
 //! - `store backup` writes every stream's and bucket's messages as JSON lines (`backup.rs`), not a
-//!   database file.
+//!   database file, and `store restore` publishes them back (`restore.rs`) into an installation
+//!   whose streams are empty, rather than moving a file into place.
 //! - `unlease` is a NAK without delay (due at once, for any daemon); `lease_within` fetches as
 //!   `lease` does and puts back, due [`ROOM_WAIT`] later, what exceeds a target's room (the consumer
 //!   cannot be asked for one target's deliveries); `accept_leasing` keeps the default (the
@@ -65,6 +67,7 @@ mod accept;
 mod alerts;
 mod archive;
 mod backup;
+mod backup_format;
 mod claims;
 mod cluster;
 mod dead;
@@ -77,6 +80,7 @@ mod outbox;
 mod ratelimit;
 mod records;
 mod replay;
+mod restore;
 mod retention;
 mod setup;
 mod silences;
@@ -212,6 +216,31 @@ async fn connect(cfg: &JetStreamConfig) -> Result<async_nats::Client, StoreError
     }
 }
 
+/// Connects to the cluster of `cfg` and makes (`make`) or finds its layout.
+async fn join(cfg: &JetStreamConfig, make: bool) -> Result<Cluster, StoreError> {
+    let client = connect(cfg).await?;
+    let js = async_nats::jetstream::context::ContextBuilder::new()
+        .timeout(cfg.timeout)
+        .build(client.clone());
+    let cluster = Cluster {
+        client,
+        js,
+        names: Names {
+            prefix: cfg.prefix.clone(),
+        },
+        replicas: cfg.replicas,
+        ack_wait: cfg.ack_wait,
+        timeout: cfg.timeout,
+    };
+    // A cluster that is starting (electing its JetStream leader) refuses for a moment.
+    let deadline = Instant::now() + cfg.connect_timeout;
+    match make {
+        true => make_layout(&cluster, deadline).await?,
+        false => find_layout(cfg, &cluster, deadline).await?,
+    }
+    Ok(cluster)
+}
+
 impl JetStreamStore {
     /// Opens the store on the cluster of `cfg`, making its streams, buckets and consumer if needed.
     /// `wake` (the daemon's worker wake-up) turns on what only a daemon needs (module doc);
@@ -233,32 +262,33 @@ impl JetStreamStore {
         Self::open_with(cfg, max_bytes, None, false).await
     }
 
+    /// `scanbridge store restore FILE` ([`restore`]): the whole file is checked before the cluster
+    /// is reached, then published into the prefix of `cfg`, which must hold no data unless
+    /// `replace`. `now_ms` is when the restored retries' remaining delays are counted from.
+    pub async fn restore(
+        cfg: &JetStreamConfig,
+        path: &std::path::Path,
+        replace: bool,
+        now_ms: i64,
+    ) -> Result<crate::store::restore::Restored, crate::store::restore::RestoreError> {
+        let checked = backup_format::check(path)?;
+        let cluster = join(cfg, true).await?;
+        let mut done = restore::restore(&cluster, path, &checked, replace, now_ms).await?;
+        done.into = format!(
+            "NATS JetStream at {} (prefix {})",
+            cfg.servers.join(", "),
+            cfg.prefix
+        );
+        Ok(done)
+    }
+
     async fn open_with(
         cfg: &JetStreamConfig,
         max_bytes: u64,
         wake: Option<Arc<Notify>>,
         make: bool,
     ) -> Result<JetStreamStore, StoreError> {
-        let client = connect(cfg).await?;
-        let js = async_nats::jetstream::context::ContextBuilder::new()
-            .timeout(cfg.timeout)
-            .build(client.clone());
-        let cluster = Cluster {
-            client,
-            js,
-            names: Names {
-                prefix: cfg.prefix.clone(),
-            },
-            replicas: cfg.replicas,
-            ack_wait: cfg.ack_wait,
-            timeout: cfg.timeout,
-        };
-        // A cluster that is starting (electing its JetStream leader) refuses for a moment.
-        let deadline = Instant::now() + cfg.connect_timeout;
-        match make {
-            true => make_layout(&cluster, deadline).await?,
-            false => find_layout(cfg, &cluster, deadline).await?,
-        }
+        let cluster = join(cfg, make).await?;
         let follow = wake.is_some();
         let outbox = Arc::new(outbox::Outbox::open(cluster.clone()).await?);
         let mut tasks = Vec::new();
@@ -1422,7 +1452,8 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(b.bytes, text.len() as u64);
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first["format"], backup::FORMAT);
+        assert_eq!(first["format"], backup_format::FORMAT);
+        assert_eq!(first["version"], backup_format::VERSION);
         assert_eq!(first["prefix"], "t");
         let lines: Vec<serde_json::Value> = text
             .lines()
@@ -1551,5 +1582,67 @@ mod tests {
         let again = lease_n(&s, 1).await;
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].id, rest[0].id);
+    }
+
+    #[tokio::test]
+    async fn a_restore_keeps_attempts_and_due_times_and_refuses_a_store_with_data() {
+        let (one, two) = (server().await, server().await);
+        let s = store(&one, Duration::from_secs(30)).await;
+        s.accept(vec![event("e1", None), event("e2", None)], NOW)
+            .await
+            .unwrap();
+        assert_eq!(lease_n(&s, 2).await.len(), 2);
+        // e1 waits an hour for its retry, e2 a moment.
+        let hour = Duration::from_secs(3600);
+        s.retry_later("d-e1".into(), hour, "503".into(), NOW)
+            .await
+            .unwrap();
+        s.retry_later("d-e2".into(), Duration::from_millis(1), "503".into(), NOW)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.jsonl");
+        s.backup(file.clone()).await.unwrap();
+
+        // Into another cluster, where a daemon made the layout and nothing else.
+        let _made = store(&two, Duration::from_secs(30)).await;
+        let cfg = JetStreamConfig {
+            servers: vec![format!("nats://127.0.0.1:{}", two.port)],
+            prefix: "t".into(),
+            replicas: 1,
+            creds_file: None,
+            token: None,
+            token_file: None,
+            ack_wait: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+        };
+        let done = JetStreamStore::restore(&cfg, &file, false, NOW + 10)
+            .await
+            .unwrap();
+        let outbox = done.parts.iter().find(|p| p.name == "t_OUTBOX").unwrap();
+        assert_eq!(outbox.count, 2);
+        assert!(
+            done.notes
+                .iter()
+                .any(|n| n.contains("1 due when their retry was due")),
+            "{done:?}"
+        );
+        let r = store(&two, Duration::from_secs(30)).await;
+        let c = r.counts().await.unwrap();
+        assert_eq!((c.outbox, c.retrying), (2, 2));
+        // e2 is due with its attempt counted; e1 still waits for its hour.
+        let got = lease_n(&r, 1).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].id.as_str(), got[0].attempts), ("d-e2", 1));
+        assert!(nothing_due(&r).await);
+        // Restored once: a second restore is refused, naming a stream; nothing is added.
+        let again = JetStreamStore::restore(&cfg, &file, false, NOW).await;
+        assert!(
+            matches!(&again, Err(crate::store::restore::RestoreError::NotEmpty { holds, .. })
+                if holds.contains("stream t_EVENTS holds 2 message(s)")),
+            "{again:?}"
+        );
+        assert_eq!(r.depth().await.unwrap(), 2);
     }
 }
