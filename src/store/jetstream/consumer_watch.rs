@@ -177,10 +177,8 @@ pub async fn repair(
         }
         Err(e) => return Err(failed("claiming the repair of the delivery consumer", e)),
     }
-    if delete {
-        if let Err(e) = stream.delete_consumer(&n.consumer()).await {
-            tracing::debug!(error = %e, "deleting the leaderless delivery consumer");
-        }
+    if delete && let Err(e) = stream.delete_consumer(&n.consumer()).await {
+        tracing::debug!(error = %e, "deleting the leaderless delivery consumer");
     }
     let made = stream
         .create_consumer(setup::consumer_config(c))
