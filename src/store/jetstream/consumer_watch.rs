@@ -30,8 +30,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::ConsumerErrorKind;
 
 use super::cluster::{Cluster, failed};
 use super::outbox::Outbox;
@@ -178,7 +180,14 @@ pub async fn repair(
         Err(e) => return Err(failed("claiming the repair of the delivery consumer", e)),
     }
     if delete && let Err(e) = stream.delete_consumer(&n.consumer()).await {
-        tracing::debug!(error = %e, "deleting the leaderless delivery consumer");
+        // Gone already is as good as deleted; anything else leaves the old one in place, and a
+        // create would only find it again.
+        let gone = matches!(e.kind(), ConsumerErrorKind::JetStream(j)
+            if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND);
+        if !gone {
+            let _ = repairs.purge(REPAIR_KEY).await;
+            return Err(failed("deleting the leaderless delivery consumer", e));
+        }
     }
     let made = stream
         .create_consumer(setup::consumer_config(c))
