@@ -1150,7 +1150,11 @@ def cluster(args):
     # Why ingest answered 503: the daemons' store errors, most frequent first.
     with open(cfg + ".log", "rb") as f:
         why = {}
-        for line in f.read().decode(errors="replace").splitlines():
+        logs = f.read().decode(errors="replace")
+        repairs = logs.count("the delivery consumer had no leader; made it again")
+        print(f"delivery consumer made again after having no leader: {repairs}"
+              f" (missing: {logs.count('the delivery consumer was missing; made it again')})")
+        for line in logs.splitlines():
             if "store failure" in line:
                 reason = re.sub(r"[0-9a-f]{8,}|\d+", "N", line.split("error=", 1)[-1])[:140]
                 why[reason] = why.get(reason, 0) + 1

@@ -3,7 +3,9 @@
 //! loses nothing (its unacked deliveries return to the other after the ack wait), and a NATS server
 //! restart loses nothing (ingest answers 503 while the stream is unavailable, 202 again after), and
 //! with a 3-node NATS cluster and replicas = 3, killing one node loses nothing; a digest group fed by
-//! both daemons is flushed once; a target's rate limit is one token bucket for every daemon.
+//! both daemons is flushed once; a target's rate limit is one token bucket for every daemon; a
+//! delivery consumer deleted under a daemon is made again, and what was accepted meanwhile is
+//! delivered.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -167,6 +169,52 @@ async fn with_three_nats_nodes_and_three_replicas_losing_a_node_loses_nothing() 
         "every accepted event delivered after losing a node: {got:?} ({} requests)\n{}",
         hits.len(),
         store.node_mut(1).unwrap().logs()
+    );
+    d.stop();
+}
+
+/// Deletes every consumer of the installation's outbox stream, as `nats consumer rm` would.
+async fn delete_the_delivery_consumer(nats_url: &str) {
+    use futures_util::StreamExt;
+    let client = async_nats::connect(nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut names = js.stream_names();
+    let mut deleted = 0;
+    while let Some(name) = names.next().await {
+        let name = name.unwrap();
+        if !name.ends_with("_OUTBOX") {
+            continue;
+        }
+        let stream = js.get_stream(&name).await.unwrap();
+        let mut consumers = stream.consumer_names();
+        while let Some(c) = consumers.next().await {
+            stream.delete_consumer(&c.unwrap()).await.unwrap();
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 1, "one delivery consumer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_consumer_deleted_under_the_daemon_is_made_again_and_nothing_is_lost() {
+    let mut store = Store::jetstream();
+    let url = store.nats_mut().unwrap().url();
+    let rx = Receiver::start().await;
+    let home = Home::on(&store, &rx.target(), &[("r.json", &route_ci())]);
+    let d = home.start();
+    assert_eq!(d.post(batch("e-gone", 0)).await.0, 202);
+    rx.wait_hits(10, &d).await;
+    delete_the_delivery_consumer(&url).await;
+    // Accepted while no consumer exists (ingest does not need it); delivered once it is back.
+    assert_eq!(d.post(batch("e-gone", 10)).await.0, 202);
+    rx.wait_hits(20, &d).await;
+    let got = delivered(&rx);
+    assert_eq!(got.len(), 20, "every accepted event delivered: {got:?}");
+    assert!(
+        d.logs()
+            .contains("the delivery consumer was missing; made it again"),
+        "{}",
+        d.logs()
     );
     d.stop();
 }

@@ -7,7 +7,9 @@
 //!   202 only after every acknowledgement), [`events`] the archive;
 //! - [`outbox`] the deliveries and the ONE durable pull consumer all daemons share (a lease is the
 //!   consumer's ack wait, kept alive while the delivery is attempted; a retry is a NAK with the
-//!   retry policy's delay); [`dead`] dead letters and redrive; [`suppressed`] the suppressed log;
+//!   retry policy's delay); [`consumer_watch`] makes that consumer again when it is missing or has
+//!   had no leader for longer than the ack wait; [`dead`] dead letters and redrive; [`suppressed`]
+//!   the suppressed log;
 //! - alerting state with check-and-set on bucket revisions: [`history`] (scan history),
 //!   [`claims`] (dedup claims), [`alerts`] (open/resolved alerts and the order of their
 //!   deliveries), [`digests`] (digest groups, flushed exactly once), [`silences`]; [`mirror`]
@@ -45,7 +47,7 @@
 //!   check-and-set by every daemon ([`ratelimit`]), where SQLite's one daemon keeps it in memory.
 //!
 //! The daemon opens it with a wake-up ([`JetStreamStore::open`]'s `wake`): then it also keeps the
-//! leases it holds alive, follows the silences and digest groups, and wakes its worker when any
+//! leases it holds alive, watches the delivery consumer's health, follows the silences and digest groups, and wakes its worker when any
 //! daemon stored deliveries (the doorbell). The CLI tools open it without.
 
 use std::sync::Arc;
@@ -70,6 +72,7 @@ mod backup;
 mod backup_format;
 mod claims;
 mod cluster;
+mod consumer_watch;
 mod dead;
 mod digests;
 mod events;
@@ -300,6 +303,10 @@ impl JetStreamStore {
                     o.keep_alive().await;
                 }
             }));
+            tasks.push(tokio::spawn(consumer_watch::run(
+                cluster.clone(),
+                outbox.clone(),
+            )));
             let client = cluster.client.clone();
             let bell = cluster.names.doorbell();
             tasks.push(tokio::spawn(async move {
@@ -1644,5 +1651,59 @@ mod tests {
             "{again:?}"
         );
         assert_eq!(r.depth().await.unwrap(), 2);
+    }
+
+    /// The consumer made again (consumer_watch.rs): every delivery left in the outbox comes again,
+    /// a retry not before its recorded next attempt and with its attempts kept; what was acked
+    /// does not come back; one repair per spacing.
+    #[tokio::test]
+    async fn a_consumer_made_again_hands_out_what_is_left_keeping_retries_and_attempts() {
+        let srv = server().await;
+        let a = store(&srv, Duration::from_secs(30)).await;
+        for id in ["e1", "e2", "e3"] {
+            a.accept(vec![event(id, None)], NOW).await.unwrap();
+        }
+        assert_eq!(lease_n(&a, 3).await.len(), 3);
+        let retry = a.retry_later("d-e1".into(), Duration::from_secs(3), "503".into(), NOW);
+        retry.await.unwrap();
+        a.ack("d-e3".into(), NOW).await.unwrap();
+        // d-e2 stays held by a: being attempted when the consumer goes.
+        let (c, o) = (&a.inner.cluster, &a.inner.outbox);
+        let outbox = c.stream(&c.names.outbox_stream()).await.unwrap();
+        outbox.delete_consumer(&c.names.consumer()).await.unwrap();
+        use consumer_watch::{Seen, look, repair};
+        assert_eq!(look(c, o).await, Seen::Missing);
+        let repairs = c.bucket(&c.names.bucket(setup::REPAIRS)).await.unwrap();
+        assert!(repair(c, &repairs, o, false).await.unwrap());
+        assert_eq!(look(c, o).await, Seen::Led);
+        assert!(
+            !repair(c, &repairs, o, true).await.unwrap(),
+            "a second repair within the spacing does nothing"
+        );
+        // Another daemon: d-e2 comes again (at least once), d-e1 not before its retry is due.
+        let b = store(&srv, Duration::from_secs(30)).await;
+        let got = lease_n(&b, 1).await;
+        let ids: Vec<(&str, u32)> = got.iter().map(|l| (l.id.as_str(), l.attempts)).collect();
+        assert_eq!(ids, [("d-e2", 0)]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(nothing_due(&b).await, "d-e1's retry is 3 s ahead");
+        tokio::time::sleep(Duration::from_millis(2700)).await;
+        let mut late = Vec::new();
+        for _ in 0..100 {
+            late.extend(
+                b.lease(10, Duration::from_secs(30), NOW + 3000)
+                    .await
+                    .unwrap(),
+            );
+            if !late.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ids: Vec<(&str, u32)> = late.iter().map(|l| (l.id.as_str(), l.attempts)).collect();
+        assert_eq!(ids, [("d-e1", 1)], "the retry, with its attempt counted");
+        b.ack("d-e1".into(), NOW + 3000).await.unwrap();
+        b.ack("d-e2".into(), NOW + 3000).await.unwrap();
+        assert_eq!(b.depth().await.unwrap(), 0);
     }
 }

@@ -23,11 +23,18 @@
 //! the stream's duplicate window, so a client's retry of the failed request (which publishes the same
 //! message ids again) is never swallowed by the deduplication of a message that was dropped.
 //!
+//! After the consumer is made again (`consumer_watch.rs`), every message of the outbox is handed
+//! out as if for the first time (`delivered` 1). So the attempts are looked up for every message
+//! published before the consumer was made, not only for redeliveries, and a delivery whose recorded
+//! next attempt is still ahead (a retry waiting for its delay) is put back until then, not attempted
+//! early. The same check covers a daemon that died between recording an attempt and its NAK.
+//!
 //! Concurrency: the held leases are a map behind a mutex, touched briefly; every network call is
 //! made outside it. Each delivery is held at most once per daemon (a second copy of one id, which a
 //! redrive racing a redelivery could make, waits).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,18 +83,29 @@ pub struct Outbox {
     seen: kv::Store,
     held: Mutex<HashMap<String, Held>>,
     committed: Mutex<Committed>,
+    /// When the consumer was made (Unix ns), as last seen: messages published before it may have
+    /// been delivered by an earlier consumer of the same name.
+    made_ns: AtomicI64,
+    /// When a fetch was last answered by the consumer (messages, or "none").
+    answered: Mutex<Instant>,
 }
+
+/// A retry whose recorded next attempt is further ahead than this is put back until then.
+const EARLY: Duration = Duration::from_secs(1);
 
 impl Outbox {
     pub async fn open(cluster: Cluster) -> Result<Outbox, StoreError> {
         let n = &cluster.names;
-        let consumer = cluster
+        let consumer: PullConsumer = cluster
             .stream(&n.outbox_stream())
             .await?
             .get_consumer(&n.consumer())
             .await
             .map_err(|e| failed("opening the delivery consumer", e))?;
+        let made_ns = consumer.cached_info().created.unix_timestamp_nanos();
         Ok(Outbox {
+            made_ns: AtomicI64::new(clamp_ns(made_ns)),
+            answered: Mutex::new(Instant::now()),
             attempts: cluster.bucket(&n.bucket("attempts")).await?,
             seen: cluster.bucket(&n.bucket("seen")).await?,
             consumer,
@@ -95,6 +113,21 @@ impl Outbox {
             held: Mutex::default(),
             committed: Mutex::default(),
         })
+    }
+
+    /// Notes when the consumer was made (its info's `created`, in Unix ns).
+    pub fn consumer_made(&self, created_ns: i128) {
+        self.made_ns.store(clamp_ns(created_ns), Ordering::Relaxed);
+    }
+
+    /// Whether a fetch was answered in the last `within`.
+    pub fn answered_within(&self, within: Duration) -> bool {
+        let at = *self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        at.elapsed() < within
+    }
+
+    fn answered_now(&self) {
+        *self.answered.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
@@ -144,7 +177,10 @@ impl Outbox {
         loop {
             match tokio::time::timeout_at(deadline, batch.next()).await {
                 Ok(Some(Ok(m))) => fetched.push(m),
-                Ok(None) => break,
+                Ok(None) => {
+                    self.answered_now();
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "fetching deliveries stopped early");
                     break;
@@ -154,6 +190,9 @@ impl Outbox {
                     break;
                 }
             }
+        }
+        if !fetched.is_empty() {
+            self.answered_now();
         }
         let until = Instant::now() + lease;
         let taken = join_all(fetched.into_iter().map(|m| self.take(m, until, now))).await;
@@ -167,8 +206,13 @@ impl Outbox {
         until: Instant,
         now: i64,
     ) -> Option<Leased> {
-        let (seq, delivered) = match m.info() {
-            Ok(i) => (i.stream_sequence, i.delivered),
+        let made_ns = self.made_ns.load(Ordering::Relaxed);
+        let (seq, delivered, before_consumer) = match m.info() {
+            Ok(i) => (
+                i.stream_sequence,
+                i.delivered,
+                clamp_ns(i.published.unix_timestamp_nanos()) < made_ns,
+            ),
             Err(e) => {
                 tracing::error!(error = %e, "a delivery without JetStream metadata; skipped");
                 return None;
@@ -187,7 +231,7 @@ impl Outbox {
         };
         let (attempts, committed) = tokio::join!(
             async {
-                match delivered > 1 {
+                match delivered > 1 || before_consumer {
                     true => self.attempts_of(&msg.id).await,
                     false => Ok(None),
                 }
@@ -228,6 +272,13 @@ impl Outbox {
             }
             Err(e) => {
                 put_back(Duration::from_secs(1), "commit unknown", Some(e)).await;
+                return None;
+            }
+        }
+        if let Some(a) = &attempts {
+            let ahead = Duration::from_millis((a.next_at - now).max(0) as u64);
+            if ahead > EARLY {
+                put_back(ahead, "its retry is not due yet", None).await;
                 return None;
             }
         }
@@ -396,4 +447,9 @@ impl Outbox {
             .publish(self.cluster.names.doorbell(), Default::default())
             .await;
     }
+}
+
+/// A time in Unix ns as an `i64` (good until 2262).
+fn clamp_ns(ns: i128) -> i64 {
+    ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }

@@ -102,9 +102,42 @@ pub async fn ensure(c: &Cluster) -> Result<(), StoreError> {
         })
         .await?;
     }
+    // Not data (not in BUCKETS, so not backed up): who repairs the delivery consumer, for a minute.
+    let repairs = kv::Config {
+        bucket: n.bucket(REPAIRS),
+        history: 1,
+        max_age: super::consumer_watch::REPAIR_SPACING,
+        storage: StorageType::File,
+        num_replicas: c.replicas,
+        ..Default::default()
+    };
+    retry_race(|| async {
+        c.js.create_or_update_key_value(repairs.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(&format!("creating bucket {}", repairs.bucket), e))
+    })
+    .await?;
     let outbox = c.stream(&n.outbox_stream()).await?;
-    let consumer = pull::Config {
-        durable_name: Some(n.consumer()),
+    let consumer = consumer_config(c);
+    retry_race(|| async {
+        outbox
+            .create_consumer(consumer.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("creating the delivery consumer", e))
+    })
+    .await
+}
+
+/// The bucket (`P_repairs`) whose short-lived keys say which daemon repairs the delivery consumer
+/// (`consumer_watch.rs`).
+pub const REPAIRS: &str = "repairs";
+
+/// The ONE delivery consumer's configuration, at start-up and when `consumer_watch` makes it again.
+pub fn consumer_config(c: &Cluster) -> pull::Config {
+    pull::Config {
+        durable_name: Some(c.names.consumer()),
         description: Some("scanbridge deliveries, shared by every daemon".into()),
         deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
@@ -115,15 +148,7 @@ pub async fn ensure(c: &Cluster) -> Result<(), StoreError> {
         max_ack_pending: 1_000_000,
         replay_policy: ReplayPolicy::Instant,
         ..Default::default()
-    };
-    retry_race(|| async {
-        outbox
-            .create_consumer(consumer.clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| failed("creating the delivery consumer", e))
-    })
-    .await
+    }
 }
 
 /// Runs `f` again after a short pause when it fails: two daemons creating the same stream at once
