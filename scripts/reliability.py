@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,7 +148,8 @@ class Daemon:
             [BIN, "serve", "--config", self.config, "--listen", f"127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env={**os.environ, "RUST_LOG": "warn,scanbridge::cli::serve=info"},
+            env={**os.environ, "RUST_LOG": os.environ.get(
+                "SCANBRIDGE_RUST_LOG", "warn,scanbridge::cli::serve=info")},
         )
         deadline = time.time() + 20
         buf = b""
@@ -1036,18 +1038,45 @@ class NatsNode:
 
     def __init__(self, i, home, client_ports, route_ports):
         self.i, self.port = i, client_ports[i]
+        self.mon_port = free_port()
         self.dir = os.path.join(home, f"nats-{i}")
         routes = ",".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(route_ports) if j != i)
         self.args = [
             nats_server(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.dir,
             "-n", f"node{i}", "--cluster_name", "scanbridge",
             "--cluster", f"nats://127.0.0.1:{route_ports[i]}", "--routes", routes,
+            "-m", str(self.mon_port),
         ]
         self.log = open(os.path.join(home, f"nats-{i}.log"), "ab")
         self.proc = None
 
     def start(self):
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log)
+
+    def consumer_view(self, name):
+        """This node's view of consumer `name` and of its stream (monitoring /jsz), one line."""
+        url = f"http://127.0.0.1:{self.mon_port}/jsz?accounts=true&streams=true&consumers=true"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                jsz = json.load(r)
+        except Exception as e:  # noqa: BLE001 - a diagnostic: say why and go on
+            return f"node{self.i}: monitoring unreachable ({e})"
+        out = []
+        for acc in jsz.get("account_details", []):
+            for st in acc.get("stream_detail", []):
+                for c in st.get("consumer_detail", []) or []:
+                    if c.get("name") != name:
+                        continue
+                    cl = c.get("cluster", {})
+                    out.append(
+                        f"node{self.i}: stream {st['name']} msgs {st['state']['messages']}"
+                        f" leader {st.get('cluster', {}).get('leader')}; consumer leader {cl.get('leader')}"
+                        f" pending {c.get('num_pending')} ack_pending {c.get('num_ack_pending')}"
+                        f" redelivered {c.get('num_redelivered')} waiting {c.get('num_waiting')}"
+                        f" delivered {c.get('delivered', {}).get('stream_seq')}"
+                        f" ack_floor {c.get('ack_floor', {}).get('stream_seq')}"
+                    )
+        return "\n".join(out) or f"node{self.i}: has no consumer {name}"
 
     def wait_listening(self):
         NatsNode.wait_port(self.port)
@@ -1127,6 +1156,10 @@ def cluster(args):
     accepted = set().union(*(p.accepted for p in producers))
     expected = {"/a": accepted}
     ok = wait_delivered(rx, expected, 120)
+    if not ok:
+        # What each node says of the one delivery consumer while events wait (leader, pending).
+        for n in nodes:
+            print(n.consumer_view("crash_delivery"), flush=True)
     depth = metric(daemons[0].metrics(), "scanbridge_queue_depth")
     for d in daemons:
         d.stop()
@@ -1160,7 +1193,10 @@ def cluster(args):
                 why[reason] = why.get(reason, 0) + 1
     for reason, n in sorted(why.items(), key=lambda kv: -kv[1])[:5]:
         print(f"{n:6}  {reason}")
-    shutil.rmtree(home, ignore_errors=True)
+    if lost or os.environ.get("SCANBRIDGE_KEEP_HOME"):
+        print(f"kept for inspection: {home} (daemons' log {cfg}.log, nats-N.log)")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
     return 1 if lost else 0
 
 

@@ -14,7 +14,7 @@
 //! with the same configuration, but only while the outbox stream itself answers (a repair cannot
 //! help a stream without a leader, nor a daemon cut off from NATS), and by one daemon of the
 //! installation at a time: the daemon that creates the key [`REPAIR_KEY`] in `P_repairs` (a bucket
-//! whose entries expire after [`REPAIR_SPACING`]) repairs; the others see the key and wait.
+//! whose entries expire after [`setup::REPAIR_SPACING`]) repairs; the others see the key and wait.
 //!
 //! What a repair costs, and why nothing is lost: the outbox is a work-queue stream, which keeps every
 //! message no consumer has acknowledged, and the new consumer starts from its first message. So
@@ -43,9 +43,6 @@ use crate::store::StoreError;
 /// The shortest time a consumer may be without a leader before it is made again: a normal election
 /// after a node loss takes a few seconds.
 pub const MIN_HEAL_AFTER: Duration = Duration::from_secs(10);
-
-/// At most one repair per installation in this time (the life of a `P_repairs` entry).
-pub const REPAIR_SPACING: Duration = Duration::from_secs(60);
 
 /// The key in `P_repairs` whose creator repairs the delivery consumer.
 pub const REPAIR_KEY: &str = "delivery-consumer";

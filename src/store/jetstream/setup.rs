@@ -106,7 +106,7 @@ pub async fn ensure(c: &Cluster) -> Result<(), StoreError> {
     let repairs = kv::Config {
         bucket: n.bucket(REPAIRS),
         history: 1,
-        max_age: super::consumer_watch::REPAIR_SPACING,
+        max_age: REPAIR_SPACING,
         storage: StorageType::File,
         num_replicas: c.replicas,
         ..Default::default()
@@ -129,6 +129,10 @@ pub async fn ensure(c: &Cluster) -> Result<(), StoreError> {
     })
     .await
 }
+
+/// At most one repair of the delivery consumer per installation in this time (the life of a
+/// `P_repairs` entry).
+pub const REPAIR_SPACING: Duration = Duration::from_secs(60);
 
 /// The bucket (`P_repairs`) whose short-lived keys say which daemon repairs the delivery consumer
 /// (`consumer_watch.rs`).
