@@ -1579,10 +1579,10 @@ mod tests {
         let outbox = c.stream(&c.names.outbox_stream()).await.unwrap();
         outbox.delete_consumer(&c.names.consumer()).await.unwrap();
         use consumer_watch::{Seen, look, repair};
-        assert_eq!(look(c, o).await, Seen::Missing);
+        assert_eq!(look(c, o, Default::default()).await, Seen::Missing);
         let repairs = c.bucket(&c.names.bucket(setup::REPAIRS)).await.unwrap();
         assert!(repair(c, &repairs, o, false).await.unwrap());
-        assert_eq!(look(c, o).await, Seen::Led);
+        assert_eq!(look(c, o, Default::default()).await, Seen::Led);
         assert!(
             !repair(c, &repairs, o, true).await.unwrap(),
             "a second repair within the spacing does nothing"
