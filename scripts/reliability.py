@@ -1184,8 +1184,10 @@ def cluster(args):
     with open(cfg + ".log", "rb") as f:
         why = {}
         logs = f.read().decode(errors="replace")
-        repairs = logs.count("the delivery consumer had no leader; made it again")
-        print(f"delivery consumer made again after having no leader: {repairs}"
+        repairs = logs.count("the delivery consumer had no leader or handed out nothing; made it again")
+        stepdowns = logs.count("the delivery consumer handed out nothing; asked its leader to step down")
+        print(f"delivery consumer leader asked to step down: {stepdowns}")
+        print(f"delivery consumer made again (no leader, or still stuck): {repairs}"
               f" (missing: {logs.count('the delivery consumer was missing; made it again')})")
         for line in logs.splitlines():
             if "store failure" in line:

@@ -1,28 +1,37 @@
 //! The delivery consumer's health: every daemon watches the ONE durable consumer of the outbox, and
-//! makes it again when it is gone or has had no leader for too long.
+//! repairs it when it is gone, has had no leader for too long, or has a leader that hands out nothing.
 //!
 //! Why: with replicas > 1 the consumer has its own leader, elected among the nodes that hold the
 //! outbox. Losing nodes a few seconds apart (scripts/cluster kills one every third round) can leave
 //! that group without a leader for minutes while the streams have theirs (RELIABILITY.md): ingest
-//! goes on, every fetch goes unanswered, and nothing is delivered. A consumer can also go missing
-//! (`nats consumer rm` by mistake, a node's storage lost), and then no daemon fetches anything.
+//! goes on, every fetch goes unanswered, and nothing is delivered. A leader can also sit on a node
+//! whose copy of the stream is behind, and answer every fetch with "none" while deliveries wait. A
+//! consumer can go missing (`nats consumer rm` by mistake, a node's storage lost), and then no
+//! daemon fetches anything.
 //!
-//! What each daemon does: when its fetches have gone unanswered for a tick ([`Watch::every`]), it asks
-//! for the consumer's info. A consumer that is missing is created again at once. One that has had
-//! no leader ([`Seen::Leaderless`]: the info says none, or the info cannot be had) for
-//! [`Watch::heal_after`] (the ack wait, at least [`MIN_HEAL_AFTER`]) is deleted and created again
-//! with the same configuration, but only while the outbox stream itself answers (a repair cannot
-//! help a stream without a leader, nor a daemon cut off from NATS), and by one daemon of the
-//! installation at a time: the daemon that creates the key [`REPAIR_KEY`] in `P_repairs` (a bucket
-//! whose entries expire after [`setup::REPAIR_SPACING`]) repairs; the others see the key and wait.
+//! What each daemon does: every tick ([`Watch::every`]) in which its fetches got no delivery, it asks
+//! for the consumer's info ([`look`]), and decides ([`Watch`]):
+//! - missing ([`Seen::Missing`]): created again at once;
+//! - no leader ([`Seen::Leaderless`]: the info names none, or cannot be had) for
+//!   [`Watch::heal_after`] (the ack wait, at least [`MIN_HEAL_AFTER`]): deleted and created again;
+//! - a leader that does not work ([`Seen::Stuck`]: this daemon's fetches go unanswered, or are
+//!   answered "none" while the consumer counts deliveries not handed out, or while the outbox holds
+//!   more messages than the consumer knows of) for `heal_after`: its leader is asked to step down
+//!   (the group elects another), and if it is still stuck another `heal_after` later, it is deleted
+//!   and created again.
 //!
-//! What a repair costs, and why nothing is lost: the outbox is a work-queue stream, which keeps every
-//! message no consumer has acknowledged, and the new consumer starts from its first message. So
-//! every delivery in the outbox is handed out again: one another daemon is attempting at that moment
-//! may be attempted twice (at least once, as always); one waiting for its retry is put back until its
-//! recorded next attempt, with its attempts kept (`outbox.rs` reads the attempts of every message
-//! published before the consumer it came from was made). An acknowledgement for the old consumer's
-//! delivery still reaches the new consumer, which has the same name.
+//! A consumer is made again only while the outbox stream itself answers (a repair cannot help a
+//! stream without a leader, nor a daemon cut off from NATS), and by one daemon of the installation
+//! at a time: the daemon that creates the key [`REPAIR_KEY`] in `P_repairs` (a bucket whose entries
+//! expire after [`setup::REPAIR_SPACING`]) repairs; the others see the key and wait.
+//!
+//! What making it again costs, and why nothing is lost: the outbox is a work-queue stream, which
+//! keeps every message no consumer has acknowledged, and the new consumer starts from its first
+//! message. So every delivery in the outbox is handed out again: one another daemon is attempting at
+//! that moment may be attempted twice (at least once, as always); one waiting for its retry is put
+//! back until its recorded next attempt, with its attempts kept (`outbox.rs` reads the attempts of
+//! every message published before the consumer it came from was made). An acknowledgement for the
+//! old consumer's delivery still reaches the new consumer, which has the same name.
 //!
 //! The decision ([`Watch`]) is a pure state machine over what was seen and when, so that it is
 //! tested without a cluster; [`run`] is the loop that asks NATS and acts.
@@ -36,12 +45,12 @@ use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::ConsumerErrorKind;
 
 use super::cluster::{Cluster, failed};
-use super::outbox::Outbox;
+use super::outbox::{FetchReport, Outbox};
 use super::setup;
 use crate::store::StoreError;
 
-/// The shortest time a consumer may be without a leader before it is made again: a normal election
-/// after a node loss takes a few seconds.
+/// The shortest time a consumer may be without a leader (or stuck) before it is repaired: a normal
+/// election after a node loss takes a few seconds.
 pub const MIN_HEAL_AFTER: Duration = Duration::from_secs(10);
 
 /// The key in `P_repairs` whose creator repairs the delivery consumer.
@@ -50,11 +59,13 @@ pub const REPAIR_KEY: &str = "delivery-consumer";
 /// What the consumer's info said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// It has a leader (or is not replicated: one server answers for it).
+    /// It has a leader that works (or is not replicated: one server answers for it).
     Led,
     /// It exists and has no leader, or its info could not be had (offline, no answer, the cluster
     /// not available): why, for the log.
     Leaderless(String),
+    /// It has a leader that does not hand out what waits: why, for the log.
+    Stuck(String),
     /// It does not exist.
     Missing,
 }
@@ -65,15 +76,21 @@ pub enum Act {
     Nothing,
     /// Create it (it is missing).
     Create,
-    /// Delete it and create it again (leaderless for `heal_after`).
+    /// Ask its leader to step down (stuck for `heal_after`).
+    StepDown,
+    /// Delete it and create it again (leaderless for `heal_after`, or still stuck after a
+    /// step-down).
     Recreate,
 }
 
-/// The decision: when a consumer has been without a leader for long enough.
+/// The decision: when a consumer has been without a leader, or stuck, for long enough.
 #[derive(Debug)]
 pub struct Watch {
     heal_after: Duration,
-    leaderless_since: Option<Instant>,
+    /// Since when it has been without a leader or stuck (one clock for both).
+    bad_since: Option<Instant>,
+    /// A step-down was asked for since it last worked.
+    stepped_down: bool,
 }
 
 impl Watch {
@@ -81,72 +98,124 @@ impl Watch {
     pub fn new(ack_wait: Duration) -> Watch {
         Watch {
             heal_after: Self::heal_after(ack_wait),
-            leaderless_since: None,
+            bad_since: None,
+            stepped_down: false,
         }
     }
 
-    /// How long a consumer may have no leader before it is made again: its ack wait (the time a
-    /// dead daemon's deliveries wait anyway), at least [`MIN_HEAL_AFTER`].
+    /// How long a consumer may have no leader (or be stuck) before it is repaired: its ack wait
+    /// (the time a dead daemon's deliveries wait anyway), at least [`MIN_HEAL_AFTER`].
     pub fn heal_after(ack_wait: Duration) -> Duration {
         ack_wait.max(MIN_HEAL_AFTER)
     }
 
-    /// How often a daemon whose fetches go unanswered asks for the consumer's info.
+    /// How often a daemon whose fetches got nothing asks for the consumer's info.
     pub fn every(ack_wait: Duration) -> Duration {
         (Self::heal_after(ack_wait) / 5).clamp(Duration::from_secs(1), Duration::from_secs(5))
     }
 
-    /// How long the consumer has been seen without a leader, if it is now.
-    pub fn leaderless_for(&self, now: Instant) -> Option<Duration> {
-        self.leaderless_since
-            .map(|s| now.saturating_duration_since(s))
+    /// How long the consumer has been seen without a leader or stuck, if it is now.
+    pub fn bad_for(&self, now: Instant) -> Option<Duration> {
+        self.bad_since.map(|s| now.saturating_duration_since(s))
+    }
+
+    /// Whether it has been bad for `heal_after` (then the clock starts again: whatever comes of
+    /// the repair, the next one is due after another `heal_after`, not at every tick).
+    fn bad_long_enough(&mut self, now: Instant) -> bool {
+        let since = *self.bad_since.get_or_insert(now);
+        let due = now.saturating_duration_since(since) >= self.heal_after;
+        if due {
+            self.bad_since = Some(now);
+        }
+        due
     }
 
     /// Takes in what was seen at `now`; says what to do.
     pub fn saw(&mut self, seen: &Seen, now: Instant) -> Act {
         match seen {
-            Seen::Led => {
-                self.leaderless_since = None;
-                Act::Nothing
-            }
-            Seen::Missing => {
-                self.leaderless_since = None;
-                Act::Create
-            }
-            Seen::Leaderless(_) => {
-                let since = *self.leaderless_since.get_or_insert(now);
-                if now.saturating_duration_since(since) >= self.heal_after {
-                    // Whatever comes of the repair, the clock starts again: a failed one is tried
-                    // again after another `heal_after`, not at every tick.
-                    self.leaderless_since = Some(now);
-                    Act::Recreate
-                } else {
-                    Act::Nothing
+            Seen::Led | Seen::Missing => {
+                (self.bad_since, self.stepped_down) = (None, false);
+                match seen {
+                    Seen::Missing => Act::Create,
+                    _ => Act::Nothing,
                 }
             }
+            Seen::Leaderless(_) => match self.bad_long_enough(now) {
+                true => Act::Recreate,
+                false => Act::Nothing,
+            },
+            Seen::Stuck(_) => match (self.bad_long_enough(now), self.stepped_down) {
+                (false, _) => Act::Nothing,
+                (true, false) => {
+                    self.stepped_down = true;
+                    Act::StepDown
+                }
+                (true, true) => Act::Recreate,
+            },
         }
     }
 }
 
-/// Asks for the consumer's info; notes its creation time in the outbox when it answers.
-pub async fn look(c: &Cluster, outbox: &Outbox) -> Seen {
+/// Asks for the consumer's info (and, when this daemon's fetches came back empty and the consumer
+/// counts nothing waiting, the stream's); notes the consumer's creation time in the outbox.
+pub async fn look(c: &Cluster, outbox: &Outbox, fetches: FetchReport) -> Seen {
     let n = &c.names;
     let stream = match c.stream(&n.outbox_stream()).await {
         Ok(s) => s,
         Err(e) => return Seen::Leaderless(e.to_string()),
     };
-    match stream.consumer_info(n.consumer()).await {
-        Ok(info) => {
-            outbox.consumer_made(info.created.unix_timestamp_nanos());
-            match info.cluster.as_ref() {
-                Some(ci) if ci.leader.is_none() && c.replicas > 1 => {
-                    Seen::Leaderless("its info names no leader".into())
-                }
-                _ => Seen::Led,
-            }
-        }
-        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => Seen::Missing,
-        Err(e) => Seen::Leaderless(e.to_string()),
+    let info = match stream.consumer_info(n.consumer()).await {
+        Ok(info) => info,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => return Seen::Missing,
+        Err(e) => return Seen::Leaderless(e.to_string()),
+    };
+    outbox.consumer_made(info.created.unix_timestamp_nanos());
+    if let Some(ci) = info.cluster.as_ref()
+        && ci.leader.is_none()
+        && c.replicas > 1
+    {
+        return Seen::Leaderless("its info names no leader".into());
+    }
+    if fetches.asked && !fetches.handed && !fetches.empty {
+        return Seen::Stuck("fetches go unanswered though its info names a leader".into());
+    }
+    if !fetches.empty {
+        return Seen::Led;
+    }
+    if info.num_pending > 0 {
+        return Seen::Stuck(format!(
+            "fetches are answered \"none\" while it counts {} deliveries not handed out",
+            info.num_pending
+        ));
+    }
+    // Every message of a work-queue stream is either waiting or handed out (and not yet
+    // acknowledged) by its one consumer: more in the stream means the leader's view is behind.
+    let known = info.num_pending + info.num_ack_pending as u64;
+    match c.js.get_stream(n.outbox_stream()).await {
+        Ok(st) if st.cached_info().state.messages > known => Seen::Stuck(format!(
+            "fetches are answered \"none\" while the outbox holds {} messages and it knows of {known}",
+            st.cached_info().state.messages
+        )),
+        _ => Seen::Led,
+    }
+}
+
+/// Asks the consumer's leader to step down (its group elects another leader).
+pub async fn step_down(c: &Cluster) -> Result<(), StoreError> {
+    let n = &c.names;
+    let subject = format!(
+        "CONSUMER.LEADER.STEPDOWN.{}.{}",
+        n.outbox_stream(),
+        n.consumer()
+    );
+    let what = "asking the delivery consumer's leader to step down";
+    let answer: serde_json::Value =
+        c.js.request(subject, &serde_json::json!({}))
+            .await
+            .map_err(|e| failed(what, e))?;
+    match answer.get("error") {
+        None => Ok(()),
+        Some(e) => Err(failed(what, e)),
     }
 }
 
@@ -207,24 +276,42 @@ pub async fn run(c: Cluster, outbox: Arc<Outbox>) {
     };
     loop {
         tokio::time::sleep(every).await;
-        if outbox.answered_within(every) {
+        let fetches = outbox.fetches(every);
+        if fetches.handed {
             watch.saw(&Seen::Led, Instant::now());
             continue;
         }
-        let seen = look(&c, &outbox).await;
+        let seen = look(&c, &outbox, fetches).await;
         let act = watch.saw(&seen, Instant::now());
-        if let Seen::Leaderless(why) = &seen {
-            tracing::debug!(why, for_s = ?watch.leaderless_for(Instant::now()), "the delivery consumer has no leader");
+        if let Seen::Leaderless(why) | Seen::Stuck(why) = &seen {
+            let for_s = watch.bad_for(Instant::now());
+            tracing::debug!(
+                why,
+                ?for_s,
+                "the delivery consumer does not hand out deliveries"
+            );
         }
         let delete = match act {
             Act::Nothing => continue,
             Act::Create => false,
             Act::Recreate => true,
+            Act::StepDown => {
+                match step_down(&c).await {
+                    Ok(()) => tracing::warn!(
+                        why = ?seen,
+                        "the delivery consumer handed out nothing; asked its leader to step down"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not ask the delivery consumer's leader to step down")
+                    }
+                }
+                continue;
+            }
         };
         match repair(&c, &repairs, &outbox, delete).await {
             Ok(true) if delete => tracing::warn!(
-                after = ?Watch::heal_after(c.ack_wait),
-                "the delivery consumer had no leader; made it again (every delivery in the outbox is handed out again: some may be attempted twice)"
+                why = ?seen,
+                "the delivery consumer had no leader or handed out nothing; made it again (every delivery in the outbox is handed out again: some may be attempted twice)"
             ),
             Ok(true) => tracing::warn!("the delivery consumer was missing; made it again"),
             Ok(false) => {}
@@ -260,6 +347,22 @@ mod tests {
         assert_eq!(w.saw(&leaderless(), s(71)), Act::Nothing);
         assert_eq!(w.saw(&leaderless(), s(99)), Act::Nothing);
         assert_eq!(w.saw(&leaderless(), s(100)), Act::Recreate);
+    }
+
+    #[test]
+    fn a_stuck_consumer_is_first_asked_to_step_down_then_made_again() {
+        let mut w = Watch::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        let stuck = || Seen::Stuck("nothing handed out".into());
+        assert_eq!(w.saw(&stuck(), s(0)), Act::Nothing);
+        assert_eq!(w.saw(&stuck(), s(10)), Act::StepDown);
+        assert_eq!(w.saw(&stuck(), s(19)), Act::Nothing);
+        assert_eq!(w.saw(&stuck(), s(20)), Act::Recreate);
+        // Working again: the next time starts with a step-down again.
+        assert_eq!(w.saw(&Seen::Led, s(21)), Act::Nothing);
+        assert_eq!(w.saw(&stuck(), s(22)), Act::Nothing);
+        assert_eq!(w.saw(&stuck(), s(32)), Act::StepDown);
     }
 
     #[test]

@@ -1672,10 +1672,10 @@ mod tests {
         let outbox = c.stream(&c.names.outbox_stream()).await.unwrap();
         outbox.delete_consumer(&c.names.consumer()).await.unwrap();
         use consumer_watch::{Seen, look, repair};
-        assert_eq!(look(c, o).await, Seen::Missing);
+        assert_eq!(look(c, o, Default::default()).await, Seen::Missing);
         let repairs = c.bucket(&c.names.bucket(setup::REPAIRS)).await.unwrap();
         assert!(repair(c, &repairs, o, false).await.unwrap());
-        assert_eq!(look(c, o).await, Seen::Led);
+        assert_eq!(look(c, o, Default::default()).await, Seen::Led);
         assert!(
             !repair(c, &repairs, o, true).await.unwrap(),
             "a second repair within the spacing does nothing"
@@ -1705,5 +1705,46 @@ mod tests {
         b.ack("d-e1".into(), NOW + 3000).await.unwrap();
         b.ack("d-e2".into(), NOW + 3000).await.unwrap();
         assert_eq!(b.depth().await.unwrap(), 0);
+    }
+
+    /// A consumer with a leader that hands out nothing while a delivery waits (here: paused, as a
+    /// stand-in for the stuck leader scripts/cluster met) is seen stuck; made again, it works.
+    #[tokio::test]
+    async fn a_consumer_that_hands_out_nothing_while_deliveries_wait_is_seen_stuck() {
+        let srv = server().await;
+        let s = store(&srv, Duration::from_secs(30)).await;
+        let (c, o) = (&s.inner.cluster, &s.inner.outbox);
+        let outbox = c.stream(&c.names.outbox_stream()).await.unwrap();
+        let created = outbox
+            .consumer_info(c.names.consumer())
+            .await
+            .unwrap()
+            .created;
+        let day = Duration::from_secs(24 * 3600);
+        outbox
+            .pause_consumer(&c.names.consumer(), created + day)
+            .await
+            .unwrap();
+        s.accept(vec![event("e1", None)], NOW).await.unwrap();
+        assert!(nothing_due(&s).await, "a paused consumer hands out nothing");
+        let fetches = o.fetches(Duration::from_secs(10));
+        assert!(fetches.asked && !fetches.handed, "{fetches:?}");
+        use consumer_watch::{Seen, look, repair};
+        let seen = look(c, o, fetches).await;
+        assert!(matches!(seen, Seen::Stuck(_)), "{seen:?}");
+        // Made again (unpaused), it hands out what waits.
+        let repairs = c.bucket(&c.names.bucket(setup::REPAIRS)).await.unwrap();
+        assert!(repair(c, &repairs, o, true).await.unwrap());
+        let got = lease_n(&s, 1).await;
+        assert_eq!(
+            got.len(),
+            1,
+            "made again, it hands out the waiting delivery"
+        );
+        s.ack(got[0].id.clone(), NOW).await.unwrap();
+        assert!(nothing_due(&s).await);
+        // Healthy and idle (fetches answered "none", nothing waiting) is not stuck.
+        let fetches = o.fetches(Duration::from_secs(1));
+        assert_eq!(look(c, o, fetches).await, Seen::Led, "{fetches:?}");
     }
 }

@@ -86,8 +86,38 @@ pub struct Outbox {
     /// When the consumer was made (Unix ns), as last seen: messages published before it may have
     /// been delivered by an earlier consumer of the same name.
     made_ns: AtomicI64,
-    /// When a fetch was last answered by the consumer (messages, or "none").
-    answered: Mutex<Instant>,
+    /// What the last fetches got (for `consumer_watch`).
+    fetches: Mutex<Fetches>,
+}
+
+/// When this daemon last asked the consumer for deliveries, and what came of it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fetches {
+    pub asked: Option<Instant>,
+    /// Answered with at least one delivery.
+    pub handed: Option<Instant>,
+    /// Answered "none".
+    pub empty: Option<Instant>,
+}
+
+/// What the fetches of the last moment showed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchReport {
+    pub asked: bool,
+    pub handed: bool,
+    pub empty: bool,
+}
+
+impl Fetches {
+    /// What happened in the last `within`.
+    pub fn report(&self, within: Duration) -> FetchReport {
+        let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < within);
+        FetchReport {
+            asked: recent(self.asked),
+            handed: recent(self.handed),
+            empty: recent(self.empty),
+        }
+    }
 }
 
 /// A retry whose recorded next attempt is further ahead than this is put back until then.
@@ -105,7 +135,7 @@ impl Outbox {
         let made_ns = consumer.cached_info().created.unix_timestamp_nanos();
         Ok(Outbox {
             made_ns: AtomicI64::new(clamp_ns(made_ns)),
-            answered: Mutex::new(Instant::now()),
+            fetches: Mutex::default(),
             attempts: cluster.bucket(&n.bucket("attempts")).await?,
             seen: cluster.bucket(&n.bucket("seen")).await?,
             consumer,
@@ -120,14 +150,16 @@ impl Outbox {
         self.made_ns.store(clamp_ns(created_ns), Ordering::Relaxed);
     }
 
-    /// Whether a fetch was answered in the last `within`.
-    pub fn answered_within(&self, within: Duration) -> bool {
-        let at = *self.answered.lock().unwrap_or_else(|p| p.into_inner());
-        at.elapsed() < within
+    /// What this daemon's fetches got in the last `within`.
+    pub fn fetches(&self, within: Duration) -> FetchReport {
+        self.fetches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .report(within)
     }
 
-    fn answered_now(&self) {
-        *self.answered.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    fn fetched(&self, f: impl FnOnce(&mut Fetches)) {
+        f(&mut self.fetches.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
@@ -165,6 +197,7 @@ impl Outbox {
         // A fetch that is never answered (its consumer's leader was lost with a NATS node, and
         // the request with it) would wait forever: the worker waits `timeout` at most, keeps
         // what came, and asks again at its next turn.
+        self.fetched(|f| f.asked = Some(Instant::now()));
         let deadline = tokio::time::Instant::now() + self.cluster.timeout;
         let mut batch = tokio::time::timeout_at(
             deadline,
@@ -178,7 +211,9 @@ impl Outbox {
             match tokio::time::timeout_at(deadline, batch.next()).await {
                 Ok(Some(Ok(m))) => fetched.push(m),
                 Ok(None) => {
-                    self.answered_now();
+                    if fetched.is_empty() {
+                        self.fetched(|f| f.empty = Some(Instant::now()));
+                    }
                     break;
                 }
                 Ok(Some(Err(e))) => {
@@ -192,7 +227,7 @@ impl Outbox {
             }
         }
         if !fetched.is_empty() {
-            self.answered_now();
+            self.fetched(|f| f.handed = Some(Instant::now()));
         }
         let until = Instant::now() + lease;
         let taken = join_all(fetched.into_iter().map(|m| self.take(m, until, now))).await;
