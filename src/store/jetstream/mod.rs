@@ -1768,5 +1768,14 @@ mod tests {
             201,
             "nothing dropped before the grace"
         );
+        // Fetches that bring only such deliveries do not make the consumer look stuck.
+        s.ack("d-real".into(), NOW).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(nothing_due(&s).await);
+        let (c, o) = (&s.inner.cluster, &s.inner.outbox);
+        let fetches = o.fetches(Duration::from_secs(1));
+        assert!(fetches.answered && !fetches.handed, "{fetches:?}");
+        let seen = consumer_watch::look(c, o, fetches).await;
+        assert_eq!(seen, consumer_watch::Seen::Led);
     }
 }

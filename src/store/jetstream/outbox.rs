@@ -94,18 +94,18 @@ pub struct Outbox {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fetches {
     pub asked: Option<Instant>,
-    /// Answered with at least one delivery.
+    /// Answered (with messages, or "none").
+    pub answered: Option<Instant>,
+    /// At least one delivery taken for the worker.
     pub handed: Option<Instant>,
-    /// Answered "none".
-    pub empty: Option<Instant>,
 }
 
 /// What the fetches of the last moment showed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FetchReport {
     pub asked: bool,
+    pub answered: bool,
     pub handed: bool,
-    pub empty: bool,
 }
 
 impl Fetches {
@@ -114,8 +114,8 @@ impl Fetches {
         let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < within);
         FetchReport {
             asked: recent(self.asked),
+            answered: recent(self.answered),
             handed: recent(self.handed),
-            empty: recent(self.empty),
         }
     }
 }
@@ -252,13 +252,13 @@ impl Outbox {
         .map_err(|e| failed("fetching deliveries", e))?
         .map_err(|e| failed("fetching deliveries", e))?;
         let mut fetched = Vec::new();
+        // Whether the consumer answered: messages, or the end of its answer ("none").
+        let mut answered = false;
         loop {
             match tokio::time::timeout_at(deadline, batch.next()).await {
                 Ok(Some(Ok(m))) => fetched.push(m),
                 Ok(None) => {
-                    if fetched.is_empty() {
-                        self.fetched(|f| f.empty = Some(Instant::now()));
-                    }
+                    answered = true;
                     break;
                 }
                 Ok(Some(Err(e))) => {
@@ -270,6 +270,9 @@ impl Outbox {
                     break;
                 }
             }
+        }
+        if !fetched.is_empty() || answered {
+            self.fetched(|f| f.answered = Some(Instant::now()));
         }
         Ok(fetched)
     }
