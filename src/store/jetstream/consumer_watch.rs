@@ -14,9 +14,9 @@
 //! - missing ([`Seen::Missing`]): created again at once;
 //! - no leader ([`Seen::Leaderless`]: the info names none, or cannot be had) for
 //!   [`Watch::heal_after`] (the ack wait, at least [`MIN_HEAL_AFTER`]): deleted and created again;
-//! - a leader that does not work ([`Seen::Stuck`]: this daemon's fetches go unanswered, or are
-//!   answered "none" while the consumer counts deliveries not handed out, or while the outbox holds
-//!   more messages than the consumer knows of) for `heal_after`: its leader is asked to step down
+//! - a leader that does not work ([`Seen::Stuck`]: this daemon's fetches go unanswered, or bring
+//!   nothing to attempt while the consumer counts deliveries not handed out, or while the outbox
+//!   holds more messages than the consumer knows of) for `heal_after`: its leader is asked to step down
 //!   (the group elects another), and if it is still stuck another `heal_after` later, it is deleted
 //!   and created again.
 //!
@@ -156,8 +156,8 @@ impl Watch {
     }
 }
 
-/// Asks for the consumer's info (and, when this daemon's fetches came back empty and the consumer
-/// counts nothing waiting, the stream's); notes the consumer's creation time in the outbox.
+/// Asks for the consumer's info (and, when this daemon's fetches brought nothing to attempt and the
+/// consumer counts nothing waiting, the stream's); notes the consumer's creation time in the outbox.
 pub async fn look(c: &Cluster, outbox: &Outbox, fetches: FetchReport) -> Seen {
     let n = &c.names;
     let stream = match c.stream(&n.outbox_stream()).await {
@@ -176,15 +176,16 @@ pub async fn look(c: &Cluster, outbox: &Outbox, fetches: FetchReport) -> Seen {
     {
         return Seen::Leaderless("its info names no leader".into());
     }
-    if fetches.asked && !fetches.handed && !fetches.empty {
+    if fetches.asked && !fetches.answered {
         return Seen::Stuck("fetches go unanswered though its info names a leader".into());
     }
-    if !fetches.empty {
+    if !fetches.answered {
         return Seen::Led;
     }
+    // Answered, and nothing this daemon could attempt came.
     if info.num_pending > 0 {
         return Seen::Stuck(format!(
-            "fetches are answered \"none\" while it counts {} deliveries not handed out",
+            "fetches bring nothing to attempt while it counts {} deliveries not handed out",
             info.num_pending
         ));
     }
@@ -193,7 +194,7 @@ pub async fn look(c: &Cluster, outbox: &Outbox, fetches: FetchReport) -> Seen {
     let known = info.num_pending + info.num_ack_pending as u64;
     match c.js.get_stream(n.outbox_stream()).await {
         Ok(st) if st.cached_info().state.messages > known => Seen::Stuck(format!(
-            "fetches are answered \"none\" while the outbox holds {} messages and it knows of {known}",
+            "fetches bring nothing to attempt while the outbox holds {} messages and it knows of {known}",
             st.cached_info().state.messages
         )),
         _ => Seen::Led,

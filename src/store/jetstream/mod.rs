@@ -1747,4 +1747,35 @@ mod tests {
         let fetches = o.fetches(Duration::from_secs(1));
         assert_eq!(look(c, o, fetches).await, Seen::Led, "{fetches:?}");
     }
+
+    /// Deliveries of failed accepts (no commit record) are put back, and the fetch goes on past
+    /// them: one lease finds the delivery that can be made behind two hundred of them.
+    #[tokio::test]
+    async fn a_lease_fetches_past_deliveries_put_back() {
+        let srv = server().await;
+        let s = store(&srv, Duration::from_secs(30)).await;
+        for i in 0..200 {
+            let e = event(&format!("orphan{i}"), None);
+            let m = wire::DeliveryMsg::new(&e.deliveries[0], &e.id, &e.body, None, NOW - 3000);
+            publish(&s, &m, None).await;
+        }
+        s.accept(vec![event("real", None)], NOW).await.unwrap();
+        let got = s.lease(10, Duration::from_secs(30), NOW).await.unwrap();
+        let ids: Vec<&str> = got.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["d-real"], "one lease, past the deliveries put back");
+        assert_eq!(
+            s.depth().await.unwrap(),
+            201,
+            "nothing dropped before the grace"
+        );
+        // Fetches that bring only such deliveries do not make the consumer look stuck.
+        s.ack("d-real".into(), NOW).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(nothing_due(&s).await);
+        let (c, o) = (&s.inner.cluster, &s.inner.outbox);
+        let fetches = o.fetches(Duration::from_secs(1));
+        assert!(fetches.answered && !fetches.handed, "{fetches:?}");
+        let seen = consumer_watch::look(c, o, fetches).await;
+        assert_eq!(seen, consumer_watch::Seen::Led);
+    }
 }

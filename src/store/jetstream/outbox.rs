@@ -19,7 +19,7 @@
 //! `commit` the lease looks for its commit record (known locally for events this daemon accepted; a
 //! "none" from the bucket, which any replica may answer, is confirmed with the stream's leader).
 //! Without one it is NAKed for a moment (the accept may still be finishing, here or on another
-//! daemon) and, once older than [`GRACE`], dropped: its accept never completed. The grace outlasts
+//! daemon; later looks come less often, up to 5 s apart, and the lease fetches on past it) and, once older than [`GRACE`], dropped: its accept never completed. The grace outlasts
 //! the stream's duplicate window, so a client's retry of the failed request (which publishes the same
 //! message ids again) is never swallowed by the deduplication of a message that was dropped.
 //!
@@ -94,18 +94,18 @@ pub struct Outbox {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fetches {
     pub asked: Option<Instant>,
-    /// Answered with at least one delivery.
+    /// Answered (with messages, or "none").
+    pub answered: Option<Instant>,
+    /// At least one delivery taken for the worker.
     pub handed: Option<Instant>,
-    /// Answered "none".
-    pub empty: Option<Instant>,
 }
 
 /// What the fetches of the last moment showed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FetchReport {
     pub asked: bool,
+    pub answered: bool,
     pub handed: bool,
-    pub empty: bool,
 }
 
 impl Fetches {
@@ -114,14 +114,20 @@ impl Fetches {
         let recent = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < within);
         FetchReport {
             asked: recent(self.asked),
+            answered: recent(self.answered),
             handed: recent(self.handed),
-            empty: recent(self.empty),
         }
     }
 }
 
 /// A retry whose recorded next attempt is further ahead than this is put back until then.
 const EARLY: Duration = Duration::from_secs(1);
+
+/// At most this many fetches per lease, each for the room the deliveries put back left.
+const FETCH_ROUNDS: usize = 32;
+
+/// The longest a delivery waits for its accept's commit record between two looks.
+const UNCOMMITTED_WAIT_MAX: Duration = Duration::from_secs(5);
 
 impl Outbox {
     pub async fn open(cluster: Cluster) -> Result<Outbox, StoreError> {
@@ -185,6 +191,13 @@ impl Outbox {
     }
 
     /// Fetches up to `limit` deliveries that are due now, without waiting for more.
+    ///
+    /// What a fetch brings but cannot be attempted (a delivery whose accept has not committed, a
+    /// retry not due yet, a copy attempted here) is put back with a delay, and the fetch is made
+    /// again for the room it left, up to [`FETCH_ROUNDS`] times within the request timeout: the
+    /// consumer hands out redeliveries before new messages, so hundreds of deliveries of failed
+    /// accepts, put back every second, would otherwise fill every fetch and starve the deliveries
+    /// that can be made (scripts/cluster saw 400 accepted events wait two minutes behind them).
     pub async fn lease(
         &self,
         limit: usize,
@@ -199,21 +212,53 @@ impl Outbox {
         // what came, and asks again at its next turn.
         self.fetched(|f| f.asked = Some(Instant::now()));
         let deadline = tokio::time::Instant::now() + self.cluster.timeout;
+        let until = Instant::now() + lease;
+        let mut taken = Vec::new();
+        for round in 0..FETCH_ROUNDS {
+            let want = limit - taken.len();
+            let fetched = self.fetch(want, deadline).await?;
+            let got = fetched.len();
+            let came = join_all(fetched.into_iter().map(|m| self.take(m, until, now))).await;
+            let before = taken.len();
+            taken.extend(came.into_iter().flatten());
+            let put_back = got - (taken.len() - before);
+            // Done when the consumer had no more, the room is filled, everything fetched was
+            // taken, or the time is up (whatever was put back comes again after its delay).
+            if got < want || taken.len() >= limit || put_back == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tracing::debug!(round, put_back, "fetching again past deliveries put back");
+        }
+        if !taken.is_empty() {
+            self.fetched(|f| f.handed = Some(Instant::now()));
+        }
+        Ok(taken)
+    }
+
+    /// One fetch of up to `want` messages, read until the consumer's answer ends or `deadline`.
+    async fn fetch(
+        &self,
+        want: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<async_nats::jetstream::Message>, StoreError> {
         let mut batch = tokio::time::timeout_at(
             deadline,
-            self.consumer.fetch().max_messages(limit).messages(),
+            self.consumer.fetch().max_messages(want).messages(),
         )
         .await
         .map_err(|e| failed("fetching deliveries", e))?
         .map_err(|e| failed("fetching deliveries", e))?;
         let mut fetched = Vec::new();
+        // Whether the consumer answered: messages, or the end of its answer ("none").
+        let mut answered = false;
         loop {
             match tokio::time::timeout_at(deadline, batch.next()).await {
                 Ok(Some(Ok(m))) => fetched.push(m),
                 Ok(None) => {
-                    if fetched.is_empty() {
-                        self.fetched(|f| f.empty = Some(Instant::now()));
-                    }
+                    answered = true;
                     break;
                 }
                 Ok(Some(Err(e))) => {
@@ -226,12 +271,10 @@ impl Outbox {
                 }
             }
         }
-        if !fetched.is_empty() {
-            self.fetched(|f| f.handed = Some(Instant::now()));
+        if !fetched.is_empty() || answered {
+            self.fetched(|f| f.answered = Some(Instant::now()));
         }
-        let until = Instant::now() + lease;
-        let taken = join_all(fetched.into_iter().map(|m| self.take(m, until, now))).await;
-        Ok(taken.into_iter().flatten().collect())
+        Ok(fetched)
     }
 
     /// One fetched message: read, checked, held (or put back).
@@ -292,10 +335,13 @@ impl Outbox {
             Ok(false) => {
                 let age = Duration::from_millis((now - msg.created_at).max(0) as u64);
                 if age < GRACE {
+                    // Soon after its accept, a commit record is likely a moment away; later, the
+                    // accept failed and only a client's retry can commit it: looked at less
+                    // often (1 s more at each look, up to UNCOMMITTED_WAIT_MAX).
                     let wait = if age < Duration::from_secs(2) {
                         Duration::from_millis(100)
                     } else {
-                        Duration::from_secs(1)
+                        Duration::from_secs(delivered.max(1) as u64).min(UNCOMMITTED_WAIT_MAX)
                     };
                     put_back(wait, "its accept is not committed yet", None).await;
                 } else {
