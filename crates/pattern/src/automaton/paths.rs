@@ -24,6 +24,10 @@ pub struct Children {
     searchable: bool,
     /// Bit `min(len, 63)` set for the length of every key.
     lens: u64,
+    /// Texts of which one occurs in any member of this node's objects that leads somewhere, when
+    /// the member is written without escapes (see `Children::needles`); `None` when there are too
+    /// many keys to search for.
+    needles: Option<Vec<Box<[u8]>>>,
 }
 
 #[inline(always)]
@@ -33,8 +37,12 @@ fn len_bit(n: usize) -> u64 {
 
 const FEW: usize = 8;
 
-/// The most keys a node may have for the scanner to search for them (see `Children::needles`).
+/// The most keys a node may have for the scanner to search for them (see `Children::searched`).
 pub const SEARCHED: usize = 4;
+
+/// The most keys a node may have for the scanner to look for them in the rest of an event (see
+/// `Children::needles`).
+const NEEDLES: usize = 6;
 
 impl Children {
     pub fn is_empty(&self) -> bool {
@@ -62,6 +70,50 @@ impl Children {
         if self.searchable { &self.few } else { &[] }
     }
 
+    /// Texts, one of which occurs in the JSON text of every member of this node's objects whose key
+    /// leads to a child, when that text has no backslash: for each key the string that spells it
+    /// (`"key"`), or its opening quote and key alone (`"key`) where that also covers the keys that
+    /// continue it with a dot (which the trie holds as edges too). A key that needs escaping is
+    /// never written without a backslash, so it needs no text. `None` for a node with more than
+    /// `NEEDLES` keys (`Some(empty)` for a node without keys).
+    pub fn needles(&self) -> Option<&[Box<[u8]>]> {
+        if self.is_empty() {
+            return Some(&[]);
+        }
+        self.needles.as_deref()
+    }
+
+    fn set_needles(&mut self) {
+        if !self.many.is_empty() || self.few.len() > NEEDLES {
+            self.needles = None;
+            return;
+        }
+        let keys: Vec<&[u8]> = self
+            .few
+            .iter()
+            .map(|(k, _)| &k[..])
+            .filter(|k| searchable(k))
+            .collect();
+        // `a` covers `b` in the form `"a`: `b` is `a.` and more.
+        let dotted = |a: &[u8], b: &[u8]| {
+            !a.is_empty() && b.len() > a.len() && b.starts_with(a) && b[a.len()] == b'.'
+        };
+        let mut needles = Vec::new();
+        for &k in &keys {
+            if keys.iter().any(|&a| dotted(a, k)) {
+                continue;
+            }
+            let mut t = Vec::with_capacity(k.len() + 2);
+            t.push(b'"');
+            t.extend_from_slice(k);
+            if k.is_empty() || !keys.iter().any(|&b| dotted(k, b)) {
+                t.push(b'"');
+            }
+            needles.push(t.into_boxed_slice());
+        }
+        self.needles = Some(needles);
+    }
+
     fn insert_if_absent(&mut self, key: &[u8], node: NodeId) {
         if self.get(key).is_some() {
             return;
@@ -71,8 +123,10 @@ impl Children {
             self.few.push((key.into(), node));
             self.searchable =
                 self.few.len() <= SEARCHED && self.few.iter().all(|(k, _)| searchable(k));
+            self.set_needles();
             return;
         }
+        self.needles = None;
         self.searchable = false;
         for (k, n) in self.few.drain(..) {
             self.many.insert(k, n);

@@ -26,7 +26,7 @@
 use super::Machine;
 use super::bytes::valid_number;
 use super::index::{Cursor, Index};
-use super::paths::{NodeId, ROOT};
+use super::paths::{NodeId, ROOT, same_bytes};
 use super::simd::{self, Simd};
 use super::values::{Scalar, ValueScratch};
 use crate::json::{self, Json, MAX_DEPTH};
@@ -53,6 +53,8 @@ pub struct Scratch {
     seen: Vec<(NodeId, u32, u32)>,
     /// Members found by searching objects being scanned: (key position, child node).
     found: Vec<(usize, NodeId)>,
+    /// The nodes of the objects being scanned, outermost first.
+    levels: Vec<NodeId>,
     pub(crate) any_dead: bool,
     next_array: u32,
     values: ValueScratch,
@@ -97,6 +99,7 @@ impl Scratch {
         self.hits.clear();
         self.seen.clear();
         self.found.clear();
+        self.levels.clear();
         self.any_dead = false;
         self.next_array = 0;
     }
@@ -121,6 +124,13 @@ const WALK_SKIPPED: usize = 256;
 
 /// How many blocks the lazy index builds at a time.
 const AHEAD: usize = 4;
+
+/// The walk asks whether the rest of the event is idle (`Scanner::rest_is_idle`) at most this many
+/// times per event, and only when at least `IDLE_REST` bytes remain.
+const IDLE_TRIES: u8 = 3;
+const IDLE_REST: usize = 64;
+/// The most distinct second bytes the texts searched for may have (see `rest_is_idle`).
+const IDLE_SECONDS: usize = 8;
 
 /// Scans one event. `Ok(true)` when it is an object (the scratch then holds its leaves and hits),
 /// `Ok(false)` when it is valid JSON but not an object (trusted only: validating, a non-object is
@@ -158,6 +168,13 @@ struct Scanner<'a, 'm, 's, const CHECK: bool> {
     s: &'s mut Scratch,
     /// Validating: the event as text (checked to be UTF-8 once); trusted: empty.
     text: &'a str,
+    /// How many arrays are being read (around the current token).
+    arrays: u32,
+    /// Set when the rest of the event holds nothing a rule reads: the walk then ends.
+    idle: bool,
+    /// How many more times the walk may ask whether the rest is idle, and not before which position.
+    tries: u8,
+    retry_at: usize,
 }
 
 impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
@@ -178,6 +195,10 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             depth: 0,
             s,
             text,
+            arrays: 0,
+            idle: false,
+            tries: IDLE_TRIES,
+            retry_at: 0,
         };
         let r = sc.walk();
         sc.s.index = sc.ix;
@@ -190,6 +211,9 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             return if CHECK { Err(Rejected) } else { Ok(false) };
         }
         self.object(ROOT)?;
+        if self.idle {
+            return Ok(true); // (trusted) the rest holds no member any rule reads
+        }
         if self.pos() < self.b.len() || self.ix.bad {
             return Err(Rejected); // more than one value, or a block's strings are not JSON
         }
@@ -202,10 +226,16 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         if self.ix.complete {
             return false;
         }
-        if CHECK {
-            simd::extend_checked(self.simd, self.b, &mut self.ix, AHEAD);
+        // Trusted, as many blocks as are built (two at first), up to `AHEAD`: the walk may end early.
+        let n = if CHECK {
+            AHEAD
         } else {
-            simd::extend(self.simd, self.b, &mut self.ix, AHEAD);
+            self.ix.blocks.len().clamp(2, AHEAD)
+        };
+        if CHECK {
+            simd::extend_checked(self.simd, self.b, &mut self.ix, n);
+        } else {
+            simd::extend(self.simd, self.b, &mut self.ix, n);
         }
         true
     }
@@ -437,10 +467,89 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         Ok(())
     }
 
-    /// At the `{` of an object whose path is `node`'s. A long object with few relevant keys (and no
-    /// escapes) is searched for them rather than read member by member: from the start when it is
-    /// long enough, else after a few members in a row that no rule names.
+    /// At the `{` of an object whose path is `node`'s (see `object_members`).
+    #[inline]
     fn object(&mut self, node: NodeId) -> R<()> {
+        self.s.levels.push(node);
+        let r = self.object_members(node);
+        self.s.levels.pop();
+        r
+    }
+
+    /// Trusted, after a member of an object, in no array: whether no member after it can give a
+    /// leaf or override one, so that the walk may end here. It is so when the rest has no
+    /// backslash and none of the texts that the keys of the objects being read are spelt with
+    /// (`Children::needles`): a member that gives or overrides a leaf is one of theirs, written
+    /// there. (Members of the objects not yet open are reached only through such a member.)
+    /// The rest is searched for them a vector at a time (`simd::find_pair`).
+    fn rest_is_idle(&mut self) -> bool {
+        let at = self.pos();
+        if at < self.retry_at || at + IDLE_REST > self.b.len() {
+            return false;
+        }
+        self.tries -= 1;
+        // The needles' second bytes (their first is a quote).
+        let nodes = &self.m.paths.nodes;
+        let mut seconds = [0u8; IDLE_SECONDS];
+        let mut n = 0;
+        for &node in &self.s.levels {
+            let Some(needles) = nodes[node as usize].children.needles() else {
+                self.tries = 0;
+                return false;
+            };
+            for t in needles {
+                let c = t[1];
+                if !seconds[..n].contains(&c) {
+                    if n == IDLE_SECONDS {
+                        self.tries = 0;
+                        return false;
+                    }
+                    seconds[n] = c;
+                    n += 1;
+                }
+            }
+        }
+        let (b, levels) = (self.b, &self.s.levels);
+        let found = simd::find_pair(self.simd, b, at, &seconds[..n], |p| {
+            b[p] == b'\\'
+                || levels.iter().any(|&node| {
+                    let needles = nodes[node as usize].children.needles();
+                    needles
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|t| b.get(p..p + t.len()).is_some_and(|w| same_bytes(w, t)))
+                })
+        });
+        match found {
+            None => true,
+            Some(p) if b[p] == b'\\' => {
+                self.tries = 0;
+                false
+            }
+            Some(p) => {
+                self.retry_at = p + 1;
+                false
+            }
+        }
+    }
+
+    /// After a member whose key leads to a child: whether the walk ends here (`rest_is_idle`).
+    #[inline(always)]
+    fn ends_here(&mut self) -> R<bool> {
+        if self.idle {
+            return Ok(true); // (found in a member of this one)
+        }
+        if CHECK || self.arrays != 0 || self.tries == 0 {
+            return Ok(false);
+        }
+        self.idle = self.rest_is_idle();
+        Ok(self.idle)
+    }
+
+    /// The members of an object whose path is `node`'s, from its `{`. A long object with few
+    /// relevant keys (and no escapes) is searched for them rather than read member by member: from
+    /// the start when it is long enough, else after a few members in a row that no rule names.
+    fn object_members(&mut self, node: NodeId) -> R<()> {
         let m = self.m;
         let open = self.pos();
         let children = &m.paths.nodes[node as usize].children;
@@ -480,6 +589,9 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             match child {
                 Some(c) => {
                     self.member(base, c)?;
+                    if self.ends_here()? {
+                        return Ok(());
+                    }
                     unnamed = 0;
                 }
                 None => {
@@ -537,6 +649,9 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
                 continue; // a string value that reads like the key
             }
             self.member(base, c)?;
+            if self.ends_here()? {
+                return Ok(());
+            }
         }
         self.s.found.truncate(found);
         self.s.seen.truncate(base);
@@ -570,6 +685,14 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     /// At the `[` of an array whose path is `node`'s: every element sits at the same path, one array
     /// position each.
     fn array(&mut self, node: NodeId) -> R<()> {
+        self.arrays += 1;
+        let r = self.elements(node);
+        self.arrays -= 1;
+        r
+    }
+
+    /// The elements of an array whose path is `node`'s, from its `[`.
+    fn elements(&mut self, node: NodeId) -> R<()> {
         self.enter()?;
         self.bump();
         let id = self.s.next_array;
