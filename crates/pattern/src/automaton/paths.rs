@@ -28,6 +28,8 @@ pub struct Children {
     /// the member is written without escapes (see `Children::needles`); `None` when there are too
     /// many keys to search for.
     needles: Option<Vec<Box<[u8]>>>,
+    /// The children of the keys that have a needle of their own, but the empty key.
+    primary: Vec<NodeId>,
 }
 
 #[inline(always)]
@@ -39,10 +41,6 @@ const FEW: usize = 8;
 
 /// The most keys a node may have for the scanner to search for them (see `Children::searched`).
 pub const SEARCHED: usize = 4;
-
-/// The most keys a node may have for the scanner to look for them in the rest of an event (see
-/// `Children::needles`).
-const NEEDLES: usize = 6;
 
 impl Children {
     pub fn is_empty(&self) -> bool {
@@ -75,7 +73,7 @@ impl Children {
     /// (`"key"`), or its opening quote and key alone (`"key`) where that also covers the keys that
     /// continue it with a dot (which the trie holds as edges too). A key that needs escaping is
     /// never written without a backslash, so it needs no text. `None` for a node with more than
-    /// `NEEDLES` keys (`Some(empty)` for a node without keys).
+    /// `FEW` keys (`Some(empty)` for a node without keys).
     pub fn needles(&self) -> Option<&[Box<[u8]>]> {
         if self.is_empty() {
             return Some(&[]);
@@ -83,8 +81,16 @@ impl Children {
         self.needles.as_deref()
     }
 
+    /// The children that the keys with a needle of their own lead to (those not continued with a
+    /// dot from another key), but the empty key's: an object where all of them have been seen is
+    /// unlikely to hold more members that matter (`None` with `needles`).
+    pub fn primary(&self) -> Option<&[NodeId]> {
+        self.needles.as_ref().map(|_| &self.primary[..])
+    }
+
     fn set_needles(&mut self) {
-        if !self.many.is_empty() || self.few.len() > NEEDLES {
+        self.primary.clear();
+        if !self.many.is_empty() {
             self.needles = None;
             return;
         }
@@ -99,9 +105,13 @@ impl Children {
             !a.is_empty() && b.len() > a.len() && b.starts_with(a) && b[a.len()] == b'.'
         };
         let mut needles = Vec::new();
-        for &k in &keys {
+        for (k, node) in self.few.iter().filter(|(k, _)| searchable(k)) {
+            let k = &k[..];
             if keys.iter().any(|&a| dotted(a, k)) {
                 continue;
+            }
+            if !k.is_empty() {
+                self.primary.push(*node);
             }
             let mut t = Vec::with_capacity(k.len() + 2);
             t.push(b'"');

@@ -53,8 +53,9 @@ pub struct Scratch {
     seen: Vec<(NodeId, u32, u32)>,
     /// Members found by searching objects being scanned: (key position, child node).
     found: Vec<(usize, NodeId)>,
-    /// The nodes of the objects being scanned, outermost first.
-    levels: Vec<NodeId>,
+    /// The nodes of the objects being scanned, outermost first, with where their keys start in
+    /// `seen`.
+    levels: Vec<(NodeId, u32)>,
     pub(crate) any_dead: bool,
     next_array: u32,
     values: ValueScratch,
@@ -197,7 +198,12 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             text,
             arrays: 0,
             idle: false,
-            tries: IDLE_TRIES,
+            // Not when the event's own keys are too many to search for (validating, never).
+            tries: if !CHECK && m.paths.nodes[ROOT as usize].children.needles().is_some() {
+                IDLE_TRIES
+            } else {
+                0
+            },
             retry_at: 0,
         };
         let r = sc.walk();
@@ -226,16 +232,10 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         if self.ix.complete {
             return false;
         }
-        // Trusted, as many blocks as are built (two at first), up to `AHEAD`: the walk may end early.
-        let n = if CHECK {
-            AHEAD
-        } else {
-            self.ix.blocks.len().clamp(2, AHEAD)
-        };
         if CHECK {
-            simd::extend_checked(self.simd, self.b, &mut self.ix, n);
+            simd::extend_checked(self.simd, self.b, &mut self.ix, AHEAD);
         } else {
-            simd::extend(self.simd, self.b, &mut self.ix, n);
+            simd::extend(self.simd, self.b, &mut self.ix, AHEAD);
         }
         true
     }
@@ -470,7 +470,10 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     /// At the `{` of an object whose path is `node`'s (see `object_members`).
     #[inline]
     fn object(&mut self, node: NodeId) -> R<()> {
-        self.s.levels.push(node);
+        if CHECK || self.tries == 0 {
+            return self.object_members(node); // (the levels are not needed any more)
+        }
+        self.s.levels.push((node, self.s.seen.len() as u32));
         let r = self.object_members(node);
         self.s.levels.pop();
         r
@@ -482,17 +485,22 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     /// (`Children::needles`): a member that gives or overrides a leaf is one of theirs, written
     /// there. (Members of the objects not yet open are reached only through such a member.)
     /// The rest is searched for them a vector at a time (`simd::find_pair`).
-    fn rest_is_idle(&mut self) -> bool {
-        let at = self.pos();
-        if at < self.retry_at || at + IDLE_REST > self.b.len() {
-            return false;
+    #[inline(never)]
+    fn rest_is_idle(&mut self, at: usize) -> bool {
+        match self.all_seen() {
+            Some(true) => {}
+            Some(false) => return false,
+            None => {
+                self.tries = 0; // too many keys to search for
+                return false;
+            }
         }
         self.tries -= 1;
-        // The needles' second bytes (their first is a quote).
         let nodes = &self.m.paths.nodes;
+        // The needles' second bytes (their first is a quote).
         let mut seconds = [0u8; IDLE_SECONDS];
         let mut n = 0;
-        for &node in &self.s.levels {
+        for &(node, _) in &self.s.levels {
             let Some(needles) = nodes[node as usize].children.needles() else {
                 self.tries = 0;
                 return false;
@@ -512,7 +520,7 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         let (b, levels) = (self.b, &self.s.levels);
         let found = simd::find_pair(self.simd, b, at, &seconds[..n], |p| {
             b[p] == b'\\'
-                || levels.iter().any(|&node| {
+                || levels.iter().any(|&(node, _)| {
                     let needles = nodes[node as usize].children.needles();
                     needles
                         .unwrap_or_default()
@@ -533,6 +541,32 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         }
     }
 
+    /// Whether every object being read has had a member for each of its node's primary children
+    /// (`Children::primary`); only then is the rest of the event worth searching: a rest that
+    /// still holds a member that matters is found out only once the search reaches it. `None`
+    /// when some object has too many keys to search for.
+    fn all_seen(&self) -> Option<bool> {
+        let s = &*self.s;
+        let nodes = &self.m.paths.nodes;
+        // Counts first (a level with fewer keys seen than it has primary children is not done).
+        let mut all = true;
+        for (i, &(node, base)) in s.levels.iter().enumerate() {
+            let primary = nodes[node as usize].children.primary()?;
+            let end = s.levels.get(i + 1).map_or(s.seen.len(), |l| l.1 as usize);
+            all &= end - base as usize >= primary.len();
+        }
+        if !all {
+            return Some(false);
+        }
+        for (i, &(node, base)) in s.levels.iter().enumerate() {
+            let primary = nodes[node as usize].children.primary()?;
+            let end = s.levels.get(i + 1).map_or(s.seen.len(), |l| l.1 as usize);
+            let seen = &s.seen[base as usize..end];
+            all &= primary.iter().all(|c| seen.iter().any(|x| x.0 == *c));
+        }
+        Some(all)
+    }
+
     /// After a member whose key leads to a child: whether the walk ends here (`rest_is_idle`).
     #[inline(always)]
     fn ends_here(&mut self) -> R<bool> {
@@ -542,7 +576,11 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         if CHECK || self.arrays != 0 || self.tries == 0 {
             return Ok(false);
         }
-        self.idle = self.rest_is_idle();
+        let at = self.pos();
+        if at < self.retry_at || at + IDLE_REST > self.b.len() {
+            return Ok(false);
+        }
+        self.idle = self.rest_is_idle(at);
         Ok(self.idle)
     }
 
@@ -665,26 +703,34 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     fn member(&mut self, base: usize, c: NodeId) -> R<()> {
         let first = self.s.leaves.len() as u32;
         let dup = self.s.seen[base..].iter().position(|x| x.0 == c);
-        if let Some(p) = dup {
-            // An earlier occurrence of this key is overridden: its leaves no longer count.
-            let (_, a, z) = self.s.seen[base + p];
-            for l in &mut self.s.leaves[a as usize..z as usize] {
-                l.alive = false;
+        let slot = match dup {
+            Some(p) => {
+                // An earlier occurrence of this key is overridden: its leaves no longer count.
+                let (_, a, z) = self.s.seen[base + p];
+                for l in &mut self.s.leaves[a as usize..z as usize] {
+                    l.alive = false;
+                }
+                self.s.any_dead = true;
+                base + p
             }
-            self.s.any_dead = true;
-        }
+            None => {
+                // (In `seen` while its value is read, for `all_seen`.)
+                self.s.seen.push((c, first, first));
+                self.s.seen.len() - 1
+            }
+        };
         self.value(c)?;
         let end = self.s.leaves.len() as u32;
-        match dup {
-            Some(p) => self.s.seen[base + p] = (c, first, end),
-            None => self.s.seen.push((c, first, end)),
-        }
+        self.s.seen[slot] = (c, first, end);
         Ok(())
     }
 
     /// At the `[` of an array whose path is `node`'s: every element sits at the same path, one array
     /// position each.
     fn array(&mut self, node: NodeId) -> R<()> {
+        if CHECK || self.tries == 0 {
+            return self.elements(node);
+        }
         self.arrays += 1;
         let r = self.elements(node);
         self.arrays -= 1;
