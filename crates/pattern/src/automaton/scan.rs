@@ -13,7 +13,9 @@
 //! scalar, read or skipped, by the number and literal rules); and a container no rule reads is
 //! checked token by token when it is short and built, else in bulk by `validate` (which also finds
 //! its end). Long objects are searched for their keys only when trusted (validating, their members
-//! are read in turn: every byte must be checked anyway).
+//! are read in turn: every byte must be checked anyway). Trusted, the walk also ends as soon as the
+//! rest of the event spells none of the keys of the objects it is in (`Scanner::rest_is_idle`): as
+//! quamina stops once it has its fields, but keeping "the last duplicate key wins".
 //! Promises:
 //! - validating, it accepts exactly the inputs for which `json::parse` returns an object, so an event
 //!   is rejected by both doors or by neither (on rejection the caller asks `json::parse` for the
