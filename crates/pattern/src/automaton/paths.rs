@@ -30,6 +30,8 @@ pub struct Children {
     needles: Option<Vec<Box<[u8]>>>,
     /// The children of the keys that have a needle of their own, but the empty key.
     primary: Vec<NodeId>,
+    /// The needles' second bytes (their first is a quote), each once.
+    seconds: Vec<u8>,
 }
 
 #[inline(always)]
@@ -88,8 +90,14 @@ impl Children {
         self.needles.as_ref().map(|_| &self.primary[..])
     }
 
+    /// The second bytes of `needles` (their first is a quote), each once.
+    pub fn seconds(&self) -> &[u8] {
+        &self.seconds
+    }
+
     fn set_needles(&mut self) {
         self.primary.clear();
+        self.seconds.clear();
         if !self.many.is_empty() {
             self.needles = None;
             return;
@@ -118,6 +126,9 @@ impl Children {
             t.extend_from_slice(k);
             if k.is_empty() || !keys.iter().any(|&b| dotted(k, b)) {
                 t.push(b'"');
+            }
+            if !self.seconds.contains(&t[1]) {
+                self.seconds.push(t[1]);
             }
             needles.push(t.into_boxed_slice());
         }

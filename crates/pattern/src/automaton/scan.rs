@@ -503,12 +503,8 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         let mut seconds = [0u8; IDLE_SECONDS];
         let mut n = 0;
         for &(node, _) in &self.s.levels {
-            let Some(needles) = nodes[node as usize].children.needles() else {
-                self.tries = 0;
-                return false;
-            };
-            for t in needles {
-                let c = t[1];
+            // (Every level has needles: `all_seen` says so.)
+            for &c in nodes[node as usize].children.seconds() {
                 if !seconds[..n].contains(&c) {
                     if n == IDLE_SECONDS {
                         self.tries = 0;
