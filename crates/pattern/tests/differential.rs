@@ -502,6 +502,78 @@ fn long_objects_searched_for_their_keys_agree_with_the_reference() {
     assert!(matched >= 8, "{matched}");
 }
 
+/// The walk ends once the rest of the event spells none of the keys of the objects it is in (and
+/// has no backslash): whatever comes after a rule's field, repeated, escaped, nested, as a value, in
+/// an array or at the outer level, must count exactly as the reference counts it.
+#[test]
+fn the_walk_ends_early_only_when_nothing_after_can_count() {
+    let pad = format!("\"pad\":\"{}\"", "p".repeat(90));
+    let geo = r#""geometry":{"type":"Polygon","coordinates":[[{"x":-122.4,"y":37.7,"z":0.0},{"x":-122.5,"y":37.8,"z":0.0}]]}"#;
+    let patterns: Vec<Pattern> = [
+        r#"{"properties": {"M": ["1"]}}"#,
+        r#"{"properties": {"M": ["1"], "S": [{"prefix": "A"}]}}"#,
+        r#"{"properties": {"M": [{"exists": false}]}}"#,
+        r#"{"properties.M": ["1"]}"#,
+        r#"{"properties": {"M": ["2"]}, "type": ["F"]}"#,
+        r#"{"": ["1"], "properties": {"M": ["1"]}}"#,
+        r#"{"properties": {"A": {"M": ["1"]}}}"#,
+        r#"{"properties": {"M": ["1"]}, "geometry": {"type": ["Polygon"]}}"#,
+    ]
+    .iter()
+    .map(|p| Pattern::parse(p).unwrap())
+    .collect();
+    let events = [
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad},"S":"AB"}},{geo}}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad},"M":"2"}},{geo}}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad}}},{geo},"properties":{{"M":"2"}}}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad}}},{geo},"properties":7}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad}}},{geo},"properties.M":"2"}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad},"\u004d":"2"}},{geo}}}"#),
+        format!(
+            r#"{{"type":"F","properties":{{"M":"1",{pad}}},{geo},"\u0070roperties":{{"M":"2"}}}}"#
+        ),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad},"q":"\\"}},{geo}}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad},"A":{{"M":"1"}}}},{geo}}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad},"q":"M"}},{geo},"type":"G"}}"#),
+        format!(r#"{{"type":"F","properties":{{"M":"1",{pad}}},{geo},"":"1"}}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad}}},{geo},"type":"F"}}"#),
+        format!(r#"{{"properties":[{{"M":"1",{pad}}},{{"M":"2"}}],{geo}}}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad},"z":["M","x"]}},{geo}}}"#),
+        format!(r#"{{"properties":{{"M":"1" , {pad} }} , {geo} }}   "#),
+        format!(r#"{{"properties":{{"M":"1",{pad}}},{geo}}} x"#),
+        format!(r#"{{"properties":{{"M":"1",{pad}}},{geo}}}}}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad}}},{geo},}}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad},}},{geo}}}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad}}},{geo}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad}]}},{geo}}}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad}}},{geo},"a":01}}"#),
+        format!(r#"{{"properties":{{"M":"1",{pad}}},{geo},"a":"\x"}}"#),
+        format!(
+            "{{\"properties\":{{\"M\":\"1\",{pad}}},{geo},\"a\":\"{}\"}}",
+            '\u{1}'
+        ),
+    ];
+    for e in &events {
+        assert_eq!(disagreement(&patterns, e.as_bytes()), None, "{e}");
+        for p in &patterns {
+            assert_eq!(
+                disagreement(std::slice::from_ref(p), e.as_bytes()),
+                None,
+                "{e}"
+            );
+        }
+    }
+    let matched = events
+        .iter()
+        .filter(|e| {
+            patterns
+                .iter()
+                .any(|p| p.matches_bytes(e.as_bytes()).unwrap_or(false))
+        })
+        .count();
+    assert!(matched >= 10, "{matched}");
+}
+
 /// Guards the generators: a good share of generated pairs must match, or agreement would be cheap.
 #[test]
 fn generated_cases_are_not_trivial() {

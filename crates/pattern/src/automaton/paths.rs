@@ -24,6 +24,14 @@ pub struct Children {
     searchable: bool,
     /// Bit `min(len, 63)` set for the length of every key.
     lens: u64,
+    /// Texts of which one occurs in any member of this node's objects that leads somewhere, when
+    /// the member is written without escapes (see `Children::needles`); `None` when there are too
+    /// many keys to search for.
+    needles: Option<Vec<Box<[u8]>>>,
+    /// The children of the keys that have a needle of their own, but the empty key.
+    primary: Vec<NodeId>,
+    /// The needles' second bytes (their first is a quote), each once.
+    seconds: Vec<u8>,
 }
 
 #[inline(always)]
@@ -33,7 +41,7 @@ fn len_bit(n: usize) -> u64 {
 
 const FEW: usize = 8;
 
-/// The most keys a node may have for the scanner to search for them (see `Children::needles`).
+/// The most keys a node may have for the scanner to search for them (see `Children::searched`).
 pub const SEARCHED: usize = 4;
 
 impl Children {
@@ -62,6 +70,71 @@ impl Children {
         if self.searchable { &self.few } else { &[] }
     }
 
+    /// Texts, one of which occurs in the JSON text of every member of this node's objects whose key
+    /// leads to a child, when that text has no backslash: for each key the string that spells it
+    /// (`"key"`), or its opening quote and key alone (`"key`) where that also covers the keys that
+    /// continue it with a dot (which the trie holds as edges too). A key that needs escaping is
+    /// never written without a backslash, so it needs no text. `None` for a node with more than
+    /// `FEW` keys (`Some(empty)` for a node without keys).
+    pub fn needles(&self) -> Option<&[Box<[u8]>]> {
+        if self.is_empty() {
+            return Some(&[]);
+        }
+        self.needles.as_deref()
+    }
+
+    /// The children that the keys with a needle of their own lead to (those not continued with a
+    /// dot from another key), but the empty key's: an object where all of them have been seen is
+    /// unlikely to hold more members that matter (`None` with `needles`).
+    pub fn primary(&self) -> Option<&[NodeId]> {
+        self.needles.as_ref().map(|_| &self.primary[..])
+    }
+
+    /// The second bytes of `needles` (their first is a quote), each once.
+    pub fn seconds(&self) -> &[u8] {
+        &self.seconds
+    }
+
+    fn set_needles(&mut self) {
+        self.primary.clear();
+        self.seconds.clear();
+        if !self.many.is_empty() {
+            self.needles = None;
+            return;
+        }
+        let keys: Vec<&[u8]> = self
+            .few
+            .iter()
+            .map(|(k, _)| &k[..])
+            .filter(|k| searchable(k))
+            .collect();
+        // `a` covers `b` in the form `"a`: `b` is `a.` and more.
+        let dotted = |a: &[u8], b: &[u8]| {
+            !a.is_empty() && b.len() > a.len() && b.starts_with(a) && b[a.len()] == b'.'
+        };
+        let mut needles = Vec::new();
+        for (k, node) in self.few.iter().filter(|(k, _)| searchable(k)) {
+            let k = &k[..];
+            if keys.iter().any(|&a| dotted(a, k)) {
+                continue;
+            }
+            if !k.is_empty() {
+                self.primary.push(*node);
+            }
+            let mut t = Vec::with_capacity(k.len() + 2);
+            t.push(b'"');
+            t.extend_from_slice(k);
+            if k.is_empty() || !keys.iter().any(|&b| dotted(k, b)) {
+                t.push(b'"');
+            }
+            if !self.seconds.contains(&t[1]) {
+                self.seconds.push(t[1]);
+            }
+            needles.push(t.into_boxed_slice());
+        }
+        self.needles = Some(needles);
+    }
+
     fn insert_if_absent(&mut self, key: &[u8], node: NodeId) {
         if self.get(key).is_some() {
             return;
@@ -71,8 +144,10 @@ impl Children {
             self.few.push((key.into(), node));
             self.searchable =
                 self.few.len() <= SEARCHED && self.few.iter().all(|(k, _)| searchable(k));
+            self.set_needles();
             return;
         }
+        self.needles = None;
         self.searchable = false;
         for (k, n) in self.few.drain(..) {
             self.many.insert(k, n);

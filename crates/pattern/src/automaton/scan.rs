@@ -13,7 +13,9 @@
 //! scalar, read or skipped, by the number and literal rules); and a container no rule reads is
 //! checked token by token when it is short and built, else in bulk by `validate` (which also finds
 //! its end). Long objects are searched for their keys only when trusted (validating, their members
-//! are read in turn: every byte must be checked anyway).
+//! are read in turn: every byte must be checked anyway). Trusted, the walk also ends as soon as the
+//! rest of the event spells none of the keys of the objects it is in (`Scanner::rest_is_idle`): as
+//! quamina stops once it has its fields, but keeping "the last duplicate key wins".
 //! Promises:
 //! - validating, it accepts exactly the inputs for which `json::parse` returns an object, so an event
 //!   is rejected by both doors or by neither (on rejection the caller asks `json::parse` for the
@@ -26,7 +28,7 @@
 use super::Machine;
 use super::bytes::valid_number;
 use super::index::{Cursor, Index};
-use super::paths::{NodeId, ROOT};
+use super::paths::{NodeId, ROOT, same_bytes};
 use super::simd::{self, Simd};
 use super::values::{Scalar, ValueScratch};
 use crate::json::{self, Json, MAX_DEPTH};
@@ -53,6 +55,9 @@ pub struct Scratch {
     seen: Vec<(NodeId, u32, u32)>,
     /// Members found by searching objects being scanned: (key position, child node).
     found: Vec<(usize, NodeId)>,
+    /// The nodes of the objects being scanned, outermost first, with where their keys start in
+    /// `seen`.
+    levels: Vec<(NodeId, u32)>,
     pub(crate) any_dead: bool,
     next_array: u32,
     values: ValueScratch,
@@ -97,6 +102,7 @@ impl Scratch {
         self.hits.clear();
         self.seen.clear();
         self.found.clear();
+        self.levels.clear();
         self.any_dead = false;
         self.next_array = 0;
     }
@@ -121,6 +127,13 @@ const WALK_SKIPPED: usize = 256;
 
 /// How many blocks the lazy index builds at a time.
 const AHEAD: usize = 4;
+
+/// The walk asks whether the rest of the event is idle (`Scanner::rest_is_idle`) at most this many
+/// times per event, and only when at least `IDLE_REST` bytes remain.
+const IDLE_TRIES: u8 = 3;
+const IDLE_REST: usize = 64;
+/// The most distinct second bytes the texts searched for may have (see `rest_is_idle`).
+const IDLE_SECONDS: usize = 8;
 
 /// Scans one event. `Ok(true)` when it is an object (the scratch then holds its leaves and hits),
 /// `Ok(false)` when it is valid JSON but not an object (trusted only: validating, a non-object is
@@ -158,6 +171,13 @@ struct Scanner<'a, 'm, 's, const CHECK: bool> {
     s: &'s mut Scratch,
     /// Validating: the event as text (checked to be UTF-8 once); trusted: empty.
     text: &'a str,
+    /// How many arrays are being read (around the current token).
+    arrays: u32,
+    /// Set when the rest of the event holds nothing a rule reads: the walk then ends.
+    idle: bool,
+    /// How many more times the walk may ask whether the rest is idle, and not before which position.
+    tries: u8,
+    retry_at: usize,
 }
 
 impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
@@ -178,6 +198,15 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             depth: 0,
             s,
             text,
+            arrays: 0,
+            idle: false,
+            // Not when the event's own keys are too many to search for (validating, never).
+            tries: if !CHECK && m.paths.nodes[ROOT as usize].children.needles().is_some() {
+                IDLE_TRIES
+            } else {
+                0
+            },
+            retry_at: 0,
         };
         let r = sc.walk();
         sc.s.index = sc.ix;
@@ -190,6 +219,9 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             return if CHECK { Err(Rejected) } else { Ok(false) };
         }
         self.object(ROOT)?;
+        if self.idle {
+            return Ok(true); // (trusted) the rest holds no member any rule reads
+        }
         if self.pos() < self.b.len() || self.ix.bad {
             return Err(Rejected); // more than one value, or a block's strings are not JSON
         }
@@ -437,10 +469,123 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         Ok(())
     }
 
-    /// At the `{` of an object whose path is `node`'s. A long object with few relevant keys (and no
-    /// escapes) is searched for them rather than read member by member: from the start when it is
-    /// long enough, else after a few members in a row that no rule names.
+    /// At the `{` of an object whose path is `node`'s (see `object_members`).
+    #[inline]
     fn object(&mut self, node: NodeId) -> R<()> {
+        if CHECK || self.tries == 0 {
+            return self.object_members(node); // (the levels are not needed any more)
+        }
+        self.s.levels.push((node, self.s.seen.len() as u32));
+        let r = self.object_members(node);
+        self.s.levels.pop();
+        r
+    }
+
+    /// Trusted, after a member of an object, in no array: whether no member after it can give a
+    /// leaf or override one, so that the walk may end here. It is so when the rest has no
+    /// backslash and none of the texts that the keys of the objects being read are spelt with
+    /// (`Children::needles`): a member that gives or overrides a leaf is one of theirs, written
+    /// there. (Members of the objects not yet open are reached only through such a member.)
+    /// The rest is searched for them a vector at a time (`simd::find_pair`).
+    #[inline(never)]
+    fn rest_is_idle(&mut self, at: usize) -> bool {
+        match self.all_seen() {
+            Some(true) => {}
+            Some(false) => return false,
+            None => {
+                self.tries = 0; // too many keys to search for
+                return false;
+            }
+        }
+        self.tries -= 1;
+        let nodes = &self.m.paths.nodes;
+        // The needles' second bytes (their first is a quote).
+        let mut seconds = [0u8; IDLE_SECONDS];
+        let mut n = 0;
+        for &(node, _) in &self.s.levels {
+            // (Every level has needles: `all_seen` says so.)
+            for &c in nodes[node as usize].children.seconds() {
+                if !seconds[..n].contains(&c) {
+                    if n == IDLE_SECONDS {
+                        self.tries = 0;
+                        return false;
+                    }
+                    seconds[n] = c;
+                    n += 1;
+                }
+            }
+        }
+        let (b, levels) = (self.b, &self.s.levels);
+        let found = simd::find_pair(self.simd, b, at, &seconds[..n], |p| {
+            b[p] == b'\\'
+                || levels.iter().any(|&(node, _)| {
+                    let needles = nodes[node as usize].children.needles();
+                    needles
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|t| b.get(p..p + t.len()).is_some_and(|w| same_bytes(w, t)))
+                })
+        });
+        match found {
+            None => true,
+            Some(p) if b[p] == b'\\' => {
+                self.tries = 0;
+                false
+            }
+            Some(p) => {
+                self.retry_at = p + 1;
+                false
+            }
+        }
+    }
+
+    /// Whether every object being read has had a member for each of its node's primary children
+    /// (`Children::primary`); only then is the rest of the event worth searching: a rest that
+    /// still holds a member that matters is found out only once the search reaches it. `None`
+    /// when some object has too many keys to search for.
+    fn all_seen(&self) -> Option<bool> {
+        let s = &*self.s;
+        let nodes = &self.m.paths.nodes;
+        // Counts first (a level with fewer keys seen than it has primary children is not done).
+        let mut all = true;
+        for (i, &(node, base)) in s.levels.iter().enumerate() {
+            let primary = nodes[node as usize].children.primary()?;
+            let end = s.levels.get(i + 1).map_or(s.seen.len(), |l| l.1 as usize);
+            all &= end - base as usize >= primary.len();
+        }
+        if !all {
+            return Some(false);
+        }
+        for (i, &(node, base)) in s.levels.iter().enumerate() {
+            let primary = nodes[node as usize].children.primary()?;
+            let end = s.levels.get(i + 1).map_or(s.seen.len(), |l| l.1 as usize);
+            let seen = &s.seen[base as usize..end];
+            all &= primary.iter().all(|c| seen.iter().any(|x| x.0 == *c));
+        }
+        Some(all)
+    }
+
+    /// After a member whose key leads to a child: whether the walk ends here (`rest_is_idle`).
+    #[inline(always)]
+    fn ends_here(&mut self) -> R<bool> {
+        if self.idle {
+            return Ok(true); // (found in a member of this one)
+        }
+        if CHECK || self.arrays != 0 || self.tries == 0 {
+            return Ok(false);
+        }
+        let at = self.pos();
+        if at < self.retry_at || at + IDLE_REST > self.b.len() {
+            return Ok(false);
+        }
+        self.idle = self.rest_is_idle(at);
+        Ok(self.idle)
+    }
+
+    /// The members of an object whose path is `node`'s, from its `{`. A long object with few
+    /// relevant keys (and no escapes) is searched for them rather than read member by member: from
+    /// the start when it is long enough, else after a few members in a row that no rule names.
+    fn object_members(&mut self, node: NodeId) -> R<()> {
         let m = self.m;
         let open = self.pos();
         let children = &m.paths.nodes[node as usize].children;
@@ -480,6 +625,9 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             match child {
                 Some(c) => {
                     self.member(base, c)?;
+                    if self.ends_here()? {
+                        return Ok(());
+                    }
                     unnamed = 0;
                 }
                 None => {
@@ -537,6 +685,9 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
                 continue; // a string value that reads like the key
             }
             self.member(base, c)?;
+            if self.ends_here()? {
+                return Ok(());
+            }
         }
         self.s.found.truncate(found);
         self.s.seen.truncate(base);
@@ -550,26 +701,42 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     fn member(&mut self, base: usize, c: NodeId) -> R<()> {
         let first = self.s.leaves.len() as u32;
         let dup = self.s.seen[base..].iter().position(|x| x.0 == c);
-        if let Some(p) = dup {
-            // An earlier occurrence of this key is overridden: its leaves no longer count.
-            let (_, a, z) = self.s.seen[base + p];
-            for l in &mut self.s.leaves[a as usize..z as usize] {
-                l.alive = false;
+        let slot = match dup {
+            Some(p) => {
+                // An earlier occurrence of this key is overridden: its leaves no longer count.
+                let (_, a, z) = self.s.seen[base + p];
+                for l in &mut self.s.leaves[a as usize..z as usize] {
+                    l.alive = false;
+                }
+                self.s.any_dead = true;
+                base + p
             }
-            self.s.any_dead = true;
-        }
+            None => {
+                // (In `seen` while its value is read, for `all_seen`.)
+                self.s.seen.push((c, first, first));
+                self.s.seen.len() - 1
+            }
+        };
         self.value(c)?;
         let end = self.s.leaves.len() as u32;
-        match dup {
-            Some(p) => self.s.seen[base + p] = (c, first, end),
-            None => self.s.seen.push((c, first, end)),
-        }
+        self.s.seen[slot] = (c, first, end);
         Ok(())
     }
 
     /// At the `[` of an array whose path is `node`'s: every element sits at the same path, one array
     /// position each.
     fn array(&mut self, node: NodeId) -> R<()> {
+        if CHECK || self.tries == 0 {
+            return self.elements(node);
+        }
+        self.arrays += 1;
+        let r = self.elements(node);
+        self.arrays -= 1;
+        r
+    }
+
+    /// The elements of an array whose path is `node`'s, from its `[`.
+    fn elements(&mut self, node: NodeId) -> R<()> {
         self.enter()?;
         self.bump();
         let id = self.s.next_array;

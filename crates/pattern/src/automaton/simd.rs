@@ -261,6 +261,67 @@ pub fn value_end(simd: Simd, b: &[u8], open: usize, limit: usize) -> Option<usiz
     Some(open + n)
 }
 
+/// The first position at or after `at` of a backslash, or of a quote followed by one of `seconds`
+/// (at most 8 bytes), for which `take` is true, a vector at a time.
+pub fn find_pair(
+    simd: Simd,
+    b: &[u8],
+    at: usize,
+    seconds: &[u8],
+    take: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    if seconds.len() <= 4 {
+        find_pair_n::<4>(simd, b, at, seconds, &take)
+    } else {
+        find_pair_n::<8>(simd, b, at, seconds, &take)
+    }
+}
+
+#[inline(always)]
+fn find_pair_n<const N: usize>(
+    simd: Simd,
+    b: &[u8],
+    at: usize,
+    seconds: &[u8],
+    take: &impl Fn(usize) -> bool,
+) -> Option<usize> {
+    assert!(seconds.len() <= N);
+    // Repeated to fill the N slots (a set with no byte has none to find but backslashes).
+    let mut set = [seconds.first().copied().unwrap_or(b'\\'); N];
+    set[..seconds.len()].copy_from_slice(seconds);
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 if Simd::Avx512.is_available() => {
+            // SAFETY: the CPU has every feature the function enables (run-time detection).
+            unsafe { x86::find_pair_avx512(b, at, &set, take) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
+            // SAFETY: the CPU has every feature the function enables (run-time detection).
+            unsafe { x86::find_pair_avx2(b, at, &set, take) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 | Simd::Avx2 | Simd::Sse2 => {
+            // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 CPU has it.
+            unsafe { x86::find_pair_sse2(b, at, &set, take) }
+        }
+        _ => find_pair_portable(b, at, &set, take),
+    }
+}
+
+/// `find_pair` byte by byte (any target).
+fn find_pair_portable(
+    b: &[u8],
+    at: usize,
+    seconds: &[u8],
+    take: &impl Fn(usize) -> bool,
+) -> Option<usize> {
+    (at..b.len()).find(|&p| {
+        let c = b[p];
+        (c == b'\\' || (c == b'"' && b.get(p + 1).is_some_and(|n| seconds.contains(n)))) && take(p)
+    })
+}
+
 /// From `at`, inside `depth` open containers in the string state `carry`: the position after the
 /// bracket that closes the outermost (see `index::skip`).
 pub fn skip(simd: Simd, b: &[u8], at: usize, depth: u32, carry: Carry) -> Option<usize> {
@@ -343,6 +404,97 @@ mod x86 {
         super::prefix_xor_clmul
     );
     wrappers!(sse2, "sse2", classify_sse2, super::super::prefix_xor);
+
+    /// `find_pair` a vector at a time while a vector and one byte remain (then the portable
+    /// loop): `$width` bytes per step, `$seconds` the second bytes (4 or 8, repeated to fill).
+    macro_rules! find_pair_impl {
+        ($name:ident, $features:literal, $width:expr, $load:path, $set1:path, $cmp:expr, $or:expr,
+         $and:expr, $mask:expr) => {
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name<const N: usize>(
+                b: &[u8],
+                mut at: usize,
+                seconds: &[u8; N],
+                take: &impl Fn(usize) -> bool,
+            ) -> Option<usize> {
+                let quote = $set1(b'"' as i8);
+                let backslash = $set1(b'\\' as i8);
+                let next: [_; N] = seconds.map(|c| $set1(c as i8));
+                // The hits among `$width` bytes at `p`, with the byte after them.
+                let hits = |p: *const u8| {
+                    // SAFETY: the callers pass a pointer to $width + 1 readable bytes.
+                    let (v0, v1) = unsafe { ($load(p.cast()), $load(p.add(1).cast())) };
+                    let mut hit = $cmp(v1, next[0]);
+                    for n in &next[1..] {
+                        hit = $or(hit, $cmp(v1, *n));
+                    }
+                    let m: u64 = $mask($or($and(hit, $cmp(v0, quote)), $cmp(v0, backslash)));
+                    m
+                };
+                // The first of the hits at `at` that `take` takes.
+                let first = |mut m: u64, at: usize| {
+                    while m != 0 {
+                        let p = at + m.trailing_zeros() as usize;
+                        if take(p) {
+                            return Some(p);
+                        }
+                        m &= m - 1;
+                    }
+                    None
+                };
+                while at + $width < b.len() {
+                    // SAFETY: bytes at..at + $width + 1 are inside `b` (the loop's condition).
+                    let m = hits(unsafe { b.as_ptr().add(at) });
+                    if m != 0
+                        && let Some(p) = first(m, at)
+                    {
+                        return Some(p);
+                    }
+                    at += $width;
+                }
+                // The last bytes (at most $width), padded with spaces (never a quote or a
+                // backslash, so every hit is inside `b`).
+                let rest = b.get(at..).unwrap_or_default();
+                let mut pad = [b' '; 2 * $width];
+                pad[..rest.len()].copy_from_slice(rest);
+                first(hits(pad.as_ptr()), at)
+            }
+        };
+    }
+
+    find_pair_impl!(
+        find_pair_avx512,
+        "avx512f,avx512bw",
+        64,
+        _mm512_loadu_si512,
+        _mm512_set1_epi8,
+        |a, b| _mm512_cmpeq_epi8_mask(a, b),
+        |a: u64, b: u64| a | b,
+        |a: u64, b: u64| a & b,
+        |m: u64| m
+    );
+    find_pair_impl!(
+        find_pair_avx2,
+        "avx2",
+        32,
+        _mm256_loadu_si256,
+        _mm256_set1_epi8,
+        |a, b| _mm256_cmpeq_epi8(a, b),
+        |a, b| _mm256_or_si256(a, b),
+        |a, b| _mm256_and_si256(a, b),
+        |m| u64::from(_mm256_movemask_epi8(m) as u32)
+    );
+    find_pair_impl!(
+        find_pair_sse2,
+        "sse2",
+        16,
+        _mm_loadu_si128,
+        _mm_set1_epi8,
+        |a, b| _mm_cmpeq_epi8(a, b),
+        |a, b| _mm_or_si128(a, b),
+        |a, b| _mm_and_si128(a, b),
+        |m| u64::from(_mm_movemask_epi8(m) as u16)
+    );
 
     /// Asks for every cache line of the event (up to 4 KiB) at once, so that they arrive together
     /// rather than one per block as the builder reaches them.

@@ -143,7 +143,7 @@ fn block(
     let objects = if brackets == 0 {
         if st.in_object { u64::MAX } else { 0 }
     } else {
-        nesting(b, base, brackets, st)?
+        nesting(base, brackets, lbrace | lbracket, lbrace | rbrace, st)?
     };
 
     // What may follow what (whitespace aside). Keys: the strings after `{`, and after `,` in objects.
@@ -255,54 +255,52 @@ fn one_by_one(
     true
 }
 
-/// Walks the block's brackets in order against the stack of open containers; returns the mask of
-/// bytes whose innermost container is an object (for a bracket: the container around it), or `None`
-/// when they do not nest. It stops at the bracket that closes the outermost.
+/// Walks the block's brackets in order against the stack of open containers (`opens`: which of
+/// them open, `braces`: which are `{` or `}`); returns the mask of bytes whose innermost container
+/// is an object (for a bracket: the container around it), or `None` when they do not nest. It stops
+/// at the bracket that closes the outermost.
 #[inline(always)]
-fn nesting(b: &[u8], base: usize, mut brackets: u64, st: &mut State) -> Option<u64> {
+fn nesting(base: usize, mut brackets: u64, opens: u64, braces: u64, st: &mut State) -> Option<u64> {
     let mut objects = 0u64;
     let mut from = 0u32;
+    let (mut depth, mut in_object) = (st.depth, st.in_object);
     while brackets != 0 {
         let bit = brackets.trailing_zeros();
         brackets &= brackets - 1;
-        if st.in_object {
-            objects |= (u64::MAX << from) & (u64::MAX >> (63 - bit));
-        }
+        // The bytes from the previous bracket (excluded) to this one (included), when in an object.
+        let span = (u64::MAX << from) & (u64::MAX >> (63 - bit));
+        objects |= span & u64::from(in_object).wrapping_neg();
         from = bit + 1;
-        match b[base + bit as usize] {
-            c @ (b'{' | b'[') => {
-                if st.depth == st.limit {
-                    return None;
-                }
-                let word = &mut st.stack[st.depth / 64];
-                if c == b'{' {
-                    *word |= 1 << (st.depth % 64);
-                } else {
-                    *word &= !(1 << (st.depth % 64));
-                }
-                st.depth += 1;
-                st.in_object = c == b'{';
+        let brace = (braces >> bit) & 1 == 1;
+        if (opens >> bit) & 1 == 1 {
+            if depth == st.limit {
+                return None;
             }
-            c => {
-                if st.depth == 0 || st.in_object != (c == b'}') {
-                    return None;
-                }
-                st.depth -= 1;
-                if st.depth == 0 {
-                    st.done = true;
-                    st.in_object = false;
-                    st.end = base + bit as usize + 1;
-                    break;
-                } else {
-                    let d = st.depth - 1;
-                    st.in_object = st.stack[d / 64] >> (d % 64) & 1 == 1;
-                }
+            let word = &mut st.stack[depth / 64];
+            let b = 1u64 << (depth % 64);
+            *word = if brace { *word | b } else { *word & !b };
+            depth += 1;
+            in_object = brace;
+        } else {
+            if depth == 0 || in_object != brace {
+                return None;
             }
+            depth -= 1;
+            if depth == 0 {
+                st.done = true;
+                in_object = false;
+                st.end = base + bit as usize + 1;
+                break;
+            }
+            let d = depth - 1;
+            in_object = (st.stack[d / 64] >> (d % 64)) & 1 == 1;
         }
     }
-    if st.in_object && from < 64 {
+    if in_object && from < 64 {
         objects |= u64::MAX << from;
     }
+    st.depth = depth;
+    st.in_object = in_object;
     Some(objects)
 }
 
