@@ -1155,7 +1155,9 @@ def cluster(args):
     run_s = time.time() - started
     accepted = set().union(*(p.accepted for p in producers))
     expected = {"/a": accepted}
+    waited = time.time()
     ok = wait_delivered(rx, expected, 120)
+    waited = time.time() - waited
     if not ok:
         # What each node says of the one delivery consumer while events wait (leader, pending).
         for n in nodes:
@@ -1177,6 +1179,7 @@ def cluster(args):
             ("delivered without a 202 (committed, answer lost)", len(set(rx.delivered("/a")) - accepted)),
             ("outbox depth at the end", int(depth)),
             ("all delivered within 120 s", ok),
+            ("seconds from the end of the load to the last delivery", f"{waited:.1f}" if ok else "-"),
         ],
         accepted,
     )
