@@ -19,7 +19,8 @@
 //! `--compile-only SET` compiles one set and reports compile time, peak heap (a counting allocator)
 //! and the process's peak resident memory (VmHWM), for the 10k/100k-rule figures.
 //!
-//! For profiling only: `BENCH_NO_QUAMINA=1` skips quamina, `BENCH_ONLY_PREVALIDATED=1` times only the
+//! For profiling only: `BENCH_SIMD=avx512|avx2|sse2|portable` picks the byte classifier (rather than the
+//! fastest this CPU has), `BENCH_NO_QUAMINA=1` skips quamina, `BENCH_ONLY_PREVALIDATED=1` times only the
 //! prevalidated door (counts are still checked), and `--profile prevalidated|validating|quamina` runs
 //! one untimed pass of that door per set and nothing else (for callgrind; see BENCHMARKS.md).
 
@@ -31,7 +32,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use scanbridge_pattern::{Event, Pattern, RuleSet, Scratch};
+use scanbridge_pattern::{Event, Pattern, RuleSet, Scratch, Simd};
 
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -482,6 +483,27 @@ fn profile(a: &Args, door: &str, events: &[&[u8]]) {
     }
 }
 
+/// A scratch with the classifier `BENCH_SIMD` names (the detected one by default).
+fn bench_scratch() -> Scratch {
+    let Ok(name) = std::env::var("BENCH_SIMD") else {
+        return Scratch::new();
+    };
+    let simd = match name.as_str() {
+        "avx512" => Simd::Avx512,
+        "avx2" => Simd::Avx2,
+        "sse2" => Simd::Sse2,
+        "portable" => Simd::Portable,
+        _ => {
+            eprintln!("bench-match: BENCH_SIMD={name}: not one of avx512, avx2, sse2, portable");
+            std::process::exit(2);
+        }
+    };
+    Scratch::with_simd(simd).unwrap_or_else(|| {
+        eprintln!("bench-match: BENCH_SIMD={name}: this CPU cannot run it");
+        std::process::exit(2);
+    })
+}
+
 #[inline(never)]
 fn profiled_pass(
     rs: &RuleSet<u32>,
@@ -489,7 +511,7 @@ fn profiled_pass(
     door: &str,
     events: &[&[u8]],
 ) -> usize {
-    let mut s = Scratch::new();
+    let mut s = bench_scratch();
     let mut out = Vec::new();
     match (door, q) {
         ("prevalidated", _) => scanbridge_pass(rs, events, true, &mut s, &mut out),
@@ -556,7 +578,7 @@ fn main() {
         }
     );
     let mut wrong = 0;
-    let mut scratch = Scratch::new();
+    let mut scratch = bench_scratch();
     let mut out = Vec::new();
     for set in &sets {
         let rules_path = rules_file(&a, set);
