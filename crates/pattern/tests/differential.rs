@@ -44,6 +44,14 @@ fn corpus() -> Vec<(String, String, String)> {
     out
 }
 
+/// 2,000 bytes of members no rule of the corpus names, read to the end by a trusted walk.
+fn long_event() -> Vec<u8> {
+    let members: Vec<String> = (0..60)
+        .map(|i| format!(r#""zz{i}":"{}""#, "w".repeat(24)))
+        .collect();
+    format!("{{{}}}", members.join(",")).into_bytes()
+}
+
 /// Compares the doors for rules (index = id) on one event, under every byte classifier this CPU has,
 /// and with the event shifted by leading whitespace (so that its bytes fall differently into the
 /// scanner's 64-byte blocks); returns a description of a disagreement.
@@ -78,16 +86,28 @@ fn disagreement(rules: &[Pattern], event: &[u8]) -> Option<String> {
                 }
             }
             // On valid JSON the prevalidated door must agree too (it skips unnamed values
-            // unvalidated); on anything else it must not panic.
-            let mut fast = Vec::new();
-            let r = set.matches_prevalidated_with(event, &mut scratch, &mut fast);
-            if let Ok(want) = &reference
-                && (r.is_err() || &fast != want)
-            {
-                return Some(format!(
-                    "{simd:?}: prevalidated {r:?} {fast:?} != reference {want:?}\n  event {}",
-                    shown()
-                ));
+            // unvalidated); on anything else it must not panic. Also with scratches that earlier
+            // events taught to index one block at first, or many (see `scan::FirstBlocks`).
+            let mut short = Scratch::with_simd(simd).unwrap();
+            let mut long = Scratch::with_simd(simd).unwrap();
+            let mut ignored = Vec::new();
+            let _ = set.matches_prevalidated_with(b"{}", &mut short, &mut ignored);
+            let _ = set.matches_prevalidated_with(&long_event(), &mut long, &mut ignored);
+            for (taught, scratch) in [
+                ("", &mut scratch),
+                (" (short)", &mut short),
+                (" (long)", &mut long),
+            ] {
+                let mut fast = Vec::new();
+                let r = set.matches_prevalidated_with(event, scratch, &mut fast);
+                if let Ok(want) = &reference
+                    && (r.is_err() || &fast != want)
+                {
+                    return Some(format!(
+                        "{simd:?}{taught}: prevalidated {r:?} {fast:?} != reference {want:?}\n  event {}",
+                        shown()
+                    ));
+                }
             }
         }
         if set.matches(event) != reference {
@@ -441,12 +461,14 @@ proptest! {
     }
 }
 
-/// The rest of a long object with few relevant keys is searched for them after a few unnamed
-/// members: keys written as values, in nested objects, repeated, escaped, or dotted must still count
+/// The rest of a long object with few relevant keys is searched for them after many unnamed
+/// members in a row: keys written as values, in nested objects, repeated, escaped, or dotted must still count
 /// exactly as the reference counts them.
 #[test]
 fn long_objects_searched_for_their_keys_agree_with_the_reference() {
     let filler = format!("\"{}\"", "f".repeat(400));
+    // Members no rule names, enough in a row (with u, v, w and z) for the rest to be searched.
+    let lead: String = (0..13).map(|i| format!(r#""n{i}":{i},"#)).collect();
     let patterns: Vec<Pattern> = [
         r#"{"a": ["x"]}"#,
         r#"{"a": [{"exists": true}], "b": [{"prefix": "y"}]}"#,
@@ -459,20 +481,22 @@ fn long_objects_searched_for_their_keys_agree_with_the_reference() {
     .map(|p| Pattern::parse(p).unwrap())
     .collect();
     let events = [
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x"}}"#),
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"q":"a","a":"y","a":"x"}}"#),
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x","a":"y"}}"#),
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"n":{{"a":"x"}},"m":["a","b"]}}"#),
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"\u0061":"x"}}"#),
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a.b":"x","b":"yes"}}"#),
+        format!(r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x"}}"#),
+        format!(r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"q":"a","a":"y","a":"x"}}"#),
+        format!(r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x","a":"y"}}"#),
         format!(
-            r#"{{"k":{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x","b":1,"b":2}},"a":["q","x"]}}"#
+            r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"n":{{"a":"x"}},"m":["a","b"]}}"#
+        ),
+        format!(r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"\u0061":"x"}}"#),
+        format!(r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a.b":"x","b":"yes"}}"#),
+        format!(
+            r#"{{"k":{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"a":"x","b":1,"b":2}},"a":["q","x"]}}"#
         ),
         format!(
-            r#"{{"k":{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"c":{{"a":"x"}},"a":"a","b":[1]}}}}"#
+            r#"{{"k":{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"c":{{"a":"x"}},"a":"a","b":[1]}}}}"#
         ),
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"":"x","a":{{"b":"x"}}}}"#),
-        format!(r#"{{"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler}, "a" : "x" , "b" :"y1"}}"#),
+        format!(r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler},"":"x","a":{{"b":"x"}}}}"#),
+        format!(r#"{{{lead}"u":1,"v":[2],"w":{{"a":"x"}},"z":{filler}, "a" : "x" , "b" :"y1"}}"#),
         format!(r#"{{"s":"\"a\":\"x\"","z":{filler}}}"#),
         // Long containers no rule reads, skipped past the indexed blocks.
         format!(

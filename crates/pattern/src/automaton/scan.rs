@@ -5,7 +5,8 @@
 //! array trail, as `flatten` assigns it), and the `(condition, leaf)` hits their values produce.
 //! The scan walks the event's `index` token by token: the end of a string, the next token, or the end
 //! of a container is bit arithmetic on 64-byte blocks, not a loop over bytes. The index is built
-//! lazily, a few blocks ahead of the walk. For bytes the caller vouches for (`trusted`) nothing is
+//! lazily, a few blocks ahead of the walk (trusted, at first about as many as the walk of the scratch's
+//! last event read: `FirstBlocks`). For bytes the caller vouches for (`trusted`) nothing is
 //! checked, and a container no rule reads is skipped by counting its brackets. Validating, each
 //! byte is checked once, by whichever part reads it: the whole event is UTF-8 (`simdutf8`, once);
 //! the index checks the strings of every block it builds (control bytes, escapes); the walk checks
@@ -78,6 +79,26 @@ pub struct Scratch {
     index: Index,
     /// The classifier to use instead of the detected one (for testing them against each other).
     simd: Option<Simd>,
+    /// Trusted: how many blocks to index at first (see `Scanner::learn_first`).
+    first_blocks: FirstBlocks,
+}
+
+/// How many blocks a trusted scan indexes at first: about as many as the last event's walk read
+/// before it ended or first skipped a container past them (events of one source look alike, and the
+/// walk ends early on most: building blocks it never reads is the largest waste on short walks).
+#[derive(Debug, Clone, Copy)]
+struct FirstBlocks(u8);
+
+impl Default for FirstBlocks {
+    fn default() -> FirstBlocks {
+        FirstBlocks(AHEAD as u8)
+    }
+}
+
+impl FirstBlocks {
+    fn get(self) -> usize {
+        usize::from(self.0)
+    }
 }
 
 impl Scratch {
@@ -118,15 +139,18 @@ type R<T> = Result<T, Rejected>;
 /// bytes long per key searched for; else its rest after `SEARCH_AFTER` members in a row that no rule
 /// names, when at least `SEARCH_BYTES` remain per key.
 const SEARCH_WHOLE: usize = 100000;
-const SEARCH_AFTER: usize = 3;
+const SEARCH_AFTER: usize = 16;
 const SEARCH_BYTES: usize = 64;
 
 /// Validating, a container no rule reads is checked token by token when it is at most this long and
 /// built, else in bulk (`simd::value_end`).
 const WALK_SKIPPED: usize = 256;
 
-/// How many blocks the lazy index builds at a time.
+/// How many blocks the lazy index builds at a time (and a trusted scan at first, until it learns
+/// better: `FirstBlocks`).
 const AHEAD: usize = 4;
+/// The most blocks a trusted scan indexes at first.
+const FIRST_MAX: usize = 16;
 
 /// The walk asks whether the rest of the event is idle (`Scanner::rest_is_idle`) at most this many
 /// times per event, and only when at least `IDLE_REST` bytes remain.
@@ -178,6 +202,10 @@ struct Scanner<'a, 'm, 's, const CHECK: bool> {
     /// How many more times the walk may ask whether the rest is idle, and not before which position.
     tries: u8,
     retry_at: usize,
+    /// Trusted: whether the first index (from the event's start) had to grow past its first build,
+    /// and, once the walk first restarts the index, (blocks built, where the walk was).
+    grew: bool,
+    first: Option<(usize, usize)>,
 }
 
 impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
@@ -207,10 +235,41 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
                 0
             },
             retry_at: 0,
+            grew: false,
+            first: None,
         };
         let r = sc.walk();
+        if !CHECK {
+            sc.learn_first();
+        }
         sc.s.index = sc.ix;
         r
+    }
+
+    /// Sets how many blocks the next trusted scan indexes at first, from this one: one more than
+    /// the walk reached from the event's start when that had to grow, one fewer than it built when
+    /// the walk never reached the last of them, else as many (so a stream of like events settles on
+    /// what their walks read).
+    #[inline(never)]
+    fn learn_first(&mut self) {
+        let (built, at) = self.first.unwrap_or((self.ix.blocks.len(), self.pos()));
+        let reached = (at / 64 + 1).min(built);
+        let next = if self.grew {
+            reached + 1
+        } else if reached == built {
+            built
+        } else {
+            built - 1
+        };
+        self.s.first_blocks = FirstBlocks(next.clamp(1, FIRST_MAX) as u8);
+    }
+
+    /// Empties the index, to build it afresh from `at` (after a container the walk skips).
+    fn restart(&mut self, at: usize) {
+        if self.ix.origin == 0 && self.first.is_none() {
+            self.first = Some((self.ix.blocks.len(), self.pos()));
+        }
+        self.ix.restart(at);
     }
 
     fn walk(&mut self) -> R<bool> {
@@ -237,7 +296,15 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         if CHECK {
             simd::extend_checked(self.simd, self.b, &mut self.ix, AHEAD);
         } else {
-            simd::extend(self.simd, self.b, &mut self.ix, AHEAD);
+            let n = if self.ix.origin != 0 {
+                AHEAD
+            } else if self.ix.blocks.is_empty() {
+                self.s.first_blocks.get().max(1)
+            } else {
+                self.grew = true;
+                AHEAD
+            };
+            simd::extend(self.simd, self.b, &mut self.ix, n);
         }
         true
     }
@@ -426,7 +493,7 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     /// it is not built that far.
     fn resume(&mut self, end: usize) {
         if end > self.ix.built_end() {
-            self.ix.restart(end);
+            self.restart(end);
         }
         self.seek(end);
     }
@@ -461,7 +528,7 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
                 let at = self.ix.built_end();
                 let end =
                     simd::skip(self.simd, self.b, at, depth, self.ix.carry).ok_or(Rejected)?;
-                self.ix.restart(end);
+                self.restart(end);
                 end
             }
         };
@@ -821,5 +888,57 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         for &c in &s.evals {
             s.hits.push((c, leaf));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scratch;
+    use crate::{Pattern, RuleSet};
+
+    /// How many blocks a trusted scan indexes at first after `events`, one scratch throughout.
+    fn learned(rule: &str, events: &[String]) -> usize {
+        let mut set = RuleSet::new();
+        set.add(0u32, &Pattern::parse(rule).unwrap());
+        let (mut s, mut out) = (Scratch::new(), Vec::new());
+        for e in events {
+            set.matches_prevalidated_with(e.as_bytes(), &mut s, &mut out)
+                .unwrap();
+            assert_eq!(out, [0], "{e}");
+        }
+        s.first_blocks.get()
+    }
+
+    #[test]
+    fn the_first_build_settles_on_what_the_walks_of_like_events_read() {
+        let rule = r#"{"a":["v"]}"#;
+        // The field first, then 600 bytes no key spells: the walk ends in block 0.
+        let early = format!(r#"{{"a":"v","rest":"{}"}}"#, "x".repeat(600));
+        assert_eq!(
+            learned(rule, std::slice::from_ref(&early)),
+            3,
+            "one fewer than built"
+        );
+        assert_eq!(learned(rule, &vec![early; 6]), 1);
+        // Five members of 66 bytes first: the field is in block 5, past the first build (4).
+        let pad: Vec<String> = (0..5)
+            .map(|i| format!(r#""p{i}":"{}""#, "y".repeat(59)))
+            .collect();
+        let late = format!(
+            r#"{{{},"a":"v","rest":"{}"}}"#,
+            pad.join(","),
+            "x".repeat(600)
+        );
+        assert!(late.find(r#""a""#).unwrap() / 64 == 5, "{late}");
+        assert_eq!(
+            learned(rule, std::slice::from_ref(&late)),
+            7,
+            "grown: one more than reached"
+        );
+        assert_eq!(learned(rule, &vec![late.clone(); 6]), 6);
+        // A short event after a long one: back down, a block at a time.
+        let mut mixed = vec![late; 3];
+        mixed.push(r#"{"a":"v"}"#.to_string());
+        assert_eq!(learned(rule, &mixed), 1, "a one-block event builds one");
     }
 }
