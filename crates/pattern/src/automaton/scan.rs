@@ -394,7 +394,14 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         if CHECK {
             self.text.get(a..z).ok_or(Rejected)
         } else {
-            std::str::from_utf8(&self.b[a..z]).map_err(|_| Rejected)
+            let t = &self.b[a..z];
+            if t.is_ascii() {
+                // SAFETY: ASCII bytes are UTF-8 (checked just above, a word at a time: std's
+                // `from_utf8` goes byte by byte on short strings like most values).
+                Ok(unsafe { std::str::from_utf8_unchecked(t) })
+            } else {
+                std::str::from_utf8(t).map_err(|_| Rejected)
+            }
         }
     }
 
