@@ -80,6 +80,8 @@ struct Args {
     compile_only: Option<String>,
     profile: Option<String>,
     cpu_clock: bool,
+    /// Report each engine's fastest pass rather than the mean of its passes (`--stat best`).
+    best: bool,
     reference_totals: Option<PathBuf>,
 }
 
@@ -94,6 +96,7 @@ fn args() -> Args {
         compile_only: None,
         profile: None,
         cpu_clock: false,
+        best: false,
         reference_totals: None,
     };
     let mut it = std::env::args().skip(1);
@@ -117,6 +120,13 @@ fn args() -> Args {
                     "cpu" => true,
                     "wall" => false,
                     _ => die("--clock cpu|wall"),
+                }
+            }
+            "--stat" => {
+                a.best = match v().as_str() {
+                    "best" => true,
+                    "mean" => false,
+                    _ => die("--stat mean|best"),
                 }
             }
             "--bench" => {} // cargo bench passes this
@@ -679,7 +689,14 @@ fn main() {
                 }
             }
         }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let best = a.best;
+        let mean = |v: &[f64]| {
+            if best {
+                v.iter().copied().fold(0.0, f64::max)
+            } else {
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            }
+        };
         let sb = mean(&sb_eps);
         let fast = mean(&fast_eps);
         let (q_col, ratio) = match &q_ok {
