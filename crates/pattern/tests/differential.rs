@@ -571,6 +571,14 @@ fn the_walk_ends_early_only_when_nothing_after_can_count() {
         format!(r#"{{"properties":{{"M":"1",{pad}}},{geo}"#),
         format!(r#"{{"properties":{{"M":"1",{pad}]}},{geo}}}"#),
         format!(r#"{{"properties":{{"M":"1",{pad}}},{geo},"a":01}}"#),
+        // The field found by searching its object (after the pad): the rest of that object, and
+        // what comes after it, still count.
+        format!(r#"{{"type":"F","properties":{{{pad},"M":"1","A":{{"M":"2"}},"q":"M"}},{geo}}}"#),
+        format!(
+            r#"{{"type":"F","properties":{{{pad},"M":"1","S":"AB"}},{geo},"properties":{{"M":"2"}}}}"#
+        ),
+        format!(r#"{{"type":"F","properties":{{{pad},"M":"1",{pad},"M":"2"}},{geo}}}"#),
+        format!(r#"{{"type":"F","properties":{{{pad},"S":"AB","M":"1"}},{geo},"type":"G"}}"#),
         format!(r#"{{"properties":{{"M":"1",{pad}}},{geo},"a":"\x"}}"#),
         format!(
             "{{\"properties\":{{\"M\":\"1\",{pad}}},{geo},\"a\":\"{}\"}}",

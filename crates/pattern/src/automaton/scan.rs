@@ -642,13 +642,20 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     /// After a member whose key leads to a child: whether the walk ends here (`rest_is_idle`).
     #[inline(always)]
     fn ends_here(&mut self) -> R<bool> {
+        self.ends_here_from(None)
+    }
+
+    /// `ends_here`, searching the rest from `from` (by default, from the walk's position): a
+    /// position past bytes known to hold no member that gives or overrides a leaf.
+    #[inline(always)]
+    fn ends_here_from(&mut self, from: Option<usize>) -> R<bool> {
         if self.idle {
             return Ok(true); // (found in a member of this one)
         }
         if CHECK || self.arrays != 0 || self.tries == 0 {
             return Ok(false);
         }
-        let at = self.pos();
+        let at = from.unwrap_or_else(|| self.pos());
         if at < self.retry_at || at + IDLE_REST > self.b.len() {
             return Ok(false);
         }
@@ -759,7 +766,11 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
                 continue; // a string value that reads like the key
             }
             self.member(base, c)?;
-            if self.ends_here()? {
+            // Past the last member found, the rest of this object holds none that counts: its
+            // members at this level spell none of the keys (searched), and those of objects
+            // around it are outside it; so the rest is searched from after the object.
+            let from = (i == self.s.found.len()).then_some(end);
+            if self.ends_here_from(from)? {
                 return Ok(());
             }
         }
