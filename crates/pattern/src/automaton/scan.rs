@@ -135,9 +135,10 @@ pub struct Rejected;
 
 type R<T> = Result<T, Rejected>;
 
-/// An object is searched for its keys (`Scanner::search_rest`) when it is at least `SEARCH_WHOLE`
-/// bytes long per key searched for; else its rest after `SEARCH_AFTER` members in a row that no rule
-/// names, when at least `SEARCH_BYTES` remain per key.
+/// An object is searched for its keys (`Scanner::search_rest`) when its end is indexed and it is at
+/// least `SEARCH_WHOLE` bytes long per key searched for; else its rest after `SEARCH_AFTER` members
+/// in a row that no rule names, when at least `SEARCH_BYTES` remain per key. (Walking a short
+/// object's members costs less than searching it: a search sweeps every block of the object.)
 const SEARCH_WHOLE: usize = 64;
 const SEARCH_AFTER: usize = 16;
 const SEARCH_BYTES: usize = 64;
