@@ -746,4 +746,55 @@ mod tests {
         assert!(Simd::Portable.is_available());
         assert_eq!(Simd::available()[0], Simd::detected());
     }
+
+    /// Every implementation finds what the portable loop finds, from every start, in texts of every
+    /// length around the vector widths (so that each tail case comes up: shorter than a vector,
+    /// ending on one, a hit in the last byte), whether `take` takes a hit or passes it over.
+    #[test]
+    fn every_implementation_finds_pairs_like_the_loop() {
+        let mut texts: Vec<Vec<u8>> = Vec::new();
+        let alphabet = b"\"\\pSMx ";
+        let mut seed = 7u32;
+        for len in 0..=140 {
+            for _ in 0..3 {
+                let t: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        alphabet[(seed >> 16) as usize % alphabet.len()]
+                    })
+                    .collect();
+                texts.push(t);
+            }
+            let mut t = vec![b'x'; len];
+            if let Some(c) = t.last_mut() {
+                *c = b'\\';
+            }
+            texts.push(t.clone());
+            if len >= 2 {
+                t[len - 2] = b'"';
+                t[len - 1] = b'p';
+                texts.push(t);
+            }
+        }
+        for seconds in [&b"p"[..], b"pS", b"pSMa", b"pSMabcde", b""] {
+            for t in &texts {
+                for at in 0..=t.len() {
+                    for skip_odd in [false, true] {
+                        let take = |p: usize| !skip_odd || p % 2 == 0;
+                        let want = find_pair(Simd::Portable, t, at, seconds, take);
+                        for simd in Simd::available() {
+                            let got = find_pair(simd, t, at, seconds, take);
+                            assert_eq!(
+                                got,
+                                want,
+                                "{simd:?} {:?} from {at} for {:?}",
+                                String::from_utf8_lossy(t),
+                                String::from_utf8_lossy(seconds)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
