@@ -780,7 +780,7 @@ mod tests {
             for t in &texts {
                 for at in 0..=t.len() {
                     for skip_odd in [false, true] {
-                        let take = |p: usize| !skip_odd || p % 2 == 0;
+                        let take = |p: usize| !skip_odd || p.is_multiple_of(2);
                         let want = find_pair(Simd::Portable, t, at, seconds, take);
                         for simd in Simd::available() {
                             let got = find_pair(simd, t, at, seconds, take);
