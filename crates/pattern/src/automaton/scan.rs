@@ -621,21 +621,15 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     fn all_seen(&self) -> Option<bool> {
         let s = &*self.s;
         let nodes = &self.m.paths.nodes;
-        // Counts first (a level with fewer keys seen than it has primary children is not done).
         let mut all = true;
         for (i, &(node, base)) in s.levels.iter().enumerate() {
             let primary = nodes[node as usize].children.primary()?;
             let end = s.levels.get(i + 1).map_or(s.seen.len(), |l| l.1 as usize);
-            all &= end - base as usize >= primary.len();
-        }
-        if !all {
-            return Some(false);
-        }
-        for (i, &(node, base)) in s.levels.iter().enumerate() {
-            let primary = nodes[node as usize].children.primary()?;
-            let end = s.levels.get(i + 1).map_or(s.seen.len(), |l| l.1 as usize);
             let seen = &s.seen[base as usize..end];
-            all &= primary.iter().all(|c| seen.iter().any(|x| x.0 == *c));
+            // (A level with fewer keys seen than it has primary children is not done.)
+            all = all
+                && seen.len() >= primary.len()
+                && primary.iter().all(|c| seen.iter().any(|x| x.0 == *c));
         }
         Some(all)
     }
