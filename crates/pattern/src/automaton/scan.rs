@@ -267,7 +267,7 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
 
     /// Empties the index, to build it afresh from `at` (after a container the walk skips).
     fn restart(&mut self, at: usize) {
-        if self.ix.origin == 0 && self.first.is_none() {
+        if !CHECK && self.ix.origin == 0 && self.first.is_none() {
             self.first = Some((self.ix.blocks.len(), self.pos()));
         }
         self.ix.restart(at);
