@@ -690,18 +690,18 @@ fn main() {
             }
         }
         let best = a.best;
-        let mean = |v: &[f64]| {
+        let stat = |v: &[f64]| {
             if best {
                 v.iter().copied().fold(0.0, f64::max)
             } else {
                 v.iter().sum::<f64>() / v.len().max(1) as f64
             }
         };
-        let sb = mean(&sb_eps);
-        let fast = mean(&fast_eps);
+        let sb = stat(&sb_eps);
+        let fast = stat(&fast_eps);
         let (q_col, ratio) = match &q_ok {
             Ok(_) => {
-                let q = mean(&q_eps);
+                let q = stat(&q_eps);
                 note.insert(0, format!("validating {sb:.0} eps, {:.2}x quamina", sb / q));
                 (format!("{q:.0}"), format!("{:.2}", fast / q))
             }

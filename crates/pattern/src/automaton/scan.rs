@@ -203,9 +203,8 @@ struct Scanner<'a, 'm, 's, const CHECK: bool> {
     /// How many more times the walk may ask whether the rest is idle, and not before which position.
     tries: u8,
     retry_at: usize,
-    /// Trusted: whether the first index (from the event's start) had to grow past its first build,
-    /// and, once the walk first restarts the index, (blocks built, where the walk was).
-    grew: bool,
+    /// Trusted: once the walk first restarts the index, (blocks built from the event's start, where
+    /// the walk was).
     first: Option<(usize, usize)>,
 }
 
@@ -236,7 +235,6 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
                 0
             },
             retry_at: 0,
-            grew: false,
             first: None,
         };
         let r = sc.walk();
@@ -255,7 +253,8 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     fn learn_first(&mut self) {
         let (built, at) = self.first.unwrap_or((self.ix.blocks.len(), self.pos()));
         let reached = (at / 64 + 1).min(built);
-        let next = if self.grew {
+        // (It grew when it built more than its first build: `first_blocks` is this scan's until now.)
+        let next = if built > self.s.first_blocks.get() {
             reached + 1
         } else if reached == built {
             built
@@ -297,12 +296,10 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
         if CHECK {
             simd::extend_checked(self.simd, self.b, &mut self.ix, AHEAD);
         } else {
-            let n = if self.ix.origin != 0 {
-                AHEAD
-            } else if self.ix.blocks.is_empty() {
-                self.s.first_blocks.get().max(1)
+            let first = self.ix.origin == 0 && self.ix.blocks.is_empty();
+            let n = if first {
+                self.s.first_blocks.get()
             } else {
-                self.grew = true;
                 AHEAD
             };
             simd::extend(self.simd, self.b, &mut self.ix, n);
