@@ -27,6 +27,10 @@ use super::index::{self, Carry};
 use super::simd::Masks;
 use crate::json::MAX_DEPTH;
 
+/// Open containers, innermost last: bit `d` is 1 for an object at depth `d`. (Apart from `State`:
+/// the cold `deep`, which is not inlined, takes the address of the stack alone.)
+type Stack = [u64; MAX_DEPTH / 64 + 1];
+
 /// Carries of the successor rules: for one mask, the bit shifted out of the previous block and the
 /// carry out of its addition (both land on the next block's first byte).
 #[derive(Default, Clone, Copy)]
@@ -60,9 +64,9 @@ impl Next {
 #[derive(Default)]
 struct State {
     carry: Carry,
-    /// Successors of: scalars, `}` and `]`; closing quotes of values; of keys; `{`; `[`; `:` and
-    /// `,`; `{` and `,` in objects.
-    next: [Next; 7],
+    /// Successors of: what ends a value (scalars, `}`, `]`, closing quotes of values); closing
+    /// quotes of keys; `[`; `:` and `,`; `{` and `,` in objects.
+    next: [Next; 5],
     /// The addition that finds the closing quotes of keys.
     key: u64,
     /// Number carries: the byte after a `-`, after a `.`, after a leading zero; a digit before; the
@@ -72,11 +76,8 @@ struct State {
     after_zero: u64,
     digit_before: u64,
     dotted: u64,
-    /// Where the scalar that runs into the next block started.
-    scalar_start: usize,
-    /// Open containers, innermost last: bit `d` of the stack is 1 for an object at depth `d`.
+    /// Open containers (their kinds are in `Stack`).
     depth: usize,
-    stack: [u64; MAX_DEPTH / 64 + 1],
     /// Whether the innermost container is an object.
     in_object: bool,
     /// Whether the container has closed, and the position after its closing bracket.
@@ -102,13 +103,18 @@ pub fn value_end(
         limit,
         ..State::default()
     };
+    // (The nesting walk counts on it: no bracket closes at depth 0.)
+    if !matches!(b.first(), Some(b'{' | b'[')) {
+        return None;
+    }
+    let mut stack: Stack = [0; MAX_DEPTH / 64 + 1];
     let mut at = 0;
     while at < b.len() && !st.done {
         let m = match b.get(at..at + 64) {
             Some(c) => classify(c.try_into().expect("64 bytes")),
             None => classify(&index::chunk(b, at)),
         };
-        block(b, at, &m, &mut st, &prefix_xor)?;
+        block(b, at, &m, &mut st, &mut stack, &prefix_xor)?;
         at += 64;
     }
     st.done.then_some(st.end)
@@ -120,6 +126,7 @@ fn block(
     base: usize,
     m: &Masks,
     st: &mut State,
+    stack: &mut Stack,
     prefix_xor: &impl Fn(u64) -> u64,
 ) -> Option<()> {
     let (quote, string, escaped) = index::strings(m, &mut st.carry, prefix_xor);
@@ -143,23 +150,33 @@ fn block(
     let objects = if brackets == 0 {
         if st.in_object { u64::MAX } else { 0 }
     } else {
-        nesting(base, brackets, lbrace | lbracket, lbrace | rbrace, st)?
+        nesting(
+            base,
+            brackets,
+            lbrace | lbracket,
+            lbrace | rbrace,
+            st,
+            stack,
+            prefix_xor,
+        )?
     };
 
-    // What may follow what (whitespace aside). Keys: the strings after `{`, and after `,` in objects.
-    let [n_end, n_value, n_key, n_lbrace, n_lbracket, n_sep, n_member] = &mut st.next;
-    let member = n_member.of(lbrace | (comma & objects), ws);
-    let (sum, over) = string.overflowing_add((member & opening) | st.key);
-    st.key = u64::from(over);
-    let key_end = sum & closing;
-    let bad = (colon & !objects)
-        | (member & (starts | lbrace | lbracket))
-        | (n_end.of(scalar | rbrace | rbracket, ws) & (values | colon))
-        | (n_value.of(closing & !key_end, ws) & (values | colon))
-        | (n_key.of(key_end, ws) & !colon)
-        | (n_lbrace.of(lbrace, ws) & (starts | lbrace | lbracket | colon | comma | rbracket))
-        | (n_lbracket.of(lbracket, ws) & (colon | comma | rbrace))
-        | (n_sep.of(colon | comma, ws) & (colon | comma | rbrace | rbracket));
+    let t = Tokens {
+        opening,
+        closing,
+        string,
+        scalar,
+        starts,
+        values,
+        lbrace,
+        lbracket,
+        rbrace,
+        rbracket,
+        colon,
+        comma,
+        objects,
+    };
+    let bad = successors(&t, ws, &mut st.next, &mut st.key);
     if bad & st.sub_keep(base) != 0 {
         return None;
     }
@@ -170,6 +187,48 @@ fn block(
         return None;
     }
     Some(())
+}
+
+/// One block's tokens, as masks (outside strings but for `string`, which marks the bytes inside
+/// one and its opening quote).
+struct Tokens {
+    opening: u64,
+    closing: u64,
+    string: u64,
+    scalar: u64,
+    /// First bytes of scalars.
+    starts: u64,
+    /// First bytes of values.
+    values: u64,
+    lbrace: u64,
+    lbracket: u64,
+    rbrace: u64,
+    rbracket: u64,
+    colon: u64,
+    comma: u64,
+    /// Bytes whose innermost container is an object.
+    objects: u64,
+}
+
+/// The bytes of the block that break a rule of what may follow what (whitespace aside: `ws` marks
+/// it outside strings). Keys are the strings after `{`, and after `,` in objects. After `{` only a
+/// key or `}` may come, after `,` in an object only a key: the member rule refuses everything else
+/// but `}` (which after `,` the separator rule refuses).
+#[inline(always)]
+fn successors(t: &Tokens, ws: u64, next: &mut [Next; 5], key: &mut u64) -> u64 {
+    let [n_end, n_key, n_lbracket, n_sep, n_member] = next;
+    let member = n_member.of(t.lbrace | (t.comma & t.objects), ws);
+    let (sum, over) = t.string.overflowing_add((member & t.opening) | *key);
+    *key = u64::from(over);
+    let key_end = sum & t.closing;
+    let ends = t.scalar | t.rbrace | t.rbracket | (t.closing & !key_end);
+    let (colon, comma) = (t.colon, t.comma);
+    (colon & !t.objects)
+        | (member & (t.starts | t.lbrace | t.lbracket | colon | comma | t.rbracket))
+        | (n_end.of(ends, ws) & (t.values | colon))
+        | (n_key.of(key_end, ws) & !colon)
+        | (n_lbracket.of(t.lbracket, ws) & (colon | comma | t.rbrace))
+        | (n_sep.of(colon | comma, ws) & (colon | comma | t.rbrace | t.rbracket))
 }
 
 /// The scalars with a byte in this block (or ending just before it, when `continued`): in bulk when
@@ -194,7 +253,6 @@ fn numbers(
     // Bytes from each scalar's first `.` to its end: adding the dots carries through the scalar.
     let (sum, over) = s.overflowing_add(dot);
     let (marked, over2) = sum.overflowing_add(st.dotted);
-    let from_dot = s & !marked;
     st.after_minus = minus >> 63;
     st.after_dot = dot >> 63;
     st.after_zero = lead >> 63;
@@ -207,42 +265,35 @@ fn numbers(
         | (dot & !digit_before)
         | (after_dot & !digit)
         | (after_zero & digit)
-        | (dot & marked)
-        | (from_dot & !dot & !digit);
-    let ok = (other | bad) == 0 || one_by_one(b, base, continued != 0, starts, st.scalar_start);
-    if starts != 0 {
-        st.scalar_start = base + 63 - starts.leading_zeros() as usize;
-    }
-    ok
+        | (dot & marked);
+    (other | bad) == 0 || one_by_one(b, base, continued != 0, starts)
 }
 
 /// Checks by the scalar rules (`bytes::valid_number`, or the words `true`, `false`, `null`) every
-/// scalar that starts in this block, and the one that runs into it (or up to it) from `continued_from`.
+/// scalar that starts in this block, and, when `continued`, the one that runs into it (or up to it)
+/// from an earlier block.
 #[cold]
 #[inline(never)]
-fn one_by_one(
-    b: &[u8],
-    base: usize,
-    continued: bool,
-    mut starts: u64,
-    continued_from: usize,
-) -> bool {
+fn one_by_one(b: &[u8], base: usize, continued: bool, mut starts: u64) -> bool {
+    // Outside strings, as here, the bytes that end a scalar (or come before one).
+    let bound = |c: &u8| {
+        matches!(
+            c,
+            b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'}' | b'[' | b']' | b':' | b',' | b'"'
+        )
+    };
     let check = |start: usize| {
         let end = b[start..]
             .iter()
-            .position(|c| {
-                matches!(
-                    c,
-                    b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'}' | b'[' | b']' | b':' | b',' | b'"'
-                )
-            })
+            .position(bound)
             .map_or(b.len(), |n| start + n);
         match b[start] {
             b'-' | b'0'..=b'9' => valid_number(b, start, end),
             _ => matches!(&b[start..end], b"true" | b"false" | b"null"),
         }
     };
-    if continued && !check(continued_from) {
+    // (A container's first byte is a bracket, so the walk back stops inside it.)
+    if continued && !check(b[..base].iter().rposition(bound).map_or(0, |n| n + 1)) {
         return false;
     }
     while starts != 0 {
@@ -260,10 +311,89 @@ fn one_by_one(
 /// is an object (for a bracket: the container around it), or `None` when they do not nest. It stops
 /// at the bracket that closes the outermost.
 #[inline(always)]
-fn nesting(base: usize, mut brackets: u64, opens: u64, braces: u64, st: &mut State) -> Option<u64> {
+fn nesting(
+    base: usize,
+    brackets: u64,
+    opens: u64,
+    braces: u64,
+    st: &mut State,
+    stack: &mut Stack,
+    prefix_xor: &impl Fn(u64) -> u64,
+) -> Option<u64> {
+    if st.depth + brackets.count_ones() as usize > st.limit.min(63) {
+        let (objects, depth, in_object, end) = deep(
+            brackets,
+            opens,
+            braces,
+            stack,
+            st.depth,
+            st.in_object,
+            st.limit,
+        )?;
+        (st.depth, st.in_object) = (depth, in_object);
+        if let Some(bit) = end {
+            st.done = true;
+            st.end = base + bit as usize + 1;
+        }
+        return Some(objects);
+    }
+    // No bracket of the block can open a level past the stack's first word or the limit: the word
+    // stays in a register, and opening and closing differ only in data (a bracket writes its kind
+    // at the depth it opens, above the top when it closes; the innermost container's kind is the
+    // bit below the new depth). The loop marks the brackets after which the innermost container's
+    // kind changes; the kind before each byte is then the parity of the marks before it.
+    let initial = u64::from(st.in_object);
+    let (mut depth, mut inner, mut word) = (st.depth, initial, stack[0]);
+    let mut changes = 0u64;
+    let (brackets_in, mut brackets) = (brackets, brackets);
+    while brackets != 0 {
+        let bit = brackets.trailing_zeros();
+        brackets &= brackets - 1;
+        let brace = (braces >> bit) & 1;
+        let open = (opens >> bit) & 1;
+        word = (word & !(1 << depth)) | (brace << depth);
+        // (Depth is at least 1 here: the walk stops when the outermost closes.)
+        depth = depth + 2 * open as usize - 1;
+        if depth == 0 {
+            // It closes the outermost: what follows is not judged by the successor rules.
+            st.done = true;
+            st.end = base + bit as usize + 1;
+            inner = 0;
+            break;
+        }
+        let now = (word >> (depth - 1)) & 1;
+        changes |= (inner ^ now) << bit;
+        inner = now;
+    }
+    let objects = prefix_xor(changes << 1) ^ initial.wrapping_neg();
+    // A closing bracket must close a container of its kind: the kind before it.
+    let closes = (brackets_in & !opens) & st.sub_keep(base);
+    if closes & (objects ^ braces) != 0 {
+        return None;
+    }
+    st.depth = depth;
+    st.in_object = inner == 1;
+    stack[0] = word;
+    Some(objects)
+}
+
+/// `nesting` with the stack in memory, for blocks that may open levels past its first word: the
+/// objects mask, the depth and kind after the block, and the bit of the bracket that closes the
+/// outermost, if one does.
+#[cold]
+#[inline(never)]
+fn deep(
+    mut brackets: u64,
+    opens: u64,
+    braces: u64,
+    stack: &mut Stack,
+    mut depth: usize,
+    mut in_object: bool,
+    limit: usize,
+) -> Option<(u64, usize, bool, Option<u32>)> {
     let mut objects = 0u64;
     let mut from = 0u32;
-    let (mut depth, mut in_object) = (st.depth, st.in_object);
+    let mut end = None;
     while brackets != 0 {
         let bit = brackets.trailing_zeros();
         brackets &= brackets - 1;
@@ -273,10 +403,10 @@ fn nesting(base: usize, mut brackets: u64, opens: u64, braces: u64, st: &mut Sta
         from = bit + 1;
         let brace = (braces >> bit) & 1 == 1;
         if (opens >> bit) & 1 == 1 {
-            if depth == st.limit {
+            if depth == limit {
                 return None;
             }
-            let word = &mut st.stack[depth / 64];
+            let word = &mut stack[depth / 64];
             let b = 1u64 << (depth % 64);
             *word = if brace { *word | b } else { *word & !b };
             depth += 1;
@@ -287,21 +417,18 @@ fn nesting(base: usize, mut brackets: u64, opens: u64, braces: u64, st: &mut Sta
             }
             depth -= 1;
             if depth == 0 {
-                st.done = true;
                 in_object = false;
-                st.end = base + bit as usize + 1;
+                end = Some(bit);
                 break;
             }
             let d = depth - 1;
-            in_object = (st.stack[d / 64] >> (d % 64)) & 1 == 1;
+            in_object = (stack[d / 64] >> (d % 64)) & 1 == 1;
         }
     }
     if in_object && from < 64 {
         objects |= u64::MAX << from;
     }
-    st.depth = depth;
-    st.in_object = in_object;
-    Some(objects)
+    Some((objects, depth, in_object, end))
 }
 
 /// Whether every escaped byte (absolute offsets `base + bit`) is one `json::parse` accepts.
@@ -532,6 +659,24 @@ mod tests {
             for pad in 0..70 {
                 let t = format!("{{\"{}\":{n}}}", "k".repeat(pad));
                 agree(t.as_bytes());
+            }
+        }
+        // Objects and arrays nested past the stack's first word (and past the limit), closed by
+        // the right kinds and by a wrong one at each depth.
+        for depth in [40, 63, 64, 65, 130, 255, 256, 257] {
+            let open: String = (0..depth)
+                .map(|i| if i % 3 == 0 { "[" } else { "{\"k\":" })
+                .collect();
+            let close: Vec<&str> = (0..depth)
+                .rev()
+                .map(|i| if i % 3 == 0 { "]" } else { "}" })
+                .collect();
+            let t = format!("{{\"a\":{open}1{}}}", close.concat());
+            agree(t.as_bytes());
+            for wrong in [0, 1, depth / 2, depth - 1] {
+                let mut c = close.clone();
+                c[wrong] = if c[wrong] == "]" { "}" } else { "]" };
+                agree(format!("{{\"a\":{open}1{}}}", c.concat()).as_bytes());
             }
         }
         for depth in [511, 512, 513] {
