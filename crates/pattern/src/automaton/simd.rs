@@ -409,7 +409,7 @@ mod x86 {
     /// loop): `$width` bytes per step, `$seconds` the second bytes (4 or 8, repeated to fill).
     macro_rules! find_pair_impl {
         ($name:ident, $features:literal, $width:expr, $load:path, $set1:path, $cmp:expr, $or:expr,
-         $and:expr, $mask:expr) => {
+         $and:expr, $mask:expr, $tail:ident) => {
             #[target_feature(enable = $features)]
             pub unsafe fn $name<const N: usize>(
                 b: &[u8],
@@ -452,14 +452,47 @@ mod x86 {
                     }
                     at += $width;
                 }
-                // The last bytes (at most $width), padded with spaces (never a quote or a
-                // backslash, so every hit is inside `b`).
-                let rest = b.get(at..).unwrap_or_default();
-                let mut pad = [b' '; 2 * $width];
-                pad[..rest.len()].copy_from_slice(rest);
-                first(hits(pad.as_ptr()), at)
+                $tail!($width, b, at, hits, first, next, quote, backslash)
             }
         };
+    }
+
+    /// The last bytes (at most the width), padded with spaces (never a quote or a backslash, so
+    /// every hit is inside `b`).
+    macro_rules! padded_tail {
+        ($width:expr, $b:ident, $at:ident, $hits:ident, $first:ident, $next:ident, $quote:ident,
+         $backslash:ident) => {{
+            let rest = $b.get($at..).unwrap_or_default();
+            let mut pad = [b' '; 2 * $width];
+            pad[..rest.len()].copy_from_slice(rest);
+            $first($hits(pad.as_ptr()), $at)
+        }};
+    }
+
+    /// The last bytes (at most 64) by masked loads, which read nothing past `b` and give zeros
+    /// there (never a quote or a backslash, so every hit is inside `b`).
+    macro_rules! masked_tail {
+        ($width:expr, $b:ident, $at:ident, $hits:ident, $first:ident, $next:ident, $quote:ident,
+         $backslash:ident) => {{
+            let n = $b.len().saturating_sub($at); // 0..=64
+            let keep = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+            let p = $b.as_ptr().wrapping_add($at);
+            // SAFETY: the masks select only bytes inside `b` (`n` from `at`, `n - 1` from
+            // `at + 1`), and masked-off lanes are not read.
+            let (v0, v1) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi8(keep(n), p.cast()),
+                    _mm512_maskz_loadu_epi8(keep(n.saturating_sub(1)), p.wrapping_add(1).cast()),
+                )
+            };
+            let mut hit = _mm512_cmpeq_epi8_mask(v1, $next[0]);
+            for c in &$next[1..] {
+                hit |= _mm512_cmpeq_epi8_mask(v1, *c);
+            }
+            let m = (hit & _mm512_cmpeq_epi8_mask(v0, $quote))
+                | _mm512_cmpeq_epi8_mask(v0, $backslash);
+            $first(m, $at)
+        }};
     }
 
     find_pair_impl!(
@@ -471,7 +504,8 @@ mod x86 {
         |a, b| _mm512_cmpeq_epi8_mask(a, b),
         |a: u64, b: u64| a | b,
         |a: u64, b: u64| a & b,
-        |m: u64| m
+        |m: u64| m,
+        masked_tail
     );
     find_pair_impl!(
         find_pair_avx2,
@@ -482,7 +516,8 @@ mod x86 {
         |a, b| _mm256_cmpeq_epi8(a, b),
         |a, b| _mm256_or_si256(a, b),
         |a, b| _mm256_and_si256(a, b),
-        |m| u64::from(_mm256_movemask_epi8(m) as u32)
+        |m| u64::from(_mm256_movemask_epi8(m) as u32),
+        padded_tail
     );
     find_pair_impl!(
         find_pair_sse2,
@@ -493,7 +528,8 @@ mod x86 {
         |a, b| _mm_cmpeq_epi8(a, b),
         |a, b| _mm_or_si128(a, b),
         |a, b| _mm_and_si128(a, b),
-        |m| u64::from(_mm_movemask_epi8(m) as u16)
+        |m| u64::from(_mm_movemask_epi8(m) as u16),
+        padded_tail
     );
 
     /// Asks for every cache line of the event (up to 4 KiB) at once, so that they arrive together
