@@ -12,11 +12,12 @@
 //! - numbers: every scalar that holds only digits, `-` and `.` is checked in bulk (`-` only first,
 //!   one `.` between digits, no leading zero); any other scalar (`true`, `false`, `null`, exponents,
 //!   anything else) by the scalar checks of `bytes`;
-//! - nesting: the brackets alone are walked in order, with a bit stack of open containers (they pair
-//!   up by kind; at most the levels the caller has left below `json::MAX_DEPTH`), which also gives
-//!   the mask of bytes whose innermost container is an object; with it, the successor rules tell
-//!   keys from values: in an object a key follows `{` or `,`, and a `:` follows every key and
-//!   nothing else.
+//! - nesting: the brackets alone are walked in order, with a bit stack of open containers (at most
+//!   the levels the caller has left below `json::MAX_DEPTH`; its first word in a register, with no
+//!   branch per bracket, while a block cannot reach past it), which gives the mask of bytes whose
+//!   innermost container is an object; with it, closing brackets are checked to pair up by kind,
+//!   and the successor rules tell keys from values: in an object a key follows `{` or `,`, and a
+//!   `:` follows every key and nothing else.
 //!
 //! Promise: `value_end` accepts a container exactly when `json::parse` accepts it as a value (UTF-8
 //! aside; the unit tests compare the two on generated texts, the differential tests and the fuzz
