@@ -1,7 +1,8 @@
 //! Byte-level checks of scalars: whether a run of bytes is exactly one JSON number, eight digits at a
-//! time.
+//! time, and whether it is ASCII.
 //!
-//! Owns: [`valid_number`] (the number grammar `json::parse` applies) and its SWAR digit mask.
+//! Owns: [`valid_number`] (the number grammar `json::parse` applies) and its SWAR digit mask, and
+//! [`is_ascii`].
 //! Promise: reads only inside the slice it is given and never panics, whatever the bytes.
 
 /// Bytes of `w` that are not ASCII digits have their high bit set in the result (the lowest such byte
@@ -68,6 +69,23 @@ pub fn valid_number(b: &[u8], start: usize, end: usize) -> bool {
     i == end
 }
 
+/// Whether `t` is ASCII: up to 16 bytes (most values) by at most two overlapping loads, inline;
+/// longer texts by std's `is_ascii` (which is not inlined, and on short texts costs a call).
+#[inline(always)]
+pub fn is_ascii(t: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = t.len();
+    let w8 = |i: usize| u64::from_le_bytes(t[i..i + 8].try_into().expect("8 bytes"));
+    let w4 = |i: usize| u64::from(u32::from_le_bytes(t[i..i + 4].try_into().expect("4 bytes")));
+    match n {
+        0 => true,
+        1..=3 => (t[0] | t[n / 2] | t[n - 1]) < 0x80,
+        4..=7 => (w4(0) | w4(n - 4)) & HIGH == 0,
+        8..=16 => (w8(0) | w8(n - 8)) & HIGH == 0,
+        _ => t.is_ascii(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +118,21 @@ mod tests {
             let json = format!("[{t}]");
             if !t.is_empty() {
                 assert_eq!(crate::json::parse(json.as_bytes()).is_ok(), ok, "{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_as_std_says() {
+        for n in 0..40 {
+            let t = vec![b'a'; n];
+            assert!(is_ascii(&t), "{n}");
+            for i in 0..n {
+                for c in [0x80, 0xc3, 0xff] {
+                    let mut u = t.clone();
+                    u[i] = c;
+                    assert!(!is_ascii(&u), "{n} bytes, {c:#x} at {i}");
+                }
             }
         }
     }

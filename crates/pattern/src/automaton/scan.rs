@@ -27,7 +27,7 @@
 //!   [`Simd`] implementation.
 
 use super::Machine;
-use super::bytes::valid_number;
+use super::bytes::{self, valid_number};
 use super::index::{Cursor, Index};
 use super::paths::{NodeId, ROOT, same_bytes};
 use super::simd::{self, Simd};
@@ -393,7 +393,7 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             self.text.get(a..z).ok_or(Rejected)
         } else {
             let t = &self.b[a..z];
-            if t.is_ascii() {
+            if bytes::is_ascii(t) {
                 // SAFETY: ASCII bytes are UTF-8 (checked just above, a word at a time: std's
                 // `from_utf8` goes byte by byte on short strings like most values).
                 Ok(unsafe { std::str::from_utf8_unchecked(t) })

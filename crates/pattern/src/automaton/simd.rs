@@ -286,9 +286,10 @@ fn find_pair_n<const N: usize>(
     take: &impl Fn(usize) -> bool,
 ) -> Option<usize> {
     assert!(seconds.len() <= N);
-    // Repeated to fill the N slots (a set with no byte has none to find but backslashes).
-    let mut set = [seconds.first().copied().unwrap_or(b'\\'); N];
-    set[..seconds.len()].copy_from_slice(seconds);
+    // Repeated to fill the N slots (a set with no byte has none to find but backslashes). (Byte
+    // by byte: `copy_from_slice` of a few bytes was a call to memcpy on every search.)
+    let fill = seconds.first().copied().unwrap_or(b'\\');
+    let set: [u8; N] = std::array::from_fn(|i| seconds.get(i).copied().unwrap_or(fill));
     match simd {
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 if Simd::Avx512.is_available() => {
@@ -489,8 +490,8 @@ mod x86 {
             for c in &$next[1..] {
                 hit |= _mm512_cmpeq_epi8_mask(v1, *c);
             }
-            let m = (hit & _mm512_cmpeq_epi8_mask(v0, $quote))
-                | _mm512_cmpeq_epi8_mask(v0, $backslash);
+            let m =
+                (hit & _mm512_cmpeq_epi8_mask(v0, $quote)) | _mm512_cmpeq_epi8_mask(v0, $backslash);
             $first(m, $at)
         }};
     }

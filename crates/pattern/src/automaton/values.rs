@@ -36,7 +36,7 @@ pub struct ValueScratch {
 /// Lower-cases as the pattern parser does (`str::to_lowercase`), without allocating for ASCII.
 pub fn fold_into(s: &str, out: &mut String) {
     out.clear();
-    if s.is_ascii() {
+    if super::bytes::is_ascii(s.as_bytes()) {
         out.push_str(s);
         out.make_ascii_lowercase();
     } else {
