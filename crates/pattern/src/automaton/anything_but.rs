@@ -18,7 +18,7 @@ pub struct AnythingButIndex {
     conds: Vec<u32>,
     strings: FxMap<Box<str>, Vec<u32>>,
     numbers: FxMap<i64, Vec<u32>>,
-    folded: FxMap<Box<str>, Vec<u32>>,
+    folded: FxMap<Box<[u8]>, Vec<u32>>,
     prefixes: AffixIndex,
     suffixes: AffixIndex,
     globs: GlobIndex,
@@ -59,7 +59,7 @@ impl AnythingButIndex {
             }
             AnythingBut::IgnoreCase(v) => {
                 for s in v {
-                    self.folded.entry(s.as_str().into()).or_default().push(e);
+                    self.folded.entry(s.as_bytes().into()).or_default().push(e);
                 }
             }
             AnythingBut::Prefixes(v) => {
@@ -91,7 +91,7 @@ impl AnythingButIndex {
                 }
                 if !self.folded.is_empty() {
                     fold_into(s, &mut tmp.folded);
-                    if let Some(v) = self.folded.get(tmp.folded.as_str()) {
+                    if let Some(v) = self.folded.get(tmp.folded.as_slice()) {
                         ex.extend_from_slice(v);
                     }
                 }

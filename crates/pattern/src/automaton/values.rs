@@ -28,19 +28,20 @@ pub enum Scalar<'a> {
 /// Reusable buffers for evaluating values.
 #[derive(Debug, Default)]
 pub struct ValueScratch {
-    pub folded: String,
+    /// A string value lower-cased (as bytes: filled without a copy call; see `fold_into`).
+    pub folded: Vec<u8>,
     pub glob: Vec<u64>,
     pub excluded: Vec<u32>,
 }
 
-/// Lower-cases as the pattern parser does (`str::to_lowercase`), without allocating for ASCII.
-pub fn fold_into(s: &str, out: &mut String) {
+/// Lower-cases as the pattern parser does (`str::to_lowercase`), without allocating for ASCII (nor
+/// calling memcpy for a short value: the ASCII bytes are folded as they are copied).
+pub fn fold_into(s: &str, out: &mut Vec<u8>) {
     out.clear();
     if super::bytes::is_ascii(s.as_bytes()) {
-        out.push_str(s);
-        out.make_ascii_lowercase();
+        out.extend(s.bytes().map(|c| c.to_ascii_lowercase()));
     } else {
-        out.push_str(&s.to_lowercase());
+        out.extend_from_slice(s.to_lowercase().as_bytes());
     }
 }
 
@@ -59,7 +60,7 @@ pub struct FieldIndex {
     suffixes: AffixIndex,
     prefixes_folded: AffixIndex,
     suffixes_folded: AffixIndex,
-    equals_folded: FxMap<Box<str>, Vec<u32>>,
+    equals_folded: FxMap<Box<[u8]>, Vec<u32>>,
     globs: GlobIndex,
     ranges: RangeIndex,
     ips: Vec<(IpRange, u32)>,
@@ -128,7 +129,7 @@ impl FieldIndex {
             Matcher::EqualsIgnoreCase(p) => {
                 self.folds = true;
                 self.equals_folded
-                    .entry(p.as_str().into())
+                    .entry(p.as_bytes().into())
                     .or_default()
                     .push(cond)
             }
@@ -160,8 +161,8 @@ impl FieldIndex {
                 self.suffixes.each(b, |c| out.extend_from_slice(c));
                 if self.folds {
                     fold_into(s, &mut tmp.folded);
-                    let f = tmp.folded.as_bytes();
-                    if let Some(c) = self.equals_folded.get(tmp.folded.as_str()) {
+                    let f = tmp.folded.as_slice();
+                    if let Some(c) = self.equals_folded.get(f) {
                         out.extend_from_slice(c);
                     }
                     self.prefixes_folded.each(f, |c| out.extend_from_slice(c));
