@@ -28,10 +28,6 @@ use super::index::{self, Carry};
 use super::simd::Masks;
 use crate::json::MAX_DEPTH;
 
-/// Open containers, innermost last: bit `d` is 1 for an object at depth `d`. (Apart from `State`:
-/// the cold `deep`, which is not inlined, takes the address of the stack alone.)
-type Stack = [u64; MAX_DEPTH / 64 + 1];
-
 /// Carries of the successor rules: for one mask, the bit shifted out of the previous block and the
 /// carry out of its addition (both land on the next block's first byte).
 #[derive(Default, Clone, Copy)]
@@ -77,8 +73,9 @@ struct State {
     after_zero: u64,
     digit_before: u64,
     dotted: u64,
-    /// Open containers (their kinds are in `Stack`).
+    /// Open containers, innermost last: bit `d` of the stack is 1 for an object at depth `d`.
     depth: usize,
+    stack: [u64; MAX_DEPTH / 64 + 1],
     /// Whether the innermost container is an object.
     in_object: bool,
     /// Whether the container has closed, and the position after its closing bracket.
@@ -108,14 +105,13 @@ pub fn value_end(
     if !matches!(b.first(), Some(b'{' | b'[')) {
         return None;
     }
-    let mut stack: Stack = [0; MAX_DEPTH / 64 + 1];
     let mut at = 0;
     while at < b.len() && !st.done {
         let m = match b.get(at..at + 64) {
             Some(c) => classify(c.try_into().expect("64 bytes")),
             None => classify(&index::chunk(b, at)),
         };
-        block(b, at, &m, &mut st, &mut stack, &prefix_xor)?;
+        block(b, at, &m, &mut st, &prefix_xor)?;
         at += 64;
     }
     st.done.then_some(st.end)
@@ -127,7 +123,6 @@ fn block(
     base: usize,
     m: &Masks,
     st: &mut State,
-    stack: &mut Stack,
     prefix_xor: &impl Fn(u64) -> u64,
 ) -> Option<()> {
     let (quote, string, escaped) = index::strings(m, &mut st.carry, prefix_xor);
@@ -157,27 +152,25 @@ fn block(
             lbrace | lbracket,
             lbrace | rbrace,
             st,
-            stack,
             prefix_xor,
         )?
     };
 
-    let t = Tokens {
-        opening,
-        closing,
-        string,
-        scalar,
-        starts,
-        values,
-        lbrace,
-        lbracket,
-        rbrace,
-        rbracket,
-        colon,
-        comma,
-        objects,
-    };
-    let bad = successors(&t, ws, &mut st.next, &mut st.key);
+    // What may follow what (whitespace aside). Keys: the strings after `{`, and after `,` in objects.
+    // After `{` only a key or `}` may come, after `,` in an object only a key: the member rule
+    // refuses everything else but `}` (which after `,` the separator rule refuses).
+    let [n_end, n_key, n_lbracket, n_sep, n_member] = &mut st.next;
+    let member = n_member.of(lbrace | (comma & objects), ws);
+    let (sum, over) = string.overflowing_add((member & opening) | st.key);
+    st.key = u64::from(over);
+    let key_end = sum & closing;
+    let ends = scalar | rbrace | rbracket | (closing & !key_end);
+    let bad = (colon & !objects)
+        | (member & (starts | lbrace | lbracket | colon | comma | rbracket))
+        | (n_end.of(ends, ws) & (values | colon))
+        | (n_key.of(key_end, ws) & !colon)
+        | (n_lbracket.of(lbracket, ws) & (colon | comma | rbrace))
+        | (n_sep.of(colon | comma, ws) & (colon | comma | rbrace | rbracket));
     if bad & st.sub_keep(base) != 0 {
         return None;
     }
@@ -188,48 +181,6 @@ fn block(
         return None;
     }
     Some(())
-}
-
-/// One block's tokens, as masks (outside strings but for `string`, which marks the bytes inside
-/// one and its opening quote).
-struct Tokens {
-    opening: u64,
-    closing: u64,
-    string: u64,
-    scalar: u64,
-    /// First bytes of scalars.
-    starts: u64,
-    /// First bytes of values.
-    values: u64,
-    lbrace: u64,
-    lbracket: u64,
-    rbrace: u64,
-    rbracket: u64,
-    colon: u64,
-    comma: u64,
-    /// Bytes whose innermost container is an object.
-    objects: u64,
-}
-
-/// The bytes of the block that break a rule of what may follow what (whitespace aside: `ws` marks
-/// it outside strings). Keys are the strings after `{`, and after `,` in objects. After `{` only a
-/// key or `}` may come, after `,` in an object only a key: the member rule refuses everything else
-/// but `}` (which after `,` the separator rule refuses).
-#[inline(always)]
-fn successors(t: &Tokens, ws: u64, next: &mut [Next; 5], key: &mut u64) -> u64 {
-    let [n_end, n_key, n_lbracket, n_sep, n_member] = next;
-    let member = n_member.of(t.lbrace | (t.comma & t.objects), ws);
-    let (sum, over) = t.string.overflowing_add((member & t.opening) | *key);
-    *key = u64::from(over);
-    let key_end = sum & t.closing;
-    let ends = t.scalar | t.rbrace | t.rbracket | (t.closing & !key_end);
-    let (colon, comma) = (t.colon, t.comma);
-    (colon & !t.objects)
-        | (member & (t.starts | t.lbrace | t.lbracket | colon | comma | t.rbracket))
-        | (n_end.of(ends, ws) & (t.values | colon))
-        | (n_key.of(key_end, ws) & !colon)
-        | (n_lbracket.of(t.lbracket, ws) & (colon | comma | t.rbrace))
-        | (n_sep.of(colon | comma, ws) & (colon | comma | t.rbrace | t.rbracket))
 }
 
 /// The scalars with a byte in this block (or ending just before it, when `continued`): in bulk when
@@ -318,25 +269,10 @@ fn nesting(
     opens: u64,
     braces: u64,
     st: &mut State,
-    stack: &mut Stack,
     prefix_xor: &impl Fn(u64) -> u64,
 ) -> Option<u64> {
     if st.depth + brackets.count_ones() as usize > st.limit.min(63) {
-        let (objects, depth, in_object, end) = deep(
-            brackets,
-            opens,
-            braces,
-            stack,
-            st.depth,
-            st.in_object,
-            st.limit,
-        )?;
-        (st.depth, st.in_object) = (depth, in_object);
-        if let Some(bit) = end {
-            st.done = true;
-            st.end = base + bit as usize + 1;
-        }
-        return Some(objects);
+        return deep(base, brackets, opens, braces, st);
     }
     // No bracket of the block can open a level past the stack's first word or the limit: the word
     // stays in a register, and opening and closing differ only in data (a bracket writes its kind
@@ -344,7 +280,7 @@ fn nesting(
     // bit below the new depth). The loop marks the brackets after which the innermost container's
     // kind changes; the kind before each byte is then the parity of the marks before it.
     let initial = u64::from(st.in_object);
-    let (mut depth, mut inner, mut word) = (st.depth, initial, stack[0]);
+    let (mut depth, mut inner, mut word) = (st.depth, initial, st.stack[0]);
     let mut changes = 0u64;
     let (brackets_in, mut brackets) = (brackets, brackets);
     while brackets != 0 {
@@ -374,27 +310,17 @@ fn nesting(
     }
     st.depth = depth;
     st.in_object = inner == 1;
-    stack[0] = word;
+    st.stack[0] = word;
     Some(objects)
 }
 
-/// `nesting` with the stack in memory, for blocks that may open levels past its first word: the
-/// objects mask, the depth and kind after the block, and the bit of the bracket that closes the
-/// outermost, if one does.
+/// `nesting` with the stack in memory, for blocks that may open levels past its first word.
 #[cold]
 #[inline(never)]
-fn deep(
-    mut brackets: u64,
-    opens: u64,
-    braces: u64,
-    stack: &mut Stack,
-    mut depth: usize,
-    mut in_object: bool,
-    limit: usize,
-) -> Option<(u64, usize, bool, Option<u32>)> {
+fn deep(base: usize, mut brackets: u64, opens: u64, braces: u64, st: &mut State) -> Option<u64> {
     let mut objects = 0u64;
     let mut from = 0u32;
-    let mut end = None;
+    let (mut depth, mut in_object) = (st.depth, st.in_object);
     while brackets != 0 {
         let bit = brackets.trailing_zeros();
         brackets &= brackets - 1;
@@ -404,10 +330,10 @@ fn deep(
         from = bit + 1;
         let brace = (braces >> bit) & 1 == 1;
         if (opens >> bit) & 1 == 1 {
-            if depth == limit {
+            if depth == st.limit {
                 return None;
             }
-            let word = &mut stack[depth / 64];
+            let word = &mut st.stack[depth / 64];
             let b = 1u64 << (depth % 64);
             *word = if brace { *word | b } else { *word & !b };
             depth += 1;
@@ -418,18 +344,21 @@ fn deep(
             }
             depth -= 1;
             if depth == 0 {
+                st.done = true;
                 in_object = false;
-                end = Some(bit);
+                st.end = base + bit as usize + 1;
                 break;
             }
             let d = depth - 1;
-            in_object = (stack[d / 64] >> (d % 64)) & 1 == 1;
+            in_object = (st.stack[d / 64] >> (d % 64)) & 1 == 1;
         }
     }
     if in_object && from < 64 {
         objects |= u64::MAX << from;
     }
-    Some((objects, depth, in_object, end))
+    st.depth = depth;
+    st.in_object = in_object;
+    Some(objects)
 }
 
 /// Whether every escaped byte (absolute offsets `base + bit`) is one `json::parse` accepts.
