@@ -9,7 +9,7 @@
 use super::FxMap;
 use super::affix::{AffixIndex, End};
 use super::glob::GlobIndex;
-use super::values::{Scalar, ValueScratch, fold_into};
+use super::values::{Scalar, ValueScratch};
 use crate::ast::AnythingBut;
 
 #[derive(Debug, Clone)]
@@ -89,11 +89,10 @@ impl AnythingButIndex {
                 if let Some(v) = self.strings.get(*s) {
                     ex.extend_from_slice(v);
                 }
-                if !self.folded.is_empty() {
-                    fold_into(s, &mut tmp.folded);
-                    if let Some(v) = self.folded.get(tmp.folded.as_slice()) {
-                        ex.extend_from_slice(v);
-                    }
+                if !self.folded.is_empty()
+                    && let Some(v) = self.folded.get(tmp.folded.of(s))
+                {
+                    ex.extend_from_slice(v);
                 }
                 self.prefixes
                     .each(s.as_bytes(), |v| ex.extend_from_slice(v));
