@@ -262,7 +262,7 @@ pub fn value_end(simd: Simd, b: &[u8], open: usize, limit: usize) -> Option<usiz
 }
 
 /// The first position at or after `at` of a backslash, or of a quote followed by one of `seconds`
-/// (at most 8 bytes), for which `take` is true, a vector at a time.
+/// (at most 8 bytes), for which `take` is true, 64 bytes at a time.
 pub fn find_pair(
     simd: Simd,
     b: &[u8],
@@ -406,10 +406,12 @@ mod x86 {
     );
     wrappers!(sse2, "sse2", classify_sse2, super::super::prefix_xor);
 
-    /// `find_pair` a vector at a time while a vector and one byte remain (then the portable
-    /// loop): `$width` bytes per step, `$seconds` the second bytes (4 or 8, repeated to fill).
+    /// `find_pair` 64 bytes at a time (`64 / $lanes` vectors of `$lanes` bytes, one branch) while
+    /// 65 bytes remain, then the last bytes by `$tail`; `$seconds` the second bytes (4 or 8,
+    /// repeated to fill). (A vector per step, 32 bytes with AVX2, spent as much on the loop and
+    /// its branch as on the compares.)
     macro_rules! find_pair_impl {
-        ($name:ident, $features:literal, $width:expr, $load:path, $set1:path, $cmp:expr, $or:expr,
+        ($name:ident, $features:literal, $lanes:expr, $load:path, $set1:path, $cmp:expr, $or:expr,
          $and:expr, $mask:expr, $tail:ident) => {
             #[target_feature(enable = $features)]
             pub unsafe fn $name<const N: usize>(
@@ -421,15 +423,22 @@ mod x86 {
                 let quote = $set1(b'"' as i8);
                 let backslash = $set1(b'\\' as i8);
                 let next: [_; N] = seconds.map(|c| $set1(c as i8));
-                // The hits among `$width` bytes at `p`, with the byte after them.
+                // The hits among 64 bytes at `p`, with the byte after them.
                 let hits = |p: *const u8| {
-                    // SAFETY: the callers pass a pointer to $width + 1 readable bytes.
-                    let (v0, v1) = unsafe { ($load(p.cast()), $load(p.add(1).cast())) };
-                    let mut hit = $cmp(v1, next[0]);
-                    for n in &next[1..] {
-                        hit = $or(hit, $cmp(v1, *n));
+                    let mut m = 0u64;
+                    for k in 0..64 / $lanes {
+                        // SAFETY: the callers pass a pointer to 65 readable bytes.
+                        let (v0, v1) = unsafe {
+                            let q = p.add(k * $lanes);
+                            ($load(q.cast()), $load(q.add(1).cast()))
+                        };
+                        let mut hit = $cmp(v1, next[0]);
+                        for n in &next[1..] {
+                            hit = $or(hit, $cmp(v1, *n));
+                        }
+                        let part: u64 = $mask($or($and(hit, $cmp(v0, quote)), $cmp(v0, backslash)));
+                        m |= part << (k * $lanes);
                     }
-                    let m: u64 = $mask($or($and(hit, $cmp(v0, quote)), $cmp(v0, backslash)));
                     m
                 };
                 // The first of the hits at `at` that `take` takes.
@@ -443,30 +452,47 @@ mod x86 {
                     }
                     None
                 };
-                while at + $width < b.len() {
-                    // SAFETY: bytes at..at + $width + 1 are inside `b` (the loop's condition).
+                while at + 64 < b.len() {
+                    // SAFETY: bytes at..at + 65 are inside `b` (the loop's condition).
                     let m = hits(unsafe { b.as_ptr().add(at) });
                     if m != 0
                         && let Some(p) = first(m, at)
                     {
                         return Some(p);
                     }
-                    at += $width;
+                    at += 64;
                 }
-                $tail!($width, b, at, hits, first, next, quote, backslash)
+                $tail!(64, b, at, hits, first, next, quote, backslash)
             }
         };
     }
 
-    /// The last bytes (at most the width), padded with spaces (never a quote or a backslash, so
-    /// every hit is inside `b`).
-    macro_rules! padded_tail {
+    /// The last bytes (at most the width) by one more step that ends at the event's last byte: it
+    /// overlaps bytes the loop searched, whose hits are dropped, so that nothing is copied (a copy
+    /// into a padded buffer cost a memcpy call, and the vector loads from it stalled on the stores
+    /// that had just written it). The step covers every position but the last, where only a
+    /// backslash can be a hit. Texts no longer than the width are padded.
+    macro_rules! overlapping_tail {
         ($width:expr, $b:ident, $at:ident, $hits:ident, $first:ident, $next:ident, $quote:ident,
          $backslash:ident) => {{
-            let rest = $b.get($at..).unwrap_or_default();
-            let mut pad = [b' '; 2 * $width];
-            pad[..rest.len()].copy_from_slice(rest);
-            $first($hits(pad.as_ptr()), $at)
+            let len = $b.len();
+            let m = if $at >= len {
+                0
+            } else if len <= $width {
+                // (Spaces are never a quote or a backslash: every hit is inside `b`.)
+                let mut pad = [b' '; 2 * $width];
+                pad[..len].copy_from_slice($b);
+                $hits(pad.as_ptr()) >> $at
+            } else {
+                // The loop ended, so `at + width >= len`: the step at `p` covers positions `p`
+                // to `len - 2`, and its bits below `at - p` (1 to the width) are searched already.
+                let p = len - $width - 1;
+                // SAFETY: the step reads bytes p..len, inside `b`.
+                let step = $hits(unsafe { $b.as_ptr().add(p) }).checked_shr(($at - p) as u32);
+                step.unwrap_or(0) | (u64::from($b[len - 1] == b'\\') << (len - 1 - $at))
+            };
+            // (One call of `first`: with more, it was no longer inlined.)
+            $first(m, $at)
         }};
     }
 
@@ -518,7 +544,7 @@ mod x86 {
         |a, b| _mm256_or_si256(a, b),
         |a, b| _mm256_and_si256(a, b),
         |m| u64::from(_mm256_movemask_epi8(m) as u32),
-        padded_tail
+        overlapping_tail
     );
     find_pair_impl!(
         find_pair_sse2,
@@ -530,7 +556,7 @@ mod x86 {
         |a, b| _mm_or_si128(a, b),
         |a, b| _mm_and_si128(a, b),
         |m| u64::from(_mm_movemask_epi8(m) as u16),
-        padded_tail
+        overlapping_tail
     );
 
     /// Asks for every cache line of the event (up to 4 KiB) at once, so that they arrive together
