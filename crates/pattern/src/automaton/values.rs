@@ -51,18 +51,14 @@ impl Folded {
     pub fn of(&mut self, s: &str) -> &[u8] {
         let b = s.as_bytes();
         let n = b.len();
-        if n > 16 {
+        let ascii = super::bytes::is_ascii(b);
+        if n > 16 || !ascii {
             self.long.clear();
-            if b.is_ascii() {
+            if ascii {
                 self.long.extend(b.iter().map(u8::to_ascii_lowercase));
             } else {
                 self.long.extend_from_slice(s.to_lowercase().as_bytes());
             }
-            return &self.long;
-        }
-        if !super::bytes::is_ascii(b) {
-            self.long.clear();
-            self.long.extend_from_slice(s.to_lowercase().as_bytes());
             return &self.long;
         }
         // Two words that overlap when the value is shorter than both: the bytes they share are
@@ -292,6 +288,7 @@ mod tests {
             "Straße",
             "aÀ",
             "ABCDEFGHIJKLMNOPQ",
+            "ÀBCDEFGHIJKLMNOPQRST",
         ] {
             assert_eq!(f.of(s), s.to_lowercase().as_bytes(), "{s:?}");
         }
