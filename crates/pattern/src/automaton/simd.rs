@@ -1,12 +1,12 @@
 //! Byte classification, 64 bytes at a time, with the widest instructions the CPU has.
 //!
-//! Owns: [`Simd`], the choice of implementation (AVX-512BW or AVX2, each with PCLMULQDQ, POPCNT and
-//! BMI1, where run-time detection finds them; SSE2, the x86_64 baseline; a portable table on any other
-//! target), [`Masks`], what one 64-byte chunk looks like (one bit per byte for each class of byte the
-//! scanner needs), and the entry points that run the byte-level algorithms compiled for the chosen
-//! implementation: the container validator (`validate`) and the index builder (`index::extend`). Those
-//! algorithms are written once, generic over the classifier,
-//! and inlined into one wrapper per implementation whose `#[target_feature]` lets them use its
+//! Owns: [`Simd`], the choice of implementation (AVX-512BW or AVX2, each with PCLMULQDQ, POPCNT,
+//! BMI1 and BMI2, where run-time detection finds them; SSE2, the x86_64 baseline; a portable table
+//! on any other target), [`Masks`], what one 64-byte chunk looks like (one bit per byte for each
+//! class of byte the scanner needs), and the entry points that run the byte-level algorithms
+//! compiled for the chosen implementation: the container validator (`validate`) and the index
+//! builder (`index::extend`). Those algorithms are written once, generic over the classifier, and
+//! inlined into one wrapper per implementation whose `#[target_feature]` lets them use its
 //! instructions throughout.
 //!
 //! Promises: every implementation gives bit-for-bit the same masks (the unit tests compare them with
@@ -31,7 +31,7 @@ pub enum Simd {
     /// `Avx2` needs).
     Avx512,
     /// 2 × 32 bytes, with carry-less multiplication for the in-string mask (x86_64 with AVX2,
-    /// PCLMULQDQ, POPCNT and BMI1).
+    /// PCLMULQDQ, POPCNT, BMI1 and BMI2).
     Avx2,
     /// 4 × 16 bytes (the x86_64 baseline).
     Sse2,
@@ -74,7 +74,12 @@ fn detected_bits() -> u8 {
             {
                 use std::arch::is_x86_feature_detected as has;
                 bits |= 1 << Simd::Sse2 as u8;
-                if has!("avx2") && has!("pclmulqdq") && has!("popcnt") && has!("bmi1") {
+                if has!("avx2")
+                    && has!("pclmulqdq")
+                    && has!("popcnt")
+                    && has!("bmi1")
+                    && has!("bmi2")
+                {
                     bits |= 1 << Simd::Avx2 as u8;
                     if has!("avx512f") && has!("avx512bw") {
                         bits |= 1 << Simd::Avx512 as u8;
@@ -394,13 +399,13 @@ mod x86 {
 
     wrappers!(
         avx512,
-        "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1",
+        "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1,bmi2",
         classify_avx512,
         super::prefix_xor_clmul
     );
     wrappers!(
         avx2,
-        "avx2,pclmulqdq,popcnt,bmi1",
+        "avx2,pclmulqdq,popcnt,bmi1,bmi2",
         classify_avx2,
         super::prefix_xor_clmul
     );
