@@ -156,21 +156,28 @@ fn block(
         )?
     };
 
-    // What may follow what (whitespace aside). Keys: the strings after `{`, and after `,` in objects.
-    // After `{` only a key or `}` may come, after `,` in an object only a key: the member rule
-    // refuses everything else but `}` (which after `,` the separator rule refuses).
-    let [n_end, n_key, n_lbracket, n_sep, n_member] = &mut st.next;
-    let member = n_member.of(lbrace | (comma & objects), ws);
-    let (sum, over) = string.overflowing_add((member & opening) | st.key);
-    st.key = u64::from(over);
-    let key_end = sum & closing;
-    let ends = scalar | rbrace | rbracket | (closing & !key_end);
-    let bad = (colon & !objects)
-        | (member & (starts | lbrace | lbracket | colon | comma | rbracket))
-        | (n_end.of(ends, ws) & (values | colon))
-        | (n_key.of(key_end, ws) & !colon)
-        | (n_lbracket.of(lbracket, ws) & (colon | comma | rbrace))
-        | (n_sep.of(colon | comma, ws) & (colon | comma | rbrace | rbracket));
+    // What may follow what. Whitespace outside strings is rare in events (none in compact JSON):
+    // without it the rules' additions are shifts, which the compiler sees when `ws` is a constant.
+    let t = Tokens {
+        opening,
+        closing,
+        string,
+        starts,
+        scalar,
+        values,
+        objects,
+        lbrace,
+        lbracket,
+        rbrace,
+        rbracket,
+        colon,
+        comma,
+    };
+    let bad = if ws == 0 {
+        successors(&t, 0, st)
+    } else {
+        successors(&t, ws, st)
+    };
     if bad & st.sub_keep(base) != 0 {
         return None;
     }
@@ -181,6 +188,44 @@ fn block(
         return None;
     }
     Some(())
+}
+
+/// The masks of one block's tokens (outside strings) that the successor rules read.
+struct Tokens {
+    opening: u64,
+    closing: u64,
+    string: u64,
+    starts: u64,
+    scalar: u64,
+    values: u64,
+    objects: u64,
+    lbrace: u64,
+    lbracket: u64,
+    rbrace: u64,
+    rbracket: u64,
+    colon: u64,
+    comma: u64,
+}
+
+/// The bytes that break a successor rule (`ws`: whitespace outside strings). Keys: the strings
+/// after `{`, and after `,` in objects. After `{` only a key or `}` may come, after `,` in an
+/// object only a key: the member rule refuses everything else but `}` (which after `,` the
+/// separator rule refuses).
+#[inline(always)]
+fn successors(t: &Tokens, ws: u64, st: &mut State) -> u64 {
+    let [n_end, n_key, n_lbracket, n_sep, n_member] = &mut st.next;
+    let member = n_member.of(t.lbrace | (t.comma & t.objects), ws);
+    let (sum, over) = t.string.overflowing_add((member & t.opening) | st.key);
+    st.key = u64::from(over);
+    let key_end = sum & t.closing;
+    let ends = t.scalar | t.rbrace | t.rbracket | (t.closing & !key_end);
+    let (colon, comma) = (t.colon, t.comma);
+    (colon & !t.objects)
+        | (member & (t.starts | t.lbrace | t.lbracket | colon | comma | t.rbracket))
+        | (n_end.of(ends, ws) & (t.values | colon))
+        | (n_key.of(key_end, ws) & !colon)
+        | (n_lbracket.of(t.lbracket, ws) & (colon | comma | t.rbrace))
+        | (n_sep.of(colon | comma, ws) & (colon | comma | t.rbrace | t.rbracket))
 }
 
 /// The scalars with a byte in this block (or ending just before it, when `continued`): in bulk when
