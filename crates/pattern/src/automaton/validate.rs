@@ -130,18 +130,10 @@ fn block(
         return None;
     }
     let outside = !(string | quote);
-    let opening = quote & string;
-    let closing = quote & !string;
+    // The nesting walk first, while few masks are live (the others are computed after it, not
+    // kept in registers or on the stack across its loop).
     let (lbrace, lbracket) = (m.lbrace & outside, m.lbracket & outside);
     let (rbrace, rbracket) = (m.rbrace & outside, m.rbracket & outside);
-    let (colon, comma) = (m.colon & outside, m.comma & outside);
-    let ops = lbrace | lbracket | rbrace | rbracket | colon | comma;
-    let ws = m.ws & outside;
-    let scalar = outside & !ops & !ws;
-    let continued = st.carry.scalar;
-    let starts = scalar & !((scalar << 1) | continued);
-    st.carry.scalar = scalar >> 63;
-    let values = opening | starts | lbrace | lbracket;
     let brackets = lbrace | lbracket | rbrace | rbracket;
     let objects = if brackets == 0 {
         if st.in_object { u64::MAX } else { 0 }
@@ -155,6 +147,16 @@ fn block(
             prefix_xor,
         )?
     };
+    let opening = quote & string;
+    let closing = quote & !string;
+    let (colon, comma) = (m.colon & outside, m.comma & outside);
+    let ops = brackets | colon | comma;
+    let ws = m.ws & outside;
+    let scalar = outside & !ops & !ws;
+    let continued = st.carry.scalar;
+    let starts = scalar & !((scalar << 1) | continued);
+    st.carry.scalar = scalar >> 63;
+    let values = opening | starts | lbrace | lbracket;
 
     // What may follow what. Whitespace outside strings is rare in events (none in compact JSON):
     // without it the rules' additions are shifts, which the compiler sees when `ws` is a constant.
