@@ -412,11 +412,14 @@ impl Index {
 impl Index {
     /// The members of an object's text `from..to` (between its braces, or from one of its keys to
     /// its closing brace; all of it in built blocks) whose key is one of `keys` written without
-    /// escapes: strings that spell a key, at the object's own level (as many brackets open as close
-    /// before them, counted from `from`), pushed to `out` as (position of the key's opening quote,
-    /// its value) in order. The caller checks that a `:` follows (a string value may spell a key
-    /// too). In one sweep over the blocks: a string of length n opens at a quote with another quote
-    /// n + 1 bytes on; a block where the brackets opened before it cannot all close is skipped.
+    /// escapes: strings that spell a key, at the object's own level (as many brackets open as
+    /// close before them, counted from `from`), pushed to `out` as (position of the key's opening
+    /// quote, its value) in order. The caller checks that a `:` follows (a string value may spell
+    /// a key too). In one sweep over the blocks: the opening quotes followed by a key's first byte
+    /// (`firsts`: the bits of 64 bytes that are one of those) are the places to check, since an
+    /// object's keys seldom share their first byte with its other strings; a block where the
+    /// brackets opened before it cannot all close is skipped.
+    #[inline(always)]
     pub fn find_keys<T: Copy>(
         &self,
         b: &[u8],
@@ -424,8 +427,8 @@ impl Index {
         to: usize,
         keys: &[(Box<[u8]>, T)],
         out: &mut Vec<(usize, T)>,
+        firsts: impl Fn(&[u8; 64]) -> u64,
     ) {
-        let start = out.len();
         let (Some(from), Some(to)) = (from.checked_sub(self.origin), to.checked_sub(self.origin))
         else {
             return;
@@ -447,30 +450,33 @@ impl Index {
             }
             let opening = blk.quote & blk.token & keep;
             if opening != 0 {
-                let next = self.blocks.get(k + 1).map_or(0, |n| n.quote);
-                for (key, value) in keys {
-                    let n = key.len();
-                    let d = n + 1;
-                    let mut c = opening;
-                    if d < 64 {
-                        c &= (blk.quote >> d) | (next << (64 - d));
+                // The bytes after the block's: bit i for the byte after its byte i.
+                let at = self.origin + k * 64 + 1;
+                let padded;
+                let after: &[u8; 64] = match b.get(at..at + 64) {
+                    Some(c) => c.try_into().expect("64 bytes"),
+                    None => {
+                        padded = chunk(b, at);
+                        &padded
                     }
-                    while c != 0 {
-                        let bit = c.trailing_zeros();
-                        c &= c - 1;
-                        let q = self.origin + k * 64 + bit as usize;
-                        let spelt = b
-                            .get(q + 1..q + 2 + n)
-                            .is_some_and(|t| t[n] == b'"' && same_bytes(&t[..n], key));
-                        if !spelt {
-                            continue;
-                        }
-                        let below = keep & !(u64::MAX << bit);
-                        let here = i64::from((blk.open & below).count_ones())
-                            - i64::from((blk.close & below).count_ones());
-                        if depth + here == 0 {
-                            out.push((q, *value));
-                        }
+                };
+                let mut c = opening & firsts(after);
+                while c != 0 {
+                    let bit = c.trailing_zeros();
+                    c &= c - 1;
+                    let q = self.origin + k * 64 + bit as usize;
+                    let Some((_, value)) = keys.iter().find(|(key, _)| {
+                        let n = key.len();
+                        b.get(q + 1..q + 2 + n)
+                            .is_some_and(|t| t[n] == b'"' && same_bytes(&t[..n], key))
+                    }) else {
+                        continue;
+                    };
+                    let below = keep & !(u64::MAX << bit);
+                    let here = i64::from((blk.open & below).count_ones())
+                        - i64::from((blk.close & below).count_ones());
+                    if depth + here == 0 {
+                        out.push((q, *value));
                     }
                 }
             }
@@ -480,9 +486,6 @@ impl Index {
                 i64::from((blk.open & keep).count_ones())
                     - i64::from((blk.close & keep).count_ones())
             };
-        }
-        if keys.len() > 1 {
-            out[start..].sort_unstable_by_key(|x| x.0);
         }
     }
 }
@@ -732,7 +735,106 @@ pub(crate) mod tests {
                     ix.advance(&mut c);
                 }
                 let mut out = Vec::new();
-                ix.find_keys(&bytes, 0, bytes.len(), &[(b"a"[..].into(), 0u32)], &mut out);
+                let keys = [(b"a"[..].into(), 0u32)];
+                simd::find_keys(simd, &ix, &bytes, 0, bytes.len(), &keys, b"a", &mut out);
+            }
+        }
+    }
+
+    /// A JSON object without escapes whose keys and string values come from a few texts that
+    /// share first bytes and lengths (and include the empty string and `:`), nested up to `depth`.
+    fn object(seed: &mut u64, depth: usize, out: &mut Vec<u8>) {
+        const WORDS: [&str; 8] = [
+            "STREET", "ST_TYPE", "SAFE", "TO_ST", "", ":", "S", "STREET ",
+        ];
+        let word = |seed: &mut u64, out: &mut Vec<u8>| {
+            out.push(b'"');
+            out.extend_from_slice(WORDS[next(seed) % WORDS.len()].as_bytes());
+            out.push(b'"');
+        };
+        out.push(b'{');
+        for m in 0..next(seed) % 12 {
+            if m > 0 {
+                out.push(b',');
+            }
+            word(seed, out);
+            out.push(b':');
+            match next(seed) % 6 {
+                0 | 1 => word(seed, out),
+                2 if depth > 0 => object(seed, depth - 1, out),
+                3 if depth > 0 => {
+                    out.push(b'[');
+                    object(seed, depth - 1, out);
+                    out.extend_from_slice(b",\"S\",[1]]");
+                }
+                _ => out.extend_from_slice(b"12"),
+            }
+        }
+        out.push(b'}');
+    }
+
+    #[test]
+    fn find_keys_finds_exactly_the_strings_at_the_objects_level_that_spell_a_key() {
+        let mut seed = 5;
+        let keysets: [&[&str]; 5] = [
+            &["STREET"],
+            &["STREET", "ST_TYPE"],
+            &["", ":"],
+            &["S", "SAFE", "TO_ST", "STREET "],
+            &["ST_TYPE", "TO_ST"],
+        ];
+        for round in 0..3000 {
+            let mut t = Vec::new();
+            object(&mut seed, 3, &mut t);
+            // Sometimes from a key inside the object rather than after its brace.
+            let from = match t.iter().position(|&c| c == b',') {
+                Some(p) if round % 3 == 0 && t[p - 1] != b']' => p + 1,
+                _ => 1,
+            };
+            let keyset = keysets[round % keysets.len()];
+            let keys: Vec<(Box<[u8]>, usize)> = keyset
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_bytes().into(), i))
+                .collect();
+            let mut firsts: Vec<u8> = Vec::new();
+            for k in keyset {
+                let c = k.bytes().next().unwrap_or(b'"');
+                if !firsts.contains(&c) {
+                    firsts.push(c);
+                }
+            }
+            // By hand: the strings at depth 0 from `from`, with the key each spells.
+            let mut want = Vec::new();
+            let (mut depth, mut p) = (0i64, from);
+            while p < t.len() - 1 {
+                match t[p] {
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => depth -= 1,
+                    b'"' => {
+                        let end = p + 1 + t[p + 1..].iter().position(|&c| c == b'"').unwrap();
+                        if depth == 0
+                            && let Some(i) =
+                                keyset.iter().position(|k| k.as_bytes() == &t[p + 1..end])
+                        {
+                            want.push((p, i));
+                        }
+                        p = end;
+                    }
+                    _ => {}
+                }
+                p += 1;
+            }
+            for simd in Simd::available() {
+                let ix = complete(simd, &t, 2);
+                let mut got = Vec::new();
+                simd::find_keys(simd, &ix, &t, from, t.len() - 1, &keys, &firsts, &mut got);
+                assert_eq!(
+                    got,
+                    want,
+                    "{simd:?} keys {keyset:?} from {from} in {}",
+                    String::from_utf8_lossy(&t)
+                );
             }
         }
     }

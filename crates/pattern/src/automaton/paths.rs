@@ -22,6 +22,9 @@ pub struct Children {
     few: Vec<(Box<[u8]>, NodeId)>,
     many: FxMap<Box<[u8]>, NodeId>,
     searchable: bool,
+    /// The first bytes of the searched keys' texts after their opening quote (a quote for the
+    /// empty key), each once.
+    firsts: Vec<u8>,
     /// Bit `min(len, 63)` set for the length of every key.
     lens: u64,
     /// Texts of which one occurs in any member of this node's objects that leads somewhere, when
@@ -32,6 +35,11 @@ pub struct Children {
     primary: Vec<NodeId>,
     /// The needles' second bytes (their first is a quote), each once.
     seconds: Vec<u8>,
+    /// The empty key leads back to this node (the root's `{"": {...}}`), which no rule names: its
+    /// members give leaves only through their own members, whose keys are this node's and are
+    /// searched for anyway, so it needs no needle (`""`, whose second byte, a quote, would make
+    /// every search test one more byte).
+    quiet_empty: bool,
 }
 
 #[inline(always)]
@@ -68,6 +76,12 @@ impl Children {
     /// child (so that a key in JSON text without escapes is exactly these bytes); else nothing.
     pub fn searched(&self) -> &[(Box<[u8]>, NodeId)] {
         if self.searchable { &self.few } else { &[] }
+    }
+
+    /// The byte after the opening quote of each `searched` key's text, each once (at most
+    /// `SEARCHED`).
+    pub fn firsts(&self) -> &[u8] {
+        &self.firsts
     }
 
     /// Texts, one of which occurs in the JSON text of every member of this node's objects whose key
@@ -115,7 +129,7 @@ impl Children {
         let mut needles = Vec::new();
         for (k, node) in self.few.iter().filter(|(k, _)| searchable(k)) {
             let k = &k[..];
-            if keys.iter().any(|&a| dotted(a, k)) {
+            if keys.iter().any(|&a| dotted(a, k)) || (k.is_empty() && self.quiet_empty) {
                 continue;
             }
             if !k.is_empty() {
@@ -135,6 +149,15 @@ impl Children {
         self.needles = Some(needles);
     }
 
+    /// Whether the empty key leads back to this node and the node is no rule's field (see
+    /// `quiet_empty`).
+    fn set_quiet_empty(&mut self, quiet: bool) {
+        self.quiet_empty = quiet;
+        if self.needles.is_some() {
+            self.set_needles();
+        }
+    }
+
     fn insert_if_absent(&mut self, key: &[u8], node: NodeId) {
         if self.get(key).is_some() {
             return;
@@ -144,11 +167,21 @@ impl Children {
             self.few.push((key.into(), node));
             self.searchable =
                 self.few.len() <= SEARCHED && self.few.iter().all(|(k, _)| searchable(k));
+            self.firsts.clear();
+            if self.searchable {
+                for (k, _) in &self.few {
+                    let c = k.first().copied().unwrap_or(b'"');
+                    if !self.firsts.contains(&c) {
+                        self.firsts.push(c);
+                    }
+                }
+            }
             self.set_needles();
             return;
         }
         self.needles = None;
         self.searchable = false;
+        self.firsts.clear();
         for (k, n) in self.few.drain(..) {
             self.many.insert(k, n);
         }
@@ -201,6 +234,7 @@ impl Paths {
         let mut root = Node::default();
         // `{"": {...}}` keeps the path empty, as the flattener joins it.
         root.children.insert_if_absent(b"", ROOT);
+        root.children.set_quiet_empty(true);
         Paths {
             nodes: vec![root],
             by_path,
@@ -254,6 +288,10 @@ impl Paths {
                 let f = self.fields;
                 self.fields += 1;
                 self.nodes[last].field = Some(f);
+                if last == ROOT as usize {
+                    // `{"": 1}` now gives a leaf: the empty key needs its needle.
+                    self.nodes[last].children.set_quiet_empty(false);
+                }
                 f
             }
         }

@@ -744,10 +744,19 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
     /// order, as `object` reads them (`base`: where the object's keys start in `seen`).
     fn search_rest(&mut self, node: NodeId, base: usize, from: usize, end: usize) -> R<()> {
         let m = self.m;
-        let keys = m.paths.nodes[node as usize].children.searched();
+        let children = &m.paths.nodes[node as usize].children;
+        let keys = children.searched();
         let found = self.s.found.len();
-        self.ix
-            .find_keys(self.b, from, end - 1, keys, &mut self.s.found);
+        simd::find_keys(
+            self.simd,
+            &self.ix,
+            self.b,
+            from,
+            end - 1,
+            keys,
+            children.firsts(),
+            &mut self.s.found,
+        );
         let mut i = found;
         while i < self.s.found.len() {
             let (q, c) = self.s.found[i];
@@ -950,5 +959,48 @@ mod tests {
         let mut mixed = vec![late; 3];
         mixed.push(r#"{"a":"v"}"#.to_string());
         assert_eq!(learned(rule, &mixed), 1, "a one-block event builds one");
+    }
+
+    #[test]
+    fn the_empty_key_is_searched_for_only_when_a_rule_names_the_empty_path() {
+        // After "a", the rest of the event is searched for the keys that matter; a member `"": ...`
+        // at the end matters to a rule on the empty path, and `{"": {"a": 2}}` at the root is the
+        // path `a` (found by the root's own key, `"a"`, inside it).
+        let pad = "y".repeat(200);
+        let events = [
+            format!(r#"{{"a":1,"pad":"{pad}","":"x","z":{{"":{{"a":2}}}}}}"#),
+            format!(r#"{{"a":1,"pad":"{pad}","":{{"a":2}}}}"#),
+            format!(r#"{{"a":1,"pad":"{pad}","":"x"}}"#),
+        ];
+        let rules = [r#"{"a":[1]}"#, r#"{"":["x"]}"#, r#"{"a":[2]}"#];
+        let patterns: Vec<Pattern> = rules.iter().map(|r| Pattern::parse(r).unwrap()).collect();
+        let (mut s, mut out) = (Scratch::new(), Vec::new());
+        for (with_empty, want_empty) in [(true, [true, false, true]), (false, [false; 3])] {
+            let mut set = RuleSet::new();
+            for (i, p) in patterns.iter().enumerate() {
+                if i != 1 || with_empty {
+                    set.add(i, p);
+                }
+            }
+            for (e, want_empty) in events.iter().zip(want_empty) {
+                let mut want: Vec<usize> = (0..rules.len())
+                    .filter(|&i| {
+                        (i != 1 || with_empty) && patterns[i].matches_bytes(e.as_bytes()).unwrap()
+                    })
+                    .collect();
+                want.sort_unstable();
+                assert_eq!(want.contains(&1), want_empty, "the reference, {e}");
+                set.matches_prevalidated_with(e.as_bytes(), &mut s, &mut out)
+                    .unwrap();
+                out.sort_unstable();
+                assert_eq!(out, want, "{e}");
+                // (`"z":{"":{"a":2}}` is the path `z..a`, not `a`.)
+                assert_eq!(
+                    out.contains(&2),
+                    e.contains(r#""a":2"#) && !e.contains(r#""z""#),
+                    "{e}"
+                );
+            }
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! BMI1 and BMI2, where run-time detection finds them; SSE2, the x86_64 baseline; a portable table
 //! on any other target), [`Masks`], what one 64-byte chunk looks like (one bit per byte for each
 //! class of byte the scanner needs), and the entry points that run the byte-level algorithms
-//! compiled for the chosen implementation: the container validator (`validate`) and the index
-//! builder (`index::extend`). Those algorithms are written once, generic over the classifier, and
+//! compiled for the chosen implementation: the container validator (`validate`), the index
+//! builder (`index::extend`), the search of an object for its keys (`Index::find_keys`) and of the
+//! rest of an event for a quote and a byte (`find_pair`). Those algorithms are written once, generic over the classifier, and
 //! inlined into one wrapper per implementation whose `#[target_feature]` lets them use its
 //! instructions throughout.
 //!
@@ -22,6 +23,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::index::{self, Carry, Index};
+use super::paths::SEARCHED;
 use super::validate;
 
 /// Which implementation classifies the event's bytes.
@@ -257,6 +259,56 @@ pub fn extend_checked(simd: Simd, b: &[u8], ix: &mut Index, n: usize) {
         index::extend::<true>(b, ix, n, classify_portable, prefix_xor))
 }
 
+/// The members of an object that spell one of `keys` (see `Index::find_keys`); `firsts`: the
+/// keys' first bytes, each once (`Children::firsts`).
+#[allow(clippy::too_many_arguments)]
+pub fn find_keys<T: Copy>(
+    simd: Simd,
+    ix: &Index,
+    b: &[u8],
+    from: usize,
+    to: usize,
+    keys: &[(Box<[u8]>, T)],
+    firsts: &[u8],
+    out: &mut Vec<(usize, T)>,
+) {
+    match firsts.len() {
+        0 | 1 => find_keys_n::<T, 1>(simd, ix, b, from, to, keys, firsts, out),
+        2 => find_keys_n::<T, 2>(simd, ix, b, from, to, keys, firsts, out),
+        _ => find_keys_n::<T, SEARCHED>(simd, ix, b, from, to, keys, firsts, out),
+    }
+}
+
+// (`find_keys` compares with at most `SEARCHED` first bytes: one per key.)
+const _: () = assert!(SEARCHED == 4);
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn find_keys_n<T: Copy, const N: usize>(
+    simd: Simd,
+    ix: &Index,
+    b: &[u8],
+    from: usize,
+    to: usize,
+    keys: &[(Box<[u8]>, T)],
+    firsts: &[u8],
+    out: &mut Vec<(usize, T)>,
+) {
+    assert!(firsts.len() <= N);
+    // Repeated to fill the N slots.
+    let fill = firsts.first().copied().unwrap_or(b'"');
+    let set: [u8; N] = std::array::from_fn(|i| firsts.get(i).copied().unwrap_or(fill));
+    dispatch!(simd, m => m::find_keys(ix, b, from, to, keys, out, &set),
+        ix.find_keys(b, from, to, keys, out, |c| eq_portable(c, &set)))
+}
+
+/// The bits of the bytes of `c` equal to one of `set` (any target).
+fn eq_portable<const N: usize>(c: &[u8; 64], set: &[u8; N]) -> u64 {
+    c.iter()
+        .enumerate()
+        .fold(0, |m, (i, y)| m | (u64::from(set.contains(y)) << i))
+}
+
 /// From the `{` or `[` at `open`, the position after the container when it is one JSON value (at
 /// most `limit` levels deep; see `validate::value_end`).
 pub fn value_end(simd: Simd, b: &[u8], open: usize, limit: usize) -> Option<usize> {
@@ -275,7 +327,9 @@ pub fn find_pair(
     seconds: &[u8],
     take: impl Fn(usize) -> bool,
 ) -> Option<usize> {
-    if seconds.len() <= 4 {
+    if seconds.len() <= 2 {
+        find_pair_n::<2>(simd, b, at, seconds, &take)
+    } else if seconds.len() <= 4 {
         find_pair_n::<4>(simd, b, at, seconds, &take)
     } else {
         find_pair_n::<8>(simd, b, at, seconds, &take)
@@ -350,7 +404,7 @@ mod x86 {
     /// One wrapper per entry point, compiled with the implementation's features, into which the
     /// generic algorithm and the classifier are inlined.
     macro_rules! wrappers {
-        ($name:ident, $features:literal, $classify:ident, $prefix_xor:path) => {
+        ($name:ident, $features:literal, $classify:ident, $eq:ident, $prefix_xor:path) => {
             pub mod $name {
                 use super::super::super::index::{self, Carry, Index};
                 use super::super::super::validate;
@@ -369,6 +423,19 @@ mod x86 {
                         super::prefetch(&b[ix.origin.min(b.len())..]);
                     }
                     index::extend::<true>(b, ix, n, |c| super::$classify(c), |x| $prefix_xor(x))
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn find_keys<T: Copy, const N: usize>(
+                    ix: &Index,
+                    b: &[u8],
+                    from: usize,
+                    to: usize,
+                    keys: &[(Box<[u8]>, T)],
+                    out: &mut Vec<(usize, T)>,
+                    set: &[u8; N],
+                ) {
+                    ix.find_keys(b, from, to, keys, out, |c| super::$eq(c, set))
                 }
 
                 #[target_feature(enable = $features)]
@@ -401,15 +468,64 @@ mod x86 {
         avx512,
         "avx512f,avx512bw,avx2,pclmulqdq,popcnt,bmi1,bmi2",
         classify_avx512,
+        eq_avx512,
         super::prefix_xor_clmul
     );
     wrappers!(
         avx2,
         "avx2,pclmulqdq,popcnt,bmi1,bmi2",
         classify_avx2,
+        eq_avx2,
         super::prefix_xor_clmul
     );
-    wrappers!(sse2, "sse2", classify_sse2, super::super::prefix_xor);
+    wrappers!(
+        sse2,
+        "sse2",
+        classify_sse2,
+        eq_sse2,
+        super::super::prefix_xor
+    );
+
+    /// The bits of the bytes of `c` equal to one of `set`, by vectors of 64, 32 and 16 bytes.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    pub fn eq_avx512<const N: usize>(c: &[u8; 64], set: &[u8; N]) -> u64 {
+        // SAFETY: the unaligned load reads the 64 bytes of the array.
+        let v = unsafe { _mm512_loadu_si512(c.as_ptr().cast()) };
+        set.iter().fold(0, |m, &x| {
+            m | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(x as i8))
+        })
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn eq_avx2<const N: usize>(c: &[u8; 64], set: &[u8; N]) -> u64 {
+        let mut m = 0u64;
+        for k in 0..2 {
+            // SAFETY: the unaligned load reads bytes 32k..32k + 32 of the 64-byte array.
+            let v = unsafe { _mm256_loadu_si256(c.as_ptr().add(32 * k).cast()) };
+            let hit = set.iter().fold(_mm256_setzero_si256(), |h, &x| {
+                _mm256_or_si256(h, _mm256_cmpeq_epi8(v, _mm256_set1_epi8(x as i8)))
+            });
+            m |= u64::from(_mm256_movemask_epi8(hit) as u32) << (32 * k);
+        }
+        m
+    }
+
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    pub fn eq_sse2<const N: usize>(c: &[u8; 64], set: &[u8; N]) -> u64 {
+        let mut m = 0u64;
+        for k in 0..4 {
+            // SAFETY: the unaligned load reads bytes 16k..16k + 16 of the 64-byte array.
+            let v = unsafe { _mm_loadu_si128(c.as_ptr().add(16 * k).cast()) };
+            let hit = set.iter().fold(_mm_setzero_si128(), |h, &x| {
+                _mm_or_si128(h, _mm_cmpeq_epi8(v, _mm_set1_epi8(x as i8)))
+            });
+            m |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
+        }
+        m
+    }
 
     /// `find_pair` 64 bytes at a time (`64 / $lanes` vectors of `$lanes` bytes, one branch) while
     /// 65 bytes remain, then the last bytes by `$tail`; `$seconds` the second bytes (4 or 8,
