@@ -769,9 +769,9 @@ impl<'a, 'm, 's, const CHECK: bool> Scanner<'a, 'm, 's, CHECK> {
             self.member(base, c)?;
             // Past the last member found, the rest of this object holds none that counts: its
             // members at this level spell none of the keys (searched), and those of objects
-            // around it are outside it; so the rest is searched from after the object.
-            let from = (i == self.s.found.len()).then_some(end);
-            if self.ends_here_from(from)? {
+            // around it are outside it; so the rest is searched from after the object. (Before
+            // it, the search would only find the next member found: a key's text is a needle.)
+            if i == self.s.found.len() && self.ends_here_from(Some(end))? {
                 return Ok(());
             }
         }

@@ -60,39 +60,41 @@ impl Simd {
     }
 
     /// Whether this CPU can run the implementation.
+    #[inline(always)]
     pub fn is_available(self) -> bool {
         detected_bits() & (1 << self as u8) != 0
     }
 }
 
-/// Bit `s as u8` for each available implementation (bit 7 marks the cache as filled).
-#[inline]
+/// Bit `s as u8` for each available implementation (bit 7 marks the cache as filled). (Inlined
+/// into every dispatch: a load and a test, the detection itself out of line.)
+#[inline(always)]
 fn detected_bits() -> u8 {
-    static CACHE: AtomicU8 = AtomicU8::new(0);
     match CACHE.load(Ordering::Relaxed) {
-        0 => {
-            let mut bits = 0x80 | 1 << Simd::Portable as u8;
-            #[cfg(target_arch = "x86_64")]
-            {
-                use std::arch::is_x86_feature_detected as has;
-                bits |= 1 << Simd::Sse2 as u8;
-                if has!("avx2")
-                    && has!("pclmulqdq")
-                    && has!("popcnt")
-                    && has!("bmi1")
-                    && has!("bmi2")
-                {
-                    bits |= 1 << Simd::Avx2 as u8;
-                    if has!("avx512f") && has!("avx512bw") {
-                        bits |= 1 << Simd::Avx512 as u8;
-                    }
-                }
-            }
-            CACHE.store(bits, Ordering::Relaxed);
-            bits
-        }
+        0 => detect(),
         b => b,
     }
+}
+
+static CACHE: AtomicU8 = AtomicU8::new(0);
+
+#[cold]
+#[inline(never)]
+fn detect() -> u8 {
+    let mut bits = 0x80 | 1 << Simd::Portable as u8;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        bits |= 1 << Simd::Sse2 as u8;
+        if has!("avx2") && has!("pclmulqdq") && has!("popcnt") && has!("bmi1") && has!("bmi2") {
+            bits |= 1 << Simd::Avx2 as u8;
+            if has!("avx512f") && has!("avx512bw") {
+                bits |= 1 << Simd::Avx512 as u8;
+            }
+        }
+    }
+    CACHE.store(bits, Ordering::Relaxed);
+    bits
 }
 
 /// One 64-byte chunk, one bit per byte (bit k for byte k) for each class.
