@@ -20,6 +20,7 @@
 
 mod affix;
 mod anything_but;
+mod bytemap;
 mod bytes;
 mod consistency;
 mod glob;
