@@ -1,11 +1,11 @@
 //! Many prefixes (or suffixes) of one field, looked up in time proportional to the number of distinct
 //! operand lengths, not the number of operands.
 //!
-//! Owns: a map from operand bytes to the entries that carry it ([`ByteMap`]), plus the sorted set of
-//! operand lengths. A lookup looks up the value's prefix (suffix) of each such length. Promise: every entry whose
+//! Owns: a hash map from operand bytes to the entries that carry it, plus the sorted set of operand
+//! lengths. A lookup hashes the value's prefix (suffix) of each such length. Promise: every entry whose
 //! operand is a prefix (suffix) of the value is reported, once per operand occurrence, and no other.
 
-use super::bytemap::ByteMap;
+use super::FxMap;
 
 /// Which end of the value the operands anchor to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct AffixIndex {
     end: End,
     /// Distinct operand lengths, ascending.
     lengths: Vec<usize>,
-    by_operand: ByteMap,
+    by_operand: FxMap<Box<[u8]>, Vec<u32>>,
 }
 
 impl AffixIndex {
@@ -27,7 +27,7 @@ impl AffixIndex {
         AffixIndex {
             end,
             lengths: Vec::new(),
-            by_operand: ByteMap::default(),
+            by_operand: FxMap::default(),
         }
     }
 
@@ -35,7 +35,10 @@ impl AffixIndex {
         if let Err(at) = self.lengths.binary_search(&operand.len()) {
             self.lengths.insert(at, operand.len());
         }
-        self.by_operand.entry(operand).push(entry);
+        self.by_operand
+            .entry(operand.into())
+            .or_default()
+            .push(entry);
     }
 
     /// Calls `f` with the entries of every operand that is a prefix (suffix) of `value`.
@@ -49,7 +52,7 @@ impl AffixIndex {
                 End::Start => &value[..len],
                 End::Finish => &value[value.len() - len..],
             };
-            if let Some(v) = self.by_operand.get(part) {
+            if let Some(v) = self.by_operand.get_key_value(part).map(|e| e.1) {
                 f(v);
             }
         }

@@ -20,7 +20,6 @@
 
 mod affix;
 mod anything_but;
-mod bytemap;
 mod bytes;
 mod consistency;
 mod glob;

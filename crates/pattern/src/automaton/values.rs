@@ -1,6 +1,6 @@
 //! The value matchers of one field path: for a leaf value, which conditions accept it.
 //!
-//! Owns: [`FieldIndex`], one index per operator family (exact strings by [`ByteMap`], numbers by hash, prefixes and
+//! Owns: [`FieldIndex`], one index per operator family (exact strings and numbers by hash, prefixes and
 //! suffixes by [`AffixIndex`], ignore-case forms on the folded value, wildcards by [`GlobIndex`], numeric
 //! ranges by [`RangeIndex`], IP addresses and CIDR blocks, `exists: true`, and `anything-but` by
 //! [`AnythingButIndex`]). Each leaf value is decoded once and folded at most once.
@@ -10,7 +10,6 @@
 use super::FxMap;
 use super::affix::{AffixIndex, End};
 use super::anything_but::AnythingButIndex;
-use super::bytemap::ByteMap;
 use super::glob::GlobIndex;
 use super::numbers::RangeIndex;
 use crate::ast::{Literal, Matcher};
@@ -100,7 +99,7 @@ fn lower_ascii(w: u64) -> u64 {
 
 #[derive(Debug, Clone)]
 pub struct FieldIndex {
-    strings: ByteMap,
+    strings: FxMap<Box<str>, Vec<u32>>,
     numbers: FxMap<i64, Vec<u32>>,
     /// Numbers outside the comparable range, by text.
     number_texts: FxMap<Box<str>, Vec<u32>>,
@@ -113,7 +112,7 @@ pub struct FieldIndex {
     suffixes: AffixIndex,
     prefixes_folded: AffixIndex,
     suffixes_folded: AffixIndex,
-    equals_folded: ByteMap,
+    equals_folded: FxMap<Box<[u8]>, Vec<u32>>,
     globs: GlobIndex,
     ranges: RangeIndex,
     ips: Vec<(IpRange, u32)>,
@@ -126,7 +125,7 @@ pub struct FieldIndex {
 impl FieldIndex {
     pub fn new() -> Self {
         FieldIndex {
-            strings: ByteMap::default(),
+            strings: FxMap::default(),
             numbers: FxMap::default(),
             number_texts: FxMap::default(),
             trues: Vec::new(),
@@ -137,7 +136,7 @@ impl FieldIndex {
             suffixes: AffixIndex::new(End::Finish),
             prefixes_folded: AffixIndex::new(End::Start),
             suffixes_folded: AffixIndex::new(End::Finish),
-            equals_folded: ByteMap::default(),
+            equals_folded: FxMap::default(),
             globs: GlobIndex::new(),
             ranges: RangeIndex::default(),
             ips: Vec::new(),
@@ -149,7 +148,11 @@ impl FieldIndex {
 
     pub fn insert(&mut self, m: &Matcher, cond: u32) {
         match m {
-            Matcher::Exact(Literal::String(s)) => self.strings.entry(s.as_bytes()).push(cond),
+            Matcher::Exact(Literal::String(s)) => self
+                .strings
+                .entry(s.as_str().into())
+                .or_default()
+                .push(cond),
             Matcher::Exact(Literal::Number(n)) => match n.cmp {
                 Some(c) => {
                     self.compares = true;
@@ -177,7 +180,10 @@ impl FieldIndex {
             }
             Matcher::EqualsIgnoreCase(p) => {
                 self.folds = true;
-                self.equals_folded.entry(p.as_bytes()).push(cond)
+                self.equals_folded
+                    .entry(p.as_bytes().into())
+                    .or_default()
+                    .push(cond)
             }
             Matcher::Wildcard(w) => self.globs.insert(w, cond),
             Matcher::AnythingBut(a) => {
@@ -199,7 +205,7 @@ impl FieldIndex {
         let mut cmp = None;
         match *v {
             Scalar::Str(s) => {
-                if let Some(c) = self.strings.get(s.as_bytes()) {
+                if let Some(c) = self.strings.get_key_value(s).map(|e| e.1) {
                     out.extend_from_slice(c);
                 }
                 let b = s.as_bytes();
@@ -207,7 +213,7 @@ impl FieldIndex {
                 self.suffixes.each(b, |c| out.extend_from_slice(c));
                 if self.folds {
                     let f = tmp.folded.of(s);
-                    if let Some(c) = self.equals_folded.get(f) {
+                    if let Some(c) = self.equals_folded.get_key_value(f).map(|e| e.1) {
                         out.extend_from_slice(c);
                     }
                     self.prefixes_folded.each(f, |c| out.extend_from_slice(c));
