@@ -274,34 +274,21 @@ pub fn find_keys<T: Copy>(
     firsts: &[u8],
     out: &mut Vec<(usize, T)>,
 ) {
-    match firsts.len() {
-        0 | 1 => find_keys_n::<T, 1>(simd, ix, b, from, to, keys, firsts, out),
-        2 => find_keys_n::<T, 2>(simd, ix, b, from, to, keys, firsts, out),
-        _ => find_keys_n::<T, SEARCHED>(simd, ix, b, from, to, keys, firsts, out),
+    // With the first bytes repeated to fill N slots (1, 2 or `SEARCHED`: one per key).
+    macro_rules! with {
+        ($n:expr) => {{
+            assert!(firsts.len() <= $n);
+            let fill = firsts.first().copied().unwrap_or(b'"');
+            let set: [u8; $n] = std::array::from_fn(|i| firsts.get(i).copied().unwrap_or(fill));
+            dispatch!(simd, m => m::find_keys(ix, b, from, to, keys, out, &set),
+                ix.find_keys(b, from, to, keys, out, |c| eq_portable(c, &set)))
+        }};
     }
-}
-
-// (`find_keys` compares with at most `SEARCHED` first bytes: one per key.)
-const _: () = assert!(SEARCHED == 4);
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn find_keys_n<T: Copy, const N: usize>(
-    simd: Simd,
-    ix: &Index,
-    b: &[u8],
-    from: usize,
-    to: usize,
-    keys: &[(Box<[u8]>, T)],
-    firsts: &[u8],
-    out: &mut Vec<(usize, T)>,
-) {
-    assert!(firsts.len() <= N);
-    // Repeated to fill the N slots.
-    let fill = firsts.first().copied().unwrap_or(b'"');
-    let set: [u8; N] = std::array::from_fn(|i| firsts.get(i).copied().unwrap_or(fill));
-    dispatch!(simd, m => m::find_keys(ix, b, from, to, keys, out, &set),
-        ix.find_keys(b, from, to, keys, out, |c| eq_portable(c, &set)))
+    match firsts.len() {
+        0 | 1 => with!(1),
+        2 => with!(2),
+        _ => with!(SEARCHED),
+    }
 }
 
 /// The bits of the bytes of `c` equal to one of `set` (any target).
@@ -499,35 +486,48 @@ mod x86 {
         })
     }
 
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    pub fn eq_avx2<const N: usize>(c: &[u8; 64], set: &[u8; N]) -> u64 {
-        let mut m = 0u64;
-        for k in 0..2 {
-            // SAFETY: the unaligned load reads bytes 32k..32k + 32 of the 64-byte array.
-            let v = unsafe { _mm256_loadu_si256(c.as_ptr().add(32 * k).cast()) };
-            let hit = set.iter().fold(_mm256_setzero_si256(), |h, &x| {
-                _mm256_or_si256(h, _mm256_cmpeq_epi8(v, _mm256_set1_epi8(x as i8)))
-            });
-            m |= u64::from(_mm256_movemask_epi8(hit) as u32) << (32 * k);
-        }
-        m
+    /// `eq_*` by `64 / $lanes` vectors of `$lanes` bytes.
+    macro_rules! eq_impl {
+        ($name:ident, $features:literal, $lanes:expr, $load:path, $set1:path, $zero:path, $cmp:path,
+         $or:path, $mask:expr) => {
+            #[target_feature(enable = $features)]
+            #[inline]
+            pub fn $name<const N: usize>(c: &[u8; 64], set: &[u8; N]) -> u64 {
+                let mut m = 0u64;
+                for k in 0..64 / $lanes {
+                    // SAFETY: the unaligned load reads `$lanes` bytes of the 64-byte array.
+                    let v = unsafe { $load(c.as_ptr().add($lanes * k).cast()) };
+                    let hit = set
+                        .iter()
+                        .fold($zero(), |h, &x| $or(h, $cmp(v, $set1(x as i8))));
+                    m |= $mask(hit) << ($lanes * k);
+                }
+                m
+            }
+        };
     }
-
-    #[target_feature(enable = "sse2")]
-    #[inline]
-    pub fn eq_sse2<const N: usize>(c: &[u8; 64], set: &[u8; N]) -> u64 {
-        let mut m = 0u64;
-        for k in 0..4 {
-            // SAFETY: the unaligned load reads bytes 16k..16k + 16 of the 64-byte array.
-            let v = unsafe { _mm_loadu_si128(c.as_ptr().add(16 * k).cast()) };
-            let hit = set.iter().fold(_mm_setzero_si128(), |h, &x| {
-                _mm_or_si128(h, _mm_cmpeq_epi8(v, _mm_set1_epi8(x as i8)))
-            });
-            m |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
-        }
-        m
-    }
+    eq_impl!(
+        eq_avx2,
+        "avx2",
+        32,
+        _mm256_loadu_si256,
+        _mm256_set1_epi8,
+        _mm256_setzero_si256,
+        _mm256_cmpeq_epi8,
+        _mm256_or_si256,
+        |h| u64::from(_mm256_movemask_epi8(h) as u32)
+    );
+    eq_impl!(
+        eq_sse2,
+        "sse2",
+        16,
+        _mm_loadu_si128,
+        _mm_set1_epi8,
+        _mm_setzero_si128,
+        _mm_cmpeq_epi8,
+        _mm_or_si128,
+        |h| u64::from(_mm_movemask_epi8(h) as u16)
+    );
 
     /// `find_pair` 64 bytes at a time (`64 / $lanes` vectors of `$lanes` bytes, one branch) while
     /// 65 bytes remain, then the last bytes by `$tail`; `$seconds` the second bytes (4 or 8,
