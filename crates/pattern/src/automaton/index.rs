@@ -451,16 +451,8 @@ impl Index {
             let opening = blk.quote & blk.token & keep;
             if opening != 0 {
                 // The bytes after the block's: bit i for the byte after its byte i.
-                let at = self.origin + k * 64 + 1;
-                let padded;
-                let after: &[u8; 64] = match b.get(at..at + 64) {
-                    Some(c) => c.try_into().expect("64 bytes"),
-                    None => {
-                        padded = chunk(b, at);
-                        &padded
-                    }
-                };
-                let mut c = opening & firsts(after);
+                let after = chunk(b, self.origin + k * 64 + 1);
+                let mut c = opening & firsts(&after);
                 while c != 0 {
                     let bit = c.trailing_zeros();
                     c &= c - 1;

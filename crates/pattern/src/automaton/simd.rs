@@ -6,9 +6,9 @@
 //! class of byte the scanner needs), and the entry points that run the byte-level algorithms
 //! compiled for the chosen implementation: the container validator (`validate`), the index
 //! builder (`index::extend`), the search of an object for its keys (`Index::find_keys`) and of the
-//! rest of an event for a quote and a byte (`find_pair`). Those algorithms are written once, generic over the classifier, and
-//! inlined into one wrapper per implementation whose `#[target_feature]` lets them use its
-//! instructions throughout.
+//! rest of an event for a quote and a byte (`find_pair`). Those algorithms are written once,
+//! generic over the classifier, and inlined into one wrapper per implementation whose
+//! `#[target_feature]` lets them use its instructions throughout.
 //!
 //! Promises: every implementation gives bit-for-bit the same masks (the unit tests compare them with
 //! the table on every byte value), so no answer of the matcher depends on the CPU (the differential
@@ -274,12 +274,10 @@ pub fn find_keys<T: Copy>(
     firsts: &[u8],
     out: &mut Vec<(usize, T)>,
 ) {
-    // With the first bytes repeated to fill N slots (1, 2 or `SEARCHED`: one per key).
+    // With the first bytes in N slots (1, 2 or `SEARCHED`: one per key).
     macro_rules! with {
         ($n:expr) => {{
-            assert!(firsts.len() <= $n);
-            let fill = firsts.first().copied().unwrap_or(b'"');
-            let set: [u8; $n] = std::array::from_fn(|i| firsts.get(i).copied().unwrap_or(fill));
+            let set: [u8; $n] = filled(firsts, b'"');
             dispatch!(simd, m => m::find_keys(ix, b, from, to, keys, out, &set),
                 ix.find_keys(b, from, to, keys, out, |c| eq_portable(c, &set)))
         }};
@@ -289,6 +287,16 @@ pub fn find_keys<T: Copy>(
         2 => with!(2),
         _ => with!(SEARCHED),
     }
+}
+
+/// `bytes` (at most N) repeated to fill N slots, for the searches' fixed-size sets of bytes;
+/// `empty`'s when there are none. (Byte by byte: `copy_from_slice` of a few bytes was a call to
+/// memcpy on every search.)
+#[inline(always)]
+fn filled<const N: usize>(bytes: &[u8], empty: u8) -> [u8; N] {
+    assert!(bytes.len() <= N);
+    let fill = bytes.first().copied().unwrap_or(empty);
+    std::array::from_fn(|i| bytes.get(i).copied().unwrap_or(fill))
 }
 
 /// The bits of the bytes of `c` equal to one of `set` (any target).
@@ -333,11 +341,8 @@ fn find_pair_n<const N: usize>(
     seconds: &[u8],
     take: &impl Fn(usize) -> bool,
 ) -> Option<usize> {
-    assert!(seconds.len() <= N);
-    // Repeated to fill the N slots (a set with no byte has none to find but backslashes). (Byte
-    // by byte: `copy_from_slice` of a few bytes was a call to memcpy on every search.)
-    let fill = seconds.first().copied().unwrap_or(b'\\');
-    let set: [u8; N] = std::array::from_fn(|i| seconds.get(i).copied().unwrap_or(fill));
+    // (A set with no byte has none to find but backslashes.)
+    let set: [u8; N] = filled(seconds, b'\\');
     match simd {
         #[cfg(target_arch = "x86_64")]
         Simd::Avx512 if Simd::Avx512.is_available() => {
